@@ -1,0 +1,1 @@
+"""Who labels: teacher LLMs, prompt styles, the ensemble and its aggregation, human review."""

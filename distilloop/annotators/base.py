@@ -1,0 +1,125 @@
+"""The ``Teacher`` contract: a labeler that answers a prompt with a label from the label set and a rationale.
+
+Cloud teachers (OpenAI, Anthropic), an OpenAI-compatible local server, an in-process local LLM and the
+replay teacher all implement it. The ensemble (:mod:`distilloop.annotators.ensemble`) owns caching by
+request hash, the budget and the store; a teacher only renders, estimates, prices and answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from distilloop.annotators.pricing import Price
+from distilloop.annotators.prompts import Prompt, get_style
+from distilloop.storage.store import Spend
+
+#: tokens added by chat templates around the messages (role markers, special tokens); generous on purpose
+TEMPLATE_OVERHEAD_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class LabelingItem:
+    """What a teacher may see of one example."""
+
+    example_id: str
+    fields: dict[str, Any]
+    labels: tuple[str, ...]
+    task: str
+    gold: str | None = None  # only filled for ground-truth priming, never otherwise
+    student_explanation: str | None = None  # for explanation revision (ELAD)
+    student_label: str | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass
+class TeacherAnswer:
+    """A parsed answer. ``valid`` is False when the label is missing or outside the label set."""
+
+    raw: str
+    label: str | None
+    rationale: str | None
+    confidence: float | None
+    usage: Usage
+    latency_s: float = 0.0
+    valid: bool = True
+    error: str | None = None
+    confidence_source: str | None = None  # "logprobs", "verbalized", "self_consistency", "recorded"
+    distribution: dict[str, float] | None = None  # the teacher's label distribution, where known
+    batch: bool = False
+
+
+def upper_bound_tokens(text: str) -> int:
+    """An upper bound on the tokens of ``text`` for byte-level BPE tokenizers: at most one per byte."""
+    return len(text.encode("utf-8")) + TEMPLATE_OVERHEAD_TOKENS
+
+
+@dataclass
+class Teacher(ABC):
+    """Base of every teacher. Subclasses set ``kind`` and implement :meth:`answer`."""
+
+    name: str
+    model: str
+    prompt: str = "zero_shot_rationale"
+    max_tokens: int = 256
+    temperature: float = 0.0
+    price: dict[str, float] | None = None
+    prompt_options: dict[str, Any] = field(default_factory=dict)
+
+    kind = "abstract"
+    #: whether the teacher's estimate of input tokens is exact (replay) rather than an upper bound
+    exact_estimate = False
+
+    def __post_init__(self) -> None:
+        self.style = get_style(self.prompt)
+        self._price = Price.resolve(self.model, self.price, kind=self.kind)
+
+    # -- rendering and accounting ------------------------------------------------------------------
+    def render(self, item: LabelingItem) -> Prompt:
+        return self.style.render(item, **self.prompt_options)
+
+    def request_hash(self, prompt: Prompt) -> str:
+        """Identity of a paid request: same hash, same answer; looked up before anything is paid."""
+        key = {"kind": self.kind, "model": self.model, "style": prompt.style, "version": prompt.version,
+               "messages": prompt.messages, "max_tokens": self.max_tokens, "temperature": self.temperature,
+               "extra": self.hash_extra()}
+        return hashlib.sha256(json.dumps(key, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    def hash_extra(self) -> Any:
+        return None
+
+    def estimate(self, prompt: Prompt, example_id: str | None = None) -> Spend:
+        """Upper bound of what answering ``prompt`` can cost; reserved before the call is sent."""
+        tokens_in = upper_bound_tokens(prompt.text)
+        return Spend(tokens_in, self.max_tokens, self._price.cost(tokens_in, self.max_tokens))
+
+    def expected(self, prompt: Prompt) -> Spend:
+        """A realistic (not worst-case) estimate for pre-flight reports: ~4 bytes a token, half the output."""
+        tokens_in = len(prompt.text.encode("utf-8")) // 4 + 16
+        tokens_out = max(1, self.max_tokens // 2)
+        return Spend(tokens_in, tokens_out, self._price.cost(tokens_in, tokens_out))
+
+    def cost(self, usage: Usage, *, batch: bool = False) -> float:
+        return self._price.cost(usage.tokens_in, usage.tokens_out, cached=usage.cached_tokens,
+                                cache_write=usage.cache_write_tokens, batch=batch)
+
+    # -- answering ---------------------------------------------------------------------------------
+    @abstractmethod
+    async def answer(self, prompt: Prompt, item: LabelingItem) -> TeacherAnswer:
+        """Send ``prompt`` and parse the reply; raise :class:`~distilloop.errors.TeacherError` on failure."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections or models."""
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.kind}: {self.model}, prompt {self.style.name} v{self.style.version})"

@@ -1,0 +1,159 @@
+"""An in-process local LLM teacher on llama.cpp (``llama-cpp-python``), for campaigns with no API key.
+
+The answer is constrained to the prompt's JSON schema by a llama.cpp grammar, so the label is always one of
+the label set. The confidence is the model's own probability of its label: after generating, the prefix up
+to the label's opening quote is scored once more (the KV cache makes this a few tokens of work) and the
+next-token distribution is read at the first token of each label, normalised over the label set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from distilloop._extras import require
+from distilloop.annotators.base import LabelingItem, Teacher, TeacherAnswer, Usage
+from distilloop.annotators.models import resolve_model_path
+from distilloop.annotators.parsing import parse_answer
+from distilloop.annotators.prompts import Prompt
+from distilloop.errors import InvalidAnswer, TeacherError
+from distilloop.storage.store import Spend
+
+_LABEL_VALUE = re.compile(r'"label"\s*:\s*"')
+_LOADED: dict[tuple[str, int, int | None], Any] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+@dataclass
+class LlamaCppTeacher(Teacher):
+    """A GGUF model run by llama.cpp in this process. ``model`` is a packaged alias or a ``.gguf`` path."""
+
+    n_ctx: int = 2048
+    n_threads: int | None = None
+    seed: int = 0
+    rationale_max_chars: int = 200
+
+    kind = "llama_cpp"
+    exact_estimate = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._llm: Any = None
+        self._lock = threading.Lock()
+
+    # -- model -------------------------------------------------------------------------------------
+    def _load(self) -> Any:
+        if self._llm is None:
+            llama_cpp = require("llama_cpp", "local", purpose="the llama_cpp teacher")
+            path = resolve_model_path(self.model)
+            key = (str(path), self.n_ctx, self.n_threads)
+            with _LOAD_LOCK:
+                if key not in _LOADED:
+                    _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                                   seed=self.seed, verbose=False)
+                self._llm = _LOADED[key]
+            fmt = require("llama_cpp.llama_chat_format", "local")
+            meta = self._llm.metadata
+            template = meta.get("tokenizer.chat_template")
+            if not template:
+                raise TeacherError(f"{path} has no chat template in its metadata; use an instruct GGUF model")
+            eos = self._llm._model.token_get_text(self._llm.token_eos())
+            bos = self._llm._model.token_get_text(self._llm.token_bos()) if self._llm.token_bos() >= 0 else ""
+            self._formatter = fmt.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+            self._grammars: dict[str, Any] = {}
+        return self._llm
+
+    def _schema(self, prompt: Prompt) -> dict[str, Any]:
+        schema = json.loads(json.dumps(prompt.schema))
+        props = schema.get("properties", {})
+        if "rationale" in props:
+            props["rationale"]["maxLength"] = self.rationale_max_chars
+        return schema
+
+    def _grammar(self, prompt: Prompt) -> Any:
+        key = json.dumps(self._schema(prompt), sort_keys=True)
+        if key not in self._grammars:
+            grammar_mod = require("llama_cpp.llama_grammar", "local")
+            self._grammars[key] = grammar_mod.LlamaGrammar.from_json_schema(key, verbose=False)
+        return self._grammars[key]
+
+    def _prompt_text(self, prompt: Prompt) -> str:
+        return self._formatter(messages=prompt.messages).prompt
+
+    def count_tokens(self, text: str) -> int:
+        llm = self._load()
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    # -- accounting: the prompt's tokens are counted exactly; the output is capped by max_tokens ----------
+    def estimate(self, prompt: Prompt, example_id: str | None = None) -> Spend:
+        with self._lock:
+            tokens_in = self.count_tokens(self._prompt_text_locked(prompt)) + 1
+        return Spend(tokens_in, self.max_tokens, self._price.cost(tokens_in, self.max_tokens))
+
+    def _prompt_text_locked(self, prompt: Prompt) -> str:
+        self._load()
+        return self._prompt_text(prompt)
+
+    def hash_extra(self) -> Any:
+        return {"rationale_max_chars": self.rationale_max_chars, "seed": self.seed}
+
+    # -- answering -----------------------------------------------------------------------------------
+    async def answer(self, prompt: Prompt, item: LabelingItem) -> TeacherAnswer:
+        return await asyncio.to_thread(self._answer_sync, prompt)
+
+    def _answer_sync(self, prompt: Prompt) -> TeacherAnswer:
+        with self._lock:
+            llm = self._load()
+            text = self._prompt_text(prompt)
+            started = time.perf_counter()
+            try:
+                out = llm.create_completion(prompt=text, grammar=self._grammar(prompt), max_tokens=self.max_tokens,
+                                            temperature=self.temperature, seed=self.seed)
+            except (RuntimeError, ValueError) as exc:
+                raise TeacherError(f"llama.cpp failed: {exc}") from exc
+            raw = out["choices"][0]["text"]
+            usage = Usage(out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"])
+            distribution = self._label_distribution(llm, text, raw, prompt.labels)
+            latency = time.perf_counter() - started
+        try:
+            parsed = parse_answer(raw, prompt.labels)
+        except InvalidAnswer as exc:
+            return TeacherAnswer(raw, None, None, None, usage, latency, valid=False, error=str(exc))
+        confidence = distribution.get(parsed.label) if distribution else None
+        return TeacherAnswer(raw, parsed.label, parsed.rationale, confidence, usage, latency,
+                             confidence_source="logprobs" if distribution else None, distribution=distribution)
+
+    def _label_distribution(self, llm: Any, prompt_text: str, raw: str, labels: tuple[str, ...]) -> dict[str, float] | None:
+        m = _LABEL_VALUE.search(raw)
+        if not m:
+            return None
+        prefix = llm.tokenize((prompt_text + raw[: m.end()]).encode("utf-8"), add_bos=False, special=True)
+        first: dict[str, int] = {}
+        for label in labels:
+            toks = llm.tokenize(label.encode("utf-8"), add_bos=False, special=False)
+            if not toks:
+                return None
+            first[label] = toks[0]
+        if len(set(first.values())) != len(first):
+            return None  # labels share a first token: the next-token distribution cannot tell them apart
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        n = 0
+        for a, b in zip(cached, prefix):
+            if a != b:
+                break
+            n += 1
+        n = min(n, len(prefix) - 1)
+        llm.n_tokens = n
+        llm.eval(prefix[n:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
+        picked = np.array([logits[t] for t in first.values()])
+        probs = np.exp(picked - picked.max())
+        probs /= probs.sum()
+        return {label: float(p) for label, p in zip(first, probs)}

@@ -1,0 +1,74 @@
+"""Parsing a teacher's reply into a label from the label set, a rationale and an optional confidence."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from distilloop.errors import InvalidAnswer
+
+_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    label: str
+    rationale: str | None
+    confidence: float | None
+
+
+def normalize_label(value: Any, labels: tuple[str, ...]) -> str | None:
+    """Map a reply's label onto the label set: exact, then case-insensitive, then an option letter like "(B)"."""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if text in labels:
+        return text
+    folded = {x.casefold(): x for x in labels}
+    key = text.strip(" .\"'`").casefold()
+    if key in folded:
+        return folded[key]
+    m = re.match(r"^\(?([A-Za-z0-9]+)\)?[.):]?(\s|$)", text)
+    if m and m.group(1) in labels:
+        return m.group(1)
+    return None
+
+
+def extract_object(raw: str) -> dict[str, Any]:
+    text = raw.strip()
+    if text.startswith("```"):
+        text = re.sub(r"^```[a-zA-Z]*\s*|\s*```$", "", text)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        m = _OBJECT.search(text)
+        if not m:
+            raise InvalidAnswer(f"reply is not JSON: {raw[:120]!r}") from None
+        try:
+            obj = json.loads(m.group(0))
+        except json.JSONDecodeError:
+            raise InvalidAnswer(f"reply is not valid JSON: {raw[:120]!r}") from None
+    if not isinstance(obj, dict):
+        raise InvalidAnswer(f"reply must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...]) -> Parsed:
+    """Parse ``raw`` (text or an already-decoded object); raise :class:`InvalidAnswer` if the label is not
+    in ``labels``."""
+    obj = raw if isinstance(raw, dict) else extract_object(raw)
+    if "label" not in obj:
+        raise InvalidAnswer(f"reply has no 'label' field: {json.dumps(obj)[:120]}")
+    label = normalize_label(obj["label"], labels)
+    if label is None:
+        raise InvalidAnswer(f"label {obj['label']!r} is not in the label set {list(labels)}")
+    rationale = obj.get("rationale")
+    rationale = str(rationale).strip() if rationale not in (None, "") else None
+    conf = obj.get("confidence")
+    confidence = None
+    if isinstance(conf, int | float) and not isinstance(conf, bool) and math.isfinite(conf):
+        confidence = min(1.0, max(0.0, float(conf) / 100 if conf > 1 else float(conf)))
+    return Parsed(label, rationale, confidence)

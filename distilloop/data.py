@@ -1,0 +1,183 @@
+"""Reading labeled and unlabeled example files (JSONL, JSONL.gz, CSV) into :class:`Example` records.
+
+A row carries an id, the input fields (``text``, or ``question`` and ``choices`` for multiple choice), an
+optional ``split`` (pool / dev / test) and an optional gold ``label`` and human ``rationale``. Gold labels are
+kept for evaluation and simulated review; they never reach a teacher unless the user asks for
+ground-truth priming.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distilloop.errors import DataError
+
+SPLITS = ("pool", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One item of a campaign. ``fields`` holds only what a teacher may see."""
+
+    id: str
+    fields: dict[str, Any]
+    split: str = "pool"
+    gold: str | None = None
+    gold_rationale: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The input as one string, the way students and strategies see it."""
+        return render_input(self.fields)
+
+
+def render_input(fields: dict[str, Any]) -> str:
+    """Flatten input fields into one string (``text`` as is; multiple choice as question plus options)."""
+    if "text" in fields and len(fields) == 1:
+        return str(fields["text"])
+    parts = []
+    for key, value in fields.items():
+        if key == "choices" and isinstance(value, dict):
+            parts.append(" ".join(f"({k}) {v}" for k, v in value.items()))
+        else:
+            parts.append(str(value))
+    return "\n".join(parts)
+
+
+@dataclass
+class DataSpec:
+    """Where the fields of a row are (all names configurable in the campaign's ``[data]`` table)."""
+
+    input_fields: Sequence[str] = ("text",)
+    label_field: str = "label"
+    id_field: str = "id"
+    split_field: str = "split"
+    rationale_field: str = "rationale"
+    test_fraction: float = 0.2
+    dev_fraction: float = 0.0
+    seed: int = 0
+    limits: dict[str, int] = field(default_factory=dict)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8", newline="")  # noqa: SIM115
+
+
+def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    name = path.name.lower()
+    try:
+        with _open_text(path) as handle:
+            if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json.gz", ".ndjson.gz")):
+                for lineno, line in enumerate(handle, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(
+                            f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object"
+                        ) from None
+                    if not isinstance(row, dict):
+                        raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                    yield lineno, row
+            elif name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+                delimiter = "\t" if ".tsv" in name else ","
+                for lineno, row in enumerate(csv.DictReader(handle, delimiter=delimiter), 2):
+                    yield lineno, {k: v for k, v in row.items() if k is not None}
+            else:
+                raise DataError(
+                    f"{path}: unknown data format; use .jsonl, .jsonl.gz, .csv or .tsv (got '{path.suffix}')"
+                )
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise DataError(f"data file not found: {path}; check the path (relative paths are resolved "
+                            "against the campaign file's folder)") from None
+        raise DataError(f"{path}: cannot be read ({exc}); is it a UTF-8 text or gzip file?") from None
+
+
+def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequence[str] | None = None) -> list[Example]:
+    """Read and validate every row of ``path``; raise :class:`DataError` naming the first bad row.
+
+    Rows without a split are assigned to pool / dev / test by ``spec``'s fractions and seed, so the same
+    file always gives the same splits.
+    """
+    spec = spec or DataSpec()
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path}; check the path (relative paths are resolved against "
+                        "the campaign file's folder)")
+    label_set = set(labels) if labels is not None else None
+    examples: list[Example] = []
+    seen: set[str] = set()
+    unsplit: list[int] = []
+    for lineno, row in _rows(path):
+        where = f"{path.name}:{lineno}"
+        fields: dict[str, Any] = {}
+        for name in spec.input_fields:
+            value = row.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise DataError(f"{where}: row has no '{name}' (an input field); every row needs "
+                                f"{', '.join(repr(f) for f in spec.input_fields)}, or set [data] input_fields")
+            fields[name] = value
+        rid = row.get(spec.id_field)
+        rid = str(rid) if rid not in (None, "") else f"row-{lineno}"
+        if rid in seen:
+            raise DataError(f"{where}: duplicate id '{rid}'; ids must be unique")
+        seen.add(rid)
+        gold = row.get(spec.label_field)
+        gold = None if gold in (None, "") else str(gold)
+        if gold is not None and label_set is not None and gold not in label_set:
+            raise DataError(f"{where}: label '{gold}' is not in the label set {sorted(label_set)}; fix the row "
+                            "or add the label to [campaign] labels")
+        split = row.get(spec.split_field)
+        if split in (None, ""):
+            split = None
+            unsplit.append(len(examples))
+        elif split not in SPLITS:
+            raise DataError(f"{where}: split '{split}' is not one of {', '.join(SPLITS)}")
+        rationale = row.get(spec.rationale_field)
+        examples.append(Example(rid, fields, split or "pool", gold, str(rationale) if rationale else None))
+    if not examples:
+        raise DataError(f"{path}: no rows; the data file is empty")
+    if unsplit:
+        examples = _assign_splits(examples, unsplit, spec)
+    if spec.limits:
+        examples = _apply_limits(examples, spec.limits)
+    return examples
+
+
+def _assign_splits(examples: list[Example], idx: list[int], spec: DataSpec) -> list[Example]:
+    rng = np.random.default_rng(spec.seed)
+    order = rng.permutation(len(idx))
+    n_test = int(round(len(idx) * spec.test_fraction))
+    n_dev = int(round(len(idx) * spec.dev_fraction))
+    out = list(examples)
+    for rank, j in enumerate(order):
+        i = idx[j]
+        split = "test" if rank < n_test else "dev" if rank < n_test + n_dev else "pool"
+        e = examples[i]
+        out[i] = Example(e.id, e.fields, split, e.gold, e.gold_rationale)
+    return out
+
+
+def _apply_limits(examples: list[Example], limits: dict[str, int]) -> list[Example]:
+    counts: dict[str, int] = {}
+    out = []
+    for e in examples:
+        cap = limits.get(e.split)
+        if cap is not None and counts.get(e.split, 0) >= cap:
+            continue
+        counts[e.split] = counts.get(e.split, 0) + 1
+        out.append(e)
+    return out

@@ -1,0 +1,72 @@
+"""Names a campaign config can use for each extension point, resolved lazily to classes.
+
+Later parts register here; a config names a component by ``kind`` (teachers, reviewers, students) or
+``name`` (strategies), and its other keys are passed to the constructor, checked against its signature.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from typing import Any
+
+from distilloop.errors import ConfigError
+
+TEACHERS: dict[str, str] = {
+    "llama_cpp": "distilloop.annotators.local:LlamaCppTeacher",
+    "replay": "distilloop.annotators.replay:ReplayTeacher",
+}
+STRATEGIES: dict[str, str] = {
+    "random": "distilloop.strategies.random:RandomSampling",
+    "entropy": "distilloop.strategies.uncertainty:EntropySampling",
+    "least_confidence": "distilloop.strategies.uncertainty:LeastConfidence",
+    "margin": "distilloop.strategies.uncertainty:BreakingTies",
+}
+STUDENTS: dict[str, str] = {
+    "tfidf_logreg": "distilloop.students.tfidf:TfidfLogReg",
+}
+REVIEWERS: dict[str, str] = {
+    "auto": "distilloop.annotators.review:AutoAcceptReviewer",
+}
+AGGREGATORS: dict[str, str] = {
+    "majority": "distilloop.annotators.aggregation:MajorityVote",
+}
+
+TABLES = {"teacher": TEACHERS, "strategy": STRATEGIES, "student": STUDENTS, "reviewer": REVIEWERS,
+          "aggregation": AGGREGATORS}
+
+
+def did_you_mean(word: str, options: list[str] | tuple[str, ...] | set[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def resolve(part: str, name: str, *, where: str) -> type:
+    table = TABLES[part]
+    if name not in table:
+        raise ConfigError(f"{where}: unknown {part} '{name}'{did_you_mean(name, table)}; "
+                          f"choose one of: {', '.join(sorted(table))}")
+    module, _, attr = table[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def check_params(cls: type, params: dict[str, Any], *, where: str, reserved: tuple[str, ...] = ()) -> None:
+    """Reject keys that ``cls``'s constructor does not take, suggesting the closest one."""
+    sig = inspect.signature(cls.__init__)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    accepted = [n for n in sig.parameters if n not in ("self", *reserved)]
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, accepted)}; "
+                              f"{cls.__name__} takes: {', '.join(accepted) or 'no options'}")
+
+
+def build(part: str, name: str, params: dict[str, Any], *, where: str, **context: Any) -> Any:
+    cls = resolve(part, name, where=where)
+    check_params(cls, params, where=where, reserved=tuple(context))
+    try:
+        return cls(**params, **context)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

@@ -1,0 +1,90 @@
+"""The ``Strategy`` contract (after small-text's ``QueryStrategy``).
+
+``select(ctx, n)`` returns ids from the unlabeled pool, unique, exactly ``n`` of them or all that remain,
+deterministic for a given ``ctx.rng`` seed. The base class validates the request once for every strategy
+("Pool exhausted: 3 available / 10 requested" is not an error: all 3 are returned), and subclasses
+implement :meth:`query`, returning ids and a score per id (higher = more worth labeling).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from distilloop.errors import DistilloopError
+
+if TYPE_CHECKING:
+    from distilloop.storage.store import Store
+    from distilloop.students.base import Student
+
+
+@dataclass
+class SelectionContext:
+    """What a strategy may look at when it picks."""
+
+    unlabeled_ids: list[str]
+    unlabeled_texts: list[str]
+    labeled_ids: list[str]
+    labeled_texts: list[str]
+    labeled_y: list[str]
+    classes: list[str]
+    rng: np.random.Generator
+    student: Student | None = None
+    store: Store | None = None
+    round_no: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def probabilities(self) -> np.ndarray:
+        """The student's class probabilities over the unlabeled pool, cached in the store when it has one."""
+        if self.student is None or not self.student.is_fitted():
+            raise DistilloopError("this strategy needs a trained student; run a random first round "
+                                  "([rounds] initial_size) or pick strategy 'random'")
+        cached = self.extra.get("proba")
+        if cached is None:
+            cached = np.asarray(self.student.predict_proba(self.unlabeled_texts), dtype=np.float64)
+            self.extra["proba"] = cached
+        return cached
+
+
+@dataclass(frozen=True)
+class Selection:
+    ids: list[str]
+    scores: list[float]
+
+
+class Strategy(ABC):
+    """Base of every strategy. ``requires_student``: cannot run before a student is trained."""
+
+    name = "abstract"
+    requires_student = True
+
+    def select(self, ctx: SelectionContext, n: int) -> Selection:
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        if len(ctx.unlabeled_ids) != len(ctx.unlabeled_texts):
+            raise ValueError("unlabeled_ids and unlabeled_texts must have the same length")
+        available = len(ctx.unlabeled_ids)
+        if available == 0:
+            return Selection([], [])
+        n = min(int(n), available)
+        sel = self.query(ctx, n)
+        if len(sel.ids) != n or len(set(sel.ids)) != n:
+            raise DistilloopError(f"strategy {self.name} returned {len(sel.ids)} ids ({len(set(sel.ids))} unique), "
+                                  f"expected {n}")
+        return sel
+
+    @abstractmethod
+    def query(self, ctx: SelectionContext, n: int) -> Selection:
+        """Pick ``n`` ids (``1 <= n <= len(pool)``) from ``ctx.unlabeled_ids``."""
+
+
+def top_n(ids: Sequence[str], scores: np.ndarray, n: int, rng: np.random.Generator) -> Selection:
+    """The ``n`` highest scores; ties broken by a seeded random permutation, not by pool order."""
+    scores = np.asarray(scores, dtype=np.float64)
+    jitter = rng.permutation(len(scores))
+    order = np.lexsort((jitter, -scores))[:n]
+    return Selection([ids[i] for i in order], [float(scores[i]) for i in order])

@@ -1,0 +1,16 @@
+"""Random sampling: the baseline every active-learning strategy must beat."""
+
+from __future__ import annotations
+
+from distilloop.strategies.base import Selection, SelectionContext, Strategy
+
+
+class RandomSampling(Strategy):
+    """Uniform sampling without replacement from the unlabeled pool (seeded)."""
+
+    name = "random"
+    requires_student = False
+
+    def query(self, ctx: SelectionContext, n: int) -> Selection:
+        idx = ctx.rng.choice(len(ctx.unlabeled_ids), size=n, replace=False)
+        return Selection([ctx.unlabeled_ids[i] for i in idx], [0.0] * n)

@@ -1,0 +1,124 @@
+"""The ``Student`` contract: what a campaign distils, retrains each round and promotes when better.
+
+A student is fitted on labeled examples, optionally with the teachers' rationales (Distilling
+Step-by-Step) and soft labels (the ensemble's label distribution, for knowledge distillation); it predicts
+probabilities over the label set in a fixed order; it saves to a directory and loads back; each fitted
+student has a version id. As in scikit-learn, the constructor only stores parameters, ``fit`` validates,
+fitted state ends in ``_``, and :meth:`clone` gives a fresh unfitted student with the same parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distilloop.errors import StudentError
+
+
+class Student(ABC):
+    """Base class of every student. ``classes_`` is the label order of :meth:`predict_proba`'s columns."""
+
+    kind = "abstract"
+    #: whether :meth:`fit` uses rationales / soft labels / warm start when given
+    uses_rationales = False
+    uses_soft_labels = False
+    supports_warm_start = False
+
+    classes_: list[str]
+    version_: str
+
+    # -- parameters (scikit-learn style) ---------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        sig = inspect.signature(type(self).__init__)
+        return {n: getattr(self, n) for n in sig.parameters if n != "self" and hasattr(self, n)}
+
+    def clone(self) -> Student:
+        """A fresh, unfitted student with the same parameters."""
+        return type(self)(**copy.deepcopy(self.get_params()))
+
+    # -- the contract --------------------------------------------------------------------------------
+    def fit(self, texts: Sequence[str], labels: Sequence[str], *, classes: Sequence[str],
+            rationales: Sequence[str | None] | None = None,
+            soft_labels: Sequence[Mapping[str, float] | None] | None = None,
+            warm_start: Student | None = None) -> Student:
+        """Validate the inputs, train, and set ``classes_`` and ``version_``."""
+        texts, labels, classes = list(texts), list(labels), list(classes)
+        if len(texts) != len(labels):
+            raise StudentError(f"texts and labels must have the same length, got {len(texts)} and {len(labels)}")
+        if not texts:
+            raise StudentError("cannot fit a student on no examples; label some first")
+        unknown = sorted(set(labels) - set(classes))
+        if unknown:
+            raise StudentError(f"labels {unknown} are not in the label set {classes}")
+        for name, seq in (("rationales", rationales), ("soft_labels", soft_labels)):
+            if seq is not None and len(seq) != len(texts):
+                raise StudentError(f"{name} must have one entry per text, got {len(seq)} for {len(texts)} texts")
+        self.classes_ = classes
+        started = time.perf_counter()
+        self._fit(texts, labels, rationales=rationales, soft_labels=soft_labels,
+                  warm_start=warm_start if self.supports_warm_start else None)
+        self.fit_seconds_ = time.perf_counter() - started
+        digest = hashlib.sha256(json.dumps([self.kind, self.get_params(), texts, labels, rationales],
+                                           default=str).encode()).hexdigest()[:10]
+        self.version_ = f"{self.kind}-{digest}"
+        return self
+
+    @abstractmethod
+    def _fit(self, texts: list[str], labels: list[str], *, rationales: Sequence[str | None] | None,
+             soft_labels: Sequence[Mapping[str, float] | None] | None, warm_start: Student | None) -> None: ...
+
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities, shape ``(len(texts), len(classes_))``, rows summing to 1."""
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        proba = self.predict_proba(texts)
+        return [self.classes_[i] for i in np.asarray(proba).argmax(axis=1)]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray | None:
+        """Vectors for diversity strategies, where the student has a representation; else ``None``."""
+        return None
+
+    def is_fitted(self) -> bool:
+        return hasattr(self, "version_")
+
+    # -- persistence ---------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"kind": self.kind, "params": self.get_params(), "classes": self.classes_,
+                "version": self.version_, "module": type(self).__module__, "class": type(self).__qualname__}
+        self._save(path)
+        (path / "distilloop_student.json").write_text(json.dumps(meta, indent=2, default=str))
+        return path
+
+    @abstractmethod
+    def _save(self, path: Path) -> None: ...
+
+    @abstractmethod
+    def _load(self, path: Path) -> None: ...
+
+    @staticmethod
+    def load(path: str | Path) -> Student:
+        path = Path(path)
+        meta_file = path / "distilloop_student.json"
+        if not meta_file.exists():
+            raise StudentError(f"{path} is not a saved distilloop student (no distilloop_student.json)")
+        meta = json.loads(meta_file.read_text())
+        import importlib
+
+        cls = getattr(importlib.import_module(meta["module"]), meta["class"])
+        student = cls(**meta["params"])
+        student.classes_ = meta["classes"]
+        student.version_ = meta["version"]
+        student._load(path)
+        return student
