@@ -118,8 +118,24 @@ class Teacher(ABC):
     async def answer(self, prompt: Prompt, item: LabelingItem) -> TeacherAnswer:
         """Send ``prompt`` and parse the reply; raise :class:`~distilloop.errors.TeacherError` on failure."""
 
+    def slot(self, estimate: Spend) -> Any:
+        """An async context manager held around each call: per-teacher concurrency and rate limits."""
+        return no_limit()
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections or models."""
 
     def describe(self) -> str:
         return f"{self.name} ({self.kind}: {self.model}, prompt {self.style.name} v{self.style.version})"
+
+
+class _NoLimit:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def no_limit() -> _NoLimit:
+    return _NoLimit()

@@ -30,7 +30,7 @@ def initial(db: Database) -> None:
          "raw_response": str, "label": str, "rationale": str, "confidence": float, "confidence_source": str,
          "valid": int, "tokens_in": int, "tokens_out": int, "cached_tokens": int, "cache_write_tokens": int,
          "reserved_tokens_in": int, "reserved_tokens_out": int, "reserved_usd": float, "cost_usd": float,
-         "latency_s": float, "error": str, "batch_id": str, "created_at": str, "finished_at": str},
+         "latency_s": float, "error": str, "distribution": str, "batch_id": str, "created_at": str, "finished_at": str},
         pk="id",
     )
     db["teacher_calls"].create_index(["request_hash"])

@@ -60,6 +60,7 @@ class CallRecord:
     cost_usd: float
     raw_response: str | None
     error: str | None
+    distribution: dict[str, float] | None = None
 
 
 class Store:
@@ -220,7 +221,8 @@ class Store:
         return CallRecord(row["id"], row["request_hash"], row["round"], row["example_id"], row["teacher"],
                           row["model"], row["status"], row["label"], row["rationale"], row["confidence"],
                           bool(row["valid"]), row["tokens_in"] or 0, row["tokens_out"] or 0,
-                          row["cost_usd"] or 0.0, row["raw_response"], row["error"])
+                          row["cost_usd"] or 0.0, row["raw_response"], row["error"],
+                          json.loads(row["distribution"]) if row.get("distribution") else None)
 
     def begin_call(self, *, request_hash: str, round_no: int, example_id: str, teacher: str, model: str,
                    prompt_style: str, prompt_version: str, reserved: Spend, mode: str = "live",
@@ -240,7 +242,7 @@ class Store:
                     label: str | None = None, rationale: str | None = None, confidence: float | None = None,
                     confidence_source: str | None = None, valid: bool = False, cached_tokens: int = 0,
                     cache_write_tokens: int = 0, latency_s: float | None = None, error: str | None = None,
-                    ledger_kind: str = "call") -> None:
+                    distribution: dict[str, float] | None = None, ledger_kind: str = "call") -> None:
         """Record the outcome of a call and charge its usage to the ledger, in one transaction."""
         with self.db.atomic():
             row = self.db["teacher_calls"].get(call_id)
@@ -250,6 +252,7 @@ class Store:
                 "tokens_in": spend.tokens_in, "tokens_out": spend.tokens_out, "cached_tokens": cached_tokens,
                 "cache_write_tokens": cache_write_tokens, "cost_usd": spend.usd, "latency_s": latency_s,
                 "error": error, "finished_at": now(),
+                "distribution": json.dumps(distribution) if distribution else None,
             })
             if spend.tokens_in or spend.tokens_out or spend.usd:
                 self.db["ledger"].insert({

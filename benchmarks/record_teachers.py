@@ -1,0 +1,85 @@
+"""Record real local-LLM teacher answers once, for the replay teacher and every benchmark.
+
+Runs the packaged local teachers (Qwen2.5-Coder-0.5B and 1.5B Instruct through llama.cpp, the same
+``LlamaCppTeacher`` and prompt style that campaigns use) over a slice of a data set's pool, and appends one
+JSON line per (teacher, example) to a gzipped file: the raw reply, the parsed label, rationale, confidence
+and label distribution (from logprobs), token counts and latency. It resumes: examples already recorded for
+a teacher are skipped, so it can be stopped and restarted.
+
+    python benchmarks/record_teachers.py --data data/rt_polarity.jsonl.gz --limit 1000 \
+        --out data/recorded/rt_polarity.teachers.jsonl.gz --teacher qwen-0.5b=qwen2.5-coder-0.5b
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from distilloop.annotators.base import LabelingItem
+from distilloop.annotators.local import LlamaCppTeacher
+from distilloop.data import DataSpec, load_examples
+
+TASKS = {
+    "rt_polarity": ("Classify the sentiment of the movie review snippet as negative or positive.", ["text"]),
+    "cose_cqa_v1": ("Answer the commonsense question: pick the letter of the best choice.", ["question", "choices"]),
+    "commonsenseqa": ("Answer the commonsense question: pick the letter of the best choice.", ["question", "choices"]),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--limit", type=int, default=1000, help="first N pool examples (file order)")
+    ap.add_argument("--teacher", action="append", required=True, help="NAME=MODEL (alias or .gguf)")
+    ap.add_argument("--max-tokens", type=int, default=80)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    stem = Path(args.data).name.split(".")[0]
+    task, fields = TASKS[stem]
+    examples = [e for e in load_examples(args.data, DataSpec(input_fields=tuple(fields))) if e.split == "pool"]
+    examples = examples[: args.limit]
+    labels = sorted({e.gold for e in load_examples(args.data, DataSpec(input_fields=tuple(fields))) if e.gold})
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done: set[tuple[str, str]] = set()
+    if out.exists():
+        with gzip.open(out, "rt") as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill: recorded again below
+                done.add((r["teacher"], r["example_id"]))
+    for spec in args.teacher:
+        name, _, model = spec.partition("=")
+        teacher = LlamaCppTeacher(name=name, model=model, max_tokens=args.max_tokens, n_threads=args.threads)
+        todo = [e for e in examples if (name, e.id) not in done]
+        print(f"{name}: {len(todo)} to record ({len(examples) - len(todo)} already)", file=sys.stderr, flush=True)
+        started = time.time()
+        for i, e in enumerate(todo, 1):
+            item = LabelingItem(e.id, e.fields, tuple(labels), task)
+            prompt = teacher.render(item)
+            ans = asyncio.run(teacher.answer(prompt, item))
+            row = {"teacher": name, "model": model, "example_id": e.id, "prompt_style": prompt.style,
+                   "prompt_version": prompt.version,
+                   "prompt_sha256": hashlib.sha256(prompt.text.encode()).hexdigest()[:16],
+                   "raw": ans.raw, "label": ans.label, "rationale": ans.rationale, "confidence": ans.confidence,
+                   "distribution": ans.distribution, "valid": ans.valid, "tokens_in": ans.usage.tokens_in,
+                   "tokens_out": ans.usage.tokens_out, "latency_s": round(ans.latency_s, 3)}
+            with gzip.open(out, "at") as f:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if i % 25 == 0:
+                rate = (time.time() - started) / i
+                print(f"{name}: {i}/{len(todo)} ({rate:.2f} s each)", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

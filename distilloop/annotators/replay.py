@@ -1,0 +1,113 @@
+"""A teacher that answers from a recorded file of earlier teacher responses (JSONL, optionally gzipped).
+
+Benchmarks use it so that every run sees real LLM outputs without re-running the LLMs. Each line holds at
+least ``example_id``, ``raw`` (the reply text) and the usage (``tokens_in``, ``tokens_out``); ``label``,
+``rationale``, ``confidence`` and ``distribution`` are used as recorded when present, else parsed from
+``raw``. A file may hold several teachers' answers; ``source`` selects one by its ``teacher`` field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distilloop.annotators.base import LabelingItem, Teacher, TeacherAnswer, Usage
+from distilloop.annotators.parsing import normalize_label, parse_answer
+from distilloop.annotators.prompts import Prompt
+from distilloop.errors import ConfigError, InvalidAnswer, TeacherError
+from distilloop.storage.store import Spend
+
+_FILES: dict[tuple[str, str | None], dict[str, dict[str, Any]]] = {}
+
+
+def load_recording(path: Path, source: str | None) -> dict[str, dict[str, Any]]:
+    key = (str(path), source)
+    if key not in _FILES:
+        if not path.exists():
+            raise ConfigError(f"replay file not found: {path}")
+        opener = gzip.open if path.suffix == ".gz" else open
+        rows: dict[str, dict[str, Any]] = {}
+        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    raise ConfigError(f"{path}:{lineno}: not valid JSON") from None
+                if source is not None and row.get("teacher") != source:
+                    continue
+                if "example_id" not in row:
+                    raise ConfigError(f"{path}:{lineno}: a recorded answer needs 'example_id'")
+                rows[str(row["example_id"])] = row
+        if not rows:
+            raise ConfigError(f"{path}: no recorded answers" + (f" for teacher '{source}'" if source else ""))
+        _FILES[key] = rows
+    return _FILES[key]
+
+
+@dataclass
+class ReplayTeacher(Teacher):
+    """Answers from ``path``; ``source`` picks a recorded teacher; ``latency_s`` simulates a slow API."""
+
+    path: str = ""
+    source: str | None = None
+    latency_s: float = 0.0
+    base_dir: str = ""
+
+    kind = "replay"
+    exact_estimate = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.path:
+            raise ConfigError(f"teacher {self.name}: a replay teacher needs path = \"<recorded .jsonl.gz>\"")
+        p = Path(self.path)
+        if not p.is_absolute() and self.base_dir:
+            p = Path(self.base_dir) / p
+        self._rows = load_recording(p, self.source)
+
+    def hash_extra(self) -> Any:
+        return {"source": self.source}
+
+    def _row(self, example_id: str | None) -> dict[str, Any]:
+        if example_id is None or example_id not in self._rows:
+            raise TeacherError(f"teacher {self.name}: no recorded answer for example '{example_id}'")
+        return self._rows[example_id]
+
+    def has(self, example_id: str) -> bool:
+        return example_id in self._rows
+
+    def estimate(self, prompt: Prompt, example_id: str | None = None) -> Spend:
+        row = self._row(example_id)
+        t_in, t_out = int(row.get("tokens_in", 0)), int(row.get("tokens_out", 0))
+        return Spend(t_in, t_out, self._price.cost(t_in, t_out))
+
+    def expected(self, prompt: Prompt) -> Spend:
+        return super().expected(prompt)
+
+    async def answer(self, prompt: Prompt, item: LabelingItem) -> TeacherAnswer:
+        row = self._row(item.example_id)
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        usage = Usage(int(row.get("tokens_in", 0)), int(row.get("tokens_out", 0)))
+        raw = row.get("raw") or json.dumps({"rationale": row.get("rationale"), "label": row.get("label")})
+        dist = row.get("distribution")
+        try:
+            parsed = parse_answer(raw, prompt.labels)
+            label, rationale = parsed.label, parsed.rationale
+        except InvalidAnswer as exc:
+            label = normalize_label(row.get("label"), prompt.labels)
+            if label is None:
+                return TeacherAnswer(raw, None, None, None, usage, float(row.get("latency_s", 0.0)),
+                                     valid=False, error=str(exc))
+            rationale = row.get("rationale")
+        conf = row.get("confidence")
+        if conf is None and dist:
+            conf = dist.get(label)
+        return TeacherAnswer(raw, label, rationale, conf, usage, float(row.get("latency_s", 0.0)),
+                             confidence_source="recorded" if conf is not None else None, distribution=dist)

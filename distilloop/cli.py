@@ -1,0 +1,327 @@
+"""The ``distilloop`` command: a thin layer over the Python API.
+
+Every error distilloop raises on purpose is printed on one line (``error: ...``) with exit code 2 for bad
+input and 1 for failures at run time; a raw traceback is never shown (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from distilloop import __version__
+from distilloop.errors import DistilloopError, UserInputError
+
+DEFAULT_CONFIG = "campaign.toml"
+
+
+def _config(args: argparse.Namespace):
+    from distilloop.loop.config import load_config
+
+    return load_config(args.config)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+# -- init -------------------------------------------------------------------------------------------------
+STARTER = '''# distilloop campaign, written by `distilloop init`. Every key is documented in README.md.
+[campaign]
+name = {name}
+labels = {labels}
+task = {task}
+seed = 0
+
+[data]
+path = {path}
+input_fields = {fields}
+test_fraction = 0.2   # used only for rows without a "split" field
+
+[budget]
+max_tokens_in = 200000
+max_tokens_out = 50000
+max_usd = 1.00
+
+[rounds]
+max_rounds = 5
+initial_size = 20     # first round: random, before any student exists
+batch_size = 20
+
+[strategy]
+name = "entropy"
+
+[[teachers]]
+name = "qwen-1.5b"
+kind = "llama_cpp"
+model = "qwen2.5-coder-1.5b"
+max_tokens = 96
+
+[routing]
+min_agreement = 0.5
+
+[review]
+kind = "auto"
+
+[student]
+kind = "tfidf_logreg"
+
+[evaluation]
+split = "test"
+metric = "accuracy"
+'''
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from distilloop.data import DataSpec, load_examples
+
+    data = Path(args.data)
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+    examples = load_examples(data, DataSpec(input_fields=tuple(fields)))
+    if args.labels:
+        labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+        bad = sorted({e.gold for e in examples if e.gold is not None and e.gold not in labels})
+        if bad:
+            raise UserInputError(f"labels {bad} appear in {data} but not in --labels {labels}; add them")
+    else:
+        labels = sorted({e.gold for e in examples if e.gold is not None})
+        if len(labels) < 2:
+            raise UserInputError(f"cannot infer the label set from {data} (found {labels}); pass --labels a,b,...")
+        if len(labels) > 50:
+            raise UserInputError(f"{data} has {len(labels)} distinct labels; pass --labels explicitly")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserInputError(f"{out} already exists; pass --force to overwrite or --out another file")
+    rel = Path(data).resolve()
+    try:
+        rel = rel.relative_to(out.resolve().parent)
+    except ValueError:
+        pass
+    text = STARTER.format(name=json.dumps(args.name or out.stem), labels=json.dumps(labels),
+                          task=json.dumps(args.task), path=json.dumps(str(rel)), fields=json.dumps(fields))
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}: {len(examples)} examples, labels {labels}. Review it, then: distilloop run {out}")
+    return 0
+
+
+# -- run --------------------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from distilloop.loop.progress import Progress
+    from distilloop.loop.report import round_rows, rounds_table
+    from distilloop.loop.runner import Campaign
+
+    config = _config(args)
+    progress = Progress(quiet=args.quiet)
+    console = _console()
+    campaign = Campaign.open(config, progress=progress)
+    try:
+        def on_round(n: int) -> None:
+            if not args.quiet:
+                row = round_rows(campaign.store)[-1]
+                acc = row["accuracy"]
+                progress.note(f"round {n} done: {row['labeled']} labeled, {row['tokens_in'] + row['tokens_out']:,} "
+                              f"tokens, ${row['usd']:.4f}, student accuracy "
+                              f"{'-' if acc is None else f'{100 * acc:.1f}%'}")
+
+        reason = campaign.run(max_rounds=args.rounds, on_round=on_round)
+        console.print(rounds_table(round_rows(campaign.store), title=f"Campaign {config.campaign.name}: learning curve"))
+        console.print(f"stopped: {reason}")
+        console.print(f"store: {config.store_path}")
+    finally:
+        campaign.close()
+    return 0
+
+
+# -- status / report --------------------------------------------------------------------------------------
+def _open_store(args: argparse.Namespace):
+    from distilloop.storage.store import Store
+
+    config = _config(args)
+    return config, Store.open(config.store_path)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from distilloop.loop.report import round_rows, rounds_table, summary
+
+    config, store = _open_store(args)
+    try:
+        caps, _ = config.budget.caps()
+        s = summary(store, caps)
+        if args.json:
+            s["rounds_table"] = round_rows(store)
+            print(json.dumps(s, indent=2, default=str))
+            return 0
+        console = _console()
+        console.print(f"[bold]{s['name']}[/bold]: {s['rounds']} round(s); pool {s['examples']['pool']}, "
+                      f"test {s['examples']['test']}, dev {s['examples']['dev']}")
+        spent = s["spent"]
+
+        def cap(v: Any, fmt: str = "{:,}") -> str:
+            return "no cap" if v is None else fmt.format(v)
+
+        console.print(f"spent: {spent['tokens_in']:,} / {cap(caps.tokens_in)} tokens in, {spent['tokens_out']:,} / "
+                      f"{cap(caps.tokens_out)} tokens out, ${spent['usd']:.4f} / {cap(caps.usd, '${:.2f}')}")
+        console.print(f"labeled: {s['labeled']} ({', '.join(f'{k}: {v}' for k, v in s['labeled_by'].items()) or '-'}); "
+                      f"pending review: {s['pending_reviews']}; calls: "
+                      f"{', '.join(f'{k}: {v}' for k, v in s['calls'].items()) or '-'}")
+        for name, sp in s["by_teacher"].items():
+            console.print(f"  teacher {name}: {sp['tokens_in']:,} in, {sp['tokens_out']:,} out, ${sp['usd']:.4f}")
+        a = s["active_student"]
+        if a:
+            m = ", ".join(f"{k} {v:.4f}" for k, v in a["metrics"].items() if k != "n")
+            console.print(f"active student: {a['version']} (round {a['round']}): {m}")
+        console.print(rounds_table(round_rows(store)))
+        if s["stop_reason"]:
+            console.print(f"last stop: {s['stop_reason']}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from distilloop.loop.report import round_rows, rounds_table, summary
+
+    config, store = _open_store(args)
+    try:
+        caps, _ = config.budget.caps()
+        s = summary(store, caps)
+        rows = round_rows(store)
+        if args.json:
+            print(json.dumps({"summary": s, "rounds": rows}, indent=2, default=str))
+            return 0
+        console = _console()
+        console.rule(f"distilloop report: {s['name']}")
+        console.print(rounds_table(rows, title="Learning curve (cumulative spend)"))
+        console.print(f"spend: {s['spent']}")
+        for name, sp in s["by_teacher"].items():
+            console.print(f"  {name}: {sp}")
+        console.print(f"labels: {s['labeled']} accepted {s['labeled_by']}, {s['pending_reviews']} pending review")
+        if s["active_student"]:
+            console.print(f"active student: {s['active_student']}")
+        console.print(f"stop reason: {s['stop_reason']}")
+    finally:
+        store.close()
+    return 0
+
+
+# -- export -----------------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from distilloop.storage.export import export_jsonl
+
+    config, store = _open_store(args)
+    try:
+        out = Path(args.out) if args.out else config.store_path.with_name(f"{config.campaign.name}.export.jsonl")
+        n = export_jsonl(store, out, include_gold=args.include_gold)
+        print(f"wrote {n} labeled examples to {out}")
+    finally:
+        store.close()
+    return 0
+
+
+# -- models -----------------------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from distilloop.annotators import models
+
+    if args.prepare:
+        for alias in args.prepare:
+            path = models.resolve_model_path(alias)
+            print(f"{alias}: {path}")
+        return 0
+    for alias, m in models.MODELS.items():
+        print(f"{alias:22} {models.status(alias):28} {m.description}")
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="distilloop",
+        description="Active-learning annotation and distillation campaigns: teacher LLMs label with rationales, "
+                    "humans review disagreements, a small student is distilled on a hard budget.")
+    p.add_argument("--version", action="version", version=f"distilloop {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
+                        help=f"the campaign file (TOML); default: {DEFAULT_CONFIG}")
+
+    sp = sub.add_parser("init", help="write a starter campaign file for a data file",
+                        description="Validate a data file (JSONL, JSONL.gz or CSV) and write a starter campaign "
+                                    "file that uses the local teacher; edit it, then `distilloop run`.")
+    sp.add_argument("data", help="the data file: one example per row with an id, input field(s), optional split/label")
+    sp.add_argument("--labels", help="comma-separated label set (default: the labels found in the file)")
+    sp.add_argument("--fields", default="text", help="comma-separated input fields (default: text)")
+    sp.add_argument("--task", default="Classify the input.", help="the instruction the teachers get")
+    sp.add_argument("--name", help="campaign name (default: the output file's stem)")
+    sp.add_argument("--out", default=DEFAULT_CONFIG, help=f"where to write the campaign file (default: {DEFAULT_CONFIG})")
+    sp.add_argument("--force", action="store_true", help="overwrite an existing campaign file")
+    sp.set_defaults(func=cmd_init)
+
+    sp = sub.add_parser("run", help="run (or resume) a campaign until a stopping rule holds",
+                        description="Run rounds of select, annotate, aggregate, route, train, evaluate; print the "
+                                    "learning curve. A campaign stopped at any point resumes where it was.")
+    with_config(sp)
+    sp.add_argument("--rounds", type=int, help="run at most this many rounds now (the campaign's own limits still apply)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("status", help="rounds, spend against budget, agreement, student metrics",
+                        description="Show where a campaign stands without changing it.")
+    with_config(sp)
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("export", help="write the distilled data set (labels, rationales, provenance) as JSONL",
+                        description="Write every accepted label with its rationale, soft label, source (teachers, "
+                                    "human) and each teacher's vote as JSON lines.")
+    with_config(sp)
+    sp.add_argument("-o", "--out", help="output file (default: <name>.export.jsonl next to the store)")
+    sp.add_argument("--include-gold", action="store_true", help="also write the gold label where the data has one")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("report", help="a summary of the campaign: learning curve, spend, labels, student",
+                        description="Print a campaign summary (use --json for machine-readable output).")
+    with_config(sp)
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("models", help="list the packaged local teacher models, or prepare them",
+                        description="List local LLMs that ship inside wheels (the `local` extra) and whether they are "
+                                    "installed; --prepare assembles and checksums them ahead of a run.")
+    sp.add_argument("--prepare", nargs="+", metavar="ALIAS", help="assemble these models now")
+    sp.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except DistilloopError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: the campaign is checkpointed; `distilloop run` resumes it", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

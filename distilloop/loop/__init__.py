@@ -1,0 +1,1 @@
+"""The campaign: config, budget, the round runner, routing of items to review, progress and reports."""

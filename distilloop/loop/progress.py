@@ -1,0 +1,58 @@
+"""Progress on long work (rich), silenced with ``quiet``. Library code never configures logging."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class Progress:
+    """Bars, spinners and notes on stderr; all no-ops when ``quiet``."""
+
+    def __init__(self, quiet: bool = False, console: Any = None) -> None:
+        self.quiet = quiet
+        if console is None and not quiet:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+        self.console = console
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"[dim]{message}[/dim]")
+
+    def warn(self, message: str) -> None:
+        if self.console is not None:
+            self.console.print(f"[yellow]warning:[/yellow] {message}")
+        else:
+            print(f"warning: {message}", file=sys.stderr)
+
+    @contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        if self.quiet:
+            yield
+            return
+        with self.console.status(message):
+            yield
+        self.console.print(f"[dim]{message}: done[/dim]")
+
+    @contextmanager
+    def bar(self, description: str, total: int) -> Iterator[Callable[[], None]]:
+        if self.quiet:
+            yield lambda: None
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        with RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False) as p:
+            task = p.add_task(description, total=total)
+            yield lambda: p.advance(task)

@@ -1,0 +1,316 @@
+"""The round runner: select, annotate, aggregate, route, train, evaluate, checkpoint; stop when done.
+
+Each step ends in a checkpoint (the round's ``status`` in the store), so a campaign killed at any point
+continues with ``distilloop run``: a round is resumed at the step it was in, and teacher answers already paid
+for are reused by request hash, never bought again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distilloop.annotators.base import LabelingItem, Teacher
+from distilloop.annotators.ensemble import TeacherEnsemble
+from distilloop.annotators.review import ReviewItem
+from distilloop.data import Example, load_examples
+from distilloop.errors import StoreError
+from distilloop.loop import factory
+from distilloop.loop.budget import Budget
+from distilloop.loop.config import CampaignConfig
+from distilloop.loop.metrics import evaluate
+from distilloop.loop.progress import Progress
+from distilloop.loop.routing import ACCEPT, REVIEW, ThresholdRouter
+from distilloop.storage.store import Spend, Store
+from distilloop.strategies.base import SelectionContext
+from distilloop.students.base import Student
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundOutcome:
+    round: int
+    stop_reason: str | None = None
+
+
+class Campaign:
+    """One campaign: its config, its store and its parts. Use :meth:`open` to create or resume one."""
+
+    def __init__(self, config: CampaignConfig, store: Store, *, progress: Progress | None = None,
+                 teachers: list[Teacher] | None = None, reviewer: Any = None) -> None:
+        self.config = config
+        self.store = store
+        self.progress = progress or Progress(quiet=True)
+        self.labels = list(config.campaign.labels)
+        self.teachers = teachers if teachers is not None else factory.build_teachers(config)
+        self.strategy = factory.build_strategy(config)
+        self.student_template: Student = factory.build_student(config)
+        self.reviewer = reviewer if reviewer is not None else factory.build_reviewer(config)
+        self.aggregator = factory.build_aggregator(config)
+        self.router = ThresholdRouter(config.routing.min_agreement, config.routing.max_review_per_round)
+        caps, round_caps = config.budget.caps()
+        self.budget = Budget(caps, round_caps, spent=store.spent())
+        self.ensemble = TeacherEnsemble(self.teachers, store, self.budget, concurrency=config.rounds.concurrency)
+        self._examples = {e.id: e for e in store.examples()}
+
+    # -- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, config: CampaignConfig, **kwargs: Any) -> Campaign:
+        """Create the store from the data file (validated first: bad data leaves nothing behind) or reopen it."""
+        path = config.store_path
+        fingerprint = config.fingerprint()
+        if path.exists():
+            store = Store.open(path)
+            recorded = store.get_meta("fingerprint")
+            if recorded is not None and recorded != fingerprint:
+                store.close()
+                raise StoreError(
+                    f"{path} belongs to a campaign with other labels, data or teachers than {config.path}; "
+                    "changing those under a running campaign would mix incompatible answers: set a new "
+                    "[campaign] store (or name) to start a new campaign")
+        else:
+            # build every part first, so a config error leaves no store behind
+            factory.build_teachers(config)
+            factory.build_strategy(config)
+            factory.build_student(config)
+            examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels)
+            store = Store.create(path, examples, {"fingerprint": fingerprint, "name": config.campaign.name,
+                                                  "labels": config.campaign.labels, "config": config.raw})
+        return cls(config, store, **kwargs)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def item(self, e: Example) -> LabelingItem:
+        return LabelingItem(e.id, e.fields, tuple(self.labels), self.config.campaign.task)
+
+    def students_dir(self) -> Path:
+        return self.config.store_path.with_name(self.config.campaign.name + ".students")
+
+    def active_student(self) -> Student | None:
+        row = self.store.active_student()
+        if row is None:
+            return None
+        return Student.load(row["path"])
+
+    def unlabeled_pool(self) -> list[Example]:
+        taken = {r["example_id"] for r in self.store.db.query("select example_id from consensus")}
+        return [e for e in self._examples.values() if e.split == "pool" and e.id not in taken]
+
+    def rng(self, round_no: int, salt: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.config.campaign.seed, round_no, salt])
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:
+        """Run rounds until a stopping rule holds; return the stop reason."""
+        recovered = self.store.recover_interrupted_calls()
+        if recovered:
+            log.warning("%d call(s) were in flight when the last run stopped; charged at their reservation",
+                        recovered)
+            self.budget.spent = self.store.spent()
+        rounds_run = 0
+        while True:
+            rounds = self.store.rounds()
+            last = rounds[-1] if rounds else None
+            if last is None or last["status"] == "done":
+                reason = self.stop_reason()
+                if reason is None and max_rounds is not None and rounds_run >= max_rounds:
+                    reason = "--rounds limit of this run reached"
+                if reason is not None:
+                    self.store.set_meta("stop_reason", reason)
+                    self.pull_reviews((last or {}).get("round", 0))
+                    return reason
+                round_no = (last["round"] + 1) if last else 1
+                if not self.select(round_no):
+                    reason = "budget spent: not enough left for one more item"
+                    self.store.set_meta("stop_reason", reason)
+                    return reason
+            else:
+                round_no = last["round"]
+                self.progress.note(f"resuming round {round_no} at step '{last['status']}'")
+            self.budget.new_round(round_no, self.store.spent(round_no))
+            status = self.store.round_row(round_no)["status"]
+            if status == "annotating":
+                self.annotate_and_route(round_no)
+                status = "training"
+            if status == "training":
+                self.train(round_no)
+                self.store.set_round_status(round_no, "done")
+            rounds_run += 1
+            if on_round:
+                on_round(round_no)
+
+    def stop_reason(self) -> str | None:
+        done = [r for r in self.store.rounds() if r["status"] == "done"]
+        if len(done) >= self.config.rounds.max_rounds:
+            return f"max rounds reached ({self.config.rounds.max_rounds})"
+        target = self.config.rounds.target
+        active = self.store.active_student()
+        metric = self.config.evaluation.metric
+        if target is not None and active and active["metrics"].get(metric, 0) >= target:
+            return f"target reached: {metric} {active['metrics'][metric]:.4f} >= {target}"
+        if not self.unlabeled_pool():
+            return "pool exhausted: every pool example has been annotated"
+        exhausted = self.budget.exhausted()
+        if exhausted:
+            return f"budget spent ({exhausted[0]} cap on {exhausted[1]})"
+        return None
+
+    # -- steps ---------------------------------------------------------------------------------------
+    def per_item_estimate(self, pool: list[Example]) -> Spend:
+        """The largest estimated cost of one item through every teacher, over a sample of the pool."""
+        worst = Spend()
+        sample = pool[:: max(1, len(pool) // 16)][:16]
+        for e in sample:
+            total = Spend()
+            for t in self.teachers:
+                total = total + t.estimate(t.render(self.item(e)), e.id)
+            worst = Spend(max(worst.tokens_in, total.tokens_in), max(worst.tokens_out, total.tokens_out),
+                          max(worst.usd, total.usd))
+        return worst
+
+    def affordable(self, per_item: Spend) -> int:
+        left = self.budget.remaining()
+        n = math.inf
+        for res in ("tokens_in", "tokens_out", "usd"):
+            cap, need = left[res], getattr(per_item, res)
+            if cap is not None and need > 0:
+                n = min(n, math.floor(cap / need))
+        return int(n) if n != math.inf else 10**9
+
+    def select(self, round_no: int) -> bool:
+        pool = self.unlabeled_pool()
+        cfg = self.config.rounds
+        n = cfg.initial_size if (round_no == 1 and cfg.initial_size > 0) else cfg.batch_size
+        self.budget.new_round(round_no, Spend())
+        n = min(n, self.affordable(self.per_item_estimate(pool)))
+        if n <= 0:
+            return False
+        student = self.active_student()
+        strategy = self.strategy
+        if strategy.requires_student and student is None:
+            strategy = factory.build_strategy(self.config, self.config.rounds.initial_strategy)
+        labeled = self.store.labeled()
+        ctx = SelectionContext(
+            unlabeled_ids=[e.id for e in pool], unlabeled_texts=[e.text for e in pool],
+            labeled_ids=[r["example_id"] for r in labeled],
+            labeled_texts=[self._examples[r["example_id"]].text for r in labeled],
+            labeled_y=[r["label"] for r in labeled], classes=self.labels, rng=self.rng(round_no),
+            student=student, store=self.store, round_no=round_no)
+        with self.progress.status(f"round {round_no}: selecting {n} of {len(pool)} with {strategy.name}"):
+            sel = strategy.select(ctx, n)
+        self.store.start_round(round_no, strategy.name, sel.ids, sel.scores)
+        return True
+
+    def annotate_and_route(self, round_no: int) -> None:
+        ids = self.store.selection(round_no)
+        items = [self.item(self._examples[i]) for i in ids]
+        total = len(items) * len(self.teachers)
+        with self.progress.bar(f"round {round_no}: teachers labeling", total) as advance:
+            result = asyncio.run(self._annotate(items, round_no, advance))
+        for name, reason in result.disabled.items():
+            self.progress.warn(f"teacher {name} was taken out of round {round_no}: {reason}")
+        verdicts = []
+        for i in ids:
+            votes = result.votes.get(i, [])
+            if not votes:
+                continue  # never asked (budget): back to the pool
+            verdicts.append((i, self.aggregator.aggregate(votes, self.labels)))
+        routes = self.router.route(verdicts)
+        to_review = []
+        with self.store.atomic():
+            rows = []
+            for i, v in verdicts:
+                rows.append({"example_id": i, "round": round_no, "label": v.label, "soft_label": v.soft_label,
+                             "agreement": v.agreement, "entropy": v.entropy, "n_votes": v.n_votes,
+                             "method": v.method, "route": routes[i], "rationale": v.rationale, "votes": v.votes})
+                if routes[i] == ACCEPT:
+                    self.store.accept_label(i, v.label, rationale=v.rationale, source="teachers",
+                                            round_no=round_no, soft_label=v.soft_label)
+                elif routes[i] == REVIEW:
+                    to_review.append(ReviewItem(i, self._examples[i].fields, v, round_no, tuple(self.labels)))
+            self.store.save_consensus(rows)
+            if to_review:
+                external = self.reviewer.submit(to_review)
+                for it in to_review:
+                    self.store.enqueue_review(it.example_id, round_no, self.reviewer.name, external.get(it.example_id))
+            self.store.set_round_status(round_no, "training")
+        self.pull_reviews(round_no)
+
+    async def _annotate(self, items, round_no, advance):
+        try:
+            return await self.ensemble.annotate(items, round_no, on_progress=advance)
+        finally:
+            for t in self.teachers:
+                await t.aclose()
+
+    def pull_reviews(self, round_no: int) -> int:
+        """Bring finished reviews into the training data: the human label wins, a corrected rationale replaces
+        the teachers'."""
+        pending = self.store.pending_reviews()
+        if not pending:
+            return 0
+        for row in pending:
+            row["consensus"] = self.store.consensus(row["example_id"])
+        decisions = self.reviewer.collect(pending)
+        with self.store.atomic():
+            for d in decisions:
+                if d.label not in self.labels:
+                    self.progress.warn(f"review of {d.example_id} gave label '{d.label}' outside the label set; "
+                                       "ignored (fix the labeling config's choices)")
+                    continue
+                self.store.record_review(d.example_id, round_no=round_no, reviewer=d.reviewer, label=d.label,
+                                         rationale=d.rationale, seconds_spent=d.seconds_spent, source=d.source,
+                                         external_id=d.external_id)
+                cons = self.store.consensus(d.example_id) or {}
+                self.store.accept_label(d.example_id, d.label, rationale=d.rationale or cons.get("rationale"),
+                                        source=d.source, round_no=round_no,
+                                        soft_label={x: float(x == d.label) for x in self.labels})
+                self.store.resolve_review(d.example_id, round_no)
+        return len(decisions)
+
+    def train(self, round_no: int) -> dict[str, Any] | None:
+        labeled = self.store.labeled()
+        if not labeled:
+            return None
+        texts = [self._examples[r["example_id"]].text for r in labeled]
+        y = [r["label"] for r in labeled]
+        previous = self.active_student()
+        student = self.student_template.clone()
+        with self.progress.status(f"round {round_no}: training {student.kind} on {len(texts)} labels"):
+            student.fit(texts, y, classes=self.labels, rationales=[r["rationale"] for r in labeled],
+                        soft_labels=[r["soft_label"] for r in labeled], warm_start=previous)
+        metrics = self.evaluate(student)
+        active = self.store.active_student()
+        metric = self.config.evaluation.metric
+        promote = active is None or (
+            metrics.get(metric, float("nan")) >= active["metrics"].get(metric, float("-inf"))
+            + self.config.evaluation.promote_margin)
+        path = self.students_dir() / f"r{round_no:03d}-{student.version_}"
+        if path.exists():
+            shutil.rmtree(path)
+        student.save(path)
+        existing = {s["version"] for s in self.store.students()}
+        version = student.version_ if student.version_ not in existing else f"{student.version_}-r{round_no}"
+        self.store.record_student(version=version, round_no=round_no, kind=student.kind, path=str(path),
+                                  parent=active["version"] if active else None, metrics=metrics,
+                                  n_train=len(texts), train_seconds=student.fit_seconds_, promoted=promote)
+        return metrics
+
+    def evaluate(self, student: Student) -> dict[str, float]:
+        split = [e for e in self._examples.values() if e.split == self.config.evaluation.split and e.gold]
+        if not split:
+            return {}
+        pred = student.predict([e.text for e in split])
+        return evaluate([e.gold for e in split], pred, self.labels)  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.reviewer.close()
+        self.store.close()
