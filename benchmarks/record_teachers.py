@@ -57,14 +57,20 @@ def main() -> int:
                 except json.JSONDecodeError:
                     continue  # a line cut by a kill: recorded again below
                 done.add((r["teacher"], r["example_id"]))
+    teachers = []
     for spec in args.teacher:
         name, _, model = spec.partition("=")
-        teacher = LlamaCppTeacher(name=name, model=model, max_tokens=args.max_tokens, n_threads=args.threads)
-        todo = [e for e in examples if (name, e.id) not in done]
-        print(f"{name}: {len(todo)} to record ({len(examples) - len(todo)} already)", file=sys.stderr, flush=True)
-        started = time.time()
-        for i, e in enumerate(todo, 1):
-            item = LabelingItem(e.id, e.fields, tuple(labels), task)
+        teachers.append((name, model, LlamaCppTeacher(name=name, model=model, max_tokens=args.max_tokens,
+                                                      n_threads=args.threads)))
+    # example by example, every teacher in turn: a partial recording covers the same items for all teachers
+    todo = [e for e in examples if any((name, e.id) not in done for name, _, _ in teachers)]
+    print(f"{len(todo)} examples to record ({len(examples) - len(todo)} already)", file=sys.stderr, flush=True)
+    started = time.time()
+    for i, e in enumerate(todo, 1):
+        item = LabelingItem(e.id, e.fields, tuple(labels), task)
+        for name, model, teacher in teachers:
+            if (name, e.id) in done:
+                continue
             prompt = teacher.render(item)
             ans = asyncio.run(teacher.answer(prompt, item))
             row = {"teacher": name, "model": model, "example_id": e.id, "prompt_style": prompt.style,
@@ -75,9 +81,8 @@ def main() -> int:
                    "tokens_out": ans.usage.tokens_out, "latency_s": round(ans.latency_s, 3)}
             with gzip.open(out, "at") as f:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            if i % 25 == 0:
-                rate = (time.time() - started) / i
-                print(f"{name}: {i}/{len(todo)} ({rate:.2f} s each)", file=sys.stderr, flush=True)
+        if i % 10 == 0:
+            print(f"{i}/{len(todo)} ({(time.time() - started) / i:.2f} s per example)", file=sys.stderr, flush=True)
     return 0
 
 

@@ -29,7 +29,8 @@ def _config(args: argparse.Namespace):
 def _console():
     from rich.console import Console
 
-    return Console()
+    # piped output (a file, CI logs) gets a wide table instead of rich's 80-column default
+    return Console(width=None if sys.stdout.isatty() else 150)
 
 
 # -- init -------------------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reason = campaign.run(max_rounds=args.rounds, on_round=on_round)
         console.print(rounds_table(round_rows(campaign.store), title=f"Campaign {config.campaign.name}: learning curve"))
         console.print(f"stopped: {reason}")
-        console.print(f"store: {config.store_path}")
+        console.print(f"store: {config.store_path}", soft_wrap=True)
     finally:
         campaign.close()
     return 0

@@ -50,6 +50,7 @@ class TeacherEnsemble:
         self.max_consecutive_failures = max_consecutive_failures
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self._inflight: dict[str, asyncio.Future] = {}
 
     async def annotate(self, items: Sequence[LabelingItem], round_no: int,
                        on_progress: Callable[[], None] | None = None) -> AnnotationResult:
@@ -75,6 +76,8 @@ class TeacherEnsemble:
                    failures: dict[str, int]) -> Vote | None:
         prompt = teacher.render(item)
         request_hash = teacher.request_hash(prompt)
+        if request_hash in self._inflight:  # the same question is being asked right now: wait for that answer
+            await asyncio.wait({self._inflight[request_hash]})
         paid = self.store.find_paid_call(request_hash)
         if paid is not None:
             result.reused_calls += 1
@@ -94,6 +97,7 @@ class TeacherEnsemble:
                     log.info("budget: %s; no further calls this round", exc)
                 result.budget_exhausted = True
                 return None
+            self._inflight.setdefault(request_hash, asyncio.get_running_loop().create_future())
             call_id = self.store.begin_call(
                 request_hash=request_hash, round_no=round_no, example_id=item.example_id, teacher=teacher.name,
                 model=teacher.model, prompt_style=prompt.style, prompt_version=prompt.version, reserved=estimate)
@@ -101,6 +105,7 @@ class TeacherEnsemble:
                 async with teacher.slot(estimate):
                     answer = await teacher.answer(prompt, item)
             except TeacherError as exc:
+                self._done(request_hash)
                 spend = getattr(exc, "spend", None) or Spend()
                 self.store.settle_call(call_id, status="error", spend=spend, error=str(exc)[:2000])
                 self.budget.settle(reservation, spend)
@@ -112,15 +117,22 @@ class TeacherEnsemble:
                 await asyncio.sleep(delay)
                 continue
             except BaseException:
+                self._done(request_hash)
                 # cancelled or crashed mid-call: leave the row in flight, recovered (and charged) on resume
                 self.budget.release(reservation)
                 raise
             self._settle(call_id, teacher, answer, reservation)
+            self._done(request_hash)
             failures[teacher.name] = 0
             result.paid_calls += 1
             return Vote(teacher.name, answer.label, answer.rationale, answer.confidence, answer.valid,
                         answer.distribution)
         return None
+
+    def _done(self, request_hash: str) -> None:
+        fut = self._inflight.pop(request_hash, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     def _settle(self, call_id: int, teacher: Teacher, answer: TeacherAnswer, reservation) -> None:
         spend = Spend(answer.usage.tokens_in, answer.usage.tokens_out, teacher.cost(answer.usage, batch=answer.batch))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 import time
@@ -53,10 +54,11 @@ class LlamaCppTeacher(Teacher):
         if self._llm is None:
             llama_cpp = require("llama_cpp", "local", purpose="the llama_cpp teacher")
             path = resolve_model_path(self.model)
-            key = (str(path), self.n_ctx, self.n_threads)
+            threads = self.n_threads or os.cpu_count() or 1  # llama-cpp-python's default is half the cores
+            key = (str(path), self.n_ctx, threads)
             with _LOAD_LOCK:
                 if key not in _LOADED:
-                    _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                    _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=threads,
                                                    seed=self.seed, verbose=False)
                 self._llm = _LOADED[key]
             fmt = require("llama_cpp.llama_chat_format", "local")

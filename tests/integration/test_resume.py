@@ -1,0 +1,63 @@
+"""A campaign killed (SIGKILL) in the middle of a round resumes without paying twice or losing labels."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from tests.conftest import replay_config
+
+
+def count(db, sql):
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute(sql).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_sigkill_mid_round_then_resume(tmp_path):
+    cfg = replay_config(tmp_path, latency=0.05,
+                        rounds="max_rounds = 3\ninitial_size = 20\nbatch_size = 20\nconcurrency = 2")
+    db = tmp_path / "t.distilloop.db"
+    proc = subprocess.Popen([sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 60
+    # kill inside round 2, once some of its calls are settled
+    while time.time() < deadline:
+        if count(db, "select count(*) from teacher_calls where round = 2 and status = 'ok'") >= 10:
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        raise AssertionError("the campaign never reached round 2: " + proc.stderr.read().decode())
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    labeled_before = count(db, "select count(*) from labels")
+    assert labeled_before >= 20  # round 1 finished
+
+    resumed = subprocess.run([sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)],
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    con = sqlite3.connect(db)
+    # no answer was bought twice
+    dup = con.execute("select request_hash, count(*) from teacher_calls where status = 'ok' "
+                      "group by request_hash having count(*) > 1").fetchall()
+    assert dup == []
+    # nothing labeled was lost; three full rounds are done
+    assert con.execute("select count(*) from labels").fetchone()[0] >= labeled_before
+    assert [r[0] for r in con.execute("select status from rounds order by round")] == ["done"] * 3
+    # every round-1 and round-2 selection got its answers
+    missing = con.execute("select count(*) from selections s where not exists (select 1 from consensus c "
+                          "where c.example_id = s.example_id)").fetchone()[0]
+    assert missing == 0
+    # the ledger is exactly the sum of the recorded calls
+    ledger = con.execute("select sum(tokens_in), sum(tokens_out), round(sum(usd), 9) from ledger").fetchone()
+    calls = con.execute("select sum(tokens_in), sum(tokens_out), round(sum(cost_usd), 9) from teacher_calls").fetchone()
+    assert ledger == calls
+    assert con.execute("select count(*) from teacher_calls where status = 'in_flight'").fetchone()[0] == 0

@@ -1,0 +1,107 @@
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from distilloop.cli import build_parser, main
+from tests.conftest import ROOT, replay_config
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "distilloop.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def assert_one_line_error(proc, match):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert re.search(match, lines[0]), lines[0]
+
+
+def test_missing_data_file(tmp_path):
+    cfg = replay_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace(str(ROOT / "tests/fixtures/rt_tiny.jsonl"), str(tmp_path / "nope.jsonl")))
+    proc = cli("run", cfg)
+    assert_one_line_error(proc, "data file not found")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["campaign.toml"]  # no partial campaign
+
+
+@pytest.mark.parametrize("row,match", [
+    ({"id": "x", "label": "positive"}, "row has no 'text'"),
+    ({"id": "x", "text": "meh", "label": "neutral"}, "label 'neutral' is not in the label set"),
+])
+def test_bad_rows(tmp_path, row, match):
+    data = tmp_path / "d.jsonl"
+    lines = (ROOT / "tests/fixtures/rt_tiny.jsonl").read_text().splitlines()[:10]
+    data.write_text("\n".join([*lines, json.dumps(row)]) + "\n")
+    cfg = replay_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace(str(ROOT / "tests/fixtures/rt_tiny.jsonl"), str(data)))
+    assert_one_line_error(cli("run", cfg), match)
+    assert not list(tmp_path.glob("*.db*"))
+
+
+@pytest.mark.parametrize("edit,match", [
+    (("max_usd = 1.0", "max_usd = -1.0"), r"budget.max_usd: must be a number >= 0"),
+    (("[rounds]", "[rounds]\nmax_round = 3"), r"rounds.max_round: unknown key \(did you mean 'max_rounds'\?\)"),
+])
+def test_bad_config(tmp_path, edit, match):
+    cfg = replay_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace(*edit, 1))
+    assert_one_line_error(cli("run", cfg), match)
+    assert not list(tmp_path.glob("*.db*"))
+
+
+def test_status_without_a_store_is_an_error_not_a_traceback(tmp_path):
+    proc = cli("status", replay_config(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "no campaign store" in proc.stderr
+
+
+def test_run_status_export_report_on_a_replay_campaign(tmp_path):
+    cfg = replay_config(tmp_path)
+    run = cli("run", "-q", cfg)
+    assert run.returncode == 0, run.stderr
+    assert "learning curve" in run.stdout and "student acc" in run.stdout
+    status = cli("status", "--json", cfg)
+    s = json.loads(status.stdout)
+    assert s["rounds"] == 3 and s["labeled"] > 0 and s["spent"]["tokens_in"] > 0
+    assert len(s["rounds_table"]) == 3 and s["rounds_table"][-1]["accuracy"] is not None
+    out = tmp_path / "export.jsonl"
+    exp = cli("export", cfg, "-o", out)
+    assert exp.returncode == 0, exp.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == s["labeled"]
+    assert {"id", "text", "label", "rationale", "provenance"} <= set(rows[0])
+    assert {t["teacher"] for t in rows[0]["provenance"]["teachers"]} == {"a", "b", "c"}
+    assert "gold" not in rows[0]
+    rep = cli("report", cfg)
+    assert rep.returncode == 0 and "Learning curve" in rep.stdout
+
+
+def test_init_writes_a_campaign_that_validates(tmp_path):
+    out = tmp_path / "c.toml"
+    proc = cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", out, "--task", "Sentiment?")
+    assert proc.returncode == 0, proc.stderr
+    from distilloop.loop.config import load_config
+
+    cfg = load_config(out)
+    assert cfg.campaign.labels == ["negative", "positive"] and cfg.data_path.exists()
+    assert_one_line_error(cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", out), "already exists")
+
+
+def test_every_command_has_help_and_is_documented_in_the_readme():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    readme = (ROOT / "README.md").read_text()
+    for name, sp in sub.choices.items():
+        assert sp.description, f"{name} has no description"
+        for action in sp._actions:
+            if action.dest != "help":
+                assert action.help, f"{name} {action.dest} has no help"
+        assert f"distilloop {name}" in readme, f"README does not document `distilloop {name}`"
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0

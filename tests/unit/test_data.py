@@ -1,0 +1,61 @@
+import gzip
+import json
+
+import pytest
+
+from distilloop.data import DataSpec, load_examples, render_input
+from distilloop.errors import DataError
+
+
+def write(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_jsonl_gz_and_csv(tmp_path):
+    gz = tmp_path / "d.jsonl.gz"
+    with gzip.open(gz, "wt") as f:
+        f.write(json.dumps({"id": "1", "text": "good", "label": "pos", "split": "test"}) + "\n")
+    ex = load_examples(gz)
+    assert ex[0].id == "1" and ex[0].gold == "pos" and ex[0].split == "test"
+    csv = tmp_path / "d.csv"
+    csv.write_text("id,text,label\n1,good,pos\n2,bad,neg\n")
+    assert [e.gold for e in load_examples(csv, labels=["pos", "neg"])] == ["pos", "neg"]
+
+
+def test_splits_are_assigned_deterministically(tmp_path):
+    p = write(tmp_path / "d.jsonl", [{"id": str(i), "text": f"t{i}"} for i in range(100)])
+    a = load_examples(p, DataSpec(test_fraction=0.2, seed=3))
+    b = load_examples(p, DataSpec(test_fraction=0.2, seed=3))
+    assert [e.split for e in a] == [e.split for e in b]
+    assert sum(e.split == "test" for e in a) == 20
+
+
+@pytest.mark.parametrize("rows,match", [
+    ([{"id": "1", "label": "pos"}], "no 'text'"),
+    ([{"id": "1", "text": "  "}], "no 'text'"),
+    ([{"id": "1", "text": "x", "label": "maybe"}], "not in the label set"),
+    ([{"id": "1", "text": "x"}, {"id": "1", "text": "y"}], "duplicate id"),
+    ([{"id": "1", "text": "x", "split": "train"}], "split 'train'"),
+])
+def test_bad_rows_name_the_line_and_the_problem(tmp_path, rows, match):
+    p = write(tmp_path / "d.jsonl", rows)
+    with pytest.raises(DataError, match=match) as exc:
+        load_examples(p, labels=["pos", "neg"])
+    assert "d.jsonl:" in str(exc.value)
+
+
+def test_malformed_and_missing_files(tmp_path):
+    bad = tmp_path / "d.jsonl"
+    bad.write_text('{"id": 1, "text": "x"}\n{oops\n')
+    with pytest.raises(DataError, match=r"d.jsonl:2: not valid JSON"):
+        load_examples(bad)
+    with pytest.raises(DataError, match="not found"):
+        load_examples(tmp_path / "nope.jsonl")
+    with pytest.raises(DataError, match="unknown data format"):
+        load_examples(write(tmp_path / "d.txt", [{"id": "1"}]))
+
+
+def test_multiple_choice_rendering():
+    text = render_input({"question": "Where?", "choices": {"A": "here", "B": "there"}})
+    assert text == "Where?\n(A) here (B) there"
