@@ -88,11 +88,15 @@ class Budget:
         return out
 
     def exhausted(self) -> tuple[str, str] | None:
-        """(scope, resource) of a campaign cap with nothing left, else ``None``."""
+        """(scope, resource) of a campaign cap with nothing left, else ``None``.
+
+        A cap of 0 is never "exhausted" by itself: it allows free calls only (e.g. ``max_usd = 0`` with local
+        teachers), and a call that costs anything is refused at reservation.
+        """
         committed = self.spent + self.reserved
         for res in RESOURCES:
             cap = self.campaign.get(res)
-            if cap is not None and _get(committed, res) >= cap:
+            if cap is not None and cap > 0 and _get(committed, res) >= cap:
                 return ("campaign", res)
         return None
 

@@ -74,3 +74,11 @@ def test_exhausted_names_the_resource():
     budget = Budget(Caps(tokens_out=10), spent=Spend(0, 10, 0))
     assert budget.exhausted() == ("campaign", "tokens_out")
     assert Budget(Caps(tokens_out=10)).exhausted() is None
+
+
+def test_a_zero_dollar_cap_allows_free_calls_only():
+    budget = Budget(Caps(usd=0.0))
+    assert budget.exhausted() is None
+    budget.settle(budget.reserve(Spend(100, 10, 0.0)), Spend(100, 10, 0.0))
+    with pytest.raises(BudgetExhausted):
+        budget.reserve(Spend(1, 1, 0.0001))
