@@ -97,6 +97,15 @@ class RoundsSection:
     initial_strategy: str = "random"
     target: float | None = None
     concurrency: int = 8
+    growth: float = 1.0
+
+    def size(self, round_no: int) -> int:
+        """How many items round ``round_no`` selects: ``initial_size`` first (when set), then ``batch_size``
+        multiplied by ``growth`` each round (a geometric schedule gives a learning curve even on a log scale)."""
+        if round_no == 1 and self.initial_size > 0:
+            return self.initial_size
+        k = round_no - (2 if self.initial_size > 0 else 1)
+        return max(1, int(round(self.batch_size * self.growth ** k)))
 
     def __post_init__(self) -> None:
         for key in ("max_rounds", "batch_size", "concurrency"):
@@ -105,6 +114,8 @@ class RoundsSection:
                 raise ConfigError(f"rounds.{key}: must be a positive integer, got {v!r}")
         if isinstance(self.initial_size, bool) or not isinstance(self.initial_size, int) or self.initial_size < 0:
             raise ConfigError(f"rounds.initial_size: must be an integer >= 0, got {self.initial_size!r}")
+        if isinstance(self.growth, bool) or not isinstance(self.growth, int | float) or not 1 <= self.growth <= 10:
+            raise ConfigError(f"rounds.growth: must be a number in [1, 10], got {self.growth!r}")
         if self.target is not None and not (isinstance(self.target, int | float) and 0 < self.target <= 1):
             raise ConfigError(f"rounds.target: must be a metric value in (0, 1], got {self.target!r}")
 

@@ -188,7 +188,7 @@ class Campaign:
     def select(self, round_no: int) -> bool:
         pool = self.unlabeled_pool()
         cfg = self.config.rounds
-        n = cfg.initial_size if (round_no == 1 and cfg.initial_size > 0) else cfg.batch_size
+        n = cfg.size(round_no)
         self.budget.new_round(round_no, Spend())
         n = min(n, self.affordable(self.per_item_estimate(pool)))
         if n <= 0:

@@ -72,3 +72,24 @@ max_tokens = 64
     assert len(campaign.store.labeled()) == 3
     assert campaign.store.active_student() is not None
     campaign.close()
+
+
+class TestLlamaCppTeacherContract:
+    """The shared Teacher contract on the real local model."""
+
+    @pytest.fixture
+    def teacher(self, model_path):
+        from distilloop.annotators.local import LlamaCppTeacher
+
+        return LlamaCppTeacher(name="q", model=str(model_path), max_tokens=48)
+
+    @pytest.fixture
+    def items(self):
+        labels = ("negative", "positive")
+        return [LabelingItem("a", {"text": "Wonderful, moving and funny."}, labels, "Sentiment?"),
+                LabelingItem("b", {"text": "Tedious and badly acted."}, labels, "Sentiment?")]
+
+
+from tests.unit.annotators.contract import TeacherContract  # noqa: E402
+
+TestLlamaCppTeacherContract.__bases__ = (TeacherContract,)
