@@ -7,6 +7,7 @@ import pytest
 
 from distilloop.annotators.base import LabelingItem
 from tests.conftest import ROOT
+from tests.unit.annotators.contract import TeacherContract
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
 
@@ -74,7 +75,7 @@ max_tokens = 64
     campaign.close()
 
 
-class TestLlamaCppTeacherContract:
+class TestLlamaCppTeacherContract(TeacherContract):
     """The shared Teacher contract on the real local model."""
 
     @pytest.fixture
@@ -88,8 +89,3 @@ class TestLlamaCppTeacherContract:
         labels = ("negative", "positive")
         return [LabelingItem("a", {"text": "Wonderful, moving and funny."}, labels, "Sentiment?"),
                 LabelingItem("b", {"text": "Tedious and badly acted."}, labels, "Sentiment?")]
-
-
-from tests.unit.annotators.contract import TeacherContract  # noqa: E402
-
-TestLlamaCppTeacherContract.__bases__ = (TeacherContract,)
