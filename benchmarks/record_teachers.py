@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from distilloop.annotators.base import LabelingItem
 from distilloop.annotators.local import LlamaCppTeacher
 from distilloop.data import DataSpec, load_examples
@@ -36,7 +38,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--limit", type=int, default=1000, help="first N pool examples (file order)")
+    ap.add_argument("--limit", type=int, default=1000, help="N pool examples, a seeded random sample")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the sample's order")
     ap.add_argument("--teacher", action="append", required=True, help="NAME=MODEL (alias or .gguf)")
     ap.add_argument("--max-tokens", type=int, default=80)
     ap.add_argument("--threads", type=int, default=None)
@@ -44,7 +47,10 @@ def main() -> int:
     stem = Path(args.data).name.split(".")[0]
     task, fields = TASKS[stem]
     examples = [e for e in load_examples(args.data, DataSpec(input_fields=tuple(fields))) if e.split == "pool"]
-    examples = examples[: args.limit]
+    # a seeded random order: any prefix of the recording is a uniform sample of the pool (the files are
+    # sorted in places, e.g. the first 516 Rotten Tomatoes pool rows are all positive)
+    order = np.random.default_rng(args.seed).permutation(len(examples))
+    examples = [examples[i] for i in order[: args.limit]]
     labels = sorted({e.gold for e in load_examples(args.data, DataSpec(input_fields=tuple(fields))) if e.gold})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -153,7 +153,7 @@ def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequen
     if unsplit:
         examples = _assign_splits(examples, unsplit, spec)
     if spec.limits:
-        examples = _apply_limits(examples, spec.limits)
+        examples = _apply_limits(examples, spec.limits, spec.seed)
     return examples
 
 
@@ -171,13 +171,15 @@ def _assign_splits(examples: list[Example], idx: list[int], spec: DataSpec) -> l
     return out
 
 
-def _apply_limits(examples: list[Example], limits: dict[str, int]) -> list[Example]:
-    counts: dict[str, int] = {}
-    out = []
-    for e in examples:
-        cap = limits.get(e.split)
-        if cap is not None and counts.get(e.split, 0) >= cap:
-            continue
-        counts[e.split] = counts.get(e.split, 0) + 1
-        out.append(e)
-    return out
+def _apply_limits(examples: list[Example], limits: dict[str, int], seed: int) -> list[Example]:
+    """Keep a seeded random sample of at most ``limits[split]`` rows of each split, in file order (files are
+    often sorted by label or source, so the first rows would be a biased sample)."""
+    rng = np.random.default_rng([seed, 7])
+    keep: set[int] = set()
+    for split in SPLITS:
+        idx = [i for i, e in enumerate(examples) if e.split == split]
+        cap = limits.get(split)
+        if cap is not None and cap < len(idx):
+            idx = sorted(rng.choice(idx, size=cap, replace=False).tolist())
+        keep.update(idx)
+    return [e for i, e in enumerate(examples) if i in keep]

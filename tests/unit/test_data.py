@@ -59,3 +59,13 @@ def test_malformed_and_missing_files(tmp_path):
 def test_multiple_choice_rendering():
     text = render_input({"question": "Where?", "choices": {"A": "here", "B": "there"}})
     assert text == "Where?\n(A) here (B) there"
+
+
+def test_limits_take_a_seeded_random_sample_not_the_first_rows(tmp_path):
+    rows = [{"id": str(i), "text": f"t{i}", "split": "pool"} for i in range(200)]
+    p = write(tmp_path / "d.jsonl", rows)
+    a = load_examples(p, DataSpec(limits={"pool": 50}, seed=1))
+    b = load_examples(p, DataSpec(limits={"pool": 50}, seed=1))
+    assert [e.id for e in a] == [e.id for e in b] and len(a) == 50
+    assert max(int(e.id) for e in a) > 100  # not the first 50 rows
+    assert [int(e.id) for e in a] == sorted(int(e.id) for e in a)  # file order kept

@@ -1,0 +1,328 @@
+"""The label-efficiency benchmark: does active distillation save money over random sampling and small-text?
+
+For each data set, student, strategy, seed and reviewer setting, a full campaign runs through the real round
+runner (store, budget, ensemble, aggregation, routing, training) with *replay* teachers answering from real
+recorded LLM outputs (``data/recorded/``), under a budget of 100% of the cost of labeling the whole pool.
+Because the strategies do not depend on the budget, a campaign capped at X% of that cost is exactly the
+prefix of this run up to X%: the learning curve of one run gives the student's accuracy at every budget
+(the accuracy at X% is that of the last student trained within X% of the full cost).
+
+Baselines in the same run: random sampling, and small-text's ``BreakingTies`` and ``PredictionEntropy``
+query strategies driving the same student in the same loop on the same budget (an adapter hands them the
+student as a small-text classifier).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distilloop.loop.config import parse_config
+from distilloop.loop.progress import Progress
+from distilloop.loop.runner import Campaign
+from distilloop.strategies.base import Selection, SelectionContext, Strategy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class SmallTextStrategy(Strategy):
+    """Adapter running a small-text query strategy (Schröder et al., "Small-Text: Active Learning for Text
+    Classification in Python", EACL 2023 demo) on distilloop's student, for side-by-side baselines."""
+
+    requires_student = True
+
+    def __init__(self, strategy: str = "BreakingTies") -> None:
+        self.strategy = strategy
+        self.name = f"small-text:{strategy}"
+
+    def query(self, ctx: SelectionContext, n: int) -> Selection:
+        from distilloop._extras import require
+
+        qs_mod = require("small_text.query_strategies", "dev", purpose="small-text baselines")
+        qs = getattr(qs_mod, self.strategy)()
+        texts = ctx.unlabeled_texts + ctx.labeled_texts
+        student = ctx.student
+
+        class _Clf:  # the small-text classifier protocol, as far as its query strategies use it
+            def predict_proba(self, dataset: Any) -> np.ndarray:
+                return np.asarray(student.predict_proba(dataset))
+
+        class _Data(list):
+            pass
+
+        unl = np.arange(len(ctx.unlabeled_texts))
+        lab = np.arange(len(ctx.unlabeled_texts), len(texts))
+        y = np.array([ctx.classes.index(v) for v in ctx.labeled_y])
+        picked = qs.query(_Clf(), _Data(texts), unl, lab, y, n=n)
+        return Selection([ctx.unlabeled_ids[i] for i in picked], [0.0] * len(picked))
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    data: str
+    recording: str
+    teachers: tuple[str, ...]
+    labels: tuple[str, ...]
+    task: str
+    input_fields: tuple[str, ...] = ("text",)
+    test_limit: int = 2000
+    #: priced as if the recorded answers had been bought at these list prices (USD per 1M tokens)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+RT = DatasetSpec(
+    "rt_polarity", "data/rt_polarity.jsonl.gz", "data/recorded/rt_polarity.teachers.jsonl.gz",
+    ("qwen-0.5b", "qwen-1.5b"), ("negative", "positive"),
+    "Classify the sentiment of the movie review snippet as negative or positive.",
+    prices={"qwen-0.5b": {"input": 0.10, "output": 0.40}, "qwen-1.5b": {"input": 0.15, "output": 0.60}})
+
+DATASETS = {"rt_polarity": RT}
+
+
+def recorded_ids(spec: DatasetSpec, root: Path = ROOT) -> list[str]:
+    """Pool ids for which every teacher of ``spec`` has a recorded answer, in data-file order."""
+    have: dict[str, set[str]] = {}
+    with gzip.open(root / spec.recording, "rt") as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            have.setdefault(r["example_id"], set()).add(r["teacher"])
+    return [i for i, t in have.items() if set(spec.teachers) <= t]
+
+
+def full_cost(spec: DatasetSpec, ids: list[str], root: Path = ROOT) -> tuple[int, float]:
+    """Tokens and USD of asking every teacher about every pool item."""
+    wanted = set(ids)
+    tokens, usd = 0, 0.0
+    with gzip.open(root / spec.recording, "rt") as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if r["example_id"] in wanted and r["teacher"] in spec.teachers:
+                tokens += r["tokens_in"] + r["tokens_out"]
+                p = spec.prices.get(r["teacher"], {})
+                usd += (r["tokens_in"] * p.get("input", 0) + r["tokens_out"] * p.get("output", 0)) / 1e6
+    return tokens, usd
+
+
+def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path = ROOT) -> Path:
+    """The benchmark's data: the recorded pool items and the test split, nothing else."""
+    wanted = set(ids)
+    out = workdir / f"{spec.name}.bench.jsonl"
+    n_test = 0
+    with gzip.open(root / spec.data, "rt") as f, open(out, "w") as g:
+        for line in f:
+            r = json.loads(line)
+            if (r["split"] == "pool" and r["id"] in wanted) or (r["split"] == "test" and n_test < spec.test_limit):
+                n_test += r["split"] == "test"
+                g.write(line)
+    return out
+
+
+def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str, student: dict[str, Any],
+                    seed: int, review: str, pool_size: int, initial: int, growth: float, rounds: int,
+                    min_agreement: float, root: Path = ROOT) -> dict[str, Any]:
+    teachers = [{"name": t, "kind": "replay", "model": t, "path": str(root / spec.recording), "source": t,
+                 "price": spec.prices.get(t, {"input": 0.0, "output": 0.0})} for t in spec.teachers]
+    return {
+        "campaign": {"name": "bench", "labels": list(spec.labels), "task": spec.task, "seed": seed,
+                     "store": str(store)},
+        "data": {"path": str(data), "input_fields": list(spec.input_fields)},
+        "budget": {"max_tokens_in": 10**12},
+        "rounds": {"max_rounds": rounds, "initial_size": initial, "batch_size": initial, "growth": growth,
+                   "concurrency": 64},
+        "strategy": {"name": strategy} if not strategy.startswith("small-text:") else {"name": "random"},
+        "teachers": teachers,
+        "routing": {"min_agreement": min_agreement},
+        "review": {"kind": review},
+        "student": dict(student),
+        "evaluation": {"split": "test", "metric": "accuracy"},
+    }
+
+
+@dataclass
+class Curve:
+    strategy: str
+    student: str
+    seed: int
+    review: str
+    points: list[tuple[float, float, float, int]]  # (tokens, usd, accuracy, labeled)
+    seconds: float
+
+
+def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, student: dict[str, Any], seed: int,
+            review: str, pool_size: int, schedule: tuple[int, float, int], min_agreement: float) -> Curve:
+    initial, growth, rounds = schedule
+    store = workdir / f"{strategy.replace(':', '_')}-{student['kind']}-{seed}-{review}.db"
+    store.unlink(missing_ok=True)
+    raw = campaign_config(spec, data, store, strategy=strategy, student=student, seed=seed, review=review,
+                          pool_size=pool_size, initial=initial, growth=growth, rounds=rounds,
+                          min_agreement=min_agreement)
+    config = parse_config(raw, workdir / "bench.toml")
+    started = time.perf_counter()
+    campaign = Campaign.open(config, progress=Progress(quiet=True))
+    if strategy.startswith("small-text:"):
+        campaign.strategy = SmallTextStrategy(strategy.split(":", 1)[1])
+    campaign.run()
+    from distilloop.loop.report import round_rows
+
+    points = [(r["tokens_in"] + r["tokens_out"], r["usd"], r["accuracy"], r["labeled"])
+              for r in round_rows(campaign.store) if r["accuracy"] is not None]
+    campaign.close()
+    return Curve(strategy, student["kind"], seed, review, points, time.perf_counter() - started)
+
+
+def accuracy_at(curve: Curve, tokens: float) -> float:
+    """Accuracy of the last student trained within ``tokens``; before the first, chance is not assumed: 0."""
+    acc = 0.0
+    for t, _, a, _ in curve.points:
+        if t <= tokens + 1e-9:
+            acc = a
+    return acc
+
+
+def cost_to_reach(curve: Curve, target: float) -> float | None:
+    for t, _, a, _ in curve.points:
+        if a >= target:
+            return t
+    return None
+
+
+def auc(curve: Curve, full_tokens: float) -> float:
+    """Area under the step learning curve (accuracy against the fraction of the full cost), in [0, 1]."""
+    xs = [t / full_tokens for t, *_ in curve.points] + [1.0]
+    area = 0.0
+    for i, (_, _, a, _) in enumerate(curve.points):
+        area += a * max(0.0, min(1.0, xs[i + 1]) - min(1.0, xs[i]))
+    return area
+
+
+def summarize(curves: list[Curve], full_tokens: float, full_acc: float) -> list[dict[str, Any]]:
+    rows = []
+    groups: dict[tuple[str, str, str], list[Curve]] = {}
+    for c in curves:
+        groups.setdefault((c.student, c.review, c.strategy), []).append(c)
+    for (student, review, strategy), cs in groups.items():
+        row: dict[str, Any] = {"student": student, "review": review, "strategy": strategy, "seeds": len(cs)}
+        for frac in (0.05, 0.10, 0.25):
+            row[f"acc@{int(frac * 100)}%"] = statistics.mean(accuracy_at(c, frac * full_tokens) for c in cs)
+        row["auc"] = statistics.mean(auc(c, full_tokens) for c in cs)
+        for q in (0.95, 0.98):
+            costs = [cost_to_reach(c, q * full_acc) for c in cs]
+            reached = [x for x in costs if x is not None]
+            row[f"cost@{int(q * 100)}%"] = (statistics.mean(reached) / full_tokens
+                                            if len(reached) == len(costs) else None)
+        row["seconds"] = statistics.mean(c.seconds for c in cs)
+        rows.append(row)
+    return rows
+
+
+STRATEGIES_DEFAULT = ("random", "entropy", "margin", "least_confidence", "small-text:BreakingTies",
+                      "small-text:PredictionEntropy")
+STRATEGIES_QUICK = ("random", "entropy", "small-text:BreakingTies")
+STUDENTS = {"tfidf_logreg": {"kind": "tfidf_logreg"}}
+
+
+@dataclass
+class BenchResult:
+    dataset: str
+    pool_size: int
+    full_tokens: int
+    full_usd: float
+    full_acc: dict[tuple[str, str], float]
+    rows: list[dict[str, Any]]
+    curves: list[Curve]
+
+
+def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = ("tfidf_logreg",),
+                  strategies: tuple[str, ...] = STRATEGIES_DEFAULT, seeds: tuple[int, ...] = (0, 1, 2),
+                  reviews: tuple[str, ...] = ("auto", "simulated"), pool_limit: int | None = None,
+                  schedule: tuple[int, float, int] = (10, 1.3, 40), min_agreement: float = 0.75,
+                  progress: Progress | None = None, workdir: Path | None = None) -> BenchResult:
+    progress = progress or Progress(quiet=True)
+    spec = DATASETS[dataset]
+    ids = recorded_ids(spec)
+    if pool_limit:
+        ids = ids[:pool_limit]
+    if not ids:
+        raise SystemExit(f"no recorded teacher answers for {dataset}; run benchmarks/record_teachers.py")
+    full_tokens, full_usd = full_cost(spec, ids)
+    own = workdir is None
+    tmp = Path(tempfile_dir()) if own else workdir
+    data = make_pool_file(spec, ids, tmp)
+    curves: list[Curve] = []
+    full_acc: dict[tuple[str, str], float] = {}
+    jobs = [(st, s, seed, rv) for st in students for rv in reviews for s in strategies for seed in seeds]
+    with progress.bar(f"{dataset}: {len(jobs)} campaigns on {len(ids)} recorded pool items", len(jobs) + 1) as adv:
+        for student in students:
+            for review in reviews:
+                whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review=review,
+                                pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement)
+                full_acc[(student, review)] = whole.points[-1][2]
+        adv()
+        for student, strategy, seed, review in jobs:
+            curves.append(run_one(spec, data, tmp, strategy=strategy, student=STUDENTS[student], seed=seed,
+                                  review=review, pool_size=len(ids), schedule=schedule, min_agreement=min_agreement))
+            adv()
+    rows = []
+    for student in students:
+        for review in reviews:
+            part = [c for c in curves if c.student == student and c.review == review]
+            rows += summarize(part, full_tokens, full_acc[(student, review)])
+    return BenchResult(dataset, len(ids), full_tokens, full_usd, full_acc, rows, curves)
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="distilloop-bench-")
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.2f}"
+
+
+def format_table(result: BenchResult) -> str:
+    """A plain-text table: accuracy at 5/10/25% of the full cost, AUC, cost to 95%/98% of the full-pool
+    student's accuracy, and each strategy's AUC and cost-to-95% as ratios to random and to small-text."""
+    lines = [f"dataset {result.dataset}: pool {result.pool_size} recorded items; full cost "
+             f"{result.full_tokens:,} tokens (${result.full_usd:.4f} at the assumed list prices)"]
+    for (student, review), acc in result.full_acc.items():
+        lines.append(f"full-pool {student} student ({review} review): accuracy {acc:.4f}")
+    head = (f"{'student':13} {'review':9} {'strategy':28} {'acc@5%':>7} {'acc@10%':>7} {'acc@25%':>7} {'AUC':>6} "
+            f"{'cost@95%':>8} {'cost@98%':>8} {'AUC/rand':>8} {'AUC/st-BT':>9} {'c95/rand':>8} {'c95/st-BT':>9}")
+    lines += ["", head, "-" * len(head)]
+    for row in result.rows:
+        peers = [r for r in result.rows if r["student"] == row["student"] and r["review"] == row["review"]]
+        rand = next((r for r in peers if r["strategy"] == "random"), None)
+        bt = next((r for r in peers if r["strategy"] == "small-text:BreakingTies"), None)
+
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:.1f}%"
+
+        lines.append(
+            f"{row['student']:13} {row['review']:9} {row['strategy']:28} {pct(row['acc@5%']):>7} "
+            f"{pct(row['acc@10%']):>7} {pct(row['acc@25%']):>7} {row['auc']:6.3f} {pct(row['cost@95%']):>8} "
+            f"{pct(row['cost@98%']):>8} {_ratio(row['auc'], rand and rand['auc']):>8} "
+            f"{_ratio(row['auc'], bt and bt['auc']):>9} {_ratio(row['cost@95%'], rand and rand['cost@95%']):>8} "
+            f"{_ratio(row['cost@95%'], bt and bt['cost@95%']):>9}")
+    lines.append("")
+    lines.append("acc@X%: test accuracy of the student trained within X% of the full-pool teacher cost (mean over "
+                 "seeds); AUC: area under accuracy vs cost fraction; cost@95%: fraction of the full cost to reach "
+                 "95% of the full-pool student's accuracy ('-': not reached in every seed); ratios < 1 for cost "
+                 "and > 1 for AUC favour the row's strategy.")
+    return "\n".join(lines)
