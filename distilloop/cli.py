@@ -226,6 +226,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench ----------------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    from distilloop import bench
+    from distilloop.loop.progress import Progress
+
+    def csv(v: str) -> tuple:
+        return tuple(x.strip() for x in v.split(",") if x.strip())
+
+    strategies = csv(args.strategies) if args.strategies else (
+        bench.STRATEGIES_QUICK if args.quick else bench.STRATEGIES_DEFAULT)
+    seeds = tuple(range(args.seeds if args.seeds else (1 if args.quick else 3)))
+    reviews = csv(args.reviews) if args.reviews else (("auto",) if args.quick else ("auto", "simulated"))
+    students = csv(args.students) if args.students else ("tfidf_logreg",)
+    for s in students:
+        if s not in bench.STUDENTS:
+            raise UserInputError(f"--students: unknown student '{s}'; choose from {', '.join(bench.STUDENTS)}")
+    result = bench.run_benchmark(dataset=args.dataset, students=students, strategies=strategies, seeds=seeds,
+                                 reviews=reviews, pool_limit=args.pool,
+                                 progress=Progress(quiet=args.quiet))
+    table = bench.format_table(result)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"table": table, "rows": result.rows,
+                                              "full_acc": {f"{k[0]}/{k[1]}": v for k, v in result.full_acc.items()},
+                                              "curves": [c.__dict__ for c in result.curves]}, indent=1))
+    return 0
+
+
 # -- models -----------------------------------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
     from distilloop.annotators import models
@@ -293,6 +321,22 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sp)
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("bench", help="label-efficiency benchmark on recorded teacher outputs",
+                        description="Run campaigns with replayed real teacher outputs for each student, strategy, "
+                                    "seed and reviewer setting; print accuracy at 5/10/25%% of the full-pool cost, "
+                                    "the area under the learning curve and the cost to reach 95/98%% of the "
+                                    "full-pool student, against random and small-text.")
+    sp.add_argument("--dataset", default="rt_polarity", help="a data set with recordings (default: rt_polarity)")
+    sp.add_argument("--quick", action="store_true", help="a small grid for CI (one seed, three strategies)")
+    sp.add_argument("--strategies", help="comma-separated strategies (small-text ones as small-text:NAME)")
+    sp.add_argument("--students", help="comma-separated students (default: tfidf_logreg)")
+    sp.add_argument("--seeds", type=int, help="number of seeds (default 3, quick 1)")
+    sp.add_argument("--reviews", help="comma-separated reviewer settings: auto, simulated (default both; quick: auto)")
+    sp.add_argument("--pool", type=int, help="use only the first N recorded pool items")
+    sp.add_argument("--out", help="also write the table, rows and curves as JSON to this file")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("models", help="list the packaged local teacher models, or prepare them",
                         description="List local LLMs that ship inside wheels (the `local` extra) and whether they are "
