@@ -48,7 +48,7 @@ class SmallTextStrategy(Strategy):
         qs_mod = require("small_text.query_strategies", "dev", purpose="small-text baselines")
         qs = getattr(qs_mod, self.strategy)()
         texts = ctx.unlabeled_texts + ctx.labeled_texts
-        student = ctx.student
+        student: Any = ctx.student  # requires_student: the runner never calls this before a student exists
 
         class _Clf:  # the small-text classifier protocol, as far as its query strategies use it
             def predict_proba(self, dataset: Any) -> np.ndarray:
@@ -259,8 +259,7 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
     if not ids:
         raise SystemExit(f"no recorded teacher answers for {dataset}; run benchmarks/record_teachers.py")
     full_tokens, full_usd = full_cost(spec, ids)
-    own = workdir is None
-    tmp = Path(tempfile_dir()) if own else workdir
+    tmp = Path(tempfile_dir()) if workdir is None else workdir
     data = make_pool_file(spec, ids, tmp)
     curves: list[Curve] = []
     full_acc: dict[tuple[str, str], float] = {}
@@ -317,9 +316,9 @@ def format_table(result: BenchResult) -> str:
         lines.append(
             f"{row['student']:13} {row['review']:9} {row['strategy']:28} {pct(row['acc@5%']):>7} "
             f"{pct(row['acc@10%']):>7} {pct(row['acc@25%']):>7} {row['auc']:6.3f} {pct(row['cost@95%']):>8} "
-            f"{pct(row['cost@98%']):>8} {_ratio(row['auc'], rand and rand['auc']):>8} "
-            f"{_ratio(row['auc'], bt and bt['auc']):>9} {_ratio(row['cost@95%'], rand and rand['cost@95%']):>8} "
-            f"{_ratio(row['cost@95%'], bt and bt['cost@95%']):>9}")
+            f"{pct(row['cost@98%']):>8} {_ratio(row['auc'], rand['auc'] if rand else None):>8} "
+            f"{_ratio(row['auc'], bt['auc'] if bt else None):>9} {_ratio(row['cost@95%'], rand['cost@95%'] if rand else None):>8} "
+            f"{_ratio(row['cost@95%'], bt['cost@95%'] if bt else None):>9}")
     lines.append("")
     lines.append("acc@X%: test accuracy of the student trained within X% of the full-pool teacher cost (mean over "
                  "seeds); AUC: area under accuracy vs cost fraction; cost@95%: fraction of the full cost to reach "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+from collections.abc import Iterable
 from typing import Any
 
 from distilloop.errors import ConfigError
@@ -37,7 +38,7 @@ TABLES = {"teacher": TEACHERS, "strategy": STRATEGIES, "student": STUDENTS, "rev
           "aggregation": AGGREGATORS}
 
 
-def did_you_mean(word: str, options: list[str] | tuple[str, ...] | set[str]) -> str:
+def did_you_mean(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -53,7 +54,7 @@ def resolve(part: str, name: str, *, where: str) -> type:
 
 def check_params(cls: type, params: dict[str, Any], *, where: str, reserved: tuple[str, ...] = ()) -> None:
     """Reject keys that ``cls``'s constructor does not take, suggesting the closest one."""
-    sig = inspect.signature(cls.__init__)
+    sig = inspect.signature(cls.__init__)  # type: ignore[misc]
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return
     accepted = [n for n in sig.parameters if n not in ("self", *reserved)]

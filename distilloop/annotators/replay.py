@@ -99,7 +99,8 @@ class ReplayTeacher(Teacher):
         dist = row.get("distribution")
         try:
             parsed = parse_answer(raw, prompt.labels)
-            label, rationale = parsed.label, parsed.rationale
+            label: str | None = parsed.label
+            rationale = parsed.rationale
         except InvalidAnswer as exc:
             label = normalize_label(row.get("label"), prompt.labels)
             if label is None:

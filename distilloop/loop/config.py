@@ -278,7 +278,7 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> CampaignConfi
             raise ConfigError(f"{where}.name: '{tname}' is used twice; teacher names must be unique")
         names.add(tname)
         teachers.append(Component(kind, params, f"{where} ({tname})"))
-    return CampaignConfig(teachers=teachers, path=path, raw=raw, **sections, **comps)
+    return CampaignConfig(teachers=teachers, path=path, raw=raw, **sections, **comps)  # type: ignore[arg-type]
 
 
 def load_config(path: str | Path) -> CampaignConfig:

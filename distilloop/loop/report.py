@@ -11,7 +11,7 @@ from distilloop.storage.store import Store
 def round_rows(store: Store) -> list[dict[str, Any]]:
     """One row per round, spend and labels cumulative, agreement and student metrics of that round."""
     gold = {r["id"]: r["gold"] for r in store.db.query("select id, gold from examples where gold is not null")}
-    students = {}
+    students: dict[int, dict[str, Any]] = {}
     for s in store.students():
         students[s["round"]] = s
     rows = []
@@ -27,7 +27,7 @@ def round_rows(store: Store) -> list[dict[str, Any]]:
         labels = list(store.db.query("select example_id, label from labels where round <= ?", [n]))
         judged = [lab for lab in labels if lab["example_id"] in gold]
         label_acc = (sum(gold[lab["example_id"]] == lab["label"] for lab in judged) / len(judged)) if judged else None
-        s = students.get(n)
+        s: dict[str, Any] | None = students.get(n)
         rows.append({
             "round": n, "status": r["status"], "strategy": r["strategy"], "selected": r["n_selected"],
             "labeled": len(labels), "review": sum(1 for c in cons if c["route"] == "review"),

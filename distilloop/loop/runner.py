@@ -136,7 +136,7 @@ class Campaign:
                 round_no = last["round"]
                 self.progress.note(f"resuming round {round_no} at step '{last['status']}'")
             self.budget.new_round(round_no, self.store.spent(round_no))
-            status = self.store.round_row(round_no)["status"]
+            status = (self.store.round_row(round_no) or {})["status"]
             if status == "annotating":
                 self.annotate_and_route(round_no)
                 status = "training"

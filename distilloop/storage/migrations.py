@@ -10,21 +10,21 @@ migrations = Migrations("distilloop")
 
 @migrations(name="0001_initial")
 def initial(db: Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["examples"].create(
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("examples").create(
         {"id": str, "split": str, "fields": str, "gold": str, "gold_rationale": str, "text_len": int,
          "position": int},
         pk="id",
     )
-    db["examples"].create_index(["split"])
-    db["rounds"].create(
+    db.table("examples").create_index(["split"])
+    db.table("rounds").create(
         {"round": int, "status": str, "strategy": str, "n_selected": int, "started_at": str,
          "finished_at": str, "stop_reason": str},
         pk="round",
     )
-    db["selections"].create({"round": int, "example_id": str, "rank": int, "score": float},
+    db.table("selections").create({"round": int, "example_id": str, "rank": int, "score": float},
                             pk=("round", "example_id"))
-    db["teacher_calls"].create(
+    db.table("teacher_calls").create(
         {"id": int, "request_hash": str, "round": int, "example_id": str, "teacher": str, "model": str,
          "prompt_style": str, "prompt_version": str, "mode": str, "status": str,
          "raw_response": str, "label": str, "rationale": str, "confidence": float, "confidence_source": str,
@@ -33,40 +33,40 @@ def initial(db: Database) -> None:
          "latency_s": float, "error": str, "distribution": str, "batch_id": str, "created_at": str, "finished_at": str},
         pk="id",
     )
-    db["teacher_calls"].create_index(["request_hash"])
-    db["teacher_calls"].create_index(["example_id"])
-    db["teacher_calls"].create_index(["round", "status"])
-    db["consensus"].create(
+    db.table("teacher_calls").create_index(["request_hash"])
+    db.table("teacher_calls").create_index(["example_id"])
+    db.table("teacher_calls").create_index(["round", "status"])
+    db.table("consensus").create(
         {"example_id": str, "round": int, "label": str, "soft_label": str, "agreement": float,
          "entropy": float, "n_votes": int, "method": str, "route": str, "rationale": str, "votes": str},
         pk="example_id",
     )
-    db["reviews"].create(
+    db.table("reviews").create(
         {"id": int, "example_id": str, "round": int, "reviewer": str, "label": str, "rationale": str,
          "seconds_spent": float, "source": str, "external_id": str, "created_at": str},
         pk="id",
     )
-    db["reviews"].create_index(["example_id"])
-    db["review_queue"].create(
+    db.table("reviews").create_index(["example_id"])
+    db.table("review_queue").create(
         {"example_id": str, "round": int, "status": str, "backend": str, "external_id": str,
          "created_at": str, "resolved_round": int},
         pk="example_id",
     )
-    db["labels"].create(
+    db.table("labels").create(
         {"example_id": str, "label": str, "rationale": str, "soft_label": str, "source": str, "round": int,
          "created_at": str},
         pk="example_id",
     )
-    db["students"].create(
+    db.table("students").create(
         {"version": str, "round": int, "kind": str, "path": str, "parent": str, "metrics": str,
          "n_train": int, "train_seconds": float, "promoted": int, "active": int, "created_at": str},
         pk="version",
     )
-    db["ledger"].create(
+    db.table("ledger").create(
         {"id": int, "call_id": int, "round": int, "teacher": str, "kind": str, "tokens_in": int,
          "tokens_out": int, "usd": float, "created_at": str},
         pk="id",
         foreign_keys=[("call_id", "teacher_calls", "id")],
     )
-    db["ledger"].create_index(["call_id"], unique=True)
-    db["cache"].create({"kind": str, "key": str, "value": bytes, "created_at": str}, pk=("kind", "key"))
+    db.table("ledger").create_index(["call_id"], unique=True)
+    db.table("cache").create({"kind": str, "key": str, "value": bytes, "created_at": str}, pk=("kind", "key"))

@@ -130,7 +130,7 @@ class Store:
 
     # -- meta ------------------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
-        self.db["meta"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
+        self.db.table("meta").upsert({"key": key, "value": json.dumps(value)}, pk="key")
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         rows = list(self.db.query("select value from meta where key = ?", [key]))
@@ -138,7 +138,7 @@ class Store:
 
     # -- examples --------------------------------------------------------------------------------------
     def _insert_examples(self, examples: Sequence[Example]) -> None:
-        self.db["examples"].insert_all(
+        self.db.table("examples").insert_all(
             (
                 {"id": e.id, "split": e.split, "fields": json.dumps(e.fields, ensure_ascii=False),
                  "gold": e.gold, "gold_rationale": e.gold_rationale, "text_len": len(e.text), "position": i}
@@ -179,9 +179,9 @@ class Store:
     def start_round(self, round_no: int, strategy: str, ids: Sequence[str], scores: Sequence[float]) -> None:
         """Record a round and its selection in one transaction."""
         with self.db.atomic():
-            self.db["rounds"].insert({"round": round_no, "status": "annotating", "strategy": strategy,
+            self.db.table("rounds").insert({"round": round_no, "status": "annotating", "strategy": strategy,
                                       "n_selected": len(ids), "started_at": now()})
-            self.db["selections"].insert_all(
+            self.db.table("selections").insert_all(
                 {"round": round_no, "example_id": i, "rank": r, "score": float(s)}
                 for r, (i, s) in enumerate(zip(ids, scores, strict=True))
             )
@@ -192,7 +192,7 @@ class Store:
             values["finished_at"] = now()
         if stop_reason is not None:
             values["stop_reason"] = stop_reason
-        self.db["rounds"].update(round_no, values)
+        self.db.table("rounds").update(round_no, values)
 
     def selection(self, round_no: int) -> list[str]:
         return [r["example_id"] for r in
@@ -228,7 +228,7 @@ class Store:
                    prompt_style: str, prompt_version: str, reserved: Spend, mode: str = "live",
                    status: str = "in_flight", batch_id: str | None = None) -> int:
         """Persist a call before it is sent, with the amounts reserved for it."""
-        table = self.db["teacher_calls"]
+        table = self.db.table("teacher_calls")
         table.insert({
             "request_hash": request_hash, "round": round_no, "example_id": example_id, "teacher": teacher,
             "model": model, "prompt_style": prompt_style, "prompt_version": prompt_version, "mode": mode,
@@ -245,8 +245,8 @@ class Store:
                     distribution: dict[str, float] | None = None, ledger_kind: str = "call") -> None:
         """Record the outcome of a call and charge its usage to the ledger, in one transaction."""
         with self.db.atomic():
-            row = self.db["teacher_calls"].get(call_id)
-            self.db["teacher_calls"].update(call_id, {
+            row = self.db.table("teacher_calls").get(call_id)
+            self.db.table("teacher_calls").update(call_id, {
                 "status": status, "raw_response": raw_response, "label": label, "rationale": rationale,
                 "confidence": confidence, "confidence_source": confidence_source, "valid": int(valid),
                 "tokens_in": spend.tokens_in, "tokens_out": spend.tokens_out, "cached_tokens": cached_tokens,
@@ -255,7 +255,7 @@ class Store:
                 "distribution": json.dumps(distribution) if distribution else None,
             })
             if spend.tokens_in or spend.tokens_out or spend.usd:
-                self.db["ledger"].insert({
+                self.db.table("ledger").insert({
                     "call_id": call_id, "round": row["round"], "teacher": row["teacher"], "kind": ledger_kind,
                     "tokens_in": spend.tokens_in, "tokens_out": spend.tokens_out, "usd": spend.usd,
                     "created_at": now()})
@@ -296,7 +296,7 @@ class Store:
 
     # -- consensus, review, labels ----------------------------------------------------------------------
     def save_consensus(self, rows: Iterable[dict[str, Any]]) -> None:
-        self.db["consensus"].upsert_all(
+        self.db.table("consensus").upsert_all(
             ({**r, "soft_label": json.dumps(r.get("soft_label")), "votes": json.dumps(r.get("votes"))}
              for r in rows), pk="example_id")
 
@@ -311,7 +311,7 @@ class Store:
 
     def accept_label(self, example_id: str, label: str, *, rationale: str | None, source: str, round_no: int,
                      soft_label: dict[str, float] | None = None) -> None:
-        self.db["labels"].upsert({
+        self.db.table("labels").upsert({
             "example_id": example_id, "label": label, "rationale": rationale, "source": source,
             "round": round_no, "soft_label": json.dumps(soft_label) if soft_label else None,
             "created_at": now()}, pk="example_id")
@@ -325,7 +325,7 @@ class Store:
         return rows
 
     def enqueue_review(self, example_id: str, round_no: int, backend: str, external_id: str | None = None) -> None:
-        self.db["review_queue"].upsert({"example_id": example_id, "round": round_no, "status": "pending",
+        self.db.table("review_queue").upsert({"example_id": example_id, "round": round_no, "status": "pending",
                                         "backend": backend, "external_id": external_id, "created_at": now()},
                                        pk="example_id")
 
@@ -335,7 +335,7 @@ class Store:
     def record_review(self, example_id: str, *, round_no: int, reviewer: str, label: str,
                       rationale: str | None, seconds_spent: float | None, source: str,
                       external_id: str | None = None) -> None:
-        self.db["reviews"].insert({
+        self.db.table("reviews").insert({
             "example_id": example_id, "round": round_no, "reviewer": reviewer, "label": label,
             "rationale": rationale, "seconds_spent": seconds_spent, "source": source,
             "external_id": external_id, "created_at": now()})
@@ -346,7 +346,7 @@ class Store:
         return list(self.db.query("select * from reviews where example_id = ? order by id", [example_id]))
 
     def resolve_review(self, example_id: str, round_no: int) -> None:
-        self.db["review_queue"].update(example_id, {"status": "done", "resolved_round": round_no})
+        self.db.table("review_queue").update(example_id, {"status": "done", "resolved_round": round_no})
 
     # -- students --------------------------------------------------------------------------------------
     def record_student(self, *, version: str, round_no: int, kind: str, path: str, parent: str | None,
@@ -354,7 +354,7 @@ class Store:
         with self.db.atomic():
             if promoted:
                 self.db.execute("update students set active = 0")
-            self.db["students"].insert({
+            self.db.table("students").insert({
                 "version": version, "round": round_no, "kind": kind, "path": path, "parent": parent,
                 "metrics": json.dumps(metrics), "n_train": n_train, "train_seconds": train_seconds,
                 "promoted": int(promoted), "active": int(promoted), "created_at": now()})
@@ -382,5 +382,5 @@ class Store:
         return rows[0]["value"] if rows else None
 
     def cache_put(self, kind: str, key: str, value: bytes) -> None:
-        self.db["cache"].upsert({"kind": kind, "key": key, "value": value, "created_at": now()},
+        self.db.table("cache").upsert({"kind": kind, "key": key, "value": value, "created_at": now()},
                                 pk=("kind", "key"))
