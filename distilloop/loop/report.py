@@ -12,8 +12,8 @@ def round_rows(store: Store) -> list[dict[str, Any]]:
     """One row per round, spend and labels cumulative, agreement and student metrics of that round."""
     gold = {r["id"]: r["gold"] for r in store.db.query("select id, gold from examples where gold is not null")}
     students: dict[int, dict[str, Any]] = {}
-    for s in store.students():
-        students[s["round"]] = s
+    for student in store.students():
+        students[student["round"]] = student
     rows = []
     cum_in = cum_out = 0
     cum_usd = 0.0
