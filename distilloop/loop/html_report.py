@@ -284,8 +284,11 @@ def _learning_curve(store: Store) -> str:
             ax.set_xlabel(xlabel)
             ax.set_ylabel("student accuracy")
             ax.grid(alpha=0.3)
-        ax1.set_title("accuracy against tokens", fontsize=10)
+        ax1.set_title("accuracy against tokens (filled: promoted)", fontsize=10)
         ax2.set_title("accuracy against dollars (filled: promoted)", fontsize=10)
+        if not any(r["usd"] for r in pts):
+            ax2.text(0.5, 0.12, "no dollars spent (free or local teachers)", transform=ax2.transAxes,
+                     ha="center", fontsize=9, color="#b42318")
         html.append(_png(fig))
     else:
         html.append('<p class="muted">No student metrics yet (no evaluation split with gold, or no training).</p>')
