@@ -161,6 +161,8 @@ class LabelStudioReviewer(Reviewer):
                  project_title: str = "distilloop review", project_id: int | None = None, poll: bool = True,
                  webhook_port: int | None = None, webhook_secret_env: str = "DISTILLOOP_WEBHOOK_SECRET",
                  webhook_host: str = "127.0.0.1", webhook_url: str | None = None, timeout_s: float = 30.0) -> None:
+        if not isinstance(project_title, str) or not 3 <= len(project_title) <= 50:
+            raise ConfigError(f"review.project_title: Label Studio takes 3 to 50 characters, got {project_title!r}")
         self.url = url.rstrip("/")
         self.api_key_env = api_key_env
         self.project_title = project_title
