@@ -156,6 +156,7 @@ class LabelStudioReviewer(Reviewer):
     """
 
     name = "label_studio"
+    uses_external_ids = True
 
     def __init__(self, url: str = "http://127.0.0.1:8080", api_key_env: str = "LABEL_STUDIO_API_KEY",
                  project_title: str = "distilloop review", project_id: int | None = None, poll: bool = True,

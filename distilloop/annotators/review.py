@@ -40,6 +40,8 @@ class ReviewDecision:
 
 class Reviewer(ABC):
     name = "abstract"
+    #: whether submit returns an external id per item (a queued item without one was never sent)
+    uses_external_ids = False
 
     @abstractmethod
     def submit(self, items: Sequence[ReviewItem]) -> dict[str, str | None]:

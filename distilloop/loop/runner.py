@@ -22,13 +22,13 @@ from distilloop.annotators.base import LabelingItem, Teacher
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.annotators.review import ReviewItem
 from distilloop.data import Example, load_examples
-from distilloop.errors import StoreError
+from distilloop.errors import ReviewError, StoreError
 from distilloop.loop import factory
 from distilloop.loop.budget import Budget
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.metrics import evaluate
 from distilloop.loop.progress import Progress
-from distilloop.loop.reviews import aggregate_round, pull_reviews, update_reliability
+from distilloop.loop.reviews import aggregate_round, pull_reviews, push_pending, update_reliability
 from distilloop.loop.routing import ACCEPT, ASK_NEXT, REVIEW, CascadePolicy, ThresholdRouter
 from distilloop.storage.store import Spend, Store
 from distilloop.strategies.base import SelectionContext
@@ -242,7 +242,11 @@ class Campaign:
                     to_review.append(ReviewItem(i, self._examples[i].fields, v, round_no, tuple(self.labels)))
             self.store.save_consensus(rows)
             if to_review:
-                external = self.reviewer.submit(to_review)
+                try:
+                    external = self.reviewer.submit(to_review)
+                except ReviewError as exc:  # queued anyway: pushed again next round or by `distilloop review push`
+                    self.progress.warn(f"{len(to_review)} item(s) queued for review but not sent: {exc}")
+                    external = {}
                 for it in to_review:
                     self.store.enqueue_review(it.example_id, round_no, self.reviewer.name, external.get(it.example_id))
             self.store.set_round_status(round_no, "training")
@@ -285,7 +289,13 @@ class Campaign:
     def pull_reviews(self, round_no: int) -> int:
         """Bring finished reviews into the training data: the human label wins, a corrected rationale replaces
         the teachers'."""
-        return pull_reviews(self.store, self.reviewer, self.labels, round_no, warn=self.progress.warn)
+        try:
+            if getattr(self.reviewer, "uses_external_ids", False):
+                push_pending(self.store, self.reviewer, self.labels)
+            return pull_reviews(self.store, self.reviewer, self.labels, round_no, warn=self.progress.warn)
+        except ReviewError as exc:  # the campaign goes on; pending reviews stay queued for a later round
+            self.progress.warn(f"reviews not collected this round: {exc}")
+            return 0
 
     def train(self, round_no: int) -> dict[str, Any] | None:
         labeled = self.store.labeled()
