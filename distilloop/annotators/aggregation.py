@@ -7,7 +7,8 @@ Three aggregators:
 - :class:`DawidSkene`: EM over one confusion matrix per teacher (Dawid & Skene, "Maximum Likelihood
   Estimation of Observer Error-Rates Using the EM Algorithm", Applied Statistics 28(1), 1979), learned over
   every item the campaign has seen; items a human reviewed are clamped to the human label (known truth), so
-  the reviews sharpen each teacher's estimated reliability per class.
+  the reviews sharpen each teacher's estimated reliability per class. EM starts from the confidence-weighted
+  vote (``init = "vote"`` starts from vote shares, as in the paper).
 
 Every verdict carries the agreement of the item: the vote share of the winner, the entropy of the vote
 distribution, and whether the rationales support the same label (:func:`rationale_stance`); and a soft label
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from distilloop.errors import UserInputError
 
 
 @dataclass(frozen=True)
@@ -187,8 +190,11 @@ class DawidSkene:
 
     name = "dawid_skene"
 
-    def __init__(self, max_iter: int = 100, tol: float = 1e-6, smoothing: float = 1.0, diag_prior: float = 1.0
-                 ) -> None:
+    def __init__(self, max_iter: int = 100, tol: float = 1e-6, smoothing: float = 1.0, diag_prior: float = 1.0,
+                 init: str = "confidence") -> None:
+        if init not in ("vote", "confidence"):
+            raise UserInputError(f"aggregation.init: must be 'vote' or 'confidence', got {init!r}")
+        self.init = init
         self.max_iter = max_iter
         self.tol = tol
         self.smoothing = smoothing
@@ -224,8 +230,15 @@ class DawidSkene:
             if known and ex in known and known[ex] in lab_idx:
                 clamp[i] = True
                 clamped[i, lab_idx[known[ex]]] = 1.0
-        # initialise with vote shares (uniform where no vote)
+        # initialise with vote shares, or the confidence-weighted vote (which breaks 1-1 ties between two
+        # teachers by how sure each was; with vote shares EM has nothing to start from on those items)
         post = onehot.sum(axis=1) + 1e-9
+        if self.init == "confidence":
+            cw = ConfidenceWeightedVote()
+            for i, ex in enumerate(ids):
+                soft = cw.aggregate(items[ex], labels).soft_label
+                if soft:
+                    post[i] = [soft[x] + 1e-9 for x in labels]
         post /= post.sum(axis=1, keepdims=True)
         post[clamp] = clamped[clamp]
         prior_cells = self.smoothing + self.diag_prior * np.eye(k)

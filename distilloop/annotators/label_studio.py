@@ -152,7 +152,8 @@ class LabelStudioReviewer(Reviewer):
     ``project_id`` or ``project_title``: the project to reuse (created with ``project_title`` if absent);
     ``poll``: fetch annotations of pending tasks on every collect; ``webhook_port`` (0 = any free port) with
     ``webhook_secret_env``: also listen for Label Studio's webhook on ``webhook_host`` (loopback only), where
-    ``webhook_url`` is the address Label Studio calls (default ``http://<webhook_host>:<port>/``).
+    ``webhook_url`` is the address Label Studio calls (default ``http://<webhook_host>:<port>/``);
+    ``timeout_s`` and ``max_retries`` apply to every API call.
     """
 
     name = "label_studio"
@@ -161,7 +162,8 @@ class LabelStudioReviewer(Reviewer):
     def __init__(self, url: str = "http://127.0.0.1:8080", api_key_env: str = "LABEL_STUDIO_API_KEY",
                  project_title: str = "distilloop review", project_id: int | None = None, poll: bool = True,
                  webhook_port: int | None = None, webhook_secret_env: str = "DISTILLOOP_WEBHOOK_SECRET",
-                 webhook_host: str = "127.0.0.1", webhook_url: str | None = None, timeout_s: float = 30.0) -> None:
+                 webhook_host: str = "127.0.0.1", webhook_url: str | None = None, timeout_s: float = 30.0,
+                 max_retries: int = 2) -> None:
         if not isinstance(project_title, str) or not 3 <= len(project_title) <= 50:
             raise ConfigError(f"review.project_title: Label Studio takes 3 to 50 characters, got {project_title!r}")
         self.url = url.rstrip("/")
@@ -174,6 +176,7 @@ class LabelStudioReviewer(Reviewer):
         self.webhook_host = webhook_host
         self.webhook_url = webhook_url
         self.timeout_s = timeout_s
+        self.max_retries = max_retries
         self._client: Any = None
         self._store: Any = None
         self._inbox: dict[int, list[dict[str, Any]]] = {}
@@ -199,7 +202,8 @@ class LabelStudioReviewer(Reviewer):
                 raise ReviewError(f"no Label Studio API key: set the environment variable {self.api_key_env} "
                                   "(Account & Settings > Access Token in Label Studio), or name another one with "
                                   "[review] api_key_env")
-            self._client = sdk.LabelStudio(base_url=self.url, api_key=key, timeout=self.timeout_s)
+            self._client = sdk.LabelStudio(base_url=self.url, api_key=key, timeout=self.timeout_s,
+                                           max_retries=self.max_retries)
         return self._client
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -235,7 +235,7 @@ class Campaign:
                              "method": v.method, "route": routes[i], "rationale": v.rationale, "votes": v.votes,
                              "vote_share": v.vote_share, "tiers_asked": tiers_asked.get(i),
                              "rationales_agree": None if v.rationales_agree is None else int(v.rationales_agree)})
-                if routes[i] == ACCEPT:
+                if routes[i] == ACCEPT and v.label is not None:
                     self.store.accept_label(i, v.label, rationale=v.rationale, source="teachers",
                                             round_no=round_no, soft_label=v.soft_label)
                 elif routes[i] == REVIEW:

@@ -86,7 +86,7 @@ def test_unreachable_label_studio_does_not_stop_the_campaign(tmp_path, monkeypat
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("LS_TEST_KEY", "k")
-    extra = f'[review]\nkind = "label_studio"\nurl = "http://127.0.0.1:{port}"\napi_key_env = "LS_TEST_KEY"\ntimeout_s = 2\n'
+    extra = f'[review]\nkind = "label_studio"\nurl = "http://127.0.0.1:{port}"\napi_key_env = "LS_TEST_KEY"\ntimeout_s = 2\nmax_retries = 0\n'
     path, c = run(tmp_path, extra=extra)
     pending = c.store.pending_reviews()
     assert pending and all(r["external_id"] is None for r in pending)  # queued, not lost, not sent
