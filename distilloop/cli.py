@@ -156,7 +156,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         caps, _ = config.budget.caps()
         s = summary(store, caps)
         if args.json:
+            from distilloop.loop.reviews import review_agreement
+
             s["rounds_table"] = round_rows(store)
+            s["teacher_reliability"] = store.reliability()
+            s["review_agreement"] = review_agreement(store, config.campaign.labels)
             print(json.dumps(s, indent=2, default=str))
             return 0
         console = _console()

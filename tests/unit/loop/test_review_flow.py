@@ -97,3 +97,32 @@ def test_unreachable_label_studio_does_not_stop_the_campaign(tmp_path, monkeypat
     assert status["pending"] == len(pending)
     assert main(["review", "push", str(path)]) == 1  # still unreachable: one clear line, no traceback
     assert "unreachable" in capsys.readouterr().err
+
+
+def test_reviewer_kappa_and_cli_pull_with_the_simulated_reviewer(tmp_path, capsys):
+    extra = '[review]\nkind = "simulated"\ndelay_rounds = 5\n'
+    path, c = run(tmp_path, extra=extra)
+    pending = c.store.pending_reviews()
+    assert pending and not c.store.reviews()  # delayed: nothing answered yet, nothing lost
+    c.close()
+    path.write_text(path.read_text().replace("delay_rounds = 5", "delay_rounds = 0"))
+    assert main(["review", "pull", str(path)]) == 0
+    assert f"pulled {len(pending)} review(s); 0 still pending" in capsys.readouterr().out
+    from distilloop.storage.store import Store
+
+    store = Store.open(load_config(path).store_path)
+    ids = [r["example_id"] for r in pending][:4]
+    # a second (human) reviewer on the same items: agrees on all but one
+    for k, ex in enumerate(ids):
+        gold = store.example(ex).gold
+        other = gold if k else next(x for x in ("negative", "positive") if x != gold)
+        store.record_review(ex, round_no=1, reviewer="ann", label=other, rationale=None, seconds_spent=3.0,
+                            source="human")
+    store.close()
+    assert main(["status", str(path), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    ra = s["review_agreement"]
+    assert ra["items_multi"] == len(ids) and ra["method"] == "cohen" and ra["kappa"] < 1.0
+    assert s["teacher_reliability"]
+    assert main(["status", str(path)]) == 0
+    assert "reviewer agreement: cohen kappa" in capsys.readouterr().out
