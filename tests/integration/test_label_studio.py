@@ -168,3 +168,40 @@ def test_campaign_round_trip_through_label_studio(ls_env, tmp_path):
         campaign.close()
     assert os.environ.get(KEY_ENV) == ls_env.token
     assert ls_env.token.encode() not in config.store_path.read_bytes()  # the key is never stored
+
+
+def test_items_queued_while_the_server_was_down_are_pushed_later(ls_env, tmp_path, capsys):
+    import socket
+
+    from distilloop.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    title = f"push-{uuid.uuid4().hex[:8]}"
+    review = (f'[review]\nkind = "label_studio"\nurl = "URL"\napi_key_env = "{KEY_ENV}"\n'
+              f'project_title = "{title}"\nmax_retries = 0\ntimeout_s = 5\n')
+    path = replay_config(tmp_path, extra=review.replace("URL", f"http://127.0.0.1:{dead}"),
+                         rounds="max_rounds = 1\ninitial_size = 30\nbatch_size = 10\nconcurrency = 4")
+    c = Campaign.open(load_config(path))
+    c.run()
+    queued = c.store.pending_reviews()
+    c.close()
+    assert queued and all(r["external_id"] is None for r in queued)
+    path.write_text(path.read_text().replace(f"http://127.0.0.1:{dead}", ls_env.url))  # the server is back
+    assert main(["review", "push", str(path)]) == 0
+    assert f"pushed {len(queued)} pending item(s)" in capsys.readouterr().out
+    assert main(["review", "push", str(path)]) == 0  # nothing left to push, nothing imported twice
+    assert "pushed 0" in capsys.readouterr().out
+    from distilloop.storage.store import Store
+
+    store = Store.open(load_config(path).store_path)
+    rows = store.pending_reviews()
+    project = store.get_meta("label_studio_project_id")
+    store.close()
+    assert all(r["external_id"] for r in rows)
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_id=project)
+    assert len(list(r.client().tasks.list(project=project))) == len(queued)
+    answer_task(r.client(), int(rows[0]["external_id"]), "negative", "pulled by hand")
+    assert main(["review", "pull", str(path)]) == 0
+    assert f"pulled 1 review(s); {len(queued) - 1} still pending" in capsys.readouterr().out
