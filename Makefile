@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -c constraints.txt
 LS_VENV ?= .ls-venv
 
-.PHONY: setup setup-dev demo test test-fast lint types check bench clean
+.PHONY: setup setup-dev chromium demo test test-fast lint types check bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,7 +21,7 @@ setup: $(VENV)/.setup
 
 # Everything the test suite exercises: every extra, plus Label Studio in its own virtualenv.
 $(VENV)/.setup-dev: $(VENV)/.setup
-	$(PIP) -e '.[local,hf,openai,anthropic,review,dev]'
+	$(PIP) -e '.[local,hf,openai,anthropic,review,report,dev]'
 	touch $@
 
 $(LS_VENV)/bin/label-studio:
@@ -29,7 +29,13 @@ $(LS_VENV)/bin/label-studio:
 	$(LS_VENV)/bin/pip install -q --upgrade pip
 	$(LS_VENV)/bin/pip install -q label-studio
 
-setup-dev: $(VENV)/.setup-dev $(LS_VENV)/bin/label-studio
+# Headless Chromium renders the HTML report and Label Studio pages in tests (Debian's package; skipped
+# with a clear reason by those tests where it cannot be installed).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
+	  || echo "warning: chromium could not be installed; the browser tests will be skipped"
+
+setup-dev: $(VENV)/.setup-dev $(LS_VENV)/bin/label-studio chromium
 
 demo: setup
 	$(BIN)/distilloop run examples/rt_demo/campaign.toml

@@ -17,6 +17,7 @@ EXTRAS = {
     "sentence_transformers": "hf",
     "peft": "hf",
     "llama_cpp": "local",
+    "matplotlib": "report",
 }
 
 

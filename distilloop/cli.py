@@ -275,6 +275,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         caps, _ = config.budget.caps()
         s = summary(store, caps)
         rows = round_rows(store)
+        if args.html is not None:
+            from distilloop.loop.html_report import write_html_report
+
+            out = Path(args.html) if args.html else config.store_path.with_name(f"{config.campaign.name}.report.html")
+            write_html_report(store, out, caps=caps, eval_split=config.evaluation.split)
+            print(f"wrote the HTML report to {out}")
+            return 0
         if args.json:
             print(json.dumps({"summary": s, "rounds": rows}, indent=2, default=str))
             return 0
@@ -411,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Print a campaign summary (use --json for machine-readable output).")
     with_config(sp)
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument("--html", nargs="?", const="", metavar="FILE",
+                    help="write a self-contained HTML report (plots, spend, reliability, reviews, confusion matrix, "
+                         "hardest items) to FILE (default: <name>.report.html next to the store)")
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("bench", help="label-efficiency benchmark on recorded teacher outputs",

@@ -1,0 +1,286 @@
+"""The self-contained HTML campaign report: every section with numbers that match the store, escaping of
+untrusted text, no external resources, empty campaigns, atomic writes, the CLI, and a headless Chromium render."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+from distilloop.cli import main
+from distilloop.data import Example
+from distilloop.errors import StudentError
+from distilloop.loop import html_report
+from distilloop.loop.config import load_config
+from distilloop.loop.html_report import SECTIONS, render_html, write_html_report
+from distilloop.loop.runner import Campaign
+from distilloop.storage.store import Store
+from tests.conftest import replay_config
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class _Doc(HTMLParser):
+    """Tables by id (rows of cell texts), section ids and image sources of an HTML document."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.sections: list[str] = []
+        self.images: list[str] = []
+        self.tags: list[str] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if tag == "section":
+            self.sections.append(a.get("id", ""))
+        elif tag == "img":
+            self.images.append(a.get("src", ""))
+        elif tag == "table":
+            self._table = a.get("id", "")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table is not None:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._table is not None:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _int(cell: str) -> int:
+    return int(cell.replace(",", ""))
+
+
+def _usd(cell: str) -> float:
+    return float(cell.lstrip("$"))
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    """A finished three-round replay campaign (its store path and config path)."""
+    tmp = tmp_path_factory.mktemp("report")
+    config = load_config(replay_config(tmp))
+    c = Campaign.open(config)
+    c.run()
+    c.close()
+    return config.store_path, config.path
+
+
+@pytest.fixture
+def store(campaign):
+    s = Store.open(campaign[0])
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def store_copy(campaign, tmp_path):
+    """A private copy of the campaign's store, safe to tamper with."""
+    path = tmp_path / "copy.db"
+    src = Store.open(campaign[0])
+    src.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    src.close()
+    shutil.copy(campaign[0], path)
+    s = Store.open(path)
+    yield s
+    s.close()
+
+
+def test_every_section_is_there_with_numbers_that_match_the_store(store):
+    doc = _Doc(render_html(store))
+    assert doc.sections == [sid for sid, _ in SECTIONS]
+    # plots: learning curve, spend, confusion matrix, all inline PNGs
+    assert len(doc.images) == 3 and all(src.startswith("data:image/png;base64,") for src in doc.images)
+
+    spent = store.spent()
+    for table in ("spend-table", "spend-teacher-table"):
+        rows = doc.tables[table]
+        total, body = rows[-1], rows[1:-1]
+        assert total[0] == "total"
+        assert (_int(total[-3]), _int(total[-2])) == (spent.tokens_in, spent.tokens_out)
+        assert _usd(total[-1]) == pytest.approx(spent.usd, abs=1e-6)
+        assert sum(_int(r[-3]) for r in body) == spent.tokens_in
+        assert sum(_usd(r[-1]) for r in body) == pytest.approx(spent.usd, abs=1e-5)
+    assert {r[0] for r in doc.tables["spend-teacher-table"][1:-1]} == {"a", "b", "c"}
+    assert len(doc.tables["spend-table"]) - 2 == 3 * 3  # three rounds, three teachers
+
+    curve = doc.tables["learning-curve-table"][1:]
+    students = {s["round"]: s["metrics"]["accuracy"] for s in store.students()}
+    assert [_int(r[0]) for r in curve] == [1, 2, 3]
+    for r in curve:
+        assert float(r[6].rstrip("%")) == pytest.approx(100 * students[_int(r[0])], abs=0.05)
+
+    test_n = store.count("examples", "split = 'test' and gold is not null")
+    confusion = doc.tables["confusion-table"]
+    assert confusion[0] == ["gold \\ predicted", "negative", "positive"]
+    assert sum(_int(c) for row in confusion[1:] for c in row[1:]) == test_n == 80
+
+    agreement = doc.tables["agreement-table"][1:]
+    assert sum(_int(r[1]) for r in agreement) == store.count("consensus")
+    assert sum(_int(r[5]) for r in agreement) == store.count("consensus", "route = 'review'")
+
+    reliability = {r[0]: r for r in doc.tables["reliability-table"][1:]}
+    assert set(reliability) == {"a", "b", "c"}
+    for name, row in reliability.items():
+        calls = store.count("teacher_calls", "teacher = ?", [name])
+        assert _int(row[1]) == calls
+        ok = [c for c in store.calls(status="ok") if c.teacher == name and c.valid]
+        gold = {e.id: e.gold for e in store.examples() if e.gold}
+        judged = [c for c in ok if c.example_id in gold]
+        assert _int(row[5]) == len(judged)
+        acc = sum(c.label == gold[c.example_id] for c in judged) / len(judged)
+        assert float(row[6].rstrip("%")) == pytest.approx(100 * acc, abs=0.05)
+
+    review = doc.tables["review-table"]
+    assert review[-1][0] == "total"
+    assert _int(review[-1][1]) == store.count("review_queue")
+    assert _int(review[-1][2]) == store.count("review_queue", "status = 'done'")
+
+    budget = {r[0]: r for r in doc.tables["budget-table"][1:]}
+    assert _int(budget["tokens in"][1]) == spent.tokens_in and budget["tokens in"][2] == "200,000"
+    assert budget["USD"][2] == "$1.000000"
+
+    summary = {r[0]: r[1] for r in doc.tables["summary-table"]}
+    assert summary["stop reason"] == store.get_meta("stop_reason") == "max rounds reached (3)"
+
+
+def test_hardest_items_show_every_vote_and_the_review(store):
+    doc = _Doc(render_html(store, n_hardest=5))
+    worst = min(r["agreement"] for r in store.db.query("select agreement from consensus"))
+    hardest = [t for t in doc.tables if t.startswith("votes-")]
+    assert len(hardest) == 5
+    first = hardest[0].removeprefix("votes-")
+    assert store.consensus(first)["agreement"] == worst
+    votes = doc.tables[hardest[0]][1:]
+    assert [v[0] for v in votes] == ["a", "b", "c"]
+    assert votes[0][3] == f"synthetic rationale of a for {first}"
+    html = render_html(store, n_hardest=5)
+    for rv in store.reviews(first):
+        assert f"Review</b> by {rv['reviewer']}" in html
+
+
+def test_untrusted_text_is_escaped(store_copy):
+    worst = html_report.hardest_items(store_copy, 1)[0]
+    store_copy.db["examples"].update(worst["example_id"], {"fields": json.dumps(
+        {"text": "nice <script>alert(1)</script> & more"})})
+    votes = worst["votes"]
+    votes[0]["rationale"] = '<img src=x onerror="alert(2)">'
+    votes[1]["teacher"] = "<b>evil</b>"
+    store_copy.db["consensus"].update(worst["example_id"], {"votes": json.dumps(votes)})
+
+    html = render_html(store_copy)
+    assert "<script" not in html.lower()
+    assert "nice &lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html
+    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in html
+    assert "&lt;b&gt;evil&lt;/b&gt;" in html
+    assert sum(t == "img" for t in _Doc(html).tags) == 3  # only the plots, no injected image
+
+
+def test_no_external_resources_and_no_scripts(store):
+    html = render_html(store)
+    assert not re.search(r"https?://", html), "the report must not reference anything on a network"
+    assert not re.search(r"<(script|link|iframe|object|embed)\b", html, re.I)
+    assert "@import" not in html and "url(" not in html
+    assert all(src.startswith("data:") for src in _Doc(html).images)
+
+
+def test_a_stored_reliability_table_is_shown(store_copy):
+    store_copy.db["teacher_reliability"].insert_all([{"teacher": "a", "accuracy": 0.91},
+                                                     {"teacher": "b", "accuracy": 0.55}])
+    doc = _Doc(render_html(store_copy))
+    assert doc.tables["stored-teacher_reliability"] == [["teacher", "accuracy"], ["a", "0.910"], ["b", "0.550"]]
+
+
+def test_a_student_that_cannot_be_reloaded_is_reported_not_raised(store):
+    def broken(path):
+        raise StudentError(f"{path} is not a saved distilloop student")
+
+    html = render_html(store, student_loader=broken)
+    doc = _Doc(html)
+    assert "confusion-table" not in doc.tables
+    assert "Could not reload the active student" in html and "confusion" in doc.sections
+
+
+def test_an_empty_campaign_renders_every_section(tmp_path):
+    store = Store.create(tmp_path / "empty.db", [Example("x1", {"text": "hi"}, "pool"),
+                                                 Example("x2", {"text": "yo"}, "test", gold="pos")],
+                         {"name": "empty", "labels": ["neg", "pos"]})
+    try:
+        html = render_html(store)
+    finally:
+        store.close()
+    doc = _Doc(html)
+    assert doc.sections == [sid for sid, _ in SECTIONS]
+    assert doc.images == []
+    assert "No rounds yet." in html and "Nothing spent yet." in html
+    assert "No student has been trained yet." in html and "No items annotated yet." in html
+    budget = {r[0]: r for r in doc.tables["budget-table"][1:]}
+    assert budget["USD"][1:] == ["$0.000000", "no cap", "-"]
+
+
+def test_written_atomically(store, tmp_path, monkeypatch):
+    out = write_html_report(store, tmp_path / "r" / "report.html")
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert out.stat().st_mode & 0o777 == 0o644
+    before = out.read_text()
+
+    def fail(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(html_report.os, "replace", fail)
+    with pytest.raises(KeyboardInterrupt):
+        write_html_report(store, out)
+    assert out.read_text() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]
+
+
+def test_cli_writes_the_default_file_next_to_the_store(campaign, tmp_path, capsys):
+    store_path, config_path = campaign
+    assert main(["report", str(config_path), "--html"]) == 0
+    default = store_path.with_name("t.report.html")
+    assert default.exists() and f"wrote the HTML report to {default}" in capsys.readouterr().out
+    target = tmp_path / "mine.html"
+    assert main(["report", str(config_path), "--html", str(target)]) == 0
+    assert [s for s in _Doc(target.read_text()).sections] == [sid for sid, _ in SECTIONS]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium); "
+                                             "the headless render check needs it")
+def test_renders_in_headless_chromium(store, tmp_path):
+    from matplotlib import image
+
+    report = write_html_report(store, tmp_path / "report.html")
+    shot = tmp_path / "shot.png"
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1280,4000", report.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert shot.exists(), f"chromium wrote no screenshot (rc {proc.returncode}): {proc.stderr[-2000:]}"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    px = image.imread(str(shot))
+    assert px.shape[:2] == (4000, 1280)
+    rgb = (px[..., :3] * 255).astype("uint8").reshape(-1, 3)
+    non_white = (rgb < 240).any(axis=1).mean()
+    colours = len({tuple(c) for c in rgb[::97]})
+    assert non_white > 0.03, f"the page looks blank ({non_white:.1%} non-white pixels)"
+    assert colours > 50, f"the page has too little variety to hold plots ({colours} colours)"
