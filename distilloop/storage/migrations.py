@@ -80,7 +80,7 @@ def review_reliability(db: Database) -> None:
     consensus.add_column("vote_share", float)
     consensus.add_column("rationales_agree", int)
     consensus.add_column("tiers_asked", int)
-    db.table("teacher_reliability").create(
+    db.table("reliability_estimates").create(
         {"teacher": str, "true_label": str, "given_label": str, "prob": float, "support": float, "method": str,
          "n_items": int, "n_known": int, "updated_at": str},
         pk=("teacher", "true_label", "given_label"),

@@ -364,14 +364,14 @@ class Store:
     # -- teacher reliability ---------------------------------------------------------------------------
     def save_reliability(self, rows: Sequence[dict[str, Any]], *, method: str, n_items: int, n_known: int) -> None:
         with self.db.atomic():
-            self.db.execute("delete from teacher_reliability")
+            self.db.execute("delete from reliability_estimates")
             stamp = now()
-            self.db.table("teacher_reliability").insert_all(
+            self.db.table("reliability_estimates").insert_all(
                 ({**r, "method": method, "n_items": n_items, "n_known": n_known, "updated_at": stamp} for r in rows),
                 pk=("teacher", "true_label", "given_label"))
 
     def reliability(self) -> list[dict[str, Any]]:
-        return list(self.db.query("select * from teacher_reliability order by teacher, true_label, given_label"))
+        return list(self.db.query("select * from reliability_estimates order by teacher, true_label, given_label"))
 
     # -- students --------------------------------------------------------------------------------------
     def record_student(self, *, version: str, round_no: int, kind: str, path: str, parent: str | None,
