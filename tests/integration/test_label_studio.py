@@ -94,7 +94,7 @@ def test_unreachable_server_is_a_review_error(monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = LabelStudioReviewer(url=f"http://127.0.0.1:{port}", api_key_env=KEY_ENV, timeout_s=2)
+    r = LabelStudioReviewer(url=f"http://127.0.0.1:{port}", api_key_env=KEY_ENV, timeout_s=2, max_retries=0)
     with pytest.raises(ReviewError, match="unreachable"):
         r.submit([review_item(0)])
 
