@@ -156,7 +156,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         caps, _ = config.budget.caps()
         s = summary(store, caps)
         if args.json:
+            from distilloop.loop.reviews import review_agreement
+
             s["rounds_table"] = round_rows(store)
+            s["teacher_reliability"] = store.reliability()
+            s["review_agreement"] = review_agreement(store, config.campaign.labels)
             print(json.dumps(s, indent=2, default=str))
             return 0
         console = _console()
@@ -178,9 +182,86 @@ def cmd_status(args: argparse.Namespace) -> int:
         if a:
             m = ", ".join(f"{k} {v:.4f}" for k, v in a["metrics"].items() if k != "n")
             console.print(f"active student: {a['version']} (round {a['round']}): {m}")
+        _print_review_state(console, store, config)
         console.print(rounds_table(round_rows(store)))
         if s["stop_reason"]:
             console.print(f"last stop: {s['stop_reason']}")
+    finally:
+        store.close()
+    return 0
+
+
+def _print_review_state(console: Any, store: Any, config: Any) -> None:
+    """Teacher reliability per class, rationale agreement, inter-reviewer kappa, and a simulation notice."""
+    from distilloop.loop.reviews import review_agreement
+
+    rel = store.reliability()
+    if rel:
+        r0 = rel[0]
+        console.print(f"teacher reliability per class ({r0['method']} over {r0['n_items']} items, "
+                      f"{r0['n_known']} human-reviewed as known truth): P(teacher says the class | true class)")
+        per: dict[str, list[str]] = {}
+        for r in rel:
+            if r["true_label"] == r["given_label"]:
+                per.setdefault(r["teacher"], []).append(f"{r['true_label']} {r['prob']:.2f} (n~{r['support']:.0f})")
+        for teacher, parts in per.items():
+            console.print(f"  {teacher}: {', '.join(parts)}")
+    agree = list(store.db.query("select count(*) n, sum(rationales_agree) k from consensus "
+                                "where rationales_agree is not null"))[0]
+    if agree["n"]:
+        console.print(f"rationales support one label on {agree['k'] or 0} of {agree['n']} items where they take a side")
+    ra = review_agreement(store, config.campaign.labels)
+    if ra["items_multi"]:
+        console.print(f"reviewer agreement: {ra['method']} kappa {ra['kappa']:.3f} over {ra['items_multi']} items "
+                      "reviewed more than once")
+    sim = store.count("reviews", "source = 'simulated'")
+    if sim:
+        console.print(f"[yellow]note: {sim} review(s) are SIMULATED (answered from gold labels by SimulatedReviewer), "
+                      "not human work[/yellow]")
+
+
+# -- review -----------------------------------------------------------------------------------------------
+def cmd_review(args: argparse.Namespace) -> int:
+    from distilloop.loop import factory
+    from distilloop.loop.reviews import pull_reviews, push_pending, review_agreement
+
+    config, store = _open_store(args)
+    try:
+        labels = list(config.campaign.labels)
+        if args.action == "status":
+            pending = store.pending_reviews()
+            by: dict[str, int] = {}
+            for r in pending:
+                key = f"{r['backend']} round {r['round']}" + ("" if r["external_id"] else " (not pushed)")
+                by[key] = by.get(key, 0) + 1
+            done = store.reviews()
+            ra = review_agreement(store, labels)
+            out = {"pending": len(pending), "pending_by": by, "reviews": len(done),
+                   "by_source": {s: sum(1 for r in done if r["source"] == s) for s in {r["source"] for r in done}},
+                   "kappa": ra["kappa"], "kappa_method": ra["method"], "items_reviewed_more_than_once": ra["items_multi"]}
+            if args.json:
+                print(json.dumps(out, indent=2))
+            else:
+                print(f"pending: {out['pending']} ({', '.join(f'{k}: {v}' for k, v in by.items()) or '-'}); "
+                      f"reviews recorded: {out['reviews']} {out['by_source'] or ''}")
+                if ra["kappa"] is not None:
+                    print(f"reviewer agreement: {ra['method']} kappa {ra['kappa']:.3f} over {ra['items_multi']} items")
+                if out["by_source"].get("simulated"):
+                    print("note: simulated reviews (SimulatedReviewer answers from gold labels) are not human work")
+            return 0
+        reviewer = factory.build_reviewer(config)
+        reviewer.attach(store)
+        try:
+            if args.action == "push":
+                n = push_pending(store, reviewer, labels, force=args.force)
+                print(f"pushed {n} pending item(s) to {reviewer.name}")
+            else:
+                last = max((r["round"] for r in store.rounds()), default=0)
+                n = pull_reviews(store, reviewer, labels, last,
+                                 warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+                print(f"pulled {n} review(s); {store.count('review_queue', 'status = ?', ['pending'])} still pending")
+        finally:
+            reviewer.close()
     finally:
         store.close()
     return 0
@@ -314,6 +395,16 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sp)
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("review", help="push routed items to the reviewer, pull finished reviews, or show the queue",
+                        description="For review sessions run by hand: `push` sends pending items the reviewer has not "
+                                    "got yet (e.g. Label Studio was down during the round), `pull` records finished "
+                                    "reviews (the human label wins), `status` shows the queue and reviewer agreement.")
+    sp.add_argument("action", choices=["push", "pull", "status"], help="push, pull or status")
+    with_config(sp)
+    sp.add_argument("--force", action="store_true", help="push: re-send every pending item (nothing is imported twice)")
+    sp.add_argument("--json", action="store_true", help="status: machine-readable output")
+    sp.set_defaults(func=cmd_review)
 
     sp = sub.add_parser("export", help="write the distilled data set (labels, rationales, provenance) as JSONL",
                         description="Write every accepted label with its rationale, soft label, source (teachers, "

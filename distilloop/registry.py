@@ -29,9 +29,13 @@ STUDENTS: dict[str, str] = {
 }
 REVIEWERS: dict[str, str] = {
     "auto": "distilloop.annotators.review:AutoAcceptReviewer",
+    "simulated": "distilloop.annotators.review:SimulatedReviewer",
+    "label_studio": "distilloop.annotators.label_studio:LabelStudioReviewer",
 }
 AGGREGATORS: dict[str, str] = {
     "majority": "distilloop.annotators.aggregation:MajorityVote",
+    "confidence_weighted": "distilloop.annotators.aggregation:ConfidenceWeightedVote",
+    "dawid_skene": "distilloop.annotators.aggregation:DawidSkene",
 }
 
 TABLES = {"teacher": TEACHERS, "strategy": STRATEGIES, "student": STUDENTS, "reviewer": REVIEWERS,

@@ -53,10 +53,13 @@ class TeacherEnsemble:
         self._inflight: dict[str, asyncio.Future] = {}
 
     async def annotate(self, items: Sequence[LabelingItem], round_no: int,
-                       on_progress: Callable[[], None] | None = None) -> AnnotationResult:
+                       on_progress: Callable[[], None] | None = None,
+                       teachers: Sequence[Teacher] | None = None) -> AnnotationResult:
+        """Ask ``teachers`` (default: all) about every item; a cascade calls this once per tier."""
+        asked = list(teachers) if teachers is not None else self.teachers
         result = AnnotationResult(votes={it.example_id: [] for it in items})
         sem = asyncio.Semaphore(self.concurrency)
-        failures = {t.name: 0 for t in self.teachers}
+        failures = {t.name: 0 for t in asked}
 
         async def one(item: LabelingItem, teacher: Teacher) -> None:
             async with sem:
@@ -66,7 +69,7 @@ class TeacherEnsemble:
             if on_progress:
                 on_progress()
 
-        await asyncio.gather(*(one(it, t) for it in items for t in self.teachers))
+        await asyncio.gather(*(one(it, t) for it in items for t in asked))
         order = {t.name: i for i, t in enumerate(self.teachers)}
         for votes in result.votes.values():
             votes.sort(key=lambda v: order[v.teacher])

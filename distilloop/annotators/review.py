@@ -10,9 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from distilloop.annotators.aggregation import Verdict
+from distilloop.errors import ReviewError, UserInputError
 
 
 @dataclass
@@ -38,6 +40,8 @@ class ReviewDecision:
 
 class Reviewer(ABC):
     name = "abstract"
+    #: whether submit returns an external id per item (a queued item without one was never sent)
+    uses_external_ids = False
 
     @abstractmethod
     def submit(self, items: Sequence[ReviewItem]) -> dict[str, str | None]:
@@ -46,6 +50,10 @@ class Reviewer(ABC):
     @abstractmethod
     def collect(self, pending: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
         """Decisions available now for ``pending`` queue rows (may be none)."""
+
+    def attach(self, store: Any) -> None:  # noqa: B027 - optional hook
+        """Called by the campaign with its store before any submit/collect (reviewers that need the examples,
+        such as the simulated one, keep it)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -75,4 +83,54 @@ class AutoAcceptReviewer(Reviewer):
                 label, rationale = cons.get("label"), cons.get("rationale")
             if label is not None:
                 out.append(ReviewDecision(row["example_id"], label, rationale, "auto", "auto"))
+        return out
+
+
+class SimulatedReviewer(Reviewer):
+    """A SIMULATION of a human reviewer for benchmarks: answers every routed item with its gold label (and the
+    gold rationale where the data has one) after ``delay_rounds`` rounds and/or ``delay_seconds`` seconds.
+    Its decisions carry source ``"simulated"`` and reviewer ``"simulated (gold oracle)"``, so every report
+    names them as a simulation, never as human work. Items without a gold label stay pending."""
+
+    name = "simulated"
+
+    def __init__(self, delay_rounds: int = 0, delay_seconds: float = 0.0, reviewer: str = "simulated (gold oracle)"
+                 ) -> None:
+        if isinstance(delay_rounds, bool) or not isinstance(delay_rounds, int) or delay_rounds < 0:
+            raise UserInputError(f"review.delay_rounds: must be an integer >= 0, got {delay_rounds!r}")
+        if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int | float) or delay_seconds < 0:
+            raise UserInputError(f"review.delay_seconds: must be a number >= 0, got {delay_seconds!r}")
+        self.delay_rounds = delay_rounds
+        self.delay_seconds = float(delay_seconds)
+        self.reviewer = reviewer
+        self._store: Any = None
+
+    def attach(self, store: Any) -> None:
+        self._store = store
+
+    def submit(self, items: Sequence[ReviewItem]) -> dict[str, str | None]:
+        return {it.example_id: None for it in items}
+
+    def collect(self, pending: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
+        if not pending:
+            return []
+        if self._store is None:
+            raise ReviewError("SimulatedReviewer: no store attached; the campaign attaches it (call "
+                              "reviewer.attach(store) when using it on its own)")
+        rounds = self._store.rounds()
+        current = max((r["round"] for r in rounds), default=0)
+        now = datetime.now(UTC)
+        out = []
+        for row in pending:
+            if current - int(row.get("round") or 0) < self.delay_rounds:
+                continue
+            if self.delay_seconds and row.get("created_at"):
+                waited = (now - datetime.fromisoformat(row["created_at"])).total_seconds()
+                if waited < self.delay_seconds:
+                    continue
+            ex = self._store.example(row["example_id"])
+            if ex.gold is None:
+                continue
+            out.append(ReviewDecision(ex.id, ex.gold, ex.gold_rationale, self.reviewer, "simulated",
+                                      seconds_spent=0.0, extra={"simulation": True}))
         return out

@@ -122,12 +122,32 @@ class RoundsSection:
 
 @dataclass
 class RoutingSection:
+    """``cascade`` (optional) lists teacher names cheapest first, one name or a list of names per tier: a tier
+    is asked only when the previous one is unsure (confidence below ``cascade_min_confidence``) or the tiers
+    asked so far disagree. Without it every teacher is asked."""
+
     min_agreement: float = 0.5
     max_review_per_round: int | None = None
+    cascade: list[Any] = field(default_factory=list)
+    cascade_min_confidence: float = 0.8
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_agreement, int | float) or not 0 <= self.min_agreement <= 1:
             raise ConfigError(f"routing.min_agreement: must be in [0, 1], got {self.min_agreement!r}")
+        m = self.max_review_per_round
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
+            raise ConfigError(f"routing.max_review_per_round: must be an integer >= 0, got {m!r}; remove it for no cap")
+        c = self.cascade_min_confidence
+        if isinstance(c, bool) or not isinstance(c, int | float) or not 0 <= c <= 1:
+            raise ConfigError(f"routing.cascade_min_confidence: must be in [0, 1], got {c!r}")
+        for tier in self.cascade:
+            names = [tier] if isinstance(tier, str) else tier
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+                raise ConfigError(f"routing.cascade: each tier must be a teacher name or a list of names, got "
+                                  f"{tier!r}; e.g. cascade = [\"qwen-0.5b\", \"qwen-1.5b\"]")
+
+    def tiers(self) -> list[list[str]]:
+        return [[t] if isinstance(t, str) else list(t) for t in self.cascade]
 
 
 @dataclass
@@ -278,6 +298,13 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> CampaignConfi
             raise ConfigError(f"{where}.name: '{tname}' is used twice; teacher names must be unique")
         names.add(tname)
         teachers.append(Component(kind, params, f"{where} ({tname})"))
+    tiered = [n for tier in sections["routing"].tiers() for n in tier]
+    for n in tiered:
+        if n not in names:
+            raise ConfigError(f"routing.cascade: no teacher named '{n}'{did_you_mean(n, names)}; the teachers are "
+                              f"{', '.join(sorted(names))}")
+    if len(set(tiered)) != len(tiered):
+        raise ConfigError(f"routing.cascade: a teacher is named in two tiers ({tiered}); name each once")
     return CampaignConfig(teachers=teachers, path=path, raw=raw, **sections, **comps)  # type: ignore[arg-type]
 
 

@@ -19,16 +19,17 @@ from typing import Any
 import numpy as np
 
 from distilloop.annotators.base import LabelingItem, Teacher
-from distilloop.annotators.ensemble import TeacherEnsemble
+from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.annotators.review import ReviewItem
 from distilloop.data import Example, load_examples
-from distilloop.errors import StoreError
+from distilloop.errors import ReviewError, StoreError
 from distilloop.loop import factory
 from distilloop.loop.budget import Budget
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.metrics import evaluate
 from distilloop.loop.progress import Progress
-from distilloop.loop.routing import ACCEPT, REVIEW, ThresholdRouter
+from distilloop.loop.reviews import aggregate_round, pull_reviews, push_pending, update_reliability
+from distilloop.loop.routing import ACCEPT, ASK_NEXT, REVIEW, CascadePolicy, ThresholdRouter
 from distilloop.storage.store import Spend, Store
 from distilloop.strategies.base import SelectionContext
 from distilloop.students.base import Student
@@ -55,8 +56,11 @@ class Campaign:
         self.strategy = factory.build_strategy(config)
         self.student_template: Student = factory.build_student(config)
         self.reviewer = reviewer if reviewer is not None else factory.build_reviewer(config)
+        self.reviewer.attach(store)
         self.aggregator = factory.build_aggregator(config)
         self.router = ThresholdRouter(config.routing.min_agreement, config.routing.max_review_per_round)
+        tiers = config.routing.tiers()
+        self.cascade = CascadePolicy(tiers, config.routing.cascade_min_confidence) if tiers else None
         caps, round_caps = config.budget.caps()
         self.budget = Budget(caps, round_caps, spent=store.spent())
         self.ensemble = TeacherEnsemble(self.teachers, store, self.budget, concurrency=config.rounds.concurrency)
@@ -214,15 +218,13 @@ class Campaign:
         items = [self.item(self._examples[i]) for i in ids]
         total = len(items) * len(self.teachers)
         with self.progress.bar(f"round {round_no}: teachers labeling", total) as advance:
-            result = asyncio.run(self._annotate(items, round_no, advance))
+            result, tiers_asked = asyncio.run(self._annotate(items, round_no, advance))
         for name, reason in result.disabled.items():
             self.progress.warn(f"teacher {name} was taken out of round {round_no}: {reason}")
-        verdicts = []
-        for i in ids:
-            votes = result.votes.get(i, [])
-            if not votes:
-                continue  # never asked (budget): back to the pool
-            verdicts.append((i, self.aggregator.aggregate(votes, self.labels)))
+        # never asked (budget): back to the pool
+        asked_votes = {i: result.votes[i] for i in ids if result.votes.get(i)}
+        by_id = aggregate_round(self.aggregator, self.store, asked_votes, self.labels)
+        verdicts = [(i, by_id[i]) for i in ids if i in by_id]
         routes = self.router.route(verdicts)
         to_review = []
         with self.store.atomic():
@@ -230,23 +232,56 @@ class Campaign:
             for i, v in verdicts:
                 rows.append({"example_id": i, "round": round_no, "label": v.label, "soft_label": v.soft_label,
                              "agreement": v.agreement, "entropy": v.entropy, "n_votes": v.n_votes,
-                             "method": v.method, "route": routes[i], "rationale": v.rationale, "votes": v.votes})
-                if routes[i] == ACCEPT:
+                             "method": v.method, "route": routes[i], "rationale": v.rationale, "votes": v.votes,
+                             "vote_share": v.vote_share, "tiers_asked": tiers_asked.get(i),
+                             "rationales_agree": None if v.rationales_agree is None else int(v.rationales_agree)})
+                if routes[i] == ACCEPT and v.label is not None:
                     self.store.accept_label(i, v.label, rationale=v.rationale, source="teachers",
                                             round_no=round_no, soft_label=v.soft_label)
                 elif routes[i] == REVIEW:
                     to_review.append(ReviewItem(i, self._examples[i].fields, v, round_no, tuple(self.labels)))
             self.store.save_consensus(rows)
             if to_review:
-                external = self.reviewer.submit(to_review)
+                try:
+                    external = self.reviewer.submit(to_review)
+                except ReviewError as exc:  # queued anyway: pushed again next round or by `distilloop review push`
+                    self.progress.warn(f"{len(to_review)} item(s) queued for review but not sent: {exc}")
+                    external = {}
                 for it in to_review:
                     self.store.enqueue_review(it.example_id, round_no, self.reviewer.name, external.get(it.example_id))
             self.store.set_round_status(round_no, "training")
+        update_reliability(self.store, self.labels)
         self.pull_reviews(round_no)
 
     async def _annotate(self, items, round_no, advance):
+        """Ask every teacher, or with a cascade the tiers in order, each only for the items still unsure."""
         try:
-            return await self.ensemble.annotate(items, round_no, on_progress=advance)
+            if self.cascade is None:
+                return await self.ensemble.annotate(items, round_no, on_progress=advance), {}
+            by_name = {t.name: t for t in self.teachers}
+            merged = None
+            tiers_asked: dict[str, int] = {}
+            todo = list(items)
+            for k, tier in enumerate(self.cascade.tiers, 1):
+                if not todo:
+                    break
+                res = await self.ensemble.annotate(todo, round_no, on_progress=advance,
+                                                   teachers=[by_name[n] for n in tier])
+                if merged is None:
+                    merged = res
+                else:
+                    for ex, vs in res.votes.items():
+                        merged.votes.setdefault(ex, []).extend(vs)
+                    merged.disabled.update(res.disabled)
+                    merged.budget_exhausted |= res.budget_exhausted
+                    merged.paid_calls += res.paid_calls
+                    merged.reused_calls += res.reused_calls
+                    merged.failed_attempts += res.failed_attempts
+                for it in todo:
+                    tiers_asked[it.example_id] = k
+                todo = [it for it in todo
+                        if self.cascade.next_step(merged.votes.get(it.example_id, []), k, self.labels) == ASK_NEXT]
+            return merged or AnnotationResult(), tiers_asked
         finally:
             for t in self.teachers:
                 await t.aclose()
@@ -254,27 +289,13 @@ class Campaign:
     def pull_reviews(self, round_no: int) -> int:
         """Bring finished reviews into the training data: the human label wins, a corrected rationale replaces
         the teachers'."""
-        pending = self.store.pending_reviews()
-        if not pending:
+        try:
+            if getattr(self.reviewer, "uses_external_ids", False):
+                push_pending(self.store, self.reviewer, self.labels)
+            return pull_reviews(self.store, self.reviewer, self.labels, round_no, warn=self.progress.warn)
+        except ReviewError as exc:  # the campaign goes on; pending reviews stay queued for a later round
+            self.progress.warn(f"reviews not collected this round: {exc}")
             return 0
-        for row in pending:
-            row["consensus"] = self.store.consensus(row["example_id"])
-        decisions = self.reviewer.collect(pending)
-        with self.store.atomic():
-            for d in decisions:
-                if d.label not in self.labels:
-                    self.progress.warn(f"review of {d.example_id} gave label '{d.label}' outside the label set; "
-                                       "ignored (fix the labeling config's choices)")
-                    continue
-                self.store.record_review(d.example_id, round_no=round_no, reviewer=d.reviewer, label=d.label,
-                                         rationale=d.rationale, seconds_spent=d.seconds_spent, source=d.source,
-                                         external_id=d.external_id)
-                cons = self.store.consensus(d.example_id) or {}
-                self.store.accept_label(d.example_id, d.label, rationale=d.rationale or cons.get("rationale"),
-                                        source=d.source, round_no=round_no,
-                                        soft_label={x: float(x == d.label) for x in self.labels})
-                self.store.resolve_review(d.example_id, round_no)
-        return len(decisions)
 
     def train(self, round_no: int) -> dict[str, Any] | None:
         labeled = self.store.labeled()

@@ -70,3 +70,18 @@ def initial(db: Database) -> None:
     )
     db.table("ledger").create_index(["call_id"], unique=True)
     db.table("cache").create({"kind": str, "key": str, "value": bytes, "created_at": str}, pk=("kind", "key"))
+
+
+@migrations(name="0002_review_reliability")
+def review_reliability(db: Database) -> None:
+    """Per-item agreement details, each teacher's estimated reliability per class (a confusion matrix row per
+    true label), and the cascade tier that settled an item."""
+    consensus = db.table("consensus")
+    consensus.add_column("vote_share", float)
+    consensus.add_column("rationales_agree", int)
+    consensus.add_column("tiers_asked", int)
+    db.table("reliability_estimates").create(
+        {"teacher": str, "true_label": str, "given_label": str, "prob": float, "support": float, "method": str,
+         "n_items": int, "n_known": int, "updated_at": str},
+        pk=("teacher", "true_label", "given_label"),
+    )

@@ -348,6 +348,31 @@ class Store:
     def resolve_review(self, example_id: str, round_no: int) -> None:
         self.db.table("review_queue").update(example_id, {"status": "done", "resolved_round": round_no})
 
+    def set_review_external_id(self, example_id: str, backend: str, external_id: str | None) -> None:
+        self.db.table("review_queue").update(example_id, {"backend": backend, "external_id": external_id})
+
+    def human_labels(self) -> dict[str, str]:
+        """The latest reviewed label per example (any reviewer source but 'auto'): known truth for Dawid-Skene."""
+        rows = self.db.query("select example_id, label from reviews where source != 'auto' order by id")
+        return {r["example_id"]: r["label"] for r in rows}
+
+    def all_votes(self) -> dict[str, list[dict[str, Any]]]:
+        """Every item's recorded votes (from the consensus table), for fitting aggregators on the history."""
+        rows = self.db.query("select example_id, votes from consensus order by round, example_id")
+        return {r["example_id"]: json.loads(r["votes"]) if r["votes"] else [] for r in rows}
+
+    # -- teacher reliability ---------------------------------------------------------------------------
+    def save_reliability(self, rows: Sequence[dict[str, Any]], *, method: str, n_items: int, n_known: int) -> None:
+        with self.db.atomic():
+            self.db.execute("delete from reliability_estimates")
+            stamp = now()
+            self.db.table("reliability_estimates").insert_all(
+                ({**r, "method": method, "n_items": n_items, "n_known": n_known, "updated_at": stamp} for r in rows),
+                pk=("teacher", "true_label", "given_label"))
+
+    def reliability(self) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from reliability_estimates order by teacher, true_label, given_label"))
+
     # -- students --------------------------------------------------------------------------------------
     def record_student(self, *, version: str, round_no: int, kind: str, path: str, parent: str | None,
                        metrics: dict[str, float], n_train: int, train_seconds: float, promoted: bool) -> None:

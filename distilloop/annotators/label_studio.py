@@ -1,0 +1,356 @@
+"""Human review in Label Studio (label-studio-sdk 2.x), the :class:`~distilloop.annotators.review.Reviewer`
+for real people.
+
+The project (created, or reused by id or title) shows each routed item as a task: the input (``<Text>``), every
+teacher's label, confidence and rationale (read-only ``<HyperText>``, HTML-escaped), a ``<Choices>`` of the
+label set pre-filled by a prediction carrying the ensemble's vote, and a ``<TextArea>`` for a corrected
+rationale. Submitting is idempotent: an example already in the project is never imported twice.
+
+Finished annotations come back by polling (``collect``), and, where ``webhook_port`` is set, also through a
+webhook listener on 127.0.0.1 that checks a shared secret (a header Label Studio sends with every call); the
+reviewer's name, the time spent (``lead_time``), the label and the corrected rationale are recorded.
+The API key is read from the environment variable named by ``api_key_env`` and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from distilloop._extras import require
+from distilloop.annotators.review import ReviewDecision, Reviewer, ReviewItem
+from distilloop.data import render_input
+from distilloop.errors import ConfigError, ReviewError
+
+log = logging.getLogger(__name__)
+
+LABEL_FROM = "label"
+RATIONALE_FROM = "rationale"
+TO_NAME = "text"
+MODEL_VERSION = "distilloop-ensemble"
+SECRET_HEADER = "X-Distilloop-Secret"
+
+
+def labeling_config(labels: Sequence[str]) -> str:
+    """The project's labeling config: the item, the teachers' votes (read-only), the label, a corrected rationale."""
+    choices = "\n".join(f"    <Choice value={quoteattr(x)}/>" for x in labels)
+    return f"""<View>
+  <Header value="Item"/>
+  <Text name="{TO_NAME}" value="$text"/>
+  <Header value="What each teacher said (read-only)"/>
+  <HyperText name="teachers" value="$teachers_html"/>
+  <Header value="Your label (pre-filled with the ensemble's vote)"/>
+  <Choices name="{LABEL_FROM}" toName="{TO_NAME}" choice="single" showInline="true" required="true">
+{choices}
+  </Choices>
+  <Header value="Corrected rationale (optional: replaces the teachers' in the training data)"/>
+  <TextArea name="{RATIONALE_FROM}" toName="{TO_NAME}" rows="3" editable="true" maxSubmissions="1"/>
+</View>"""
+
+
+def teachers_html(item: ReviewItem) -> str:
+    """Every teacher's vote as an HTML table; all text is escaped (rationales are model output)."""
+    v = item.verdict
+    esc = html.escape
+    rows = []
+    for vote in v.votes:
+        conf = vote.get("confidence")
+        rows.append(
+            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                esc(str(vote.get("teacher"))), esc(str(vote.get("label") if vote.get("valid", True) else "(invalid)")),
+                "-" if conf is None else f"{100 * float(conf):.0f}%", esc(str(vote.get("rationale") or ""))))
+    head = (f"<p>Ensemble ({esc(v.method)}): <b>{esc(str(v.label))}</b>, agreement {100 * (v.agreement or 0.0):.0f}%</p>")
+    return (head + "<table border='1' cellpadding='4' style='border-collapse:collapse'>"
+            "<tr><th>teacher</th><th>label</th><th>confidence</th><th>rationale</th></tr>" + "".join(rows)
+            + "</table>")
+
+
+def task_payload(item: ReviewItem) -> dict[str, Any]:
+    v = item.verdict
+    data = {
+        "text": render_input(item.fields), "teachers_html": teachers_html(item),
+        "teachers": [{k: vote.get(k) for k in ("teacher", "label", "confidence", "rationale", "valid")}
+                     for vote in v.votes],
+        "example_id": item.example_id, "ensemble_label": v.label, "agreement": v.agreement,
+        "distilloop_round": item.round_no,
+    }
+    task: dict[str, Any] = {"data": data}
+    if v.label is not None:
+        task["predictions"] = [{"model_version": MODEL_VERSION, "score": float(v.agreement or 0.0), "result": [
+            {"from_name": LABEL_FROM, "to_name": TO_NAME, "type": "choices", "value": {"choices": [v.label]}}]}]
+    return task
+
+
+def parse_annotation(ann: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(label, corrected rationale) from an annotation's result list."""
+    label = rationale = None
+    for r in ann.get("result") or []:
+        value = r.get("value") or {}
+        if r.get("from_name") == LABEL_FROM and value.get("choices"):
+            label = value["choices"][0]
+        elif r.get("from_name") == RATIONALE_FROM and value.get("text"):
+            text = value["text"]
+            rationale = (" ".join(text) if isinstance(text, list) else str(text)).strip() or None
+    return label, rationale
+
+
+class _WebhookListener:
+    """Receives Label Studio's ANNOTATION_CREATED/UPDATED calls on 127.0.0.1; rejects calls without the secret."""
+
+    def __init__(self, host: str, port: int, secret: str, on_annotation: Callable[[int, dict[str, Any]], None]
+                 ) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ConfigError(f"review.webhook_host: the listener binds loopback only, got {host!r}")
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                given = self.headers.get(SECRET_HEADER, "")
+                if not hmac.compare_digest(given.encode(), secret.encode()):
+                    self.send_response(403)
+                    self.end_headers()
+                    return
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                except json.JSONDecodeError:
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                ann, task = body.get("annotation"), body.get("task")
+                if body.get("action") in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED") and ann and task:
+                    on_annotation(int(task["id"]), ann)
+                listener.received += 1
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.received = 0
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="ls-webhook")
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class LabelStudioReviewer(Reviewer):
+    """Routes items to a Label Studio project and brings the reviewers' answers back.
+
+    ``url``: the server; ``api_key_env``: the environment variable holding the API key (never stored);
+    ``project_id`` or ``project_title``: the project to reuse (created with ``project_title`` if absent);
+    ``poll``: fetch annotations of pending tasks on every collect; ``webhook_port`` (0 = any free port) with
+    ``webhook_secret_env``: also listen for Label Studio's webhook on ``webhook_host`` (loopback only), where
+    ``webhook_url`` is the address Label Studio calls (default ``http://<webhook_host>:<port>/``);
+    ``timeout_s`` and ``max_retries`` apply to every API call.
+    """
+
+    name = "label_studio"
+    uses_external_ids = True
+
+    def __init__(self, url: str = "http://127.0.0.1:8080", api_key_env: str = "LABEL_STUDIO_API_KEY",
+                 project_title: str = "distilloop review", project_id: int | None = None, poll: bool = True,
+                 webhook_port: int | None = None, webhook_secret_env: str = "DISTILLOOP_WEBHOOK_SECRET",
+                 webhook_host: str = "127.0.0.1", webhook_url: str | None = None, timeout_s: float = 30.0,
+                 max_retries: int = 2) -> None:
+        if not isinstance(project_title, str) or not 3 <= len(project_title) <= 50:
+            raise ConfigError(f"review.project_title: Label Studio takes 3 to 50 characters, got {project_title!r}")
+        self.url = url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.project_title = project_title
+        self.project_id = project_id
+        self.poll = poll
+        self.webhook_port = webhook_port
+        self.webhook_secret_env = webhook_secret_env
+        self.webhook_host = webhook_host
+        self.webhook_url = webhook_url
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self._client: Any = None
+        self._store: Any = None
+        self._inbox: dict[int, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._listener: _WebhookListener | None = None
+        self._users: dict[int, str] | None = None
+
+    def __repr__(self) -> str:  # the key lives only in the environment; never shown
+        return (f"LabelStudioReviewer(url={self.url!r}, api_key_env={self.api_key_env!r}, api_key=<redacted>, "
+                f"project_id={self.project_id!r})")
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def attach(self, store: Any) -> None:
+        self._store = store
+        if self.project_id is None and store is not None:
+            self.project_id = store.get_meta("label_studio_project_id")
+
+    def client(self) -> Any:
+        if self._client is None:
+            sdk = require("label_studio_sdk", "review", purpose="Label Studio review")
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise ReviewError(f"no Label Studio API key: set the environment variable {self.api_key_env} "
+                                  "(Account & Settings > Access Token in Label Studio), or name another one with "
+                                  "[review] api_key_env")
+            self._client = sdk.LabelStudio(base_url=self.url, api_key=key, timeout=self.timeout_s,
+                                           max_retries=self.max_retries)
+        return self._client
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            return fn(*args, **kwargs)
+        except ApiError as exc:
+            if exc.status_code in (401, 403):
+                raise ReviewError(f"Label Studio at {self.url} refused the API key from ${self.api_key_env} while "
+                                  f"trying to {what} (HTTP {exc.status_code}); set a valid token") from None
+            raise ReviewError(f"Label Studio at {self.url} failed to {what}: HTTP {exc.status_code} "
+                              f"{str(exc.body)[:300]}") from None
+        except OSError as exc:
+            raise ReviewError(f"Label Studio at {self.url} is unreachable ({type(exc).__name__}: {exc}) while "
+                              f"trying to {what}; start it (`label-studio start`) or fix [review] url. Pending "
+                              "reviews stay queued and are picked up later.") from None
+        except Exception as exc:  # httpx transport errors are not OSErrors
+            if type(exc).__module__.startswith(("httpx", "httpcore")):
+                raise ReviewError(f"Label Studio at {self.url} is unreachable ({type(exc).__name__}: {exc}) while "
+                                  f"trying to {what}; start it (`label-studio start`) or fix [review] url. "
+                                  "Pending reviews stay queued and are picked up later.") from None
+            raise
+
+    def ensure_project(self, labels: Sequence[str]) -> int:
+        """The project's id: the configured or remembered one, else one with this title, else a new one."""
+        c = self.client()
+        if self.project_id is not None:
+            self._call("open the project", c.projects.get, id=int(self.project_id))
+            return int(self.project_id)
+        found = [p for p in self._call("list projects", c.projects.list, title=self.project_title)
+                 if getattr(p, "title", None) == self.project_title]
+        if found:
+            self.project_id = int(found[0].id)
+        else:
+            p = self._call("create the project", c.projects.create, title=self.project_title,
+                           description="Items the distilloop teacher ensemble was unsure of. Pick the label; "
+                                       "optionally correct the rationale.",
+                           label_config=labeling_config(labels))
+            self.project_id = int(p.id)
+        if self._store is not None:
+            self._store.set_meta("label_studio_project_id", self.project_id)
+        self._start_webhook()
+        return int(self.project_id)
+
+    def _start_webhook(self) -> None:
+        if self.webhook_port is None or self._listener is not None:
+            return
+        secret = os.environ.get(self.webhook_secret_env)
+        if not secret:
+            raise ReviewError(f"review.webhook_port is set but the shared secret is missing: set the environment "
+                              f"variable {self.webhook_secret_env}")
+        self._listener = _WebhookListener(self.webhook_host, int(self.webhook_port), secret, self._receive)
+        url = self.webhook_url or f"http://{self.webhook_host}:{self._listener.port}/"
+        c = self.client()
+        hooks = self._call("list webhooks", c.webhooks.list, project=self.project_id)
+        if not any(getattr(h, "url", None) == url for h in hooks):
+            self._call("register the webhook", c.webhooks.create, url=url, project=self.project_id,
+                       headers={SECRET_HEADER: secret}, send_payload=True,
+                       actions=["ANNOTATION_CREATED", "ANNOTATION_UPDATED"])
+
+    def _receive(self, task_id: int, annotation: dict[str, Any]) -> None:
+        with self._lock:
+            box = self._inbox.setdefault(task_id, [])
+            box[:] = [a for a in box if a.get("id") != annotation.get("id")] + [annotation]
+
+    def _imported(self, project: int) -> dict[str, int]:
+        """example id -> task id of every task already in the project."""
+        c = self.client()
+        out: dict[str, int] = {}
+        page, size = 1, 500
+        from label_studio_sdk.core.api_error import ApiError
+
+        while True:
+            try:
+                pager = c.tasks.list(project=project, page=page, page_size=size, fields="all")
+                tasks = list(pager.items or []) if hasattr(pager, "items") else list(pager)
+            except ApiError as exc:
+                if exc.status_code == 404:  # paging past the end
+                    break
+                raise
+            for t in tasks:
+                ex = (t.data or {}).get("example_id")
+                if ex is not None:
+                    out[str(ex)] = int(t.id)
+            if len(tasks) < size:
+                break
+            page += 1
+        return out
+
+    # -- the Reviewer contract -----------------------------------------------------------------------
+    def submit(self, items: Sequence[ReviewItem]) -> dict[str, str | None]:
+        if not items:
+            return {}
+        labels = items[0].labels
+        project = self.ensure_project(labels)
+        existing = self._call("list the project's tasks", self._imported, project)
+        new = [it for it in items if it.example_id not in existing]
+        if new:
+            self._call("import tasks", self.client().projects.import_tasks, id=project,
+                       request=[task_payload(it) for it in new], return_task_ids=True)
+            existing = self._call("list the project's tasks", self._imported, project)
+        missing = [it.example_id for it in items if it.example_id not in existing]
+        if missing:
+            raise ReviewError(f"Label Studio did not create tasks for {missing[:5]} (project {project}); check the "
+                              "server's log")
+        return {it.example_id: str(existing[it.example_id]) for it in items}
+
+    def _user(self, user_id: int | None, username: str | None) -> str:
+        if user_id is not None:
+            if self._users is None:
+                try:
+                    self._users = {int(u.id): (u.email or u.username or str(u.id))
+                                   for u in self._call("list users", self.client().users.list)}
+                except ReviewError:
+                    self._users = {}
+            if int(user_id) in self._users:
+                return self._users[int(user_id)]
+        if username:  # Label Studio writes "<email>, <id>"
+            return username.strip().rsplit(",", 1)[0].strip() or username.strip()
+        return "label-studio" if user_id is None else f"label-studio-user-{user_id}"
+
+    def collect(self, pending: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
+        rows = [r for r in pending if r.get("external_id")]
+        if not rows:
+            return []
+        out = []
+        for row in rows:
+            task_id = int(row["external_id"])
+            with self._lock:
+                anns = list(self._inbox.pop(task_id, []))
+            if not anns and self.poll:
+                anns = [a.model_dump() if hasattr(a, "model_dump") else dict(a)
+                        for a in self._call("fetch annotations", self.client().annotations.list, id=task_id)]
+            for ann in anns:
+                if ann.get("was_cancelled"):
+                    continue
+                label, rationale = parse_annotation(ann)
+                if label is None:
+                    continue
+                reviewer = self._user(ann.get("completed_by"), ann.get("created_username"))
+                out.append(ReviewDecision(row["example_id"], label, rationale, reviewer, "human",
+                                          seconds_spent=ann.get("lead_time"), external_id=str(task_id),
+                                          extra={"annotation_id": ann.get("id")}))
+        return out
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None

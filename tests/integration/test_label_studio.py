@@ -1,0 +1,207 @@
+"""Human review against a real Label Studio server: the test plays the human through the API."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from distilloop.annotators.label_studio import LabelStudioReviewer
+from distilloop.errors import ReviewError
+from distilloop.loop.config import load_config
+from distilloop.loop.runner import Campaign
+from tests.conftest import replay_config
+from tests.unit.annotators.review_contract import ReviewerContract, review_item
+
+pytestmark = pytest.mark.labelstudio
+
+KEY_ENV = "DISTILLOOP_TEST_LS_KEY"
+
+
+def answer_task(client, task_id: int, label: str, rationale: str | None = None, lead_time: float = 7.0):
+    result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
+    if rationale:
+        result.append({"from_name": "rationale", "to_name": "text", "type": "textarea", "value": {"text": [rationale]}})
+    return client.annotations.create(id=int(task_id), result=result, lead_time=lead_time)
+
+
+@pytest.fixture
+def ls_env(label_studio, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, label_studio.token)
+    return label_studio
+
+
+class TestLabelStudioReviewerContract(ReviewerContract):
+    @pytest.fixture
+    def reviewer(self, ls_env):
+        r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"contract-{uuid.uuid4().hex[:8]}")
+        yield r
+        r.close()
+
+    @pytest.fixture
+    def answer(self):
+        def _answer(reviewer, example_id, label, rationale, external):
+            answer_task(reviewer.client(), int(external[example_id]), label, rationale)
+        return _answer
+
+
+def test_import_is_idempotent_and_tasks_carry_every_rationale(ls_env):
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"idem-{uuid.uuid4().hex[:8]}")
+    items = [review_item(i) for i in range(3)]
+    first = r.submit(items)
+    again = r.submit(items + [review_item(3)])
+    assert {k: again[k] for k in first} == first
+    tasks = list(r.client().tasks.list(project=r.project_id, fields="all"))
+    assert len(tasks) == 4
+    task = r.client().tasks.get(id=int(first["ex0"]))
+    assert {t["rationale"] for t in task.data["teachers"]} == {"nice", "dull"}
+    assert "nice" in task.data["teachers_html"] and "dull" in task.data["teachers_html"]
+    [pred] = task.predictions
+    assert pred.result[0]["value"]["choices"] == ["positive"]  # pre-filled with the ensemble's vote
+
+
+def test_html_in_rationales_is_escaped(ls_env):
+    item = review_item(9)
+    item.verdict.votes[0]["rationale"] = "<script>alert(1)</script> & <b>bold</b>"
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"esc-{uuid.uuid4().hex[:8]}")
+    ext = r.submit([item])
+    html = r.client().tasks.get(id=int(ext["ex9"])).data["teachers_html"]
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&amp;" in html
+
+
+def test_webhook_delivers_annotations_with_the_shared_secret(ls_env, monkeypatch):
+    monkeypatch.setenv("DISTILLOOP_TEST_SECRET", "s3cret-value")
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"hook-{uuid.uuid4().hex[:8]}",
+                            poll=False, webhook_port=0, webhook_secret_env="DISTILLOOP_TEST_SECRET")
+    try:
+        items = [review_item(i) for i in range(2)]
+        ext = r.submit(items)
+        rows = [{"example_id": k, "external_id": v, "round": 1} for k, v in ext.items()]
+        assert r.collect(rows) == []  # nothing answered, and polling is off
+        answer_task(r.client(), int(ext["ex1"]), "negative", "flat")
+        [d] = r.collect(rows)  # delivered synchronously by the server to the listener
+        assert (d.example_id, d.label, d.rationale, d.source) == ("ex1", "negative", "flat", "human")
+        assert r._listener is not None and r._listener.received >= 1
+    finally:
+        r.close()
+
+
+def test_unreachable_server_is_a_review_error(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "whatever")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = LabelStudioReviewer(url=f"http://127.0.0.1:{port}", api_key_env=KEY_ENV, timeout_s=2, max_retries=0)
+    with pytest.raises(ReviewError, match="unreachable"):
+        r.submit([review_item(0)])
+
+
+def test_campaign_round_trip_through_label_studio(ls_env, tmp_path):
+    """Acceptance: low-agreement items land in Label Studio with every teacher's rationale; some are answered
+    (one with a corrected rationale); the next round trains on the human labels and the corrected rationale;
+    unanswered items stay pending and are not lost."""
+    title = f"campaign-{uuid.uuid4().hex[:8]}"
+    path = replay_config(tmp_path, extra=f'[review]\nkind = "label_studio"\nurl = "{ls_env.url}"\n'
+                                         f'api_key_env = "{KEY_ENV}"\nproject_title = "{title}"\n')
+    config = load_config(path)
+    campaign = Campaign.open(config)
+    try:
+        campaign.run(max_rounds=1)
+        queued = campaign.store.pending_reviews()
+        assert len(queued) >= 3, "the fixture's noisy teachers disagree on several items"
+        client = campaign.reviewer.client()
+        for row in queued:
+            cons = campaign.store.consensus(row["example_id"])
+            assert cons["agreement"] < 0.7
+            task = client.tasks.get(id=int(row["external_id"]))
+            assert task.data["example_id"] == row["example_id"]
+            shown = {t["teacher"]: t["rationale"] for t in task.data["teachers"]}
+            assert set(shown) == {"a", "b", "c"}
+            for vote in cons["votes"]:
+                assert shown[vote["teacher"]] == vote["rationale"]
+                assert vote["rationale"] is None or vote["rationale"] in task.data["teachers_html"] or \
+                    "&" in vote["rationale"] or "<" in vote["rationale"]
+        answered, open_ = queued[:2], queued[2:]
+        gold = {r["example_id"]: campaign.store.example(r["example_id"]).gold for r in answered}
+        answer_task(client, int(answered[0]["external_id"]), gold[answered[0]["example_id"]],
+                    "A human wrote this corrected rationale.", lead_time=31.5)
+        answer_task(client, int(answered[1]["external_id"]), gold[answered[1]["example_id"]])
+
+        seen_at_training: dict[str, dict] = {}
+        original_train = campaign.train
+
+        def spy(round_no):
+            seen_at_training.update({r["example_id"]: r for r in campaign.store.labeled()})
+            return original_train(round_no)
+
+        campaign.train = spy  # type: ignore[method-assign]
+        campaign.run(max_rounds=1)
+        assert [r["round"] for r in campaign.store.rounds()] == [1, 2]
+
+        first, second = (seen_at_training[r["example_id"]] for r in answered)
+        assert first["source"] == "human" and first["label"] == gold[answered[0]["example_id"]]
+        assert first["rationale"] == "A human wrote this corrected rationale."
+        assert second["source"] == "human" and second["rationale"]  # no correction: the teachers' rationale kept
+        reviews = campaign.store.reviews(answered[0]["example_id"])
+        assert reviews[-1]["seconds_spent"] == pytest.approx(31.5)
+        assert reviews[-1]["reviewer"] == ls_env.username
+
+        still = {r["example_id"] for r in campaign.store.pending_reviews()}
+        assert {r["example_id"] for r in open_} <= still
+        labeled = {r["example_id"] for r in campaign.store.labeled()}
+        assert not ({r["example_id"] for r in open_} & labeled)
+    finally:
+        campaign.close()
+
+    # a later process (new reviewer, same store) still finds the pending items and picks up a late answer
+    campaign = Campaign.open(load_config(path))
+    try:
+        late = open_[0]
+        answer_task(campaign.reviewer.client(), int(late["external_id"]), "positive", "late answer")
+        assert campaign.pull_reviews(3) >= 1
+        row = next(r for r in campaign.store.labeled() if r["example_id"] == late["example_id"])
+        assert (row["label"], row["rationale"], row["source"]) == ("positive", "late answer", "human")
+    finally:
+        campaign.close()
+    assert os.environ.get(KEY_ENV) == ls_env.token
+    assert ls_env.token.encode() not in config.store_path.read_bytes()  # the key is never stored
+
+
+def test_items_queued_while_the_server_was_down_are_pushed_later(ls_env, tmp_path, capsys):
+    import socket
+
+    from distilloop.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    title = f"push-{uuid.uuid4().hex[:8]}"
+    review = (f'[review]\nkind = "label_studio"\nurl = "URL"\napi_key_env = "{KEY_ENV}"\n'
+              f'project_title = "{title}"\nmax_retries = 0\ntimeout_s = 5\n')
+    path = replay_config(tmp_path, extra=review.replace("URL", f"http://127.0.0.1:{dead}"),
+                         rounds="max_rounds = 1\ninitial_size = 30\nbatch_size = 10\nconcurrency = 4")
+    c = Campaign.open(load_config(path))
+    c.run()
+    queued = c.store.pending_reviews()
+    c.close()
+    assert queued and all(r["external_id"] is None for r in queued)
+    path.write_text(path.read_text().replace(f"http://127.0.0.1:{dead}", ls_env.url))  # the server is back
+    assert main(["review", "push", str(path)]) == 0
+    assert f"pushed {len(queued)} pending item(s)" in capsys.readouterr().out
+    assert main(["review", "push", str(path)]) == 0  # nothing left to push, nothing imported twice
+    assert "pushed 0" in capsys.readouterr().out
+    from distilloop.storage.store import Store
+
+    store = Store.open(load_config(path).store_path)
+    rows = store.pending_reviews()
+    project = store.get_meta("label_studio_project_id")
+    store.close()
+    assert all(r["external_id"] for r in rows)
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_id=project)
+    assert len(list(r.client().tasks.list(project=project))) == len(queued)
+    answer_task(r.client(), int(rows[0]["external_id"]), "negative", "pulled by hand")
+    assert main(["review", "pull", str(path)]) == 0
+    assert f"pulled 1 review(s); {len(queued) - 1} still pending" in capsys.readouterr().out

@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from distilloop.annotators.aggregation import (
+    ConfidenceWeightedVote,
+    DawidSkene,
+    MajorityVote,
+    Vote,
+    rationale_stance,
+    rationales_agree,
+)
+
+L = ("negative", "positive")
+
+
+def v(t, label, conf=None, rationale=None, valid=True, dist=None):
+    return Vote(t, label, rationale, conf, valid, dist)
+
+
+def test_majority_vote_share_entropy_and_soft_label():
+    out = MajorityVote().aggregate([v("a", "positive"), v("b", "positive"), v("c", "negative")], L)
+    assert out.label == "positive"
+    assert out.soft_label == pytest.approx({"negative": 1 / 3, "positive": 2 / 3})
+    assert out.vote_share == pytest.approx(2 / 3) and out.agreement == pytest.approx(2 / 3)
+    assert out.entropy == pytest.approx(-(1 / 3) * np.log(1 / 3) - (2 / 3) * np.log(2 / 3))
+
+
+def test_no_valid_vote_gives_no_label():
+    out = MajorityVote().aggregate([v("a", None, valid=False)], L)
+    assert out.label is None and out.n_votes == 0
+
+
+def test_confidence_weighting_can_overturn_the_plurality():
+    votes = [v("a", "positive", 0.4), v("b", "positive", 0.45), v("c", "negative", 0.99)]
+    assert MajorityVote().aggregate(votes, L).label == "positive"
+    out = ConfidenceWeightedVote(use_distribution=False).aggregate(votes, L)
+    assert out.label == "negative"
+    assert out.vote_share == pytest.approx(1 / 3)  # the raw vote share is still reported
+    assert sum(out.soft_label.values()) == pytest.approx(1.0)
+
+
+def test_confidence_weighting_uses_full_distributions():
+    votes = [v("a", "negative", 0.55, dist={"negative": 0.55, "positive": 0.45}),
+             v("b", "positive", 0.95, dist={"negative": 0.05, "positive": 0.95})]
+    out = ConfidenceWeightedVote().aggregate(votes, L)
+    assert out.soft_label == pytest.approx({"negative": 0.3, "positive": 0.7})
+
+
+@pytest.mark.parametrize("text,stance", [
+    ("The review is clearly positive about the acting.", "positive"),
+    ("This is not positive at all; a negative take.", "negative"),
+    ("It says nothing about either.", None),
+    ("Both positive and negative aspects.", None),
+    (None, None),
+])
+def test_rationale_stance(text, stance):
+    assert rationale_stance(text, L) == stance
+
+
+def test_rationales_agree():
+    same = [v("a", "positive", rationale="positive tone"), v("b", "positive", rationale="very positive")]
+    split = [v("a", "positive", rationale="positive tone"), v("b", "negative", rationale="negative tone")]
+    assert rationales_agree(same, L) is True
+    assert rationales_agree(split, L) is False
+    assert rationales_agree([v("a", "positive", rationale="great film")], L) is None
+    assert MajorityVote().aggregate(split, L).rationales_agree is False
+
+
+def synthetic(n, accs, rng, labels=L):
+    """Items with a known truth and teachers of given accuracies (symmetric noise)."""
+    truth = {f"x{i}": labels[int(rng.integers(len(labels)))] for i in range(n)}
+    items = {}
+    for ex, y in truth.items():
+        votes = []
+        for j, acc in enumerate(accs):
+            right = rng.random() < acc
+            label = y if right else next(x for x in labels if x != y)
+            votes.append(Vote(f"t{j}", label))
+        items[ex] = votes
+    return truth, items
+
+
+def test_dawid_skene_recovers_teacher_reliability_and_beats_majority():
+    rng = np.random.default_rng(0)
+    # one good teacher outvoted by two near-random ones: majority follows the noise, DS learns to trust t0
+    truth, items = synthetic(400, [0.95, 0.6, 0.6], rng)
+    ds = DawidSkene()
+    out = ds.aggregate_many(items, L)
+    maj = {ex: MajorityVote().aggregate(vs, L).label for ex, vs in items.items()}
+    acc_ds = np.mean([out[ex].label == y for ex, y in truth.items()])
+    acc_maj = np.mean([maj[ex] == y for ex, y in truth.items()])
+    assert acc_ds > acc_maj + 0.05
+    rel = ds.reliability_
+    assert rel["t0"].accuracy("positive") > 0.8 and rel["t1"].accuracy("positive") < 0.75
+    for r in rel.values():
+        for row in r.matrix.values():
+            assert sum(row.values()) == pytest.approx(1.0)
+
+
+def test_dawid_skene_clamps_human_reviewed_items_and_learns_from_them():
+    rng = np.random.default_rng(1)
+    truth, items = synthetic(60, [0.9, 0.9, 0.5], rng)
+    ex = next(iter(items))
+    wrong = next(x for x in L if x != truth[ex])
+    out = DawidSkene().aggregate_many(items, L, known={ex: wrong})
+    assert out[ex].label == wrong and out[ex].soft_label[wrong] == pytest.approx(1.0)
+    # reviews that say teacher t2 is always wrong lower its estimated accuracy
+    base = DawidSkene()
+    base.fit(items, L)
+    known = {e: y for e, y in truth.items()}
+    informed = DawidSkene()
+    informed.fit(items, L, known)
+    assert abs(informed.reliability_["t2"].accuracy("negative") - 0.5) < 0.2
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["negative", "positive", None]), min_size=3, max_size=3),
+                min_size=1, max_size=15))
+def test_dawid_skene_soft_labels_are_distributions(rows):
+    items = {f"x{i}": [Vote(f"t{j}", lab, valid=lab is not None) for j, lab in enumerate(r)] for i, r in enumerate(rows)}
+    out = DawidSkene().aggregate_many(items, L)
+    for ex, verdict in out.items():
+        if verdict.label is not None:
+            assert sum(verdict.soft_label.values()) == pytest.approx(1.0)
+            assert all(0 <= p <= 1 for p in verdict.soft_label.values())
+        else:
+            assert all(not vv.valid for vv in items[ex])

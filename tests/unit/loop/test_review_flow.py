@@ -1,0 +1,128 @@
+"""The campaign's verdict and review flow on the synthetic replay fixture (teachers a 90%, b 75%, c 60% right)."""
+
+import json
+
+import pytest
+
+from distilloop.cli import main
+from distilloop.loop.config import load_config
+from distilloop.loop.runner import Campaign
+from tests.conftest import replay_config
+
+ONE_ROUND = "max_rounds = 1\ninitial_size = 40\nbatch_size = 20\nconcurrency = 4"
+
+
+def run(tmp_path, extra="", rounds=ONE_ROUND, min_agreement=None, **kw):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = replay_config(tmp_path, extra=extra, rounds=rounds, **kw)
+    if min_agreement is not None:
+        path.write_text(path.read_text().replace("min_agreement = 0.7", f"min_agreement = {min_agreement}"))
+    c = Campaign.open(load_config(path))
+    c.run()
+    return path, c
+
+
+def test_cascade_asks_later_tiers_only_for_unsure_items(tmp_path):
+    _, full = run(tmp_path / "full")
+    full_calls = len(full.store.calls())
+    full.close()
+    (tmp_path / "c2").mkdir()
+    path = replay_config(tmp_path / "c2", rounds=ONE_ROUND)
+    text = path.read_text().replace("min_agreement = 0.7", 'min_agreement = 0.7\ncascade = ["a", "b", "c"]')
+    path.write_text(text)
+    c = Campaign.open(load_config(path))
+    c.run()
+    calls = c.store.calls()
+    by_teacher = {t: sum(1 for x in calls if x.teacher == t) for t in "abc"}
+    assert by_teacher["a"] == by_teacher["b"] == 40  # the fixture has no confidences: a is always "unsure"
+    assert 0 < by_teacher["c"] < 40  # c only where a and b disagree
+    assert len(calls) < full_calls
+    for ex in c.store.selection(1):
+        cons = c.store.consensus(ex)
+        votes = {v["teacher"]: v["label"] for v in cons["votes"]}
+        assert cons["tiers_asked"] == (3 if votes["a"] != votes["b"] else 2)
+    c.close()
+
+
+def test_cascade_config_names_real_teachers(tmp_path):
+    from distilloop.errors import ConfigError
+
+    path = replay_config(tmp_path)
+    path.write_text(path.read_text().replace("min_agreement = 0.7", 'min_agreement = 0.7\ncascade = ["a", "z"]'))
+    with pytest.raises(ConfigError, match="no teacher named 'z'"):
+        load_config(path)
+
+
+def test_dawid_skene_campaign_stores_reliability_and_agreement(tmp_path, capsys):
+    path, c = run(tmp_path, extra='[aggregation]\nmethod = "dawid_skene"\n[review]\nkind = "simulated"\n',
+                  min_agreement=0.97)
+    rel = {(r["teacher"], r["true_label"], r["given_label"]): r["prob"] for r in c.store.reliability()}
+    assert rel and rel[("a", "positive", "positive")] > rel[("c", "positive", "positive")]
+    cons = [c.store.consensus(ex) for ex in c.store.selection(1)]
+    assert all(x["method"] == "dawid_skene" and x["vote_share"] is not None for x in cons)
+    assert all(abs(sum(x["soft_label"].values()) - 1) < 1e-6 for x in cons)
+    sources = {r["source"] for r in c.store.labeled()}
+    assert "simulated" in sources  # reviewed items answered from gold, named as such
+    assert all(r["source"] == "simulated" for r in c.store.reviews())
+    c.close()
+    assert main(["status", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "teacher reliability per class" in out and "SIMULATED" in out
+
+
+def test_review_cap_per_round(tmp_path):
+    path = replay_config(tmp_path, rounds=ONE_ROUND)
+    path.write_text(path.read_text().replace("min_agreement = 0.7", "min_agreement = 0.7\nmax_review_per_round = 2"))
+    c = Campaign.open(load_config(path))
+    c.run()
+    assert sum(1 for ex in c.store.selection(1) if c.store.consensus(ex)["route"] == "review") == 2
+    c.close()
+
+
+def test_unreachable_label_studio_does_not_stop_the_campaign(tmp_path, monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("LS_TEST_KEY", "k")
+    extra = f'[review]\nkind = "label_studio"\nurl = "http://127.0.0.1:{port}"\napi_key_env = "LS_TEST_KEY"\ntimeout_s = 2\nmax_retries = 0\n'
+    path, c = run(tmp_path, extra=extra)
+    pending = c.store.pending_reviews()
+    assert pending and all(r["external_id"] is None for r in pending)  # queued, not lost, not sent
+    assert [r["status"] for r in c.store.rounds()] == ["done"]
+    c.close()
+    assert main(["review", "status", str(path), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["pending"] == len(pending)
+    assert main(["review", "push", str(path)]) == 1  # still unreachable: one clear line, no traceback
+    assert "unreachable" in capsys.readouterr().err
+
+
+def test_reviewer_kappa_and_cli_pull_with_the_simulated_reviewer(tmp_path, capsys):
+    extra = '[review]\nkind = "simulated"\ndelay_rounds = 5\n'
+    path, c = run(tmp_path, extra=extra)
+    pending = c.store.pending_reviews()
+    assert pending and not c.store.reviews()  # delayed: nothing answered yet, nothing lost
+    c.close()
+    path.write_text(path.read_text().replace("delay_rounds = 5", "delay_rounds = 0"))
+    assert main(["review", "pull", str(path)]) == 0
+    assert f"pulled {len(pending)} review(s); 0 still pending" in capsys.readouterr().out
+    from distilloop.storage.store import Store
+
+    store = Store.open(load_config(path).store_path)
+    ids = [r["example_id"] for r in pending][:4]
+    # a second (human) reviewer on the same items: agrees on all but one
+    for k, ex in enumerate(ids):
+        gold = store.example(ex).gold
+        other = gold if k else next(x for x in ("negative", "positive") if x != gold)
+        store.record_review(ex, round_no=1, reviewer="ann", label=other, rationale=None, seconds_spent=3.0,
+                            source="human")
+    store.close()
+    assert main(["status", str(path), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    ra = s["review_agreement"]
+    assert ra["items_multi"] == len(ids) and ra["method"] == "cohen" and ra["kappa"] < 1.0
+    assert s["teacher_reliability"]
+    assert main(["status", str(path)]) == 0
+    assert "reviewer agreement: cohen kappa" in capsys.readouterr().out
