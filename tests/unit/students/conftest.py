@@ -22,3 +22,18 @@ def tiny_bert_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sentiment():
     return [t for t, _ in SENTIMENT], [y for _, y in SENTIMENT]
+
+
+RATIONALES = ["good is a positive word", "great is praise", "good and great are praise",
+              "great is praise", "bad is a negative word", "awful is a complaint", "bad and awful are complaints",
+              "awful is a complaint"]
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from tests.unit.students.contract import TEXTS
+    from tests.unit.students.tiny_models import tiny_causal_lm
+
+    corpus = [f"predict: {t}\nlabel: pos neg\nexplain: {t}\nrationale: {r}" for t, r in zip(TEXTS, RATIONALES)]
+    return str(tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"), corpus * 3))
