@@ -44,6 +44,9 @@ from distilloop.students.hf_common import SMOLLM2, device, generator, offline_en
 
 log = logging.getLogger(__name__)
 _STEP_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+#: pretrained weights already read in this process (GGUF conversion takes ~1 min on 2 cores): each fit
+#: trains a deep copy, so rounds of a campaign and benchmark settings read the file once
+_PRETRAINED: dict[str, tuple] = {}
 
 
 class StepByStepStudent(Student):
@@ -83,7 +86,7 @@ class StepByStepStudent(Student):
         return f"explain: {text}\nrationale:"
 
     # -- loading -----------------------------------------------------------------------------------
-    def _load_pretrained(self, path: Path):
+    def _load_pretrained(self, path: Path, cache: bool = True):
         transformers = require("transformers", "hf", purpose="StepByStepStudent")
         torch = require("torch", "hf")
         offline_env()
@@ -95,8 +98,16 @@ class StepByStepStudent(Student):
         cfg = transformers.AutoConfig.from_pretrained(str(where), **kw)
         auto = (transformers.AutoModelForSeq2SeqLM if getattr(cfg, "is_encoder_decoder", False)
                 else transformers.AutoModelForCausalLM)
-        tok = transformers.AutoTokenizer.from_pretrained(str(where), **kw)
-        model = auto.from_pretrained(str(where), dtype=torch.float32, **kw)
+        key = str(path.resolve())
+        if cache and key in _PRETRAINED:
+            model, tok = (copy.deepcopy(x) for x in _PRETRAINED[key])
+        else:
+            tok = transformers.AutoTokenizer.from_pretrained(str(where), **kw)
+            model = auto.from_pretrained(str(where), dtype=torch.float32, **kw)
+            if cache:
+                if len(_PRETRAINED) >= 2:
+                    _PRETRAINED.pop(next(iter(_PRETRAINED)))
+                _PRETRAINED[key] = (copy.deepcopy(model), copy.deepcopy(tok))
         if tok.eos_token_id is None:
             raise StudentError(f"the tokenizer of {path} has no eos token; set one (tokenizer.eos_token)")
         if tok.pad_token_id is None:
@@ -279,5 +290,5 @@ class StepByStepStudent(Student):
         self.tokenizer_.save_pretrained(path / "hf")
 
     def _load(self, path: Path) -> None:
-        self.model_, self.tokenizer_ = self._load_pretrained(path / "hf")
+        self.model_, self.tokenizer_ = self._load_pretrained(path / "hf", cache=False)
         self.model_.to(device(self.device)).eval()

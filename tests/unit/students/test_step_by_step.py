@@ -111,3 +111,25 @@ def test_warm_start_continues_from_previous(fitted, tiny_lm_dir):
 def test_bad_alpha(tiny_lm_dir):
     with pytest.raises(StudentError, match="alpha"):
         StepByStepStudent(model=tiny_lm_dir, alpha=1.5).fit(TEXTS, LABELS, classes=CLASSES)
+
+
+@pytest.fixture(scope="module")
+def tiny_t5_dir(tmp_path_factory):
+    from tests.unit.students.tiny_models import tiny_seq2seq
+
+    corpus = [f"predict: {t}\nlabel: pos neg\nexplain: {t}\nrationale: {r}" for t, r in zip(TEXTS, RATIONALES)]
+    return str(tiny_seq2seq(tmp_path_factory.mktemp("tiny_t5"), corpus * 3))
+
+
+def test_seq2seq_model_trains_predicts_and_round_trips(tiny_t5_dir, tmp_path):
+    from distilloop.students.base import Student
+
+    s = StepByStepStudent(model=tiny_t5_dir, **FAST).fit(TEXTS, LABELS, classes=CLASSES, rationales=RATIONALES)
+    assert s._seq2seq
+    p = s.predict_proba(TEXTS)
+    assert p.shape == (len(TEXTS), 2) and np.allclose(p.sum(1), 1)
+    s.model_.eval()
+    total, l_label, l_rat = (x.item() for x in s.loss_terms(TEXTS[:4], LABELS[:4], RATIONALES[:4], alpha=0.25))
+    assert l_rat > 0 and total == pytest.approx(0.25 * l_label + 0.75 * l_rat, rel=1e-5)
+    assert isinstance(s.rationale(TEXTS[0]), str)
+    np.testing.assert_allclose(Student.load(s.save(tmp_path / "t5")).predict_proba(TEXTS), p, atol=1e-5)

@@ -47,3 +47,19 @@ def tiny_causal_lm(path: Path, corpus: list[str]) -> Path:
     LlamaForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def tiny_seq2seq(path: Path, corpus: list[str]) -> Path:
+    """A 1-layer, 32-wide T5 sharing the byte-level BPE tokenizer of :func:`tiny_causal_lm`."""
+    import torch
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    tiny_causal_lm(path / "_lm", corpus)
+    tok = AutoTokenizer.from_pretrained(path / "_lm")
+    cfg = T5Config(vocab_size=tok.vocab_size, d_model=32, d_ff=64, d_kv=16, num_layers=1, num_heads=2,
+                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                   decoder_start_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
