@@ -26,6 +26,9 @@ STRATEGIES: dict[str, str] = {
 }
 STUDENTS: dict[str, str] = {
     "tfidf_logreg": "distilloop.students.tfidf:TfidfLogReg",
+    "embedding_linear": "distilloop.students.embedding:EmbeddingLinear",
+    "encoder": "distilloop.students.encoder:EncoderClassifier",
+    "step_by_step": "distilloop.students.step_by_step:StepByStepStudent",
 }
 REVIEWERS: dict[str, str] = {
     "auto": "distilloop.annotators.review:AutoAcceptReviewer",

@@ -1,0 +1,40 @@
+import numpy as np
+
+from distilloop.storage.store import Store
+from distilloop.students.embedding import CACHE_KIND, EmbeddingLinear
+from tests.unit.students.contract import CLASSES, LABELS, TEXTS, StudentContract
+
+
+class TestEmbeddingContract(StudentContract):
+    def make_student(self, request):
+        return EmbeddingLinear(model=request.getfixturevalue("tiny_bert_dir"), C=10.0)
+
+
+def test_embeddings_are_cached_in_the_store_by_text_hash(tiny_bert_dir):
+    store = Store.memory()
+    a = EmbeddingLinear(model=tiny_bert_dir).attach_cache(store)
+    a.fit(TEXTS, LABELS, classes=CLASSES)
+    assert a.n_encoded_ >= 0
+    assert store.count("cache", "kind = ?", [CACHE_KIND]) == len(set(TEXTS))
+    # a fresh process would have an empty memory cache: clear it and check the store answers
+    from distilloop.students import embedding
+
+    embedding._MEMORY.clear()
+    b = a.clone()
+    b.fit(TEXTS, LABELS, classes=CLASSES)
+    assert b.n_encoded_ == 0  # nothing re-embedded
+    np.testing.assert_allclose(b.predict_proba(TEXTS), a.predict_proba(TEXTS), atol=1e-6)
+
+
+def test_soft_labels_change_the_fit(tiny_bert_dir):
+    hard = EmbeddingLinear(model=tiny_bert_dir, C=10.0).fit(TEXTS, LABELS, classes=CLASSES)
+    soft = [{"pos": 0.5, "neg": 0.5}] * len(TEXTS)
+    kd = EmbeddingLinear(model=tiny_bert_dir, C=10.0).fit(TEXTS, LABELS, classes=CLASSES, soft_labels=soft)
+    # uniform targets for every example: the head predicts ~0.5 everywhere, unlike the hard-label fit
+    assert np.abs(kd.predict_proba(TEXTS) - 0.5).max() < 0.05
+    assert np.abs(hard.predict_proba(TEXTS) - 0.5).mean() > 0.05
+
+
+def test_single_class_predicts_it(tiny_bert_dir):
+    s = EmbeddingLinear(model=tiny_bert_dir).fit(TEXTS[:2], LABELS[:2], classes=CLASSES)
+    np.testing.assert_allclose(s.predict_proba(TEXTS[:3]), [[1, 0]] * 3)
