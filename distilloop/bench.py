@@ -232,7 +232,7 @@ def summarize(curves: list[Curve], full_tokens: float, full_acc: float) -> list[
 STRATEGIES_DEFAULT = ("random", "entropy", "margin", "least_confidence", "small-text:BreakingTies",
                       "small-text:PredictionEntropy")
 STRATEGIES_QUICK = ("random", "entropy", "small-text:BreakingTies")
-STUDENTS = {"tfidf_logreg": {"kind": "tfidf_logreg"}}
+STUDENTS = {"tfidf_logreg": {"kind": "tfidf_logreg"}, "embedding_linear": {"kind": "embedding_linear"}}
 
 
 @dataclass

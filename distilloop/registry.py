@@ -23,6 +23,7 @@ STRATEGIES: dict[str, str] = {
     "entropy": "distilloop.strategies.uncertainty:EntropySampling",
     "least_confidence": "distilloop.strategies.uncertainty:LeastConfidence",
     "margin": "distilloop.strategies.uncertainty:BreakingTies",
+    "cost_aware": "distilloop.strategies.cost:CostAwareSampling",
 }
 STUDENTS: dict[str, str] = {
     "tfidf_logreg": "distilloop.students.tfidf:TfidfLogReg",

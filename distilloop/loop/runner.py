@@ -55,6 +55,8 @@ class Campaign:
         self.teachers = teachers if teachers is not None else factory.build_teachers(config)
         self.strategy = factory.build_strategy(config)
         self.student_template: Student = factory.build_student(config)
+        if hasattr(self.student_template, "attach_cache"):  # e.g. embeddings: computed once per campaign
+            self.student_template.attach_cache(store)
         self.reviewer = reviewer if reviewer is not None else factory.build_reviewer(config)
         self.reviewer.attach(store)
         self.aggregator = factory.build_aggregator(config)
@@ -180,6 +182,20 @@ class Campaign:
                           max(worst.usd, total.usd))
         return worst
 
+    def item_costs(self, pool: list[Example]) -> dict[str, float]:
+        """Expected cost of asking every teacher about each item: dollars when any teacher is paid, else tokens."""
+        costs: dict[str, float] = {}
+        paid = False
+        for e in pool:
+            total = Spend()
+            for t in self.teachers:
+                total = total + t.expected(t.render(self.item(e)))
+            paid = paid or total.usd > 0
+            costs[e.id] = total.usd if paid else float(total.tokens_in + total.tokens_out)
+        if paid:  # recompute uniformly in dollars (the first items may have been counted in tokens)
+            costs = {e.id: sum(t.expected(t.render(self.item(e))).usd for t in self.teachers) for e in pool}
+        return costs
+
     def affordable(self, per_item: Spend) -> int:
         left = self.budget.remaining()
         n = math.inf
@@ -208,6 +224,8 @@ class Campaign:
             labeled_texts=[self._examples[r["example_id"]].text for r in labeled],
             labeled_y=[r["label"] for r in labeled], classes=self.labels, rng=self.rng(round_no),
             student=student, store=self.store, round_no=round_no)
+        if getattr(strategy, "name", "") == "cost_aware" or getattr(strategy, "needs_costs", False):
+            ctx.extra["item_cost"] = self.item_costs(pool)
         with self.progress.status(f"round {round_no}: selecting {n} of {len(pool)} with {strategy.name}"):
             sel = strategy.select(ctx, n)
         self.store.start_round(round_no, strategy.name, sel.ids, sel.scores)

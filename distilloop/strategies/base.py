@@ -72,7 +72,8 @@ class Strategy(ABC):
             return Selection([], [])
         n = min(int(n), available)
         sel = self.query(ctx, n)
-        if len(sel.ids) != n or len(set(sel.ids)) != n:
+        short_ok = getattr(self, "may_return_fewer", False) and ctx.extra.get("round_budget") is not None
+        if (len(sel.ids) != n and not (short_ok and len(sel.ids) < n)) or len(set(sel.ids)) != len(sel.ids):
             raise DistilloopError(f"strategy {self.name} returned {len(sel.ids)} ids ({len(set(sel.ids))} unique), "
                                   f"expected {n}")
         return sel
