@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # The user's set-up: the package, the local LLM runtime and teacher weights, ready for the demo campaign.
 $(VENV)/.setup: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) -e '.[local]'
+	$(PIP) -e '.[local,hf]'
 	$(BIN)/distilloop models --prepare qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 	touch $@
 

@@ -163,7 +163,8 @@ class Curve:
 
 
 def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, student: dict[str, Any], seed: int,
-            review: str, pool_size: int, schedule: tuple[int, float, int], min_agreement: float) -> Curve:
+            review: str, pool_size: int, schedule: tuple[int, float, int], min_agreement: float,
+            student_name: str | None = None) -> Curve:
     initial, growth, rounds = schedule
     store = workdir / f"{strategy.replace(':', '_')}-{student['kind']}-{seed}-{review}.db"
     store.unlink(missing_ok=True)
@@ -181,7 +182,7 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
     points = [(r["tokens_in"] + r["tokens_out"], r["usd"], r["accuracy"], r["labeled"])
               for r in round_rows(campaign.store) if r["accuracy"] is not None]
     campaign.close()
-    return Curve(strategy, student["kind"], seed, review, points, time.perf_counter() - started)
+    return Curve(strategy, student_name or student["kind"], seed, review, points, time.perf_counter() - started)
 
 
 def accuracy_at(curve: Curve, tokens: float) -> float:
@@ -273,7 +274,8 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
         adv()
         for student, strategy, seed, review in jobs:
             curves.append(run_one(spec, data, tmp, strategy=strategy, student=STUDENTS[student], seed=seed,
-                                  review=review, pool_size=len(ids), schedule=schedule, min_agreement=min_agreement))
+                                  review=review, pool_size=len(ids), schedule=schedule, min_agreement=min_agreement,
+                                  student_name=student))
             adv()
     rows = []
     for student in students:

@@ -33,13 +33,13 @@ def test_prefers_cheap_uncertain_items_over_expensive_ones():
 
 
 def brute(values, costs, budget):
-    best, best_v = [], 0.0
+    best_v = 0.0
     for r in range(len(values) + 1):
         for combo in itertools.combinations(range(len(values)), r):
             c = sum(costs[i] for i in combo)
             v = sum(values[i] for i in combo)
             if c <= budget and v > best_v:
-                best, best_v = list(combo), v
+                best_v = v
     return best_v
 
 
