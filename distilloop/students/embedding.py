@@ -54,7 +54,7 @@ class EmbeddingLinear(Student):
     def clone(self) -> Student:
         c = super().clone()
         if getattr(self, "_cache", None) is not None:
-            c.attach_cache(self._cache)
+            c.attach_cache(self._cache)  # type: ignore[attr-defined]
         return c
 
     # -- embeddings --------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ class EmbeddingLinear(Student):
             return
         self.head_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed)
         self.head_.fit(X, y, sample_weight=w)
-        self.only_class_ = None
+        self.only_class_ = None  # type: ignore[assignment]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), len(self.classes_)))

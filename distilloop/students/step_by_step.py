@@ -34,6 +34,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -177,7 +178,7 @@ class StepByStepStudent(Student):
         rat_rows = [i for i, r in enumerate(rationales or []) if r] if a < 1 else []
         for i in rat_rows:
             prompts.append(self._ids(self.explain_prompt(texts[i]), self.max_input_tokens, left=True))
-            targets.append(self._rationale_target(rationales[i], labels[i]))
+            targets.append(self._rationale_target(str(rationales[i]), labels[i]))  # type: ignore[index]
         per_row, _ = self._row_losses(prompts, targets)
         l_label = per_row[:len(texts)].mean()
         l_rat = per_row[len(texts):].mean() if rat_rows else torch.zeros((), device=per_row.device)
@@ -193,8 +194,8 @@ class StepByStepStudent(Student):
             if not isinstance(warm_start, StepByStepStudent) or not warm_start.is_fitted():
                 raise StudentError("warm_start must be a fitted StepByStepStudent, got "
                                    f"{type(warm_start).__name__}")
-            self.model_ = copy.deepcopy(warm_start.model_)
-            self.tokenizer_ = warm_start.tokenizer_
+            self.model_: Any = copy.deepcopy(warm_start.model_)
+            self.tokenizer_: Any = warm_start.tokenizer_
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
