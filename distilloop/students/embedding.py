@@ -17,7 +17,7 @@ import hashlib
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class EmbeddingLinear(Student):
     """Logistic regression on frozen sentence-transformers embeddings."""
 
     kind = "embedding_linear"
+    only_class_: str | None
     uses_soft_labels = True
 
     def __init__(self, model: str = MINILM, C: float = 1.0, normalize: bool = True, batch_size: int = 32,
@@ -52,7 +53,7 @@ class EmbeddingLinear(Student):
         return self
 
     def clone(self) -> Student:
-        c = super().clone()
+        c = cast(EmbeddingLinear, super().clone())
         if getattr(self, "_cache", None) is not None:
             c.attach_cache(self._cache)  # type: ignore[attr-defined]
         return c
@@ -129,7 +130,7 @@ class EmbeddingLinear(Student):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), len(self.classes_)))
         if self.head_ is None:
-            out[:, self.classes_.index(self.only_class_)] = 1.0
+            out[:, self.classes_.index(str(self.only_class_))] = 1.0
             return out
         proba = self.head_.predict_proba(self.encode(list(texts)))
         for j, c in enumerate(self.head_.classes_):

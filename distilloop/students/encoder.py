@@ -48,7 +48,7 @@ def soft_targets(labels: Sequence[str], soft_labels: Sequence[Mapping[str, float
         row = np.array([float(q.get(c, 0.0)) for c in classes]) if q else None
         if row is None or row.sum() <= 0 or (row < 0).any():
             if row is not None and (row < 0).any():
-                raise StudentError(f"soft label {dict(q or {})} has a negative probability; expected a distribution")
+                raise StudentError(f"soft label {q} has a negative probability; expected a distribution")
             out[i, classes.index(y)] = 1.0
         else:
             out[i] = row / row.sum()

@@ -54,6 +54,8 @@ class StepByStepStudent(Student):
     """A small LM trained to predict the label and to explain it (Distilling Step-by-Step)."""
 
     kind = "step_by_step"
+    model_: Any
+    tokenizer_: Any
     uses_rationales = True
     supports_warm_start = True
 
@@ -175,10 +177,11 @@ class StepByStepStudent(Student):
         a = self.alpha if alpha is None else alpha
         prompts = [self._ids(self.label_prompt(t), self.max_input_tokens, left=True) for t in texts]
         targets = [self._ids(f" {y}") + [self.tokenizer_.eos_token_id] for y in labels]
-        rat_rows = [i for i, r in enumerate(rationales or []) if r] if a < 1 else []
+        rats = list(rationales or [])
+        rat_rows = [i for i, r in enumerate(rats) if r] if a < 1 else []
         for i in rat_rows:
             prompts.append(self._ids(self.explain_prompt(texts[i]), self.max_input_tokens, left=True))
-            targets.append(self._rationale_target(str(rationales[i]), labels[i]))  # type: ignore[index]
+            targets.append(self._rationale_target(str(rats[i]), labels[i]))
         per_row, _ = self._row_losses(prompts, targets)
         l_label = per_row[:len(texts)].mean()
         l_rat = per_row[len(texts):].mean() if rat_rows else torch.zeros((), device=per_row.device)
@@ -194,8 +197,8 @@ class StepByStepStudent(Student):
             if not isinstance(warm_start, StepByStepStudent) or not warm_start.is_fitted():
                 raise StudentError("warm_start must be a fitted StepByStepStudent, got "
                                    f"{type(warm_start).__name__}")
-            self.model_: Any = copy.deepcopy(warm_start.model_)
-            self.tokenizer_: Any = warm_start.tokenizer_
+            self.model_ = copy.deepcopy(warm_start.model_)
+            self.tokenizer_ = warm_start.tokenizer_
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
