@@ -314,6 +314,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- students -------------------------------------------------------------------------------------------
+def cmd_students(args: argparse.Namespace) -> int:
+    from distilloop.students.promotion import StudentRegistry
+
+    config, store = _open_store(args)
+    try:
+        registry = StudentRegistry(store, config.store_path.with_name(config.campaign.name + ".students"))
+        if args.rollback is not None:
+            version = registry.rollback(args.rollback or None)
+            print(f"active student is now {version}")
+        if args.export:
+            dest = registry.export(args.export, args.version)
+            print(f"exported {args.version or 'the active student'} to {dest} (load with "
+                  "distilloop.students.base.Student.load)")
+        if args.rollback is None and not args.export:
+            metric = config.evaluation.metric
+            for row in store.students():
+                mark = "*" if row["active"] else " "
+                value = row["metrics"].get(metric)
+                shown = "-" if value is None else f"{value:.4f}"
+                print(f"{mark} {row['version']:32} round {row['round']:3}  {metric} {shown}  "
+                      f"trained on {row['n_train']}  {'promoted' if row['promoted'] else 'not promoted'}")
+    finally:
+        store.close()
+    return 0
+
+
 # -- bench ----------------------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
     from distilloop import bench
@@ -422,6 +449,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write a self-contained HTML report (plots, spend, reliability, reviews, confusion matrix, "
                          "hardest items) to FILE (default: <name>.report.html next to the store)")
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("students", help="list student versions, roll back, export one",
+                        description="List every student version with its metric (* marks the active one); "
+                                    "--rollback makes an earlier version active; --export copies a version's "
+                                    "directory for use outside the campaign.")
+    with_config(sp)
+    sp.add_argument("--rollback", nargs="?", const="", metavar="VERSION",
+                    help="make VERSION active (default: the promoted version before the active one)")
+    sp.add_argument("--export", metavar="DIR", help="copy a version's directory to DIR")
+    sp.add_argument("--version", help="the version to export (default: the active one)")
+    sp.set_defaults(func=cmd_students)
 
     sp = sub.add_parser("bench", help="label-efficiency benchmark on recorded teacher outputs",
                         description="Run campaigns with replayed real teacher outputs for each student, strategy, "

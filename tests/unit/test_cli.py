@@ -105,3 +105,32 @@ def test_every_command_has_help_and_is_documented_in_the_readme():
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
+
+
+def test_students_list_rollback_and_export(tmp_path):
+    cfg = replay_config(tmp_path)
+    assert cli("run", "-q", cfg).returncode == 0
+    from distilloop.loop.config import load_config
+    from distilloop.storage.store import Store
+
+    store = Store.open(load_config(cfg).store_path)
+    rows = store.students()
+    store.close()
+    listing = cli("students", cfg)
+    assert listing.returncode == 0 and listing.stdout.count("round") == len(rows)
+    oldest = rows[0]["version"]
+    back = cli("students", cfg, "--rollback", oldest)
+    assert back.returncode == 0 and oldest in back.stdout
+    store = Store.open(load_config(cfg).store_path)
+    assert store.active_student()["version"] == oldest
+    store.close()
+    out = tmp_path / "exported"
+    exp = cli("students", cfg, "--export", out)
+    assert exp.returncode == 0, exp.stderr
+    from distilloop.students.base import Student
+
+    exported = Student.load(out)
+    assert oldest.startswith(exported.version_)  # the store may suffix a repeated version with -r<round>
+    assert exported.predict(["a great film"])[0] in ("negative", "positive")
+    bad = cli("students", cfg, "--rollback", "nope")
+    assert bad.returncode == 1 and "no student version" in bad.stderr and "Traceback" not in bad.stderr
