@@ -97,7 +97,9 @@ def pull_reviews(store: Store, reviewer: Reviewer, labels: Sequence[str], round_
             cons = store.consensus(d.example_id) or {}
             store.accept_label(d.example_id, d.label, rationale=d.rationale or cons.get("rationale"),
                                source=d.source, round_no=round_no,
-                               soft_label={x: float(x == d.label) for x in labels})
+                               # a person's answer is certain; an automatic acceptance keeps the teachers' doubt
+                               soft_label=(cons.get("soft_label") if d.source == "auto" and cons.get("soft_label")
+                                           else {x: float(x == d.label) for x in labels}))
             store.resolve_review(d.example_id, round_no)
             recorded += 1
     if recorded and any(d.source != "auto" for d in decisions):
