@@ -18,6 +18,7 @@ import gzip
 import json
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,16 +88,21 @@ RT = DatasetSpec(
 DATASETS = {"rt_polarity": RT}
 
 
-def recorded_ids(spec: DatasetSpec, root: Path = ROOT) -> list[str]:
-    """Pool ids for which every teacher of ``spec`` has a recorded answer, in data-file order."""
-    have: dict[str, set[str]] = {}
+def _recorded_rows(spec: DatasetSpec, root: Path) -> Iterator[dict[str, Any]]:
+    """The recorded answers of ``spec``; a line cut short by an interrupted recording is skipped."""
     with gzip.open(root / spec.recording, "rt") as f:
         for line in f:
             try:
-                r = json.loads(line)
+                yield json.loads(line)
             except json.JSONDecodeError:
                 continue
-            have.setdefault(r["example_id"], set()).add(r["teacher"])
+
+
+def recorded_ids(spec: DatasetSpec, root: Path = ROOT) -> list[str]:
+    """Pool ids for which every teacher of ``spec`` has a recorded answer, in recording order."""
+    have: dict[str, set[str]] = {}
+    for r in _recorded_rows(spec, root):
+        have.setdefault(r["example_id"], set()).add(r["teacher"])
     return [i for i, t in have.items() if set(spec.teachers) <= t]
 
 
@@ -104,16 +110,11 @@ def full_cost(spec: DatasetSpec, ids: list[str], root: Path = ROOT) -> tuple[int
     """Tokens and USD of asking every teacher about every pool item."""
     wanted = set(ids)
     tokens, usd = 0, 0.0
-    with gzip.open(root / spec.recording, "rt") as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if r["example_id"] in wanted and r["teacher"] in spec.teachers:
-                tokens += r["tokens_in"] + r["tokens_out"]
-                p = spec.prices.get(r["teacher"], {})
-                usd += (r["tokens_in"] * p.get("input", 0) + r["tokens_out"] * p.get("output", 0)) / 1e6
+    for r in _recorded_rows(spec, root):
+        if r["example_id"] in wanted and r["teacher"] in spec.teachers:
+            tokens += r["tokens_in"] + r["tokens_out"]
+            p = spec.prices.get(r["teacher"], {})
+            usd += (r["tokens_in"] * p.get("input", 0) + r["tokens_out"] * p.get("output", 0)) / 1e6
     return tokens, usd
 
 
@@ -233,7 +234,7 @@ def summarize(curves: list[Curve], full_tokens: float, full_acc: float) -> list[
 STRATEGIES_DEFAULT = ("random", "entropy", "margin", "least_confidence", "cost_aware", "small-text:BreakingTies",
                       "small-text:PredictionEntropy")
 STRATEGIES_QUICK = ("random", "entropy", "small-text:BreakingTies")
-STUDENTS = {"tfidf_logreg": {"kind": "tfidf_logreg"},
+STUDENTS: dict[str, dict[str, Any]] = {"tfidf_logreg": {"kind": "tfidf_logreg"},
             # little regularisation: with tens of labels, C=1 on unit-norm embeddings predicts the prior
             "embedding_linear": {"kind": "embedding_linear", "C": 10.0}}
 
