@@ -186,9 +186,9 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
     return Curve(strategy, student_name or student["kind"], seed, review, points, time.perf_counter() - started)
 
 
-def accuracy_at(curve: Curve, tokens: float) -> float:
-    """Accuracy of the last student trained within ``tokens``; before the first, chance is not assumed: 0."""
-    acc = 0.0
+def accuracy_at(curve: Curve, tokens: float) -> float | None:
+    """Accuracy of the last student trained within ``tokens``; ``None`` when none was trained that cheaply."""
+    acc = None
     for t, _, a, _ in curve.points:
         if t <= tokens + 1e-9:
             acc = a
@@ -219,7 +219,9 @@ def summarize(curves: list[Curve], full_tokens: float, full_acc: float) -> list[
     for (student, review, strategy), cs in groups.items():
         row: dict[str, Any] = {"student": student, "review": review, "strategy": strategy, "seeds": len(cs)}
         for frac in (0.05, 0.10, 0.25):
-            row[f"acc@{int(frac * 100)}%"] = statistics.mean(accuracy_at(c, frac * full_tokens) for c in cs)
+            accs = [accuracy_at(c, frac * full_tokens) for c in cs]
+            row[f"acc@{int(frac * 100)}%"] = (statistics.mean(a for a in accs if a is not None)
+                                              if all(a is not None for a in accs) else None)
         row["auc"] = statistics.mean(auc(c, full_tokens) for c in cs)
         for q in (0.95, 0.98):
             costs = [cost_to_reach(c, q * full_acc) for c in cs]
@@ -326,7 +328,7 @@ def format_table(result: BenchResult) -> str:
             f"{_ratio(row['cost@95%'], bt['cost@95%'] if bt else None):>9}")
     lines.append("")
     lines.append("acc@X%: test accuracy of the student trained within X% of the full-pool teacher cost (mean over "
-                 "seeds); AUC: area under accuracy vs cost fraction; cost@95%: fraction of the full cost to reach "
+                 "seeds; '-': no student was trained that cheaply); AUC: area under accuracy vs cost fraction; cost@95%: fraction of the full cost to reach "
                  "95% of the full-pool student's accuracy ('-': not reached in every seed); ratios < 1 for cost "
                  "and > 1 for AUC favour the row's strategy.")
     return "\n".join(lines)
