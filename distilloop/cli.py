@@ -140,6 +140,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- estimate ---------------------------------------------------------------------------------------------
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from distilloop.loop.estimate import estimate_campaign
+
+    est = estimate_campaign(_config(args))
+    if args.json:
+        print(json.dumps(est.as_dict(), indent=2, default=str))
+        return 0
+    console = _console()
+    table = Table(title=f"Estimate for {est.name}: round {est.next_round} ({est.next_round_items} items) and "
+                        f"{est.remaining_rounds} remaining round(s) ({est.campaign_items} items)")
+    for col in ("teacher", "mode", "next round tokens in/out", "next round $", "campaign tokens in/out",
+                "campaign $", "campaign $ upper bound"):
+        table.add_column(col, justify="left" if col in ("teacher", "mode") else "right")
+    rows = [(t.teacher, t.mode, t.next_round, t.campaign, t.campaign_upper) for t in est.teachers]
+    rows.append(("total", "", est.total("next_round"), est.total("campaign"), est.total("campaign_upper")))
+    for name, mode, nxt, camp, upper in rows:
+        table.add_row(name, mode, f"{nxt.tokens_in:,} / {nxt.tokens_out:,}", f"${nxt.usd:.4f}",
+                      f"{camp.tokens_in:,} / {camp.tokens_out:,}", f"${camp.usd:.4f}", f"${upper.usd:.4f}")
+    console.print(table)
+    caps = est.caps
+    console.print(f"budget: ${est.spent.usd:.4f} spent of {'no cap' if caps.usd is None else f'${caps.usd:.2f}'}; "
+                  f"{est.verdict()}")
+    console.print(f"method: {est.method}")
+    return 0
+
+
 # -- status / report --------------------------------------------------------------------------------------
 def _open_store(args: argparse.Namespace):
     from distilloop.storage.store import Store
@@ -416,6 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rounds", type=int, help="run at most this many rounds now (the campaign's own limits still apply)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("estimate", help="expected tokens and dollars of the next round and the campaign, per teacher",
+                        description="Pre-flight estimate before anything is paid: expected and upper-bound tokens "
+                                    "and USD per teacher, for the next round and every remaining round.")
+    with_config(sp)
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.set_defaults(func=cmd_estimate)
 
     sp = sub.add_parser("status", help="rounds, spend against budget, agreement, student metrics",
                         description="Show where a campaign stands without changing it.")

@@ -57,6 +57,16 @@ class InvalidAnswer(TeacherError):
     """The teacher answered, but not with a label from the label set (or not in the asked format)."""
 
 
+class BatchPending(DistilloopError):
+    """A teacher's provider batch has not finished yet; the round resumes with `distilloop run` later."""
+
+    exit_code = 0
+
+    def __init__(self, message: str, *, batches: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.batches = batches or {}
+
+
 class ReviewError(DistilloopError):
     """The human-review backend failed (e.g. Label Studio unreachable)."""
 

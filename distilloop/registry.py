@@ -17,6 +17,9 @@ from distilloop.errors import ConfigError
 TEACHERS: dict[str, str] = {
     "llama_cpp": "distilloop.annotators.local:LlamaCppTeacher",
     "replay": "distilloop.annotators.replay:ReplayTeacher",
+    "openai": "distilloop.annotators.openai_teacher:OpenAITeacher",
+    "openai_compatible": "distilloop.annotators.openai_teacher:OpenAICompatibleTeacher",
+    "anthropic": "distilloop.annotators.anthropic_teacher:AnthropicTeacher",
 }
 STRATEGIES: dict[str, str] = {
     "random": "distilloop.strategies.random:RandomSampling",

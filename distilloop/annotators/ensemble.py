@@ -5,6 +5,9 @@ reused for free. Otherwise the call's upper-bound cost is reserved against the b
 to the store as in flight, sent, and settled from the reported usage in one transaction. Failures are
 recorded on the call and retried with exponential backoff (honouring a server's retry-after); a teacher
 that keeps failing is taken out of the round with a warning instead of crashing it.
+
+Teachers with ``mode = "batch"`` go through the provider's batch API instead
+(:mod:`distilloop.annotators.batching`); a batch still running leaves ``pending_batches`` in the result.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from distilloop.annotators.aggregation import Vote
 from distilloop.annotators.base import LabelingItem, Teacher, TeacherAnswer
+from distilloop.annotators.batching import annotate_with_batch
 from distilloop.errors import BudgetExhausted, TeacherError
 from distilloop.loop.budget import Budget
 from distilloop.storage.store import Spend, Store
@@ -31,6 +36,7 @@ class AnnotationResult:
     paid_calls: int = 0
     reused_calls: int = 0
     failed_attempts: int = 0
+    pending_batches: dict[str, list[str]] = field(default_factory=dict)  # teacher -> batch ids still running
 
 
 class TeacherEnsemble:
@@ -51,6 +57,7 @@ class TeacherEnsemble:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._inflight: dict[str, asyncio.Future] = {}
+        self._held: dict[int, Any] = {}  # call id -> reservation re-attached for a submitted batch call
 
     async def annotate(self, items: Sequence[LabelingItem], round_no: int,
                        on_progress: Callable[[], None] | None = None,
@@ -69,7 +76,10 @@ class TeacherEnsemble:
             if on_progress:
                 on_progress()
 
-        await asyncio.gather(*(one(it, t) for it in items for t in asked))
+        live = [t for t in asked if not getattr(t, "batch_mode", False)]
+        batched = [t for t in asked if getattr(t, "batch_mode", False)]
+        await asyncio.gather(*(one(it, t) for it in items for t in live),
+                             *(annotate_with_batch(self, t, items, round_no, result, on_progress) for t in batched))
         order = {t.name: i for i, t in enumerate(self.teachers)}
         for votes in result.votes.values():
             votes.sort(key=lambda v: order[v.teacher])

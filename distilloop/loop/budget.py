@@ -138,6 +138,15 @@ class Budget:
             self._reserved[r.id] = r
             return r
 
+    def hold(self, amount: Spend) -> Reservation:
+        """Reserve ``amount`` without checking the caps: re-attaches a reservation an earlier process made
+        (a call submitted to a provider batch, not yet in the ledger), so it counts until it is settled."""
+        with self._lock:
+            self._next += 1
+            r = Reservation(self._next, amount, self.round_no)
+            self._reserved[r.id] = r
+            return r
+
     def settle(self, reservation: Reservation, actual: Spend) -> None:
         """Release ``reservation`` and charge ``actual`` (the usage the provider reported)."""
         with self._lock:

@@ -22,7 +22,7 @@ from distilloop.annotators.base import LabelingItem, Teacher
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.annotators.review import ReviewItem
 from distilloop.data import Example, load_examples
-from distilloop.errors import ReviewError, StoreError
+from distilloop.errors import BatchPending, ReviewError, StoreError
 from distilloop.loop import factory
 from distilloop.loop.budget import Budget
 from distilloop.loop.config import CampaignConfig
@@ -95,7 +95,9 @@ class Campaign:
 
     # -- helpers -------------------------------------------------------------------------------------
     def item(self, e: Example) -> LabelingItem:
-        return LabelingItem(e.id, e.fields, tuple(self.labels), self.config.campaign.task)
+        # the gold label reaches a teacher only when its prompt style asks for it (ground-truth priming)
+        gold = e.gold if any(getattr(t.style, "needs_gold", False) for t in self.teachers) else None
+        return LabelingItem(e.id, e.fields, tuple(self.labels), self.config.campaign.task, gold=gold)
 
     def students_dir(self) -> Path:
         return self.config.store_path.with_name(self.config.campaign.name + ".students")
@@ -144,7 +146,11 @@ class Campaign:
             self.budget.new_round(round_no, self.store.spent(round_no))
             status = (self.store.round_row(round_no) or {})["status"]
             if status == "annotating":
-                self.annotate_and_route(round_no)
+                try:
+                    self.annotate_and_route(round_no)
+                except BatchPending as exc:  # the round resumes here on the next `distilloop run`
+                    self.store.set_meta("stop_reason", str(exc))
+                    return str(exc)
                 status = "training"
             if status == "training":
                 self.train(round_no)
@@ -237,6 +243,10 @@ class Campaign:
         total = len(items) * len(self.teachers)
         with self.progress.bar(f"round {round_no}: teachers labeling", total) as advance:
             result, tiers_asked = asyncio.run(self._annotate(items, round_no, advance))
+        if result.pending_batches:
+            batches = ", ".join(f"{b} ({t})" for t, bs in result.pending_batches.items() for b in bs)
+            raise BatchPending(f"round {round_no}: batch {batches} pending; run again later "
+                               "(`distilloop run` ingests it when it has ended)", batches=result.pending_batches)
         for name, reason in result.disabled.items():
             self.progress.warn(f"teacher {name} was taken out of round {round_no}: {reason}")
         # never asked (budget): back to the pool
@@ -295,6 +305,7 @@ class Campaign:
                     merged.paid_calls += res.paid_calls
                     merged.reused_calls += res.reused_calls
                     merged.failed_attempts += res.failed_attempts
+                    merged.pending_batches.update(res.pending_batches)
                 for it in todo:
                     tiers_asked[it.example_id] = k
                 todo = [it for it in todo

@@ -216,6 +216,12 @@ class Store:
             [request_hash]))
         return rows[0] if rows else None
 
+    def mark_submitted(self, call_ids: Sequence[int], batch_id: str) -> None:
+        """Record that these calls went to the provider batch ``batch_id`` (one transaction)."""
+        with self.db.atomic():
+            for call_id in call_ids:
+                self.db.table("teacher_calls").update(call_id, {"status": "submitted", "batch_id": batch_id})
+
     @staticmethod
     def _call(row: dict[str, Any]) -> CallRecord:
         return CallRecord(row["id"], row["request_hash"], row["round"], row["example_id"], row["teacher"],

@@ -1,0 +1,167 @@
+"""Batch mode for a round that can wait: a teacher's questions go to the provider's batch API at half price.
+
+For a teacher with ``mode = "batch"`` the ensemble, per round:
+
+1. reuses answers already paid for (by request hash), like live calls;
+2. finds calls already submitted by an earlier run (status ``submitted`` with their ``batch_id``), and
+   re-attaches their reservations to the budget (the ledger does not show them until ingested);
+3. reserves the rest against the budget, writes them as in flight, submits them as one batch (OpenAI
+   ``/v1/files`` + ``/v1/batches``; Anthropic Message Batches), and marks them ``submitted`` with the batch
+   id in one transaction;
+4. polls every ``batch_poll_s`` for up to ``batch_wait_s`` seconds; an ended batch is ingested: each call
+   is settled from its reported usage at the batch price (``TeacherAnswer.batch``), a failed request is
+   recorded as an error. A batch still running when the wait is over is left ``submitted``: the round
+   stops with :class:`~distilloop.errors.BatchPending` and ``distilloop run`` picks it up again later,
+   even after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from distilloop.annotators.aggregation import Vote
+from distilloop.annotators.base import LabelingItem, TeacherAnswer
+from distilloop.annotators.prompts import Prompt
+from distilloop.errors import BudgetExhausted, TeacherError
+from distilloop.storage.store import Spend
+
+if TYPE_CHECKING:
+    from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
+
+log = logging.getLogger(__name__)
+
+
+class _Call:
+    __slots__ = ("call_id", "item", "prompt", "reservation")
+
+    def __init__(self, call_id: int, item: LabelingItem, prompt: Prompt, reservation: Any) -> None:
+        self.call_id, self.item, self.prompt, self.reservation = call_id, item, prompt, reservation
+
+
+async def annotate_with_batch(ens: TeacherEnsemble, teacher: Any, items: Sequence[LabelingItem], round_no: int,
+                              result: AnnotationResult, on_progress: Callable[[], None] | None) -> None:
+    store, budget = ens.store, ens.budget
+    groups: dict[str, list[_Call]] = {}
+    new: list[tuple[LabelingItem, Prompt, str]] = []
+    for item in items:
+        prompt = teacher.render(item)
+        h = teacher.request_hash(prompt)
+        paid = store.find_paid_call(h)
+        if paid is not None:
+            result.reused_calls += 1
+            result.votes[item.example_id].append(
+                Vote(teacher.name, paid.label, paid.rationale, paid.confidence, paid.valid, paid.distribution))
+            if on_progress:
+                on_progress()
+            continue
+        row = store.pending_call(h)
+        if row is not None and row.get("batch_id"):
+            held = ens._held.get(row["id"])
+            if held is None:
+                held = budget.hold(Spend(row["reserved_tokens_in"] or 0, row["reserved_tokens_out"] or 0,
+                                         row["reserved_usd"] or 0.0))
+                ens._held[row["id"]] = held
+            groups.setdefault(row["batch_id"], []).append(_Call(row["id"], item, prompt, held))
+        else:
+            new.append((item, prompt, h))
+    if new and teacher.name not in result.disabled:
+        submitted = await _submit(ens, teacher, new, round_no, result)
+        if submitted is not None:
+            groups.setdefault(submitted[0], []).extend(submitted[1])
+    deadline = time.monotonic() + teacher.batch_wait_s
+    for batch_id, calls in groups.items():
+        state = await _wait(teacher, batch_id, deadline)
+        if state == "running":
+            result.pending_batches.setdefault(teacher.name, []).append(batch_id)
+            continue
+        await _ingest(ens, teacher, batch_id, calls, state, result, on_progress)
+
+
+async def _submit(ens: TeacherEnsemble, teacher: Any, new: list[tuple[LabelingItem, Prompt, str]], round_no: int,
+                  result: AnnotationResult) -> tuple[str, list[_Call]] | None:
+    store, budget = ens.store, ens.budget
+    calls: list[_Call] = []
+    for item, prompt, h in new:
+        estimate = teacher.estimate(prompt, item.example_id)
+        try:
+            reservation = budget.reserve(estimate)
+        except BudgetExhausted as exc:
+            if not result.budget_exhausted:
+                log.info("budget: %s; the rest of this round's batch is not submitted", exc)
+            result.budget_exhausted = True
+            break
+        call_id = store.begin_call(request_hash=h, round_no=round_no, example_id=item.example_id,
+                                   teacher=teacher.name, model=teacher.model, prompt_style=prompt.style,
+                                   prompt_version=prompt.version, reserved=estimate, mode="batch")
+        calls.append(_Call(call_id, item, prompt, reservation))
+    if not calls:
+        return None
+    for attempt in range(ens.max_attempts):
+        try:
+            batch_id = await teacher.submit_batch({c.call_id: c.prompt for c in calls})
+        except TeacherError as exc:
+            result.failed_attempts += 1
+            last = not exc.retryable or attempt == ens.max_attempts - 1
+            if last:
+                for c in calls:
+                    store.settle_call(c.call_id, status="error", spend=Spend(), error=f"batch submit failed: {exc}"[:2000])
+                    budget.release(c.reservation)
+                result.disabled.setdefault(teacher.name, f"batch submission failed: {str(exc)[:200]}")
+                log.warning("teacher %s taken out of this round: batch submission failed: %s", teacher.name, exc)
+                return None
+            await asyncio.sleep(getattr(exc, "retry_after", None) or min(ens.max_backoff_s, ens.backoff_s * 2 ** attempt))
+            continue
+        store.mark_submitted([c.call_id for c in calls], batch_id)
+        log.info("teacher %s: submitted %d request(s) as batch %s", teacher.name, len(calls), batch_id)
+        return batch_id, calls
+    return None  # pragma: no cover - the loop always returns
+
+
+async def _wait(teacher: Any, batch_id: str, deadline: float) -> str:
+    """``ended``, ``failed`` or (the wait is over) ``running``; transient poll errors count as running."""
+    while True:
+        try:
+            state = await teacher.poll_batch(batch_id)
+            status = state.status
+        except TeacherError as exc:
+            if not exc.retryable:
+                raise
+            log.info("teacher %s: polling batch %s failed (%s); will poll again", teacher.name, batch_id, exc)
+            status = "running"
+        if status != "running":
+            return status
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "running"
+        await asyncio.sleep(min(teacher.batch_poll_s, left))
+
+
+async def _ingest(ens: TeacherEnsemble, teacher: Any, batch_id: str, calls: list[_Call], state: str,
+                  result: AnnotationResult, on_progress: Callable[[], None] | None) -> None:
+    store, budget = ens.store, ens.budget
+    if state == "failed":
+        outcomes: dict[int, Any] = {c.call_id: TeacherError(f"teacher {teacher.name}: batch {batch_id} failed "
+                                                            "at the provider") for c in calls}
+    else:
+        outcomes = await teacher.fetch_batch(batch_id, {c.call_id: c.prompt for c in calls})
+    for c in calls:
+        out = outcomes.get(c.call_id) or TeacherError(f"teacher {teacher.name}: no result for call {c.call_id} "
+                                                      f"in batch {batch_id}")
+        ens._held.pop(c.call_id, None)
+        if isinstance(out, TeacherAnswer):
+            out.batch = True
+            ens._settle(c.call_id, teacher, out, c.reservation)
+            result.paid_calls += 1
+            result.votes[c.item.example_id].append(
+                Vote(teacher.name, out.label, out.rationale, out.confidence, out.valid, out.distribution))
+        else:
+            spend = getattr(out, "spend", None) or Spend()
+            store.settle_call(c.call_id, status="error", spend=spend, error=str(out)[:2000])
+            budget.settle(c.reservation, spend)
+            result.failed_attempts += 1
+        if on_progress:
+            on_progress()

@@ -1,0 +1,156 @@
+"""Pre-flight estimate: the tokens and dollars of the next round and of the whole campaign, per teacher,
+before anything is paid (``distilloop estimate``). Nothing is sent and no store is written.
+
+How the figures are made (a documented approximation, not a tokenizer):
+
+* **expected** input tokens of a prompt = its UTF-8 bytes / 4 + 16. Byte-level BPE tokenizers (OpenAI's
+  cl100k/o200k, Claude's, Qwen's) average about 4 bytes a token on English text; ``tiktoken`` is not used
+  because it downloads its encodings at run time, which fails offline, and it would not cover Anthropic.
+  Expected output = half of ``max_tokens``. Both times ``samples`` (self-consistency), dollars at the batch
+  price for ``mode = "batch"`` teachers. This is each teacher's :meth:`~distilloop.annotators.base.Teacher.expected`.
+* **upper bound** = the reservation the budget makes before each call (one token per byte of the prompt and
+  its schema + chat-template overhead, all of ``max_tokens`` out): the spend can never exceed it.
+* Per-item figures are the mean over a sample of the pool (every k-th unlabeled example, up to
+  ``sample``), times the items of the next round and of every remaining round (``rounds.size(r)`` up to
+  ``rounds.max_rounds``, capped by the pool). Answers already paid for (reused for free by request hash) and
+  cascades that skip later tiers make the real spend lower; retries of failed calls are free at the
+  providers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from distilloop.annotators.base import LabelingItem, Teacher
+from distilloop.data import Example, load_examples
+from distilloop.loop import factory
+from distilloop.loop.budget import Caps
+from distilloop.loop.config import CampaignConfig
+from distilloop.storage.store import Spend, Store
+
+METHOD = ("expected: prompt bytes / 4 + 16 tokens in, max_tokens / 2 out (no tokenizer: tiktoken cannot "
+          "download its encodings offline); upper bound: the budget's reservation, 1 token per byte + overhead "
+          "in and max_tokens out")
+
+
+@dataclass
+class TeacherEstimate:
+    teacher: str
+    model: str
+    mode: str
+    per_item: Spend
+    per_item_upper: Spend
+    next_round: Spend
+    next_round_upper: Spend
+    campaign: Spend
+    campaign_upper: Spend
+
+
+@dataclass
+class CampaignEstimate:
+    name: str
+    next_round: int
+    next_round_items: int
+    remaining_rounds: int
+    campaign_items: int
+    pool_left: int
+    spent: Spend
+    caps: Caps
+    teachers: list[TeacherEstimate] = field(default_factory=list)
+    method: str = METHOD
+
+    def total(self, attr: str) -> Spend:
+        out = Spend()
+        for t in self.teachers:
+            out = out + getattr(t, attr)
+        return out
+
+    def verdict(self) -> str:
+        """Whether the expected campaign fits in what the budget has left."""
+        need = self.total("campaign")
+        for res in ("usd", "tokens_in", "tokens_out"):
+            cap = getattr(self.caps, res)
+            if cap is None:
+                continue
+            left = cap - getattr(self.spent, res)
+            if getattr(need, res) > left + 1e-12:
+                per = getattr(self.total("per_item") if self.teachers else Spend(), res)
+                n = int(left // per) if per > 0 else 0
+                return (f"the budget's {res} cap is reached before the campaign ends: about {max(0, n)} of "
+                        f"{self.campaign_items} items fit")
+        return "the expected spend fits in the budget"
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["totals"] = {k: asdict(self.total(k)) for k in ("next_round", "next_round_upper", "campaign",
+                                                          "campaign_upper")}
+        d["verdict"] = self.verdict()
+        return d
+
+
+def _scale(s: Spend, n: float) -> Spend:
+    return Spend(int(round(s.tokens_in * n)), int(round(s.tokens_out * n)), s.usd * n)
+
+
+def _upper(t: Teacher, prompt: Any, example_id: str) -> Spend:
+    if t.kind == "llama_cpp":  # its exact count loads the model: the generic bound is enough here
+        return Teacher.estimate(t, prompt, example_id)
+    try:
+        return t.estimate(prompt, example_id)
+    except Exception:  # e.g. a replay teacher without a recording for this item
+        return Teacher.estimate(t, prompt, example_id)
+
+
+def estimate_campaign(config: CampaignConfig, *, sample: int = 32,
+                      teachers: list[Teacher] | None = None) -> CampaignEstimate:
+    teachers = teachers if teachers is not None else factory.build_teachers(config)
+    labels = tuple(config.campaign.labels)
+    spent, done, current = Spend(), 0, None
+    if config.store_path.exists():
+        store = Store.open(config.store_path)
+        try:
+            examples = store.examples()
+            taken = {r["example_id"] for r in store.db.query("select example_id from consensus")}
+            rounds = store.rounds()
+            done = sum(1 for r in rounds if r["status"] == "done")
+            if rounds and rounds[-1]["status"] == "annotating":
+                current = (rounds[-1]["round"], len(store.selection(rounds[-1]["round"])))
+            spent = store.spent()
+        finally:
+            store.close()
+    else:
+        examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels)
+        taken = set()
+    pool: list[Example] = [e for e in examples if e.split == "pool" and e.id not in taken]
+    next_no = current[0] if current else done + 1
+    sizes: list[int] = []
+    left = len(pool)
+    first = next_no
+    if current:  # a round in progress: its selection is fixed (and still counted in the pool)
+        sizes.append(current[1])
+        left -= current[1]
+        first += 1
+    for r in range(first, config.rounds.max_rounds + 1):
+        n = min(config.rounds.size(r), left)
+        if n <= 0:
+            break
+        sizes.append(n)
+        left -= n
+    picked = pool[:: max(1, len(pool) // sample)][:sample] if pool else []
+    caps, _ = config.budget.caps()
+    est = CampaignEstimate(config.campaign.name, next_no, sizes[0] if sizes else 0, len(sizes), sum(sizes), len(pool),
+                           spent, caps)
+    for t in teachers:
+        exp, up = Spend(), Spend()
+        for e in picked:
+            gold = e.gold if getattr(t.style, "needs_gold", False) else None
+            prompt = t.render(LabelingItem(e.id, e.fields, labels, config.campaign.task, gold=gold))
+            exp = exp + t.expected(prompt)
+            up = up + _upper(t, prompt, e.id)
+        k = max(1, len(picked))
+        n_next, n_all = est.next_round_items, est.campaign_items
+        est.teachers.append(TeacherEstimate(
+            t.name, t.model, getattr(t, "mode", "live"), _scale(exp, 1 / k), _scale(up, 1 / k),
+            _scale(exp, n_next / k), _scale(up, n_next / k), _scale(exp, n_all / k), _scale(up, n_all / k)))
+    return est

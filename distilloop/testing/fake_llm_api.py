@@ -1,0 +1,495 @@
+"""A wire-compatible fake of the OpenAI and Anthropic HTTP APIs, for tests and benchmarks without network.
+
+It answers what distilloop's teachers send through the real ``openai`` and ``anthropic`` SDKs:
+
+* OpenAI: ``POST /v1/chat/completions`` (``response_format`` json_schema / json_object, ``logprobs`` and
+  ``top_logprobs``, cached-token usage), ``POST /v1/responses``, ``POST /v1/files``,
+  ``GET /v1/files/{id}/content``, ``POST /v1/batches``, ``GET /v1/batches/{id}``.
+* Anthropic: ``POST /v1/messages`` (tool use, ``output_config`` JSON schema, ``cache_control`` with
+  cache-creation and cache-read usage), ``POST /v1/messages/batches``, ``GET /v1/messages/batches/{id}``
+  and its ``results_url`` (absolute, as the real API gives it).
+
+Faults can be injected on the generation endpoints: ``429`` (with ``retry-after`` and ``retry-after-ms``),
+``500``, ``529`` (Anthropic overloaded; 503 on the OpenAI paths), ``malformed_json`` (a 200 whose body is
+not JSON), ``bad_content`` (the model's text is not JSON), ``bad_label`` (a label outside the set) and
+``disconnect`` (the connection drops). ``latency_s`` delays every generation answer.
+
+Use it in-process as an ``httpx2.MockTransport`` (:meth:`FakeLLMAPI.async_transport`) passed through a
+teacher's ``http_client=``, or served on 127.0.0.1 by :func:`distilloop.testing.fake_http.serve`.
+The model's "decision" is :attr:`FakeLLMAPI.labeler` (by default: the first label whose name occurs in the
+example text, else a stable hash of the text), so tests know the right answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+FAULT_KINDS = ("429", "500", "529", "malformed_json", "bad_content", "bad_label", "disconnect")
+GENERATION_PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/messages")
+_EXAMPLE = re.compile(r"<example>\n(.*?)\n</example>", re.DOTALL)
+_ALLOWED = re.compile(r"Allowed labels: (.*?)\.\n")
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
+
+
+def approx_tokens(text: str) -> int:
+    """The fake's tokenizer: about four characters a token (it only has to stay under the teachers' bounds)."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+def default_labeler(text: str, labels: Sequence[str]) -> str:
+    low = text.lower()
+    for label in labels:
+        if re.search(rf"\b{re.escape(label.lower())}\b", low):
+            return label
+    return labels[int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(labels)]
+
+
+@dataclass
+class FakeResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    disconnect: bool = False
+
+
+@dataclass
+class Generation:
+    """What the fake model "says" for one request, before it is dressed as one provider's response."""
+
+    text: str
+    labels: tuple[str, ...]
+    label: str
+    tokens_in: int
+    system_tokens: int
+    tokens_out: int
+
+
+class FakeLLMAPI:
+    """The fake's state and behaviour; thread-safe, so the threaded server can share one instance."""
+
+    def __init__(self, *, api_key: str = "sk-fake-test-key-0123456789", latency_s: float = 0.0,
+                 labeler: Callable[[str, Sequence[str]], str] | None = None,
+                 faults: Sequence[str | None] | None = None, fault_rate: float = 0.0,
+                 fault_kinds: Sequence[str] = ("429", "500", "malformed_json", "bad_label"), seed: int = 0,
+                 retry_after_s: float = 0.01, supports_json_schema: bool = True, supports_responses: bool = True,
+                 supports_batches: bool = True, hold_batches: bool = False, confidence: float = 0.8,
+                 base_url: str | None = None) -> None:
+        bad = [k for k in (*fault_kinds, *(f for f in faults or () if f)) if k not in FAULT_KINDS]
+        if bad:
+            raise ValueError(f"unknown fault kind(s) {bad}; choose from {FAULT_KINDS}")
+        self.api_key = api_key
+        self.latency_s = latency_s
+        self.labeler = labeler or default_labeler
+        self.faults = list(faults or [])  # consumed first, one per generation request (None: no fault)
+        self.fault_rate = fault_rate
+        self.fault_kinds = tuple(fault_kinds)
+        self.rng = np.random.default_rng(seed)
+        self.retry_after_s = retry_after_s
+        self.supports_json_schema = supports_json_schema
+        self.supports_responses = supports_responses
+        self.supports_batches = supports_batches
+        self.hold_batches = hold_batches
+        self.confidence = confidence
+        self.base_url = base_url
+        self.requests: list[dict[str, Any]] = []  # every request: method, path, json body (or None), auth
+        self.generations = 0  # generation requests answered with a 200 and a usage
+        self.billed: list[dict[str, int]] = []  # the usage of every 200 generation (what a provider would bill)
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self._seen_prefixes: set[str] = set()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+    def _id(self, prefix: str) -> str:
+        with self._lock:
+            return f"{prefix}{next(self._ids):06d}"
+
+    def _next_fault(self) -> str | None:
+        with self._lock:
+            if self.faults:
+                return self.faults.pop(0)
+            if self.fault_rate and self.rng.random() < self.fault_rate:
+                return str(self.rng.choice(self.fault_kinds))
+        return None
+
+    @staticmethod
+    def _json(status: int, obj: Any, **headers: str) -> FakeResponse:
+        return FakeResponse(status, json.dumps(obj).encode(), {"content-type": "application/json", **headers})
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        auth = headers.get("authorization", "")
+        return auth == f"Bearer {self.api_key}" or headers.get("x-api-key") == self.api_key
+
+    def _unauthorized(self, path: str, headers: dict[str, str]) -> FakeResponse:
+        given = headers.get("authorization", "").removeprefix("Bearer ") or headers.get("x-api-key", "")
+        masked = given[:3] + "*" * max(0, len(given) - 7) + given[-4:]
+        if path.startswith("/v1/messages"):
+            return self._json(401, {"type": "error", "error": {"type": "authentication_error",
+                                                               "message": f"invalid x-api-key {masked}"}})
+        return self._json(401, {"error": {"message": f"Incorrect API key provided: {masked}.",
+                                          "type": "invalid_request_error", "code": "invalid_api_key"}})
+
+    # -- dispatch ----------------------------------------------------------------------------------------
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes,
+                base_url: str | None = None) -> FakeResponse:
+        """Answer one HTTP request (``headers`` with lower-case names)."""
+        headers = {k.lower(): v for k, v in headers.items()}
+        path = path.split("?")[0]
+        is_json = headers.get("content-type", "").startswith("application/json")
+        payload = json.loads(body) if (body and is_json) else None
+        with self._lock:
+            self.requests.append({"method": method, "path": path, "json": payload,
+                                  "authorization": headers.get("authorization") or headers.get("x-api-key")})
+        if not self._authorized(headers):
+            return self._unauthorized(path, headers)
+        base = (self.base_url or base_url or "http://127.0.0.1").rstrip("/")
+        if method == "POST" and path in GENERATION_PATHS:
+            fault = self._next_fault()
+            resp = self._generation(path, payload or {}, fault)
+            resp.delay_s = self.latency_s
+            return resp
+        if not self.supports_batches and ("batches" in path or path.startswith("/v1/files")):
+            return self._json(404, {"error": {"message": f"{path} not found"}})
+        if method == "POST" and path == "/v1/files":
+            return self._file_upload(headers, body)
+        m = re.fullmatch(r"/v1/files/([\w-]+)/content", path)
+        if method == "GET" and m:
+            if m.group(1) not in self.files:
+                return self._json(404, {"error": {"message": "no such file"}})
+            return FakeResponse(200, self.files[m.group(1)], {"content-type": "application/octet-stream"})
+        if method == "POST" and path == "/v1/batches":
+            return self._openai_batch_create(payload or {})
+        m = re.fullmatch(r"/v1/batches/([\w-]+)", path)
+        if method == "GET" and m:
+            return self._openai_batch_get(m.group(1))
+        if method == "POST" and path == "/v1/messages/batches":
+            return self._anthropic_batch_create(payload or {})
+        m = re.fullmatch(r"/v1/messages/batches/([\w-]+)(/results)?", path)
+        if method == "GET" and m:
+            return self._anthropic_batch_get(m.group(1), bool(m.group(2)), base)
+        return self._json(404, {"error": {"message": f"{method} {path} is not served by the fake"}})
+
+    # -- generation --------------------------------------------------------------------------------------
+    def _generation(self, path: str, body: dict[str, Any], fault: str | None) -> FakeResponse:
+        anthropic = path == "/v1/messages"
+        if fault == "429":
+            err = ({"type": "error", "error": {"type": "rate_limit_error", "message": "rate limited"}} if anthropic
+                   else {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})
+            return self._json(429, err, **{"retry-after-ms": str(int(self.retry_after_s * 1000)),
+                                           "retry-after": str(max(0, math.ceil(self.retry_after_s)))})
+        if fault == "500":
+            return self._json(500, {"error": {"message": "The server had an error", "type": "server_error"}})
+        if fault == "529":
+            if anthropic:
+                return self._json(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+            return self._json(503, {"error": {"message": "The engine is overloaded", "type": "server_error"}})
+        if fault == "disconnect":
+            return FakeResponse(0, b"", disconnect=True)
+        if path == "/v1/responses" and not self.supports_responses:
+            return self._json(404, {"error": {"message": "Not Found"}})
+        if path == "/v1/chat/completions":
+            fmt = body.get("response_format") or {}
+            if fmt.get("type") == "json_schema" and not self.supports_json_schema:
+                # what llama.cpp's server answers to a json_schema response_format
+                return self._json(500, {"error": {"code": 500, "message": "Unsupported response_format",
+                                                  "type": "server_error"}})
+        gen = self._generate(path, body, fault)
+        with self._lock:
+            self.generations += 1
+        if anthropic:
+            resp = self._anthropic_message(body, gen)
+        elif path == "/v1/responses":
+            resp = self._responses(body, gen)
+        else:
+            resp = self._chat(body, gen)
+        if fault == "malformed_json":
+            resp.body = resp.body[: len(resp.body) // 2]
+        else:
+            usage = json.loads(resp.body).get("usage", {})
+            with self._lock:
+                self.billed.append(usage)
+        return resp
+
+    @staticmethod
+    def _flatten(content: Any) -> str:
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+        return ""
+
+    def _generate(self, path: str, body: dict[str, Any], fault: str | None) -> Generation:
+        if path == "/v1/messages":
+            system = self._flatten(body.get("system", ""))
+            msgs = body.get("messages", [])
+            schema = ((body.get("tools") or [{}])[0].get("input_schema")
+                      or ((body.get("output_config") or {}).get("format") or {}).get("schema"))
+        elif path == "/v1/responses":
+            system = body.get("instructions") or ""
+            inp = body.get("input", [])
+            msgs = [{"role": "user", "content": inp}] if isinstance(inp, str) else inp
+            fmt = (body.get("text") or {}).get("format") or {}
+            schema = fmt.get("schema")
+        else:
+            msgs = body.get("messages", [])
+            system = "\n".join(self._flatten(m.get("content")) for m in msgs if m.get("role") in ("system", "developer"))
+            fmt = body.get("response_format") or {}
+            schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema")
+        user = "\n".join(self._flatten(m.get("content")) for m in msgs if m.get("role") == "user")
+        labels: tuple[str, ...] = ()
+        if schema:
+            labels = tuple(((schema.get("properties") or {}).get("label") or {}).get("enum") or ())
+        if not labels:
+            m = _ALLOWED.search(user)
+            labels = tuple(json.loads(f"[{m.group(1)}]")) if m else ("yes", "no")
+        found = _EXAMPLE.findall(user)
+        text = found[-1] if found else user
+        label = self.labeler(text, labels)
+        answer: dict[str, Any] = {"rationale": f"The wording of the text points to {label}.", "label": label}
+        wants_conf = bool(schema and "confidence" in (schema.get("properties") or {})) or '"confidence"' in user
+        if wants_conf:
+            answer["confidence"] = self.confidence
+        out = json.dumps(answer)
+        if fault == "bad_label":
+            out = json.dumps({"rationale": "Hard to say.", "label": "maybe-" + label})
+        elif fault == "bad_content":
+            out = f"I think the answer is {label}, because of the wording"
+        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
+                         or 4096)
+        tokens_out = min(max_tokens, approx_tokens(out))
+        tokens_in = approx_tokens(system) + approx_tokens(user) + 4
+        return Generation(out, labels, label, tokens_in, approx_tokens(system) if system else 0, tokens_out)
+
+    def _cache_hit(self, key: str) -> bool:
+        with self._lock:
+            hit = key in self._seen_prefixes
+            self._seen_prefixes.add(key)
+        return hit
+
+    def _logprob_tokens(self, gen: Generation, top_n: int) -> list[dict[str, Any]]:
+        """Tokens of the answer with logprobs; at the label's first token, alternatives for every label."""
+        out = []
+        m = re.search(r'"label":\s*"', gen.text)
+        label_at = m.end() if m else -1
+        pos = 0
+        for tok in _TOKEN.findall(gen.text):
+            entry: dict[str, Any] = {"token": tok, "logprob": -0.01, "bytes": list(tok.encode()), "top_logprobs": []}
+            if pos == label_at and gen.labels:
+                firsts = {lab: _TOKEN.findall(lab)[0] for lab in gen.labels}
+                chosen = firsts.get(gen.label, tok)
+                rest = [f for lab, f in firsts.items() if lab != gen.label]
+                p_rest = (1 - self.confidence) / max(1, len(rest))
+                alts = [(chosen, self.confidence)] + [(f, p_rest) for f in rest]
+                entry["logprob"] = math.log(self.confidence) if tok == chosen else math.log(p_rest)
+                entry["top_logprobs"] = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())}
+                                         for t, p in alts[:max(1, top_n)]]
+            elif top_n:
+                entry["top_logprobs"] = [{"token": tok, "logprob": -0.01, "bytes": list(tok.encode())}]
+            out.append(entry)
+            pos += len(tok)
+        return out
+
+    def _chat(self, body: dict[str, Any], gen: Generation) -> FakeResponse:
+        system = "\n".join(self._flatten(m.get("content")) for m in body.get("messages", [])
+                           if m.get("role") in ("system", "developer"))
+        cached = gen.system_tokens if (system and self._cache_hit("openai:" + system)) else 0
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": gen.text, "refusal": None},
+                                  "logprobs": None}
+        if body.get("logprobs"):
+            choice["logprobs"] = {"content": self._logprob_tokens(gen, int(body.get("top_logprobs") or 0)),
+                                  "refusal": None}
+        return self._json(200, {
+            "id": self._id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "fake"), "choices": [choice],
+            "usage": {"prompt_tokens": gen.tokens_in, "completion_tokens": gen.tokens_out,
+                      "total_tokens": gen.tokens_in + gen.tokens_out,
+                      "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 0}}})
+
+    def _responses(self, body: dict[str, Any], gen: Generation) -> FakeResponse:
+        system = body.get("instructions") or ""
+        cached = gen.system_tokens if (system and self._cache_hit("openai:" + system)) else 0
+        content: dict[str, Any] = {"type": "output_text", "text": gen.text, "annotations": []}
+        if "message.output_text.logprobs" in (body.get("include") or []):
+            content["logprobs"] = self._logprob_tokens(gen, int(body.get("top_logprobs") or 0))
+        return self._json(200, {
+            "id": self._id("resp_"), "object": "response", "created_at": time.time(), "status": "completed",
+            "model": body.get("model", "fake"), "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+            "output": [{"type": "message", "id": self._id("msg_"), "role": "assistant", "status": "completed",
+                        "content": [content]}],
+            "usage": {"input_tokens": gen.tokens_in, "output_tokens": gen.tokens_out,
+                      "total_tokens": gen.tokens_in + gen.tokens_out,
+                      "input_tokens_details": {"cached_tokens": cached},
+                      "output_tokens_details": {"reasoning_tokens": 0}}})
+
+    def _anthropic_message(self, body: dict[str, Any], gen: Generation) -> FakeResponse:
+        system = body.get("system")
+        cache_write = cache_read = 0
+        if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
+            if self._cache_hit("anthropic:" + self._flatten(system)):
+                cache_read = gen.system_tokens
+            else:
+                cache_write = gen.system_tokens
+        tools = body.get("tools") or []
+        if tools:
+            try:
+                tool_input = json.loads(gen.text)
+            except json.JSONDecodeError:
+                tool_input = {"text": gen.text}
+            content = [{"type": "tool_use", "id": self._id("toolu_"), "name": tools[0]["name"], "input": tool_input}]
+            stop = "tool_use"
+        else:
+            content = [{"type": "text", "text": gen.text}]
+            stop = "end_turn"
+        return self._json(200, {
+            "id": self._id("msg_"), "type": "message", "role": "assistant", "model": body.get("model", "fake"),
+            "content": content, "stop_reason": stop, "stop_sequence": None,
+            "usage": {"input_tokens": gen.tokens_in - cache_read - cache_write, "output_tokens": gen.tokens_out,
+                      "cache_creation_input_tokens": cache_write, "cache_read_input_tokens": cache_read}})
+
+    # -- files and batches ----------------------------------------------------------------------------
+    def _file_upload(self, headers: dict[str, str], body: bytes) -> FakeResponse:
+        m = re.search(r"boundary=\"?([^\";]+)", headers.get("content-type", ""))
+        if not m:
+            return self._json(400, {"error": {"message": "expected multipart/form-data"}})
+        data, purpose, filename = b"", "", "file"
+        for part in body.split(b"--" + m.group(1).encode()):
+            head, _, content = part.partition(b"\r\n\r\n")
+            content = content.removesuffix(b"\r\n")
+            if b'name="file"' in head:
+                data = content
+                fm = re.search(rb'filename="([^"]*)"', head)
+                filename = fm.group(1).decode() if fm else filename
+            elif b'name="purpose"' in head:
+                purpose = content.decode()
+        fid = self._id("file-")
+        with self._lock:
+            self.files[fid] = data
+        return self._json(200, {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                                "filename": filename, "purpose": purpose, "status": "processed"})
+
+    def _openai_batch_create(self, body: dict[str, Any]) -> FakeResponse:
+        fid = body.get("input_file_id", "")
+        if fid not in self.files:
+            return self._json(400, {"error": {"message": f"no file {fid}"}})
+        bid = self._id("batch_")
+        lines = [json.loads(x) for x in self.files[fid].decode().splitlines() if x.strip()]
+        batch = {"id": bid, "object": "batch", "endpoint": body.get("endpoint"), "input_file_id": fid,
+                 "completion_window": body.get("completion_window", "24h"), "status": "in_progress",
+                 "created_at": int(time.time()), "output_file_id": None, "error_file_id": None,
+                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
+        with self._lock:
+            self.batches[bid] = {"kind": "openai", "obj": batch, "lines": lines}
+        return self._json(200, batch)
+
+    def _openai_batch_get(self, bid: str) -> FakeResponse:
+        if bid not in self.batches:
+            return self._json(404, {"error": {"message": f"no batch {bid}"}})
+        b = self.batches[bid]
+        if not self.hold_batches and b["obj"]["status"] == "in_progress":
+            out, err = [], []
+            for line in b["lines"]:
+                fault = self._next_fault()
+                resp = self._generation(line.get("url", "/v1/chat/completions"), line.get("body") or {},
+                                        None if fault in ("429", "500", "529", "disconnect", "malformed_json")
+                                        else fault)
+                if fault in ("500", "529"):
+                    err.append({"id": self._id("batch_req_"), "custom_id": line["custom_id"],
+                                "response": {"status_code": 500, "request_id": "r",
+                                             "body": {"error": {"message": "server error"}}}, "error": None})
+                else:
+                    out.append({"id": self._id("batch_req_"), "custom_id": line["custom_id"],
+                                "response": {"status_code": resp.status, "request_id": "r",
+                                             "body": json.loads(resp.body)}, "error": None})
+            ofid, efid = self._id("file-"), self._id("file-")
+            with self._lock:
+                self.files[ofid] = "".join(json.dumps(x) + "\n" for x in out).encode()
+                self.files[efid] = "".join(json.dumps(x) + "\n" for x in err).encode()
+                b["obj"].update(status="completed", output_file_id=ofid, error_file_id=efid if err else None,
+                                completed_at=int(time.time()),
+                                request_counts={"total": len(b["lines"]), "completed": len(out), "failed": len(err)})
+        return self._json(200, b["obj"])
+
+    def _anthropic_batch_create(self, body: dict[str, Any]) -> FakeResponse:
+        bid = self._id("msgbatch_")
+        reqs = body.get("requests") or []
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        obj = {"id": bid, "type": "message_batch", "processing_status": "in_progress",
+               "request_counts": {"processing": len(reqs), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+               "created_at": now, "expires_at": now, "ended_at": None, "archived_at": None,
+               "cancel_initiated_at": None, "results_url": None}
+        with self._lock:
+            self.batches[bid] = {"kind": "anthropic", "obj": obj, "lines": reqs, "results": None}
+        return self._json(200, obj)
+
+    def _anthropic_batch_get(self, bid: str, results: bool, base: str) -> FakeResponse:
+        if bid not in self.batches:
+            return self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": bid}})
+        b = self.batches[bid]
+        if not self.hold_batches and b["obj"]["processing_status"] == "in_progress":
+            rows, ok, bad = [], 0, 0
+            for req in b["lines"]:
+                fault = self._next_fault()
+                if fault in ("500", "529"):
+                    rows.append({"custom_id": req["custom_id"], "result": {"type": "errored", "error": {
+                        "type": "error", "error": {"type": "api_error", "message": "server error"}}}})
+                    bad += 1
+                    continue
+                resp = self._generation("/v1/messages", req.get("params") or {},
+                                        fault if fault in ("bad_label", "bad_content") else None)
+                rows.append({"custom_id": req["custom_id"], "result": {"type": "succeeded",
+                                                                       "message": json.loads(resp.body)}})
+                ok += 1
+            b["results"] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+            b["obj"].update(processing_status="ended", ended_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            results_url=f"{base}/v1/messages/batches/{bid}/results",
+                            request_counts={"processing": 0, "succeeded": ok, "errored": bad, "canceled": 0,
+                                            "expired": 0})
+        if results:
+            if b["results"] is None:
+                return self._json(400, {"type": "error", "error": {"type": "invalid_request_error",
+                                                                   "message": "batch still in progress"}})
+            return FakeResponse(200, b["results"], {"content-type": "application/binary"})
+        return self._json(200, b["obj"])
+
+    def release_batches(self) -> None:
+        """Let held batches finish on their next poll."""
+        self.hold_batches = False
+
+    # -- transports ----------------------------------------------------------------------------------
+    def async_transport(self) -> Any:
+        """An ``httpx2.MockTransport`` answering through this fake (latency with ``asyncio.sleep``)."""
+        import asyncio
+
+        import httpx2
+
+        async def handler(request: httpx2.Request) -> httpx2.Response:
+            resp = self.respond(request.method, request.url.raw_path.decode(), dict(request.headers),
+                                request.content, base_url=f"{request.url.scheme}://{request.url.netloc.decode()}")
+            if resp.delay_s:
+                await asyncio.sleep(resp.delay_s)
+            if resp.disconnect:
+                raise httpx2.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+            return httpx2.Response(resp.status, headers=resp.headers, content=resp.body)
+
+        return httpx2.MockTransport(handler)
+
+    def async_client(self) -> Any:
+        """An ``httpx2.AsyncClient`` on :meth:`async_transport`, for a teacher's ``http_client=``."""
+        import httpx2
+
+        return httpx2.AsyncClient(transport=self.async_transport())
