@@ -84,7 +84,8 @@ class FakeLLMAPI:
                  faults: Sequence[str | None] | None = None, fault_rate: float = 0.0,
                  fault_kinds: Sequence[str] = ("429", "500", "malformed_json", "bad_label"), seed: int = 0,
                  retry_after_s: float = 0.01, supports_json_schema: bool = True, supports_responses: bool = True,
-                 supports_batches: bool = True, hold_batches: bool = False, confidence: float = 0.8,
+                 supports_batches: bool = True, hold_batches: bool = False, batch_ready_after_polls: int = 1,
+                 confidence: float = 0.8,
                  base_url: str | None = None) -> None:
         bad = [k for k in (*fault_kinds, *(f for f in faults or () if f)) if k not in FAULT_KINDS]
         if bad:
@@ -101,6 +102,7 @@ class FakeLLMAPI:
         self.supports_responses = supports_responses
         self.supports_batches = supports_batches
         self.hold_batches = hold_batches
+        self.batch_ready_after_polls = batch_ready_after_polls  # a batch ends on its n-th status poll
         self.confidence = confidence
         self.base_url = base_url
         self.requests: list[dict[str, Any]] = []  # every request: method, path, json body (or None), auth
@@ -400,7 +402,8 @@ class FakeLLMAPI:
         if bid not in self.batches:
             return self._json(404, {"error": {"message": f"no batch {bid}"}})
         b = self.batches[bid]
-        if not self.hold_batches and b["obj"]["status"] == "in_progress":
+        b["polls"] = b.get("polls", 0) + 1
+        if self._ready(b) and b["obj"]["status"] == "in_progress":
             out, err = [], []
             for line in b["lines"]:
                 fault = self._next_fault()
@@ -440,7 +443,9 @@ class FakeLLMAPI:
         if bid not in self.batches:
             return self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": bid}})
         b = self.batches[bid]
-        if not self.hold_batches and b["obj"]["processing_status"] == "in_progress":
+        if not results:
+            b["polls"] = b.get("polls", 0) + 1
+        if self._ready(b) and b["obj"]["processing_status"] == "in_progress":
             rows, ok, bad = [], 0, 0
             for req in b["lines"]:
                 fault = self._next_fault()
@@ -465,6 +470,9 @@ class FakeLLMAPI:
                                                                    "message": "batch still in progress"}})
             return FakeResponse(200, b["results"], {"content-type": "application/binary"})
         return self._json(200, b["obj"])
+
+    def _ready(self, batch: dict[str, Any]) -> bool:
+        return not self.hold_batches and batch.get("polls", 0) >= self.batch_ready_after_polls
 
     def release_batches(self) -> None:
         """Let held batches finish on their next poll."""

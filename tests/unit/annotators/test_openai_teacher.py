@@ -1,0 +1,169 @@
+"""OpenAITeacher through the real openai SDK against the wire-compatible fake (httpx2.MockTransport)."""
+
+import json
+
+import pytest
+
+from distilloop.annotators import openai_teacher as openai_module
+from distilloop.annotators.openai_teacher import OpenAICompatibleTeacher
+from distilloop.errors import ConfigError, TeacherError
+from distilloop.testing.fake_llm_api import FakeLLMAPI
+from tests.unit.annotators.contract import TeacherContract
+from tests.unit.annotators.remote_helpers import KEY, LABELS, ask, generation_requests, items, openai_teacher
+
+
+@pytest.fixture
+def api(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setattr(openai_module, "_DETECTED", {})
+    return FakeLLMAPI(api_key=KEY)
+
+
+class TestOpenAITeacherContract(TeacherContract):
+    @pytest.fixture
+    def teacher(self, api):
+        return openai_teacher(api)
+
+    @pytest.fixture
+    def items(self):
+        return items(3)
+
+
+def test_structured_answer_with_a_logprob_confidence_and_cached_tokens(api):
+    t = openai_teacher(api)
+    first, second = ask(t, items()[1]), ask(t, items()[3])
+    assert first.valid and first.label == "positive" and first.rationale
+    assert first.confidence_source == "logprobs" and first.confidence == pytest.approx(0.8)
+    assert first.distribution == pytest.approx({"negative": 0.2, "positive": 0.8})
+    body = generation_requests(api)[0]["json"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"] == list(LABELS)
+    assert body["logprobs"] is True and body["top_logprobs"] == 5
+    # the shared system prompt is cached by the provider the second time: billed at the cached rate
+    assert first.usage.cached_tokens == 0 < second.usage.cached_tokens < second.usage.tokens_in
+    p = t._price
+    expect = ((second.usage.tokens_in - second.usage.cached_tokens) * p.input
+              + second.usage.cached_tokens * p.cached_input + second.usage.tokens_out * p.output) / 1e6
+    assert t.cost(second.usage) == pytest.approx(expect) and t.cost(second.usage) < t.cost(first.usage)
+
+
+def test_responses_api(api):
+    t = openai_teacher(api, api="responses")
+    ans = ask(t, items()[0])
+    assert ans.valid and ans.label == "negative" and ans.confidence_source == "logprobs"
+    req = generation_requests(api)[0]
+    assert req["path"] == "/v1/responses"
+    assert req["json"]["text"]["format"]["type"] == "json_schema"
+    assert req["json"]["include"] == ["message.output_text.logprobs"]
+
+
+def test_a_label_outside_the_set_or_non_json_is_an_invalid_but_billed_answer(api):
+    api.faults = ["bad_label", "bad_content"]
+    t = openai_teacher(api)
+    for ans in (ask(t, items()[0]), ask(t, items()[1])):
+        assert not ans.valid and ans.label is None and ans.error and ans.usage.tokens_in > 0
+
+
+@pytest.mark.parametrize("fault,status,retryable", [("429", 429, True), ("500", 500, True), ("529", 503, True),
+                                                    ("malformed_json", None, True), ("disconnect", None, True)])
+def test_failures_map_to_teacher_errors_and_the_sdk_does_not_retry(api, fault, status, retryable):
+    api.faults = [fault]
+    t = openai_teacher(api, structured="json_schema")
+    with pytest.raises(TeacherError) as exc:
+        ask(t, items()[0])
+    assert exc.value.retryable is retryable and exc.value.status == status
+    assert len(generation_requests(api)) == 1  # max_retries=0: the ensemble retries and records each attempt
+    if fault == "429":
+        assert exc.value.retry_after == pytest.approx(api.retry_after_s)
+        assert t.limiter.paused_until > 0  # the whole teacher waits the retry-after
+
+
+def test_a_wrong_key_is_not_retryable_and_never_shown(api, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-secret-9876543210")
+    t = openai_teacher(api)
+    with pytest.raises(TeacherError) as exc:
+        ask(t, items()[0])
+    assert exc.value.status == 401 and not exc.value.retryable
+    text = str(exc.value) + repr(exc.value) + repr(t)
+    assert "9876543210" not in text and "sk-wrong" not in text and "3210" not in text
+    assert "API key" in str(exc.value)
+
+
+def test_a_missing_key_says_which_variable_to_set(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    from distilloop.annotators.openai_teacher import OpenAITeacher
+
+    t = OpenAITeacher(name="g", model="gpt-4o-mini")
+    with pytest.raises(TeacherError, match="OPENAI_API_KEY is not set") as exc:
+        ask(t, items()[0])
+    assert not exc.value.retryable
+
+
+def test_json_schema_unsupported_falls_back_once_and_is_remembered(monkeypatch):
+    monkeypatch.setattr(openai_module, "_DETECTED", {})
+    api = FakeLLMAPI(api_key=KEY, supports_json_schema=False)
+    monkeypatch.setenv("SERVER_KEY", KEY)
+    t = OpenAICompatibleTeacher(name="llama", model="local", base_url="http://fake.test/v1",
+                                http_client=api.async_client(), api_key_env="SERVER_KEY")
+    a, b = ask(t, items()[0]), ask(t, items()[1])
+    assert a.valid and b.valid and t.detected_mode == "json_object"
+    kinds = [(r["json"].get("response_format") or {}).get("type") for r in generation_requests(api)]
+    # json_schema tried twice (a 5xx may be transient), then json_object; the second call goes straight to it
+    assert kinds == ["json_schema", "json_schema", "json_object", "json_object"]
+    assert generation_requests(api)[-1]["json"]["response_format"]["schema"]["required"] == ["rationale", "label"]
+    assert "max_tokens" in generation_requests(api)[-1]["json"]  # compatible servers get max_tokens
+    assert t.cost(a.usage) == 0.0  # a local server is free unless priced
+
+
+def test_prompt_and_parse_when_no_structured_mode_is_supported(api, monkeypatch):
+    t = openai_teacher(api, structured="prompt", logprobs=False)
+    ans = ask(t, items()[0])
+    body = generation_requests(api)[0]["json"]
+    assert "response_format" not in body and "logprobs" not in body
+    assert ans.valid and ans.confidence is None and ans.confidence_source is None
+
+
+def test_self_consistency_samples_and_bills_every_sample(api):
+    t = openai_teacher(api, samples=3, confidence="self_consistency", logprobs=False)
+    item = items()[1]
+    est = t.estimate(t.render(item))
+    ans = ask(t, item)
+    assert len(generation_requests(api)) == 3
+    assert {r["json"]["temperature"] for r in generation_requests(api)} == {0.7}
+    assert ans.confidence_source == "self_consistency" and ans.confidence == 1.0 and ans.label == "positive"
+    assert ans.usage.tokens_in == sum(u["prompt_tokens"] for u in api.billed)
+    assert len(json.loads(ans.raw)) == 3 and ans.usage.tokens_in <= est.tokens_in
+
+
+def test_self_consistency_failure_carries_the_spend_of_the_samples_that_answered(api):
+    api.faults = [None, "500"]
+    t = openai_teacher(api, samples=2, confidence="self_consistency", structured="json_schema")
+    with pytest.raises(TeacherError) as exc:
+        ask(t, items()[0])
+    assert exc.value.spend.tokens_in == api.billed[0]["prompt_tokens"] and exc.value.spend.usd > 0
+
+
+@pytest.mark.parametrize("kw,match", [({"mode": "later"}, "mode"), ({"structured": "xml"}, "structured"),
+                                      ({"confidence": "self_consistency"}, "samples >= 2"),
+                                      ({"confidence": "verbalized"}, "confidence_priming"),
+                                      ({"requests_per_minute": -1}, "requests_per_minute"),
+                                      ({"top_logprobs": 50}, "top_logprobs")])
+def test_bad_options_are_config_errors(api, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        openai_teacher(api, **kw)
+
+
+def test_compatible_teacher_needs_a_base_url():
+    with pytest.raises(ConfigError, match="base_url"):
+        OpenAICompatibleTeacher(name="x", model="m")
+
+
+def test_request_hash_ignores_transport_and_mode_but_not_the_server(api):
+    a = openai_teacher(api)
+    b = openai_teacher(api, mode="batch", max_concurrency=2)
+    p = a.render(items()[0])
+    assert a.request_hash(p) == b.request_hash(p)
+    from distilloop.annotators.openai_teacher import OpenAITeacher
+
+    other = OpenAITeacher(name="gpt", model="gpt-4o-mini", base_url="http://elsewhere/v1")
+    assert other.request_hash(p) != a.request_hash(p)
