@@ -106,6 +106,7 @@ class FakeLLMAPI:
         self.confidence = confidence
         self.base_url = base_url
         self.requests: list[dict[str, Any]] = []  # every request: method, path, json body (or None), auth
+        self.injected: list[str] = []  # every fault injected, in order
         self.generations = 0  # generation requests answered with a 200 and a usage
         self.billed: list[dict[str, int]] = []  # the usage of every 200 generation (what a provider would bill)
         self.files: dict[str, bytes] = {}
@@ -121,11 +122,14 @@ class FakeLLMAPI:
 
     def _next_fault(self) -> str | None:
         with self._lock:
+            fault = None
             if self.faults:
-                return self.faults.pop(0)
-            if self.fault_rate and self.rng.random() < self.fault_rate:
-                return str(self.rng.choice(self.fault_kinds))
-        return None
+                fault = self.faults.pop(0)
+            elif self.fault_rate and self.rng.random() < self.fault_rate:
+                fault = str(self.rng.choice(self.fault_kinds))
+            if fault:
+                self.injected.append(fault)
+            return fault
 
     @staticmethod
     def _json(status: int, obj: Any, **headers: str) -> FakeResponse:

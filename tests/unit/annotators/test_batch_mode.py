@@ -125,3 +125,30 @@ def test_live_and_batch_teachers_in_one_round(api):
     assert res.pending_batches == {"claude": [next(iter(api.batches))]}
     assert [len(v) for v in res.votes.values()] == [1, 1]  # the live votes are in (and paid)
     assert {c.teacher for c in store.calls(status="ok")} == {"live"}
+
+
+def test_a_campaign_whose_batch_is_running_ends_cleanly_and_resumes(tmp_path, api):
+    from distilloop.loop.runner import Campaign
+    from tests.unit.annotators.test_fault_injection import remote_config
+
+    config = remote_config(tmp_path, n=6)
+
+    def campaign():
+        c = Campaign.open(config, teachers=[make("openai", api), make("anthropic", api)])
+        c.ensemble.backoff_s = 0.001
+        return c
+
+    c = campaign()
+    reason = c.run()
+    assert "pending; run again later" in reason and "batch_" in reason and "msgbatch_" in reason
+    assert [r["status"] for r in c.store.rounds()] == ["annotating"]
+    assert c.store.count("teacher_calls", "status = 'submitted'") == 12 and c.store.spent().usd == 0
+    c.close()
+
+    api.release_batches()
+    c = campaign()
+    assert c.run().startswith("max rounds")
+    assert [r["status"] for r in c.store.rounds()] == ["done"]
+    assert c.store.count("teacher_calls", "status = 'ok' and mode = 'batch'") == 12
+    assert len(c.store.labeled()) == 6 and c.store.spent().usd > 0
+    c.close()

@@ -1,0 +1,107 @@
+"""Fault injection: 30% of calls fail in mixed ways; the round completes, every failure is recorded, the
+ledger is exactly the usage of the calls that succeeded, and a rerun pays for nothing again."""
+
+import asyncio
+
+import pytest
+
+from distilloop.annotators.base import Usage
+from distilloop.loop.config import load_config
+from distilloop.loop.runner import Campaign
+from distilloop.testing.fake_llm_api import FakeLLMAPI
+from tests.conftest import FIXTURES
+from tests.unit.annotators.remote_helpers import KEY, anthropic_teacher, openai_teacher
+
+HTTP_FAULTS = ("429", "500", "529", "malformed_json", "disconnect")
+ANSWER_FAULTS = ("bad_label", "bad_content")
+
+
+def remote_config(tmp_path, n=20):
+    path = tmp_path / "campaign.toml"
+    path.write_text(f"""
+[campaign]
+name = "faults"
+labels = ["negative", "positive"]
+task = "Classify the sentiment."
+[data]
+path = "{FIXTURES / 'rt_tiny.jsonl'}"
+[budget]
+max_usd = 1.0
+[rounds]
+max_rounds = 1
+initial_size = {n}
+concurrency = 8
+[[teachers]]
+name = "gpt"
+kind = "openai"
+model = "gpt-4o-mini"
+base_url = "http://fake.test/v1"
+[[teachers]]
+name = "claude"
+kind = "anthropic"
+model = "claude-haiku-4-5"
+base_url = "http://fake.test"
+""")
+    return load_config(path)
+
+
+@pytest.fixture
+def api(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    return FakeLLMAPI(api_key=KEY, fault_rate=0.3, fault_kinds=HTTP_FAULTS + ANSWER_FAULTS, seed=7,
+                      retry_after_s=0.001)
+
+
+def open_campaign(config, api):
+    teachers = [openai_teacher(api, structured="json_schema"), anthropic_teacher(api)]
+    c = Campaign.open(config, teachers=teachers)
+    c.ensemble.backoff_s = 0.001  # no real waiting in a unit test
+    c.ensemble.max_attempts = 8
+    c.ensemble.max_consecutive_failures = 20
+    return c
+
+
+def test_a_round_with_30_percent_mixed_failures(tmp_path, api):
+    config = remote_config(tmp_path)
+    campaign = open_campaign(config, api)
+    assert campaign.run().startswith("max rounds")
+    store = campaign.store
+    assert [r["status"] for r in store.rounds()] == ["done"]
+    n_items = len(store.selection(1))
+
+    calls = store.calls()
+    ok = [c for c in calls if c.status == "ok"]
+    errors = [c for c in calls if c.status == "error"]
+    # the round completed: every item has an answer from both teachers
+    assert len(ok) == 2 * n_items and {(c.example_id, c.teacher) for c in ok} == {
+        (i, t) for i in store.selection(1) for t in ("gpt", "claude")}
+    # every HTTP-level failure the fake injected is one recorded error row, with what went wrong
+    injected = [f for f in api.injected if f in HTTP_FAULTS]
+    assert 0.15 * len(calls) < len(injected) == len(errors)
+    assert all(c.error and c.cost_usd == 0 and c.tokens_in == 0 for c in errors)
+    assert any("429" in c.error for c in errors) and any("malformed" in c.error for c in errors)
+    assert any("cannot reach" in c.error for c in errors)
+    # answers outside the label set are invalid votes, not failures; they were billed
+    invalid = [c for c in ok if not c.valid]
+    assert len(invalid) == sum(f in ANSWER_FAULTS for f in api.injected) > 0
+    # the ledger is exactly the usage of the successful calls, as the provider reported it
+    assert len(api.billed) == len(ok)
+    billed_in = sum(u.get("prompt_tokens", 0) + u.get("input_tokens", 0) + u.get("cache_read_input_tokens", 0)
+                    + u.get("cache_creation_input_tokens", 0) for u in api.billed)
+    billed_out = sum(u.get("completion_tokens", 0) + u.get("output_tokens", 0) for u in api.billed)
+    spent = store.spent()
+    assert (spent.tokens_in, spent.tokens_out) == (billed_in, billed_out)
+    by_name = {t.name: t for t in campaign.teachers}
+    rows = store.db.query("select * from teacher_calls where status = 'ok'")
+    expected_usd = sum(by_name[r["teacher"]].cost(Usage(r["tokens_in"], r["tokens_out"], r["cached_tokens"],
+                                                        r["cache_write_tokens"])) for r in rows)
+    assert spent.usd == pytest.approx(expected_usd)
+
+    # rerun the same round's questions: everything is reused, nothing is sent or paid again
+    sent = len(api.requests)
+    items = [campaign.item(campaign._examples[i]) for i in store.selection(1)]
+    again = asyncio.run(campaign.ensemble.annotate(items, 1))
+    assert again.paid_calls == 0 and again.reused_calls == 2 * n_items and len(api.requests) == sent
+    assert store.spent() == spent
+    campaign.close()

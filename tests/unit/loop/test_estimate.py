@@ -1,0 +1,76 @@
+"""`distilloop estimate`: expected and upper-bound tokens and dollars before anything is paid."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from distilloop.loop.config import load_config
+from distilloop.loop.estimate import estimate_campaign
+from tests.conftest import FIXTURES
+
+
+def config(tmp_path, teachers, rounds="max_rounds = 3\ninitial_size = 10\nbatch_size = 5", budget="max_usd = 1.0"):
+    path = tmp_path / "c.toml"
+    path.write_text(f"""
+[campaign]
+name = "est"
+labels = ["negative", "positive"]
+task = "Classify the sentiment."
+[data]
+path = "{FIXTURES / 'rt_tiny.jsonl'}"
+[budget]
+{budget}
+[rounds]
+{rounds}
+{teachers}
+""")
+    return path
+
+
+GPT = '[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\nmax_tokens = 100\n'
+CLAUDE_BATCH = ('[[teachers]]\nname = "claude"\nkind = "anthropic"\nmodel = "claude-haiku-4-5"\nmax_tokens = 100\n'
+                'mode = "batch"\n')
+
+
+def test_next_round_and_campaign_per_teacher(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # no key needed: nothing is sent
+    est = estimate_campaign(load_config(config(tmp_path, GPT + CLAUDE_BATCH)))
+    assert (est.next_round, est.next_round_items, est.remaining_rounds, est.campaign_items) == (1, 10, 3, 20)
+    gpt, claude = est.teachers
+    assert gpt.per_item.tokens_out == 50 and gpt.per_item_upper.tokens_out == 100  # half / all of max_tokens
+    assert gpt.next_round.tokens_out == 500 and gpt.campaign.tokens_out == 1000
+    assert gpt.per_item.tokens_in < gpt.per_item_upper.tokens_in
+    assert gpt.campaign.usd == pytest.approx(gpt.per_item.usd * 20, rel=1e-6)
+    # 4 bytes a token on the rendered prompt
+    assert 30 < gpt.per_item.tokens_in < 400
+    # the batch teacher is priced at half
+    assert claude.mode == "batch"
+    live_rate = (claude.per_item.tokens_in * 1.00 + claude.per_item.tokens_out * 5.00) / 1e6
+    assert claude.per_item.usd == pytest.approx(live_rate / 2, rel=0.01)
+    assert est.total("campaign").usd == pytest.approx(gpt.campaign.usd + claude.campaign.usd)
+    assert est.verdict() == "the expected spend fits in the budget"
+    assert not (tmp_path / "est.distilloop.db").exists()  # nothing written
+
+
+def test_a_budget_too_small_is_reported(tmp_path):
+    est = estimate_campaign(load_config(config(tmp_path, GPT, budget="max_usd = 0.0001")))
+    assert "cap is reached before the campaign ends" in est.verdict()
+
+
+def test_the_pool_caps_the_remaining_rounds(tmp_path):
+    est = estimate_campaign(load_config(config(tmp_path, GPT, rounds="max_rounds = 50\nbatch_size = 40")))
+    assert est.campaign_items == est.pool_left and est.remaining_rounds < 50
+
+
+def test_the_cli_prints_a_table_and_json(tmp_path):
+    cfg = config(tmp_path, GPT)
+    out = subprocess.run([sys.executable, "-m", "distilloop.cli", "estimate", str(cfg)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "gpt" in out.stdout and "campaign" in out.stdout and "tiktoken" in out.stdout
+    js = subprocess.run([sys.executable, "-m", "distilloop.cli", "estimate", "--json", str(cfg)],
+                        capture_output=True, text=True, timeout=120)
+    data = json.loads(js.stdout)
+    assert data["teachers"][0]["teacher"] == "gpt" and data["totals"]["campaign"]["usd"] > 0
