@@ -86,3 +86,26 @@ class FakeServer:
 
 def serve(api: FakeLLMAPI, port: int = 0) -> FakeServer:
     return FakeServer(api, port)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m distilloop.testing.fake_http --port 8099 --latency 0.3``: serve the fake until killed."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Serve the fake OpenAI/Anthropic API on 127.0.0.1.")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one, printed on start)")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every generation answer")
+    p.add_argument("--api-key", default="sk-fake-test-key-0123456789", help="the key the fake accepts")
+    args = p.parse_args(argv)
+    server = serve(FakeLLMAPI(api_key=args.api_key, latency_s=args.latency), args.port)
+    print(server.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()
