@@ -47,9 +47,15 @@ async def annotate_with_batch(ens: TeacherEnsemble, teacher: Any, items: Sequenc
     store, budget = ens.store, ens.budget
     groups: dict[str, list[_Call]] = {}
     new: list[tuple[LabelingItem, Prompt, str]] = []
+    seen: set[str] = set()
+    duplicates: list[tuple[LabelingItem, str]] = []  # the same question twice: asked once, the answer reused
     for item in items:
         prompt = teacher.render(item)
         h = teacher.request_hash(prompt)
+        if h in seen:
+            duplicates.append((item, h))
+            continue
+        seen.add(h)
         paid = store.find_paid_call(h)
         if paid is not None:
             result.reused_calls += 1
@@ -79,6 +85,14 @@ async def annotate_with_batch(ens: TeacherEnsemble, teacher: Any, items: Sequenc
             result.pending_batches.setdefault(teacher.name, []).append(batch_id)
             continue
         await _ingest(ens, teacher, batch_id, calls, state, result, on_progress)
+    for item, h in duplicates:
+        paid = store.find_paid_call(h)
+        if paid is not None:
+            result.reused_calls += 1
+            result.votes[item.example_id].append(
+                Vote(teacher.name, paid.label, paid.rationale, paid.confidence, paid.valid, paid.distribution))
+        if on_progress:
+            on_progress()
 
 
 async def _submit(ens: TeacherEnsemble, teacher: Any, new: list[tuple[LabelingItem, Prompt, str]], round_no: int,

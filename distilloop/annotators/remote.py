@@ -154,7 +154,6 @@ class RemoteTeacher(Teacher):
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         self._sdk_client: Any = None
-        self._secret: str | None = None
 
     # -- identity and accounting ---------------------------------------------------------------------
     @property
@@ -208,15 +207,16 @@ class RemoteTeacher(Teacher):
 
     def client(self) -> Any:
         if self._sdk_client is None:
-            self._secret = self._api_key()
-            self._sdk_client = self._make_client(self._secret)
+            self._sdk_client = self._make_client(self._api_key())
         return self._sdk_client
 
     def _make_client(self, key: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _error(self, exc: BaseException, sdk: Any) -> TeacherError:
-        err = map_sdk_error(exc, sdk, teacher=self.name, provider=self.provider, secrets=(self._secret,),
+        # the key is looked up again to scrub it, never kept on the teacher
+        secret = os.environ.get(self.api_key_env) if self.api_key_env else None
+        err = map_sdk_error(exc, sdk, teacher=self.name, provider=self.provider, secrets=(secret,),
                             timeout_s=self.timeout_s)
         if getattr(err, "retry_after", None):
             self.limiter.pause(err.retry_after)  # type: ignore[attr-defined]
@@ -269,7 +269,7 @@ class RemoteTeacher(Teacher):
         label = max(counts, key=lambda lab: (counts[lab], -order.get(lab, 0)))  # type: ignore[arg-type]
         dist = {lab: counts.get(lab, 0) / len(answers) for lab in prompt.labels}
         rationale = next(a.rationale for a in valid if a.label == label)
-        return TeacherAnswer(raw, label, rationale, dist[label], usage, latency, confidence_source="self_consistency",
+        return TeacherAnswer(raw, label, rationale, dist[str(label)], usage, latency, confidence_source="self_consistency",
                              distribution=dist, batch=batch)
 
     def finish(self, raw: str, parsed_obj: Any, usage: Usage, latency: float, prompt: Prompt,

@@ -54,11 +54,12 @@ class FakeServer:
     """A running fake on 127.0.0.1; stop it with :meth:`close` (or use it as a context manager)."""
 
     def __init__(self, api: FakeLLMAPI, port: int = 0) -> None:
-        handler = type("Handler", (_Handler,), {"api": api})
+        attrs: dict[str, object] = {"api": api}
+        handler = type("Handler", (_Handler,), attrs)
         self._httpd = _Server(("127.0.0.1", port), handler)
-        self.port = self._httpd.server_address[1]
+        self.port = int(self._httpd.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        handler.base_url = self.url
+        setattr(handler, "base_url", self.url)  # noqa: B010 - known only once the port is bound
         self.api = api
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)

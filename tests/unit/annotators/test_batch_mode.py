@@ -152,3 +152,16 @@ def test_a_campaign_whose_batch_is_running_ends_cleanly_and_resumes(tmp_path, ap
     assert c.store.count("teacher_calls", "status = 'ok' and mode = 'batch'") == 12
     assert len(c.store.labeled()) == 6 and c.store.spent().usd > 0
     c.close()
+
+
+def test_the_same_question_twice_in_a_round_is_submitted_once(api):
+    api.hold_batches = False
+    store = Store.memory()
+    twins = items(2)
+    from distilloop.annotators.base import LabelingItem
+
+    twins.append(LabelingItem("copy", twins[0].fields, twins[0].labels, twins[0].task))
+    _, res = run([make("openai", api, batch_wait_s=5)], store, twins)
+    lines = api.files[api.batches[next(iter(api.batches))]["obj"]["input_file_id"]].decode().splitlines()
+    assert len(lines) == 2 and store.count("teacher_calls") == 2
+    assert res.votes["copy"][0].label == res.votes["e0"][0].label and res.reused_calls == 1

@@ -74,3 +74,20 @@ def test_the_cli_prints_a_table_and_json(tmp_path):
                         capture_output=True, text=True, timeout=120)
     data = json.loads(js.stdout)
     assert data["teachers"][0]["teacher"] == "gpt" and data["totals"]["campaign"]["usd"] > 0
+
+
+def test_an_existing_campaign_is_estimated_from_its_store(tmp_path):
+    from distilloop.loop.runner import Campaign
+    from tests.conftest import replay_config
+
+    cfg = load_config(replay_config(tmp_path, rounds="max_rounds = 3\ninitial_size = 20\nbatch_size = 10"))
+    c = Campaign.open(cfg)
+    c.run(max_rounds=1)
+    spent = c.store.spent()
+    pool = c.store.count("examples", "split = 'pool'")
+    c.close()
+    est = estimate_campaign(cfg)
+    assert (est.next_round, est.next_round_items, est.remaining_rounds) == (2, 10, 2)
+    assert est.spent == spent and est.pool_left == pool - 20
+    # the replay teachers' recorded usage is the exact per-item bound where they have the item
+    assert all(t.per_item_upper.tokens_in > 0 for t in est.teachers)
