@@ -49,6 +49,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):  # a client that timed out and hung up
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
 
 class FakeServer:
     """A running fake on 127.0.0.1; stop it with :meth:`close` (or use it as a context manager)."""

@@ -167,3 +167,16 @@ def test_request_hash_ignores_transport_and_mode_but_not_the_server(api):
 
     other = OpenAITeacher(name="gpt", model="gpt-4o-mini", base_url="http://elsewhere/v1")
     assert other.request_hash(p) != a.request_hash(p)
+
+
+def test_a_timeout_over_real_http_is_retryable(monkeypatch):
+    from distilloop.annotators.openai_teacher import OpenAITeacher
+    from distilloop.testing.fake_http import serve
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with serve(FakeLLMAPI(api_key=KEY, latency_s=0.5)) as server:
+        t = OpenAITeacher(name="g", model="gpt-4o-mini", base_url=server.openai_url, timeout_s=0.05,
+                          structured="json_schema")
+        with pytest.raises(TeacherError, match="did not answer within 0.05 s") as exc:
+            ask(t, items()[0])
+    assert exc.value.retryable and exc.value.status is None
