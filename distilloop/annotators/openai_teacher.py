@@ -229,8 +229,8 @@ class OpenAITeacher(RemoteTeacher):
             raise self._error(exc, self._sdk) from None
         if b.status == "completed":
             return BatchState("ended")
-        if b.status in ("failed", "expired", "cancelled", "cancelling"):
-            return BatchState("failed" if b.status != "expired" or not b.output_file_id else "ended", b.status)
+        if b.status in ("failed", "expired", "cancelled"):  # an expired batch keeps what it finished
+            return BatchState("ended" if b.output_file_id else "failed", b.status)
         return BatchState("running", b.status)
 
     async def _file_lines(self, file_id: str | None) -> list[dict[str, Any]]:

@@ -86,7 +86,7 @@ def map_sdk_error(exc: BaseException, sdk: Any, *, teacher: str, provider: str, 
         retryable, message = True, f"{provider} did not answer within {timeout_s:g} s (timeout_s)"
     elif isinstance(exc, sdk.APIConnectionError):
         retryable, message = True, f"cannot reach {provider}: {exc.__cause__ or exc}"
-    elif isinstance(exc, sdk.APIResponseValidationError | json.JSONDecodeError | ValueError | KeyError | TypeError):
+    elif isinstance(exc, sdk.APIResponseValidationError | ValueError):  # JSONDecodeError is a ValueError
         retryable, message = True, f"malformed response from {provider}: {type(exc).__name__}: {exc}"
     else:
         retryable, message = False, f"{provider} call failed: {type(exc).__name__}: {exc}"
