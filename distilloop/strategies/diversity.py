@@ -16,6 +16,8 @@ per cluster (the centres of a uniform sample estimate the pool's, as in mini-bat
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from distilloop.strategies.base import Selection, SelectionContext, Strategy
@@ -74,6 +76,7 @@ def kmeans_pick(X: np.ndarray, n: int, rng: np.random.Generator, *, weights: np.
     their nearest centre, so exactly ``n`` positions come back.
     """
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     X = np.asarray(X, dtype=np.float32)
     n = min(n, len(X))
@@ -84,7 +87,9 @@ def kmeans_pick(X: np.ndarray, n: int, rng: np.random.Generator, *, weights: np.
     fw = None if weights is None else np.asarray(weights, dtype=np.float64)[fit]
     init = kmeans_plus_plus(X[fit], n, rng, fw)
     km = KMeans(n_clusters=n, init=init, n_init=1, max_iter=max_iter, random_state=0)
-    km.fit(X[fit], sample_weight=fw)
+    with warnings.catch_warnings():  # fewer distinct points than clusters: handled below by filling
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km.fit(X[fit], sample_weight=fw)
     labels, dist = nearest_centre(X, km.cluster_centers_)
     order = np.lexsort((dist, labels))  # by cluster, nearest first
     first = order[np.r_[True, labels[order][1:] != labels[order][:-1]]]
