@@ -58,8 +58,8 @@ class UncertaintyThenDiversity(Strategy):
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         scores = strategy_scores(self.uncertainty_, ctx)
         k = min(len(scores), self.beta * n)
-        top = top_n(list(range(len(scores))), scores, k, ctx.rng).ids
-        idx = np.sort(np.asarray(top, dtype=np.int64))
+        jitter = ctx.rng.permutation(len(scores))  # ties broken at random, as top_n does
+        idx = np.sort(np.lexsort((jitter, -scores))[:k])
         X = pool_embeddings(subcontext(ctx, idx))  # only the candidates are embedded
         # weights must be positive: shift the candidates' scores to (0, 1]
         w = 0.05 + 0.95 * minmax(scores[idx]) if self.weighted else None

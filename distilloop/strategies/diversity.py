@@ -129,7 +129,10 @@ def k_center_greedy(X: np.ndarray, n: int, rng: np.random.Generator, labeled: np
             j = int(np.argmax(min_d))
         picked[t] = j
         scores[t] = float(np.sqrt(max(min_d[j], 0.0))) if np.isfinite(min_d[j]) else float("inf")
-        d = sq - 2.0 * (X @ X[j]) + sq[j]
+        d = X @ X[j]  # in place from here: this loop is memory-bound, one pass over X per pick
+        d *= -2.0
+        d += sq
+        d += sq[j]
         np.minimum(min_d, d, out=min_d)
         min_d[j] = -1.0  # never picked twice, even when duplicates sit at distance 0
     return picked, scores
