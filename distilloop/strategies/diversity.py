@@ -53,16 +53,26 @@ def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator,
     scikit-learn's default tries ``2 + log k`` candidates per centre, ten times slower at ``k = 1000``.
     """
     sq = np.einsum("ij,ij->i", X, X)
-    w = np.ones(len(X)) if weights is None else np.asarray(weights, dtype=np.float64)
-    first = int(rng.choice(len(X), p=w / w.sum()))
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    first = int(rng.choice(len(X), p=None if w is None else w / w.sum()))
     chosen = [first]
-    min_d = np.maximum(sq - 2.0 * (X @ X[first]) + sq[first], 0.0).astype(np.float64)
-    for _ in range(1, k):
-        p = w * min_d
-        total = p.sum()
-        j = int(rng.choice(len(X), p=p / total)) if total > 0 else int(rng.integers(len(X)))
+    min_d = np.full(len(X), np.inf)
+    j = first
+    for _ in range(1, k + 1):
+        d = (X @ X[j]).astype(np.float64)
+        d *= -2.0
+        d += sq
+        d += sq[j]
+        np.maximum(d, 0.0, out=d)
+        np.minimum(min_d, d, out=min_d)
+        if len(chosen) == k:
+            break
+        cum = np.cumsum(min_d if w is None else w * min_d)
+        if cum[-1] > 0:  # draw with probability proportional to (weighted) squared distance
+            j = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(X) - 1)
+        else:  # every point already is a centre: any will do
+            j = int(rng.integers(len(X)))
         chosen.append(j)
-        np.minimum(min_d, np.maximum(sq - 2.0 * (X @ X[j]) + sq[j], 0.0), out=min_d)
     return X[chosen].copy()
 
 
