@@ -46,6 +46,15 @@ def _candidates(size: int, max_candidates: int | None, n: int, rng: np.random.Ge
     return np.sort(rng.choice(size, size=max(max_candidates, n), replace=False))
 
 
+def _candidate_embeddings(ctx: SelectionContext, cand: np.ndarray) -> np.ndarray:
+    """Embeddings of the candidates only: on a large pool, the rest is never embedded."""
+    if len(cand) == len(ctx.unlabeled_ids):
+        return pool_embeddings(ctx)
+    from distilloop.strategies.subsample import subcontext
+
+    return pool_embeddings(subcontext(ctx, cand))
+
+
 def nearest_centre(X: np.ndarray, centres: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``X``: the index of its nearest centre and the squared distance to it."""
     X = np.asarray(X, dtype=np.float32)
@@ -171,9 +180,9 @@ class KMeansSampling(Strategy):
         self.fit_size = fit_size
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
-        X = pool_embeddings(ctx)
-        cand = _candidates(len(X), self.max_candidates, n, ctx.rng)
-        pos = cand[kmeans_pick(X[cand], n, ctx.rng, fit_size=self.fit_size)]
+        cand = _candidates(len(ctx.unlabeled_ids), self.max_candidates, n, ctx.rng)
+        X = _candidate_embeddings(ctx, cand)
+        pos = cand[kmeans_pick(X, n, ctx.rng, fit_size=self.fit_size)]
         return Selection([ctx.unlabeled_ids[i] for i in pos], [0.0] * len(pos))
 
 
@@ -186,9 +195,9 @@ class CoreSet(Strategy):
         self.max_candidates = max_candidates
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
-        X = pool_embeddings(ctx)
-        cand = _candidates(len(X), self.max_candidates, n, ctx.rng)
+        cand = _candidates(len(ctx.unlabeled_ids), self.max_candidates, n, ctx.rng)
+        X = _candidate_embeddings(ctx, cand)
         L = labeled_embeddings(ctx) if ctx.labeled_ids or ctx.extra.get("labeled_embeddings") is not None else None
-        picked, scores = k_center_greedy(X[cand], n, ctx.rng, labeled=L)
+        picked, scores = k_center_greedy(X, n, ctx.rng, labeled=L)
         pos = cand[picked]
         return Selection([ctx.unlabeled_ids[i] for i in pos], [float(s) for s in scores])

@@ -96,3 +96,11 @@ def test_missing_embeddings_say_what_to_do():
     ctx.student = NoRep()
     with pytest.raises(DistilloopError, match="embed_fn"):
         CoreSet().select(ctx, 2)
+
+
+@pytest.mark.parametrize("cls", [KMeansSampling, CoreSet])
+def test_only_the_candidate_subsample_is_embedded(cls):
+    X, _ = blobs([30, 30])
+    ctx = pool_ctx(60, emb=X)
+    sel = cls(max_candidates=20).select(ctx, 4)
+    assert ctx.student.embedded == 20 and len(sel.ids) == 4
