@@ -27,6 +27,16 @@ STRATEGIES: dict[str, str] = {
     "least_confidence": "distilloop.strategies.uncertainty:LeastConfidence",
     "margin": "distilloop.strategies.uncertainty:BreakingTies",
     "cost_aware": "distilloop.strategies.cost:CostAwareSampling",
+    "bald": "distilloop.strategies.bald:BALD",
+    "qbc": "distilloop.strategies.committee:QueryByCommittee",
+    "kmeans": "distilloop.strategies.diversity:KMeansSampling",
+    "coreset": "distilloop.strategies.diversity:CoreSet",
+    "uncertainty_kmeans": "distilloop.strategies.combine:UncertaintyThenDiversity",
+    "linear_combination": "distilloop.strategies.combine:LinearCombination",
+    "elad": "distilloop.strategies.elad:ELADSampling",
+    "random_subpool": "distilloop.strategies.subsample:RandomSubpool",
+    "top_candidates": "distilloop.strategies.subsample:TopCandidates",
+    "seals": "distilloop.strategies.subsample:LabeledNeighbours",
 }
 STUDENTS: dict[str, str] = {
     "tfidf_logreg": "distilloop.students.tfidf:TfidfLogReg",

@@ -87,5 +87,12 @@ def top_n(ids: Sequence[str], scores: np.ndarray, n: int, rng: np.random.Generat
     """The ``n`` highest scores; ties broken by a seeded random permutation, not by pool order."""
     scores = np.asarray(scores, dtype=np.float64)
     jitter = rng.permutation(len(scores))
-    order = np.lexsort((jitter, -scores))[:n]
+    if 4 * n < len(scores) and not np.isnan(scores).any():
+        # only the items scoring at least the n-th best (ties included) can be picked: sort just those,
+        # with the same tie-break, so the result equals the full sort's at a fraction of its cost
+        kth = np.partition(scores, len(scores) - n)[len(scores) - n]
+        cand = np.flatnonzero(scores >= kth)
+        order = cand[np.lexsort((jitter[cand], -scores[cand]))][:n]
+    else:
+        order = np.lexsort((jitter, -scores))[:n]
     return Selection([ids[i] for i in order], [float(scores[i]) for i in order])

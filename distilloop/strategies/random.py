@@ -1,4 +1,5 @@
-"""Random sampling: the baseline every active-learning strategy must beat."""
+"""Random sampling: the baseline every active-learning strategy must beat (passive learning, as in the
+comparisons of Lewis & Gale, "A Sequential Algorithm for Training Text Classifiers", SIGIR 1994)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from distilloop.strategies.base import Selection, SelectionContext, Strategy, to
 
 def entropy(proba: np.ndarray) -> np.ndarray:
     p = np.clip(proba, 1e-12, 1.0)
-    return -(p * np.log(p)).sum(axis=1)
+    return -np.einsum("ij,ij->i", p, np.log(p))
 
 
 def least_confidence(proba: np.ndarray) -> np.ndarray:

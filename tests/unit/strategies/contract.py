@@ -1,5 +1,7 @@
 """The Strategy contract: every strategy's test class inherits this mixin and provides ``strategy``."""
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -7,18 +9,49 @@ from distilloop.strategies.base import SelectionContext
 
 
 class ProbaStudent:
-    """A fitted student whose probabilities are a fixed function of the text (deterministic)."""
+    """A fitted student whose probabilities are a fixed function of the text (deterministic).
+
+    It also speaks every optional protocol a strategy may use, so the contract runs every registered
+    strategy: ``clone``/``fit`` (committees), ``sample_proba`` (BALD), ``embed`` (diversity, SEALS) and
+    ``explain``/``answer_from``/``sample_explanations`` (ELAD).
+    """
 
     version_ = "fixed"
     classes_ = ["a", "b", "c"]
 
+    def __init__(self, salt=0):
+        self.salt = salt
+
     def is_fitted(self):
         return True
 
+    def clone(self):
+        return ProbaStudent()
+
+    def fit(self, texts, labels, *, classes):
+        self.salt = zlib.crc32(" ".join(labels).encode()) + len(texts)
+        return self
+
     def predict_proba(self, texts):
-        rng = np.random.default_rng([abs(hash(t)) % (2**32) for t in texts] or [0])
+        seed = [abs(hash(t)) % (2**32) for t in texts] or [0]
+        rng = np.random.default_rng(seed + ([self.salt] if self.salt else []))
         p = rng.dirichlet(np.ones(3), size=len(texts))
         return p
+
+    def sample_proba(self, texts, k):
+        base = self.predict_proba(texts)
+        noise = np.random.default_rng(len(texts) + k).dirichlet(np.ones(3) * 5, size=(k, len(texts)))
+        s = base[None] * noise
+        return s / s.sum(axis=2, keepdims=True)
+
+    def explain(self, text):
+        return [f"step {j} of {text}" for j in range(1 + zlib.crc32(text.encode()) % 3)]
+
+    def sample_explanations(self, text, n_samples, rng):
+        return [self.explain(text)[: 1 + int(rng.integers(3))] for _ in range(n_samples)]
+
+    def answer_from(self, text, partial_steps):
+        return self.classes_[(zlib.crc32(text.encode()) + len(partial_steps)) % 3]
 
     def embed(self, texts):
         return np.stack([np.frombuffer(t.ljust(8)[:8].encode(), dtype=np.uint8).astype(float) for t in texts])

@@ -1,0 +1,98 @@
+"""Combinators: mixing informativeness with diversity, or several informativeness measures.
+
+* :class:`UncertaintyThenDiversity`: the ``beta * n`` most informative items, clustered into ``n`` clusters
+  with each item weighted by its informativeness, and the item nearest each centre picked (Zhdanov, "Diverse
+  mini-batch Active Learning", arXiv 1901.05954, 2019: a margin prefilter, then k-means weighted by
+  informativeness).
+* :class:`LinearCombination`: a weighted sum of several strategies' per-item scores, after modAL's
+  ``make_linear_combination`` (Danka & Horváth, "modAL: A modular active learning framework for Python",
+  arXiv 1805.00979, 2018). Each score is min-max scaled to ``[0, 1]`` over the pool first, so the weights
+  mean the same whatever each measure's range (modAL leaves this to the user).
+
+A strategy has per-item scores when it defines ``scores(ctx) -> array`` (bald, qbc, ...) or is one of the
+uncertainty strategies (their ``score_fn`` over the student's probabilities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from distilloop.errors import ConfigError, DistilloopError
+from distilloop.strategies.base import Selection, SelectionContext, Strategy, top_n
+from distilloop.strategies.diversity import kmeans_pick
+from distilloop.strategies.embeddings import pool_embeddings
+from distilloop.strategies.subsample import make_strategy, subcontext
+
+
+def strategy_scores(strategy: Strategy, ctx: SelectionContext) -> np.ndarray:
+    """Per-item scores of ``strategy`` over ``ctx``'s pool (higher = more worth labeling)."""
+    if hasattr(strategy, "scores"):
+        return np.asarray(strategy.scores(ctx), dtype=np.float64)
+    if hasattr(strategy, "score_fn"):
+        return np.asarray(strategy.score_fn(ctx.probabilities()), dtype=np.float64)
+    raise DistilloopError(f"strategy '{strategy.name}' gives no per-item scores, so it cannot be combined; "
+                          "combine scoring strategies (entropy, least_confidence, margin, bald, qbc)")
+
+
+def minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(x)), float(np.max(x))
+    return np.zeros_like(x) if hi - lo <= 0 else (x - lo) / (hi - lo)
+
+
+class UncertaintyThenDiversity(Strategy):
+    """Top ``beta * n`` by ``uncertainty``, then one item per k-means cluster of their embeddings."""
+
+    name = "uncertainty_kmeans"
+
+    def __init__(self, uncertainty: Any = "margin", beta: int = 10, weighted: bool = True) -> None:
+        if beta < 1:
+            raise ValueError(f"beta must be at least 1, got {beta!r}")
+        self.uncertainty = uncertainty
+        self.uncertainty_ = make_strategy(uncertainty, where="strategy.uncertainty")
+        self.beta = beta
+        self.weighted = weighted
+
+    def query(self, ctx: SelectionContext, n: int) -> Selection:
+        scores = strategy_scores(self.uncertainty_, ctx)
+        k = min(len(scores), self.beta * n)
+        jitter = ctx.rng.permutation(len(scores))  # ties broken at random, as top_n does
+        idx = np.sort(np.lexsort((jitter, -scores))[:k])
+        X = pool_embeddings(subcontext(ctx, idx))  # only the candidates are embedded
+        # weights must be positive: shift the candidates' scores to (0, 1]
+        w = 0.05 + 0.95 * minmax(scores[idx]) if self.weighted else None
+        picked = idx[kmeans_pick(X, n, ctx.rng, weights=w)]
+        return Selection([ctx.unlabeled_ids[i] for i in picked], [float(scores[i]) for i in picked])
+
+
+class LinearCombination(Strategy):
+    """Weighted sum of min-max scaled scores of ``strategies`` (names or ``{name, ...}`` tables)."""
+
+    name = "linear_combination"
+
+    def __init__(self, strategies: Sequence[Any] = ("entropy", "margin"),
+                 weights: Sequence[float] | None = None) -> None:
+        if not strategies:
+            raise ConfigError("strategy.strategies must name at least one strategy to combine, got none")
+        weights = list(weights) if weights is not None else [1.0] * len(strategies)
+        if len(weights) != len(strategies):
+            raise ConfigError(f"strategy.weights must have one weight per strategy ({len(strategies)}), "
+                              f"got {len(weights)}")
+        self.strategies = list(strategies)
+        self.weights = weights
+        self.strategies_ = [make_strategy(s, where="strategy.strategies") for s in self.strategies]
+
+    @property
+    def requires_student(self) -> bool:  # type: ignore[override]
+        return any(s.requires_student for s in self.strategies_)
+
+    def scores(self, ctx: SelectionContext) -> np.ndarray:
+        total = np.zeros(len(ctx.unlabeled_ids))
+        for s, w in zip(self.strategies_, self.weights):
+            total += w * minmax(strategy_scores(s, ctx))
+        return total
+
+    def query(self, ctx: SelectionContext, n: int) -> Selection:
+        return top_n(ctx.unlabeled_ids, self.scores(ctx), n, ctx.rng)

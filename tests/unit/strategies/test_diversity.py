@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+
+from distilloop.errors import DistilloopError
+from distilloop.storage.store import Store
+from distilloop.strategies.diversity import CoreSet, KMeansSampling, k_center_greedy, kmeans_pick
+from distilloop.strategies.embeddings import pool_embeddings
+from tests.unit.strategies.contract import StrategyContract
+from tests.unit.strategies.helpers import blobs, pool_ctx
+
+
+class TestKMeansContract(StrategyContract):
+    @pytest.fixture
+    def strategy(self):
+        return KMeansSampling(max_candidates=20)
+
+
+class TestCoreSetContract(StrategyContract):
+    @pytest.fixture
+    def strategy(self):
+        return CoreSet(max_candidates=20)
+
+
+def test_kmeans_takes_one_item_per_blob_near_its_centre():
+    X, blob = blobs([12, 8, 10])
+    picked = kmeans_pick(X, 3, np.random.default_rng(0))
+    assert sorted(blob[picked]) == [0, 1, 2]
+    ctx = pool_ctx(len(X), emb=X)
+    ids = KMeansSampling().select(ctx, 3).ids
+    assert sorted(blob[int(i[1:])] for i in ids) == [0, 1, 2]
+
+
+def test_kmeans_returns_exactly_n_when_clusters_collapse():
+    X = np.zeros((10, 3))  # every point identical: one real cluster, the rest filled in
+    X[:2] += 1
+    assert len(set(kmeans_pick(X, 5, np.random.default_rng(0)))) == 5
+
+
+def test_coreset_covers_what_the_labeled_set_does_not():
+    X, blob = blobs([10, 10, 10])
+    ctx = pool_ctx(len(X), emb=X, labeled=range(10))  # blob 0 is labeled
+    ids = CoreSet().select(ctx, 2).ids
+    assert sorted(blob[int(i[1:])] for i in ids) == [1, 2]
+
+
+def test_k_center_greedy_is_farthest_first():
+    X = np.array([[0.0], [1.0], [10.0], [4.0]])
+    picked, scores = k_center_greedy(X, 3, np.random.default_rng(0), labeled=np.array([[0.0]]))
+    assert list(picked) == [2, 3, 1] and scores[0] == pytest.approx(10.0)
+
+
+def test_embeddings_are_cached_in_the_store_by_id_across_rounds():
+    X, _ = blobs([5, 5])
+    store = Store.memory()
+    calls = []
+
+    def embed_fn(texts):
+        calls.append(len(texts))
+        return X[[int(t.split()[-1]) for t in texts]]
+
+    first = pool_ctx(10, embed_fn=embed_fn, embedder_key="minilm")
+    first.store = store
+    KMeansSampling().select(first, 2)
+    later = pool_ctx(10, embed_fn=embed_fn, embedder_key="minilm")  # a new round: fresh memory cache
+    later.store = store
+    np.testing.assert_allclose(pool_embeddings(later), X.astype(np.float32))
+    assert calls == [10]  # embedded once per campaign
+    assert store.cache_get("embedding:minilm", "p3") is not None
+
+
+def test_sparse_student_embeddings_are_projected():
+    from scipy import sparse
+
+    class Sparse:
+        version_ = "v1"
+
+        def embed(self, texts):
+            return sparse.random(len(texts), 5000, density=0.01, format="csr", random_state=0)
+
+    ctx = pool_ctx(6)
+    ctx.student = Sparse()
+    assert pool_embeddings(ctx).shape == (6, 256)
+
+
+def test_missing_embeddings_say_what_to_do():
+    class NoRep:
+        version_ = "v"
+
+        def is_fitted(self):
+            return True
+
+        def embed(self, texts):
+            return None
+
+    ctx = pool_ctx(4)
+    ctx.student = NoRep()
+    with pytest.raises(DistilloopError, match="embed_fn"):
+        CoreSet().select(ctx, 2)
+
+
+@pytest.mark.parametrize("cls", [KMeansSampling, CoreSet])
+def test_only_the_candidate_subsample_is_embedded(cls):
+    X, _ = blobs([30, 30])
+    ctx = pool_ctx(60, emb=X)
+    sel = cls(max_candidates=20).select(ctx, 4)
+    assert ctx.student.embedded == 20 and len(sel.ids) == 4

@@ -1,0 +1,25 @@
+"""The new strategies inside a real (replay-teacher) campaign: the runner's context is enough for them."""
+
+import pytest
+
+from distilloop.loop.config import load_config
+from distilloop.loop.runner import Campaign
+from tests.conftest import replay_config
+
+
+@pytest.mark.parametrize("strategy", [
+    'name = "qbc"\nn_members = 3',
+    'name = "coreset"',  # TF-IDF student: sparse embeddings, projected and cached in the store
+    'name = "seals"\nk = 5\nbase = { name = "uncertainty_kmeans", beta = 2 }',
+])
+def test_a_second_round_is_selected_by_the_strategy(tmp_path, strategy):
+    cfg = load_config(replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 10",
+                                    extra=f"[strategy]\n{strategy}\n"))
+    campaign = Campaign.open(cfg)
+    campaign.run()
+    rounds = list(campaign.store.db.query("select * from rounds order by round"))
+    assert len(rounds) == 2 and rounds[1]["strategy"] == cfg.strategy.kind
+    second = campaign.store.selection(rounds[1]["round"])
+    assert len(second) == 10 and not set(second) & set(campaign.store.selection(rounds[0]["round"]))
+    if cfg.strategy.kind == "coreset":
+        assert list(campaign.store.db.query("select count(*) n from cache where kind like 'embedding:%'"))[0]["n"] > 0
