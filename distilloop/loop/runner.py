@@ -8,6 +8,8 @@ for are reused by request hash, never bought again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import math
 import shutil
@@ -98,6 +100,19 @@ class Campaign:
         # the gold label reaches a teacher only when its prompt style asks for it (ground-truth priming)
         gold = e.gold if any(getattr(t.style, "needs_gold", False) for t in self.teachers) else None
         return LabelingItem(e.id, e.fields, tuple(self.labels), self.config.campaign.task, gold=gold)
+
+    def with_student_explanations(self, items: list[LabelingItem], round_no: int) -> list[LabelingItem]:
+        """For explanation revision (ELAD): the student's explanation the ``elad`` strategy kept for each item."""
+        if not any(getattr(t.style, "uses_student_explanation", False) for t in self.teachers):
+            return items
+        out = []
+        for it in items:
+            raw = self.store.cache_get("student_explanation", f"{round_no}:{it.example_id}")
+            if raw:
+                steps = json.loads(raw).get("steps") or []
+                it = dataclasses.replace(it, student_explanation="\n".join(str(s) for s in steps))
+            out.append(it)
+        return out
 
     def students_dir(self) -> Path:
         return self.config.store_path.with_name(self.config.campaign.name + ".students")
@@ -239,7 +254,7 @@ class Campaign:
 
     def annotate_and_route(self, round_no: int) -> None:
         ids = self.store.selection(round_no)
-        items = [self.item(self._examples[i]) for i in ids]
+        items = self.with_student_explanations([self.item(self._examples[i]) for i in ids], round_no)
         total = len(items) * len(self.teachers)
         with self.progress.bar(f"round {round_no}: teachers labeling", total) as advance:
             result, tiers_asked = asyncio.run(self._annotate(items, round_no, advance))
