@@ -36,6 +36,11 @@ class Vote:
     confidence: float | None = None
     valid: bool = True
     distribution: dict[str, float] | None = None
+    #: set by calibration (:mod:`distilloop.annotators.calibration`) when it changed the teacher's label: the
+    #: label the teacher answered (its rationale argues for that one)
+    answered: str | None = None
+    #: the teacher's own distribution, when ``distribution`` is a calibrated one
+    raw_distribution: dict[str, float] | None = None
 
 
 @dataclass
@@ -59,8 +64,19 @@ def entropy(dist: Mapping[str, float]) -> float:
 
 
 def vote_table(votes: Sequence[Vote]) -> list[dict]:
-    return [{"teacher": v.teacher, "label": v.label, "confidence": v.confidence, "rationale": v.rationale,
-             "valid": v.valid} for v in votes]
+    """The votes as stored with the item's consensus: ``distribution`` is the teacher's own (uncalibrated)
+    one, so later rounds can re-fit calibration on the campaign's history; a calibrated vote also keeps
+    ``calibrated_distribution`` and, when calibration changed its label, ``answered``."""
+    rows = []
+    for v in votes:
+        row = {"teacher": v.teacher, "label": v.label, "confidence": v.confidence, "rationale": v.rationale,
+               "valid": v.valid, "distribution": v.raw_distribution or v.distribution}
+        if v.raw_distribution is not None:
+            row["calibrated_distribution"] = v.distribution
+        if v.answered is not None:
+            row["answered"] = v.answered
+        rows.append(row)
+    return rows
 
 
 def valid_votes(votes: Sequence[Vote], labels: Sequence[str]) -> list[Vote]:
@@ -111,7 +127,8 @@ def verdict_from_soft(soft: Mapping[str, float], votes: Sequence[Vote], labels: 
         conf[v.label] += v.confidence if v.confidence is not None else 0.0  # type: ignore[index]
     order = list(labels)
     winner = max(order, key=lambda x: (round(soft.get(x, 0.0), 12), conf[x], -order.index(x)))
-    supporters = [v for v in valid if v.label == winner]
+    # a vote that calibration moved to this label kept a rationale arguing for another one: not a training rationale
+    supporters = [v for v in valid if v.label == winner and v.answered is None]
     rationale = None
     if supporters:
         rationale = max(supporters, key=lambda v: v.confidence if v.confidence is not None else 0.0).rationale

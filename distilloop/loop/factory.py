@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distilloop.annotators.base import Teacher
+from distilloop.errors import ConfigError
 from distilloop.loop.config import CampaignConfig
 from distilloop.registry import build, resolve
 
@@ -36,5 +37,20 @@ def build_reviewer(config: CampaignConfig, **context: Any) -> Any:
     return build("reviewer", config.review.kind, dict(config.review.params), where="review", **context)
 
 
+CALIBRATION_KEYS = ("calibrate", "calibrate_min_items")
+
+
 def build_aggregator(config: CampaignConfig) -> Any:
-    return build("aggregation", config.aggregation.kind, dict(config.aggregation.params), where="aggregation")
+    params = {k: v for k, v in config.aggregation.params.items() if k not in CALIBRATION_KEYS}
+    return build("aggregation", config.aggregation.kind, params, where="aggregation")
+
+
+def build_calibration(config: CampaignConfig) -> Any:
+    """``[aggregation] calibrate = "batch"``: per-teacher batch calibration of logprob label distributions."""
+    from distilloop.annotators.calibration import build_calibration as build_cal
+
+    params = config.aggregation.params
+    kind = params.get("calibrate", "none")
+    if not isinstance(kind, str):
+        raise ConfigError(f"aggregation.calibrate: must be a string, got {kind!r}")
+    return build_cal(kind, params.get("calibrate_min_items", 20))

@@ -21,8 +21,14 @@ from distilloop.storage.store import Store
 
 
 def votes_from_rows(rows: Sequence[Mapping[str, Any]] | None) -> list[Vote]:
-    return [Vote(r["teacher"], r.get("label"), r.get("rationale"), r.get("confidence"), bool(r.get("valid", True)))
-            for r in rows or []]
+    """Votes back from a stored vote table (:func:`~distilloop.annotators.aggregation.vote_table`)."""
+    out = []
+    for r in rows or []:
+        calibrated = r.get("calibrated_distribution")
+        out.append(Vote(r["teacher"], r.get("label"), r.get("rationale"), r.get("confidence"),
+                        bool(r.get("valid", True)), calibrated or r.get("distribution"), r.get("answered"),
+                        r.get("distribution") if calibrated else None))
+    return out
 
 
 def aggregate_round(aggregator: Any, store: Store, votes: Mapping[str, Sequence[Vote]], labels: Sequence[str]

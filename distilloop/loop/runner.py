@@ -30,7 +30,7 @@ from distilloop.loop.budget import Budget
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.metrics import evaluate
 from distilloop.loop.progress import Progress
-from distilloop.loop.reviews import aggregate_round, pull_reviews, push_pending, update_reliability
+from distilloop.loop.reviews import aggregate_round, pull_reviews, push_pending, update_reliability, votes_from_rows
 from distilloop.loop.routing import ACCEPT, ASK_NEXT, REVIEW, CascadePolicy, ThresholdRouter
 from distilloop.storage.store import Spend, Store
 from distilloop.strategies.base import SelectionContext
@@ -62,6 +62,7 @@ class Campaign:
         self.reviewer = reviewer if reviewer is not None else factory.build_reviewer(config)
         self.reviewer.attach(store)
         self.aggregator = factory.build_aggregator(config)
+        self.calibration = factory.build_calibration(config)
         self.router = ThresholdRouter(config.routing.min_agreement, config.routing.max_review_per_round)
         tiers = config.routing.tiers()
         self.cascade = CascadePolicy(tiers, config.routing.cascade_min_confidence) if tiers else None
@@ -90,6 +91,8 @@ class Campaign:
             factory.build_teachers(config)
             factory.build_strategy(config)
             factory.build_student(config)
+            factory.build_aggregator(config)
+            factory.build_calibration(config)
             examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels)
             store = Store.create(path, examples, {"fingerprint": fingerprint, "name": config.campaign.name,
                                                   "labels": config.campaign.labels, "config": config.raw})
@@ -265,7 +268,7 @@ class Campaign:
         for name, reason in result.disabled.items():
             self.progress.warn(f"teacher {name} was taken out of round {round_no}: {reason}")
         # never asked (budget): back to the pool
-        asked_votes = {i: result.votes[i] for i in ids if result.votes.get(i)}
+        asked_votes = self.calibrate({i: result.votes[i] for i in ids if result.votes.get(i)})
         by_id = aggregate_round(self.aggregator, self.store, asked_votes, self.labels)
         verdicts = [(i, by_id[i]) for i in ids if i in by_id]
         routes = self.router.route(verdicts)
@@ -296,6 +299,16 @@ class Campaign:
         update_reliability(self.store, self.labels)
         self.pull_reviews(round_no)
 
+    def calibrate(self, votes: dict[str, list]) -> dict[str, list]:
+        """The round's votes with each teacher's label bias removed (``[aggregation] calibrate``), the bias
+        estimated on every answer of that teacher so far: earlier rounds' and these."""
+        if self.calibration is None:
+            return votes
+        history = {ex: votes_from_rows(rows) for ex, rows in self.store.all_votes().items()}
+        history.update(votes)
+        self.calibration.fit(history.values(), self.labels)
+        return self.calibration.apply(votes, self.labels)
+
     async def _annotate(self, items, round_no, advance):
         """Ask every teacher, or with a cascade the tiers in order, each only for the items still unsure."""
         try:
@@ -323,8 +336,10 @@ class Campaign:
                     merged.pending_batches.update(res.pending_batches)
                 for it in todo:
                     tiers_asked[it.example_id] = k
+                # the cascade decides on calibrated votes when calibration is on (the raw ones go on to aggregation)
+                seen = self.calibrate({it.example_id: merged.votes.get(it.example_id, []) for it in todo})
                 todo = [it for it in todo
-                        if self.cascade.next_step(merged.votes.get(it.example_id, []), k, self.labels) == ASK_NEXT]
+                        if self.cascade.next_step(seen[it.example_id], k, self.labels) == ASK_NEXT]
             return merged or AnnotationResult(), tiers_asked
         finally:
             for t in self.teachers:
