@@ -134,7 +134,7 @@ def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path 
 
 def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str, student: dict[str, Any],
                     seed: int, review: str, pool_size: int, initial: int, growth: float, rounds: int,
-                    min_agreement: float, root: Path = ROOT) -> dict[str, Any]:
+                    min_agreement: float, calibrate: str = "batch", root: Path = ROOT) -> dict[str, Any]:
     teachers = [{"name": t, "kind": "replay", "model": t, "path": str(root / spec.recording), "source": t,
                  "price": spec.prices.get(t, {"input": 0.0, "output": 0.0})} for t in spec.teachers]
     return {
@@ -147,6 +147,9 @@ def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str
         "strategy": {"name": strategy} if not strategy.startswith("small-text:") else {"name": "random"},
         "teachers": teachers,
         "routing": {"min_agreement": min_agreement},
+        # the local teachers lean hard toward one label each: batch calibration of their logprob
+        # distributions (see distilloop.annotators.calibration), votes weighted by the calibrated confidence
+        "aggregation": {"method": "confidence_weighted", "calibrate": calibrate},
         "review": {"kind": review},
         "student": dict(student),
         "evaluation": {"split": "test", "metric": "accuracy"},
@@ -165,13 +168,13 @@ class Curve:
 
 def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, student: dict[str, Any], seed: int,
             review: str, pool_size: int, schedule: tuple[int, float, int], min_agreement: float,
-            student_name: str | None = None) -> Curve:
+            student_name: str | None = None, calibrate: str = "batch") -> Curve:
     initial, growth, rounds = schedule
     store = workdir / f"{strategy.replace(':', '_')}-{student['kind']}-{seed}-{review}.db"
     store.unlink(missing_ok=True)
     raw = campaign_config(spec, data, store, strategy=strategy, student=student, seed=seed, review=review,
                           pool_size=pool_size, initial=initial, growth=growth, rounds=rounds,
-                          min_agreement=min_agreement)
+                          min_agreement=min_agreement, calibrate=calibrate)
     config = parse_config(raw, workdir / "bench.toml")
     started = time.perf_counter()
     campaign = Campaign.open(config, progress=Progress(quiet=True))
@@ -256,6 +259,7 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
                   strategies: tuple[str, ...] = STRATEGIES_DEFAULT, seeds: tuple[int, ...] = (0, 1, 2),
                   reviews: tuple[str, ...] = ("auto", "simulated"), pool_limit: int | None = None,
                   schedule: tuple[int, float, int] = (10, 1.3, 40), min_agreement: float = 0.75,
+                  calibrate: str = "batch",
                   progress: Progress | None = None, workdir: Path | None = None) -> BenchResult:
     progress = progress or Progress(quiet=True)
     spec = DATASETS[dataset]
@@ -274,12 +278,14 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
         for student in students:
             for review in reviews:
                 whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review=review,
-                                pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement)
+                                pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement,
+                                calibrate=calibrate)
                 full_acc[(student, review)] = whole.points[-1][2]
         adv()
         for student, strategy, seed, review in jobs:
             curves.append(run_one(spec, data, tmp, strategy=strategy, student=STUDENTS[student], seed=seed,
                                   review=review, pool_size=len(ids), schedule=schedule, min_agreement=min_agreement,
+                                  calibrate=calibrate,
                                   student_name=student))
             adv()
     rows = []

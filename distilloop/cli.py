@@ -387,7 +387,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if s not in bench.STUDENTS:
             raise UserInputError(f"--students: unknown student '{s}'; choose from {', '.join(bench.STUDENTS)}")
     result = bench.run_benchmark(dataset=args.dataset, students=students, strategies=strategies, seeds=seeds,
-                                 reviews=reviews, pool_limit=args.pool,
+                                 reviews=reviews, pool_limit=args.pool, calibrate=args.calibrate,
                                  progress=Progress(quiet=args.quiet))
     table = bench.format_table(result)
     print(table)
@@ -509,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", type=int, help="number of seeds (default 3, quick 1)")
     sp.add_argument("--reviews", help="comma-separated reviewer settings: auto, simulated (default both; quick: auto)")
     sp.add_argument("--pool", type=int, help="use only the first N recorded pool items")
+    sp.add_argument("--calibrate", choices=("batch", "none"), default="batch",
+                    help="calibration of the teachers' label distributions (default: batch)")
     sp.add_argument("--out", help="also write the table, rows and curves as JSON to this file")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_bench)

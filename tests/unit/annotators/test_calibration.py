@@ -1,0 +1,133 @@
+"""Batch calibration of teachers' logprob distributions: the bias is removed, the ranking kept, and a campaign
+with ``[aggregation] calibrate = "batch"`` trains on the calibrated labels."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distilloop.annotators.aggregation import ConfidenceWeightedVote, Vote, vote_table
+from distilloop.annotators.calibration import BatchCalibration, build_calibration
+from distilloop.errors import ConfigError
+from distilloop.loop.config import load_config
+from distilloop.loop.reviews import votes_from_rows
+from distilloop.loop.runner import Campaign
+from tests.conftest import FIXTURES, replay_config
+
+LABELS = ("negative", "positive")
+
+
+def biased_vote(teacher: str, positive: bool, rng: np.random.Generator, shift: float = 2.5) -> Vote:
+    """A teacher that ranks items well but leans to "positive" by ``shift`` nats: it says positive to nearly all."""
+    logit = shift + (1.0 if positive else -1.0) * 1.5 + rng.normal(0, 0.3)
+    p = 1 / (1 + math.exp(-logit))
+    dist = {"negative": 1 - p, "positive": p}
+    label = "positive" if p >= 0.5 else "negative"
+    return Vote(teacher, label, f"{teacher} says {label}", max(p, 1 - p), True, dist)
+
+
+def test_batch_calibration_removes_a_teachers_label_bias():
+    rng = np.random.default_rng(0)
+    gold = [bool(i % 2) for i in range(100)]
+    votes = {f"x{i}": [biased_vote("t", g, rng)] for i, g in enumerate(gold)}
+    raw_acc = np.mean([votes[f"x{i}"][0].label == ("positive" if g else "negative") for i, g in enumerate(gold)])
+    cal = BatchCalibration().fit(votes.values(), LABELS)
+    out = cal.apply(votes, LABELS)
+    acc = np.mean([out[f"x{i}"][0].label == ("positive" if g else "negative") for i, g in enumerate(gold)])
+    assert raw_acc == 0.5  # the raw teacher says "positive" to everything
+    assert acc == 1.0
+    v = out["x0"][0]  # a negative item the teacher called positive
+    assert v.label == "negative" and v.answered == "positive"
+    assert v.raw_distribution == votes["x0"][0].distribution
+    assert math.isclose(sum(v.distribution.values()), 1.0)
+    assert v.confidence == pytest.approx(v.distribution["negative"])
+    kept = out["x1"][0]
+    assert kept.label == "positive" and kept.answered is None
+
+
+def test_calibration_waits_for_enough_answers_and_skips_teachers_without_distributions():
+    rng = np.random.default_rng(1)
+    few = {f"x{i}": [biased_vote("t", bool(i % 2), rng)] for i in range(5)}
+    cal = BatchCalibration(min_items=20).fit(few.values(), LABELS)
+    assert cal.apply(few, LABELS) == {k: list(v) for k, v in few.items()}
+    plain = {"y": [Vote("u", "positive", "r", 0.9)]}
+    cal = BatchCalibration(min_items=1).fit(plain.values(), LABELS)
+    assert cal.apply(plain, LABELS)["y"][0] == plain["y"][0]
+
+
+def test_a_flipped_vote_keeps_its_rationale_for_display_but_not_for_training():
+    rng = np.random.default_rng(2)
+    votes = {f"x{i}": [biased_vote("t", bool(i % 2), rng)] for i in range(40)}
+    out = BatchCalibration().fit(votes.values(), LABELS).apply(votes, LABELS)
+    flipped = out["x0"]
+    verdict = ConfidenceWeightedVote().aggregate(flipped, LABELS)
+    assert verdict.label == "negative"
+    assert verdict.rationale is None  # "t says positive" argues for the other label
+    assert verdict.votes[0]["rationale"] == "t says positive" and verdict.votes[0]["answered"] == "positive"
+
+
+def test_stored_vote_tables_refit_to_the_same_bias():
+    rng = np.random.default_rng(3)
+    votes = {f"x{i}": [biased_vote("t", bool(i % 2), rng)] for i in range(30)}
+    cal = BatchCalibration().fit(votes.values(), LABELS)
+    stored = {ex: votes_from_rows(json.loads(json.dumps(vote_table(vs)))) for ex, vs in cal.apply(votes, LABELS).items()}
+    again = BatchCalibration().fit(stored.values(), LABELS)
+    assert again.bias_["t"] == pytest.approx(cal.bias_["t"])
+    assert again.apply(stored, LABELS)["x0"][0].label == "negative"
+
+
+def test_unknown_calibration_is_a_config_error():
+    with pytest.raises(ConfigError, match="aggregation.calibrate: must be one of none, batch"):
+        build_calibration("platt")
+    with pytest.raises(ConfigError, match="calibrate_min_items"):
+        BatchCalibration(min_items=0)
+
+
+def _biased_recording(path: Path) -> dict[str, str]:
+    """A replay file for the tiny RT fixture: one teacher that says "positive" to nearly everything."""
+    rng = np.random.default_rng(0)
+    gold = {}
+    with open(FIXTURES / "rt_tiny.jsonl") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    with gzip.open(path, "wt") as g:
+        for r in rows:
+            gold[r["id"]] = r["label"]
+            v = biased_vote("lean", r["label"] == "positive", rng)
+            g.write(json.dumps({"teacher": "lean", "example_id": r["id"], "label": v.label, "rationale": v.rationale,
+                                "confidence": v.confidence, "distribution": v.distribution,
+                                "raw": json.dumps({"label": v.label, "rationale": v.rationale}),
+                                "tokens_in": 90, "tokens_out": 20}) + "\n")
+    return gold
+
+
+@pytest.mark.parametrize("calibrate", ["none", "batch"])
+def test_a_campaign_trains_on_calibrated_labels(tmp_path, calibrate):
+    rec = tmp_path / "lean.jsonl.gz"
+    gold = _biased_recording(rec)
+    path = replay_config(tmp_path, teachers=(), rounds="max_rounds = 2\ninitial_size = 30\nbatch_size = 30",
+                         extra=f'[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "{calibrate}"\n'
+                               f'[[teachers]]\nname = "lean"\nkind = "replay"\nmodel = "lean"\npath = "{rec}"\nsource = "lean"\n')
+    text = path.read_text().replace("min_agreement = 0.7", "min_agreement = 0.0")
+    path.write_text(text)
+    campaign = Campaign.open(load_config(path))
+    try:
+        campaign.run()
+        labeled = campaign.store.labeled()
+        assert len(labeled) == 60
+        acc = np.mean([r["label"] == gold[r["example_id"]] for r in labeled])
+        positive = np.mean([r["label"] == "positive" for r in labeled])
+        if calibrate == "none":
+            assert positive > 0.95
+        else:
+            assert acc > 0.9
+            flipped = [r for r in labeled if r["label"] != "positive"]
+            assert flipped and all(r["rationale"] is None for r in flipped)
+            votes = campaign.store.consensus(flipped[0]["example_id"])["votes"]
+            assert votes[0]["answered"] == "positive" and votes[0]["calibrated_distribution"]
+    finally:
+        campaign.close()
