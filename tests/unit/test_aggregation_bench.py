@@ -6,6 +6,16 @@ import json
 from benchmarks.aggregation import run
 
 
+def write_recording(tmp_path, rows, gold):
+    """A recording (one row per teacher x example) and its data file with the gold labels."""
+    rec, data = tmp_path / "rec.jsonl.gz", tmp_path / "data.jsonl.gz"
+    with gzip.open(rec, "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in rows))
+    with gzip.open(data, "wt") as f:
+        f.write("\n".join(json.dumps({"id": k, "text": "t", "label": v}) for k, v in gold.items()))
+    return rec, data
+
+
 def test_benchmark_counts_tokens_and_escalations(tmp_path):
     gold = {"e1": "positive", "e2": "negative", "e3": "positive"}
     rows = []
@@ -17,11 +27,7 @@ def test_benchmark_counts_tokens_and_escalations(tmp_path):
                      "valid": True, "tokens_in": 100, "tokens_out": 10, "rationale": "r"})
         rows.append({"teacher": "qwen-1.5b", "example_id": ex, "label": y, "confidence": 0.9, "valid": True,
                      "tokens_in": 100, "tokens_out": 20, "rationale": "r"})
-    rec, data = tmp_path / "rec.jsonl.gz", tmp_path / "data.jsonl.gz"
-    with gzip.open(rec, "wt") as f:
-        f.write("\n".join(json.dumps(r) for r in rows))
-    with gzip.open(data, "wt") as f:
-        f.write("\n".join(json.dumps({"id": k, "text": "t", "label": v}) for k, v in gold.items()))
+    rec, data = write_recording(tmp_path, rows, gold)
     out = run(rec, data, min_agreement=0.75, review_share=0.0, seed=0)
     assert out["n_items"] == 3
     cas = next(r for r in out["cascade"] if r["threshold"] == 0.8 and "majority" in r["method"])
@@ -42,11 +48,7 @@ def test_held_out_cascade_scores_each_half_with_the_threshold_chosen_on_the_othe
             label = max(dist, key=dist.get)
             rows.append({"teacher": teacher, "example_id": ex, "label": label, "confidence": dist[label],
                          "distribution": dist, "valid": True, "tokens_in": 100, "tokens_out": 10})
-    rec, data = tmp_path / "rec.jsonl.gz", tmp_path / "data.jsonl.gz"
-    with gzip.open(rec, "wt") as f:
-        f.write("\n".join(json.dumps(r) for r in rows))
-    with gzip.open(data, "wt") as f:
-        f.write("\n".join(json.dumps({"id": k, "text": "t", "label": v}) for k, v in gold.items()))
+    rec, data = write_recording(tmp_path, rows, gold)
     out = run(rec, data, min_agreement=0.75, review_share=0.0, seed=0)
     strong_first = next(h for h in out["held_out"] if h["order"] == "qwen-1.5b -> qwen-0.5b")
     assert [f["n"] for f in strong_first["folds"]] == [20, 20]
