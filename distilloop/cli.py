@@ -179,12 +179,16 @@ def _open_store(args: argparse.Namespace):
 
 def cmd_status(args: argparse.Namespace) -> int:
     from distilloop.loop.report import round_rows, rounds_table, summary
+    from distilloop.loop.stopping import kappa_history, stop_set
 
     config, store = _open_store(args)
     try:
         caps, _ = config.budget.caps()
         s = summary(store, caps)
+        kappas = kappa_history(store)
         if args.json:
+            s["stop_set_size"] = len(stop_set(store) or [])
+            s["kappa_history"] = kappas
             from distilloop.loop.reviews import review_agreement
 
             s["rounds_table"] = round_rows(store)
@@ -213,6 +217,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             console.print(f"active student: {a['version']} (round {a['round']}): {m}")
         _print_review_state(console, store, config)
         console.print(rounds_table(round_rows(store)))
+        if kappas:
+            by_round = ", ".join(f"round {k['round']} {k['kappa']:.3f}" for k in kappas)
+            console.print(f"stabilizing predictions: kappa with the previous round on {len(stop_set(store) or [])} "
+                          f"stop-set items: {by_round}")
         if s["stop_reason"]:
             console.print(f"last stop: {s['stop_reason']}")
     finally:

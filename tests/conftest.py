@@ -21,6 +21,7 @@ def replay_config(tmp_path: Path, **overrides) -> Path:
     rounds = overrides.pop("rounds", "max_rounds = 3\ninitial_size = 20\nbatch_size = 20\nconcurrency = 4")
     latency = overrides.pop("latency", 0.0)
     extra = overrides.pop("extra", "")
+    data = overrides.pop("data", FIXTURES / "rt_tiny.jsonl")
     teachers = "\n".join(
         f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "gpt-4o-mini"\n'
         f'path = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\nsource = "{t}"\nlatency_s = {latency}\n'
@@ -31,7 +32,7 @@ name = "t"
 labels = ["negative", "positive"]
 task = "Classify the sentiment."
 [data]
-path = "{FIXTURES / 'rt_tiny.jsonl'}"
+path = "{data}"
 [budget]
 {budget}
 [rounds]

@@ -165,6 +165,44 @@ class EvaluationSection:
 
 
 @dataclass
+class StoppingSection:
+    """Stopping rules beside ``max_rounds``, ``[rounds] target``, the pool and the budget (each off by default).
+
+    ``stabilizing``: stabilizing predictions (Bloodgood & Vijay-Shanker, CoNLL 2009): a fixed, seeded sample of
+    ``stop_set_size`` pool items is predicted by every round's student; stop when Cohen's kappa between
+    successive rounds' predictions reaches ``kappa``, as the mean (``window_rule = "mean"``, the paper's) or
+    the lowest (``"all"``) of the last ``window`` comparisons. ``dev_target``: stop when the student's
+    ``[evaluation] metric`` on the dev split (gold labels needed) reaches it for ``dev_patience`` rounds in a row.
+    """
+
+    stabilizing: bool = False
+    stop_set_size: int = 2000
+    kappa: float = 0.99
+    window: int = 3
+    window_rule: str = "mean"
+    dev_target: float | None = None
+    dev_patience: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stabilizing, bool):
+            raise ConfigError(f"stopping.stabilizing: must be true or false, got {self.stabilizing!r}")
+        for key in ("stop_set_size", "window", "dev_patience"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"stopping.{key}: must be a positive integer, got {v!r}")
+        k = self.kappa
+        if isinstance(k, bool) or not isinstance(k, int | float) or math.isnan(k) or not -1 <= k <= 1:
+            raise ConfigError(f"stopping.kappa: must be a kappa in [-1, 1] (the paper uses 0.99), got {k!r}")
+        if self.window_rule not in ("mean", "all"):
+            raise ConfigError(f"stopping.window_rule: must be 'mean' (the paper's) or 'all', got "
+                              f"{self.window_rule!r}{did_you_mean(str(self.window_rule), ['mean', 'all'])}")
+        t = self.dev_target
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 1):
+            raise ConfigError(f"stopping.dev_target: must be a metric value in (0, 1], got {t!r}; "
+                              "remove the key for no dev target")
+
+
+@dataclass
 class Component:
     """A pluggable part named by ``kind`` with its own options (checked by the part's constructor)."""
 
@@ -181,6 +219,7 @@ class CampaignConfig:
     rounds: RoundsSection
     routing: RoutingSection
     evaluation: EvaluationSection
+    stopping: StoppingSection
     strategy: Component
     student: Component
     review: Component
@@ -219,7 +258,7 @@ class CampaignConfig:
 
 SECTIONS: dict[str, type] = {
     "campaign": CampaignSection, "data": DataSection, "budget": BudgetSection, "rounds": RoundsSection,
-    "routing": RoutingSection, "evaluation": EvaluationSection,
+    "routing": RoutingSection, "evaluation": EvaluationSection, "stopping": StoppingSection,
 }
 COMPONENTS = {"strategy": ("name", "entropy"), "student": ("kind", "tfidf_logreg"), "review": ("kind", "auto"),
               "aggregation": ("method", "majority")}

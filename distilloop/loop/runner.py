@@ -24,19 +24,28 @@ from distilloop.annotators.base import LabelingItem, Teacher
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.annotators.review import ReviewItem
 from distilloop.data import Example, load_examples
-from distilloop.errors import BatchPending, ReviewError, StoreError
-from distilloop.loop import factory
+from distilloop.errors import BatchPending, ConfigError, ReviewError, StoreError
+from distilloop.loop import factory, stopping
 from distilloop.loop.budget import Budget
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.metrics import evaluate
 from distilloop.loop.progress import Progress
-from distilloop.loop.reviews import aggregate_round, pull_reviews, push_pending, update_reliability, votes_from_rows
+from distilloop.loop.reviews import (
+    aggregate_round,
+    pull_reviews,
+    push_pending,
+    update_reliability,
+    votes_from_rows,
+)
 from distilloop.loop.routing import ACCEPT, ASK_NEXT, REVIEW, CascadePolicy, ThresholdRouter
 from distilloop.storage.store import Spend, Store
 from distilloop.strategies.base import SelectionContext
 from distilloop.students.base import Student
 
 log = logging.getLogger(__name__)
+
+#: salt of the stop set's generator (round 0): apart from every round's selection draws
+STOP_SET_SALT = 57
 
 
 @dataclass
@@ -86,6 +95,11 @@ class Campaign:
                     f"{path} belongs to a campaign with other labels, data or teachers than {config.path}; "
                     "changing those under a running campaign would mix incompatible answers: set a new "
                     "[campaign] store (or name) to start a new campaign")
+            try:
+                stopping.check_dev_split(config, store.examples("dev"))
+            except ConfigError:
+                store.close()
+                raise
         else:
             # build every part first, so a config error leaves no store behind
             factory.build_teachers(config)
@@ -94,6 +108,7 @@ class Campaign:
             factory.build_aggregator(config)
             factory.build_calibration(config)
             examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels)
+            stopping.check_dev_split(config, examples)
             store = Store.create(path, examples, {"fingerprint": fingerprint, "name": config.campaign.name,
                                                   "labels": config.campaign.labels, "config": config.raw})
         return cls(config, store, **kwargs)
@@ -133,6 +148,12 @@ class Campaign:
     def rng(self, round_no: int, salt: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.config.campaign.seed, round_no, salt])
 
+    def stop_set(self) -> list[str]:
+        """The fixed stop set of stabilizing predictions: chosen once from the unlabeled pool (seeded by the
+        campaign seed), then read back from the store, so a resumed campaign predicts the same items."""
+        return stopping.ensure_stop_set(self.store, [e.id for e in self.unlabeled_pool()],
+                                        self.config.stopping.stop_set_size, self.rng(0, salt=STOP_SET_SALT))
+
     # -- the loop ------------------------------------------------------------------------------------
     def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:
         """Run rounds until a stopping rule holds; return the stop reason."""
@@ -141,6 +162,8 @@ class Campaign:
             log.warning("%d call(s) were in flight when the last run stopped; charged at their reservation",
                         recovered)
             self.budget.spent = self.store.spent()
+        if self.config.stopping.stabilizing:
+            self.stop_set()  # before the first selection of this campaign (or of the rule): from the whole pool
         rounds_run = 0
         while True:
             rounds = self.store.rounds()
@@ -186,6 +209,9 @@ class Campaign:
         metric = self.config.evaluation.metric
         if target is not None and active and active["metrics"].get(metric, 0) >= target:
             return f"target reached: {metric} {active['metrics'][metric]:.4f} >= {target}"
+        reason = stopping.stopping_reason(self.store, self.config.stopping, metric)
+        if reason is not None:
+            return reason
         if not self.unlabeled_pool():
             return "pool exhausted: every pool example has been annotated"
         exhausted = self.budget.exhausted()
@@ -368,6 +394,9 @@ class Campaign:
             student.fit(texts, y, classes=self.labels, rationales=[r["rationale"] for r in labeled],
                         soft_labels=[r["soft_label"] for r in labeled], warm_start=previous)
         metrics = self.evaluate(student)
+        if self.config.stopping.dev_target is not None:
+            dev = self.evaluate(student, split="dev")
+            metrics.update({f"dev_{k}": v for k, v in dev.items() if k != "n"})
         active = self.store.active_student()
         metric = self.config.evaluation.metric
         promote = active is None or (
@@ -379,17 +408,24 @@ class Campaign:
         student.save(path)
         existing = {s["version"] for s in self.store.students()}
         version = student.version_ if student.version_ not in existing else f"{student.version_}-r{round_no}"
-        self.store.record_student(version=version, round_no=round_no, kind=student.kind, path=str(path),
-                                  parent=active["version"] if active else None, metrics=metrics,
-                                  n_train=len(texts), train_seconds=student.fit_seconds_, promoted=promote)
+        stop_ids = self.stop_set() if self.config.stopping.stabilizing else []
+        stop_pred = student.predict([self._examples[i].text for i in stop_ids]) if stop_ids else []
+        with self.store.atomic():
+            self.store.record_student(version=version, round_no=round_no, kind=student.kind, path=str(path),
+                                      parent=active["version"] if active else None, metrics=metrics,
+                                      n_train=len(texts), train_seconds=student.fit_seconds_, promoted=promote)
+            if stop_ids:
+                stopping.record_predictions(self.store, round_no, version, stop_ids, stop_pred)
         return metrics
 
-    def evaluate(self, student: Student) -> dict[str, float]:
-        split = [e for e in self._examples.values() if e.split == self.config.evaluation.split and e.gold]
-        if not split:
+    def evaluate(self, student: Student, split: str | None = None) -> dict[str, float]:
+        """``student``'s metrics on the gold-labeled rows of ``split`` (default: ``[evaluation] split``)."""
+        name = split or self.config.evaluation.split
+        rows = [e for e in self._examples.values() if e.split == name and e.gold]
+        if not rows:
             return {}
-        pred = student.predict([e.text for e in split])
-        return evaluate([e.gold for e in split], pred, self.labels)  # type: ignore[misc]
+        pred = student.predict([e.text for e in rows])
+        return evaluate([e.gold for e in rows], pred, self.labels)  # type: ignore[misc]
 
     def close(self) -> None:
         self.reviewer.close()

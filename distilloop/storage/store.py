@@ -415,3 +415,8 @@ class Store:
     def cache_put(self, kind: str, key: str, value: bytes) -> None:
         self.db.table("cache").upsert({"kind": kind, "key": key, "value": value, "created_at": now()},
                                 pk=("kind", "key"))
+
+    def cache_items(self, kind: str) -> list[tuple[str, bytes]]:
+        """Every ``(key, value)`` of one kind, ordered by key."""
+        rows = self.db.query("select key, value from cache where kind = ? order by key", [kind])
+        return [(r["key"], r["value"]) for r in rows]

@@ -5,7 +5,8 @@
   Active Learning", arXiv 1901.05954, 2019).
 * :class:`CoreSet`: greedy k-center (Sener & Savarese, "Active Learning for Convolutional Neural Networks: A
   Core-Set Approach", ICLR 2018): repeatedly take the item farthest from everything labeled or already
-  picked; a 2-approximation of the minimax cover.
+  picked; a 2-approximation of the minimax cover (exact greedy, pruned by the triangle inequality:
+  :mod:`distilloop.strategies.kcenter`).
 
 On large pools both work on a seeded uniform candidate subsample of ``max_candidates`` items (default
 100,000; ``None`` uses the whole pool); k-means fits its centres on a further sample of at least 20 items
@@ -17,27 +18,16 @@ per cluster (the centres of a uniform sample estimate the pool's, as in mini-bat
 from __future__ import annotations
 
 import warnings
-from contextlib import nullcontext
-from typing import Any
 
 import numpy as np
 
 from distilloop.strategies.base import Selection, SelectionContext, Strategy
 from distilloop.strategies.embeddings import labeled_embeddings, pool_embeddings
+from distilloop.strategies.geometry import nearest_centre, single_threaded_blas
+from distilloop.strategies.kcenter import k_center_greedy
 
-
-def single_threaded_blas() -> Any:
-    """One BLAS thread for loops of many small matrix-vector products.
-
-    Each product is memory-bound and too small to share out; with several BLAS threads on a busy machine the
-    threads wait on each other at every call (measured here on 2 shared cores: greedy k-center and k-means
-    5-8x slower with 2 OpenBLAS threads than with 1).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # threadpoolctl comes with scikit-learn; without it, leave the defaults
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+__all__ = ["CoreSet", "KMeansSampling", "k_center_greedy", "kmeans_pick", "kmeans_plus_plus", "nearest_centre",
+           "single_threaded_blas"]
 
 
 def _candidates(size: int, max_candidates: int | None, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -53,22 +43,6 @@ def _candidate_embeddings(ctx: SelectionContext, cand: np.ndarray) -> np.ndarray
     from distilloop.strategies.subsample import subcontext
 
     return pool_embeddings(subcontext(ctx, cand))
-
-
-def nearest_centre(X: np.ndarray, centres: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """For each row of ``X``: the index of its nearest centre and the squared distance to it."""
-    X = np.asarray(X, dtype=np.float32)
-    centres = np.asarray(centres, dtype=np.float32)
-    csq = np.einsum("ij,ij->i", centres, centres)
-    labels = np.empty(len(X), dtype=np.int64)
-    dist = np.empty(len(X), dtype=np.float32)
-    for s in range(0, len(X), chunk):
-        x = X[s:s + chunk]
-        d = csq[None, :] - 2.0 * (x @ centres.T)
-        j = d.argmin(axis=1)
-        labels[s:s + chunk] = j
-        dist[s:s + chunk] = d[np.arange(len(x)), j] + np.einsum("ij,ij->i", x, x)
-    return labels, np.maximum(dist, 0.0)
 
 
 def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator,
@@ -136,38 +110,6 @@ def kmeans_pick(X: np.ndarray, n: int, rng: np.random.Generator, *, weights: np.
         rest = np.flatnonzero(~taken)
         picked += list(rest[np.argsort(-dist[rest], kind="stable")[: n - len(picked)]])
     return np.asarray(picked[:n], dtype=np.int64)
-
-
-def k_center_greedy(X: np.ndarray, n: int, rng: np.random.Generator,
-                    labeled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy k-center: positions of ``n`` rows of ``X``, each the farthest from the labeled rows and the
-    rows picked before it; also each pick's distance at the time it was picked (its score)."""
-    X = np.asarray(X, dtype=np.float32)
-    n = min(n, len(X))
-    sq = np.einsum("ij,ij->i", X, X)
-    if labeled is not None and len(labeled):
-        min_d = nearest_centre(X, labeled)[1]  # squared distance to the nearest labeled item
-        first = None
-    else:
-        min_d = np.full(len(X), np.inf, dtype=np.float32)
-        first = int(rng.integers(len(X)))  # nothing labeled: start from a seeded random point
-    picked = np.empty(n, dtype=np.int64)
-    scores = np.empty(n, dtype=np.float64)
-    with single_threaded_blas():
-        for t in range(len(picked)):
-            if t == 0 and first is not None:
-                j = first
-            else:
-                j = int(np.argmax(min_d))
-            picked[t] = j
-            scores[t] = float(np.sqrt(max(min_d[j], 0.0))) if np.isfinite(min_d[j]) else float("inf")
-            d = X @ X[j]  # in place from here: this loop is memory-bound, one pass over X per pick
-            d *= -2.0
-            d += sq
-            d += sq[j]
-            np.minimum(min_d, d, out=min_d)
-            min_d[j] = -1.0  # never picked twice, even when duplicates sit at distance 0
-    return picked, scores
 
 
 class KMeansSampling(Strategy):

@@ -134,3 +134,15 @@ def test_students_list_rollback_and_export(tmp_path):
     assert exported.predict(["a great film"])[0] in ("negative", "positive")
     bad = cli("students", cfg, "--rollback", "nope")
     assert bad.returncode == 1 and "no student version" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_status_shows_the_kappa_history_of_stabilizing_predictions(tmp_path):
+    cfg = replay_config(tmp_path, rounds="max_rounds = 3\ninitial_size = 20\nbatch_size = 10",
+                        extra="[stopping]\nstabilizing = true\nstop_set_size = 30\nkappa = 1.0\n")
+    assert cli("run", "-q", cfg).returncode == 0
+    s = json.loads(cli("status", "--json", cfg).stdout)
+    assert s["stop_set_size"] == 30 and [k["round"] for k in s["kappa_history"]] == [2, 3]
+    assert all(-1 <= k["kappa"] <= 1 for k in s["kappa_history"])
+    text = cli("status", cfg).stdout
+    shown = ", ".join(f"round {k['round']} {k['kappa']:.3f}" for k in s["kappa_history"])
+    assert f"kappa with the previous round on 30 stop-set items: {shown}" in " ".join(text.split())

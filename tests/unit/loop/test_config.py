@@ -75,3 +75,32 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     cfg = load_config(p)
     assert cfg.data_path == tmp_path / "sub" / "d.jsonl"
     assert cfg.store_path == tmp_path / "sub" / "c.distilloop.db"
+
+
+def test_stopping_defaults_are_off():
+    s = parse_config(with_()).stopping
+    assert (s.stabilizing, s.dev_target) == (False, None)
+    assert (s.stop_set_size, s.kappa, s.window, s.window_rule, s.dev_patience) == (2000, 0.99, 3, "mean", 1)
+    s = parse_config(with_(stopping={"stabilizing": True, "kappa": 1, "window_rule": "all", "dev_target": 0.85,
+                                     "dev_patience": 2})).stopping
+    assert (s.stabilizing, s.kappa, s.window_rule, s.dev_target, s.dev_patience) == (True, 1, "all", 0.85, 2)
+
+
+@pytest.mark.parametrize("stopping,match", [
+    ({"stabilising": True}, r"stopping.stabilising: unknown key \(did you mean 'stabilizing'\?\); \[stopping\] takes"),
+    ({"stabilizing": "yes"}, r"stopping.stabilizing: must be true or false, got 'yes'"),
+    ({"stop_set_size": 0}, r"stopping.stop_set_size: must be a positive integer, got 0"),
+    ({"stop_set_size": 2.5}, r"stopping.stop_set_size: expected int, got float 2.5"),
+    ({"kappa": 1.5}, r"stopping.kappa: must be a kappa in \[-1, 1\] \(the paper uses 0.99\), got 1.5"),
+    ({"kappa": "high"}, r"stopping.kappa: expected float, got str 'high'"),
+    ({"window": 0}, r"stopping.window: must be a positive integer, got 0"),
+    ({"window_rule": "men"}, r"stopping.window_rule: must be 'mean' \(the paper's\) or 'all', got 'men' "
+                             r"\(did you mean 'mean'\?\)"),
+    ({"dev_target": 85}, r"stopping.dev_target: must be a metric value in \(0, 1\], got 85; remove the key"),
+    ({"dev_target": True}, r"stopping.dev_target: must be a metric value in \(0, 1\], got True"),
+    ({"dev_patience": -1}, r"stopping.dev_patience: must be a positive integer, got -1"),
+    ("on", r"stopping: must be a table \(\[stopping\]\), got str"),
+])
+def test_bad_stopping_values_name_the_key_and_the_fix(stopping, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_config(with_(stopping=stopping))
