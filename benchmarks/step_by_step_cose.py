@@ -15,6 +15,7 @@ come from thousands of examples and T5 models). ``--model`` takes any local caus
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -47,7 +48,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--max-rationale-tokens", type=int, default=48)
-    ap.add_argument("--teacher-rationales", type=Path, default=None)
+    ap.add_argument("--teacher-rationales", type=Path, default=None,
+                    help="a recording (benchmarks/record_teachers.py, .jsonl or .jsonl.gz) or {id, rationale} rows")
+    ap.add_argument("--teacher", default=None, help="the teacher of the recording to take rationales from")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -65,11 +68,24 @@ def main() -> None:
     settings = [("no rationales (label fine-tuning)", None, 1.0),
                 (f"human rationales (alpha={args.alpha})", [r["rationale"] for r in train], args.alpha)]
     if args.teacher_rationales:
-        by_id = {}
-        with open(args.teacher_rationales) as f:
+        by_id, teacher_labels = {}, {}
+        opener = gzip.open if args.teacher_rationales.suffix == ".gz" else open
+        with opener(args.teacher_rationales, "rt") as f:
             for line in f:
-                row = json.loads(line)
-                by_id[row["id"]] = row.get("rationale")
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by an interrupted recording
+                if args.teacher and row.get("teacher") not in (None, args.teacher):
+                    continue
+                key = row.get("example_id", row.get("id"))
+                by_id[key] = row.get("rationale")
+                teacher_labels[key] = row.get("label")
+        covered = [r for r in train if by_id.get(r["id"])]
+        agree = np.mean([teacher_labels.get(r["id"]) == r["label"] for r in covered]) if covered else float("nan")
+        print(f"teacher rationales: {len(covered)} of {len(train)} training items covered by "
+              f"{args.teacher or 'the file'}; its labels agree with gold on {agree:.3f} of them (gold labels are "
+              "used in every setting, so only the rationales differ)", flush=True)
         settings.append((f"teacher rationales (alpha={args.alpha})", [by_id.get(r["id"]) for r in train],
                          args.alpha))
     print(f"CoS-E v1.0: {len(X)} training items, {len(Xt)} test items, classes {classes}, "
