@@ -1,4 +1,5 @@
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,38 @@ def fixtures() -> Path:
     return FIXTURES
 
 
+def campaign_toml(*, name: str = "t", data: Path | str = FIXTURES / "rt_tiny.jsonl",
+                  task: str = "Classify the sentiment.", budget: str = "max_usd = 1.0",
+                  rounds: str = "max_rounds = 1", extra: str = "") -> str:
+    """The `[campaign]`/`[data]`/`[budget]`/`[rounds]` header of a test campaign on the RT labels, then `extra`
+    (teachers, strategy, routing...) verbatim."""
+    return f"""
+[campaign]
+name = "{name}"
+labels = ["negative", "positive"]
+task = "{task}"
+[data]
+path = "{data}"
+[budget]
+{budget}
+[rounds]
+{rounds}
+{extra}"""
+
+
+def sqlite_count(db, sql):
+    """The first column of `sql`'s first row, read-only on a database another process may be writing; 0 while
+    the database or its tables do not exist yet."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute(sql).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
 def replay_config(tmp_path: Path, **overrides) -> Path:
     """A small campaign on the tiny RT fixture with three replay teachers (synthetic answers)."""
     budget = overrides.pop("budget", 'max_tokens_in = 200000\nmax_tokens_out = 50000\nmax_usd = 1.0')
@@ -26,22 +59,8 @@ def replay_config(tmp_path: Path, **overrides) -> Path:
         f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "gpt-4o-mini"\n'
         f'path = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\nsource = "{t}"\nlatency_s = {latency}\n'
         for t in overrides.pop("teachers", ("a", "b", "c")))
-    text = f"""
-[campaign]
-name = "t"
-labels = ["negative", "positive"]
-task = "Classify the sentiment."
-[data]
-path = "{data}"
-[budget]
-{budget}
-[rounds]
-{rounds}
-{teachers}
-[routing]
-min_agreement = 0.7
-{extra}
-"""
+    text = campaign_toml(name="t", data=data, budget=budget, rounds=rounds,
+                         extra=f"{teachers}\n[routing]\nmin_agreement = 0.7\n{extra}\n")
     path = tmp_path / "campaign.toml"
     path.write_text(text)
     return path

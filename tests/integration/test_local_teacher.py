@@ -6,7 +6,7 @@ import json
 import pytest
 
 from distilloop.annotators.base import LabelingItem
-from tests.conftest import ROOT
+from tests.conftest import campaign_toml
 from tests.unit.annotators.contract import TeacherContract
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
@@ -45,25 +45,16 @@ def test_a_campaign_round_with_the_local_teacher(model_path, tmp_path):
     from distilloop.loop.runner import Campaign
 
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f"""
-[campaign]
-name = "llm"
-labels = ["negative", "positive"]
-task = "Classify the sentiment of the movie review snippet as negative or positive."
-[data]
-path = "{ROOT / 'tests/fixtures/rt_tiny.jsonl'}"
-[budget]
-max_tokens_in = 100000
-max_tokens_out = 1000
-[rounds]
-max_rounds = 1
-initial_size = 3
+    cfg.write_text(campaign_toml(
+        name="llm", task="Classify the sentiment of the movie review snippet as negative or positive.",
+        budget="max_tokens_in = 100000\nmax_tokens_out = 1000", rounds="max_rounds = 1\ninitial_size = 3",
+        extra=f"""\
 [[teachers]]
 name = "qwen-0.5b"
 kind = "llama_cpp"
 model = "{model_path}"
 max_tokens = 64
-""")
+"""))
     campaign = Campaign.open(load_config(cfg))
     reason = campaign.run()
     assert reason.startswith("max rounds")

@@ -18,7 +18,7 @@ from distilloop.annotators.openai_teacher import OpenAITeacher
 from distilloop.annotators.pricing import Price
 from distilloop.testing.fake_http import serve
 from distilloop.testing.fake_llm_api import FakeLLMAPI
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import ROOT, campaign_toml, sqlite_count
 
 KEY = "sk-integration-secret-0123456789"
 LABELS = ("negative", "positive")
@@ -53,33 +53,11 @@ def test_live_answers_over_http(server):
     assert all(r["authorization"] == f"Bearer {KEY}" for r in server.api.requests)
 
 
-def _count(db, sql):
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute(sql).fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:
-        return 0
-
-
 def test_batch_interrupted_by_a_restart_is_ingested_at_batch_prices(server, tmp_path):
     server.api.hold_batches = True
     cfg = tmp_path / "campaign.toml"
     n = 6
-    cfg.write_text(f"""
-[campaign]
-name = "batch"
-labels = ["negative", "positive"]
-task = "Classify the sentiment."
-[data]
-path = "{FIXTURES / 'rt_tiny.jsonl'}"
-[budget]
-max_usd = 1.0
-[rounds]
-max_rounds = 1
-initial_size = {n}
+    cfg.write_text(campaign_toml(name="batch", rounds=f"max_rounds = 1\ninitial_size = {n}", extra=f"""\
 [[teachers]]
 name = "gpt"
 kind = "openai"
@@ -96,13 +74,13 @@ base_url = "{server.anthropic_url}"
 mode = "batch"
 batch_poll_s = 0.05
 batch_wait_s = 120
-""")
+"""))
     db = tmp_path / "batch.distilloop.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 90
-    while _count(db, "select count(*) from teacher_calls where status = 'submitted'") < 2 * n:
+    while sqlite_count(db, "select count(*) from teacher_calls where status = 'submitted'") < 2 * n:
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
             raise AssertionError("the batches were never submitted: " + proc.stderr.read().decode())
@@ -110,8 +88,8 @@ batch_wait_s = 120
     time.sleep(0.2)  # it is polling the held batches now
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert len(server.api.batches) == 2 and _count(db, "select count(*) from ledger") == 0
-    assert _count(db, "select count(distinct batch_id) from teacher_calls") == 2
+    assert len(server.api.batches) == 2 and sqlite_count(db, "select count(*) from ledger") == 0
+    assert sqlite_count(db, "select count(distinct batch_id) from teacher_calls") == 2
 
     server.api.release_batches()  # the provider finishes the batches while distilloop is down
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)

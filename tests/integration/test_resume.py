@@ -7,18 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import replay_config
-
-
-def count(db, sql):
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute(sql).fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:
-        return 0
+from tests.conftest import replay_config, sqlite_count
 
 
 def test_sigkill_mid_round_then_resume(tmp_path):
@@ -30,7 +19,7 @@ def test_sigkill_mid_round_then_resume(tmp_path):
     deadline = time.time() + 60
     # kill inside round 2, once some of its calls are settled
     while time.time() < deadline:
-        if count(db, "select count(*) from teacher_calls where round = 2 and status = 'ok'") >= 10:
+        if sqlite_count(db, "select count(*) from teacher_calls where round = 2 and status = 'ok'") >= 10:
             break
         time.sleep(0.02)
     else:
@@ -38,7 +27,7 @@ def test_sigkill_mid_round_then_resume(tmp_path):
         raise AssertionError("the campaign never reached round 2: " + proc.stderr.read().decode())
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    labeled_before = count(db, "select count(*) from labels")
+    labeled_before = sqlite_count(db, "select count(*) from labels")
     assert labeled_before >= 20  # round 1 finished
 
     resumed = subprocess.run([sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)],

@@ -8,24 +8,13 @@ import pytest
 from distilloop.loop.config import load_config
 from distilloop.loop.runner import Campaign
 from distilloop.testing.fake_llm_api import FakeLLMAPI
-from tests.conftest import FIXTURES
+from tests.conftest import campaign_toml
 from tests.unit.annotators.remote_helpers import KEY, generation_requests, openai_teacher
 
 
 def campaign(tmp_path, api, prompt):
     path = tmp_path / "c.toml"
-    path.write_text(f"""
-[campaign]
-name = "p"
-labels = ["negative", "positive"]
-task = "Classify the sentiment."
-[data]
-path = "{FIXTURES / 'rt_tiny.jsonl'}"
-[budget]
-max_usd = 1.0
-[rounds]
-max_rounds = 1
-initial_size = 4
+    path.write_text(campaign_toml(name="p", rounds="max_rounds = 1\ninitial_size = 4", extra=f"""\
 [strategy]
 name = "random"
 [[teachers]]
@@ -33,7 +22,7 @@ name = "gpt"
 kind = "openai"
 model = "gpt-4o-mini"
 prompt = "{prompt}"
-""")
+"""))
     return Campaign.open(load_config(path), teachers=[openai_teacher(api, prompt=prompt)])
 
 

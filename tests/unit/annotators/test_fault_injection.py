@@ -9,7 +9,7 @@ from distilloop.annotators.base import Usage
 from distilloop.loop.config import load_config
 from distilloop.loop.runner import Campaign
 from distilloop.testing.fake_llm_api import FakeLLMAPI
-from tests.conftest import FIXTURES
+from tests.conftest import campaign_toml
 from tests.unit.annotators.remote_helpers import KEY, anthropic_teacher, openai_teacher
 
 HTTP_FAULTS = ("429", "500", "529", "malformed_json", "disconnect")
@@ -18,19 +18,8 @@ ANSWER_FAULTS = ("bad_label", "bad_content")
 
 def remote_config(tmp_path, n=20):
     path = tmp_path / "campaign.toml"
-    path.write_text(f"""
-[campaign]
-name = "faults"
-labels = ["negative", "positive"]
-task = "Classify the sentiment."
-[data]
-path = "{FIXTURES / 'rt_tiny.jsonl'}"
-[budget]
-max_usd = 1.0
-[rounds]
-max_rounds = 1
-initial_size = {n}
-concurrency = 8
+    path.write_text(campaign_toml(name="faults", rounds=f"max_rounds = 1\ninitial_size = {n}\nconcurrency = 8",
+                                  extra="""\
 [[teachers]]
 name = "gpt"
 kind = "openai"
@@ -41,7 +30,7 @@ name = "claude"
 kind = "anthropic"
 model = "claude-haiku-4-5"
 base_url = "http://fake.test"
-""")
+"""))
     return load_config(path)
 
 

@@ -8,24 +8,12 @@ import pytest
 
 from distilloop.loop.config import load_config
 from distilloop.loop.estimate import estimate_campaign
-from tests.conftest import FIXTURES
+from tests.conftest import campaign_toml
 
 
 def config(tmp_path, teachers, rounds="max_rounds = 3\ninitial_size = 10\nbatch_size = 5", budget="max_usd = 1.0"):
     path = tmp_path / "c.toml"
-    path.write_text(f"""
-[campaign]
-name = "est"
-labels = ["negative", "positive"]
-task = "Classify the sentiment."
-[data]
-path = "{FIXTURES / 'rt_tiny.jsonl'}"
-[budget]
-{budget}
-[rounds]
-{rounds}
-{teachers}
-""")
+    path.write_text(campaign_toml(name="est", budget=budget, rounds=rounds, extra=f"{teachers}\n"))
     return path
 
 
