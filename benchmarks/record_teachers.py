@@ -25,6 +25,7 @@ import numpy as np
 
 from distilloop.annotators.base import LabelingItem
 from distilloop.annotators.local import LlamaCppTeacher
+from distilloop.annotators.prompts import get_style
 from distilloop.data import DataSpec, load_examples
 
 TASKS = {
@@ -43,6 +44,8 @@ def main() -> int:
     ap.add_argument("--teacher", action="append", required=True, help="NAME=MODEL (alias or .gguf)")
     ap.add_argument("--max-tokens", type=int, default=80)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--prompt", default="zero_shot_rationale",
+                    help="the prompt style (ground_truth_priming gives each item its gold label to explain)")
     args = ap.parse_args()
     stem = Path(args.data).name.split(".")[0]
     task, fields = TASKS[stem]
@@ -67,13 +70,14 @@ def main() -> int:
     for spec in args.teacher:
         name, _, model = spec.partition("=")
         teachers.append((name, model, LlamaCppTeacher(name=name, model=model, max_tokens=args.max_tokens,
-                                                      n_threads=args.threads)))
+                                                      n_threads=args.threads, prompt=args.prompt)))
     # example by example, every teacher in turn: a partial recording covers the same items for all teachers
     todo = [e for e in examples if any((name, e.id) not in done for name, _, _ in teachers)]
     print(f"{len(todo)} examples to record ({len(examples) - len(todo)} already)", file=sys.stderr, flush=True)
     started = time.time()
     for i, e in enumerate(todo, 1):
-        item = LabelingItem(e.id, e.fields, tuple(labels), task)
+        gold = e.gold if get_style(args.prompt).needs_gold else None  # only ground-truth priming sees gold
+        item = LabelingItem(e.id, e.fields, tuple(labels), task, gold=gold)
         for name, model, teacher in teachers:
             if (name, e.id) in done:
                 continue
