@@ -236,9 +236,12 @@ def summarize(curves: list[Curve], full_tokens: float, full_acc: float) -> list[
     return rows
 
 
-STRATEGIES_DEFAULT = ("random", "entropy", "margin", "least_confidence", "cost_aware", "small-text:BreakingTies",
+# with two classes entropy, margin and least confidence rank items identically: one stands for all three
+STRATEGIES_DEFAULT = ("random", "entropy", "kmeans", "uncertainty_kmeans", "cost_aware", "small-text:BreakingTies",
                       "small-text:PredictionEntropy")
 STRATEGIES_QUICK = ("random", "entropy", "small-text:BreakingTies")
+STUDENTS_DEFAULT = ("embedding_mpnet",)
+STUDENTS_QUICK = ("tfidf_logreg",)  # no encoder to load: the CI grid stays under a few minutes
 STUDENTS: dict[str, dict[str, Any]] = {
     "tfidf_logreg": {"kind": "tfidf_logreg"},
     # little regularisation: with tens of labels, C=1 on unit-norm MiniLM embeddings predicts the prior

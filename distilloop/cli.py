@@ -390,7 +390,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         bench.STRATEGIES_QUICK if args.quick else bench.STRATEGIES_DEFAULT)
     seeds = tuple(range(args.seeds if args.seeds else (1 if args.quick else 3)))
     reviews = csv(args.reviews) if args.reviews else (("auto",) if args.quick else ("auto", "simulated"))
-    students = csv(args.students) if args.students else ("tfidf_logreg",)
+    students = csv(args.students) if args.students else (
+        bench.STUDENTS_QUICK if args.quick else bench.STUDENTS_DEFAULT)
     for s in students:
         if s not in bench.STUDENTS:
             raise UserInputError(f"--students: unknown student '{s}'; choose from {', '.join(bench.STUDENTS)}")
@@ -513,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dataset", default="rt_polarity", help="a data set with recordings (default: rt_polarity)")
     sp.add_argument("--quick", action="store_true", help="a small grid for CI (one seed, three strategies)")
     sp.add_argument("--strategies", help="comma-separated strategies (small-text ones as small-text:NAME)")
-    sp.add_argument("--students", help="comma-separated students (default: tfidf_logreg)")
+    sp.add_argument("--students", help="comma-separated students: tfidf_logreg, embedding_linear (MiniLM), "
+                                       "embedding_mpnet (default; quick: tfidf_logreg)")
     sp.add_argument("--seeds", type=int, help="number of seeds (default 3, quick 1)")
     sp.add_argument("--reviews", help="comma-separated reviewer settings: auto, simulated (default both; quick: auto)")
     sp.add_argument("--pool", type=int, help="use only the first N recorded pool items")
