@@ -68,6 +68,10 @@ max_tokens = 96
 [routing]
 min_agreement = 0.5
 
+[aggregation]
+method = "majority"
+# calibrate = "batch"  # remove each teacher's label bias (logprob teachers; assumes no label is very rare)
+
 [review]
 kind = "auto"
 
@@ -77,6 +81,9 @@ kind = "tfidf_logreg"
 [evaluation]
 split = "test"
 metric = "accuracy"
+
+[stopping]
+stabilizing = false   # true: stop once the student's predictions on a fixed stop set stop changing
 '''
 
 
