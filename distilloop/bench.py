@@ -263,7 +263,7 @@ class BenchResult:
 
 
 def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = ("tfidf_logreg",),
-                  strategies: tuple[str, ...] = STRATEGIES_DEFAULT, seeds: tuple[int, ...] = (0, 1, 2),
+                  strategies: tuple[str, ...] = STRATEGIES_DEFAULT, seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
                   reviews: tuple[str, ...] = ("auto", "simulated"), pool_limit: int | None = None,
                   schedule: tuple[int, float, int] = (10, 1.3, 40), min_agreement: float = 0.75,
                   calibrate: str = "batch",

@@ -395,7 +395,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     strategies = csv(args.strategies) if args.strategies else (
         bench.STRATEGIES_QUICK if args.quick else bench.STRATEGIES_DEFAULT)
-    seeds = tuple(range(args.seeds if args.seeds else (1 if args.quick else 3)))
+    seeds = tuple(range(args.seeds if args.seeds else (1 if args.quick else 5)))
     reviews = csv(args.reviews) if args.reviews else (("auto",) if args.quick else ("auto", "simulated"))
     students = csv(args.students) if args.students else (
         bench.STUDENTS_QUICK if args.quick else bench.STUDENTS_DEFAULT)
@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--strategies", help="comma-separated strategies (small-text ones as small-text:NAME)")
     sp.add_argument("--students", help="comma-separated students: tfidf_logreg, embedding_linear (MiniLM), "
                                        "embedding_mpnet (default; quick: tfidf_logreg)")
-    sp.add_argument("--seeds", type=int, help="number of seeds (default 3, quick 1)")
+    sp.add_argument("--seeds", type=int, help="number of seeds (default 5, quick 1)")
     sp.add_argument("--reviews", help="comma-separated reviewer settings: auto, simulated (default both; quick: auto)")
     sp.add_argument("--pool", type=int, help="use only the first N recorded pool items")
     sp.add_argument("--calibrate", choices=("batch", "none"), default="batch",
