@@ -38,7 +38,10 @@ def llama_server(tmp_path_factory):
     port = _free_port()
     log = open(tmp_path_factory.mktemp("llama") / "server.log", "wb")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+                             "--port", str(port), "--n_ctx", "2048",
+                             # one thread: llama.cpp's threads spin while they wait for each other, so two
+                             # threads on a busy 2-core machine slow it down many times over
+                             "--n_threads", "1"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
