@@ -131,3 +131,41 @@ def test_a_campaign_trains_on_calibrated_labels(tmp_path, calibrate):
             assert votes[0]["answered"] == "positive" and votes[0]["calibrated_distribution"]
     finally:
         campaign.close()
+
+
+def test_the_cascade_decides_on_calibrated_confidences(tmp_path):
+    """With calibration on, the second tier is asked exactly where the first teacher's *calibrated*
+    confidence is below the threshold (the raw one would escalate other items)."""
+    rec = tmp_path / "two.jsonl.gz"
+    gold = _biased_recording(rec)
+    rows = [json.loads(line) for line in gzip.open(rec, "rt")]
+    with gzip.open(rec, "at") as g:  # a second teacher that always agrees with gold, unsure
+        for r in rows:
+            lab = gold[r["example_id"]]
+            g.write(json.dumps({"teacher": "other", "example_id": r["example_id"], "label": lab, "rationale": "o",
+                                "confidence": 0.6, "distribution": {lab: 0.6, ("negative" if lab == "positive"
+                                                                               else "positive"): 0.4},
+                                "raw": json.dumps({"label": lab, "rationale": "o"}),
+                                "tokens_in": 90, "tokens_out": 20}) + "\n")
+    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "{t}"\npath = "{rec}"\nsource = "{t}"\n'
+                       for t in ("lean", "other"))
+    path = replay_config(tmp_path, teachers=(), rounds="max_rounds = 1\ninitial_size = 40",
+                         extra='[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n' + teachers)
+    path.write_text(path.read_text().replace("[routing]\n", '[routing]\ncascade = ["lean", "other"]\n'
+                                                            "cascade_min_confidence = 0.85\n"))
+    campaign = Campaign.open(load_config(path))
+    try:
+        campaign.run()
+        ids = campaign.store.selection(1)
+        lean = {}
+        for ex in ids:
+            r = next(x for x in rows if x["example_id"] == ex)
+            lean[ex] = [Vote("lean", r["label"], r["rationale"], r["confidence"], True, r["distribution"])]
+        cal = BatchCalibration().fit(lean.values(), LABELS).apply(lean, LABELS)
+        unsure = {ex for ex in ids if cal[ex][0].confidence < 0.85}
+        raw_unsure = {ex for ex in ids if lean[ex][0].confidence < 0.85}
+        asked = {r["example_id"] for r in campaign.store.db.query(
+            "select example_id from teacher_calls where teacher = 'other' and status = 'ok'")}
+        assert unsure and asked == unsure and unsure != raw_unsure
+    finally:
+        campaign.close()
