@@ -325,15 +325,20 @@ class Campaign:
         update_reliability(self.store, self.labels)
         self.pull_reviews(round_no)
 
-    def calibrate(self, votes: dict[str, list]) -> dict[str, list]:
-        """The round's votes with each teacher's label bias removed (``[aggregation] calibrate``), the bias
-        estimated on every answer of that teacher so far: earlier rounds' and these."""
+    def calibrate(self, votes: dict[str, list], round_votes: dict[str, list] | None = None,
+                  history: dict[str, list] | None = None) -> dict[str, list]:
+        """``votes`` with each teacher's label bias removed (``[aggregation] calibrate``), the bias estimated on
+        every answer of that teacher so far: earlier rounds' (``history``, read from the store when not given)
+        and this round's (``round_votes``, default ``votes``)."""
         if self.calibration is None:
             return votes
-        history = {ex: votes_from_rows(rows) for ex, rows in self.store.all_votes().items()}
-        history.update(votes)
-        self.calibration.fit(history.values(), self.labels)
+        fit = dict(self.stored_votes() if history is None else history)
+        fit.update(votes if round_votes is None else round_votes)
+        self.calibration.fit(fit.values(), self.labels)
         return self.calibration.apply(votes, self.labels)
+
+    def stored_votes(self) -> dict[str, list]:
+        return {ex: votes_from_rows(rows) for ex, rows in self.store.all_votes().items()}
 
     async def _annotate(self, items, round_no, advance):
         """Ask every teacher, or with a cascade the tiers in order, each only for the items still unsure."""
@@ -344,6 +349,7 @@ class Campaign:
             merged = None
             tiers_asked: dict[str, int] = {}
             todo = list(items)
+            history = self.stored_votes() if self.calibration is not None else {}  # read once per round
             for k, tier in enumerate(self.cascade.tiers, 1):
                 if not todo:
                     break
@@ -363,7 +369,8 @@ class Campaign:
                 for it in todo:
                     tiers_asked[it.example_id] = k
                 # the cascade decides on calibrated votes when calibration is on (the raw ones go on to aggregation)
-                seen = self.calibrate({it.example_id: merged.votes.get(it.example_id, []) for it in todo})
+                seen = self.calibrate({it.example_id: merged.votes.get(it.example_id, []) for it in todo},
+                                      round_votes=merged.votes, history=history)
                 todo = [it for it in todo
                         if self.cascade.next_step(seen[it.example_id], k, self.labels) == ASK_NEXT]
             return merged or AnnotationResult(), tiers_asked
