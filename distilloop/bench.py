@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import statistics
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from distilloop.errors import ConfigError
 from distilloop.loop.config import parse_config
 from distilloop.loop.progress import Progress
 from distilloop.loop.runner import Campaign
@@ -144,7 +146,7 @@ def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str
         "budget": {"max_tokens_in": 10**12},
         "rounds": {"max_rounds": rounds, "initial_size": initial, "batch_size": initial, "growth": growth,
                    "concurrency": 64},
-        "strategy": {"name": strategy} if not strategy.startswith("small-text:") else {"name": "random"},
+        "strategy": strategy_table(strategy) if not strategy.startswith("small-text:") else {"name": "random"},
         "teachers": teachers,
         "routing": {"min_agreement": min_agreement},
         # the local teachers lean hard toward one label each: batch calibration of their logprob
@@ -154,6 +156,23 @@ def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str
         "student": dict(student),
         "evaluation": {"split": "test", "metric": "accuracy"},
     }
+
+
+def strategy_table(spec: str) -> dict[str, Any]:
+    """``name`` or ``name[key=value;key=value]`` (e.g. ``typiclust[cost_power=1]``) as a ``[strategy]`` table."""
+    m = re.fullmatch(r"([\w-]+)(?:\[(.*)\])?", spec.strip())
+    if not m:
+        raise ConfigError(f"strategy '{spec}': expected NAME or NAME[key=value;...], e.g. typiclust[cost_power=1]")
+    table: dict[str, Any] = {"name": m.group(1)}
+    for item in filter(None, (m.group(2) or "").split(";")):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"strategy '{spec}': '{item}' is not key=value")
+        try:
+            table[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            table[key.strip()] = value.strip()
+    return table
 
 
 @dataclass
@@ -170,7 +189,7 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
             review: str, pool_size: int, schedule: tuple[int, float, int], min_agreement: float,
             student_name: str | None = None, calibrate: str = "batch") -> Curve:
     initial, growth, rounds = schedule
-    store = workdir / f"{strategy.replace(':', '_')}-{student['kind']}-{seed}-{review}.db"
+    store = workdir / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', strategy)}-{student['kind']}-{seed}-{review}.db"
     store.unlink(missing_ok=True)
     raw = campaign_config(spec, data, store, strategy=strategy, student=student, seed=seed, review=review,
                           pool_size=pool_size, initial=initial, growth=growth, rounds=rounds,

@@ -32,6 +32,8 @@ STRATEGIES: dict[str, str] = {
     "kmeans": "distilloop.strategies.diversity:KMeansSampling",
     "coreset": "distilloop.strategies.diversity:CoreSet",
     "uncertainty_kmeans": "distilloop.strategies.combine:UncertaintyThenDiversity",
+    "typiclust": "distilloop.strategies.typical:TypiClust",
+    "density_weighted": "distilloop.strategies.typical:DensityWeighted",
     "linear_combination": "distilloop.strategies.combine:LinearCombination",
     "elad": "distilloop.strategies.elad:ELADSampling",
     "random_subpool": "distilloop.strategies.subsample:RandomSubpool",

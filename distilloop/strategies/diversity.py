@@ -26,7 +26,7 @@ from distilloop.strategies.embeddings import labeled_embeddings, pool_embeddings
 from distilloop.strategies.geometry import nearest_centre, single_threaded_blas
 from distilloop.strategies.kcenter import k_center_greedy
 
-__all__ = ["CoreSet", "KMeansSampling", "k_center_greedy", "kmeans_pick", "kmeans_plus_plus", "nearest_centre",
+__all__ = ["CoreSet", "KMeansSampling", "k_center_greedy", "kmeans_centres", "kmeans_pick", "kmeans_plus_plus", "nearest_centre",
            "single_threaded_blas"]
 
 
@@ -76,31 +76,38 @@ def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator,
     return X[chosen].copy()
 
 
+def kmeans_centres(X: np.ndarray, k: int, rng: np.random.Generator, *, weights: np.ndarray | None = None,
+                   fit_size: int | None = None, max_iter: int = 10) -> np.ndarray:
+    """``k`` k-means centres of ``X`` (k-means++ seeding, then Lloyd iterations), fitted on a seeded sample of
+    ``fit_size`` rows (default ``max(10000, 20 k)``, i.e. at least 20 rows per cluster)."""
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    fit_size = fit_size or max(10000, 20 * k)
+    fit = np.arange(len(X)) if len(X) <= fit_size else np.sort(rng.choice(len(X), size=fit_size, replace=False))
+    fw = None if weights is None else np.asarray(weights, dtype=np.float64)[fit]
+    init = kmeans_plus_plus(X[fit], k, rng, fw)
+    km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=max_iter, random_state=0)
+    with warnings.catch_warnings():  # fewer distinct points than clusters: the callers handle empty clusters
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km.fit(X[fit], sample_weight=fw)
+    return np.asarray(km.cluster_centers_, dtype=np.float32)
+
+
 def kmeans_pick(X: np.ndarray, n: int, rng: np.random.Generator, *, weights: np.ndarray | None = None,
                 fit_size: int | None = None, max_iter: int = 10) -> np.ndarray:
     """Positions of ``n`` distinct rows of ``X``: the member nearest the centre of each of ``n`` clusters.
 
-    The centres are fitted (k-means++ seeding, then Lloyd iterations) on a seeded sample of ``fit_size``
-    rows (default ``max(10000, 20 n)``, i.e. at least 20 rows per cluster), then every row of ``X`` is
-    assigned to its nearest centre. Clusters left empty are filled with the remaining rows farthest from
-    their nearest centre, so exactly ``n`` positions come back.
+    The centres come from :func:`kmeans_centres`; every row of ``X`` is assigned to its nearest centre.
+    Clusters left empty are filled with the remaining rows farthest from their nearest centre, so exactly
+    ``n`` positions come back.
     """
-    from sklearn.cluster import KMeans
-    from sklearn.exceptions import ConvergenceWarning
-
     X = np.asarray(X, dtype=np.float32)
     n = min(n, len(X))
     if n == len(X):
         return np.arange(len(X))
-    fit_size = fit_size or max(10000, 20 * n)
-    fit = np.arange(len(X)) if len(X) <= fit_size else np.sort(rng.choice(len(X), size=fit_size, replace=False))
-    fw = None if weights is None else np.asarray(weights, dtype=np.float64)[fit]
-    init = kmeans_plus_plus(X[fit], n, rng, fw)
-    km = KMeans(n_clusters=n, init=init, n_init=1, max_iter=max_iter, random_state=0)
-    with warnings.catch_warnings():  # fewer distinct points than clusters: handled below by filling
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        km.fit(X[fit], sample_weight=fw)
-    labels, dist = nearest_centre(X, km.cluster_centers_)
+    centres = kmeans_centres(X, n, rng, weights=weights, fit_size=fit_size, max_iter=max_iter)
+    labels, dist = nearest_centre(X, centres)
     order = np.lexsort((dist, labels))  # by cluster, nearest first
     first = order[np.r_[True, labels[order][1:] != labels[order][:-1]]]
     picked = list(first)
