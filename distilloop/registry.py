@@ -35,6 +35,7 @@ STRATEGIES: dict[str, str] = {
     "typiclust": "distilloop.strategies.typical:TypiClust",
     "density_weighted": "distilloop.strategies.typical:DensityWeighted",
     "linear_combination": "distilloop.strategies.combine:LinearCombination",
+    "mixture": "distilloop.strategies.combine:Mixture",
     "elad": "distilloop.strategies.elad:ELADSampling",
     "random_subpool": "distilloop.strategies.subsample:RandomSubpool",
     "top_candidates": "distilloop.strategies.subsample:TopCandidates",

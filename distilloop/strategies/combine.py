@@ -96,3 +96,60 @@ class LinearCombination(Strategy):
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         return top_n(ctx.unlabeled_ids, self.scores(ctx), n, ctx.rng)
+
+
+class Mixture(Strategy):
+    """Each round, ``fractions`` of the batch from each of ``strategies`` in turn, each on what the ones before
+    it left (e.g. half random, half k-means: a batch that stays representative of the pool while it covers it).
+
+    Exploration by mixing a uniform share into an active learner's batches is the epsilon-greedy idea of
+    Bouneffouf, "Exponentiated Gradient Exploration for Active Learning" (Computers 2016) and of the
+    hybrid random/uncertainty schedules of Hacohen et al. (ICML 2022). The split is by largest remainder, so
+    the parts always add up to the batch.
+    """
+
+    name = "mixture"
+
+    def __init__(self, strategies: Sequence[Any] = ("random", "kmeans"),
+                 fractions: Sequence[float] | None = None) -> None:
+        if not strategies:
+            raise ConfigError("strategy.strategies must name at least one strategy to mix, got none")
+        fractions = list(fractions) if fractions is not None else [1.0 / len(strategies)] * len(strategies)
+        if len(fractions) != len(strategies) or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+            raise ConfigError(f"strategy.fractions must be {len(strategies)} non-negative numbers, not all 0, "
+                              f"one per strategy; got {fractions!r}")
+        self.strategies = list(strategies)
+        self.fractions = [f / sum(fractions) for f in fractions]
+        self.strategies_ = [make_strategy(s, where="strategy.strategies") for s in self.strategies]
+
+    @property
+    def requires_student(self) -> bool:  # type: ignore[override]
+        return any(s.requires_student for s in self.strategies_)
+
+    @property
+    def needs_costs(self) -> bool:
+        return any(getattr(s, "needs_costs", False) or s.name == "cost_aware" for s in self.strategies_)
+
+    def shares(self, n: int) -> list[int]:
+        raw = np.asarray(self.fractions) * n
+        out = np.floor(raw).astype(int)
+        for i in np.argsort(-(raw - out), kind="stable")[: n - int(out.sum())]:
+            out[i] += 1
+        return [int(x) for x in out]
+
+    def query(self, ctx: SelectionContext, n: int) -> Selection:
+        from distilloop.strategies.subsample import run_on
+
+        ids: list[str] = []
+        scores: list[float] = []
+        left = np.arange(len(ctx.unlabeled_ids))
+        position = {id_: i for i, id_ in enumerate(ctx.unlabeled_ids)}
+        for strategy, k in zip(self.strategies_, self.shares(n)):
+            if k == 0 or len(left) == 0:
+                continue
+            sel = run_on(strategy, ctx, left, min(k, len(left)))
+            ids += sel.ids
+            scores += sel.scores
+            taken = {position[i] for i in sel.ids}
+            left = np.asarray([i for i in left if i not in taken], dtype=np.int64)
+        return Selection(ids, scores)

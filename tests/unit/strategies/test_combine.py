@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from distilloop.errors import ConfigError, DistilloopError
-from distilloop.strategies.combine import LinearCombination, UncertaintyThenDiversity
+from distilloop.strategies.combine import LinearCombination, Mixture, UncertaintyThenDiversity
 from distilloop.strategies.uncertainty import EntropySampling
 from tests.unit.strategies.contract import StrategyContract, make_ctx
 from tests.unit.strategies.helpers import blobs, pool_ctx
@@ -18,6 +18,12 @@ class TestLinearCombinationContract(StrategyContract):
     @pytest.fixture
     def strategy(self):
         return LinearCombination(["entropy", {"name": "bald", "n_samples": 3}], [0.7, 0.3])
+
+
+class TestMixtureContract(StrategyContract):
+    @pytest.fixture
+    def strategy(self):
+        return Mixture(["random", "entropy"], [0.3, 0.7])
 
 
 def two_blob_pool():
@@ -50,3 +56,27 @@ def test_linear_combination_validates():
         LinearCombination(["entropy", "margin"], [1.0])
     with pytest.raises(DistilloopError, match="no per-item scores"):
         LinearCombination(["kmeans"]).select(make_ctx(), 2)
+
+
+def test_mixture_splits_the_batch_by_fraction_and_never_picks_twice():
+    X, blob, proba = two_blob_pool()
+    mix = Mixture(["entropy", "random"], [0.5, 0.5])
+    assert mix.shares(5) == [3, 2] and Mixture(["random", "entropy", "margin"]).shares(10) == [4, 3, 3]
+    sel = mix.select(pool_ctx(20, proba=proba, emb=X), 6)
+    assert len(sel.ids) == len(set(sel.ids)) == 6
+    # the entropy share is the three most uncertain items: the first three of blob 0
+    assert sel.ids[:3] == ["p0", "p1", "p2"]
+    assert Mixture(["entropy"]).select(pool_ctx(20, proba=proba, emb=X), 3).ids == ["p0", "p1", "p2"]
+
+
+def test_mixture_needs_a_student_only_if_a_part_does():
+    assert not Mixture(["random", {"name": "random_subpool", "base": "random"}]).requires_student
+    assert Mixture(["random", "entropy"]).requires_student
+    assert Mixture(["random", {"name": "typiclust", "cost_power": 1}]).needs_costs
+
+
+@pytest.mark.parametrize("strategies, fractions", [([], None), (["random", "entropy"], [1.0]),
+                                                   (["random"], [-1.0]), (["random", "entropy"], [0, 0])])
+def test_mixture_rejects_bad_fractions(strategies, fractions):
+    with pytest.raises(ConfigError):
+        Mixture(strategies, fractions)
