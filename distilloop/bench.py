@@ -256,8 +256,9 @@ def summarize(curves: list[Curve], full_tokens: float, full_acc: float) -> list[
 
 
 # with two classes entropy, margin and least confidence rank items identically: one stands for all three
-STRATEGIES_DEFAULT = ("random", "entropy", "kmeans", "uncertainty_kmeans", "cost_aware", "small-text:BreakingTies",
-                      "small-text:PredictionEntropy")
+# mixture: half random, half k-means each round (the default Mixture); typiclust: typical items of uncovered clusters
+STRATEGIES_DEFAULT = ("random", "entropy", "kmeans", "typiclust", "mixture", "uncertainty_kmeans", "cost_aware",
+                      "small-text:BreakingTies", "small-text:PredictionEntropy")
 STRATEGIES_QUICK = ("random", "entropy", "small-text:BreakingTies")
 STUDENTS_DEFAULT = ("embedding_mpnet",)
 STUDENTS_QUICK = ("tfidf_logreg",)  # no encoder to load: the CI grid stays under a few minutes

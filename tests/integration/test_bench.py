@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from distilloop import bench
+from distilloop.errors import ConfigError
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -38,3 +39,22 @@ def test_metrics_on_a_known_curve():
     assert bench.cost_to_reach(c, 0.7) == 50 and bench.cost_to_reach(c, 0.9) is None
     # steps: 0.5 on [0.1, 0.5), 0.7 on [0.5, 1.0), 0.8 at 1.0
     assert bench.auc(c, 100) == pytest.approx(0.5 * 0.4 + 0.7 * 0.5)
+
+
+def test_strategy_specs_carry_parameters():
+    assert bench.strategy_table("kmeans") == {"name": "kmeans"}
+    assert bench.strategy_table("typiclust[cost_power=1;k_neighbours=10]") == {
+        "name": "typiclust", "cost_power": 1, "k_neighbours": 10}
+    assert bench.strategy_table("uncertainty_kmeans[uncertainty=entropy]") == {
+        "name": "uncertainty_kmeans", "uncertainty": "entropy"}
+    for bad in ("typiclust[cost_power]", "typi clust", "kmeans[=3]"):
+        with pytest.raises(ConfigError, match="strategy"):
+            bench.strategy_table(bad)
+
+
+def test_cli_names_a_malformed_strategy_spec_without_a_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "distilloop.cli", "bench", "-q", "--strategies", "typiclust[oops]",
+                           "--seeds", "1", "--reviews", "auto", "--students", "tfidf_logreg", "--pool", "30"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "'oops' is not key=value" in proc.stderr
