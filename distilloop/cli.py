@@ -520,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "full-pool student, against random and small-text.")
     sp.add_argument("--dataset", default="rt_polarity", help="a data set with recordings (default: rt_polarity)")
     sp.add_argument("--quick", action="store_true", help="a small grid for CI (one seed, three strategies)")
-    sp.add_argument("--strategies", help="comma-separated strategies (small-text ones as small-text:NAME)")
+    sp.add_argument("--strategies", help="comma-separated strategies, each NAME or NAME[key=value;...] "
+                                         "(e.g. typiclust[cost_power=1]); small-text ones as small-text:NAME")
     sp.add_argument("--students", help="comma-separated students: tfidf_logreg, embedding_linear (MiniLM), "
                                        "embedding_mpnet (default; quick: tfidf_logreg)")
     sp.add_argument("--seeds", type=int, help="number of seeds (default 5, quick 1)")
