@@ -329,10 +329,10 @@ def tempfile_dir() -> str:
     return tempfile.mkdtemp(prefix="distilloop-bench-")
 
 
-def _ratio(a: float | None, b: float | None) -> str:
+def _ratio(a: float | None, b: float | None, digits: int = 2) -> str:
     if a is None or b is None or b == 0:
         return "-"
-    return f"{a / b:.2f}"
+    return f"{a / b:.{digits}f}"
 
 
 def format_table(result: BenchResult) -> str:
@@ -356,8 +356,8 @@ def format_table(result: BenchResult) -> str:
         lines.append(
             f"{row['student']:13} {row['review']:9} {row['strategy']:28} {pct(row['acc@5%']):>7} "
             f"{pct(row['acc@10%']):>7} {pct(row['acc@25%']):>7} {row['auc']:6.3f} {pct(row['cost@95%']):>8} "
-            f"{pct(row['cost@98%']):>8} {_ratio(row['auc'], rand['auc'] if rand else None):>8} "
-            f"{_ratio(row['auc'], bt['auc'] if bt else None):>9} {_ratio(row['cost@95%'], rand['cost@95%'] if rand else None):>8} "
+            f"{pct(row['cost@98%']):>8} {_ratio(row['auc'], rand['auc'] if rand else None, 3):>8} "
+            f"{_ratio(row['auc'], bt['auc'] if bt else None, 3):>9} {_ratio(row['cost@95%'], rand['cost@95%'] if rand else None):>8} "
             f"{_ratio(row['cost@95%'], bt['cost@95%'] if bt else None):>9}")
     lines.append("")
     lines.append("acc@X%: test accuracy of the student trained within X% of the full-pool teacher cost (mean over "
