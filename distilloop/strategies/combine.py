@@ -142,7 +142,7 @@ class Mixture(Strategy):
 
         ids: list[str] = []
         scores: list[float] = []
-        left = np.arange(len(ctx.unlabeled_ids))
+        left: np.ndarray = np.arange(len(ctx.unlabeled_ids))
         position = {id_: i for i, id_ in enumerate(ctx.unlabeled_ids)}
         for strategy, k in zip(self.strategies_, self.shares(n)):
             if k == 0 or len(left) == 0:

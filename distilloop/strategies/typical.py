@@ -98,7 +98,7 @@ class TypiClust(Strategy):
         cl_l, cl_u = cluster[: len(L)], cluster[len(L):]
         covered = np.bincount(cl_l, minlength=k)
         size = np.bincount(cluster, minlength=k)
-        value = np.zeros(len(U))
+        value: np.ndarray = np.zeros(len(U))
         members = {int(c): np.flatnonzero(cl_u == c) for c in np.unique(cl_u)}
         for c, mem in members.items():  # typicality within the cluster; its labeled members count as neighbours
             ref = np.flatnonzero(cluster == c)
