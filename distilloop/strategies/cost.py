@@ -21,6 +21,17 @@ from distilloop.strategies.uncertainty import entropy, least_confidence, margin
 SCORES = {"entropy": entropy, "least_confidence": least_confidence, "margin": margin}
 
 
+def expected_costs(ctx: SelectionContext, positions: np.ndarray | None = None) -> np.ndarray:
+    """The expected teacher cost of each unlabeled item (of those at ``positions``, when given):
+    ``ctx.extra["item_cost"]`` by id, or, without a cost model, the text's length (proportional to the
+    prompt's tokens)."""
+    pos = range(len(ctx.unlabeled_ids)) if positions is None else [int(i) for i in positions]
+    item_cost = ctx.extra.get("item_cost")
+    if item_cost is None:
+        return np.array([max(1, len(ctx.unlabeled_texts[i])) for i in pos], dtype=np.float64)
+    return np.array([max(1e-9, float(item_cost[ctx.unlabeled_ids[i]])) for i in pos], dtype=np.float64)
+
+
 def knapsack(values: np.ndarray, costs: np.ndarray, budget: float, *, exact_limit: int = 200,
              resolution: int = 1000) -> list[int]:
     """Indices maximizing the sum of ``values`` with the sum of ``costs`` at most ``budget``.
@@ -81,17 +92,11 @@ class CostAwareSampling(Strategy):
         self.score = score
         self.cost_power = cost_power
 
-    def _costs(self, ctx: SelectionContext) -> np.ndarray:
-        item_cost = ctx.extra.get("item_cost")
-        if item_cost is None:  # no cost model: text length is proportional to the prompt's tokens
-            return np.array([max(1, len(t)) for t in ctx.unlabeled_texts], dtype=np.float64)
-        return np.array([max(1e-9, float(item_cost[i])) for i in ctx.unlabeled_ids], dtype=np.float64)
-
     def values(self, ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray]:
         info = SCORES[self.score](ctx.probabilities())
         if self.score == "margin":
             info = info + 1.0  # margin scores are -(p1 - p2) in [-1, 0]: shift to [0, 1]
-        costs = self._costs(ctx)
+        costs = expected_costs(ctx)
         return info, costs
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:

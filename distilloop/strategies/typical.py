@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from distilloop.strategies.base import Selection, SelectionContext, Strategy, top_n
+from distilloop.strategies.cost import expected_costs
 from distilloop.strategies.diversity import _candidate_embeddings, _candidates, kmeans_centres
 from distilloop.strategies.embeddings import labeled_embeddings
 from distilloop.strategies.geometry import nearest_centre
@@ -55,13 +56,6 @@ def typicality(X: np.ndarray, rows: np.ndarray, reference: np.ndarray, k: int) -
         # a row with no other reference row (a cluster of one) has no typicality: 0
         out[s:s + 2048] = np.where(count > 0, 1.0 / (mean + 1e-9), 0.0)
     return out
-
-
-def _costs(ctx: SelectionContext, cand: np.ndarray) -> np.ndarray:
-    item_cost = ctx.extra.get("item_cost")
-    if item_cost is None:  # no cost model: text length is proportional to the prompt's tokens
-        return np.array([max(1, len(ctx.unlabeled_texts[i])) for i in cand], dtype=np.float64)
-    return np.array([max(1e-9, float(item_cost[ctx.unlabeled_ids[i]])) for i in cand], dtype=np.float64)
 
 
 class TypiClust(Strategy):
@@ -106,7 +100,7 @@ class TypiClust(Strategy):
                 ref = np.sort(ctx.rng.choice(ref, self.reference_size, replace=False))
             value[mem] = typicality(every, len(L) + mem, ref, self.k_neighbours)
         if self.cost_power > 0:
-            value = value / _costs(ctx, cand) ** self.cost_power
+            value = value / expected_costs(ctx, cand) ** self.cost_power
         # within each cluster, best value first; clusters served least-covered first, larger first among ties
         queues = {c: list(mem[np.argsort(-value[mem], kind="stable")]) for c, mem in members.items()}
         picked: list[int] = []
