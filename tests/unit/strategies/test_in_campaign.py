@@ -11,6 +11,9 @@ from tests.conftest import replay_config
     'name = "qbc"\nn_members = 3',
     'name = "coreset"',  # TF-IDF student: sparse embeddings, projected and cached in the store
     'name = "seals"\nk = 5\nbase = { name = "uncertainty_kmeans", beta = 2 }',
+    'name = "typiclust"\ncost_power = 1.0',  # per token: the runner fills in the item costs
+    'name = "mixture"\nstrategies = ["random", "kmeans"]\nfractions = [0.3, 0.7]',
+    'name = "density_weighted"\nbeta = 2.0',
 ])
 def test_a_second_round_is_selected_by_the_strategy(tmp_path, strategy):
     cfg = load_config(replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 10",
