@@ -93,5 +93,5 @@ def build(part: str, name: str, params: dict[str, Any], *, where: str, **context
     check_params(cls, params, where=where, reserved=tuple(context))
     try:
         return cls(**params, **context)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # a constructor's own check of its parameters: a config error
         raise ConfigError(f"{where}: {exc}") from None

@@ -46,3 +46,14 @@ def test_a_typo_inside_a_nested_strategy_is_named():
         build('[strategy]\nname = "random_subpool"\nbase = "entrpy"\n')
     with pytest.raises(ConfigError, match="unknown key 'n_member'"):
         build('[strategy]\nname = "top_candidates"\nbase = { name = "qbc", n_member = 3 }\n')
+
+
+@pytest.mark.parametrize("table, message", [
+    ('name = "typiclust"\ncost_power = -1', "strategy: cost_power must be >= 0, got -1"),
+    ('name = "uncertainty_kmeans"\nbeta = 0', "strategy: beta must be at least 1, got 0"),
+    ('name = "mixture"\nstrategies = ["random", "kmeans"]\nfractions = [1.0]', "strategy.fractions must be 2"),
+])
+def test_a_parameter_its_strategy_rejects_is_a_config_error(table, message):
+    # a config error (a clear message and a non-zero exit at the CLI), not a raw ValueError
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        build(f"[strategy]\n{table}\n")
