@@ -274,7 +274,7 @@ class Campaign:
             labeled_texts=[self._examples[r["example_id"]].text for r in labeled],
             labeled_y=[r["label"] for r in labeled], classes=self.labels, rng=self.rng(round_no),
             student=student, store=self.store, round_no=round_no)
-        if getattr(strategy, "name", "") == "cost_aware" or getattr(strategy, "needs_costs", False):
+        if getattr(strategy, "needs_costs", False):
             ctx.extra["item_cost"] = self.item_costs(pool)
         with self.progress.status(f"round {round_no}: selecting {n} of {len(pool)} with {strategy.name}"):
             sel = strategy.select(ctx, n)

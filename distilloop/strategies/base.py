@@ -57,10 +57,13 @@ class Selection:
 
 
 class Strategy(ABC):
-    """Base of every strategy. ``requires_student``: cannot run before a student is trained."""
+    """Base of every strategy. ``requires_student``: cannot run before a student is trained; ``needs_costs``:
+    reads the expected teacher cost of each item."""
 
     name = "abstract"
     requires_student = True
+    #: the runner fills ``ctx.extra["item_cost"]`` (expected teacher cost per unlabeled id) for it
+    needs_costs = False
 
     def select(self, ctx: SelectionContext, n: int) -> Selection:
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:

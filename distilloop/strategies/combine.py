@@ -127,8 +127,12 @@ class Mixture(Strategy):
         return any(s.requires_student for s in self.strategies_)
 
     @property
-    def needs_costs(self) -> bool:
-        return any(getattr(s, "needs_costs", False) or s.name == "cost_aware" for s in self.strategies_)
+    def needs_costs(self) -> bool:  # type: ignore[override]
+        return any(s.needs_costs for s in self.strategies_)
+
+    @property
+    def may_return_fewer(self) -> bool:
+        return any(getattr(s, "may_return_fewer", False) for s in self.strategies_)
 
     def shares(self, n: int) -> list[int]:
         raw = np.asarray(self.fractions) * n
@@ -150,6 +154,5 @@ class Mixture(Strategy):
             sel = run_on(strategy, ctx, left, min(k, len(left)))
             ids += sel.ids
             scores += sel.scores
-            taken = {position[i] for i in sel.ids}
-            left = np.asarray([i for i in left if i not in taken], dtype=np.int64)
+            left = left[~np.isin(left, [position[i] for i in sel.ids])]
         return Selection(ids, scores)

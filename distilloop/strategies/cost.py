@@ -85,6 +85,7 @@ class CostAwareSampling(Strategy):
 
     name = "cost_aware"
     may_return_fewer = True
+    needs_costs = True
 
     def __init__(self, score: str = "entropy", cost_power: float = 1.0) -> None:
         if score not in SCORES:

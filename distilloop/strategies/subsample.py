@@ -83,6 +83,10 @@ class _Wrapper(Strategy):
     def may_return_fewer(self) -> bool:
         return getattr(self.base_, "may_return_fewer", False)
 
+    @property
+    def needs_costs(self) -> bool:  # type: ignore[override]
+        return self.base_.needs_costs
+
 
 class RandomSubpool(_Wrapper):
     """Runs ``base`` on a seeded uniform subpool of ``size`` items (at least ``n``)."""

@@ -78,7 +78,7 @@ class TypiClust(Strategy):
         self.max_candidates = max_candidates
 
     @property
-    def needs_costs(self) -> bool:
+    def needs_costs(self) -> bool:  # type: ignore[override]
         return self.cost_power > 0
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
@@ -139,4 +139,4 @@ class DensityWeighted(Strategy):
         ref = np.arange(len(X)) if len(X) <= self.reference_size else np.sort(
             ctx.rng.choice(len(X), self.reference_size, replace=False))
         typ = typicality(X, np.arange(len(X)), ref, self.k_neighbours)
-        return top_n(ctx.unlabeled_ids, info * (typ / typ.max()) ** self.beta, n, ctx.rng)
+        return top_n(ctx.unlabeled_ids, info * (typ / (typ.max() or 1.0)) ** self.beta, n, ctx.rng)

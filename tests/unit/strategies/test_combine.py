@@ -73,6 +73,15 @@ def test_mixture_needs_a_student_only_if_a_part_does():
     assert not Mixture(["random", {"name": "random_subpool", "base": "random"}]).requires_student
     assert Mixture(["random", "entropy"]).requires_student
     assert Mixture(["random", {"name": "typiclust", "cost_power": 1}]).needs_costs
+    assert Mixture(["random", "cost_aware"]).needs_costs and Mixture(["random", "cost_aware"]).may_return_fewer
+    assert not Mixture(["random", "kmeans"]).needs_costs
+
+
+def test_wrappers_pass_the_cost_model_on_to_their_base():
+    # a cost-aware base inside a subpool wrapper reads the runner's item costs, not text length
+    from distilloop.strategies.subsample import RandomSubpool
+
+    assert RandomSubpool(base="cost_aware").needs_costs and not RandomSubpool(base="entropy").needs_costs
 
 
 @pytest.mark.parametrize("strategies, fractions", [([], None), (["random", "entropy"], [1.0]),
