@@ -28,10 +28,17 @@ from distilloop.annotators.local import LlamaCppTeacher
 from distilloop.annotators.prompts import get_style
 from distilloop.data import DataSpec, load_examples
 
+#: data set stem -> (task, input fields, answer kind): "label" (from the gold labels' set) or "number"
 TASKS = {
-    "rt_polarity": ("Classify the sentiment of the movie review snippet as negative or positive.", ["text"]),
-    "cose_cqa_v1": ("Answer the commonsense question: pick the letter of the best choice.", ["question", "choices"]),
-    "commonsenseqa": ("Answer the commonsense question: pick the letter of the best choice.", ["question", "choices"]),
+    "rt_polarity": ("Classify the sentiment of the movie review snippet as negative or positive.", ["text"], "label"),
+    "cose_cqa_v1": ("Answer the commonsense question: pick the letter of the best choice.", ["question", "choices"],
+                    "label"),
+    "commonsenseqa": ("Answer the commonsense question: pick the letter of the best choice.", ["question", "choices"],
+                      "label"),
+    "gsm8k": ("Solve the math word problem. Work it out step by step, then give the final answer as a number.",
+              ["question"], "number"),
+    "svamp": ("Solve the math word problem. Work it out step by step, then give the final answer as a number.",
+              ["question"], "number"),
 }
 
 
@@ -44,17 +51,20 @@ def main() -> int:
     ap.add_argument("--teacher", action="append", required=True, help="NAME=MODEL (alias or .gguf)")
     ap.add_argument("--max-tokens", type=int, default=80)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--rationale-max-chars", type=int, default=200,
+                    help="the grammar's cap on the rationale (math working needs more than a label's reason)")
     ap.add_argument("--prompt", default="zero_shot_rationale",
                     help="the prompt style (ground_truth_priming gives each item its gold label to explain)")
     args = ap.parse_args()
     stem = Path(args.data).name.split(".")[0]
-    task, fields = TASKS[stem]
+    task, fields, answer = TASKS[stem]
     examples = [e for e in load_examples(args.data, DataSpec(input_fields=tuple(fields))) if e.split == "pool"]
     # a seeded random order: any prefix of the recording is a uniform sample of the pool (the files are
     # sorted in places, e.g. the first 516 Rotten Tomatoes pool rows are all positive)
     order = np.random.default_rng(args.seed).permutation(len(examples))
     examples = [examples[i] for i in order[: args.limit]]
-    labels = sorted({e.gold for e in load_examples(args.data, DataSpec(input_fields=tuple(fields))) if e.gold})
+    labels = [] if answer == "number" else sorted(
+        {e.gold for e in load_examples(args.data, DataSpec(input_fields=tuple(fields))) if e.gold})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done: set[tuple[str, str]] = set()
@@ -70,21 +80,22 @@ def main() -> int:
     for spec in args.teacher:
         name, _, model = spec.partition("=")
         teachers.append((name, model, LlamaCppTeacher(name=name, model=model, max_tokens=args.max_tokens,
-                                                      n_threads=args.threads, prompt=args.prompt)))
+                                                      n_threads=args.threads, prompt=args.prompt,
+                                                      rationale_max_chars=args.rationale_max_chars)))
     # example by example, every teacher in turn: a partial recording covers the same items for all teachers
     todo = [e for e in examples if any((name, e.id) not in done for name, _, _ in teachers)]
     print(f"{len(todo)} examples to record ({len(examples) - len(todo)} already)", file=sys.stderr, flush=True)
     started = time.time()
     for i, e in enumerate(todo, 1):
         gold = e.gold if get_style(args.prompt).needs_gold else None  # only ground-truth priming sees gold
-        item = LabelingItem(e.id, e.fields, tuple(labels), task, gold=gold)
+        item = LabelingItem(e.id, e.fields, tuple(labels), task, gold=gold, answer=answer)
         for name, model, teacher in teachers:
             if (name, e.id) in done:
                 continue
             prompt = teacher.render(item)
             ans = asyncio.run(teacher.answer(prompt, item))
             row = {"teacher": name, "model": model, "example_id": e.id, "prompt_style": prompt.style,
-                   "prompt_version": prompt.version,
+                   "prompt_version": prompt.version, "answer": prompt.answer,
                    "prompt_sha256": hashlib.sha256(prompt.text.encode()).hexdigest()[:16],
                    "raw": ans.raw, "label": ans.label, "rationale": ans.rationale, "confidence": ans.confidence,
                    "distribution": ans.distribution, "valid": ans.valid, "tokens_in": ans.usage.tokens_in,

@@ -109,6 +109,12 @@ def rationales_agree(votes: Sequence[Vote], labels: Sequence[str]) -> bool | Non
     return len(stances) == 1
 
 
+def answer_support(votes: Sequence[Vote]) -> tuple[str, ...]:
+    """The label set of an item with open (numeric) answers: the distinct answers of its valid votes, in the
+    order the votes came (so ties go to the earlier teacher)."""
+    return tuple(dict.fromkeys(v.label for v in votes if v.valid and v.label is not None))  # type: ignore[misc]
+
+
 def _counts(valid: Sequence[Vote], labels: Sequence[str]) -> dict[str, int]:
     counts = {label: 0 for label in labels}
     for v in valid:

@@ -32,6 +32,7 @@ class LabelingItem:
     gold: str | None = None  # only filled for ground-truth priming, never otherwise
     student_explanation: str | None = None  # for explanation revision (ELAD)
     student_label: str | None = None
+    answer: str = "label"  # "number": an open numeric answer (math word problems), ``labels`` is empty
 
 
 @dataclass(frozen=True)

@@ -80,10 +80,16 @@ class LlamaCppTeacher(Teacher):
         return schema
 
     def _grammar(self, prompt: Prompt) -> Any:
-        key = json.dumps(self._schema(prompt), sort_keys=True)
+        """The grammar of the prompt's schema. llama.cpp generates the properties in the order of the schema
+        text it is given: a numeric answer keeps the schema's order (the working, then the answer: chain of
+        thought), a label answer is built from the key-sorted schema (label, then rationale), the order the
+        recorded teacher outputs under data/recorded were made with."""
+        schema = self._schema(prompt)
+        key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
             grammar_mod = require("llama_cpp.llama_grammar", "local")
-            self._grammars[key] = grammar_mod.LlamaGrammar.from_json_schema(key, verbose=False)
+            text = json.dumps(schema) if prompt.numeric else key
+            self._grammars[key] = grammar_mod.LlamaGrammar.from_json_schema(text, verbose=False)
         return self._grammars[key]
 
     def _prompt_text(self, prompt: Prompt) -> str:
@@ -122,10 +128,10 @@ class LlamaCppTeacher(Teacher):
                 raise TeacherError(f"llama.cpp failed: {exc}") from exc
             raw = out["choices"][0]["text"]
             usage = Usage(out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"])
-            distribution = self._label_distribution(llm, text, raw, prompt.labels)
+            distribution = None if prompt.numeric else self._label_distribution(llm, text, raw, prompt.labels)
             latency = time.perf_counter() - started
         try:
-            parsed = parse_answer(raw, prompt.labels)
+            parsed = parse_answer(raw, prompt.labels, prompt.answer)
         except InvalidAnswer as exc:
             return TeacherAnswer(raw, None, None, None, usage, latency, valid=False, error=str(exc))
         confidence = distribution.get(parsed.label) if distribution else None

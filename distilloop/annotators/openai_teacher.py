@@ -200,7 +200,7 @@ class OpenAITeacher(RemoteTeacher):
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise TeacherError(f"teacher {self.name}: unexpected response shape from {self.provider}: {exc!r}",
                                retryable=True) from None
-        dist = label_distribution(tokens, text, prompt.labels) if self.logprobs else None
+        dist = label_distribution(tokens, text, prompt.labels) if self.logprobs and not prompt.numeric else None
         return self.finish(text, None, usage, latency, prompt, dist, batch=batch)
 
     # -- batch mode: /v1/files + /v1/batches ----------------------------------------------------------

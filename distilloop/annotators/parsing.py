@@ -1,4 +1,5 @@
-"""Parsing a teacher's reply into a label from the label set, a rationale and an optional confidence."""
+"""Parsing a teacher's reply into a label from the label set (or, for numeric tasks, a number), a rationale
+and an optional confidence."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from distilloop.errors import InvalidAnswer
@@ -37,18 +39,54 @@ def normalize_label(value: Any, labels: tuple[str, ...]) -> str | None:
     return None
 
 
+_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
+
+
+def normalize_number(value: Any) -> str | None:
+    """The canonical string of a numeric answer, or None: ``18``, ``18.0``, ``"18"``, ``"$1,800"`` and
+    ``"18 apples"`` give ``"18"`` and ``"1800"``; ``2.50`` gives ``"2.5"``; numbers are rounded to six decimal
+    places, so float noise (``17.000000000000004``) does not split a vote. A string holding two different
+    numbers (``"3 or 4"``) is ambiguous and gives None, as do booleans, NaN and infinities."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        text = repr(value)
+    elif isinstance(value, str):
+        found = {m.replace(",", "") for m in _NUMBER.findall(value)}
+        if len(found) != 1:
+            return None
+        text = found.pop()
+    else:
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    if abs(number) < 10**15:  # float noise such as 17.000000000000004 (an answer computed in floats)
+        number = number.quantize(Decimal("0.000001"))
+    if number == number.to_integral_value():
+        return str(int(number))
+    return format(number.normalize(), "f")
+
+
 def extract_object(raw: str) -> dict[str, Any]:
     text = raw.strip()
     if text.startswith("```"):
         text = re.sub(r"^```[a-zA-Z]*\s*|\s*```$", "", text)
+    # strict=False: models often put raw newlines inside a JSON string (a multi-line rationale); that is the
+    # only leniency, the object must still parse
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, strict=False)
     except json.JSONDecodeError:
         m = _OBJECT.search(text)
         if not m:
             raise InvalidAnswer(f"reply is not JSON: {raw[:120]!r}") from None
         try:
-            obj = json.loads(m.group(0))
+            obj = json.loads(m.group(0), strict=False)
         except json.JSONDecodeError:
             raise InvalidAnswer(f"reply is not valid JSON: {raw[:120]!r}") from None
     if not isinstance(obj, dict):
@@ -56,15 +94,23 @@ def extract_object(raw: str) -> dict[str, Any]:
     return obj
 
 
-def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...]) -> Parsed:
+def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...], answer: str = "label") -> Parsed:
     """Parse ``raw`` (text or an already-decoded object); raise :class:`InvalidAnswer` if the label is not
-    in ``labels``."""
+    in ``labels`` (or, with ``answer="number"``, if the ``answer`` field is not one number)."""
     obj = raw if isinstance(raw, dict) else extract_object(raw)
-    if "label" not in obj:
-        raise InvalidAnswer(f"reply has no 'label' field: {json.dumps(obj)[:120]}")
-    label = normalize_label(obj["label"], labels)
-    if label is None:
-        raise InvalidAnswer(f"label {obj['label']!r} is not in the label set {list(labels)}")
+    if answer == "number":
+        key = "answer" if "answer" in obj else "label"
+        if key not in obj:
+            raise InvalidAnswer(f"reply has no 'answer' field: {json.dumps(obj)[:120]}")
+        label = normalize_number(obj[key])
+        if label is None:
+            raise InvalidAnswer(f"answer {obj[key]!r} is not a number")
+    else:
+        if "label" not in obj:
+            raise InvalidAnswer(f"reply has no 'label' field: {json.dumps(obj)[:120]}")
+        label = normalize_label(obj["label"], labels)
+        if label is None:
+            raise InvalidAnswer(f"label {obj['label']!r} is not in the label set {list(labels)}")
     rationale = obj.get("rationale")
     rationale = str(rationale).strip() if rationale not in (None, "") else None
     conf = obj.get("confidence")

@@ -267,7 +267,9 @@ class RemoteTeacher(Teacher):
         counts = Counter(a.label for a in valid)
         order = {lab: i for i, lab in enumerate(prompt.labels)}
         label = max(counts, key=lambda lab: (counts[lab], -order.get(lab, 0)))  # type: ignore[arg-type]
-        dist = {lab: counts.get(lab, 0) / len(answers) for lab in prompt.labels}
+        # numeric answers have no label set: the distribution is over the answers the samples gave
+        support = prompt.labels or tuple(sorted(counts, key=lambda lab: -counts[lab]))  # type: ignore[arg-type]
+        dist = {lab: counts.get(lab, 0) / len(answers) for lab in support}
         rationale = next(a.rationale for a in valid if a.label == label)
         return TeacherAnswer(raw, label, rationale, dist[str(label)], usage, latency, confidence_source="self_consistency",
                              distribution=dist, batch=batch)
@@ -279,7 +281,7 @@ class RemoteTeacher(Teacher):
         from distilloop.errors import InvalidAnswer
 
         try:
-            parsed = parse_answer(parsed_obj if isinstance(parsed_obj, dict) else raw, prompt.labels)
+            parsed = parse_answer(parsed_obj if isinstance(parsed_obj, dict) else raw, prompt.labels, prompt.answer)
         except InvalidAnswer as exc:
             return TeacherAnswer(raw, None, None, None, usage, latency, valid=False, error=str(exc), batch=batch)
         confidence, source = None, None

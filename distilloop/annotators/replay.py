@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distilloop.annotators.base import LabelingItem, Teacher, TeacherAnswer, Usage
-from distilloop.annotators.parsing import normalize_label, parse_answer
+from distilloop.annotators.parsing import normalize_label, normalize_number, parse_answer
 from distilloop.annotators.prompts import Prompt
 from distilloop.errors import ConfigError, InvalidAnswer, TeacherError
 from distilloop.storage.store import Spend
@@ -98,11 +98,12 @@ class ReplayTeacher(Teacher):
         raw = row.get("raw") or json.dumps({"rationale": row.get("rationale"), "label": row.get("label")})
         dist = row.get("distribution")
         try:
-            parsed = parse_answer(raw, prompt.labels)
+            parsed = parse_answer(raw, prompt.labels, prompt.answer)
             label: str | None = parsed.label
             rationale = parsed.rationale
         except InvalidAnswer as exc:
-            label = normalize_label(row.get("label"), prompt.labels)
+            label = (normalize_number(row.get("label")) if prompt.numeric
+                     else normalize_label(row.get("label"), prompt.labels))
             if label is None:
                 return TeacherAnswer(raw, None, None, None, usage, float(row.get("latency_s", 0.0)),
                                      valid=False, error=str(exc))

@@ -55,6 +55,11 @@ def default_labeler(text: str, labels: Sequence[str]) -> str:
     return labels[int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(labels)]
 
 
+def default_solver(text: str) -> float:
+    """The fake's arithmetic for numeric questions: the sum of the numbers in the text (0 when none)."""
+    return float(sum(float(x) for x in re.findall(r"\d+(?:\.\d+)?", text)))
+
+
 @dataclass
 class FakeResponse:
     status: int
@@ -85,7 +90,7 @@ class FakeLLMAPI:
                  fault_kinds: Sequence[str] = ("429", "500", "malformed_json", "bad_label"), seed: int = 0,
                  retry_after_s: float = 0.01, supports_json_schema: bool = True, supports_responses: bool = True,
                  supports_batches: bool = True, hold_batches: bool = False, batch_ready_after_polls: int = 1,
-                 confidence: float = 0.8,
+                 confidence: float = 0.8, solver: Callable[[str], float] | None = None,
                  base_url: str | None = None) -> None:
         bad = [k for k in (*fault_kinds, *(f for f in faults or () if f)) if k not in FAULT_KINDS]
         if bad:
@@ -93,6 +98,7 @@ class FakeLLMAPI:
         self.api_key = api_key
         self.latency_s = latency_s
         self.labeler = labeler or default_labeler
+        self.solver = solver or default_solver  # answers numeric questions (schemas with a number "answer")
         self.faults = list(faults or [])  # consumed first, one per generation request (None: no fault)
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
@@ -263,13 +269,24 @@ class FakeLLMAPI:
             labels = tuple(json.loads(f"[{m.group(1)}]")) if m else ("yes", "no")
         found = _EXAMPLE.findall(user)
         text = found[-1] if found else user
-        label = self.labeler(text, labels)
-        answer: dict[str, Any] = {"rationale": f"The wording of the text points to {label}.", "label": label}
+        props = (schema or {}).get("properties") or {}
+        numeric = (props.get("answer") or {}).get("type") == "number" or (not schema and "The answer is a number." in user)
+        answer: dict[str, Any]
+        if numeric:
+            value = self.solver(text)
+            label = str(value)
+            answer = {"rationale": f"Adding the numbers gives {value:g}.", "answer": value}
+            labels = ()
+        else:
+            label = self.labeler(text, labels)
+            answer = {"rationale": f"The wording of the text points to {label}.", "label": label}
         wants_conf = bool(schema and "confidence" in (schema.get("properties") or {})) or '"confidence"' in user
         if wants_conf:
             answer["confidence"] = self.confidence
         out = json.dumps(answer)
-        if fault == "bad_label":
+        if fault == "bad_label" and numeric:
+            out = json.dumps({"rationale": "Hard to say.", "answer": "several"})
+        elif fault == "bad_label":
             out = json.dumps({"rationale": "Hard to say.", "label": "maybe-" + label})
         elif fault == "bad_content":
             out = f"I think the answer is {label}, because of the wording"

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from distilloop.annotators.base import LabelingItem
+from distilloop.annotators.parsing import normalize_number
 from tests.conftest import campaign_toml
 from tests.unit.annotators.contract import TeacherContract
 
@@ -38,6 +39,21 @@ def test_answers_with_a_label_from_the_set_a_rationale_and_a_logprob_confidence(
     assert json.loads(ans.raw)["label"] == ans.label
     # the reservation is an upper bound of the real usage
     assert ans.usage.tokens_in <= est.tokens_in and ans.usage.tokens_out <= est.tokens_out == 64
+
+
+def test_a_numeric_answer_comes_after_the_working_and_parses_as_a_number(model_path):
+    from distilloop.annotators.local import LlamaCppTeacher
+
+    t = LlamaCppTeacher(name="q", model=str(model_path), max_tokens=120, rationale_max_chars=300)
+    item = LabelingItem("m", {"question": "Tom has 3 apples and buys 4 more. How many apples does he have?"}, (),
+                        "Solve the math word problem.", answer="number")
+    prompt = t.render(item)
+    ans = asyncio.run(t.answer(prompt, item))
+    assert ans.valid and ans.rationale and ans.error is None
+    obj = json.loads(ans.raw, strict=False)
+    assert list(obj) == ["rationale", "answer"]  # chain of thought: the grammar puts the working first
+    assert isinstance(obj["answer"], int | float) and ans.label == normalize_number(obj["answer"])
+    assert ans.distribution is None and ans.usage.tokens_out <= 120
 
 
 def test_a_campaign_round_with_the_local_teacher(model_path, tmp_path):
