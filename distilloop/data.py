@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from distilloop.annotators.parsing import normalize_number
 from distilloop.errors import DataError
 
 SPLITS = ("pool", "dev", "test")
@@ -106,18 +107,21 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         raise DataError(f"{path}: cannot be read ({exc}); is it a UTF-8 text or gzip file?") from None
 
 
-def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequence[str] | None = None) -> list[Example]:
+def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequence[str] | None = None,
+                  answer: str = "label") -> list[Example]:
     """Read and validate every row of ``path``; raise :class:`DataError` naming the first bad row.
 
     Rows without a split are assigned to pool / dev / test by ``spec``'s fractions and seed, so the same
-    file always gives the same splits.
+    file always gives the same splits. With ``answer="number"`` a gold label must be a number and is kept in
+    its canonical form (``"1,800.0"`` becomes ``"1800"``), the form teachers' answers are compared in.
     """
     spec = spec or DataSpec()
+    numeric = answer == "number"
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file not found: {path}; check the path (relative paths are resolved against "
                         "the campaign file's folder)")
-    label_set = set(labels) if labels is not None else None
+    label_set = set(labels) if labels is not None and not numeric else None
     examples: list[Example] = []
     seen: set[str] = set()
     unsplit: list[int] = []
@@ -137,6 +141,12 @@ def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequen
         seen.add(rid)
         gold = row.get(spec.label_field)
         gold = None if gold in (None, "") else str(gold)
+        if gold is not None and numeric:
+            number = normalize_number(gold)
+            if number is None:
+                raise DataError(f"{where}: label {gold!r} is not a number, and this campaign's answers are numbers "
+                                "([campaign] answer = \"number\"); fix the row or leave its label empty")
+            gold = number
         if gold is not None and label_set is not None and gold not in label_set:
             raise DataError(f"{where}: label '{gold}' is not in the label set {sorted(label_set)}; fix the row "
                             "or add the label to [campaign] labels")

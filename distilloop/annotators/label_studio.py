@@ -26,6 +26,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from distilloop._extras import require
+from distilloop.annotators.prompts import as_json_number
 from distilloop.annotators.review import ReviewDecision, Reviewer, ReviewItem
 from distilloop.data import render_input
 from distilloop.errors import ConfigError, ReviewError
@@ -40,7 +41,20 @@ SECRET_HEADER = "X-Distilloop-Secret"
 
 
 def labeling_config(labels: Sequence[str]) -> str:
-    """The project's labeling config: the item, the teachers' votes (read-only), the label, a corrected rationale."""
+    """The project's labeling config: the item, the teachers' votes (read-only), the label, a corrected rationale.
+    With no label set (a campaign whose answers are numbers) the label is a ``<Number>`` input instead of
+    ``<Choices>``."""
+    if not labels:
+        return f"""<View>
+  <Header value="Item"/>
+  <Text name="{TO_NAME}" value="$text"/>
+  <Header value="What each teacher said (read-only)"/>
+  <HyperText name="teachers" value="$teachers_html"/>
+  <Header value="Your answer, a number (pre-filled with the ensemble's vote)"/>
+  <Number name="{LABEL_FROM}" toName="{TO_NAME}" step="0.000001" required="true"/>
+  <Header value="Corrected working (optional: replaces the teachers' in the training data)"/>
+  <TextArea name="{RATIONALE_FROM}" toName="{TO_NAME}" rows="5" editable="true" maxSubmissions="1"/>
+</View>"""
     choices = "\n".join(f"    <Choice value={quoteattr(x)}/>" for x in labels)
     return f"""<View>
   <Header value="Item"/>
@@ -84,8 +98,12 @@ def task_payload(item: ReviewItem) -> dict[str, Any]:
     }
     task: dict[str, Any] = {"data": data}
     if v.label is not None:
-        task["predictions"] = [{"model_version": MODEL_VERSION, "score": float(v.agreement or 0.0), "result": [
-            {"from_name": LABEL_FROM, "to_name": TO_NAME, "type": "choices", "value": {"choices": [v.label]}}]}]
+        if item.answer == "number":
+            result = {"from_name": LABEL_FROM, "to_name": TO_NAME, "type": "number",
+                      "value": {"number": as_json_number(v.label)}}
+        else:
+            result = {"from_name": LABEL_FROM, "to_name": TO_NAME, "type": "choices", "value": {"choices": [v.label]}}
+        task["predictions"] = [{"model_version": MODEL_VERSION, "score": float(v.agreement or 0.0), "result": [result]}]
     return task
 
 
@@ -96,6 +114,8 @@ def parse_annotation(ann: dict[str, Any]) -> tuple[str | None, str | None]:
         value = r.get("value") or {}
         if r.get("from_name") == LABEL_FROM and value.get("choices"):
             label = value["choices"][0]
+        elif r.get("from_name") == LABEL_FROM and value.get("number") is not None:
+            label = str(value["number"])  # a numeric campaign; normalised (and checked) where it is pulled
         elif r.get("from_name") == RATIONALE_FROM and value.get("text"):
             text = value["text"]
             rationale = (" ".join(text) if isinstance(text, list) else str(text)).strip() or None

@@ -24,6 +24,7 @@ class ReviewItem:
     verdict: Verdict
     round_no: int
     labels: tuple[str, ...] = ()
+    answer: str = "label"  # "number": the reviewer enters a number (the campaign has no label set)
 
 
 @dataclass

@@ -29,9 +29,22 @@ class CampaignSection:
     store: str = ""
     seed: int = 0
     models_dir: str = ""
+    #: "label": one of ``labels``; "number": an open numeric answer (math word problems), no label set
+    answer: str = "label"
+
+    @property
+    def numeric(self) -> bool:
+        return self.answer == "number"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.labels, list) or len(self.labels) < 2 or not all(isinstance(x, str) and x for x in self.labels):
+        if self.answer not in ("label", "number"):
+            raise ConfigError(f"campaign.answer: must be \"label\" (one of [campaign] labels) or \"number\" (a numeric "
+                              f"answer, e.g. math word problems), got {self.answer!r}")
+        if self.numeric:
+            if self.labels:
+                raise ConfigError("campaign.labels: a campaign with answer = \"number\" has no label set; remove "
+                                  "labels (or set answer = \"label\")")
+        elif not isinstance(self.labels, list) or len(self.labels) < 2 or not all(isinstance(x, str) and x for x in self.labels):
             raise ConfigError(f"campaign.labels: must be a list of at least two label names, got {self.labels!r}; "
                               'e.g. labels = ["negative", "positive"]')
         if len(set(self.labels)) != len(self.labels):
@@ -252,7 +265,7 @@ class CampaignConfig:
     def fingerprint(self) -> str:
         """A hash of what must not change under a running campaign (labels, data, teachers)."""
         key = {k: self.raw.get(k) for k in ("campaign", "data", "teachers")}
-        key["campaign"] = {k: v for k, v in (key["campaign"] or {}).items() if k in ("labels", "task")}
+        key["campaign"] = {k: v for k, v in (key["campaign"] or {}).items() if k in ("labels", "task", "answer")}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

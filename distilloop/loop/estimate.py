@@ -120,7 +120,7 @@ def estimate_campaign(config: CampaignConfig, *, sample: int = 32,
         finally:
             store.close()
     else:
-        examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels)
+        examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
         taken = set()
     pool: list[Example] = [e for e in examples if e.split == "pool" and e.id not in taken]
     next_no = current[0] if current else done + 1
@@ -145,7 +145,8 @@ def estimate_campaign(config: CampaignConfig, *, sample: int = 32,
         exp, up = Spend(), Spend()
         for e in picked:
             gold = e.gold if getattr(t.style, "needs_gold", False) else None
-            prompt = t.render(LabelingItem(e.id, e.fields, labels, config.campaign.task, gold=gold))
+            prompt = t.render(LabelingItem(e.id, e.fields, labels, config.campaign.task, gold=gold,
+                                           answer=config.campaign.answer))
             exp = exp + t.expected(prompt)
             up = up + _upper(t, prompt, e.id)
         k = max(1, len(picked))

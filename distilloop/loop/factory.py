@@ -54,3 +54,32 @@ def build_calibration(config: CampaignConfig) -> Any:
     if not isinstance(kind, str):
         raise ConfigError(f"aggregation.calibrate: must be a string, got {kind!r}")
     return build_cal(kind, params.get("calibrate_min_items", 20))
+
+
+#: aggregation methods that count votes over whatever answers were given (no fixed label set needed)
+OPEN_ANSWER_AGGREGATION = ("majority", "confidence_weighted")
+
+
+def check_answer_kind(config: CampaignConfig) -> None:
+    """A campaign whose answers are numbers (``[campaign] answer = "number"``) has no label set: refuse, with
+    the reason and the fix, each part that needs one."""
+    if not config.campaign.numeric:
+        return
+    where = 'a campaign with answer = "number" (no label set)'
+    student = build_student(config)
+    if not getattr(student, "supports_numeric", False):
+        raise ConfigError(f"student.kind: {config.student.kind!r} classifies into a label set; {where} needs a "
+                          'student that generates its answer: kind = "step_by_step"')
+    for key, name in (("strategy.name", config.strategy.kind), ("rounds.initial_strategy", config.rounds.initial_strategy)):
+        if build_strategy(config, name).requires_student:
+            raise ConfigError(f"{key}: {name!r} ranks items by the student's label probabilities or embeddings, which "
+                              f"a student answering with numbers does not have; {where} selects with \"random\"")
+    if config.aggregation.kind not in OPEN_ANSWER_AGGREGATION:
+        raise ConfigError(f"aggregation.method: {config.aggregation.kind!r} models each teacher per class of a label "
+                          f"set; {where} takes {' or '.join(repr(m) for m in OPEN_ANSWER_AGGREGATION)}")
+    if config.aggregation.params.get("calibrate", "none") != "none":
+        raise ConfigError(f"aggregation.calibrate: calibration corrects a teacher's bias between labels; {where} "
+                          'has none to correct: remove the key (or set calibrate = "none")')
+    if config.evaluation.metric != "accuracy":
+        raise ConfigError(f"evaluation.metric: macro-F1 averages over a label set; {where} is scored by "
+                          '"accuracy" (exact match of the number)')

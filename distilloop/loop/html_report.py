@@ -244,7 +244,7 @@ def _summary(store: Store, caps: Any, eval_split: str) -> str:
     spent = store.spent()
     rounds = store.rounds()
     active = store.active_student()
-    kv = [("campaign", store.get_meta("name")), ("labels", ", ".join(store.get_meta("labels") or [])),
+    kv = [("campaign", store.get_meta("name")), ("labels", ", ".join(store.get_meta("labels") or []) or "none: the answers are numbers"),
           ("rounds", len(rounds)), ("stop reason", store.get_meta("stop_reason") or "not stopped (resumable)"),
           ("examples", ", ".join(f"{s} {store.count('examples', 'split = ?', [s]):,}" for s in ("pool", "dev", "test"))),
           ("accepted labels", ", ".join(f"{r['source']} {r['n']:,}" for r in store.db.query(
@@ -379,6 +379,9 @@ def _reviews(store: Store) -> str:
 
 
 def _confusion(store: Store, split: str, labels: Sequence[str], loader: Callable[[str], Any] | None) -> str:
+    if not labels:
+        return ('<p class="muted">No confusion matrix: this campaign\'s answers are numbers (no label set); the '
+                "student's accuracy is the share of exact matches, in the learning curve above.</p>")
     m, note = confusion(store, split=split, labels=labels, loader=loader)
     if m is None:
         return f'<p class="muted">{_e(note)}</p>'

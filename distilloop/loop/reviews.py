@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from distilloop.annotators.aggregation import DawidSkene, Verdict, Vote, reliability_rows
 from distilloop.annotators.agreement import cohen_kappa, fleiss_kappa
+from distilloop.annotators.parsing import normalize_number
 from distilloop.annotators.review import Reviewer, ReviewItem
 from distilloop.storage.store import Store
 
@@ -61,7 +63,8 @@ def review_item(store: Store, example_id: str, round_no: int, labels: Sequence[s
                       cons["n_votes"] or 0, cons["rationale"], cons["method"], cons["votes"] or [],
                       vote_share=cons.get("vote_share"),
                       rationales_agree=None if cons.get("rationales_agree") is None else bool(cons["rationales_agree"]))
-    return ReviewItem(example_id, store.example(example_id).fields, verdict, round_no, tuple(labels))
+    return ReviewItem(example_id, store.example(example_id).fields, verdict, round_no, tuple(labels),
+                      answer="label" if labels else "number")
 
 
 def push_pending(store: Store, reviewer: Reviewer, labels: Sequence[str], *, force: bool = False) -> int:
@@ -89,10 +92,19 @@ def pull_reviews(store: Store, reviewer: Reviewer, labels: Sequence[str], round_
     for row in pending:
         row["consensus"] = store.consensus(row["example_id"])
     decisions = reviewer.collect(pending)
+    numeric = not labels  # an empty label set: the campaign's answers are numbers
     recorded = 0
     with store.atomic():
         for d in decisions:
-            if d.label not in labels:
+            if numeric:
+                number = normalize_number(d.label)
+                if number is None:
+                    if warn:
+                        warn(f"review of {d.example_id} gave answer '{d.label}', which is not a number; ignored "
+                             "(the item stays in the queue)")
+                    continue
+                d = dataclasses.replace(d, label=number)
+            elif d.label not in labels:
                 if warn:
                     warn(f"review of {d.example_id} gave label '{d.label}' outside the label set; ignored "
                          "(fix the labeling config's choices)")
@@ -105,10 +117,10 @@ def pull_reviews(store: Store, reviewer: Reviewer, labels: Sequence[str], round_
                                source=d.source, round_no=round_no,
                                # a person's answer is certain; an automatic acceptance keeps the teachers' doubt
                                soft_label=(cons.get("soft_label") if d.source == "auto" and cons.get("soft_label")
-                                           else {x: float(x == d.label) for x in labels}))
+                                           else {x: float(x == d.label) for x in labels or (d.label,)}))
             store.resolve_review(d.example_id, round_no)
             recorded += 1
-    if recorded and any(d.source != "auto" for d in decisions):
+    if recorded and not numeric and any(d.source != "auto" for d in decisions):
         update_reliability(store, labels)
     return recorded
 
@@ -125,6 +137,8 @@ def review_agreement(store: Store, labels: Sequence[str]) -> dict[str, Any]:
     if not multi:
         return out
     reviewers = {r["reviewer"] for rs in multi.values() for r in rs}
+    if not labels:  # numeric answers: the categories are the answers the reviewers gave
+        labels = sorted({r["label"] for rs in multi.values() for r in rs})
     if len(reviewers) == 2 and all(len(rs) == 2 for rs in multi.values()):
         a_name, b_name = sorted(reviewers)
         pairs = [({r["reviewer"]: r["label"] for r in rs}) for rs in multi.values()]

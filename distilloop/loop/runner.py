@@ -13,13 +13,14 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from distilloop.annotators.aggregation import Vote, answer_support
 from distilloop.annotators.base import LabelingItem, Teacher
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.annotators.review import ReviewItem
@@ -63,6 +64,7 @@ class Campaign:
         self.store = store
         self.progress = progress or Progress(quiet=True)
         self.labels = list(config.campaign.labels)
+        self.numeric = config.campaign.numeric  # open numeric answers: each item's label set is its answers
         self.teachers = teachers if teachers is not None else factory.build_teachers(config)
         self.strategy = factory.build_strategy(config)
         self.student_template: Student = factory.build_student(config)
@@ -84,6 +86,7 @@ class Campaign:
     @classmethod
     def open(cls, config: CampaignConfig, **kwargs: Any) -> Campaign:
         """Create the store from the data file (validated first: bad data leaves nothing behind) or reopen it."""
+        factory.check_answer_kind(config)  # every run: the student or strategy may have changed in the file
         path = config.store_path
         fingerprint = config.fingerprint()
         if path.exists():
@@ -107,7 +110,8 @@ class Campaign:
             factory.build_student(config)
             factory.build_aggregator(config)
             factory.build_calibration(config)
-            examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels)
+            examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels,
+                                     config.campaign.answer)
             stopping.check_dev_split(config, examples)
             store = Store.create(path, examples, {"fingerprint": fingerprint, "name": config.campaign.name,
                                                   "labels": config.campaign.labels, "config": config.raw})
@@ -117,7 +121,12 @@ class Campaign:
     def item(self, e: Example) -> LabelingItem:
         # the gold label reaches a teacher only when its prompt style asks for it (ground-truth priming)
         gold = e.gold if any(getattr(t.style, "needs_gold", False) for t in self.teachers) else None
-        return LabelingItem(e.id, e.fields, tuple(self.labels), self.config.campaign.task, gold=gold)
+        return LabelingItem(e.id, e.fields, tuple(self.labels), self.config.campaign.task, gold=gold,
+                            answer=self.config.campaign.answer)
+
+    def label_set(self, votes: Sequence[Vote]) -> tuple[str, ...]:
+        """The labels an item's votes are counted over: the campaign's, or for numeric answers the answers given."""
+        return answer_support(votes) if self.numeric else tuple(self.labels)
 
     def with_student_explanations(self, items: list[LabelingItem], round_no: int) -> list[LabelingItem]:
         """For explanation revision (ELAD): the student's explanation the ``elad`` strategy kept for each item."""
@@ -295,7 +304,10 @@ class Campaign:
             self.progress.warn(f"teacher {name} was taken out of round {round_no}: {reason}")
         # never asked (budget): back to the pool
         asked_votes = self.calibrate({i: result.votes[i] for i in ids if result.votes.get(i)})
-        by_id = aggregate_round(self.aggregator, self.store, asked_votes, self.labels)
+        if self.numeric:
+            by_id = {ex: self.aggregator.aggregate(v, self.label_set(v)) for ex, v in asked_votes.items()}
+        else:
+            by_id = aggregate_round(self.aggregator, self.store, asked_votes, self.labels)
         verdicts = [(i, by_id[i]) for i in ids if i in by_id]
         routes = self.router.route(verdicts)
         to_review = []
@@ -311,7 +323,8 @@ class Campaign:
                     self.store.accept_label(i, v.label, rationale=v.rationale, source="teachers",
                                             round_no=round_no, soft_label=v.soft_label)
                 elif routes[i] == REVIEW:
-                    to_review.append(ReviewItem(i, self._examples[i].fields, v, round_no, tuple(self.labels)))
+                    to_review.append(ReviewItem(i, self._examples[i].fields, v, round_no, tuple(self.labels),
+                                                answer=self.config.campaign.answer))
             self.store.save_consensus(rows)
             if to_review:
                 try:
@@ -322,7 +335,8 @@ class Campaign:
                 for it in to_review:
                     self.store.enqueue_review(it.example_id, round_no, self.reviewer.name, external.get(it.example_id))
             self.store.set_round_status(round_no, "training")
-        update_reliability(self.store, self.labels)
+        if not self.numeric:  # per-class reliability (Dawid-Skene) needs a label set
+            update_reliability(self.store, self.labels)
         self.pull_reviews(round_no)
 
     def calibrate(self, votes: dict[str, list], round_votes: dict[str, list] | None = None,
@@ -372,7 +386,8 @@ class Campaign:
                 seen = self.calibrate({it.example_id: merged.votes.get(it.example_id, []) for it in todo},
                                       round_votes=merged.votes, history=history)
                 todo = [it for it in todo
-                        if self.cascade.next_step(seen[it.example_id], k, self.labels) == ASK_NEXT]
+                        if self.cascade.next_step(seen[it.example_id], k, self.label_set(seen[it.example_id]))
+                        == ASK_NEXT]
             return merged or AnnotationResult(), tiers_asked
         finally:
             for t in self.teachers:
@@ -432,6 +447,8 @@ class Campaign:
         if not rows:
             return {}
         pred = student.predict([e.text for e in rows])
+        if self.numeric:  # exact match of the canonical number; no label set to average F1 over
+            return {"accuracy": sum(p == e.gold for p, e in zip(pred, rows)) / len(rows), "n": len(rows)}
         return evaluate([e.gold for e in rows], pred, self.labels)  # type: ignore[misc]
 
     def close(self) -> None:

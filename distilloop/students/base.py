@@ -32,6 +32,9 @@ class Student(ABC):
     uses_rationales = False
     uses_soft_labels = False
     supports_warm_start = False
+    #: whether it can learn open numeric answers (``fit`` with an empty label set; :meth:`predict` generates the
+    #: answer, and there is no :meth:`predict_proba` over a label set)
+    supports_numeric = False
 
     classes_: list[str]
     version_: str
@@ -56,7 +59,10 @@ class Student(ABC):
             raise StudentError(f"texts and labels must have the same length, got {len(texts)} and {len(labels)}")
         if not texts:
             raise StudentError("cannot fit a student on no examples; label some first")
-        unknown = sorted(set(labels) - set(classes))
+        if not classes and not self.supports_numeric:
+            raise StudentError(f"the {self.kind} student needs a label set (it classifies); a campaign whose answers "
+                               "are numbers needs a student that generates them: kind = \"step_by_step\"")
+        unknown = sorted(set(labels) - set(classes)) if classes else []
         if unknown:
             raise StudentError(f"labels {unknown} are not in the label set {classes}")
         for name, seq in (("rationales", rationales), ("soft_labels", soft_labels)):
@@ -75,6 +81,11 @@ class Student(ABC):
     @abstractmethod
     def _fit(self, texts: list[str], labels: list[str], *, rationales: Sequence[str | None] | None,
              soft_labels: Sequence[Mapping[str, float] | None] | None, warm_start: Student | None) -> None: ...
+
+    @property
+    def numeric(self) -> bool:
+        """Fitted on open numeric answers (an empty label set)."""
+        return self.is_fitted() and not self.classes_
 
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

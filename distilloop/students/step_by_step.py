@@ -58,6 +58,7 @@ class StepByStepStudent(Student):
     tokenizer_: Any
     uses_rationales = True
     supports_warm_start = True
+    supports_numeric = True
 
     def __init__(self, model: str = SMOLLM2, alpha: float = 0.5, epochs: int = 3, warm_start_epochs: int = 1,
                  batch_size: int = 8, lr: float = 5e-5, weight_decay: float = 0.0, max_input_tokens: int = 256,
@@ -253,8 +254,20 @@ class StepByStepStudent(Student):
         return p / p.sum(axis=1, keepdims=True)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if self.numeric:
+            raise StudentError("this student answers with numbers (fitted without a label set): it has no "
+                               "probabilities over a label set; use predict()")
         return self._score_classes([self._ids(self.label_prompt(t), self.max_input_tokens, left=True)
                                     for t in texts])
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """The label of each text; fitted on numeric answers, the greedy-decoded answer after ``predict:``
+        in canonical form (``""`` where the student wrote no number)."""
+        if not self.numeric:
+            return super().predict(texts)
+        from distilloop.annotators.parsing import normalize_number
+
+        return [normalize_number(self.generate(self.label_prompt(t), max_new_tokens=16)) or "" for t in texts]
 
     def generate(self, prompt: str, max_new_tokens: int = 64) -> str:
         """Greedy continuation of ``prompt`` up to the eos token."""

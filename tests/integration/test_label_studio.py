@@ -87,6 +87,32 @@ def test_webhook_delivers_annotations_with_the_shared_secret(ls_env, monkeypatch
         r.close()
 
 
+def test_numeric_answers_are_reviewed_with_a_number_input(ls_env):
+    from distilloop.annotators.aggregation import Verdict
+    from distilloop.annotators.review import ReviewItem
+
+    verdict = Verdict("96", {"96": 0.5, "72": 0.5}, 0.5, 0.69, 2, "48 + 48 = 96", "majority",
+                      [{"teacher": "a", "label": "96", "confidence": None, "rationale": "48 + 48 = 96", "valid": True},
+                       {"teacher": "b", "label": "72", "confidence": None, "rationale": "48 + 24 = 72", "valid": True}])
+    item = ReviewItem("m1", {"question": "48 clips in April, half as many in May: how many in all?"}, verdict, 1, (),
+                      answer="number")
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"num-{uuid.uuid4().hex[:8]}")
+    try:
+        ext = r.submit([item])
+        config = r.client().projects.get(id=r.project_id).label_config
+        assert '<Number name="label"' in config and "<Choices" not in config
+        task = r.client().tasks.get(id=int(ext["m1"]))
+        assert task.predictions[0].result[0]["value"] == {"number": 96}  # pre-filled with the ensemble's vote
+        result = [{"from_name": "label", "to_name": "text", "type": "number", "value": {"number": 72}},
+                  {"from_name": "rationale", "to_name": "text", "type": "textarea",
+                   "value": {"text": ["Half of 48 is 24; 48 + 24 = 72."]}}]
+        r.client().annotations.create(id=int(ext["m1"]), result=result, lead_time=12.0)
+        [d] = r.collect([{"example_id": "m1", "external_id": ext["m1"], "round": 1}])
+        assert (d.label, d.rationale, d.source) == ("72", "Half of 48 is 24; 48 + 24 = 72.", "human")
+    finally:
+        r.close()
+
+
 def test_unreachable_server_is_a_review_error(monkeypatch):
     monkeypatch.setenv(KEY_ENV, "whatever")
     import socket
