@@ -87,13 +87,39 @@ stabilizing = false   # true: stop once the student's predictions on a fixed sto
 '''
 
 
+NUMERIC_TASK = "Solve the math word problem. Work it out step by step, then give the final answer as a number."
+
+
+def numeric_starter(text: str) -> str:
+    """The starter for a campaign whose answers are numbers: no label set, random selection (the other strategies
+    need label probabilities), a student that generates its answer, room for the teacher's working."""
+    swaps = [
+        ("labels = {labels}\n", 'answer = "number"   # open numeric answers (math word problems): no label set\n'),
+        ('name = "entropy"\n', 'name = "random"      # the other strategies need label probabilities\n'),
+        ("max_tokens = 96\n", "max_tokens = 300\nrationale_max_chars = 700   # room for the working\n"),
+        ('# calibrate = "batch"  # remove each teacher\'s label bias (logprob teachers; assumes no label is very rare)\n',
+         ""),
+        ('kind = "tfidf_logreg"\n', 'kind = "step_by_step"  # generates its answer (a GPU helps: see README)\n'),
+    ]
+    for old, new in swaps:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from distilloop.data import DataSpec, load_examples
 
     data = Path(args.data)
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
-    examples = load_examples(data, DataSpec(input_fields=tuple(fields)))
-    if args.labels:
+    numeric = args.answer == "number"
+    examples = load_examples(data, DataSpec(input_fields=tuple(fields)), answer=args.answer)
+    if numeric:
+        if args.labels:
+            raise UserInputError("--labels and --answer number do not go together: a campaign whose answers are "
+                                 "numbers has no label set")
+        labels: list[str] = []
+    elif args.labels:
         labels = [x.strip() for x in args.labels.split(",") if x.strip()]
         bad = sorted({e.gold for e in examples if e.gold is not None and e.gold not in labels})
         if bad:
@@ -103,6 +129,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         if len(labels) < 2:
             raise UserInputError(f"cannot infer the label set from {data} (found {labels}); pass --labels a,b,...")
         if len(labels) > 50:
+            from distilloop.annotators.parsing import normalize_number
+
+            if all(normalize_number(x) is not None for x in labels):
+                raise UserInputError(f"{data} has {len(labels)} distinct labels, all numbers: if the answers are "
+                                     "numbers (math word problems), pass --answer number; else pass --labels")
             raise UserInputError(f"{data} has {len(labels)} distinct labels; pass --labels explicitly")
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -112,10 +143,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         rel = rel.relative_to(out.resolve().parent)
     except ValueError:
         pass
-    text = STARTER.format(name=json.dumps(args.name or out.stem), labels=json.dumps(labels),
-                          task=json.dumps(args.task), path=json.dumps(str(rel)), fields=json.dumps(fields))
+    task = args.task or (NUMERIC_TASK if numeric else "Classify the input.")
+    text = (numeric_starter(STARTER) if numeric else STARTER).format(
+        name=json.dumps(args.name or out.stem), labels=json.dumps(labels), task=json.dumps(task),
+        path=json.dumps(str(rel)), fields=json.dumps(fields))
     out.write_text(text, encoding="utf-8")
-    print(f"wrote {out}: {len(examples)} examples, labels {labels}. Review it, then: distilloop run {out}")
+    what = "numeric answers" if numeric else f"labels {labels}"
+    print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
     return 0
 
 
@@ -448,7 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("data", help="the data file: one example per row with an id, input field(s), optional split/label")
     sp.add_argument("--labels", help="comma-separated label set (default: the labels found in the file)")
     sp.add_argument("--fields", default="text", help="comma-separated input fields (default: text)")
-    sp.add_argument("--task", default="Classify the input.", help="the instruction the teachers get")
+    sp.add_argument("--task", default=None, help="the instruction the teachers get (default: \"Classify the "
+                    "input.\", or with --answer number an instruction to solve the problem step by step)")
+    sp.add_argument("--answer", choices=["label", "number"], default="label",
+                    help="label: a label from a set (default); number: open numeric answers, e.g. math word problems")
     sp.add_argument("--name", help="campaign name (default: the output file's stem)")
     sp.add_argument("--out", default=DEFAULT_CONFIG, help=f"where to write the campaign file (default: {DEFAULT_CONFIG})")
     sp.add_argument("--force", action="store_true", help="overwrite an existing campaign file")

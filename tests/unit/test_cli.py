@@ -92,6 +92,23 @@ def test_init_writes_a_campaign_that_validates(tmp_path):
     assert_one_line_error(cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", out), "already exists")
 
 
+def test_init_for_numeric_answers_writes_a_campaign_that_opens(tmp_path):
+    svamp = ROOT / "data" / "svamp.jsonl.gz"
+    assert_one_line_error(cli("init", svamp, "--fields", "question", "--out", tmp_path / "x.toml"),
+                          "273 distinct labels, all numbers: .* pass --answer number")
+    out = tmp_path / "svamp.toml"
+    proc = cli("init", svamp, "--fields", "question", "--answer", "number", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    from distilloop.loop import factory
+    from distilloop.loop.config import load_config
+
+    cfg = load_config(out)
+    assert cfg.campaign.numeric and cfg.campaign.labels == [] and "step by step" in cfg.campaign.task
+    factory.check_answer_kind(cfg)  # every part the starter names takes numeric answers
+    assert_one_line_error(cli("init", svamp, "--fields", "question", "--answer", "number", "--labels", "1,2",
+                              "--out", tmp_path / "y.toml"), "do not go together")
+
+
 def test_every_command_has_help_and_is_documented_in_the_readme():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
