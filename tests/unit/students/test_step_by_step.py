@@ -132,3 +132,24 @@ def test_seq2seq_model_trains_predicts_and_round_trips(tiny_t5_dir, tmp_path):
     assert l_rat > 0 and total == pytest.approx(0.25 * l_label + 0.75 * l_rat, rel=1e-5)
     assert isinstance(s.rationale(TEXTS[0]), str)
     np.testing.assert_allclose(Student.load(s.save(tmp_path / "t5")).predict_proba(TEXTS), p, atol=1e-5)
+
+
+def test_numeric_answers_are_learned_and_generated(tiny_lm_dir, tmp_path):
+    texts, answers = [TEXTS[0], TEXTS[4]], ["72", "-2.5"]
+    s = StepByStepStudent(model=tiny_lm_dir, alpha=0.5, epochs=40, batch_size=2, lr=5e-3, device="cpu")
+    s.fit(texts, answers, classes=[], rationales=[RATIONALES[0], RATIONALES[4]])
+    assert s.numeric and s.predict(texts) == answers  # generated after `predict:`, in canonical form
+    with pytest.raises(StudentError, match="answers with numbers"):
+        s.predict_proba(texts)
+    loaded = StepByStepStudent.load(s.save(tmp_path / "num"))
+    assert loaded.numeric and loaded.predict(texts) == answers
+    # an untrained model writes no number: the prediction is empty, never a made-up label
+    untrained = StepByStepStudent(model=tiny_lm_dir, epochs=1, lr=1e-9, device="cpu").fit(texts, answers, classes=[])
+    assert all(p == "" or p.lstrip("-").replace(".", "").isdigit() for p in untrained.predict(texts))
+
+
+def test_a_classifying_student_refuses_an_empty_label_set():
+    from distilloop.students.tfidf import TfidfLogReg
+
+    with pytest.raises(StudentError, match='needs a label set.*kind = "step_by_step"'):
+        TfidfLogReg().fit(TEXTS, LABELS, classes=[])
