@@ -44,29 +44,24 @@ def labeling_config(labels: Sequence[str]) -> str:
     """The project's labeling config: the item, the teachers' votes (read-only), the label, a corrected rationale.
     With no label set (a campaign whose answers are numbers) the label is a ``<Number>`` input instead of
     ``<Choices>``."""
-    if not labels:
-        return f"""<View>
-  <Header value="Item"/>
-  <Text name="{TO_NAME}" value="$text"/>
-  <Header value="What each teacher said (read-only)"/>
-  <HyperText name="teachers" value="$teachers_html"/>
-  <Header value="Your answer, a number (pre-filled with the ensemble's vote)"/>
-  <Number name="{LABEL_FROM}" toName="{TO_NAME}" step="0.000001" required="true"/>
-  <Header value="Corrected working (optional: replaces the teachers' in the training data)"/>
-  <TextArea name="{RATIONALE_FROM}" toName="{TO_NAME}" rows="5" editable="true" maxSubmissions="1"/>
-</View>"""
-    choices = "\n".join(f"    <Choice value={quoteattr(x)}/>" for x in labels)
+    if labels:
+        choices = "\n".join(f"    <Choice value={quoteattr(x)}/>" for x in labels)
+        control = (f'  <Header value="Your label (pre-filled with the ensemble\'s vote)"/>\n'
+                   f'  <Choices name="{LABEL_FROM}" toName="{TO_NAME}" choice="single" showInline="true" required="true">\n'
+                   f"{choices}\n  </Choices>")
+        rationale = ("Corrected rationale", 3)
+    else:
+        control = (f'  <Header value="Your answer, a number (pre-filled with the ensemble\'s vote)"/>\n'
+                   f'  <Number name="{LABEL_FROM}" toName="{TO_NAME}" step="0.000001" required="true"/>')
+        rationale = ("Corrected working", 5)
     return f"""<View>
   <Header value="Item"/>
   <Text name="{TO_NAME}" value="$text"/>
   <Header value="What each teacher said (read-only)"/>
   <HyperText name="teachers" value="$teachers_html"/>
-  <Header value="Your label (pre-filled with the ensemble's vote)"/>
-  <Choices name="{LABEL_FROM}" toName="{TO_NAME}" choice="single" showInline="true" required="true">
-{choices}
-  </Choices>
-  <Header value="Corrected rationale (optional: replaces the teachers' in the training data)"/>
-  <TextArea name="{RATIONALE_FROM}" toName="{TO_NAME}" rows="3" editable="true" maxSubmissions="1"/>
+{control}
+  <Header value="{rationale[0]} (optional: replaces the teachers' in the training data)"/>
+  <TextArea name="{RATIONALE_FROM}" toName="{TO_NAME}" rows="{rationale[1]}" editable="true" maxSubmissions="1"/>
 </View>"""
 
 
