@@ -289,6 +289,11 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
                   calibrate: str = "batch",
                   progress: Progress | None = None, workdir: Path | None = None) -> BenchResult:
     progress = progress or Progress(quiet=True)
+    if dataset not in DATASETS:
+        raise ConfigError(f"--dataset: no label-efficiency benchmark for {dataset!r}; choose "
+                          f"{', '.join(sorted(DATASETS))}. The GSM8K and SVAMP recordings (numeric answers) are "
+                          "compared by benchmarks/numeric_teachers.py: their student generates numbers, which needs "
+                          "a GPU to learn")
     spec = DATASETS[dataset]
     ids = recorded_ids(spec)
     if pool_limit:
