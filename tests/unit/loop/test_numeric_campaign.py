@@ -159,3 +159,10 @@ def test_the_cli_reports_a_numeric_config_error_without_a_traceback(tmp_path):
     p = cli("run", path, cwd=tmp_path)
     assert_one_line_error(p, "strategy.name: 'margin' ranks items by the student's label probabilities")
     assert not (tmp_path / "svamp.distilloop.db").exists()
+
+
+def test_an_unknown_answer_kind_is_a_config_error():
+    from distilloop.loop.config import CampaignSection
+
+    with pytest.raises(ConfigError, match='campaign.answer: must be "label" .* or "number"'):
+        CampaignSection(answer="numbers")
