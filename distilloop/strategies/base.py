@@ -57,11 +57,15 @@ class Selection:
 
 
 class Strategy(ABC):
-    """Base of every strategy. ``requires_student``: cannot run before a student is trained; ``needs_costs``:
-    reads the expected teacher cost of each item."""
+    """Base of every strategy. ``requires_student``: cannot run before a student is trained;
+    ``needs_probabilities``: reads the student's label probabilities; ``needs_costs``: reads the expected teacher
+    cost of each item."""
 
     name = "abstract"
     requires_student = True
+    #: reads the student's label probabilities (``ctx.probabilities()``); strategies that only need the
+    #: student's embeddings (or nothing of it) set False, and work for numeric answers too
+    needs_probabilities = True
     #: the runner fills ``ctx.extra["item_cost"]`` (expected teacher cost per unlabeled id) for it
     needs_costs = False
 

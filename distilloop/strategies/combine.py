@@ -88,6 +88,10 @@ class LinearCombination(Strategy):
     def requires_student(self) -> bool:  # type: ignore[override]
         return any(s.requires_student for s in self.strategies_)
 
+    @property
+    def needs_probabilities(self) -> bool:  # type: ignore[override]
+        return any(s.needs_probabilities for s in self.strategies_)
+
     def scores(self, ctx: SelectionContext) -> np.ndarray:
         total = np.zeros(len(ctx.unlabeled_ids))
         for s, w in zip(self.strategies_, self.weights):
@@ -125,6 +129,10 @@ class Mixture(Strategy):
     @property
     def requires_student(self) -> bool:  # type: ignore[override]
         return any(s.requires_student for s in self.strategies_)
+
+    @property
+    def needs_probabilities(self) -> bool:  # type: ignore[override]
+        return any(s.needs_probabilities for s in self.strategies_)
 
     @property
     def needs_costs(self) -> bool:  # type: ignore[override]

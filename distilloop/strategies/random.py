@@ -11,6 +11,7 @@ class RandomSampling(Strategy):
 
     name = "random"
     requires_student = False
+    needs_probabilities = False
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         idx = ctx.rng.choice(len(ctx.unlabeled_ids), size=n, replace=False)

@@ -87,6 +87,10 @@ class _Wrapper(Strategy):
     def needs_costs(self) -> bool:  # type: ignore[override]
         return self.base_.needs_costs
 
+    @property
+    def needs_probabilities(self) -> bool:  # type: ignore[override]
+        return self.base_.needs_probabilities
+
 
 class RandomSubpool(_Wrapper):
     """Runs ``base`` on a seeded uniform subpool of ``size`` items (at least ``n``)."""
@@ -124,6 +128,10 @@ class TopCandidates(_Wrapper):
     @property
     def requires_student(self) -> bool:  # type: ignore[override]
         return self.base_.requires_student or self.prefilter_.requires_student
+
+    @property
+    def needs_probabilities(self) -> bool:  # type: ignore[override]
+        return self.base_.needs_probabilities or self.prefilter_.needs_probabilities
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         size = max(self.size, n)

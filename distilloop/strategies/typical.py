@@ -62,6 +62,7 @@ class TypiClust(Strategy):
     """The most typical unlabeled item of each of the least-covered clusters (TypiClust)."""
 
     name = "typiclust"
+    needs_probabilities = False  # embeddings only
 
     def __init__(self, max_clusters: int = 500, k_neighbours: int = 20, cost_power: float = 0.0,
                  reference_size: int = 1000, max_candidates: int | None = 100000) -> None:

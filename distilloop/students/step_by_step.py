@@ -269,6 +269,30 @@ class StepByStepStudent(Student):
 
         return [normalize_number(self.generate(self.label_prompt(t), max_new_tokens=16)) or "" for t in texts]
 
+    def embed(self, texts: Sequence[str], batch: int = 16) -> np.ndarray | None:
+        """The mean of the last hidden layer over the ``predict:`` prompt's tokens (the encoder's, for seq2seq
+        models): the student's own representation, for the diversity strategies."""
+        torch = require("torch", "hf")
+        if not self.is_fitted():
+            return None
+        dev = next(self.model_.parameters()).device
+        pad = self.tokenizer_.pad_token_id
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(texts), batch):
+                rows = [self._ids(self.label_prompt(t), self.max_input_tokens, left=True) or [pad]
+                        for t in texts[s:s + batch]]
+                n = max(map(len, rows))
+                inp = torch.tensor([r + [pad] * (n - len(r)) for r in rows], device=dev)
+                att = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in rows], device=dev)
+                if self._seq2seq:
+                    hidden = self.model_.get_encoder()(input_ids=inp, attention_mask=att).last_hidden_state
+                else:
+                    hidden = self.model_(input_ids=inp, attention_mask=att, output_hidden_states=True).hidden_states[-1]
+                mask = att.unsqueeze(-1).to(hidden.dtype)
+                out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
     def generate(self, prompt: str, max_new_tokens: int = 64) -> str:
         """Greedy continuation of ``prompt`` up to the eos token."""
         torch = require("torch", "hf")

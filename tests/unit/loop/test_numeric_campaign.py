@@ -87,10 +87,11 @@ def tiny_lm(tmp_path_factory):
     return str(tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"), corpus * 4))
 
 
+@pytest.mark.parametrize("strategy", ["random", "typiclust"])  # typiclust: on the student's own embeddings
 def test_a_numeric_campaign_votes_over_numbers_reviews_disagreements_and_trains_a_generating_student(
-        tmp_path, tiny_lm):
+        tmp_path, tiny_lm, strategy):
     data = write_data(tmp_path)
-    config = load_config(write_config(tmp_path, data, tiny_lm))
+    config = load_config(write_config(tmp_path, data, tiny_lm, strategy=strategy))
     rec = recorded()
     campaign = Campaign.open(config, progress=Progress(quiet=True))
     try:
@@ -98,6 +99,7 @@ def test_a_numeric_campaign_votes_over_numbers_reviews_disagreements_and_trains_
         store = campaign.store
         cons = {r["example_id"]: r for r in store.db.query("select * from consensus")}
         assert len(cons) == 16  # two rounds of 8
+        assert [r["strategy"] for r in store.rounds()] == ["random", strategy]  # the first round is random
         gold = {e.id: e.gold for e in store.examples()}
         labels = {r["example_id"]: r for r in store.db.query("select * from labels")}
         from distilloop.annotators.parsing import normalize_number
@@ -157,7 +159,8 @@ def test_a_gold_answer_that_is_not_a_number_names_the_row(tmp_path):
 def test_the_cli_reports_a_numeric_config_error_without_a_traceback(tmp_path):
     path = write_config(tmp_path, write_data(tmp_path), "unused", strategy="margin")
     p = cli("run", path, cwd=tmp_path)
-    assert_one_line_error(p, "strategy.name: 'margin' ranks items by the student's label probabilities")
+    assert_one_line_error(p, "strategy.name: 'margin' ranks items by the student's label probabilities, .*"
+                             '"kmeans", "coreset", "typiclust"')
     assert not (tmp_path / "svamp.distilloop.db").exists()
 
 

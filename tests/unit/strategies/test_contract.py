@@ -51,3 +51,28 @@ def test_every_strategy_cites_its_source(name):
     mod = importlib.import_module(module)
     text = (mod.__doc__ or "") + (getattr(mod, attr).__doc__ or "")
     assert re.search(r"\b(19|20)\d\d\b", text), f"{name}: no dated reference in its docstrings"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_strategy_that_says_it_needs_no_probabilities_never_reads_them(name):
+    """What numeric-answer campaigns rely on: their student has embeddings but no label probabilities."""
+    from tests.unit.strategies.helpers import pool_ctx
+
+    strategy = build("strategy", name, {}, where="test")
+    if strategy.needs_probabilities:
+        return
+    rng = np.random.default_rng(0)
+    ctx = pool_ctx(40, emb=rng.normal(size=(40, 4)), labeled=(0, 1))
+
+    def no_probabilities(texts):
+        raise AssertionError(f"{name} read the student's probabilities")
+
+    ctx.student.predict_proba = no_probabilities
+    assert len(set(strategy.select(ctx, 5).ids)) == 5
+
+
+def test_the_embedding_strategies_need_no_probabilities_and_the_uncertainty_ones_do():
+    needs = {name: build("strategy", name, {}, where="test").needs_probabilities for name in NAMES}
+    assert {n for n, v in needs.items() if not v} >= {"random", "kmeans", "coreset", "typiclust", "mixture"}
+    assert all(needs[n] for n in ("entropy", "margin", "least_confidence", "bald", "qbc", "elad", "cost_aware",
+                                  "density_weighted", "uncertainty_kmeans"))

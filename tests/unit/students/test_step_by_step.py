@@ -153,3 +153,21 @@ def test_a_classifying_student_refuses_an_empty_label_set():
 
     with pytest.raises(StudentError, match='needs a label set.*kind = "step_by_step"'):
         TfidfLogReg().fit(TEXTS, LABELS, classes=[])
+
+
+def test_embeddings_are_the_students_own_and_feed_the_diversity_strategies(fitted):
+    import numpy as np
+
+    from distilloop.strategies.base import SelectionContext
+    from distilloop.strategies.diversity import KMeansSampling
+
+    X = fitted.embed(TEXTS)
+    assert X.shape == (len(TEXTS), fitted.model_.config.hidden_size) and np.isfinite(X).all()
+    assert np.allclose(X, fitted.embed(TEXTS), atol=1e-5)  # deterministic (eval mode)
+    assert np.allclose(X[:2], fitted.embed(TEXTS[:2]), atol=1e-4)  # padding in a batch does not change a row
+    assert not np.allclose(X[0], X[4])
+    assert StepByStepStudent(model="unused").embed(TEXTS) is None  # not fitted: no representation yet
+    ctx = SelectionContext(unlabeled_ids=[f"u{i}" for i in range(len(TEXTS))], unlabeled_texts=list(TEXTS),
+                           labeled_ids=[], labeled_texts=[], labeled_y=[], classes=CLASSES,
+                           rng=np.random.default_rng(0), student=fitted)
+    assert len(set(KMeansSampling().select(ctx, 3).ids)) == 3
