@@ -72,9 +72,11 @@ def check_answer_kind(config: CampaignConfig) -> None:
                           'student that generates its answer: kind = "step_by_step"')
     for key, name in (("strategy.name", config.strategy.kind), ("rounds.initial_strategy", config.rounds.initial_strategy)):
         if build_strategy(config, name).needs_probabilities:
+            hint = ('; elad works with a prefilter that does not: prefilter = "typiclust" (or "random")'
+                    if name == "elad" else "")
             raise ConfigError(f"{key}: {name!r} ranks items by the student's label probabilities, which a student "
                               f"answering with numbers does not have; {where} selects with \"random\" or by the "
-                              "student's embeddings: \"kmeans\", \"coreset\", \"typiclust\"")
+                              f"student's embeddings: \"kmeans\", \"coreset\", \"typiclust\"{hint}")
     if config.aggregation.kind not in OPEN_ANSWER_AGGREGATION:
         raise ConfigError(f"aggregation.method: {config.aggregation.kind!r} models each teacher per class of a label "
                           f"set; {where} takes {' or '.join(repr(m) for m in OPEN_ANSWER_AGGREGATION)}")

@@ -21,7 +21,9 @@ The explaining-student protocol (the student, or ``ctx.extra["explainer"]``, pro
 
 * ``explain(text) -> list[str]``: one explanation as a list of steps (greedy; required);
 * ``answer_from(text, partial_steps) -> str | Mapping[str, float]``: the answer (a label, or a distribution
-  over labels) after reading ``text`` and the first steps of an explanation (required);
+  over labels) after reading ``text`` and the first steps of an explanation (required); with no label set
+  (``ctx.classes`` empty: numeric answers) the answers are compared as they are, so within-explanation
+  uncertainty is the fraction of cut points whose answer is another number;
 * ``sample_explanations(text, n_samples, rng) -> list[list[str]]``: ``n_samples`` sampled explanations
   (optional: without it only ``explain``'s one explanation is used and across-explanation uncertainty is 0).
 
@@ -65,10 +67,22 @@ def _dist(answer: str | Mapping[str, float], classes: Sequence[str]) -> np.ndarr
     return np.full(len(classes), 1.0 / len(classes))  # an answer outside the label set: no information
 
 
+def _open_answer(answer: str | Mapping[str, float]) -> str:
+    """An answer with no label set (a number): the answer itself, or the mode of a distribution."""
+    if isinstance(answer, Mapping):
+        return max(answer, key=lambda k: answer[k]) if answer else ""
+    return str(answer)
+
+
 def within_uncertainty(explainer: Any, text: str, steps: Sequence[str], classes: Sequence[str]) -> float:
-    """Mean total-variation distance between the answer after each cut and after the whole explanation."""
+    """Mean total-variation distance between the answer after each cut and after the whole explanation (with
+    no label set, i.e. numeric answers: the fraction of cuts whose answer differs from the final one)."""
     if not steps:
         return 0.0
+    if not classes:
+        last = _open_answer(explainer.answer_from(text, list(steps)))
+        return float(np.mean([_open_answer(explainer.answer_from(text, list(steps[:j]))) != last
+                              for j in range(len(steps))]))
     final = _dist(explainer.answer_from(text, list(steps)), classes)
     moves = [0.5 * np.abs(_dist(explainer.answer_from(text, list(steps[:j])), classes) - final).sum()
              for j in range(len(steps))]
@@ -80,16 +94,22 @@ def across_uncertainty(explainer: Any, text: str, explanations: Sequence[Sequenc
     """Entropy of the final answers of several explanations, scaled to [0, 1]."""
     if len(explanations) < 2:
         return 0.0
-    votes = Counter(int(np.argmax(_dist(explainer.answer_from(text, list(e)), classes))) for e in explanations)
+    if classes:
+        votes = Counter(int(np.argmax(_dist(explainer.answer_from(text, list(e)), classes))) for e in explanations)
+        scale = math.log(min(len(explanations), len(classes)))
+    else:  # numeric answers: any two different numbers are different answers
+        votes = Counter(_open_answer(explainer.answer_from(text, list(e))) for e in explanations)  # type: ignore[arg-type]
+        scale = math.log(len(explanations))
     p = np.array(list(votes.values()), dtype=np.float64) / len(explanations)
     h = float(-(p * np.log(p)).sum())
-    return h / math.log(min(len(explanations), len(classes)))
+    return h / scale
 
 
 class ExplanationInstability(Strategy):
     """ELAD's scoring on a (small) pool: every item is explained and scored; see the module doc."""
 
     name = "elad_scores"
+    needs_probabilities = False  # the student's answers after its own explanation steps, not its label probabilities
 
     def __init__(self, n_explanations: int = 3, within_weight: float = 0.5) -> None:
         if n_explanations < 1:
@@ -151,6 +171,10 @@ class ELADSampling(Strategy):
         self.scorer_ = ExplanationInstability(n_explanations, within_weight)
         self.inner_ = (TopCandidates(base=self.scorer_, prefilter=prefilter, size=candidates)
                        if candidates > 0 else self.scorer_)
+
+    @property
+    def needs_probabilities(self) -> bool:  # type: ignore[override]
+        return self.inner_.needs_probabilities  # the prefilter's (numeric answers: prefilter = "typiclust")
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         return self.inner_.select(ctx, n)

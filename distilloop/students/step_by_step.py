@@ -316,9 +316,14 @@ class StepByStepStudent(Student):
         """The generated rationale for ``text`` as a list of steps (sentences or lines)."""
         return [s.strip() for s in _STEP_SPLIT.split(self.rationale(text, max_new_tokens)) if s.strip()]
 
-    def answer_from(self, text: str, partial_steps: Sequence[str]) -> dict[str, float]:
-        """Label distribution after the text and the first steps of an explanation (see the module doc)."""
+    def answer_from(self, text: str, partial_steps: Sequence[str]) -> dict[str, float] | str:
+        """Label distribution after the text and the first steps of an explanation (see the module doc);
+        fitted on numeric answers, the number it then generates (``""`` for none)."""
         prompt = self.explain_prompt(text) + " " + " ".join(s.strip() for s in partial_steps) + "\nlabel:"
+        if self.numeric:
+            from distilloop.annotators.parsing import normalize_number
+
+            return normalize_number(self.generate(prompt, max_new_tokens=16)) or ""
         p = self._score_classes([self._ids(prompt, self.max_input_tokens + self.max_rationale_tokens, left=True)])
         return dict(zip(self.classes_, map(float, p[0])))
 

@@ -62,6 +62,7 @@ initial_size = 8
 batch_size = 8
 [strategy]
 name = "{over.get("strategy", "random")}"
+{over.get("strategy_params", "")}
 [aggregation]
 method = "{over.get("aggregation", "majority")}"
 [routing]
@@ -87,11 +88,17 @@ def tiny_lm(tmp_path_factory):
     return str(tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"), corpus * 4))
 
 
-@pytest.mark.parametrize("strategy", ["random", "typiclust"])  # typiclust: on the student's own embeddings
+STUDENT = 'model = "{}"\nepochs = 1\nbatch_size = 4\nanswer_after_rationale = true'
+
+
+# typiclust: on the student's own embeddings; elad: the student's answers after each of its own explanation steps
+@pytest.mark.parametrize(("strategy", "params"), [("random", ""), ("typiclust", ""),
+                                                  ("elad", 'prefilter = "typiclust"\ncandidates = 6\nn_explanations = 1')])
 def test_a_numeric_campaign_votes_over_numbers_reviews_disagreements_and_trains_a_generating_student(
-        tmp_path, tiny_lm, strategy):
+        tmp_path, tiny_lm, strategy, params):
     data = write_data(tmp_path)
-    config = load_config(write_config(tmp_path, data, tiny_lm, strategy=strategy))
+    config = load_config(write_config(tmp_path, data, tiny_lm, strategy=strategy, strategy_params=params,
+                                      student_params=STUDENT.format(tiny_lm)))
     rec = recorded()
     campaign = Campaign.open(config, progress=Progress(quiet=True))
     try:
@@ -100,6 +107,10 @@ def test_a_numeric_campaign_votes_over_numbers_reviews_disagreements_and_trains_
         cons = {r["example_id"]: r for r in store.db.query("select * from consensus")}
         assert len(cons) == 16  # two rounds of 8
         assert [r["strategy"] for r in store.rounds()] == ["random", strategy]  # the first round is random
+        if strategy == "elad":  # the student's explanations of the items it chose, kept for explanation revision
+            for ex in store.selection(2):
+                kept = json.loads(store.cache_get("student_explanation", f"2:{ex}"))
+                assert isinstance(kept["steps"], list) and 0.0 <= kept["within"] <= 1.0
         gold = {e.id: e.gold for e in store.examples()}
         labels = {r["example_id"]: r for r in store.db.query("select * from labels")}
         from distilloop.annotators.parsing import normalize_number

@@ -133,3 +133,31 @@ def test_greedy_only_student_uses_one_explanation():
     assert all(s == 0.0 for s in sel.scores)  # no across-explanation signal from one explanation
     within = ELADSampling(candidates=0, n_explanations=3, within_weight=1.0).select(toy_ctx(Greedy()), 2)
     assert kinds(ctx, within.ids) == ["within", "within"]
+
+
+class NumericToyExplainer(ToyExplainer):
+    """The toy's reasoning with numbers for answers (no label set): "a" is 72, "b" is 96."""
+
+    classes_ = []
+
+    def predict_proba(self, texts):
+        raise AssertionError("a numeric student has no label probabilities")
+
+    def answer_from(self, text, partial_steps):
+        return {"a": "72", "b": "96"}[super().answer_from(text, partial_steps)]
+
+
+def test_numeric_answers_measure_instability_by_the_number_changing():
+    toy = NumericToyExplainer()
+    steps = toy.explain("within 0")
+    assert within_uncertainty(toy, "within 0", steps, []) == pytest.approx(2 / 3)
+    assert within_uncertainty(toy, "stable 0", steps, []) == 0.0
+    exps = toy.sample_explanations("across 0", 4, None)
+    assert across_uncertainty(toy, "across 0", exps, []) == pytest.approx(np.log(2) / np.log(4))  # 72 x2, 96 x2
+    ctx = toy_ctx(toy)
+    ctx.classes = []
+    strategy = ELADSampling(candidates=0, n_explanations=2)
+    assert not strategy.needs_probabilities
+    assert kinds(ctx, strategy.select(ctx, 4).ids) == ["across", "across", "within", "within"]
+    assert ELADSampling().needs_probabilities  # the default prefilter is entropy
+    assert not ELADSampling(prefilter="typiclust").needs_probabilities
