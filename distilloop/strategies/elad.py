@@ -94,11 +94,12 @@ def across_uncertainty(explainer: Any, text: str, explanations: Sequence[Sequenc
     """Entropy of the final answers of several explanations, scaled to [0, 1]."""
     if len(explanations) < 2:
         return 0.0
+    votes: Counter[Any]
     if classes:
         votes = Counter(int(np.argmax(_dist(explainer.answer_from(text, list(e)), classes))) for e in explanations)
         scale = math.log(min(len(explanations), len(classes)))
     else:  # numeric answers: any two different numbers are different answers
-        votes = Counter(_open_answer(explainer.answer_from(text, list(e))) for e in explanations)  # type: ignore[arg-type]
+        votes = Counter(_open_answer(explainer.answer_from(text, list(e))) for e in explanations)
         scale = math.log(len(explanations))
     p = np.array(list(votes.values()), dtype=np.float64) / len(explanations)
     h = float(-(p * np.log(p)).sum())
