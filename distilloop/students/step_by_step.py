@@ -108,6 +108,12 @@ class StepByStepStudent(Student):
         else:
             tok = transformers.AutoTokenizer.from_pretrained(str(where), **kw)
             model = auto.from_pretrained(str(where), dtype=torch.float32, **kw)
+            if kw:
+                # dequantised from GGUF into plain fp32 weights: nothing quantized is left, but transformers keeps
+                # the GGUF marker, and save_pretrained refuses a "quantized" model; drop it so the student saves
+                model.hf_quantizer = None
+                if hasattr(model.config, "quantization_config"):
+                    del model.config.quantization_config
             if cache:
                 if len(_PRETRAINED) >= 2:
                     _PRETRAINED.pop(next(iter(_PRETRAINED)))
