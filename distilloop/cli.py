@@ -598,6 +598,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the campaign is checkpointed; `distilloop run` resumes it", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: one line, the way to the traceback, and nothing lost
+        if args.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}. This is a bug in distilloop: run the command again with "
+              "--debug for the traceback and report it. A campaign is checkpointed after every step: "
+              "`distilloop run` resumes it.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

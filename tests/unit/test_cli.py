@@ -163,3 +163,23 @@ def test_status_shows_the_kappa_history_of_stabilizing_predictions(tmp_path):
     text = cli("status", cfg).stdout
     shown = ", ".join(f"round {k['round']} {k['kappa']:.3f}" for k in s["kappa_history"])
     assert f"kappa with the previous round on 30 stop-set items: {shown}" in " ".join(text.split())
+
+
+def test_an_unexpected_failure_is_one_line_pointing_to_debug_not_a_traceback(monkeypatch, capsys):
+    import distilloop.cli as cli_module
+
+    def broken(args):
+        raise ValueError("something inside broke")
+
+    monkeypatch.setattr(cli_module, "cmd_status", broken)
+    parser = build_parser()
+    monkeypatch.setattr(cli_module, "build_parser", lambda: parser)
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            action.choices["status"].set_defaults(func=broken)
+    assert main(["status", "nowhere.toml"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("internal error: ValueError: something inside broke")
+    assert "--debug" in err[0]
+    with pytest.raises(ValueError, match="inside broke"):
+        main(["--debug", "status", "nowhere.toml"])
