@@ -305,7 +305,9 @@ class Campaign:
         # never asked (budget): back to the pool
         asked_votes = self.calibrate({i: result.votes[i] for i in ids if result.votes.get(i)})
         if self.numeric:
-            by_id = {ex: self.aggregator.aggregate(v, self.label_set(v)) for ex, v in asked_votes.items()}
+            # a working mentions many numbers, so whether rationales "name the same label" means nothing here
+            by_id = {ex: dataclasses.replace(self.aggregator.aggregate(v, self.label_set(v)), rationales_agree=None)
+                     for ex, v in asked_votes.items()}
         else:
             by_id = aggregate_round(self.aggregator, self.store, asked_votes, self.labels)
         verdicts = [(i, by_id[i]) for i in ids if i in by_id]

@@ -127,6 +127,7 @@ def test_a_numeric_campaign_votes_over_numbers_reviews_disagreements_and_trains_
                 assert c["route"] == "review"
                 assert labels[ex]["label"] == gold[ex] and labels[ex]["source"] == "simulated"
         assert n_agree and n_review  # the recorded teachers both agree and disagree on these items
+        assert all(c["rationales_agree"] is None for c in cons.values())  # no label to take a side for
         student = store.active_student()
         assert student is not None and set(student["metrics"]) == {"accuracy", "n"} and student["metrics"]["n"] == 6
         # the export carries the numbers and the teachers' working
