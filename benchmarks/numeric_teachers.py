@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from distilloop.annotators.aggregation import MajorityVote, Vote, answer_support  # noqa: E402
 from distilloop.annotators.base import LabelingItem  # noqa: E402
+from distilloop.annotators.prompts import NUMERIC_TASK  # noqa: E402
 from distilloop.annotators.replay import ReplayTeacher, load_recording  # noqa: E402
 from distilloop.data import DataSpec, load_examples  # noqa: E402
 
-TASK = "Solve the math word problem. Work it out step by step, then give the final answer as a number."
 TEACHERS = ("qwen-1.5b", "qwen-0.5b")  # the strong teacher first: it wins a tie
 
 
@@ -47,7 +47,7 @@ def run(name: str) -> dict[str, Any]:
     tokens: dict[str, list[int]] = {t: [] for t in teachers}
     for ex_id in ids:
         e = examples[ex_id]
-        item = LabelingItem(ex_id, e.fields, (), TASK, answer="number")
+        item = LabelingItem(ex_id, e.fields, (), NUMERIC_TASK, answer="number")
         for t in teachers:
             ans = asyncio.run(replay[t].answer(replay[t].render(item), item))
             votes[ex_id].append(Vote(t, ans.label, ans.rationale, ans.confidence, ans.valid))

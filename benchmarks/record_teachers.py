@@ -25,7 +25,7 @@ import numpy as np
 
 from distilloop.annotators.base import LabelingItem
 from distilloop.annotators.local import LlamaCppTeacher
-from distilloop.annotators.prompts import get_style
+from distilloop.annotators.prompts import NUMERIC_TASK, get_style
 from distilloop.data import DataSpec, load_examples
 
 #: data set stem -> (task, input fields, answer kind): "label" (from the gold labels' set) or "number"
@@ -35,10 +35,8 @@ TASKS = {
                     "label"),
     "commonsenseqa": ("Answer the commonsense question: pick the letter of the best choice.", ["question", "choices"],
                       "label"),
-    "gsm8k": ("Solve the math word problem. Work it out step by step, then give the final answer as a number.",
-              ["question"], "number"),
-    "svamp": ("Solve the math word problem. Work it out step by step, then give the final answer as a number.",
-              ["question"], "number"),
+    "gsm8k": (NUMERIC_TASK, ["question"], "number"),
+    "svamp": (NUMERIC_TASK, ["question"], "number"),
 }
 
 

@@ -87,9 +87,6 @@ stabilizing = false   # true: stop once the student's predictions on a fixed sto
 '''
 
 
-NUMERIC_TASK = "Solve the math word problem. Work it out step by step, then give the final answer as a number."
-
-
 def numeric_starter(text: str) -> str:
     """The starter for a campaign whose answers are numbers: no label set, random selection (the other strategies
     need label probabilities), a student that generates its answer, room for the teacher's working."""
@@ -108,6 +105,7 @@ def numeric_starter(text: str) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from distilloop.annotators.prompts import NUMERIC_TASK
     from distilloop.data import DataSpec, load_examples
 
     data = Path(args.data)

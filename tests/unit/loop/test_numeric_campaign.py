@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from distilloop.annotators.prompts import NUMERIC_TASK
 from distilloop.errors import ConfigError, DataError
 from distilloop.loop.config import load_config
 from distilloop.loop.html_report import write_html_report
@@ -49,7 +50,7 @@ def write_config(tmp_path: Path, data: Path, student_dir: str, **over: str) -> P
 [campaign]
 name = "svamp"
 answer = "number"
-task = "Solve the math word problem. Work it out step by step, then give the final answer as a number."
+task = "{NUMERIC_TASK}"
 {over.get("campaign", "")}
 [data]
 path = "{data}"
