@@ -39,14 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distilloop.annotators.aggregation import (  # noqa: E402
-    ConfidenceWeightedVote,
-    DawidSkene,
-    MajorityVote,
-    Verdict,
-    Vote,
-)
+from distilloop.annotators.aggregation import ConfidenceWeightedVote, DawidSkene, MajorityVote  # noqa: E402
 from distilloop.annotators.calibration import BatchCalibration  # noqa: E402
+from distilloop.core.types import Verdict, Vote  # noqa: E402
 from distilloop.loop.routing import ASK_NEXT, CascadePolicy  # noqa: E402
 
 LABELS = ("negative", "positive")

@@ -26,10 +26,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distilloop.annotators.aggregation import MajorityVote, Vote, answer_support  # noqa: E402
-from distilloop.annotators.base import LabelingItem  # noqa: E402
+from distilloop.annotators.aggregation import MajorityVote  # noqa: E402
 from distilloop.annotators.prompts import NUMERIC_TASK  # noqa: E402
 from distilloop.annotators.replay import ReplayTeacher, load_recording  # noqa: E402
+from distilloop.core.answers import answer_support  # noqa: E402
+from distilloop.core.types import LabelingItem, Vote  # noqa: E402
 from distilloop.data import DataSpec, load_examples  # noqa: E402
 
 TEACHERS = ("qwen-1.5b", "qwen-0.5b")  # the strong teacher first: it wins a tie
@@ -38,7 +39,7 @@ TEACHERS = ("qwen-1.5b", "qwen-0.5b")  # the strong teacher first: it wins a tie
 def run(name: str) -> dict[str, Any]:
     recording = ROOT / "data" / "recorded" / f"{name}.teachers.jsonl.gz"
     examples = {e.id: e for e in load_examples(ROOT / "data" / f"{name}.jsonl.gz", DataSpec(input_fields=("question",)))}
-    from distilloop.annotators.parsing import normalize_number
+    from distilloop.core.answers import normalize_number
 
     teachers = [t for t in TEACHERS if _has(recording, t)]
     replay = {t: ReplayTeacher(name=t, model="replay", path=str(recording), source=t) for t in teachers}

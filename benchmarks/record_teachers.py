@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from distilloop.annotators.base import LabelingItem
 from distilloop.annotators.local import LlamaCppTeacher
 from distilloop.annotators.prompts import NUMERIC_TASK, get_style
+from distilloop.core.types import LabelingItem
 from distilloop.data import DataSpec, load_examples
 
 #: data set stem -> (task, input fields, answer kind): "label" (from the gold labels' set) or "number"

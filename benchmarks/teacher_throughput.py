@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from distilloop.annotators.anthropic_teacher import AnthropicTeacher  # noqa: E402
-from distilloop.annotators.base import LabelingItem  # noqa: E402
 from distilloop.annotators.ensemble import TeacherEnsemble  # noqa: E402
 from distilloop.annotators.openai_teacher import OpenAITeacher  # noqa: E402
-from distilloop.loop.budget import Budget, Caps  # noqa: E402
+from distilloop.core.ledger import Budget, Caps  # noqa: E402
+from distilloop.core.types import LabelingItem  # noqa: E402
 from distilloop.storage.store import Store  # noqa: E402
 
 KEY = "sk-bench-key-0123456789"

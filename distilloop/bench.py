@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from distilloop.core.types import Selection
 from distilloop.errors import ConfigError
 from distilloop.loop.config import parse_config
 from distilloop.loop.progress import Progress
 from distilloop.loop.runner import Campaign
-from distilloop.strategies.base import Selection, SelectionContext, Strategy
+from distilloop.strategies.base import SelectionContext, Strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 

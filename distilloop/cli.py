@@ -127,7 +127,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         if len(labels) < 2:
             raise UserInputError(f"cannot infer the label set from {data} (found {labels}); pass --labels a,b,...")
         if len(labels) > 50:
-            from distilloop.annotators.parsing import normalize_number
+            from distilloop.core.answers import normalize_number
 
             if all(normalize_number(x) is not None for x in labels):
                 raise UserInputError(f"{data} has {len(labels)} distinct labels, all numbers: if the answers are "

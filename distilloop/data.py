@@ -19,39 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from distilloop.annotators.parsing import normalize_number
+from distilloop.core.answers import normalize_number
+from distilloop.core.types import Example
 from distilloop.errors import DataError
 
 SPLITS = ("pool", "dev", "test")
-
-
-@dataclass(frozen=True)
-class Example:
-    """One item of a campaign. ``fields`` holds only what a teacher may see."""
-
-    id: str
-    fields: dict[str, Any]
-    split: str = "pool"
-    gold: str | None = None
-    gold_rationale: str | None = None
-
-    @property
-    def text(self) -> str:
-        """The input as one string, the way students and strategies see it."""
-        return render_input(self.fields)
-
-
-def render_input(fields: dict[str, Any]) -> str:
-    """Flatten input fields into one string (``text`` as is; multiple choice as question plus options)."""
-    if "text" in fields and len(fields) == 1:
-        return str(fields["text"])
-    parts = []
-    for key, value in fields.items():
-        if key == "choices" and isinstance(value, dict):
-            parts.append(" ".join(f"({k}) {v}" for k, v in value.items()))
-        else:
-            parts.append(str(value))
-    return "\n".join(parts)
 
 
 @dataclass

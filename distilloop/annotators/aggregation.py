@@ -20,43 +20,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from distilloop.core.types import Verdict, Vote
 from distilloop.errors import UserInputError
-
-
-@dataclass(frozen=True)
-class Vote:
-    teacher: str
-    label: str | None
-    rationale: str | None = None
-    confidence: float | None = None
-    valid: bool = True
-    distribution: dict[str, float] | None = None
-    #: set by calibration (:mod:`distilloop.annotators.calibration`) when it changed the teacher's label: the
-    #: label the teacher answered (its rationale argues for that one)
-    answered: str | None = None
-    #: the teacher's own distribution, when ``distribution`` is a calibrated one
-    raw_distribution: dict[str, float] | None = None
-
-
-@dataclass
-class Verdict:
-    """The ensemble's answer for one item. ``label`` is ``None`` when no teacher gave a valid answer."""
-
-    label: str | None
-    soft_label: dict[str, float]
-    agreement: float  # the winner's share under the method's soft label (vote share for majority)
-    entropy: float  # entropy (nats) of the soft label
-    n_votes: int
-    rationale: str | None
-    method: str
-    votes: list[dict] = field(default_factory=list)
-    vote_share: float | None = None  # share of valid votes (one per teacher) for the winner
-    rationales_agree: bool | None = None  # see rationale_stance; None when no rationale names a label
 
 
 def entropy(dist: Mapping[str, float]) -> float:
@@ -107,12 +77,6 @@ def rationales_agree(votes: Sequence[Vote], labels: Sequence[str]) -> bool | Non
     if not stances:
         return None
     return len(stances) == 1
-
-
-def answer_support(votes: Sequence[Vote]) -> tuple[str, ...]:
-    """The label set of an item with open (numeric) answers: the distinct answers of its valid votes, in the
-    order the votes came (so ties go to the earlier teacher)."""
-    return tuple(dict.fromkeys(v.label for v in votes if v.valid and v.label is not None))  # type: ignore[misc]
 
 
 def _counts(valid: Sequence[Vote], labels: Sequence[str]) -> dict[str, int]:

@@ -15,49 +15,10 @@ from typing import Any
 
 from distilloop.annotators.pricing import Price
 from distilloop.annotators.prompts import Prompt, get_style
-from distilloop.storage.store import Spend
+from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
 
 #: tokens added by chat templates around the messages (role markers, special tokens); generous on purpose
 TEMPLATE_OVERHEAD_TOKENS = 64
-
-
-@dataclass(frozen=True)
-class LabelingItem:
-    """What a teacher may see of one example."""
-
-    example_id: str
-    fields: dict[str, Any]
-    labels: tuple[str, ...]
-    task: str
-    gold: str | None = None  # only filled for ground-truth priming, never otherwise
-    student_explanation: str | None = None  # for explanation revision (ELAD)
-    student_label: str | None = None
-    answer: str = "label"  # "number": an open numeric answer (math word problems), ``labels`` is empty
-
-
-@dataclass(frozen=True)
-class Usage:
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-
-
-@dataclass
-class TeacherAnswer:
-    """A parsed answer. ``valid`` is False when the label is missing or outside the label set."""
-
-    raw: str
-    label: str | None
-    rationale: str | None
-    confidence: float | None
-    usage: Usage
-    latency_s: float = 0.0
-    valid: bool = True
-    error: str | None = None
-    confidence_source: str | None = None  # "logprobs", "verbalized", "self_consistency", "recorded"
-    distribution: dict[str, float] | None = None  # the teacher's label distribution, where known
-    batch: bool = False
 
 
 def upper_bound_tokens(text: str) -> int:

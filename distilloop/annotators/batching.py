@@ -23,11 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from distilloop.annotators.aggregation import Vote
-from distilloop.annotators.base import LabelingItem, TeacherAnswer
 from distilloop.annotators.prompts import Prompt
+from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Vote
 from distilloop.errors import BudgetExhausted, TeacherError
-from distilloop.storage.store import Spend
 
 if TYPE_CHECKING:
     from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble

@@ -30,7 +30,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from distilloop.annotators.aggregation import Vote
+from distilloop.core.types import Vote
 from distilloop.errors import ConfigError
 
 CALIBRATIONS = ("none", "batch")

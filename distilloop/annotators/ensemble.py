@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from distilloop.annotators.aggregation import Vote
-from distilloop.annotators.base import LabelingItem, Teacher, TeacherAnswer
+from distilloop.annotators.base import Teacher
 from distilloop.annotators.batching import annotate_with_batch
+from distilloop.core.ledger import Budget
+from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Vote
 from distilloop.errors import BudgetExhausted, TeacherError
-from distilloop.loop.budget import Budget
-from distilloop.storage.store import Spend, Store
+from distilloop.storage.store import Store
 
 log = logging.getLogger(__name__)
 

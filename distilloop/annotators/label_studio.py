@@ -26,9 +26,9 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from distilloop._extras import require
-from distilloop.annotators.prompts import as_json_number
-from distilloop.annotators.review import ReviewDecision, Reviewer, ReviewItem
-from distilloop.data import render_input
+from distilloop.annotators.review import Reviewer
+from distilloop.core.answers import as_json_number
+from distilloop.core.types import ReviewDecision, ReviewItem, render_input
 from distilloop.errors import ConfigError, ReviewError
 
 log = logging.getLogger(__name__)

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from distilloop._extras import require
-from distilloop.annotators.base import LabelingItem, Teacher, TeacherAnswer, Usage
+from distilloop.annotators.base import Teacher
 from distilloop.annotators.models import resolve_model_path
 from distilloop.annotators.parsing import parse_answer
 from distilloop.annotators.prompts import Prompt
+from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
 from distilloop.errors import InvalidAnswer, TeacherError
-from distilloop.storage.store import Spend
 
 _LABEL_VALUE = re.compile(r'"label"\s*:\s*"')
 _LOADED: dict[tuple[str, int, int | None], Any] = {}

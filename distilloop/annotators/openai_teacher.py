@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from distilloop._extras import require
-from distilloop.annotators.base import TeacherAnswer, Usage
 from distilloop.annotators.logprobs import label_distribution
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.remote import BatchState, RemoteTeacher
+from distilloop.core.types import TeacherAnswer, Usage
 from distilloop.errors import ConfigError, TeacherError
 
 log = logging.getLogger(__name__)

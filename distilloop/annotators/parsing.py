@@ -7,9 +7,9 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from distilloop.core.answers import normalize_label, normalize_number
 from distilloop.errors import InvalidAnswer
 
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
@@ -20,57 +20,6 @@ class Parsed:
     label: str
     rationale: str | None
     confidence: float | None
-
-
-def normalize_label(value: Any, labels: tuple[str, ...]) -> str | None:
-    """Map a reply's label onto the label set: exact, then case-insensitive, then an option letter like "(B)"."""
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    if text in labels:
-        return text
-    folded = {x.casefold(): x for x in labels}
-    key = text.strip(" .\"'`").casefold()
-    if key in folded:
-        return folded[key]
-    m = re.match(r"^\(?([A-Za-z0-9]+)\)?[.):]?(\s|$)", text)
-    if m and m.group(1) in labels:
-        return m.group(1)
-    return None
-
-
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+")
-
-
-def normalize_number(value: Any) -> str | None:
-    """The canonical string of a numeric answer, or None: ``18``, ``18.0``, ``"18"``, ``"$1,800"`` and
-    ``"18 apples"`` give ``"18"`` and ``"1800"``; ``2.50`` gives ``"2.5"``; numbers are rounded to six decimal
-    places, so float noise (``17.000000000000004``) does not split a vote. A string holding two different
-    numbers (``"3 or 4"``) is ambiguous and gives None, as do booleans, NaN and infinities."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        text = repr(value)
-    elif isinstance(value, str):
-        found = {m.replace(",", "") for m in _NUMBER.findall(value)}
-        if len(found) != 1:
-            return None
-        text = found.pop()
-    else:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not number.is_finite():
-        return None
-    if abs(number) < 10**15:  # float noise such as 17.000000000000004 (an answer computed in floats)
-        number = number.quantize(Decimal("0.000001"))
-    if number == number.to_integral_value():
-        return str(int(number))
-    return format(number.normalize(), "f")
 
 
 def extract_object(raw: str) -> dict[str, Any]:

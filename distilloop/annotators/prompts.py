@@ -29,11 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from distilloop.data import render_input
+from distilloop.core.answers import as_json_number
+from distilloop.core.types import render_input
 from distilloop.errors import ConfigError
 
 if TYPE_CHECKING:
-    from distilloop.annotators.base import LabelingItem
+    from distilloop.core.types import LabelingItem
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def _examples_block(examples: Any, item: LabelingItem) -> str:
     if not isinstance(examples, list) or not examples:
         raise ConfigError("prompt_options.examples: few_shot_cot needs a list of worked examples, e.g. "
                           'examples = [{text = "...", label = "positive", rationale = "..."}]')
-    from distilloop.annotators.parsing import normalize_number
+    from distilloop.core.answers import normalize_number
 
     parts = []
     for i, ex in enumerate(examples):
@@ -196,12 +197,6 @@ def _examples_block(examples: Any, item: LabelingItem) -> str:
             answer = json.dumps({"rationale": str(ex["rationale"]), "label": ex["label"]}, ensure_ascii=False)
         parts.append(f"Worked example {i + 1}:\n{delimit(render_input(fields))}\nAnswer: {answer}")
     return "\n\n".join(parts)
-
-
-def as_json_number(number: str) -> int | float:
-    """A normalised number string ("18", "2.5") as the JSON number a reply carries."""
-    value = float(number)
-    return int(value) if value.is_integer() and "." not in number else value
 
 
 def _few_shot_cot(item: LabelingItem, examples: Any = None, **_: Any) -> Prompt:
@@ -237,7 +232,7 @@ def _gold(item: LabelingItem) -> str | None:
     if item.gold is None:
         return None
     if is_numeric(item):
-        from distilloop.annotators.parsing import normalize_number
+        from distilloop.core.answers import normalize_number
 
         return normalize_number(item.gold)
     return item.gold if item.gold in item.labels else None

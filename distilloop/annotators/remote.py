@@ -27,11 +27,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from distilloop.annotators.base import LabelingItem, Teacher, TeacherAnswer, Usage, upper_bound_tokens
+from distilloop.annotators.base import Teacher, upper_bound_tokens
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.ratelimit import RateLimiter
+from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
 from distilloop.errors import ConfigError, TeacherError
-from distilloop.storage.store import Spend
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distilloop.annotators.base import LabelingItem, Teacher, TeacherAnswer, Usage
-from distilloop.annotators.parsing import normalize_label, normalize_number, parse_answer
+from distilloop.annotators.base import Teacher
+from distilloop.annotators.parsing import parse_answer
 from distilloop.annotators.prompts import Prompt
+from distilloop.core.answers import normalize_label, normalize_number
+from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
 from distilloop.errors import ConfigError, InvalidAnswer, TeacherError
-from distilloop.storage.store import Spend
 
 _FILES: dict[tuple[str, str | None], dict[str, dict[str, Any]]] = {}
 

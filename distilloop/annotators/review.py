@@ -9,34 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from distilloop.annotators.aggregation import Verdict
+from distilloop.core.types import ReviewDecision, ReviewItem
 from distilloop.errors import ReviewError, UserInputError
-
-
-@dataclass
-class ReviewItem:
-    example_id: str
-    fields: dict[str, Any]
-    verdict: Verdict
-    round_no: int
-    labels: tuple[str, ...] = ()
-    answer: str = "label"  # "number": the reviewer enters a number (the campaign has no label set)
-
-
-@dataclass
-class ReviewDecision:
-    example_id: str
-    label: str
-    rationale: str | None
-    reviewer: str
-    source: str  # "human", "auto", "simulated"
-    seconds_spent: float | None = None
-    external_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Reviewer(ABC):

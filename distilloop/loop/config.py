@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distilloop.core.ledger import Caps
 from distilloop.data import DataSpec
 from distilloop.errors import ConfigError
-from distilloop.loop.budget import Caps
 from distilloop.registry import did_you_mean
 
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from distilloop.annotators.base import LabelingItem, Teacher
-from distilloop.data import Example, load_examples
+from distilloop.annotators.base import Teacher
+from distilloop.core.ledger import Caps
+from distilloop.core.types import Example, LabelingItem, Spend
+from distilloop.data import load_examples
 from distilloop.loop import factory
-from distilloop.loop.budget import Caps
 from distilloop.loop.config import CampaignConfig
-from distilloop.storage.store import Spend, Store
+from distilloop.storage.store import Store
 
 METHOD = ("expected: prompt bytes / 4 + 16 tokens in, max_tokens / 2 out (no tokenizer: tiktoken cannot "
           "download its encodings offline); upper bound: the budget's reservation, 1 token per byte + overhead "

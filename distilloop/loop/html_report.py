@@ -434,10 +434,10 @@ def _hardest(store: Store, n: int) -> str:
 # -- the document ----------------------------------------------------------------------------------------
 def render_html(store: Store, *, caps: Any = None, eval_split: str | None = None, n_hardest: int = 12,
                 student_loader: Callable[[str], Any] | None = None) -> str:
-    """The report as a string. ``caps`` (a :class:`~distilloop.loop.budget.Caps`) defaults to the budget in
+    """The report as a string. ``caps`` (a :class:`~distilloop.core.ledger.Caps`) defaults to the budget in
     the campaign's recorded config; ``eval_split`` to its ``[evaluation] split`` (``test``)."""
     if caps is None:
-        from distilloop.loop.budget import Caps
+        from distilloop.core.ledger import Caps
 
         b = (store.get_meta("config") or {}).get("budget") or {}
         caps = Caps(b.get("max_tokens_in"), b.get("max_tokens_out"), b.get("max_usd"))

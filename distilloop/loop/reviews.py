@@ -15,10 +15,11 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from distilloop.annotators.aggregation import DawidSkene, Verdict, Vote, reliability_rows
+from distilloop.annotators.aggregation import DawidSkene, reliability_rows
 from distilloop.annotators.agreement import cohen_kappa, fleiss_kappa
-from distilloop.annotators.parsing import normalize_number
-from distilloop.annotators.review import Reviewer, ReviewItem
+from distilloop.annotators.review import Reviewer
+from distilloop.core.answers import normalize_number
+from distilloop.core.types import ReviewItem, Verdict, Vote
 from distilloop.storage.store import Store
 
 

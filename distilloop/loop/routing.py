@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from distilloop.annotators.aggregation import Verdict, Vote
+from distilloop.core.types import Verdict, Vote
 
 ACCEPT = "accept"
 REVIEW = "review"

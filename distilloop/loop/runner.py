@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from distilloop.annotators.aggregation import Vote, answer_support
-from distilloop.annotators.base import LabelingItem, Teacher
+from distilloop.annotators.base import Teacher
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
-from distilloop.annotators.review import ReviewItem
-from distilloop.data import Example, load_examples
+from distilloop.core.answers import answer_support
+from distilloop.core.ledger import Budget
+from distilloop.core.types import Example, LabelingItem, ReviewItem, Spend, Vote
+from distilloop.data import load_examples
 from distilloop.errors import BatchPending, ConfigError, ReviewError, StoreError
 from distilloop.loop import factory, stopping
-from distilloop.loop.budget import Budget
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.metrics import evaluate
 from distilloop.loop.progress import Progress
@@ -39,7 +39,7 @@ from distilloop.loop.reviews import (
     votes_from_rows,
 )
 from distilloop.loop.routing import ACCEPT, ASK_NEXT, REVIEW, CascadePolicy, ThresholdRouter
-from distilloop.storage.store import Spend, Store
+from distilloop.storage.store import Store
 from distilloop.strategies.base import SelectionContext
 from distilloop.students.base import Student
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from distilloop.data import Example
+from distilloop.core.types import Example
 from distilloop.errors import ConfigError
 from distilloop.loop.config import CampaignConfig, StoppingSection
 from distilloop.storage.store import Store

@@ -14,53 +14,19 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from distilloop.data import Example
+from distilloop.core.types import CallRecord, Example, Spend
 from distilloop.errors import StoreError
 from distilloop.storage.migrations import migrations
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True)
-class Spend:
-    tokens_in: int = 0
-    tokens_out: int = 0
-    usd: float = 0.0
-
-    def __add__(self, other: Spend) -> Spend:
-        return Spend(self.tokens_in + other.tokens_in, self.tokens_out + other.tokens_out, self.usd + other.usd)
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """A settled teacher call as the store keeps it."""
-
-    id: int
-    request_hash: str
-    round: int
-    example_id: str
-    teacher: str
-    model: str
-    status: str
-    label: str | None
-    rationale: str | None
-    confidence: float | None
-    valid: bool
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
-    raw_response: str | None
-    error: str | None
-    distribution: dict[str, float] | None = None
 
 
 class Store:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from distilloop.core.types import Selection
 from distilloop.errors import DistilloopError
-from distilloop.strategies.base import Selection, SelectionContext, Strategy, top_n
+from distilloop.strategies.base import SelectionContext, Strategy, top_n
 from distilloop.strategies.uncertainty import entropy
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distilloop.core.types import Selection
 from distilloop.errors import DistilloopError
 
 if TYPE_CHECKING:
@@ -48,12 +49,6 @@ class SelectionContext:
             cached = np.asarray(self.student.predict_proba(self.unlabeled_texts), dtype=np.float64)
             self.extra["proba"] = cached
         return cached
-
-
-@dataclass(frozen=True)
-class Selection:
-    ids: list[str]
-    scores: list[float]
 
 
 class Strategy(ABC):

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from distilloop.core.types import Selection
 from distilloop.errors import ConfigError, DistilloopError
-from distilloop.strategies.base import Selection, SelectionContext, Strategy, top_n
+from distilloop.strategies.base import SelectionContext, Strategy, top_n
 from distilloop.strategies.diversity import kmeans_pick
 from distilloop.strategies.embeddings import pool_embeddings
 from distilloop.strategies.subsample import make_strategy, subcontext

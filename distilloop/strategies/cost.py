@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from distilloop.strategies.base import Selection, SelectionContext, Strategy
+from distilloop.core.types import Selection
+from distilloop.strategies.base import SelectionContext, Strategy
 from distilloop.strategies.uncertainty import entropy, least_confidence, margin
 
 SCORES = {"entropy": entropy, "least_confidence": least_confidence, "margin": margin}

@@ -21,7 +21,8 @@ import warnings
 
 import numpy as np
 
-from distilloop.strategies.base import Selection, SelectionContext, Strategy
+from distilloop.core.types import Selection
+from distilloop.strategies.base import SelectionContext, Strategy
 from distilloop.strategies.embeddings import labeled_embeddings, pool_embeddings
 from distilloop.strategies.geometry import nearest_centre, single_threaded_blas
 from distilloop.strategies.kcenter import k_center_greedy

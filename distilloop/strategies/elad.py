@@ -41,8 +41,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from distilloop.core.types import Selection
 from distilloop.errors import DistilloopError
-from distilloop.strategies.base import Selection, SelectionContext, Strategy, top_n
+from distilloop.strategies.base import SelectionContext, Strategy, top_n
 from distilloop.strategies.subsample import TopCandidates
 
 

@@ -3,7 +3,8 @@ comparisons of Lewis & Gale, "A Sequential Algorithm for Training Text Classifie
 
 from __future__ import annotations
 
-from distilloop.strategies.base import Selection, SelectionContext, Strategy
+from distilloop.core.types import Selection
+from distilloop.strategies.base import SelectionContext, Strategy
 
 
 class RandomSampling(Strategy):

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from distilloop.core.types import Selection
 from distilloop.errors import ConfigError
-from distilloop.strategies.base import Selection, SelectionContext, Strategy
+from distilloop.strategies.base import SelectionContext, Strategy
 from distilloop.strategies.embeddings import labeled_embeddings, pool_embeddings
 
 #: ``ctx.extra`` entries with one row per unlabeled item

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from distilloop.strategies.base import Selection, SelectionContext, Strategy, top_n
+from distilloop.core.types import Selection
+from distilloop.strategies.base import SelectionContext, Strategy, top_n
 from distilloop.strategies.cost import expected_costs
 from distilloop.strategies.diversity import _candidate_embeddings, _candidates, kmeans_centres
 from distilloop.strategies.embeddings import labeled_embeddings

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from distilloop.strategies.base import Selection, SelectionContext, Strategy, top_n
+from distilloop.core.types import Selection
+from distilloop.strategies.base import SelectionContext, Strategy, top_n
 
 
 def entropy(proba: np.ndarray) -> np.ndarray:

@@ -271,7 +271,7 @@ class StepByStepStudent(Student):
         in canonical form (``""`` where the student wrote no number)."""
         if not self.numeric:
             return super().predict(texts)
-        from distilloop.annotators.parsing import normalize_number
+        from distilloop.core.answers import normalize_number
 
         return [normalize_number(self.generate(self.label_prompt(t), max_new_tokens=16)) or "" for t in texts]
 
@@ -327,7 +327,7 @@ class StepByStepStudent(Student):
         fitted on numeric answers, the number it then generates (``""`` for none)."""
         prompt = self.explain_prompt(text) + " " + " ".join(s.strip() for s in partial_steps) + "\nlabel:"
         if self.numeric:
-            from distilloop.annotators.parsing import normalize_number
+            from distilloop.core.answers import normalize_number
 
             return normalize_number(self.generate(prompt, max_new_tokens=16)) or ""
         p = self._score_classes([self._ids(prompt, self.max_input_tokens + self.max_rationale_tokens, left=True)])

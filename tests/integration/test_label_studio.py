@@ -88,8 +88,7 @@ def test_webhook_delivers_annotations_with_the_shared_secret(ls_env, monkeypatch
 
 
 def test_numeric_answers_are_reviewed_with_a_number_input(ls_env):
-    from distilloop.annotators.aggregation import Verdict
-    from distilloop.annotators.review import ReviewItem
+    from distilloop.core.types import ReviewItem, Verdict
 
     verdict = Verdict("96", {"96": 0.5, "72": 0.5}, 0.5, 0.69, 2, "48 + 48 = 96", "majority",
                       [{"teacher": "a", "label": "96", "confidence": None, "rationale": "48 + 48 = 96", "valid": True},

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from distilloop.annotators.base import LabelingItem
-from distilloop.annotators.parsing import normalize_number
+from distilloop.core.answers import normalize_number
+from distilloop.core.types import LabelingItem
 from tests.conftest import campaign_toml
 from tests.unit.annotators.contract import TeacherContract
 

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from distilloop.annotators.base import LabelingItem
+from distilloop.core.types import LabelingItem
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
 

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from distilloop.annotators.anthropic_teacher import AnthropicTeacher
-from distilloop.annotators.base import LabelingItem
 from distilloop.annotators.openai_teacher import OpenAITeacher
 from distilloop.annotators.pricing import Price
+from distilloop.core.types import LabelingItem
 from distilloop.testing.fake_http import serve
 from distilloop.testing.fake_llm_api import FakeLLMAPI
 from tests.conftest import ROOT, campaign_toml, sqlite_count

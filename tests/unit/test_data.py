@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from distilloop.data import DataSpec, load_examples, render_input
+from distilloop.core.types import render_input
+from distilloop.data import DataSpec, load_examples
 from distilloop.errors import DataError
 
 

@@ -3,7 +3,7 @@
 
 import asyncio
 
-from distilloop.annotators.base import TeacherAnswer
+from distilloop.core.types import TeacherAnswer
 
 
 class TeacherContract:

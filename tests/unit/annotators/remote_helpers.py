@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from distilloop.annotators.anthropic_teacher import AnthropicTeacher
-from distilloop.annotators.base import LabelingItem
 from distilloop.annotators.openai_teacher import OpenAITeacher
+from distilloop.core.types import LabelingItem
 from distilloop.testing.fake_llm_api import FakeLLMAPI
 
 LABELS = ("negative", "positive")

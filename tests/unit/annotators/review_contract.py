@@ -2,8 +2,7 @@
 and ``answer(reviewer, example_id, label, rationale)`` (makes a decision available: a human's, or a no-op for
 reviewers that decide by themselves)."""
 
-from distilloop.annotators.aggregation import Verdict
-from distilloop.annotators.review import ReviewDecision, ReviewItem
+from distilloop.core.types import ReviewDecision, ReviewItem, Verdict
 
 LABELS = ("negative", "positive")
 

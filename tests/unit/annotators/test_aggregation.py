@@ -7,10 +7,10 @@ from distilloop.annotators.aggregation import (
     ConfidenceWeightedVote,
     DawidSkene,
     MajorityVote,
-    Vote,
     rationale_stance,
     rationales_agree,
 )
+from distilloop.core.types import Vote
 
 L = ("negative", "positive")
 

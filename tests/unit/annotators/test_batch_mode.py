@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from distilloop.annotators.ensemble import TeacherEnsemble
-from distilloop.loop.budget import Budget, Caps
+from distilloop.core.ledger import Budget, Caps
 from distilloop.storage.store import Store
 from distilloop.testing.fake_llm_api import FakeLLMAPI
 from tests.unit.annotators.remote_helpers import (
@@ -158,7 +158,7 @@ def test_the_same_question_twice_in_a_round_is_submitted_once(api):
     api.hold_batches = False
     store = Store.memory()
     twins = items(2)
-    from distilloop.annotators.base import LabelingItem
+    from distilloop.core.types import LabelingItem
 
     twins.append(LabelingItem("copy", twins[0].fields, twins[0].labels, twins[0].task))
     _, res = run([make("openai", api, batch_wait_s=5)], store, twins)

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilloop.annotators.aggregation import ConfidenceWeightedVote, Vote, vote_table
+from distilloop.annotators.aggregation import ConfidenceWeightedVote, vote_table
 from distilloop.annotators.calibration import BatchCalibration, build_calibration
+from distilloop.core.types import Vote
 from distilloop.errors import ConfigError
 from distilloop.loop.config import load_config
 from distilloop.loop.reviews import votes_from_rows

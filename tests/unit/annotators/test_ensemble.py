@@ -1,10 +1,11 @@
 import asyncio
 from dataclasses import dataclass
 
-from distilloop.annotators.base import LabelingItem, Teacher, TeacherAnswer, Usage
+from distilloop.annotators.base import Teacher
 from distilloop.annotators.ensemble import TeacherEnsemble
+from distilloop.core.ledger import Budget, Caps
+from distilloop.core.types import LabelingItem, TeacherAnswer, Usage
 from distilloop.errors import TeacherError
-from distilloop.loop.budget import Budget, Caps
 from distilloop.storage.store import Store
 
 LABELS = ("negative", "positive")

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from distilloop.annotators.base import Usage
+from distilloop.core.types import Usage
 from distilloop.loop.config import load_config
 from distilloop.loop.runner import Campaign
 from distilloop.testing.fake_llm_api import FakeLLMAPI

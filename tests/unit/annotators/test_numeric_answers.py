@@ -7,10 +7,11 @@ import json
 import pytest
 
 from distilloop.annotators import openai_teacher as openai_module
-from distilloop.annotators.base import LabelingItem
-from distilloop.annotators.parsing import normalize_number, parse_answer
+from distilloop.annotators.parsing import parse_answer
 from distilloop.annotators.prompts import STYLES, get_style
 from distilloop.annotators.replay import ReplayTeacher
+from distilloop.core.answers import normalize_number
+from distilloop.core.types import LabelingItem
 from distilloop.errors import ConfigError, InvalidAnswer
 from distilloop.testing.fake_llm_api import FakeLLMAPI
 from tests.unit.annotators.remote_helpers import (

@@ -1,9 +1,11 @@
 import pytest
 
-from distilloop.annotators.base import LabelingItem, upper_bound_tokens
-from distilloop.annotators.parsing import normalize_label, parse_answer
+from distilloop.annotators.base import upper_bound_tokens
+from distilloop.annotators.parsing import parse_answer
 from distilloop.annotators.pricing import Price
 from distilloop.annotators.prompts import delimit, get_style
+from distilloop.core.answers import normalize_label
+from distilloop.core.types import LabelingItem
 from distilloop.errors import ConfigError, InvalidAnswer
 
 LABELS = ("negative", "positive")

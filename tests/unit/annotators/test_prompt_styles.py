@@ -2,8 +2,8 @@
 
 import pytest
 
-from distilloop.annotators.base import LabelingItem
 from distilloop.annotators.prompts import STYLES, get_style
+from distilloop.core.types import LabelingItem
 from distilloop.errors import ConfigError
 
 LABELS = ("negative", "positive")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from distilloop.annotators.base import LabelingItem
 from distilloop.annotators.replay import ReplayTeacher
+from distilloop.core.types import LabelingItem
 from distilloop.errors import ConfigError, TeacherError
 from tests.conftest import FIXTURES
 from tests.unit.annotators.contract import TeacherContract

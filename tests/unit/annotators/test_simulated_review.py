@@ -1,7 +1,7 @@
 import pytest
 
 from distilloop.annotators.review import SimulatedReviewer
-from distilloop.data import Example
+from distilloop.core.types import Example
 from distilloop.errors import ReviewError, UserInputError
 from distilloop.storage.store import Store
 from tests.unit.annotators.review_contract import ReviewerContract, review_item

@@ -2,9 +2,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from distilloop.core.ledger import Budget, Caps
+from distilloop.core.types import Spend
 from distilloop.errors import BudgetExhausted
-from distilloop.loop.budget import Budget, Caps
-from distilloop.storage.store import Spend
 
 spend = st.builds(Spend, st.integers(0, 500), st.integers(0, 200), st.floats(0, 0.05, allow_nan=False))
 

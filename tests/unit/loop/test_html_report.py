@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 
 from distilloop.cli import main
-from distilloop.data import Example
+from distilloop.core.types import Example
 from distilloop.errors import StudentError
 from distilloop.loop import html_report
 from distilloop.loop.config import load_config

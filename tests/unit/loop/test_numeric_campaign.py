@@ -114,7 +114,7 @@ def test_a_numeric_campaign_votes_over_numbers_reviews_disagreements_and_trains_
                 assert isinstance(kept["steps"], list) and 0.0 <= kept["within"] <= 1.0
         gold = {e.id: e.gold for e in store.examples()}
         labels = {r["example_id"]: r for r in store.db.query("select * from labels")}
-        from distilloop.annotators.parsing import normalize_number
+        from distilloop.core.answers import normalize_number
 
         n_agree = n_review = 0
         for ex, c in cons.items():

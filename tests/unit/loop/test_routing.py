@@ -1,4 +1,5 @@
-from distilloop.annotators.aggregation import MajorityVote, Vote
+from distilloop.annotators.aggregation import MajorityVote
+from distilloop.core.types import Vote
 from distilloop.loop.routing import ACCEPT, ASK_NEXT, REVIEW, CascadePolicy, ThresholdRouter
 
 L = ("negative", "positive")

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distilloop.data import Example
+from distilloop.core.types import Example, Spend
 from distilloop.errors import StoreError
-from distilloop.storage.store import Spend, Store
+from distilloop.storage.store import Store
 
 text = st.text(min_size=1, max_size=40)
 example = st.builds(Example, st.uuids().map(str), st.fixed_dictionaries({"text": text}),

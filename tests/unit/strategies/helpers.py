@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from distilloop.strategies.base import Selection, SelectionContext, Strategy
+from distilloop.core.types import Selection
+from distilloop.strategies.base import SelectionContext, Strategy
 
 
 class FixedProba:

@@ -1,4 +1,4 @@
-"""The hard budget: tokens in, tokens out and US dollars, per campaign and per round.
+"""The hard budget and its reservation protocol: tokens in, tokens out and US dollars, per campaign and round.
 
 Every call is *reserved* before it is sent, at an upper bound of what it can cost (its prompt's tokens
 bounded from its bytes, and its ``max_tokens``), and *settled* from the usage the provider reports. A
@@ -11,8 +11,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from distilloop.core.types import Spend
 from distilloop.errors import BudgetExhausted
-from distilloop.storage.store import Spend
 
 log = logging.getLogger(__name__)
 
