@@ -65,7 +65,7 @@ def main() -> int:
         {e.gold for e in load_examples(args.data, DataSpec(input_fields=tuple(fields))) if e.gold})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done: set[tuple[str, str]] = set()
+    done: set[tuple[str, str, str]] = set()
     if out.exists():
         with gzip.open(out, "rt") as f:
             for line in f:
@@ -73,7 +73,7 @@ def main() -> int:
                     r = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a kill: recorded again below
-                done.add((r["teacher"], r["example_id"]))
+                done.add((r["teacher"], r.get("prompt_style") or "zero_shot_rationale", r["example_id"]))
     teachers = []
     for spec in args.teacher:
         name, _, model = spec.partition("=")
@@ -81,14 +81,14 @@ def main() -> int:
                                                       n_threads=args.threads, prompt=args.prompt,
                                                       rationale_max_chars=args.rationale_max_chars)))
     # example by example, every teacher in turn: a partial recording covers the same items for all teachers
-    todo = [e for e in examples if any((name, e.id) not in done for name, _, _ in teachers)]
+    todo = [e for e in examples if any((name, args.prompt, e.id) not in done for name, _, _ in teachers)]
     print(f"{len(todo)} examples to record ({len(examples) - len(todo)} already)", file=sys.stderr, flush=True)
     started = time.time()
     for i, e in enumerate(todo, 1):
         gold = e.gold if get_style(args.prompt).needs_gold else None  # only ground-truth priming sees gold
         item = LabelingItem(e.id, e.fields, tuple(labels), task, gold=gold, answer=answer)
         for name, model, teacher in teachers:
-            if (name, e.id) in done:
+            if (name, args.prompt, e.id) in done:
                 continue
             prompt = teacher.render(item)
             ans = asyncio.run(teacher.answer(prompt, item))

@@ -70,6 +70,7 @@ class PromptStyle:
     asks_confidence: bool = False  # the answer schema has a verbalized "confidence"
     needs_gold: bool = False  # the campaign fills LabelingItem.gold for teachers with this style
     uses_student_explanation: bool = False  # the campaign fills the student's explanation where it has one
+    gives_rationale: bool = True  # the answer carries a rationale
 
     def render(self, item: LabelingItem, **options: Any) -> Prompt:
         return self.build(item, **options)
@@ -98,18 +99,24 @@ def delimit(text: str) -> str:
     return f"<example>\n{safe}\n</example>"
 
 
-def answer_schema(labels: tuple[str, ...], *, confidence: bool = False, numeric: bool = False) -> dict[str, Any]:
+def answer_schema(labels: tuple[str, ...], *, confidence: bool = False, numeric: bool = False,
+                  rationale: bool = True) -> dict[str, Any]:
     """The reply's JSON schema: a rationale, then the label (an enum of the label set) or, for numeric
     tasks, the ``answer`` as a JSON number; the rationale comes first so that the reasoning precedes the
-    answer in the generated text."""
-    props: dict[str, Any] = {"rationale": {"type": "string", "description": "one or two sentences of reasoning"}}
+    answer in the generated text. ``rationale=False``: the answer alone."""
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    if rationale:
+        props["rationale"] = {"type": "string", "description": "one or two sentences of reasoning"}
+        required.append("rationale")
     if numeric:
-        props["rationale"]["description"] = "the step-by-step working"
+        if rationale:
+            props["rationale"]["description"] = "the step-by-step working"
         props["answer"] = {"type": "number", "description": "the final answer, a number"}
-        required = ["rationale", "answer"]
+        required.append("answer")
     else:
         props["label"] = {"type": "string", "enum": list(labels)}
-        required = ["rationale", "label"]
+        required.append("label")
     if confidence:
         props["confidence"] = {"type": "number", "minimum": 0, "maximum": 1}
         required.append("confidence")
@@ -153,11 +160,11 @@ def reply(item: LabelingItem, rationale: str, label: str = "<one of the allowed 
 
 
 def make_prompt(style: str, item: LabelingItem, system: str, user: str, *, confidence: bool = False,
-                extra: dict[str, Any] | None = None) -> Prompt:
+                extra: dict[str, Any] | None = None, rationale: bool = True) -> Prompt:
     numeric = is_numeric(item)
     labels = () if numeric else item.labels
-    return Prompt(style, "1", system, user, answer_schema(labels, confidence=confidence, numeric=numeric), labels,
-                  extra or {}, item.answer)
+    schema = answer_schema(labels, confidence=confidence, numeric=numeric, rationale=rationale)
+    return Prompt(style, "1", system, user, schema, labels, extra or {}, item.answer)
 
 
 def _zero_shot(item: LabelingItem, **_: Any) -> Prompt:
@@ -168,6 +175,17 @@ def _zero_shot(item: LabelingItem, **_: Any) -> Prompt:
 
 register(PromptStyle("zero_shot_rationale", "1", _zero_shot,
                      "zero-shot label + rationale (arXiv 2403.15886)"))
+
+
+def _label_only(item: LabelingItem, **_: Any) -> Prompt:
+    what = '"answer": <the final answer as a number>' if is_numeric(item) else '"label": "<one of the allowed labels>"'
+    user = head(item) + f"{delimit(item_text(item))}\n\nReply with JSON: {{{what}}}"
+    return make_prompt("label_only", item, SYSTEM, user, rationale=False)
+
+
+register(PromptStyle("label_only", "1", _label_only,
+                     "zero-shot, the label alone: no rationale (the cheapest answer; arXiv 2403.15886 finds "
+                     "rationales are needed on part of the data only)", gives_rationale=False))
 
 
 # -- few-shot chain-of-thought ------------------------------------------------------------------------------

@@ -22,11 +22,14 @@ from distilloop.core.answers import normalize_label, normalize_number
 from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
 from distilloop.errors import ConfigError, InvalidAnswer, TeacherError
 
-_FILES: dict[tuple[str, str | None], dict[str, dict[str, Any]]] = {}
+_FILES: dict[tuple[str, str | None, str | None], dict[str, dict[str, Any]]] = {}
 
 
-def load_recording(path: Path, source: str | None) -> dict[str, dict[str, Any]]:
-    key = (str(path), source)
+def load_recording(path: Path, source: str | None, style: str | None = None) -> dict[str, dict[str, Any]]:
+    """The recorded answers of ``source`` (every teacher's when None) by example id. A file may hold answers
+    under several prompt styles (``prompt_style``): ``style`` picks one (rows that name no style, e.g.
+    synthetic fixtures, stand for any); None takes every row."""
+    key = (str(path), source, style)
     if key not in _FILES:
         if not path.exists():
             raise ConfigError(f"replay file not found: {path}")
@@ -44,9 +47,12 @@ def load_recording(path: Path, source: str | None) -> dict[str, dict[str, Any]]:
                     continue
                 if "example_id" not in row:
                     raise ConfigError(f"{path}:{lineno}: a recorded answer needs 'example_id'")
+                if style is not None and row.get("prompt_style") not in (None, style):
+                    continue
                 rows[str(row["example_id"])] = row
         if not rows:
-            raise ConfigError(f"{path}: no recorded answers" + (f" for teacher '{source}'" if source else ""))
+            raise ConfigError(f"{path}: no recorded answers" + (f" for teacher '{source}'" if source else "")
+                              + (f" under prompt style '{style}'" if style else ""))
         _FILES[key] = rows
     return _FILES[key]
 
@@ -70,7 +76,7 @@ class ReplayTeacher(Teacher):
         p = Path(self.path)
         if not p.is_absolute() and self.base_dir:
             p = Path(self.base_dir) / p
-        self._rows = load_recording(p, self.source)
+        self._rows = load_recording(p, self.source, self.prompt)  # the answers recorded under this prompt style
 
     def hash_extra(self) -> Any:
         return {"source": self.source}
