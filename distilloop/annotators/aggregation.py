@@ -49,6 +49,17 @@ def vote_table(votes: Sequence[Vote]) -> list[dict]:
     return rows
 
 
+def votes_from_rows(rows: Sequence[Mapping[str, Any]] | None) -> list[Vote]:
+    """Votes back from a stored vote table (:func:`vote_table`)."""
+    out = []
+    for r in rows or []:
+        calibrated = r.get("calibrated_distribution")
+        out.append(Vote(r["teacher"], r.get("label"), r.get("rationale"), r.get("confidence"),
+                        bool(r.get("valid", True)), calibrated or r.get("distribution"), r.get("answered"),
+                        r.get("distribution") if calibrated else None))
+    return out
+
+
 def valid_votes(votes: Sequence[Vote], labels: Sequence[str]) -> list[Vote]:
     return [v for v in votes if v.valid and v.label is not None and v.label in labels]
 
@@ -115,6 +126,7 @@ class MajorityVote:
     """
 
     name = "majority"
+    needs: frozenset[str] = frozenset()  # counts over whatever answers were given: numbers too
 
     def aggregate(self, votes: Sequence[Vote], labels: Sequence[str]) -> Verdict:
         valid = valid_votes(votes, labels)
@@ -130,6 +142,7 @@ class ConfidenceWeightedVote:
     0.45 for "positive"."""
 
     name = "confidence_weighted"
+    needs: frozenset[str] = frozenset()
 
     def __init__(self, default_confidence: float = 0.5, use_distribution: bool = True) -> None:
         self.default_confidence = default_confidence
@@ -176,6 +189,7 @@ class DawidSkene:
     """
 
     name = "dawid_skene"
+    needs = frozenset({"label_set"})  # one confusion matrix per teacher over the label set
 
     def __init__(self, max_iter: int = 100, tol: float = 1e-6, smoothing: float = 1.0, diag_prior: float = 1.0,
                  init: str = "confidence") -> None:

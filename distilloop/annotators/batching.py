@@ -112,12 +112,12 @@ async def _submit(ens: TeacherEnsemble, teacher: Any, new: list[tuple[LabelingIt
         calls.append(_Call(call_id, item, prompt, reservation))
     if not calls:
         return None
-    for attempt in range(ens.max_attempts):
+    for attempt in range(ens.retry.max_attempts):
         try:
             batch_id = await teacher.submit_batch({c.call_id: c.prompt for c in calls})
         except TeacherError as exc:
             result.failed_attempts += 1
-            last = not exc.retryable or attempt == ens.max_attempts - 1
+            last = not exc.retryable or attempt == ens.retry.max_attempts - 1
             if last:
                 for c in calls:
                     store.settle_call(c.call_id, status="error", spend=Spend(), error=f"batch submit failed: {exc}"[:2000])
@@ -125,7 +125,7 @@ async def _submit(ens: TeacherEnsemble, teacher: Any, new: list[tuple[LabelingIt
                 result.disabled.setdefault(teacher.name, f"batch submission failed: {str(exc)[:200]}")
                 log.warning("teacher %s taken out of this round: batch submission failed: %s", teacher.name, exc)
                 return None
-            await asyncio.sleep(getattr(exc, "retry_after", None) or min(ens.max_backoff_s, ens.backoff_s * 2 ** attempt))
+            await asyncio.sleep(ens.retry.delay(attempt, getattr(exc, "retry_after", None)))
             continue
         store.mark_submitted([c.call_id for c in calls], batch_id)
         log.info("teacher %s: submitted %d request(s) as batch %s", teacher.name, len(calls), batch_id)

@@ -51,6 +51,7 @@ class BatchCalibration:
     """
 
     name = "batch"
+    needs = frozenset({"label_set"})  # a teacher's bias between the labels of a set
 
     def __init__(self, min_items: int = 20) -> None:
         if isinstance(min_items, bool) or not isinstance(min_items, int) or min_items < 1:

@@ -13,6 +13,7 @@ Teachers with ``mode = "batch"`` go through the provider's batch API instead
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,13 +39,39 @@ class AnnotationResult:
     failed_attempts: int = 0
     pending_batches: dict[str, list[str]] = field(default_factory=dict)  # teacher -> batch ids still running
 
+    def merge(self, other: AnnotationResult) -> AnnotationResult:
+        """Fold a later tier's result (a cascade) into this one; returns self."""
+        for ex, vs in other.votes.items():
+            self.votes.setdefault(ex, []).extend(vs)
+        self.disabled.update(other.disabled)
+        self.budget_exhausted |= other.budget_exhausted
+        self.paid_calls += other.paid_calls
+        self.reused_calls += other.reused_calls
+        self.failed_attempts += other.failed_attempts
+        self.pending_batches.update(other.pending_batches)
+        return self
+
+
+@dataclass
+class Retry:
+    """How failed calls are retried: up to ``max_attempts`` per question, waiting ``backoff_s * 2**attempt``
+    (at most ``max_backoff_s``) or the server's retry-after; a teacher failing ``max_consecutive_failures`` times
+    in a row is taken out of the round."""
+
+    max_attempts: int = 4
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    max_consecutive_failures: int = 5
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        return retry_after or min(self.max_backoff_s, self.backoff_s * 2 ** attempt)
+
 
 class TeacherEnsemble:
     """Runs a set of teachers over items, with caching by request hash, the budget and the store."""
 
     def __init__(self, teachers: Sequence[Teacher], store: Store, budget: Budget, *, concurrency: int = 8,
-                 max_attempts: int = 4, max_consecutive_failures: int = 5, backoff_s: float = 0.5,
-                 max_backoff_s: float = 30.0) -> None:
+                 retry: Retry | None = None, **retry_options: Any) -> None:
         names = [t.name for t in teachers]
         if len(set(names)) != len(names):
             raise ValueError(f"teacher names must be unique, got {names}")
@@ -52,10 +79,7 @@ class TeacherEnsemble:
         self.store = store
         self.budget = budget
         self.concurrency = concurrency
-        self.max_attempts = max_attempts
-        self.max_consecutive_failures = max_consecutive_failures
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
+        self.retry = dataclasses.replace(retry or Retry(), **retry_options)
         self._inflight: dict[str, asyncio.Future] = {}
         self._held: dict[int, Any] = {}  # call id -> reservation re-attached for a submitted batch call
 
@@ -95,7 +119,7 @@ class TeacherEnsemble:
         if paid is not None:
             result.reused_calls += 1
             return Vote(teacher.name, paid.label, paid.rationale, paid.confidence, paid.valid, paid.distribution)
-        for attempt in range(self.max_attempts):
+        for attempt in range(self.retry.max_attempts):
             if teacher.name in result.disabled or result.budget_exhausted:
                 return None
             try:
@@ -124,10 +148,9 @@ class TeacherEnsemble:
                 self.budget.settle(reservation, spend)
                 result.failed_attempts += 1
                 self._fail(teacher, result, failures, str(exc))
-                if not exc.retryable or attempt == self.max_attempts - 1:
+                if not exc.retryable or attempt == self.retry.max_attempts - 1:
                     return None
-                delay = getattr(exc, "retry_after", None) or min(self.max_backoff_s, self.backoff_s * 2 ** attempt)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self.retry.delay(attempt, getattr(exc, "retry_after", None)))
                 continue
             except BaseException:
                 self._done(request_hash)
@@ -159,7 +182,7 @@ class TeacherEnsemble:
 
     def _fail(self, teacher: Teacher, result: AnnotationResult, failures: dict[str, int], message: str) -> None:
         failures[teacher.name] += 1
-        if failures[teacher.name] >= self.max_consecutive_failures and teacher.name not in result.disabled:
+        if failures[teacher.name] >= self.retry.max_consecutive_failures and teacher.name not in result.disabled:
             reason = f"{failures[teacher.name]} consecutive failures, last: {message[:200]}"
             result.disabled[teacher.name] = reason
             log.warning("teacher %s taken out of this round: %s", teacher.name, reason)

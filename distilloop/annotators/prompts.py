@@ -72,6 +72,13 @@ class PromptStyle:
     uses_student_explanation: bool = False  # the campaign fills the student's explanation where it has one
     gives_rationale: bool = True  # the answer carries a rationale
 
+    @property
+    def needs(self) -> frozenset[str]:
+        """"gold": the campaign shows the gold label (ground-truth priming); "explanations": a strategy that hands
+        on the student's own explanations (ELAD's revision)."""
+        return frozenset({"gold"} if self.needs_gold else set()) | frozenset(
+            {"explanations"} if self.uses_student_explanation else set())
+
     def render(self, item: LabelingItem, **options: Any) -> Prompt:
         return self.build(item, **options)
 

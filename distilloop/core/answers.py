@@ -92,6 +92,9 @@ class AnswerSpace:
     answer_key = "label"
     #: the metrics a student is scored on
     metric_names: tuple[str, ...] = ("accuracy",)
+    #: whether a rationale can be read as arguing for one answer (it names one label of the set); a working that
+    #: reaches a number names many numbers on the way
+    rationales_take_sides = True
 
     def __init__(self, labels: Sequence[str] = ()) -> None:
         self.labels: tuple[str, ...] = tuple(labels)
@@ -162,6 +165,7 @@ class OpenNumber(AnswerSpace):
 
     kind = "number"
     answer_key = "answer"
+    rationales_take_sides = False
 
     def __init__(self, labels: Sequence[str] = ()) -> None:
         super().__init__(())

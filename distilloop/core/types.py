@@ -208,3 +208,10 @@ class Selection:
     ids: list[str]
     scores: list[float]
     explanations: dict[str, list[str]] = field(default_factory=dict)
+
+
+def text_hash(text: str) -> str:
+    """The key of a text in the embedding cache."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -26,8 +26,9 @@ from distilloop.annotators.base import Teacher
 from distilloop.core.ledger import Caps
 from distilloop.core.types import Example, LabelingItem, Spend
 from distilloop.data import load_examples
-from distilloop.loop import factory
 from distilloop.loop.config import CampaignConfig
+from distilloop.loop.parts import build_parts
+from distilloop.loop.plan import sample, upper_bound
 from distilloop.storage.store import Store
 
 METHOD = ("expected: prompt bytes / 4 + 16 tokens in, max_tokens / 2 out (no tokenizer: tiktoken cannot "
@@ -90,29 +91,35 @@ class CampaignEstimate:
         return d
 
 
-def _scale(s: Spend, n: float) -> Spend:
-    return Spend(int(round(s.tokens_in * n)), int(round(s.tokens_out * n)), s.usd * n)
+def schedule(config: CampaignConfig, next_no: int, pool: int, current: int | None = None) -> list[int]:
+    """The sizes of the rounds left, from round ``next_no`` (``current``: the size of a round in progress, whose
+    selection is fixed), capped by the pool."""
+    sizes: list[int] = []
+    left, first = pool, next_no
+    if current is not None:
+        sizes.append(current)
+        left -= current
+        first += 1
+    for r in range(first, config.rounds.max_rounds + 1):
+        n = min(config.rounds.size(r), left)
+        if n <= 0:
+            break
+        sizes.append(n)
+        left -= n
+    return sizes
 
 
-def _upper(t: Teacher, prompt: Any, example_id: str) -> Spend:
-    if t.kind == "llama_cpp":  # its exact count loads the model: the generic bound is enough here
-        return Teacher.estimate(t, prompt, example_id)
-    try:
-        return t.estimate(prompt, example_id)
-    except Exception:  # e.g. a replay teacher without a recording for this item
-        return Teacher.estimate(t, prompt, example_id)
-
-
-def estimate_campaign(config: CampaignConfig, *, sample: int = 32,
+def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
                       teachers: list[Teacher] | None = None) -> CampaignEstimate:
-    teachers = teachers if teachers is not None else factory.build_teachers(config)
-    labels = tuple(config.campaign.labels)
+    """The estimate of the campaign ``config`` describes (resumed from its store where it exists); the config
+    is checked exactly as ``run`` checks it."""
+    parts = build_parts(config, teachers=teachers)
     spent, done, current = Spend(), 0, None
     if config.store_path.exists():
         store = Store.open(config.store_path)
         try:
             examples = store.examples()
-            taken = {r["example_id"] for r in store.db.query("select example_id from consensus")}
+            taken = store.annotated_ids()
             rounds = store.rounds()
             done = sum(1 for r in rounds if r["status"] == "done")
             if rounds and rounds[-1]["status"] == "annotating":
@@ -125,34 +132,22 @@ def estimate_campaign(config: CampaignConfig, *, sample: int = 32,
         taken = set()
     pool: list[Example] = [e for e in examples if e.split == "pool" and e.id not in taken]
     next_no = current[0] if current else done + 1
-    sizes: list[int] = []
-    left = len(pool)
-    first = next_no
-    if current:  # a round in progress: its selection is fixed (and still counted in the pool)
-        sizes.append(current[1])
-        left -= current[1]
-        first += 1
-    for r in range(first, config.rounds.max_rounds + 1):
-        n = min(config.rounds.size(r), left)
-        if n <= 0:
-            break
-        sizes.append(n)
-        left -= n
-    picked = pool[:: max(1, len(pool) // sample)][:sample] if pool else []
+    sizes = schedule(config, next_no, len(pool), current[1] if current else None)
+    picked = sample(pool, sample_size)
     caps, _ = config.budget.caps()
     est = CampaignEstimate(config.campaign.name, next_no, sizes[0] if sizes else 0, len(sizes), sum(sizes), len(pool),
                            spent, caps)
-    for t in teachers:
+    needs_gold = any("gold" in t.style.needs for t in parts.teachers)
+    items = [LabelingItem(e.id, e.fields, parts.space.labels, config.campaign.task,
+                          gold=e.gold if needs_gold else None, answer=parts.space.kind) for e in picked]
+    k = max(1, len(picked))
+    n_next, n_all = est.next_round_items, est.campaign_items
+    for t in parts.teachers:
         exp, up = Spend(), Spend()
-        for e in picked:
-            gold = e.gold if getattr(t.style, "needs_gold", False) else None
-            prompt = t.render(LabelingItem(e.id, e.fields, labels, config.campaign.task, gold=gold,
-                                           answer=config.campaign.answer))
-            exp = exp + t.expected(prompt)
-            up = up + _upper(t, prompt, e.id)
-        k = max(1, len(picked))
-        n_next, n_all = est.next_round_items, est.campaign_items
+        for it in items:
+            exp = exp + t.expected(t.render(it))
+            up = up + upper_bound(t, it, exact=False)
         est.teachers.append(TeacherEstimate(
-            t.name, t.model, getattr(t, "mode", "live"), _scale(exp, 1 / k), _scale(up, 1 / k),
-            _scale(exp, n_next / k), _scale(up, n_next / k), _scale(exp, n_all / k), _scale(up, n_all / k)))
+            t.name, t.model, getattr(t, "mode", "live"), exp.scaled(1 / k), up.scaled(1 / k),
+            exp.scaled(n_next / k), up.scaled(n_next / k), exp.scaled(n_all / k), up.scaled(n_all / k)))
     return est

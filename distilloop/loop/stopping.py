@@ -10,7 +10,6 @@ campaign resumed after a stop or a crash sees the same stop set and the same kap
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +25,6 @@ from distilloop.strategies.stopping import DevTarget, StabilizingPredictions, ch
 log = logging.getLogger(__name__)
 
 STOP_SET_META = "stop_set"
-PREDICTIONS_KIND = "stop_set_predictions"
 
 
 def _digest(ids: Sequence[str]) -> str:
@@ -55,9 +53,7 @@ def ensure_stop_set(store: Store, pool_ids: Sequence[str], size: int, rng: np.ra
 def record_predictions(store: Store, round_no: int, student_version: str, ids: Sequence[str],
                        predictions: Sequence[str]) -> None:
     """Keep one round's predictions on the stop set (replacing them when a round's training is re-run)."""
-    payload = {"round": round_no, "student": student_version, "stop_set": _digest(ids),
-               "predictions": list(predictions)}
-    store.cache_put(PREDICTIONS_KIND, f"{round_no:06d}", json.dumps(payload).encode())
+    store.record_stop_predictions(round_no, student_version, _digest(ids), predictions)
 
 
 def prediction_history(store: Store) -> list[dict[str, Any]]:
@@ -65,9 +61,7 @@ def prediction_history(store: Store) -> list[dict[str, Any]]:
     ids = stop_set(store)
     if not ids:
         return []
-    digest = _digest(ids)
-    out = [json.loads(v) for _, v in store.cache_items(PREDICTIONS_KIND)]
-    return sorted((p for p in out if p["stop_set"] == digest), key=lambda p: p["round"])
+    return store.stop_predictions(_digest(ids))
 
 
 def kappa_history(store: Store) -> list[dict[str, Any]]:

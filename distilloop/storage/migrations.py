@@ -85,3 +85,29 @@ def review_reliability(db: Database) -> None:
          "n_items": int, "n_known": int, "updated_at": str},
         pk=("teacher", "true_label", "given_label"),
     )
+
+
+@migrations(name="0003_typed_channels")
+def typed_channels(db: Database) -> None:
+    """What travelled through the generic cache table gets a table of its own: ELAD's student explanations go
+    with the selection they belong to, each round's stop-set predictions get a row, and embeddings one cache
+    keyed by encoder and text hash (the old embedding rows were keyed otherwise: they are recomputed once)."""
+    import json
+
+    db.table("selections").add_column("explanation", str)
+    db.table("stop_predictions").create({"round": int, "student": str, "stop_set": str, "predictions": str},
+                                        pk="round")
+    db.table("embeddings").create({"encoder": str, "text_hash": str, "vector": bytes, "created_at": str},
+                                  pk=("encoder", "text_hash"))
+    if "cache" not in db.table_names():
+        return
+    for r in db.query("select key, value from cache where kind = 'student_explanation'"):
+        round_no, _, example_id = r["key"].partition(":")
+        steps = json.loads(r["value"]).get("steps") or []
+        db.execute("update selections set explanation = ? where round = ? and example_id = ?",
+                   [json.dumps([str(s) for s in steps]), int(round_no), example_id])
+    for r in db.query("select value from cache where kind = 'stop_set_predictions'"):
+        p = json.loads(r["value"])
+        db.table("stop_predictions").upsert({"round": p["round"], "student": p["student"], "stop_set": p["stop_set"],
+                                             "predictions": json.dumps(p["predictions"])}, pk="round")
+    db.table("cache").drop()

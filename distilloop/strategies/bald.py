@@ -57,6 +57,7 @@ class BALD(Strategy):
     """
 
     name = "bald"
+    own_needs = frozenset({"student", "probabilities", "samples"})
 
     def __init__(self, n_samples: int = 10) -> None:
         if n_samples < 2:

@@ -11,16 +11,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from distilloop.core.protocols import StudentLike
 from distilloop.core.types import Selection
 from distilloop.errors import DistilloopError
-
-if TYPE_CHECKING:
-    from distilloop.storage.store import Store
-    from distilloop.students.base import Student
 
 
 @dataclass
@@ -34,8 +31,7 @@ class SelectionContext:
     labeled_y: list[str]
     classes: list[str]
     rng: np.random.Generator
-    student: Student | None = None
-    store: Store | None = None
+    student: StudentLike | None = None
     round_no: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -51,18 +47,51 @@ class SelectionContext:
         return cached
 
 
+#: what a strategy can need of the campaign: a trained student; its label probabilities (over a label set);
+#: its embeddings; several sampled predictions per item (MC dropout, an ensemble); a student that explains
+#: itself step by step; the expected teacher cost of each item
+NEEDS = frozenset({"student", "probabilities", "embeddings", "samples", "explanations", "costs"})
+
+
 class Strategy(ABC):
-    """Base of every strategy. ``requires_student``: cannot run before a student is trained;
-    ``needs_probabilities``: reads the student's label probabilities; ``needs_costs``: reads the expected teacher
-    cost of each item."""
+    """Base of every strategy. ``own_needs`` declares what it reads itself (see :data:`NEEDS`); ``needs`` adds
+    what the strategies it is built from need (:meth:`children`). The campaign checks, before anything is written
+    or paid, that its student and answer space provide them."""
 
     name = "abstract"
-    requires_student = True
-    #: reads the student's label probabilities (``ctx.probabilities()``); strategies that only need the
-    #: student's embeddings (or nothing of it) set False, and work for numeric answers too
-    needs_probabilities = True
-    #: the runner fills ``ctx.extra["item_cost"]`` (expected teacher cost per unlabeled id) for it
-    needs_costs = False
+    own_needs: frozenset[str] = frozenset({"student", "probabilities"})
+    #: under a round budget (``ctx.extra["round_budget"]``) it may pick fewer than asked (a knapsack)
+    returns_fewer = False
+
+    def children(self) -> list[Strategy]:
+        """The strategies this one is built from (a wrapper's base, a mixture's parts)."""
+        return []
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """What it needs, its children's needs included (written once, here, for every composite)."""
+        out = set(self.own_needs)
+        for child in self.children():
+            out |= child.needs
+        return frozenset(out)
+
+    @property
+    def may_return_fewer(self) -> bool:
+        return self.returns_fewer or any(child.may_return_fewer for child in self.children())
+
+    @property
+    def requires_student(self) -> bool:
+        """Cannot run before a student is trained (a round's first selection uses ``initial_strategy``)."""
+        return "student" in self.needs
+
+    @property
+    def needs_probabilities(self) -> bool:
+        return "probabilities" in self.needs
+
+    @property
+    def needs_costs(self) -> bool:
+        """The runner fills ``ctx.extra["item_cost"]`` (expected teacher cost per unlabeled id) for it."""
+        return "costs" in self.needs
 
     def select(self, ctx: SelectionContext, n: int) -> Selection:
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
@@ -74,7 +103,7 @@ class Strategy(ABC):
             return Selection([], [])
         n = min(int(n), available)
         sel = self.query(ctx, n)
-        short_ok = getattr(self, "may_return_fewer", False) and ctx.extra.get("round_budget") is not None
+        short_ok = self.may_return_fewer and ctx.extra.get("round_budget") is not None
         if (len(sel.ids) != n and not (short_ok and len(sel.ids) < n)) or len(set(sel.ids)) != len(sel.ids):
             raise DistilloopError(f"strategy {self.name} returned {len(sel.ids)} ids ({len(set(sel.ids))} unique), "
                                   f"expected {n}")
@@ -98,3 +127,13 @@ def top_n(ids: Sequence[str], scores: np.ndarray, n: int, rng: np.random.Generat
     else:
         order = np.lexsort((jitter, -scores))[:n]
     return Selection([ids[i] for i in order], [float(scores[i]) for i in order])
+
+
+class Composite(Strategy):
+    """A strategy built from others (a wrapper, a mixture, a combination): it needs what it needs itself
+    (``own_needs``, nothing by default) and everything its children need."""
+
+    own_needs: frozenset[str] = frozenset()
+
+    @abstractmethod
+    def children(self) -> list[Strategy]: ...

@@ -22,7 +22,7 @@ import numpy as np
 
 from distilloop.core.types import Selection
 from distilloop.errors import ConfigError, DistilloopError
-from distilloop.strategies.base import SelectionContext, Strategy, top_n
+from distilloop.strategies.base import Composite, SelectionContext, Strategy, top_n
 from distilloop.strategies.diversity import kmeans_pick
 from distilloop.strategies.embeddings import pool_embeddings
 from distilloop.strategies.subsample import make_strategy, subcontext
@@ -43,10 +43,14 @@ def minmax(x: np.ndarray) -> np.ndarray:
     return np.zeros_like(x) if hi - lo <= 0 else (x - lo) / (hi - lo)
 
 
-class UncertaintyThenDiversity(Strategy):
+class UncertaintyThenDiversity(Composite):
     """Top ``beta * n`` by ``uncertainty``, then one item per k-means cluster of their embeddings."""
 
     name = "uncertainty_kmeans"
+    own_needs = frozenset({"student", "embeddings"})
+
+    def children(self) -> list[Strategy]:
+        return [self.uncertainty_]
 
     def __init__(self, uncertainty: Any = "margin", beta: int = 10, weighted: bool = True) -> None:
         if beta < 1:
@@ -68,7 +72,7 @@ class UncertaintyThenDiversity(Strategy):
         return Selection([ctx.unlabeled_ids[i] for i in picked], [float(scores[i]) for i in picked])
 
 
-class LinearCombination(Strategy):
+class LinearCombination(Composite):
     """Weighted sum of min-max scaled scores of ``strategies`` (names or ``{name, ...}`` tables)."""
 
     name = "linear_combination"
@@ -85,13 +89,8 @@ class LinearCombination(Strategy):
         self.weights = weights
         self.strategies_ = [make_strategy(s, where="strategy.strategies") for s in self.strategies]
 
-    @property
-    def requires_student(self) -> bool:  # type: ignore[override]
-        return any(s.requires_student for s in self.strategies_)
-
-    @property
-    def needs_probabilities(self) -> bool:  # type: ignore[override]
-        return any(s.needs_probabilities for s in self.strategies_)
+    def children(self) -> list[Strategy]:
+        return list(self.strategies_)
 
     def scores(self, ctx: SelectionContext) -> np.ndarray:
         total = np.zeros(len(ctx.unlabeled_ids))
@@ -103,7 +102,7 @@ class LinearCombination(Strategy):
         return top_n(ctx.unlabeled_ids, self.scores(ctx), n, ctx.rng)
 
 
-class Mixture(Strategy):
+class Mixture(Composite):
     """Each round, ``fractions`` of the batch from each of ``strategies`` in turn, each on what the ones before
     it left (e.g. half random, half k-means: a batch that stays representative of the pool while it covers it).
 
@@ -127,21 +126,8 @@ class Mixture(Strategy):
         self.fractions = [f / sum(fractions) for f in fractions]
         self.strategies_ = [make_strategy(s, where="strategy.strategies") for s in self.strategies]
 
-    @property
-    def requires_student(self) -> bool:  # type: ignore[override]
-        return any(s.requires_student for s in self.strategies_)
-
-    @property
-    def needs_probabilities(self) -> bool:  # type: ignore[override]
-        return any(s.needs_probabilities for s in self.strategies_)
-
-    @property
-    def needs_costs(self) -> bool:  # type: ignore[override]
-        return any(s.needs_costs for s in self.strategies_)
-
-    @property
-    def may_return_fewer(self) -> bool:
-        return any(getattr(s, "may_return_fewer", False) for s in self.strategies_)
+    def children(self) -> list[Strategy]:
+        return list(self.strategies_)
 
     def shares(self, n: int) -> list[int]:
         raw = np.asarray(self.fractions) * n
@@ -155,6 +141,7 @@ class Mixture(Strategy):
 
         ids: list[str] = []
         scores: list[float] = []
+        explanations: dict[str, list[str]] = {}
         left: np.ndarray = np.arange(len(ctx.unlabeled_ids))
         position = {id_: i for i, id_ in enumerate(ctx.unlabeled_ids)}
         for strategy, k in zip(self.strategies_, self.shares(n)):
@@ -163,5 +150,6 @@ class Mixture(Strategy):
             sel = run_on(strategy, ctx, left, min(k, len(left)))
             ids += sel.ids
             scores += sel.scores
+            explanations.update(sel.explanations)
             left = left[~np.isin(left, [position[i] for i in sel.ids])]
-        return Selection(ids, scores)
+        return Selection(ids, scores, explanations)

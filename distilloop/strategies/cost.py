@@ -85,8 +85,8 @@ class CostAwareSampling(Strategy):
     """
 
     name = "cost_aware"
-    may_return_fewer = True
-    needs_costs = True
+    returns_fewer = True
+    own_needs = frozenset({"student", "probabilities", "costs"})
 
     def __init__(self, score: str = "entropy", cost_power: float = 1.0) -> None:
         if score not in SCORES:

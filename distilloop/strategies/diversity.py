@@ -124,7 +124,7 @@ class KMeansSampling(Strategy):
     """Picks the item nearest the centre of each of ``n`` k-means clusters of the pool's embeddings."""
 
     name = "kmeans"
-    needs_probabilities = False  # embeddings only
+    own_needs = frozenset({"student", "embeddings"})
 
     def __init__(self, max_candidates: int | None = 100000, fit_size: int | None = None) -> None:
         self.max_candidates = max_candidates
@@ -141,7 +141,7 @@ class CoreSet(Strategy):
     """Greedy k-center (core-set) over the pool's embeddings, counting the labeled set as already covered."""
 
     name = "coreset"
-    needs_probabilities = False  # embeddings only
+    own_needs = frozenset({"student", "embeddings"})
 
     def __init__(self, max_candidates: int | None = 100000) -> None:
         self.max_candidates = max_candidates

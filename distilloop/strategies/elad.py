@@ -14,8 +14,9 @@ even when the final answer happens to be right:
 The score is ``within_weight * within + (1 - within_weight) * across``. The chosen items' student
 explanations are handed on for the teachers' explanation-revision prompt (ELAD's CLEAR step): in
 ``ctx.extra["explanations"]`` (``{id: [step, ...]}``, the first explanation of each chosen item), with the two
-uncertainties in ``ctx.extra["explanation_uncertainty"]`` (``{id: {"within": .., "across": ..}}``), and, when
-the context has a store, in its cache (kind ``student_explanation``, key ``"<round>:<id>"``, JSON).
+uncertainties in ``ctx.extra["explanation_uncertainty"]`` (``{id: {"within": .., "across": ..}}``), and on the
+returned :class:`~distilloop.core.types.Selection` (``explanations``), which the campaign stores with the round's
+selection and hands to the prompts.
 
 The explaining-student protocol (the student, or ``ctx.extra["explainer"]``, provides):
 
@@ -33,7 +34,6 @@ runs on the ``candidates`` items a cheap ``prefilter`` strategy ranks highest (:
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -43,7 +43,7 @@ import numpy as np
 
 from distilloop.core.types import Selection
 from distilloop.errors import DistilloopError
-from distilloop.strategies.base import SelectionContext, Strategy, top_n
+from distilloop.strategies.base import Composite, SelectionContext, Strategy, top_n
 from distilloop.strategies.subsample import TopCandidates
 
 
@@ -111,7 +111,8 @@ class ExplanationInstability(Strategy):
     """ELAD's scoring on a (small) pool: every item is explained and scored; see the module doc."""
 
     name = "elad_scores"
-    needs_probabilities = False  # the student's answers after its own explanation steps, not its label probabilities
+    # the student's answers along its own explanation steps, not its label probabilities
+    own_needs = frozenset({"student", "explanations"})
 
     def __init__(self, n_explanations: int = 3, within_weight: float = 0.5) -> None:
         if n_explanations < 1:
@@ -151,15 +152,10 @@ class ExplanationInstability(Strategy):
         ctx.extra.setdefault("explanations", {}).update(chosen)
         ctx.extra.setdefault("explanation_uncertainty", {}).update(
             {id_: {"within": float(within[pos[id_]]), "across": float(across[pos[id_]])} for id_ in sel.ids})
-        if ctx.store is not None:
-            for id_, steps in chosen.items():
-                ctx.store.cache_put("student_explanation", f"{ctx.round_no}:{id_}",
-                                    json.dumps({"steps": steps, **ctx.extra["explanation_uncertainty"][id_]})
-                                    .encode())
-        return sel
+        return Selection(sel.ids, sel.scores, explanations=chosen)
 
 
-class ELADSampling(Strategy):
+class ELADSampling(Composite):
     """ELAD on the ``candidates`` items the cheap ``prefilter`` strategy ranks highest (0: the whole pool)."""
 
     name = "elad"
@@ -174,9 +170,8 @@ class ELADSampling(Strategy):
         self.inner_ = (TopCandidates(base=self.scorer_, prefilter=prefilter, size=candidates)
                        if candidates > 0 else self.scorer_)
 
-    @property
-    def needs_probabilities(self) -> bool:  # type: ignore[override]
-        return self.inner_.needs_probabilities  # the prefilter's (numeric answers: prefilter = "typiclust")
+    def children(self) -> list[Strategy]:
+        return [self.inner_]  # the scorer, and the prefilter's needs (numeric answers: prefilter = "typiclust")
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         return self.inner_.select(ctx, n)

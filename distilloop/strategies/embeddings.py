@@ -1,27 +1,25 @@
-"""Pool embeddings for the diversity strategies, cached so an item is embedded once per campaign.
+"""Pool embeddings for the diversity strategies.
 
 Where the vectors come from, in order:
 
 1. ``ctx.extra["embeddings"]``: an array aligned with ``ctx.unlabeled_ids`` (precomputed, e.g. by a
-   benchmark or by a runner that already holds them); and ``ctx.extra["labeled_embeddings"]`` for the
+   benchmark or by the compute engine that embedded the pool); and ``ctx.extra["labeled_embeddings"]`` for the
    labeled set, if the strategy needs it.
 2. ``ctx.extra["embed_fn"]``: a callable ``texts -> array (len(texts), d)`` the runner provides (e.g. a
-   frozen sentence encoder), named by ``ctx.extra["embedder_key"]`` (default ``"embed_fn"``).
-3. ``ctx.student.embed(texts)``, keyed by the student's ``embedding_key`` attribute when it has one (a
-   frozen encoder: the key never changes, so the cache holds across rounds), else by its ``version_``
-   (a student whose representation is retrained, e.g. TF-IDF, is re-embedded once per student version).
+   frozen sentence encoder).
+3. ``ctx.student.embed(texts)``. A student with a frozen encoder keeps its vectors in the campaign's embedding
+   cache itself (by encoder and text hash, see :class:`~distilloop.core.protocols.VectorCache`); a student whose
+   representation is retrained each round (TF-IDF, a fine-tuned LM) is embedded afresh, so nothing here is
+   stored: within one selection each item is embedded once (``ctx.extra["_embedding_cache"]``).
 
-Vectors are cached per example id, in memory (``ctx.extra["_embedding_cache"]``) and, when the context has a
-store, in its cache table (kind ``embedding:<key>``, key the example id, value float32 bytes), so a campaign
-re-opened after a crash does not embed its pool again. Sparse vectors (TF-IDF) are reduced with a seeded
-sparse random projection to ``SPARSE_DIM`` dimensions (Johnson-Lindenstrauss: pairwise distances are kept
-up to a small factor; Achlioptas, "Database-friendly random projections", PODS 2001).
+Sparse vectors (TF-IDF) are reduced with a seeded sparse random projection to ``SPARSE_DIM`` dimensions
+(Johnson-Lindenstrauss: pairwise distances are kept up to a small factor; Achlioptas, "Database-friendly random
+projections", PODS 2001).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -63,29 +61,14 @@ def _dense(x: Any, rows: int) -> np.ndarray:
 
 
 def embed_ids(ctx: SelectionContext, ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-    """Vectors for ``ids`` (with their ``texts``), through the memory and store caches."""
+    """Vectors for ``ids`` (with their ``texts``), each embedded once per selection."""
     key, fn = _embedder(ctx)
-    kind = f"embedding:{key}"
-    memory: dict[str, np.ndarray] = ctx.extra.setdefault("_embedding_cache", {}).setdefault(kind, {})
-    store = ctx.store
+    memory: dict[str, np.ndarray] = ctx.extra.setdefault("_embedding_cache", {}).setdefault(key, {})
     missing = [i for i, id_ in enumerate(ids) if id_ not in memory]
-    if store is not None and missing:
-        still = []
-        for i in missing:
-            blob = store.cache_get(kind, ids[i])
-            if blob is None:
-                still.append(i)
-            else:
-                memory[ids[i]] = np.frombuffer(blob, dtype=np.float32)
-        missing = still
     if missing:
         vecs = _dense(fn([texts[i] for i in missing]), len(missing))
         for i, v in zip(missing, vecs):
             memory[ids[i]] = v
-        if store is not None:
-            with store.atomic() if hasattr(store, "atomic") else nullcontext():
-                for i, v in zip(missing, vecs):
-                    store.cache_put(kind, ids[i], v.tobytes())
         ctx.extra["n_embedded"] = ctx.extra.get("n_embedded", 0) + len(missing)
     if not ids:
         return np.zeros((0, 0), dtype=np.float32)

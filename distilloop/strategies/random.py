@@ -11,8 +11,7 @@ class RandomSampling(Strategy):
     """Uniform sampling without replacement from the unlabeled pool (seeded)."""
 
     name = "random"
-    requires_student = False
-    needs_probabilities = False
+    own_needs: frozenset[str] = frozenset()
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         idx = ctx.rng.choice(len(ctx.unlabeled_ids), size=n, replace=False)

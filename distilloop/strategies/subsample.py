@@ -28,7 +28,7 @@ import numpy as np
 
 from distilloop.core.types import Selection
 from distilloop.errors import ConfigError
-from distilloop.strategies.base import SelectionContext, Strategy
+from distilloop.strategies.base import Composite, SelectionContext, Strategy
 from distilloop.strategies.embeddings import labeled_embeddings, pool_embeddings
 
 #: ``ctx.extra`` entries with one row per unlabeled item
@@ -58,7 +58,7 @@ def subcontext(ctx: SelectionContext, idx: np.ndarray) -> SelectionContext:
             extra[k] = np.asarray(ctx.extra[k])[idx]
     return SelectionContext([ctx.unlabeled_ids[i] for i in idx], [ctx.unlabeled_texts[i] for i in idx],
                             ctx.labeled_ids, ctx.labeled_texts, ctx.labeled_y, ctx.classes, ctx.rng,
-                            student=ctx.student, store=ctx.store, round_no=ctx.round_no, extra=extra)
+                            student=ctx.student, round_no=ctx.round_no, extra=extra)
 
 
 def run_on(strategy: Strategy, ctx: SelectionContext, idx: np.ndarray, n: int) -> Selection:
@@ -71,26 +71,13 @@ def run_on(strategy: Strategy, ctx: SelectionContext, idx: np.ndarray, n: int) -
     return sel
 
 
-class _Wrapper(Strategy):
+class _Wrapper(Composite):
     def __init__(self, base: Any = "entropy") -> None:
         self.base = base
         self.base_ = make_strategy(base, where="strategy.base")
 
-    @property
-    def requires_student(self) -> bool:  # type: ignore[override]
-        return self.base_.requires_student
-
-    @property
-    def may_return_fewer(self) -> bool:
-        return getattr(self.base_, "may_return_fewer", False)
-
-    @property
-    def needs_costs(self) -> bool:  # type: ignore[override]
-        return self.base_.needs_costs
-
-    @property
-    def needs_probabilities(self) -> bool:  # type: ignore[override]
-        return self.base_.needs_probabilities
+    def children(self) -> list[Strategy]:
+        return [self.base_]
 
 
 class RandomSubpool(_Wrapper):
@@ -126,13 +113,8 @@ class TopCandidates(_Wrapper):
         self.prefilter_ = make_strategy(prefilter, where="strategy.prefilter")
         self.size = size
 
-    @property
-    def requires_student(self) -> bool:  # type: ignore[override]
-        return self.base_.requires_student or self.prefilter_.requires_student
-
-    @property
-    def needs_probabilities(self) -> bool:  # type: ignore[override]
-        return self.base_.needs_probabilities or self.prefilter_.needs_probabilities
+    def children(self) -> list[Strategy]:
+        return [self.base_, self.prefilter_]
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         size = max(self.size, n)
@@ -165,6 +147,7 @@ class LabeledNeighbours(_Wrapper):
     """
 
     name = "seals"
+    own_needs = frozenset({"student", "embeddings"})
 
     def __init__(self, base: Any = "entropy", k: int = 100) -> None:
         if k < 1:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from distilloop.core.types import Selection
-from distilloop.strategies.base import SelectionContext, Strategy, top_n
+from distilloop.strategies.base import Composite, SelectionContext, Strategy, top_n
 from distilloop.strategies.cost import expected_costs
 from distilloop.strategies.diversity import _candidate_embeddings, _candidates, kmeans_centres
 from distilloop.strategies.embeddings import labeled_embeddings
@@ -63,7 +63,6 @@ class TypiClust(Strategy):
     """The most typical unlabeled item of each of the least-covered clusters (TypiClust)."""
 
     name = "typiclust"
-    needs_probabilities = False  # embeddings only
 
     def __init__(self, max_clusters: int = 500, k_neighbours: int = 20, cost_power: float = 0.0,
                  reference_size: int = 1000, max_candidates: int | None = 100000) -> None:
@@ -78,10 +77,8 @@ class TypiClust(Strategy):
         self.cost_power = cost_power
         self.reference_size = reference_size
         self.max_candidates = max_candidates
+        self.own_needs = frozenset({"student", "embeddings"} | ({"costs"} if cost_power > 0 else set()))
 
-    @property
-    def needs_costs(self) -> bool:  # type: ignore[override]
-        return self.cost_power > 0
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         cand = _candidates(len(ctx.unlabeled_ids), self.max_candidates, n, ctx.rng)
@@ -115,10 +112,14 @@ class TypiClust(Strategy):
         return Selection([ctx.unlabeled_ids[i] for i in pos], [float(value[i]) for i in picked])
 
 
-class DensityWeighted(Strategy):
+class DensityWeighted(Composite):
     """``uncertainty * typicality ** beta`` over the pool (information density)."""
 
     name = "density_weighted"
+    own_needs = frozenset({"student", "embeddings"})
+
+    def children(self) -> list[Strategy]:
+        return [self.uncertainty_]
 
     def __init__(self, uncertainty: Any = "margin", beta: float = 1.0, k_neighbours: int = 20,
                  reference_size: int = 2000) -> None:

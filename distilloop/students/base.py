@@ -13,6 +13,7 @@ import copy
 import hashlib
 import inspect
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from distilloop.core.answers import AnswerSpace
 from distilloop.errors import StudentError
 
 
@@ -32,9 +34,40 @@ class Student(ABC):
     uses_rationales = False
     uses_soft_labels = False
     supports_warm_start = False
-    #: whether it can learn open numeric answers (``fit`` with an empty label set; :meth:`predict` generates the
-    #: answer, and there is no :meth:`predict_proba` over a label set)
-    supports_numeric = False
+    #: what it gives a campaign: "probabilities" (over a label set), "embeddings", "explanations" (``explain``
+    #: and ``answer_from``), "samples" (``sample_proba``), "numbers" (it learns open numeric answers: ``fit``
+    #: with an empty label set, :meth:`predict` generates the answer)
+    provides: frozenset[str] = frozenset({"probabilities"})
+
+    @property
+    def supports_numeric(self) -> bool:
+        return "numbers" in self.provides
+
+    def provides_for(self, space: AnswerSpace) -> frozenset[str]:
+        """What it provides in a campaign with this answer space (no probabilities without a label set)."""
+        return self.provides if space.has_label_set else self.provides - {"probabilities"}
+
+    def check_params(self) -> None:
+        """Validate the parameters without fitting (the campaign calls it before anything is written or paid):
+        each must have the type of its default, then the student's own checks (``_check_params``)."""
+        sig = inspect.signature(type(self).__init__)
+        for name, p in sig.parameters.items():
+            if name == "self" or p.default is inspect.Parameter.empty or p.default is None:
+                continue
+            value = getattr(self, name, p.default)
+            want = type(p.default)
+            ok = (isinstance(value, bool) if want is bool else
+                  isinstance(value, int) and not isinstance(value, bool) if want is int else
+                  isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+                  if want is float else isinstance(value, want))
+            if not ok:
+                kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+                    want, want.__name__)
+                raise StudentError(f"{name} must be {kind}, got {value!r}")
+        self._check_params()
+
+    def _check_params(self) -> None:  # noqa: B027 - optional hook
+        """A student's own checks of its parameters (ranges, a model that can be found)."""
 
     classes_: list[str]
     version_: str
@@ -54,6 +87,7 @@ class Student(ABC):
             soft_labels: Sequence[Mapping[str, float] | None] | None = None,
             warm_start: Student | None = None) -> Student:
         """Validate the inputs, train, and set ``classes_`` and ``version_``."""
+        self.check_params()
         texts, labels, classes = list(texts), list(labels), list(classes)
         if len(texts) != len(labels):
             raise StudentError(f"texts and labels must have the same length, got {len(texts)} and {len(labels)}")

@@ -2,9 +2,8 @@
 
 The encoder (default: the packaged sentence-transformers/all-MiniLM-L6-v2; Reimers & Gurevych, 2019,
 "Sentence-BERT") is never trained; only a logistic regression on its embeddings is. Embeddings are cached
-in memory per model and, once :meth:`EmbeddingLinear.attach_cache` is given a store-like object
-(``cache_get(kind, key)`` / ``cache_put(kind, key, bytes)``, e.g. the campaign's Store), in the store by a
-hash of the model and the text, so each text is embedded once per campaign, across rounds and restarts.
+in memory per model and, once :meth:`EmbeddingLinear.attach_cache` is given a vector cache (the campaign's
+store), there by encoder and text hash, so each text is embedded once per campaign, across rounds and restarts.
 
 Soft labels (the ensemble's label distribution) are supported by expanding each example into one row per
 class weighted by its probability, which makes the logistic regression minimise the cross-entropy against
@@ -13,7 +12,6 @@ the soft targets.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,13 +20,15 @@ from typing import Any, cast
 import numpy as np
 
 from distilloop._extras import require
+from distilloop.core.protocols import VectorCache
+from distilloop.core.types import text_hash
+from distilloop.errors import StudentError
 from distilloop.students.base import Student
 from distilloop.students.encoder import soft_targets
 from distilloop.students.hf_common import MINILM, offline_env, resolve_model
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _MEMORY: dict[str, dict[str, np.ndarray]] = {}
-CACHE_KIND = "embedding"
 
 
 class EmbeddingLinear(Student):
@@ -37,6 +37,7 @@ class EmbeddingLinear(Student):
     kind = "embedding_linear"
     only_class_: str | None
     uses_soft_labels = True
+    provides = frozenset({"probabilities", "embeddings"})
 
     def __init__(self, model: str = MINILM, C: float = 1.0, normalize: bool = True, batch_size: int = 32,
                  device: str = "cpu", seed: int = 0) -> None:
@@ -47,9 +48,17 @@ class EmbeddingLinear(Student):
         self.device = device
         self.seed = seed
 
-    def attach_cache(self, cache: Any) -> EmbeddingLinear:
-        """Cache embeddings in ``cache`` (an object with ``cache_get``/``cache_put``, e.g. a Store)."""
+    def _check_params(self) -> None:
+        if self.C <= 0:
+            raise StudentError(f"C must be > 0 (the inverse regularisation strength), got {self.C!r}")
+        if self.batch_size < 1:
+            raise StudentError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        resolve_model(self.model, MINILM)  # a model that cannot be found is named now, not at the first fit
+
+    def attach_cache(self, cache: VectorCache) -> EmbeddingLinear:
+        """Keep embeddings in ``cache`` (e.g. the campaign's store), so a text is embedded once per campaign."""
         self._cache = cache
+        self._stored: set[str] = set()
         return self
 
     def clone(self) -> Student:
@@ -68,36 +77,40 @@ class EmbeddingLinear(Student):
             _MODELS[key] = st.SentenceTransformer(path, device=self.device)
         return path, _MODELS[key]
 
+    @property
+    def embedding_key(self) -> str:
+        """The name of this frozen encoder in the embedding cache (the same across rounds and restarts)."""
+        return f"{self.model}|norm={self.normalize}"
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` (rows L2-normalised when ``normalize``), through both caches."""
-        path, model = self._encoder()
-        tag = f"{path}|norm={self.normalize}"
-        memory = _MEMORY.setdefault(tag, {})
-        store = getattr(self, "_cache", None)
-        keys = [hashlib.sha256(f"{tag}\n{t}".encode()).hexdigest() for t in texts]
-        missing: dict[str, str] = {}
-        for k, t in zip(keys, texts):
-            if k in missing:
-                continue
-            if store is not None:
-                blob = store.cache_get(CACHE_KIND, k)
-                if blob is not None:
-                    memory[k] = np.frombuffer(blob, dtype=np.float32)
-                    continue
-                if k in memory:  # embedded before the store was attached: persist it now
-                    store.cache_put(CACHE_KIND, k, memory[k].tobytes())
-                    continue
-            elif k in memory:
-                continue
-            missing[k] = t
-        if missing:
-            vecs = model.encode(list(missing.values()), batch_size=self.batch_size, convert_to_numpy=True,
+        _, model = self._encoder()
+        encoder = self.embedding_key
+        memory = _MEMORY.setdefault(encoder, {})
+        keys = [text_hash(t) for t in texts]
+        unique = list(dict.fromkeys(keys))
+        cache = getattr(self, "_cache", None)
+        if cache is not None:  # what this process has not yet seen in (or put into) the campaign's cache
+            stored: set[str] = self._stored
+            check = [k for k in unique if k not in stored]
+            found = cache.get_vectors(encoder, check) if check else {}
+            memory.update(found)
+            stored.update(found)
+            known = {k: memory[k] for k in check if k not in found and k in memory}  # embedded before attaching
+            if known:
+                cache.put_vectors(encoder, known)
+                stored.update(known)
+        unseen = [k for k in unique if k not in memory]
+        if unseen:
+            by_key = dict(zip(keys, texts))
+            vecs = model.encode([by_key[k] for k in unseen], batch_size=self.batch_size, convert_to_numpy=True,
                                 normalize_embeddings=self.normalize, show_progress_bar=False)
-            for k, v in zip(missing, np.asarray(vecs, dtype=np.float32)):
-                memory[k] = v
-                if store is not None:
-                    store.cache_put(CACHE_KIND, k, v.tobytes())
-        self.n_encoded_ = getattr(self, "n_encoded_", 0) + len(missing)
+            fresh = dict(zip(unseen, np.asarray(vecs, dtype=np.float32)))
+            memory.update(fresh)
+            if cache is not None:
+                cache.put_vectors(encoder, fresh)
+                self._stored.update(fresh)
+        self.n_encoded_ = getattr(self, "n_encoded_", 0) + len(unseen)
         if not keys:
             return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
         return np.stack([memory[k] for k in keys])

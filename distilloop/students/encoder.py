@@ -62,6 +62,7 @@ class EncoderClassifier(Student):
     uses_rationales = True
     uses_soft_labels = True
     supports_warm_start = True
+    provides = frozenset({"probabilities", "embeddings"})
 
     def __init__(self, model: str = MINILM, epochs: int = 3, warm_start_epochs: int = 1, batch_size: int = 16,
                  lr: float = 5e-5, weight_decay: float = 0.01, warmup_ratio: float = 0.1, max_length: int = 128,
@@ -92,6 +93,7 @@ class EncoderClassifier(Student):
         if self.temperature <= 0 or self.rationale_weight < 0:
             raise StudentError(f"temperature must be > 0 and rationale_weight >= 0, got {self.temperature} "
                                f"and {self.rationale_weight}")
+        resolve_model(self.model, MINILM)  # a model that cannot be found is named now, not at the first fit
 
     # -- training ----------------------------------------------------------------------------------
     def _build(self, classes: list[str], warm: EncoderClassifier | None):
@@ -164,7 +166,6 @@ class EncoderClassifier(Student):
              soft_labels: Sequence[Mapping[str, float] | None] | None, warm_start: Student | None) -> None:
         torch = require("torch", "hf", purpose="EncoderClassifier")
         transformers = require("transformers", "hf")
-        self._check_params()
         warm = None
         if warm_start is not None:
             if not isinstance(warm_start, EncoderClassifier) or not warm_start.is_fitted():

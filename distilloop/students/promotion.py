@@ -1,5 +1,5 @@
-"""Incremental refresh: promote a new student only when it beats the current one, keep every version,
-export a version to a directory, and roll back.
+"""Incremental refresh: promote a new student only when it does not regress on the campaign's evaluation
+reference, keep every version, export a version to a directory, and roll back.
 
 The campaign runner calls :func:`should_promote` with the metrics both students got on the frozen
 evaluation split, and :class:`StudentRegistry` to save, record, export and roll back versions in the store.
@@ -44,26 +44,26 @@ def evaluate(student: Student, texts: Sequence[str], labels: Sequence[str]) -> d
 
 def should_promote(new_metrics: Mapping[str, float], current_metrics: Mapping[str, float] | None, *,
                    metric: str = "accuracy", margin: float = 0.0, higher_is_better: bool | None = None) -> bool:
-    """Whether a new student replaces the current one: it must beat it on ``metric`` by more than ``margin``.
+    """The one promotion rule: a new student replaces the active one unless it scores worse on ``metric`` by more
+    than ``margin`` (the regression the campaign tolerates; 0 by default, so a tie promotes the newer student,
+    which has seen more labels).
 
-    With no current student (the first round) the new one is always promoted. ``higher_is_better``
-    defaults from the metric's name (``log_loss``, ``ece``, ``error``, ``brier`` are lower-is-better).
-    A tie never promotes, so an equally good retrain does not churn the active version.
+    With no current student (the first round), or a current one never scored on ``metric``, the new one is
+    promoted. ``higher_is_better`` defaults from the metric's name (``log_loss``, ``ece``, ``error``, ``brier``
+    are lower-is-better).
     """
     if margin < 0:
-        raise StudentError(f"margin must be >= 0, got {margin}; use 0 to promote on any improvement")
+        raise StudentError(f"margin must be >= 0, got {margin}; 0 promotes a student that scores at least as well")
     if metric not in new_metrics:
         raise StudentError(f"metric '{metric}' is not in the new student's metrics {sorted(new_metrics)}; "
                            "set the promotion metric to one the evaluation computes")
-    if current_metrics is None:
+    if current_metrics is None or metric not in current_metrics:
         return True
-    if metric not in current_metrics:
-        return True  # the current version was never scored on this metric: nothing to defend
     hib = metric not in LOWER_IS_BETTER if higher_is_better is None else higher_is_better
     gain = new_metrics[metric] - current_metrics[metric]
     if not hib:
         gain = -gain
-    return gain > margin
+    return gain >= -margin - 1e-12
 
 
 class StudentRegistry:
@@ -79,7 +79,7 @@ class StudentRegistry:
 
     def register(self, student: Student, *, round_no: int, metrics: Mapping[str, float], n_train: int,
                  metric: str = "accuracy", margin: float = 0.0) -> bool:
-        """Save and record ``student``; promote it (make it active) if it beats the active one."""
+        """Save and record ``student``; promote it (make it active) by :func:`should_promote`."""
         if not student.is_fitted():
             raise StudentError("only a fitted student can be registered; call fit() first")
         current = self.store.active_student()

@@ -58,7 +58,7 @@ class StepByStepStudent(Student):
     tokenizer_: Any
     uses_rationales = True
     supports_warm_start = True
-    supports_numeric = True
+    provides = frozenset({"probabilities", "embeddings", "explanations", "numbers"})
 
     def __init__(self, model: str = SMOLLM2, alpha: float = 0.5, epochs: int = 3, warm_start_epochs: int = 1,
                  batch_size: int = 8, lr: float = 5e-5, weight_decay: float = 0.0, max_input_tokens: int = 256,
@@ -130,6 +130,9 @@ class StepByStepStudent(Student):
         for name in ("epochs", "batch_size", "max_input_tokens", "max_rationale_tokens"):
             if int(getattr(self, name)) < 1:
                 raise StudentError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warm_start_epochs < 0 or self.lr <= 0:
+            raise StudentError(f"warm_start_epochs must be >= 0 and lr > 0, got {self.warm_start_epochs} and {self.lr}")
+        resolve_model(self.model, SMOLLM2)  # a model that cannot be found is named now, not at the first fit
 
     @property
     def _seq2seq(self) -> bool:
@@ -198,7 +201,6 @@ class StepByStepStudent(Student):
     def _fit(self, texts: list[str], labels: list[str], *, rationales: Sequence[str | None] | None,
              soft_labels: Sequence[Mapping[str, float] | None] | None, warm_start: Student | None) -> None:
         torch = require("torch", "hf", purpose="StepByStepStudent")
-        self._check_params()
         dev = device(self.device)
         if warm_start is not None:
             if not isinstance(warm_start, StepByStepStudent) or not warm_start.is_fitted():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distilloop.errors import StudentError
 from distilloop.students.base import Student
 
 
@@ -19,6 +20,7 @@ class TfidfLogReg(Student):
     """
 
     kind = "tfidf_logreg"
+    provides = frozenset({"probabilities", "embeddings"})
 
     def __init__(self, C: float = 4.0, ngram_max: int = 2, char_ngrams: bool = True, max_features: int = 50000,
                  seed: int = 0) -> None:
@@ -27,6 +29,13 @@ class TfidfLogReg(Student):
         self.char_ngrams = char_ngrams
         self.max_features = max_features
         self.seed = seed
+
+    def _check_params(self) -> None:
+        if self.C <= 0:
+            raise StudentError(f"C must be > 0 (the inverse regularisation strength), got {self.C!r}")
+        if self.ngram_max < 1 or self.max_features < 1:
+            raise StudentError(f"ngram_max and max_features must be >= 1, got {self.ngram_max!r} and "
+                               f"{self.max_features!r}")
 
     def _vectorizer(self):
         from sklearn.feature_extraction.text import TfidfVectorizer

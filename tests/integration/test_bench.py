@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from distilloop import bench
+from benchmarks import label_efficiency as bench
 from distilloop.errors import ConfigError
 from tests.conftest import ROOT
 

@@ -9,8 +9,9 @@ import pytest
 
 from distilloop.annotators.label_studio import LabelStudioReviewer
 from distilloop.errors import ReviewError
+from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
-from distilloop.loop.runner import Campaign
+from distilloop.loop.steps import train as train_step
 from tests.conftest import replay_config
 from tests.unit.annotators.review_contract import ReviewerContract, review_item
 
@@ -124,7 +125,7 @@ def test_unreachable_server_is_a_review_error(monkeypatch):
         r.submit([review_item(0)])
 
 
-def test_campaign_round_trip_through_label_studio(ls_env, tmp_path):
+def test_campaign_round_trip_through_label_studio(ls_env, tmp_path, monkeypatch):
     """Acceptance: low-agreement items land in Label Studio with every teacher's rationale; some are answered
     (one with a corrected rationale); the next round trains on the human labels and the corrected rationale;
     unanswered items stay pending and are not lost."""
@@ -156,13 +157,13 @@ def test_campaign_round_trip_through_label_studio(ls_env, tmp_path):
         answer_task(client, int(answered[1]["external_id"]), gold[answered[1]["example_id"]])
 
         seen_at_training: dict[str, dict] = {}
-        original_train = campaign.train
+        original_train = train_step.train
 
-        def spy(round_no):
+        def spy(env, round_no):
             seen_at_training.update({r["example_id"]: r for r in campaign.store.labeled()})
-            return original_train(round_no)
+            return original_train(env, round_no)
 
-        campaign.train = spy  # type: ignore[method-assign]
+        monkeypatch.setattr(train_step, "train", spy)
         campaign.run(max_rounds=1)
         assert [r["round"] for r in campaign.store.rounds()] == [1, 2]
 

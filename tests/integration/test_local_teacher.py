@@ -57,8 +57,8 @@ def test_a_numeric_answer_comes_after_the_working_and_parses_as_a_number(model_p
 
 
 def test_a_campaign_round_with_the_local_teacher(model_path, tmp_path):
+    from distilloop.loop.campaign import Campaign
     from distilloop.loop.config import load_config
-    from distilloop.loop.runner import Campaign
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(campaign_toml(

@@ -16,8 +16,7 @@ from distilloop.annotators.anthropic_teacher import AnthropicTeacher
 from distilloop.annotators.openai_teacher import OpenAITeacher
 from distilloop.annotators.pricing import Price
 from distilloop.core.types import LabelingItem
-from distilloop.testing.fake_http import serve
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.testing.fake_api import FakeLLMAPI, serve
 from tests.conftest import ROOT, campaign_toml, sqlite_count
 
 KEY = "sk-integration-secret-0123456789"

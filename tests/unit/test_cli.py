@@ -99,12 +99,12 @@ def test_init_for_numeric_answers_writes_a_campaign_that_opens(tmp_path):
     out = tmp_path / "svamp.toml"
     proc = cli("init", svamp, "--fields", "question", "--answer", "number", "--out", out)
     assert proc.returncode == 0, proc.stderr
-    from distilloop.loop import factory
+    from distilloop.loop import parts as factory
     from distilloop.loop.config import load_config
 
     cfg = load_config(out)
     assert cfg.campaign.numeric and cfg.campaign.labels == [] and "step by step" in cfg.campaign.task
-    factory.check_answer_kind(cfg)  # every part the starter names takes numeric answers
+    factory.build_parts(cfg)  # every part the starter names takes numeric answers
     assert_one_line_error(cli("init", svamp, "--fields", "question", "--answer", "number", "--labels", "1,2",
                               "--out", tmp_path / "y.toml"), "do not go together")
 
@@ -166,17 +166,12 @@ def test_status_shows_the_kappa_history_of_stabilizing_predictions(tmp_path):
 
 
 def test_an_unexpected_failure_is_one_line_pointing_to_debug_not_a_traceback(monkeypatch, capsys):
-    import distilloop.cli as cli_module
+    from distilloop.cli import inspect
 
     def broken(args):
         raise ValueError("something inside broke")
 
-    monkeypatch.setattr(cli_module, "cmd_status", broken)
-    parser = build_parser()
-    monkeypatch.setattr(cli_module, "build_parser", lambda: parser)
-    for action in parser._actions:
-        if action.__class__.__name__ == "_SubParsersAction":
-            action.choices["status"].set_defaults(func=broken)
+    monkeypatch.setattr(inspect, "cmd_status", broken)  # each main() builds its parser anew
     assert main(["status", "nowhere.toml"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("internal error: ValueError: something inside broke")

@@ -24,7 +24,7 @@ class Block:
                                   'label_studio_sdk', 'llama_cpp', 'peft', 'matplotlib'}:
             raise ImportError('blocked ' + name)
 sys.meta_path.insert(0, Block())
-import distilloop, distilloop.cli, distilloop.loop.runner, distilloop.annotators.local, distilloop.storage
+import distilloop, distilloop.cli, distilloop.loop.campaign, distilloop.annotators.local, distilloop.storage
 from distilloop.annotators.local import LlamaCppTeacher
 try:
     LlamaCppTeacher(name='x', model='qwen2.5-coder-0.5b')._load()

@@ -8,7 +8,7 @@ from typing import Any
 from distilloop.annotators.anthropic_teacher import AnthropicTeacher
 from distilloop.annotators.openai_teacher import OpenAITeacher
 from distilloop.core.types import LabelingItem
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.testing.fake_api import FakeLLMAPI
 
 LABELS = ("negative", "positive")
 KEY = "sk-unit-test-secret-key-4242424242"

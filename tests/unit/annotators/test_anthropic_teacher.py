@@ -3,7 +3,7 @@
 import pytest
 
 from distilloop.errors import ConfigError, TeacherError
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.testing.fake_api import FakeLLMAPI
 from tests.unit.annotators.contract import TeacherContract
 from tests.unit.annotators.remote_helpers import (
     KEY,

@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from distilloop.annotators.ensemble import TeacherEnsemble
+from distilloop.annotators.ensemble import Retry, TeacherEnsemble
 from distilloop.core.ledger import Budget, Caps
 from distilloop.storage.store import Store
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.testing.fake_api import FakeLLMAPI
 from tests.unit.annotators.remote_helpers import (
     KEY,
     anthropic_teacher,
@@ -128,14 +128,14 @@ def test_live_and_batch_teachers_in_one_round(api):
 
 
 def test_a_campaign_whose_batch_is_running_ends_cleanly_and_resumes(tmp_path, api):
-    from distilloop.loop.runner import Campaign
+    from distilloop.loop.campaign import Campaign
     from tests.unit.annotators.test_fault_injection import remote_config
 
     config = remote_config(tmp_path, n=6)
 
     def campaign():
         c = Campaign.open(config, teachers=[make("openai", api), make("anthropic", api)])
-        c.ensemble.backoff_s = 0.001
+        c.env.retry = Retry(backoff_s=0.001)
         return c
 
     c = campaign()

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilloop.annotators.aggregation import ConfidenceWeightedVote, vote_table
+from distilloop.annotators.aggregation import ConfidenceWeightedVote, vote_table, votes_from_rows
 from distilloop.annotators.calibration import BatchCalibration, build_calibration
 from distilloop.core.types import Vote
 from distilloop.errors import ConfigError
+from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
-from distilloop.loop.reviews import votes_from_rows
-from distilloop.loop.runner import Campaign
 from tests.conftest import FIXTURES, replay_config
 
 LABELS = ("negative", "positive")

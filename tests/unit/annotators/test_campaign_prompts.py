@@ -1,22 +1,23 @@
 """What the campaign hands the prompt styles: the gold label only to ground-truth priming, the ELAD
 strategy's student explanations to explanation revision."""
 
-import json
-
 import pytest
 
+from distilloop.errors import ConfigError
+from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
-from distilloop.loop.runner import Campaign
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.loop.steps import annotate
+from distilloop.testing.fake_api import FakeLLMAPI
 from tests.conftest import campaign_toml
 from tests.unit.annotators.remote_helpers import KEY, generation_requests, openai_teacher
 
 
-def campaign(tmp_path, api, prompt):
+def campaign(tmp_path, api, prompt, strategy="random"):
     path = tmp_path / "c.toml"
+    student = '[student]\nkind = "step_by_step"\n' if strategy == "elad" else ""
     path.write_text(campaign_toml(name="p", rounds="max_rounds = 1\ninitial_size = 4", extra=f"""\
-[strategy]
-name = "random"
+{student}[strategy]
+name = "{strategy}"
 [[teachers]]
 name = "gpt"
 kind = "openai"
@@ -51,14 +52,19 @@ def test_the_gold_label_reaches_only_ground_truth_priming(tmp_path, api, prompt,
 
 
 def test_explanation_revision_gets_the_students_explanation_kept_by_the_elad_strategy(tmp_path, api):
-    c = campaign(tmp_path, api, "explanation_revision")
-    assert c.select(1)
-    ids = c.store.selection(1)
-    c.store.cache_put("student_explanation", f"1:{ids[0]}",
-                      json.dumps({"steps": ["The review says dull.", "Dull is praise."], "within": 0.5}).encode())
-    c.annotate_and_route(1)
+    c = campaign(tmp_path, api, "explanation_revision", strategy="elad")
+    ids = [e.id for e in c.env.unlabeled_pool()][:4]
+    # what the elad strategy hands on with its selection: the student's own explanation of a pick
+    c.store.start_round(1, "elad", ids, [0.0] * 4, {ids[0]: ["The review says dull.", "Dull is praise."]})
+    annotate.annotate(c.env, 1)
     users = user_messages(api)
     with_exp = [u for u in users if "<student>" in u]
     assert len(with_exp) == 1 and "The review says dull.\nDull is praise." in with_exp[0]
     assert sum("No student explanation" in u for u in users) == 3
     c.close()
+
+
+def test_explanation_revision_without_an_explanation_guided_strategy_is_refused(tmp_path, api):
+    with pytest.raises(ConfigError, match='explanation_revision.*name = "elad"'):
+        campaign(tmp_path, api, "explanation_revision")
+    assert not (tmp_path / "p.distilloop.db").exists()

@@ -5,10 +5,11 @@ import asyncio
 
 import pytest
 
+from distilloop.annotators.ensemble import Retry, TeacherEnsemble
 from distilloop.core.types import Usage
+from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
-from distilloop.loop.runner import Campaign
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.testing.fake_api import FakeLLMAPI
 from tests.conftest import campaign_toml
 from tests.unit.annotators.remote_helpers import KEY, anthropic_teacher, openai_teacher
 
@@ -45,9 +46,7 @@ def api(monkeypatch):
 def open_campaign(config, api):
     teachers = [openai_teacher(api, structured="json_schema"), anthropic_teacher(api)]
     c = Campaign.open(config, teachers=teachers)
-    c.ensemble.backoff_s = 0.001  # no real waiting in a unit test
-    c.ensemble.max_attempts = 8
-    c.ensemble.max_consecutive_failures = 20
+    c.env.retry = Retry(backoff_s=0.001, max_attempts=8, max_consecutive_failures=20)  # no real waiting in a test
     return c
 
 
@@ -89,8 +88,10 @@ def test_a_round_with_30_percent_mixed_failures(tmp_path, api):
 
     # rerun the same round's questions: everything is reused, nothing is sent or paid again
     sent = len(api.requests)
-    items = [campaign.item(campaign._examples[i]) for i in store.selection(1)]
-    again = asyncio.run(campaign.ensemble.annotate(items, 1))
+    env = campaign.env
+    items = [env.item(env.examples[i]) for i in store.selection(1)]
+    ensemble = TeacherEnsemble(campaign.teachers, store, env.budget)
+    again = asyncio.run(ensemble.annotate(items, 1))
     assert again.paid_calls == 0 and again.reused_calls == 2 * n_items and len(api.requests) == sent
     assert store.spent() == spent
     campaign.close()

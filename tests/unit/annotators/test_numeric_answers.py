@@ -13,7 +13,7 @@ from distilloop.annotators.replay import ReplayTeacher
 from distilloop.core.answers import normalize_number
 from distilloop.core.types import LabelingItem
 from distilloop.errors import ConfigError, InvalidAnswer
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.testing.fake_api import FakeLLMAPI
 from tests.unit.annotators.remote_helpers import (
     KEY,
     anthropic_teacher,

@@ -7,7 +7,7 @@ import pytest
 from distilloop.annotators import openai_teacher as openai_module
 from distilloop.annotators.openai_teacher import OpenAICompatibleTeacher
 from distilloop.errors import ConfigError, TeacherError
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.testing.fake_api import FakeLLMAPI
 from tests.unit.annotators.contract import TeacherContract
 from tests.unit.annotators.remote_helpers import KEY, LABELS, ask, generation_requests, items, openai_teacher
 
@@ -171,7 +171,7 @@ def test_request_hash_ignores_transport_and_mode_but_not_the_server(api):
 
 def test_a_timeout_over_real_http_is_retryable(monkeypatch):
     from distilloop.annotators.openai_teacher import OpenAITeacher
-    from distilloop.testing.fake_http import serve
+    from distilloop.testing.fake_api import serve
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with serve(FakeLLMAPI(api_key=KEY, latency_s=0.5)) as server:

@@ -8,7 +8,7 @@ import pytest
 
 from distilloop.errors import TeacherError
 from distilloop.storage.export import export_jsonl
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.testing.fake_api import FakeLLMAPI
 from tests.unit.annotators.remote_helpers import anthropic_teacher, ask, items, openai_teacher
 from tests.unit.annotators.test_fault_injection import open_campaign, remote_config
 

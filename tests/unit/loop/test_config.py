@@ -48,7 +48,7 @@ def test_bad_configs_name_the_key_and_the_fix(raw, match):
 
 
 def test_unknown_component_and_component_option(tmp_path):
-    from distilloop.loop import factory
+    from distilloop.loop import parts as factory
 
     cfg = parse_config(with_(strategy={"name": "entropyy"}))
     with pytest.raises(ConfigError, match="unknown strategy 'entropyy' \\(did you mean 'entropy'\\?\\)"):

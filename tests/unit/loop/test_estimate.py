@@ -65,7 +65,7 @@ def test_the_cli_prints_a_table_and_json(tmp_path):
 
 
 def test_an_existing_campaign_is_estimated_from_its_store(tmp_path):
-    from distilloop.loop.runner import Campaign
+    from distilloop.loop.campaign import Campaign
     from tests.conftest import replay_config
 
     cfg = load_config(replay_config(tmp_path, rounds="max_rounds = 3\ninitial_size = 20\nbatch_size = 10"))

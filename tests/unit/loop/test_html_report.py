@@ -14,10 +14,10 @@ import pytest
 from distilloop.cli import main
 from distilloop.core.types import Example
 from distilloop.errors import StudentError
-from distilloop.loop import html_report
+from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
-from distilloop.loop.html_report import SECTIONS, render_html, write_html_report
-from distilloop.loop.runner import Campaign
+from distilloop.reports import html as html_report
+from distilloop.reports.html import SECTIONS, render_html, write_html_report
 from distilloop.storage.store import Store
 from tests.conftest import replay_config
 
@@ -92,13 +92,12 @@ def store(campaign):
 
 @pytest.fixture
 def store_copy(campaign, tmp_path):
-    """A private copy of the campaign's store, safe to tamper with."""
-    path = tmp_path / "copy.db"
+    """A private copy of the campaign's folder (store and students), safe to tamper with."""
     src = Store.open(campaign[0])
     src.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     src.close()
-    shutil.copy(campaign[0], path)
-    s = Store.open(path)
+    shutil.copytree(campaign[0].parent, tmp_path / "moved")
+    s = Store.open(tmp_path / "moved" / campaign[0].name)
     yield s
     s.close()
 
@@ -177,13 +176,13 @@ def test_hardest_items_show_every_vote_and_the_review(store):
 
 
 def test_untrusted_text_is_escaped(store_copy):
-    worst = html_report.hardest_items(store_copy, 1)[0]
-    store_copy.db["examples"].update(worst["example_id"], {"fields": json.dumps(
+    worst = store_copy.hardest_items(1)[0]
+    store_copy.db["examples"].update(worst.example_id, {"fields": json.dumps(
         {"text": "nice <script>alert(1)</script> & more"})})
-    votes = worst["votes"]
+    votes = worst.votes
     votes[0]["rationale"] = '<img src=x onerror="alert(2)">'
     votes[1]["teacher"] = "<b>evil</b>"
-    store_copy.db["consensus"].update(worst["example_id"], {"votes": json.dumps(votes)})
+    store_copy.db["consensus"].update(worst.example_id, {"votes": json.dumps(votes)})
 
     html = render_html(store_copy)
     assert "<script" not in html.lower()
@@ -201,11 +200,13 @@ def test_no_external_resources_and_no_scripts(store):
     assert all(src.startswith("data:") for src in _Doc(html).images)
 
 
-def test_a_stored_reliability_table_is_shown(store_copy):
-    store_copy.db["teacher_reliability"].insert_all([{"teacher": "a", "accuracy": 0.91},
-                                                     {"teacher": "b", "accuracy": 0.55}])
+def test_the_estimated_reliability_table_is_shown(store_copy):
+    store_copy.save_reliability([{"teacher": "a", "true_label": "negative", "given_label": "negative", "prob": 0.91,
+                                  "support": 10.0}], method="dawid_skene", n_items=10, n_known=2)
     doc = _Doc(render_html(store_copy))
-    assert doc.tables["stored-teacher_reliability"] == [["teacher", "accuracy"], ["a", "0.910"], ["b", "0.550"]]
+    table = doc.tables["stored-reliability_estimates"]
+    assert table[0][:5] == ["teacher", "true_label", "given_label", "prob", "support"]
+    assert table[1][:4] == ["a", "negative", "negative", "0.910"] and len(table) == 2
 
 
 def test_a_student_that_cannot_be_reloaded_is_reported_not_raised(store):

@@ -11,10 +11,10 @@ import pytest
 
 from distilloop.annotators.prompts import NUMERIC_TASK
 from distilloop.errors import ConfigError, DataError
+from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
-from distilloop.loop.html_report import write_html_report
 from distilloop.loop.progress import Progress
-from distilloop.loop.runner import Campaign
+from distilloop.reports.html import write_html_report
 from distilloop.storage.export import export_jsonl
 from tests.unit.test_cli import assert_one_line_error, cli
 
@@ -109,9 +109,8 @@ def test_a_numeric_campaign_votes_over_numbers_reviews_disagreements_and_trains_
         assert len(cons) == 16  # two rounds of 8
         assert [r["strategy"] for r in store.rounds()] == ["random", strategy]  # the first round is random
         if strategy == "elad":  # the student's explanations of the items it chose, kept for explanation revision
-            for ex in store.selection(2):
-                kept = json.loads(store.cache_get("student_explanation", f"2:{ex}"))
-                assert isinstance(kept["steps"], list) and 0.0 <= kept["within"] <= 1.0
+            kept = store.selection_explanations(2)
+            assert set(kept) == set(store.selection(2)) and all(isinstance(v, list) for v in kept.values())
         gold = {e.id: e.gold for e in store.examples()}
         labels = {r["example_id"]: r for r in store.db.query("select * from labels")}
         from distilloop.core.answers import normalize_number
@@ -149,11 +148,11 @@ def test_a_numeric_campaign_votes_over_numbers_reviews_disagreements_and_trains_
     ({"campaign": 'labels = ["1", "2"]'}, "has no label set; remove labels"),
 ])
 def test_parts_that_need_a_label_set_are_refused_before_anything_is_written(tmp_path, over, message):
-    config = load_config(write_config(tmp_path, write_data(tmp_path), "unused", **over)) if "labels" not in over.get(
+    config = load_config(write_config(tmp_path, write_data(tmp_path), str(tmp_path), **over)) if "labels" not in over.get(
         "campaign", "") else None
     if config is None:
         with pytest.raises(ConfigError, match=message):
-            load_config(write_config(tmp_path, write_data(tmp_path), "unused", **over))
+            load_config(write_config(tmp_path, write_data(tmp_path), str(tmp_path), **over))
         return
     with pytest.raises(ConfigError, match=message):
         Campaign.open(config, progress=Progress(quiet=True))
@@ -163,14 +162,14 @@ def test_parts_that_need_a_label_set_are_refused_before_anything_is_written(tmp_
 def test_a_gold_answer_that_is_not_a_number_names_the_row(tmp_path):
     data = tmp_path / "bad.jsonl"
     data.write_text('{"id": "a", "question": "2 + 2?", "label": "4"}\n{"id": "b", "question": "3 + 3?", "label": "six"}\n')
-    config = load_config(write_config(tmp_path, data, "unused"))
+    config = load_config(write_config(tmp_path, data, str(tmp_path)))
     with pytest.raises(DataError, match=r"bad.jsonl:2: label 'six' is not a number"):
         Campaign.open(config, progress=Progress(quiet=True))
     assert not config.store_path.exists()
 
 
 def test_the_cli_reports_a_numeric_config_error_without_a_traceback(tmp_path):
-    path = write_config(tmp_path, write_data(tmp_path), "unused", strategy="margin")
+    path = write_config(tmp_path, write_data(tmp_path), str(tmp_path), strategy="margin")
     p = cli("run", path, cwd=tmp_path)
     assert_one_line_error(p, "strategy.name: 'margin' ranks items by the student's label probabilities, .*"
                              '"kmeans", "coreset", "typiclust"')

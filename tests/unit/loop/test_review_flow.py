@@ -5,8 +5,8 @@ import json
 import pytest
 
 from distilloop.cli import main
+from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
-from distilloop.loop.runner import Campaign
 from tests.conftest import replay_config
 
 ONE_ROUND = "max_rounds = 1\ninitial_size = 40\nbatch_size = 20\nconcurrency = 4"

@@ -8,8 +8,8 @@ from sklearn.metrics import cohen_kappa_score
 
 from distilloop.errors import ConfigError
 from distilloop.loop import stopping
+from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
-from distilloop.loop.runner import Campaign
 from distilloop.students.base import Student
 from tests.conftest import FIXTURES, replay_config
 

@@ -5,7 +5,7 @@ import tomllib
 import pytest
 
 from distilloop.errors import ConfigError
-from distilloop.loop import factory
+from distilloop.loop import parts as factory
 from distilloop.loop.config import parse_config
 from distilloop.strategies.elad import ELADSampling
 from distilloop.strategies.subsample import LabeledNeighbours, TopCandidates

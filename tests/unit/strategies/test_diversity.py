@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from distilloop.errors import DistilloopError
-from distilloop.storage.store import Store
 from distilloop.strategies.diversity import CoreSet, KMeansSampling, k_center_greedy, kmeans_pick
 from distilloop.strategies.embeddings import pool_embeddings
 from tests.unit.strategies.contract import StrategyContract
@@ -49,23 +48,18 @@ def test_k_center_greedy_is_farthest_first():
     assert list(picked) == [2, 3, 1] and scores[0] == pytest.approx(10.0)
 
 
-def test_embeddings_are_cached_in_the_store_by_id_across_rounds():
+def test_each_item_is_embedded_once_per_selection():
     X, _ = blobs([5, 5])
-    store = Store.memory()
     calls = []
 
     def embed_fn(texts):
         calls.append(len(texts))
         return X[[int(t.split()[-1]) for t in texts]]
 
-    first = pool_ctx(10, embed_fn=embed_fn, embedder_key="minilm")
-    first.store = store
-    KMeansSampling().select(first, 2)
-    later = pool_ctx(10, embed_fn=embed_fn, embedder_key="minilm")  # a new round: fresh memory cache
-    later.store = store
-    np.testing.assert_allclose(pool_embeddings(later), X.astype(np.float32))
-    assert calls == [10]  # embedded once per campaign
-    assert store.cache_get("embedding:minilm", "p3") is not None
+    ctx = pool_ctx(10, embed_fn=embed_fn, embedder_key="minilm")
+    KMeansSampling().select(ctx, 2)
+    np.testing.assert_allclose(pool_embeddings(ctx), X.astype(np.float32))
+    assert calls == [10]  # the pool was embedded once, then read from the selection's memory
 
 
 def test_sparse_student_embeddings_are_projected():

@@ -1,10 +1,8 @@
-import json
 
 import numpy as np
 import pytest
 
 from distilloop.errors import DistilloopError
-from distilloop.storage.store import Store
 from distilloop.strategies.base import SelectionContext
 from distilloop.strategies.elad import ELADSampling, ExplainingStudent, across_uncertainty, within_uncertainty
 from tests.unit.strategies.contract import StrategyContract
@@ -58,11 +56,11 @@ class ToyExplainer:
         return {label: 0.9, ("b" if label == "a" else "a"): 0.1} if self.dict_answers else label
 
 
-def toy_ctx(explainer, store=None):
+def toy_ctx(explainer):
     kinds = ["stable"] * 4 + ["within"] * 2 + ["across"] * 2
     texts = [f"{k} {i}" for i, k in enumerate(kinds)]
     return SelectionContext([f"x{i}" for i in range(len(texts))], texts, [], [], [], ["a", "b"],
-                            np.random.default_rng(0), student=explainer, store=store)
+                            np.random.default_rng(0), student=explainer)
 
 
 def kinds(ctx, ids):
@@ -93,15 +91,11 @@ def test_picks_unstable_reasoning_and_never_the_stable_items(dict_answers):
 
 
 def test_explanations_of_the_chosen_items_are_handed_on():
-    store = Store.memory()
-    ctx = toy_ctx(ToyExplainer(), store=store)
-    ctx.round_no = 3
+    ctx = toy_ctx(ToyExplainer())
     sel = ELADSampling(candidates=0, n_explanations=2).select(ctx, 2)
-    assert set(ctx.extra["explanations"]) == set(sel.ids)
-    assert ctx.extra["explanations"][sel.ids[0]] == ["v0 step 0", "v0 step 1", "v0 step 2"]
+    assert set(ctx.extra["explanations"]) == set(sel.ids) == set(sel.explanations)
+    assert sel.explanations[sel.ids[0]] == ctx.extra["explanations"][sel.ids[0]] == ["v0 step 0", "v0 step 1", "v0 step 2"]
     assert set(ctx.extra["explanation_uncertainty"][sel.ids[0]]) == {"within", "across"}
-    saved = json.loads(store.cache_get("student_explanation", f"3:{sel.ids[0]}"))
-    assert saved["steps"] == ctx.extra["explanations"][sel.ids[0]]
 
 
 def test_only_the_cheap_prefilters_candidates_are_explained():

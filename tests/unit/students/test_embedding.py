@@ -1,7 +1,7 @@
 import numpy as np
 
 from distilloop.storage.store import Store
-from distilloop.students.embedding import CACHE_KIND, EmbeddingLinear
+from distilloop.students.embedding import EmbeddingLinear
 from tests.unit.students.contract import CLASSES, LABELS, TEXTS, StudentContract
 
 
@@ -15,7 +15,7 @@ def test_embeddings_are_cached_in_the_store_by_text_hash(tiny_bert_dir):
     a = EmbeddingLinear(model=tiny_bert_dir).attach_cache(store)
     a.fit(TEXTS, LABELS, classes=CLASSES)
     assert a.n_encoded_ >= 0
-    assert store.count("cache", "kind = ?", [CACHE_KIND]) == len(set(TEXTS))
+    assert store.vector_count(a.embedding_key) == len(set(TEXTS))
     # a fresh process would have an empty memory cache: clear it and check the store answers
     from distilloop.students import embedding
 

@@ -28,19 +28,17 @@ import numpy as np
 
 from distilloop.core.types import Selection
 from distilloop.errors import ConfigError
+from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import parse_config
 from distilloop.loop.progress import Progress
-from distilloop.loop.runner import Campaign
 from distilloop.strategies.base import SelectionContext, Strategy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class SmallTextStrategy(Strategy):
     """Adapter running a small-text query strategy (Schröder et al., "Small-Text: Active Learning for Text
     Classification in Python", EACL 2023 demo) on distilloop's student, for side-by-side baselines."""
-
-    requires_student = True
 
     def __init__(self, strategy: str = "BreakingTies") -> None:
         self.strategy = strategy
@@ -199,12 +197,10 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
     started = time.perf_counter()
     campaign = Campaign.open(config, progress=Progress(quiet=True))
     if strategy.startswith("small-text:"):
-        campaign.strategy = SmallTextStrategy(strategy.split(":", 1)[1])
+        campaign.parts.strategy = SmallTextStrategy(strategy.split(":", 1)[1])
     campaign.run()
-    from distilloop.loop.report import round_rows
-
-    points = [(r["tokens_in"] + r["tokens_out"], r["usd"], r["accuracy"], r["labeled"])
-              for r in round_rows(campaign.store) if r["accuracy"] is not None]
+    points = [(r.tokens_in + r.tokens_out, r.usd, r.accuracy, r.labeled)
+              for r in campaign.store.round_rows() if r.accuracy is not None]
     campaign.close()
     return Curve(strategy, student_name or student["kind"], seed, review, points, time.perf_counter() - started)
 

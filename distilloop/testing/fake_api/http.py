@@ -1,4 +1,4 @@
-"""Serve a :class:`~distilloop.testing.fake_llm_api.FakeLLMAPI` on 127.0.0.1 over real HTTP.
+"""Serve a :class:`~distilloop.testing.fake_api.server.FakeLLMAPI` on 127.0.0.1 over real HTTP.
 
 One thread per connection (``ThreadingHTTPServer``), Nagle off (otherwise every answer waits ~40 ms for a
 delayed ACK), a deep listen backlog for benchmarks with many connections. Use as a context manager::
@@ -14,7 +14,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from distilloop.testing.fake_llm_api import FakeLLMAPI
+from distilloop.testing.fake_api.server import FakeLLMAPI
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -97,7 +97,7 @@ def serve(api: FakeLLMAPI, port: int = 0) -> FakeServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m distilloop.testing.fake_http --port 8099 --latency 0.3``: serve the fake until killed."""
+    """``python -m distilloop.testing.fake_api.http --port 8099 --latency 0.3``: serve the fake until killed."""
     import argparse
 
     p = argparse.ArgumentParser(description="Serve the fake OpenAI/Anthropic API on 127.0.0.1.")

@@ -22,66 +22,32 @@ example text, else a stable hash of the text), so tests know the right answer.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
 import re
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-FAULT_KINDS = ("429", "500", "529", "malformed_json", "bad_content", "bad_label", "disconnect")
-GENERATION_PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/messages")
-_EXAMPLE = re.compile(r"<example>\n(.*?)\n</example>", re.DOTALL)
-_ALLOWED = re.compile(r"Allowed labels: (.*?)\.\n")
-_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
+from distilloop.testing.fake_api.anthropic import AnthropicRoutes
+from distilloop.testing.fake_api.base import (
+    _ALLOWED,
+    _EXAMPLE,
+    FAULT_KINDS,
+    GENERATION_PATHS,
+    FakeResponse,
+    Generation,
+    approx_tokens,
+    default_labeler,
+    default_solver,
+)
+from distilloop.testing.fake_api.openai import OpenAIRoutes
 
 
-def approx_tokens(text: str) -> int:
-    """The fake's tokenizer: about four characters a token (it only has to stay under the teachers' bounds)."""
-    return max(1, math.ceil(len(text) / 4))
-
-
-def default_labeler(text: str, labels: Sequence[str]) -> str:
-    low = text.lower()
-    for label in labels:
-        if re.search(rf"\b{re.escape(label.lower())}\b", low):
-            return label
-    return labels[int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(labels)]
-
-
-def default_solver(text: str) -> float:
-    """The fake's arithmetic for numeric questions: the sum of the numbers in the text (0 when none)."""
-    return float(sum(float(x) for x in re.findall(r"\d+(?:\.\d+)?", text)))
-
-
-@dataclass
-class FakeResponse:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-    disconnect: bool = False
-
-
-@dataclass
-class Generation:
-    """What the fake model "says" for one request, before it is dressed as one provider's response."""
-
-    text: str
-    labels: tuple[str, ...]
-    label: str
-    tokens_in: int
-    system_tokens: int
-    tokens_out: int
-
-
-class FakeLLMAPI:
+class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
     """The fake's state and behaviour; thread-safe, so the threaded server can share one instance."""
 
     def __init__(self, *, api_key: str = "sk-fake-test-key-0123456789", latency_s: float = 0.0,
@@ -122,10 +88,6 @@ class FakeLLMAPI:
         self._lock = threading.Lock()
 
     # -- plumbing ----------------------------------------------------------------------------------------
-    def _id(self, prefix: str) -> str:
-        with self._lock:
-            return f"{prefix}{next(self._ids):06d}"
-
     def _next_fault(self) -> str | None:
         with self._lock:
             fault = None
@@ -136,10 +98,6 @@ class FakeLLMAPI:
             if fault:
                 self.injected.append(fault)
             return fault
-
-    @staticmethod
-    def _json(status: int, obj: Any, **headers: str) -> FakeResponse:
-        return FakeResponse(status, json.dumps(obj).encode(), {"content-type": "application/json", **headers})
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         auth = headers.get("authorization", "")
@@ -235,14 +193,6 @@ class FakeLLMAPI:
                 self.billed.append(usage)
         return resp
 
-    @staticmethod
-    def _flatten(content: Any) -> str:
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
-        return ""
-
     def _generate(self, path: str, body: dict[str, Any], fault: str | None) -> Generation:
         if path == "/v1/messages":
             system = self._flatten(body.get("system", ""))
@@ -295,202 +245,6 @@ class FakeLLMAPI:
         tokens_out = min(max_tokens, approx_tokens(out))
         tokens_in = approx_tokens(system) + approx_tokens(user) + 4
         return Generation(out, labels, label, tokens_in, approx_tokens(system) if system else 0, tokens_out)
-
-    def _cache_hit(self, key: str) -> bool:
-        with self._lock:
-            hit = key in self._seen_prefixes
-            self._seen_prefixes.add(key)
-        return hit
-
-    def _logprob_tokens(self, gen: Generation, top_n: int) -> list[dict[str, Any]]:
-        """Tokens of the answer with logprobs; at the label's first token, alternatives for every label."""
-        out = []
-        m = re.search(r'"label":\s*"', gen.text)
-        label_at = m.end() if m else -1
-        pos = 0
-        for tok in _TOKEN.findall(gen.text):
-            entry: dict[str, Any] = {"token": tok, "logprob": -0.01, "bytes": list(tok.encode()), "top_logprobs": []}
-            if pos == label_at and gen.labels:
-                firsts = {lab: _TOKEN.findall(lab)[0] for lab in gen.labels}
-                chosen = firsts.get(gen.label, tok)
-                rest = [f for lab, f in firsts.items() if lab != gen.label]
-                p_rest = (1 - self.confidence) / max(1, len(rest))
-                alts = [(chosen, self.confidence)] + [(f, p_rest) for f in rest]
-                entry["logprob"] = math.log(self.confidence) if tok == chosen else math.log(p_rest)
-                entry["top_logprobs"] = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())}
-                                         for t, p in alts[:max(1, top_n)]]
-            elif top_n:
-                entry["top_logprobs"] = [{"token": tok, "logprob": -0.01, "bytes": list(tok.encode())}]
-            out.append(entry)
-            pos += len(tok)
-        return out
-
-    def _chat(self, body: dict[str, Any], gen: Generation) -> FakeResponse:
-        system = "\n".join(self._flatten(m.get("content")) for m in body.get("messages", [])
-                           if m.get("role") in ("system", "developer"))
-        cached = gen.system_tokens if (system and self._cache_hit("openai:" + system)) else 0
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
-                                  "message": {"role": "assistant", "content": gen.text, "refusal": None},
-                                  "logprobs": None}
-        if body.get("logprobs"):
-            choice["logprobs"] = {"content": self._logprob_tokens(gen, int(body.get("top_logprobs") or 0)),
-                                  "refusal": None}
-        return self._json(200, {
-            "id": self._id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "fake"), "choices": [choice],
-            "usage": {"prompt_tokens": gen.tokens_in, "completion_tokens": gen.tokens_out,
-                      "total_tokens": gen.tokens_in + gen.tokens_out,
-                      "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-                      "completion_tokens_details": {"reasoning_tokens": 0}}})
-
-    def _responses(self, body: dict[str, Any], gen: Generation) -> FakeResponse:
-        system = body.get("instructions") or ""
-        cached = gen.system_tokens if (system and self._cache_hit("openai:" + system)) else 0
-        content: dict[str, Any] = {"type": "output_text", "text": gen.text, "annotations": []}
-        if "message.output_text.logprobs" in (body.get("include") or []):
-            content["logprobs"] = self._logprob_tokens(gen, int(body.get("top_logprobs") or 0))
-        return self._json(200, {
-            "id": self._id("resp_"), "object": "response", "created_at": time.time(), "status": "completed",
-            "model": body.get("model", "fake"), "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-            "output": [{"type": "message", "id": self._id("msg_"), "role": "assistant", "status": "completed",
-                        "content": [content]}],
-            "usage": {"input_tokens": gen.tokens_in, "output_tokens": gen.tokens_out,
-                      "total_tokens": gen.tokens_in + gen.tokens_out,
-                      "input_tokens_details": {"cached_tokens": cached},
-                      "output_tokens_details": {"reasoning_tokens": 0}}})
-
-    def _anthropic_message(self, body: dict[str, Any], gen: Generation) -> FakeResponse:
-        system = body.get("system")
-        cache_write = cache_read = 0
-        if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
-            if self._cache_hit("anthropic:" + self._flatten(system)):
-                cache_read = gen.system_tokens
-            else:
-                cache_write = gen.system_tokens
-        tools = body.get("tools") or []
-        if tools:
-            try:
-                tool_input = json.loads(gen.text)
-            except json.JSONDecodeError:
-                tool_input = {"text": gen.text}
-            content = [{"type": "tool_use", "id": self._id("toolu_"), "name": tools[0]["name"], "input": tool_input}]
-            stop = "tool_use"
-        else:
-            content = [{"type": "text", "text": gen.text}]
-            stop = "end_turn"
-        return self._json(200, {
-            "id": self._id("msg_"), "type": "message", "role": "assistant", "model": body.get("model", "fake"),
-            "content": content, "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": gen.tokens_in - cache_read - cache_write, "output_tokens": gen.tokens_out,
-                      "cache_creation_input_tokens": cache_write, "cache_read_input_tokens": cache_read}})
-
-    # -- files and batches ----------------------------------------------------------------------------
-    def _file_upload(self, headers: dict[str, str], body: bytes) -> FakeResponse:
-        m = re.search(r"boundary=\"?([^\";]+)", headers.get("content-type", ""))
-        if not m:
-            return self._json(400, {"error": {"message": "expected multipart/form-data"}})
-        data, purpose, filename = b"", "", "file"
-        for part in body.split(b"--" + m.group(1).encode()):
-            head, _, content = part.partition(b"\r\n\r\n")
-            content = content.removesuffix(b"\r\n")
-            if b'name="file"' in head:
-                data = content
-                fm = re.search(rb'filename="([^"]*)"', head)
-                filename = fm.group(1).decode() if fm else filename
-            elif b'name="purpose"' in head:
-                purpose = content.decode()
-        fid = self._id("file-")
-        with self._lock:
-            self.files[fid] = data
-        return self._json(200, {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                                "filename": filename, "purpose": purpose, "status": "processed"})
-
-    def _openai_batch_create(self, body: dict[str, Any]) -> FakeResponse:
-        fid = body.get("input_file_id", "")
-        if fid not in self.files:
-            return self._json(400, {"error": {"message": f"no file {fid}"}})
-        bid = self._id("batch_")
-        lines = [json.loads(x) for x in self.files[fid].decode().splitlines() if x.strip()]
-        batch = {"id": bid, "object": "batch", "endpoint": body.get("endpoint"), "input_file_id": fid,
-                 "completion_window": body.get("completion_window", "24h"), "status": "in_progress",
-                 "created_at": int(time.time()), "output_file_id": None, "error_file_id": None,
-                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
-        with self._lock:
-            self.batches[bid] = {"kind": "openai", "obj": batch, "lines": lines}
-        return self._json(200, batch)
-
-    def _openai_batch_get(self, bid: str) -> FakeResponse:
-        if bid not in self.batches:
-            return self._json(404, {"error": {"message": f"no batch {bid}"}})
-        b = self.batches[bid]
-        b["polls"] = b.get("polls", 0) + 1
-        if self._ready(b) and b["obj"]["status"] == "in_progress":
-            out, err = [], []
-            for line in b["lines"]:
-                fault = self._next_fault()
-                resp = self._generation(line.get("url", "/v1/chat/completions"), line.get("body") or {},
-                                        None if fault in ("429", "500", "529", "disconnect", "malformed_json")
-                                        else fault)
-                if fault in ("500", "529"):
-                    err.append({"id": self._id("batch_req_"), "custom_id": line["custom_id"],
-                                "response": {"status_code": 500, "request_id": "r",
-                                             "body": {"error": {"message": "server error"}}}, "error": None})
-                else:
-                    out.append({"id": self._id("batch_req_"), "custom_id": line["custom_id"],
-                                "response": {"status_code": resp.status, "request_id": "r",
-                                             "body": json.loads(resp.body)}, "error": None})
-            ofid, efid = self._id("file-"), self._id("file-")
-            with self._lock:
-                self.files[ofid] = "".join(json.dumps(x) + "\n" for x in out).encode()
-                self.files[efid] = "".join(json.dumps(x) + "\n" for x in err).encode()
-                b["obj"].update(status="completed", output_file_id=ofid, error_file_id=efid if err else None,
-                                completed_at=int(time.time()),
-                                request_counts={"total": len(b["lines"]), "completed": len(out), "failed": len(err)})
-        return self._json(200, b["obj"])
-
-    def _anthropic_batch_create(self, body: dict[str, Any]) -> FakeResponse:
-        bid = self._id("msgbatch_")
-        reqs = body.get("requests") or []
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        obj = {"id": bid, "type": "message_batch", "processing_status": "in_progress",
-               "request_counts": {"processing": len(reqs), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
-               "created_at": now, "expires_at": now, "ended_at": None, "archived_at": None,
-               "cancel_initiated_at": None, "results_url": None}
-        with self._lock:
-            self.batches[bid] = {"kind": "anthropic", "obj": obj, "lines": reqs, "results": None}
-        return self._json(200, obj)
-
-    def _anthropic_batch_get(self, bid: str, results: bool, base: str) -> FakeResponse:
-        if bid not in self.batches:
-            return self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": bid}})
-        b = self.batches[bid]
-        if not results:
-            b["polls"] = b.get("polls", 0) + 1
-        if self._ready(b) and b["obj"]["processing_status"] == "in_progress":
-            rows, ok, bad = [], 0, 0
-            for req in b["lines"]:
-                fault = self._next_fault()
-                if fault in ("500", "529"):
-                    rows.append({"custom_id": req["custom_id"], "result": {"type": "errored", "error": {
-                        "type": "error", "error": {"type": "api_error", "message": "server error"}}}})
-                    bad += 1
-                    continue
-                resp = self._generation("/v1/messages", req.get("params") or {},
-                                        fault if fault in ("bad_label", "bad_content") else None)
-                rows.append({"custom_id": req["custom_id"], "result": {"type": "succeeded",
-                                                                       "message": json.loads(resp.body)}})
-                ok += 1
-            b["results"] = "".join(json.dumps(r) + "\n" for r in rows).encode()
-            b["obj"].update(processing_status="ended", ended_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            results_url=f"{base}/v1/messages/batches/{bid}/results",
-                            request_counts={"processing": 0, "succeeded": ok, "errored": bad, "canceled": 0,
-                                            "expired": 0})
-        if results:
-            if b["results"] is None:
-                return self._json(400, {"type": "error", "error": {"type": "invalid_request_error",
-                                                                   "message": "batch still in progress"}})
-            return FakeResponse(200, b["results"], {"content-type": "application/binary"})
-        return self._json(200, b["obj"])
 
     def _ready(self, batch: dict[str, Any]) -> bool:
         return not self.hold_batches and batch.get("polls", 0) >= self.batch_ready_after_polls

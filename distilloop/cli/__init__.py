@@ -1,0 +1,64 @@
+"""The ``distilloop`` command: a thin layer over the Python API.
+
+Every error distilloop raises on purpose is printed on one line (``error: ...``) with exit code 2 for bad
+input and 1 for failures at run time; a raw traceback is never shown (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from distilloop import __version__
+from distilloop.cli import inspect, review, run, setup
+from distilloop.cli.common import DEFAULT_CONFIG
+from distilloop.errors import DistilloopError
+
+__all__ = ["DEFAULT_CONFIG", "build_parser", "main"]
+
+#: the command modules, in the order their commands are listed
+COMMANDS = (setup, run, inspect, review)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="distilloop",
+        description="Active-learning annotation and distillation campaigns: teacher LLMs label with rationales, "
+                    "humans review disagreements, a small student is distilled on a hard budget.")
+    p.add_argument("--version", action="version", version=f"distilloop {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except DistilloopError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: the campaign is checkpointed; `distilloop run` resumes it", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: one line, the way to the traceback, and nothing lost
+        if args.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}. This is a bug in distilloop: run the command again with "
+              "--debug for the traceback and report it. A campaign is checkpointed after every step: "
+              "`distilloop run` resumes it.", file=sys.stderr)
+        return 1

@@ -1,0 +1,3 @@
+from distilloop.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""What the commands share: loading the campaign file, the console, opening the store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+DEFAULT_CONFIG = "campaign.toml"
+
+
+def load(args: argparse.Namespace) -> Any:
+    from distilloop.loop.config import load_config
+
+    return load_config(args.config)
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    # piped output (a file, CI logs) gets a wide table instead of rich's 80-column default
+    return Console(width=None if sys.stdout.isatty() else 150)
+
+
+def open_store(args: argparse.Namespace) -> tuple[Any, Any]:
+    from distilloop.storage.store import Store
+
+    config = load(args)
+    return config, Store.open(config.store_path)
+
+
+def with_config(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"the campaign file (TOML); default: {DEFAULT_CONFIG}")

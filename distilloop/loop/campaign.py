@@ -1,0 +1,172 @@
+"""The campaign: opened (created from its data file, or resumed from its store), then run round after round
+of steps until a stopping rule holds.
+
+Each step ends in a checkpoint (the round's ``status`` in the store), so a campaign killed at any point
+continues with ``distilloop run``: a round is resumed at the step it was in, and teacher answers already paid
+for are reused by request hash, never bought again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from distilloop.annotators.base import Teacher
+from distilloop.annotators.review import Reviewer
+from distilloop.core.ledger import Budget
+from distilloop.data import load_examples
+from distilloop.errors import BatchPending, ReviewError, StoreError
+from distilloop.loop import stopping
+from distilloop.loop.config import CampaignConfig
+from distilloop.loop.env import Env
+from distilloop.loop.parts import Parts, build_parts
+from distilloop.loop.progress import Progress
+from distilloop.loop.steps import annotate, decide, review, select, train
+from distilloop.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Campaign:
+    """One campaign: its config, its store and its parts. Use :meth:`open` to create or resume one."""
+
+    def __init__(self, config: CampaignConfig, store: Store, *, progress: Progress | None = None,
+                 teachers: list[Teacher] | None = None, reviewer: Reviewer | None = None) -> None:
+        self.config = config
+        self.store = store
+        parts = build_parts(config, teachers=teachers, reviewer=reviewer)
+        if hasattr(parts.student, "attach_cache"):  # a frozen encoder: each text embedded once per campaign
+            parts.student.attach_cache(store)
+        parts.reviewer.attach(store)
+        caps, round_caps = config.budget.caps()
+        self.env = Env(config, store, parts, Budget(caps, round_caps, spent=store.spent()),
+                       progress or Progress(quiet=True), {e.id: e for e in store.examples()})
+
+    @property
+    def parts(self) -> Parts:
+        return self.env.parts
+
+    @property
+    def teachers(self) -> list[Teacher]:
+        return self.env.parts.teachers
+
+    @property
+    def reviewer(self) -> Reviewer:
+        return self.env.parts.reviewer
+
+    @property
+    def progress(self) -> Progress:
+        return self.env.progress
+
+    # -- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, config: CampaignConfig, **kwargs: Any) -> Campaign:
+        """Create the store from the data file (every part built and checked first, the data validated: bad
+        input leaves nothing behind) or reopen it."""
+        path = config.store_path
+        if path.exists():
+            store = Store.open(path)
+            try:
+                recorded = store.get_meta("fingerprint")
+                if recorded is not None and recorded != config.fingerprint():
+                    raise StoreError(
+                        f"{path} belongs to a campaign with other labels, data or teachers than {config.path}; "
+                        "changing those under a running campaign would mix incompatible answers: set a new "
+                        "[campaign] store (or name) to start a new campaign")
+                stopping.check_dev_split(config, store.examples("dev"))
+                return cls(config, store, **kwargs)
+            except BaseException:
+                store.close()
+                raise
+        build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
+        examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
+        stopping.check_dev_split(config, examples)
+        store = Store.create(path, examples, {"fingerprint": config.fingerprint(), "name": config.campaign.name,
+                                              "labels": config.campaign.labels, "config": config.raw})
+        return cls(config, store, **kwargs)
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:
+        """Run rounds until a stopping rule holds; return the stop reason."""
+        env, store = self.env, self.store
+        recovered = store.recover_interrupted_calls()
+        if recovered:
+            log.warning("%d call(s) were in flight when the last run stopped; charged at their reservation",
+                        recovered)
+            env.budget.spent = store.spent()
+        if self.config.stopping.stabilizing:
+            train.stop_set(env)  # before the first selection of this campaign (or of the rule): from the whole pool
+        rounds_run = 0
+        while True:
+            rounds = store.rounds()
+            last = rounds[-1] if rounds else None
+            if last is None or last["status"] == "done":
+                reason = self.stop_reason()
+                if reason is None and max_rounds is not None and rounds_run >= max_rounds:
+                    reason = "--rounds limit of this run reached"
+                if reason is not None:
+                    store.set_meta("stop_reason", reason)
+                    self.pull_reviews((last or {}).get("round", 0))
+                    return reason
+                round_no = (last["round"] + 1) if last else 1
+                if select.select(env, round_no) is None:
+                    reason = "budget spent: not enough left for one more item"
+                    store.set_meta("stop_reason", reason)
+                    return reason
+            else:
+                round_no = last["round"]
+                env.progress.note(f"resuming round {round_no} at step '{last['status']}'")
+            env.budget.new_round(round_no, store.spent(round_no))
+            status = (store.round_row(round_no) or {})["status"]
+            if status == "annotating":
+                try:
+                    ann = annotate.annotate(env, round_no)
+                except BatchPending as exc:  # the round resumes here on the next `distilloop run`
+                    store.set_meta("stop_reason", str(exc))
+                    return str(exc)
+                decide.commit(env, ann, decide.decide(env, ann))
+                status = "training"
+            if status == "training":
+                self.pull_reviews(round_no)  # also after a stop between the commit and the training
+                train.train(env, round_no)
+                store.set_round_status(round_no, "done")
+            rounds_run += 1
+            if on_round:
+                on_round(round_no)
+
+    def stop_reason(self) -> str | None:
+        store, config = self.store, self.config
+        done = [r for r in store.rounds() if r["status"] == "done"]
+        if len(done) >= config.rounds.max_rounds:
+            return f"max rounds reached ({config.rounds.max_rounds})"
+        target = config.rounds.target
+        active = store.active_student()
+        metric = config.evaluation.metric
+        if target is not None and active and active["metrics"].get(metric, 0) >= target:
+            return f"target reached: {metric} {active['metrics'][metric]:.4f} >= {target}"
+        reason = stopping.stopping_reason(store, config.stopping, metric)
+        if reason is not None:
+            return reason
+        if not self.env.unlabeled_pool():
+            return "pool exhausted: every pool example has been annotated"
+        exhausted = self.env.budget.exhausted()
+        if exhausted:
+            return f"budget spent ({exhausted[0]} cap on {exhausted[1]})"
+        return None
+
+    def pull_reviews(self, round_no: int) -> int:
+        """Bring finished reviews into the training data (pending items a reviewer never got are pushed first)."""
+        reviewer, space = self.env.parts.reviewer, self.env.parts.space
+        try:
+            if reviewer.uses_external_ids:
+                review.push_pending(self.store, reviewer, space)
+            return review.pull_reviews(self.store, reviewer, space, round_no, warn=self.env.progress.warn)
+        except ReviewError as exc:  # the campaign goes on; pending reviews stay queued for a later round
+            self.env.progress.warn(f"reviews not collected this round: {exc}")
+            return 0
+
+    def close(self) -> None:
+        self.env.parts.reviewer.close()
+        self.store.close()
+

@@ -1,0 +1,92 @@
+"""How many items a round asks about, and what they cost: one :class:`RoundPlan` for ``run`` and ``estimate``.
+
+A round's size is the schedule's (``[rounds] initial_size``, ``batch_size``, ``growth``), capped by the pool
+and by what the budget has left at the upper-bound cost of one item through every teacher (the reservation
+each call makes before it is sent, so a round never selects items it could not pay for).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from distilloop.annotators.base import Teacher
+from distilloop.core.ledger import Budget
+from distilloop.core.types import Example, LabelingItem, Spend
+
+#: pool items sampled to estimate the cost of one item
+SAMPLE = 16
+
+
+@dataclass
+class RoundPlan:
+    round_no: int
+    pool: list[Example]
+    size: int  # the schedule's size for this round
+    affordable: int  # items the budget can pay for, at the upper-bound cost of one item
+    per_item: Spend  # expected cost of one item through every teacher (mean over a sample of the pool)
+    per_item_upper: Spend  # the reservation one item makes through every teacher (largest over the sample)
+
+    @property
+    def n(self) -> int:
+        return max(0, min(self.size, self.affordable, len(self.pool)))
+
+
+def sample(pool: Sequence[Example], k: int = SAMPLE) -> list[Example]:
+    """Every k-th item of the pool, at most ``k``: the items the cost of one item is estimated on."""
+    return list(pool[:: max(1, len(pool) // k)][:k]) if pool else []
+
+
+def upper_bound(t: Teacher, item: LabelingItem, *, exact: bool = True) -> Spend:
+    """The reservation a call of ``t`` makes (its generic bound where its exact one cannot be had: a replay
+    teacher without a recording for the item; or, with ``exact=False``, a local model that would have to be
+    loaded to count tokens)."""
+    prompt = t.render(item)
+    if not exact and t.kind == "llama_cpp":
+        return Teacher.estimate(t, prompt, item.example_id)
+    try:
+        return t.estimate(prompt, item.example_id)
+    except Exception:  # noqa: BLE001 - any teacher's failure to estimate falls back to the generic bound
+        return Teacher.estimate(t, prompt, item.example_id)
+
+
+def item_cost(teachers: Sequence[Teacher], item: LabelingItem, *, exact: bool = True) -> tuple[Spend, Spend]:
+    """(expected, upper bound) of asking every teacher about one item."""
+    exp, up = Spend(), Spend()
+    for t in teachers:
+        exp = exp + t.expected(t.render(item))
+        up = up + upper_bound(t, item, exact=exact)
+    return exp, up
+
+
+def affordable(budget: Budget, per_item: Spend) -> int:
+    """Items the budget's campaign and round caps leave room for at ``per_item`` each."""
+    left = budget.remaining()
+    n = math.inf
+    for res in ("tokens_in", "tokens_out", "usd"):
+        cap, need = left[res], getattr(per_item, res)
+        if cap is not None and need > 0:
+            n = min(n, math.floor(cap / need))
+    return int(n) if n != math.inf else 10**9
+
+
+def plan_round(round_no: int, size: int, pool: list[Example], teachers: Sequence[Teacher], budget: Budget,
+               item: Callable[[Example], LabelingItem], *, exact: bool = True) -> RoundPlan:
+    exp, worst = Spend(), Spend()
+    picked = sample(pool)
+    for e in picked:
+        e_exp, e_up = item_cost(teachers, item(e), exact=exact)
+        exp = exp + e_exp
+        worst = Spend(max(worst.tokens_in, e_up.tokens_in), max(worst.tokens_out, e_up.tokens_out),
+                      max(worst.usd, e_up.usd))
+    per_item = exp.scaled(1 / len(picked)) if picked else Spend()
+    return RoundPlan(round_no, pool, size, affordable(budget, worst), per_item, worst)
+
+
+def item_costs(teachers: Sequence[Teacher], pool: Sequence[Example],
+               item: Callable[[Example], LabelingItem]) -> dict[str, float]:
+    """Expected cost of asking every teacher about each item: dollars when any teacher is paid, else tokens."""
+    spends = {e.id: sum((t.expected(t.render(item(e))) for t in teachers), Spend()) for e in pool}
+    paid = any(s.usd > 0 for s in spends.values())
+    return {i: (s.usd if paid else float(s.tokens)) for i, s in spends.items()}

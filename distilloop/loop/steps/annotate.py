@@ -1,0 +1,96 @@
+"""Annotate: every teacher (or, with a cascade, the tiers in order) asked about the round's items, within the
+budget, every paid answer reused; the votes calibrated where calibration is on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from distilloop.annotators.aggregation import votes_from_rows
+from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
+from distilloop.core.types import LabelingItem, Vote
+from distilloop.errors import BatchPending
+from distilloop.loop.env import Env
+from distilloop.loop.routing import ASK_NEXT
+
+
+@dataclass
+class Annotation:
+    """A round's votes per item (calibrated where calibration is on; items no teacher answered are absent:
+    they go back to the pool), the cascade tier that settled each item, and the ensemble's account."""
+
+    round_no: int
+    ids: list[str]
+    votes: dict[str, list[Vote]]
+    tiers_asked: dict[str, int] = field(default_factory=dict)
+    result: AnnotationResult = field(default_factory=AnnotationResult)
+
+
+def stored_votes(env: Env) -> dict[str, list[Vote]]:
+    return {ex: votes_from_rows(rows) for ex, rows in env.store.all_votes().items()}
+
+
+def calibrate(env: Env, votes: dict[str, list[Vote]], round_votes: dict[str, list[Vote]] | None = None,
+              history: dict[str, list[Vote]] | None = None) -> dict[str, list[Vote]]:
+    """``votes`` with each teacher's label bias removed (``[aggregation] calibrate``), the bias estimated on
+    every answer of that teacher so far: earlier rounds' (``history``, read from the store when not given) and
+    this round's (``round_votes``, default ``votes``)."""
+    cal = env.parts.calibration
+    if cal is None:
+        return votes
+    labels = env.parts.space.labels
+    fit = dict(stored_votes(env) if history is None else history)
+    fit.update(votes if round_votes is None else round_votes)
+    cal.fit(fit.values(), labels)
+    return cal.apply(votes, labels)
+
+
+def annotate(env: Env, round_no: int) -> Annotation:
+    """Ask the teachers about round ``round_no``'s selection; raise :class:`BatchPending` while a provider
+    batch is still running (the round resumes here on the next ``distilloop run``)."""
+    ids = env.store.selection(round_no)
+    explanations = env.store.selection_explanations(round_no)
+    items = [env.item(env.examples[i], explanations.get(i)) for i in ids]
+    with env.progress.bar(f"round {round_no}: teachers labeling", len(items) * len(env.parts.teachers)) as advance:
+        result, tiers_asked = asyncio.run(_ask(env, items, round_no, advance))
+    if result.pending_batches:
+        batches = ", ".join(f"{b} ({t})" for t, bs in result.pending_batches.items() for b in bs)
+        raise BatchPending(f"round {round_no}: batch {batches} pending; run again later "
+                           "(`distilloop run` ingests it when it has ended)", batches=result.pending_batches)
+    for name, reason in result.disabled.items():
+        env.progress.warn(f"teacher {name} was taken out of round {round_no}: {reason}")
+    votes = calibrate(env, {i: result.votes[i] for i in ids if result.votes.get(i)})
+    return Annotation(round_no, ids, votes, tiers_asked, result)
+
+
+async def _ask(env: Env, items: Sequence[LabelingItem], round_no: int,
+               advance: Callable[[], None]) -> tuple[AnnotationResult, dict[str, int]]:
+    """Every teacher, or with a cascade the tiers in order, each only for the items still unsure."""
+    parts = env.parts
+    ensemble = TeacherEnsemble(parts.teachers, env.store, env.budget, concurrency=env.config.rounds.concurrency,
+                               retry=env.retry)
+    try:
+        if parts.cascade is None:
+            return await ensemble.annotate(items, round_no, on_progress=advance), {}
+        by_name = {t.name: t for t in parts.teachers}
+        merged: AnnotationResult | None = None
+        tiers_asked: dict[str, int] = {}
+        todo = list(items)
+        history = stored_votes(env) if parts.calibration is not None else {}  # read once per round
+        for k, tier in enumerate(parts.cascade.tiers, 1):
+            if not todo:
+                break
+            res = await ensemble.annotate(todo, round_no, on_progress=advance, teachers=[by_name[n] for n in tier])
+            merged = res if merged is None else merged.merge(res)
+            for it in todo:
+                tiers_asked[it.example_id] = k
+            # the cascade decides on calibrated votes when calibration is on (the raw ones go on to aggregation)
+            seen = calibrate(env, {it.example_id: merged.votes.get(it.example_id, []) for it in todo},
+                             round_votes=merged.votes, history=history)
+            todo = [it for it in todo if parts.cascade.next_step(
+                seen[it.example_id], k, parts.space.support(seen[it.example_id])) == ASK_NEXT]
+        return merged or AnnotationResult(), tiers_asked
+    finally:
+        for t in parts.teachers:
+            await t.aclose()

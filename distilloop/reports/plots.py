@@ -1,0 +1,80 @@
+"""The HTML report's plots, drawn by matplotlib's object API on an Agg canvas (never pyplot: the process-wide
+backend is left alone) and inlined as base64 PNGs. Needs the ``report`` extra."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from distilloop.core.types import Spend
+from distilloop.storage.queries import RoundRow
+
+BLUE = "#2456a6"
+
+
+def png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">'
+
+
+def figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
+    from distilloop._extras import require
+
+    mpl = require("matplotlib.figure", "report", purpose="the HTML report's plots")
+    fig = mpl.Figure(figsize=(width, height))
+    return fig, fig.subplots(1, ncols)
+
+
+def learning_curve(pts: Sequence[RoundRow]) -> str:
+    """Student accuracy against cumulative tokens and dollars; filled markers are promoted students."""
+    fig, (ax1, ax2) = figure(11, 3.6, 2)
+    for ax, xs, xlabel in ((ax1, [r.tokens_in + r.tokens_out for r in pts], "cumulative tokens (in + out)"),
+                           (ax2, [r.usd for r in pts], "cumulative spend (USD)")):
+        ax.plot(xs, [r.accuracy for r in pts], "-", color=BLUE)
+        for x, r in zip(xs, pts, strict=True):
+            ax.plot([x], [r.accuracy], "o", color=BLUE, mfc=BLUE if r.promoted else "white")
+            ax.annotate(f"r{r.round}", (x, r.accuracy), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("student accuracy")
+        ax.grid(alpha=0.3)
+    ax1.set_title("accuracy against tokens (filled: promoted)", fontsize=10)
+    ax2.set_title("accuracy against dollars (filled: promoted)", fontsize=10)
+    if not any(r.usd for r in pts):
+        ax2.text(0.5, 0.12, "no dollars spent (free or local teachers)", transform=ax2.transAxes, ha="center",
+                 fontsize=9, color="#b42318")
+    return png(fig)
+
+
+def spend(table: dict[int, dict[str, Spend]], teachers: Sequence[str], *, use_usd: bool) -> str:
+    """Spend per round, stacked by teacher (dollars, or tokens when nothing cost a dollar)."""
+    rounds = sorted(table)
+    fig, ax = figure(8, 3.2)
+    bottom = [0.0] * len(rounds)
+    for t in teachers:
+        vals = [(s.usd if use_usd else float(s.tokens)) if (s := table[r].get(t)) is not None else 0.0
+                for r in rounds]
+        ax.bar([str(r) for r in rounds], vals, bottom=bottom, label=t)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xlabel("round")
+    ax.set_ylabel("USD" if use_usd else "tokens (in + out)")
+    ax.set_title("spend per round, stacked by teacher", fontsize=10)
+    ax.legend(fontsize=8)
+    return png(fig)
+
+
+def confusion(m: list[list[int]], labels: Sequence[str]) -> str:
+    k = len(labels)
+    fig, ax = figure(1.2 + 0.9 * k, 0.9 + 0.8 * k)
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(k), [str(x) for x in labels], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(k), [str(x) for x in labels], fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    peak = max(max(row) for row in m) or 1
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(m[i][j]), ha="center", va="center", color="white" if m[i][j] > peak / 2 else "black")
+    return png(fig)

@@ -1,0 +1,68 @@
+"""The per-round table (the learning curve: student accuracy against tokens and dollars spent) and the
+campaign summary that ``distilloop run``, ``status`` and ``report`` print."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from distilloop.storage.queries import RoundRow
+from distilloop.storage.store import Store
+
+
+def row_dict(row: RoundRow) -> dict[str, Any]:
+    """A round row as JSON: every field, and the student's accuracy and macro-F1 at the top level."""
+    return {**dataclasses.asdict(row), "accuracy": row.accuracy, "macro_f1": row.macro_f1}
+
+
+def _fmt(v: Any, kind: str = "") -> str:
+    if v is None:
+        return "-"
+    if kind == "pct":
+        return f"{100 * v:.1f}%"
+    if kind == "usd":
+        return f"${v:.4f}"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+COLUMNS = [("round", "round", ""), ("strategy", "strategy", ""), ("selected", "selected", ""),
+           ("labeled", "labeled", ""), ("review", "to review", ""), ("tokens_in", "tokens in", ""),
+           ("tokens_out", "tokens out", ""), ("usd", "USD", "usd"), ("agreement", "agreement", "pct"),
+           ("label_acc", "label acc", "pct"), ("accuracy", "student acc", "pct"), ("promoted", "promoted", "")]
+
+
+def rounds_table(rows: list[RoundRow], title: str = "Rounds") -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for _, head, _kind in COLUMNS:
+        table.add_column(head, justify="right")
+    for row in rows:
+        table.add_row(*(_fmt(getattr(row, key), kind) for key, _, kind in COLUMNS))
+    return table
+
+
+def summary(store: Store, caps: Any = None) -> dict[str, Any]:
+    spent = store.spent()
+    out: dict[str, Any] = {
+        "name": store.get_meta("name"),
+        "rounds": len(store.rounds()),
+        "examples": store.split_counts(),
+        "labeled": sum(store.label_sources().values()),
+        "labeled_by": store.label_sources(),
+        "pending_reviews": store.pending_review_count(),
+        "calls": store.call_counts(),
+        "spent": {"tokens_in": spent.tokens_in, "tokens_out": spent.tokens_out, "usd": round(spent.usd, 6)},
+        "by_teacher": {k: dataclasses.asdict(v) for k, v in store.spend_by_teacher().items()},
+        "stop_reason": store.get_meta("stop_reason"),
+    }
+    active = store.active_student()
+    out["active_student"] = ({"version": active["version"], "round": active["round"], "metrics": active["metrics"]}
+                             if active else None)
+    if caps is not None:
+        out["caps"] = {"tokens_in": caps.tokens_in, "tokens_out": caps.tokens_out, "usd": caps.usd}
+    return out

@@ -1,0 +1,121 @@
+"""The ensemble's verdicts (consensus), accepted labels, the review queue, reviews and teacher reliability."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from distilloop.storage.base import StoreBase, loads, now
+
+
+class LabelsPart(StoreBase):
+    # -- consensus -------------------------------------------------------------------------------------
+    def save_consensus(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.db.table("consensus").upsert_all(
+            ({**r, "soft_label": json.dumps(r.get("soft_label")), "votes": json.dumps(r.get("votes"))}
+             for r in rows), pk="example_id")
+
+    @staticmethod
+    def _consensus(row: dict[str, Any]) -> dict[str, Any]:
+        row["soft_label"] = loads(row["soft_label"])
+        row["votes"] = loads(row["votes"])
+        return row
+
+    def consensus(self, example_id: str) -> dict[str, Any] | None:
+        row = self._one("select * from consensus where example_id = ?", [example_id])
+        return self._consensus(row) if row else None
+
+    def consensus_rows(self, round_no: int | None = None) -> list[dict[str, Any]]:
+        """Every verdict (of one round), votes and soft labels decoded."""
+        if round_no is None:
+            rows = self.db.query("select * from consensus order by round, example_id")
+        else:
+            rows = self.db.query("select * from consensus where round = ? order by example_id", [round_no])
+        return [self._consensus(r) for r in rows]
+
+    def all_votes(self) -> dict[str, list[dict[str, Any]]]:
+        """Every item's recorded votes (from the consensus table), for fitting aggregators on the history."""
+        rows = self.db.query("select example_id, votes from consensus order by round, example_id")
+        return {r["example_id"]: loads(r["votes"], []) for r in rows}
+
+    def rationale_agreement(self) -> tuple[int, int]:
+        """(items whose rationales support one label, items where any rationale takes a side)."""
+        row = self._one("select count(*) n, sum(rationales_agree) k from consensus where rationales_agree is not null")
+        return (int(row["k"] or 0), int(row["n"] or 0)) if row else (0, 0)
+
+    # -- accepted labels ---------------------------------------------------------------------------------
+    def accept_label(self, example_id: str, label: str, *, rationale: str | None, source: str, round_no: int,
+                     soft_label: dict[str, float] | None = None) -> None:
+        self.db.table("labels").upsert({
+            "example_id": example_id, "label": label, "rationale": rationale, "source": source,
+            "round": round_no, "soft_label": json.dumps(soft_label) if soft_label else None,
+            "created_at": now()}, pk="example_id")
+
+    def labeled(self) -> list[dict[str, Any]]:
+        rows = list(self.db.query(
+            "select l.*, e.fields from labels l join examples e on e.id = l.example_id order by e.position"))
+        for r in rows:
+            r["fields"] = json.loads(r["fields"])
+            r["soft_label"] = loads(r["soft_label"])
+        return rows
+
+    def label_sources(self) -> dict[str, int]:
+        """Accepted labels by source (teachers, human, simulated, auto)."""
+        return {r["source"]: r["n"] for r in self.db.query("select source, count(*) n from labels group by source")}
+
+    def labels_up_to(self, round_no: int) -> dict[str, str]:
+        """The accepted label of each example labeled in ``round_no`` or before."""
+        return {r["example_id"]: r["label"]
+                for r in self.db.query("select example_id, label from labels where round <= ?", [round_no])}
+
+    # -- the review queue and reviews ----------------------------------------------------------------------
+    def enqueue_review(self, example_id: str, round_no: int, backend: str, external_id: str | None = None) -> None:
+        self.db.table("review_queue").upsert({"example_id": example_id, "round": round_no, "status": "pending",
+                                              "backend": backend, "external_id": external_id, "created_at": now()},
+                                             pk="example_id")
+
+    def pending_reviews(self) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from review_queue where status = 'pending' order by round, example_id"))
+
+    def pending_review_count(self) -> int:
+        return int(self._scalar("select count(*) from review_queue where status = 'pending'") or 0)
+
+    def record_review(self, example_id: str, *, round_no: int, reviewer: str, label: str,
+                      rationale: str | None, seconds_spent: float | None, source: str,
+                      external_id: str | None = None) -> None:
+        self.db.table("reviews").insert({
+            "example_id": example_id, "round": round_no, "reviewer": reviewer, "label": label,
+            "rationale": rationale, "seconds_spent": seconds_spent, "source": source,
+            "external_id": external_id, "created_at": now()})
+
+    def reviews(self, example_id: str | None = None) -> list[dict[str, Any]]:
+        if example_id is None:
+            return list(self.db.query("select * from reviews order by id"))
+        return list(self.db.query("select * from reviews where example_id = ? order by id", [example_id]))
+
+    def resolve_review(self, example_id: str, round_no: int) -> None:
+        self.db.table("review_queue").update(example_id, {"status": "done", "resolved_round": round_no})
+
+    def set_review_external_id(self, example_id: str, backend: str, external_id: str | None) -> None:
+        self.db.table("review_queue").update(example_id, {"backend": backend, "external_id": external_id})
+
+    def human_labels(self) -> dict[str, str]:
+        """The latest reviewed label per example (any reviewer source but 'auto'): known truth for Dawid-Skene."""
+        rows = self.db.query("select example_id, label from reviews where source != 'auto' order by id")
+        return {r["example_id"]: r["label"] for r in rows}
+
+    def review_sources(self) -> dict[str, int]:
+        return {r["source"]: r["n"] for r in self.db.query("select source, count(*) n from reviews group by source")}
+
+    # -- teacher reliability ---------------------------------------------------------------------------
+    def save_reliability(self, rows: Sequence[dict[str, Any]], *, method: str, n_items: int, n_known: int) -> None:
+        with self.db.atomic():
+            self.db.execute("delete from reliability_estimates")
+            stamp = now()
+            self.db.table("reliability_estimates").insert_all(
+                ({**r, "method": method, "n_items": n_items, "n_known": n_known, "updated_at": stamp} for r in rows),
+                pk=("teacher", "true_label", "given_label"))
+
+    def reliability(self) -> list[dict[str, Any]]:
+        return list(self.db.query("select * from reliability_estimates order by teacher, true_label, given_label"))

@@ -1,0 +1,215 @@
+"""Typed read models for the reports (``status``, ``report``, the HTML report, exports): what a campaign
+did, round by round, teacher by teacher, computed from the store in one place."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from distilloop.core.types import Spend
+from distilloop.storage.base import StoreBase, loads
+
+
+@dataclass
+class RoundRow:
+    """One round of the learning curve: spend and labels cumulative, agreement and student of that round."""
+
+    round: int
+    status: str
+    strategy: str
+    selected: int
+    labeled: int
+    review: int
+    tokens_in: int
+    tokens_out: int
+    usd: float
+    agreement: float | None
+    label_acc: float | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    promoted: bool | None = None
+    student: str | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.metrics.get("accuracy")
+
+    @property
+    def macro_f1(self) -> float | None:
+        return self.metrics.get("macro_f1")
+
+
+@dataclass
+class AgreementRow:
+    round: int
+    items: int
+    agreement: float | None
+    unanimous: float | None
+    entropy: float | None
+    review: int
+    accept: int
+    consensus_acc: float | None
+
+
+@dataclass
+class TeacherStats:
+    """A teacher's calls, invalid answers and errors, and its accuracy against gold where the item has gold,
+    against the campaign's accepted label otherwise."""
+
+    teacher: str
+    calls: int = 0
+    answered: int = 0
+    invalid: int = 0
+    errors: int = 0
+    gold_n: int = 0
+    gold_ok: int = 0
+    acc_n: int = 0
+    acc_ok: int = 0
+    mean_confidence: float | None = None
+    label_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def invalid_rate(self) -> float | None:
+        return self.invalid / self.answered if self.answered else None
+
+    @property
+    def acc_gold(self) -> float | None:
+        return self.gold_ok / self.gold_n if self.gold_n else None
+
+    @property
+    def acc_accepted(self) -> float | None:
+        return self.acc_ok / self.acc_n if self.acc_n else None
+
+
+@dataclass
+class ReviewRow:
+    round: int
+    routed: int
+    answered: int
+    pending: int
+    median_s: float | None
+    by: dict[str, int]
+
+
+@dataclass
+class HardItem:
+    example_id: str
+    round: int
+    fields: dict[str, Any]
+    gold: str | None
+    label: str | None
+    agreement: float | None
+    entropy: float | None
+    route: str | None
+    accepted: str | None
+    accepted_source: str | None
+    votes: list[dict[str, Any]]
+    reviews: list[dict[str, Any]]
+
+
+class QueriesPart(StoreBase):
+    def round_rows(self) -> list[RoundRow]:
+        gold = {r["id"]: r["gold"] for r in self.db.query("select id, gold from examples where gold is not null")}
+        students: dict[int, dict[str, Any]] = {}
+        for st in self.db.query("select * from students order by created_at, round"):
+            students[st["round"]] = st
+        spend = {r["round"]: Spend(int(r["a"]), int(r["b"]), float(r["c"])) for r in self.db.query(
+            "select round, sum(tokens_in) a, sum(tokens_out) b, sum(usd) c from ledger group by round")}
+        rows: list[RoundRow] = []
+        total = Spend()
+        for r in self.db.query("select * from rounds order by round"):
+            n = r["round"]
+            total = total + spend.get(n, Spend())
+            cons = list(self.db.query("select agreement, route from consensus where round = ?", [n]))
+            labels = list(self.db.query("select example_id, label from labels where round <= ?", [n]))
+            judged = [lab for lab in labels if lab["example_id"] in gold]
+            s = students.get(n)
+            rows.append(RoundRow(
+                n, r["status"], r["strategy"], r["n_selected"], len(labels),
+                sum(1 for c in cons if c["route"] == "review"), total.tokens_in, total.tokens_out, total.usd,
+                (sum(c["agreement"] or 0.0 for c in cons) / len(cons)) if cons else None,
+                (sum(gold[lab["example_id"]] == lab["label"] for lab in judged) / len(judged)) if judged else None,
+                loads(s["metrics"], {}) if s else {}, bool(s["promoted"]) if s else None,
+                s["version"] if s else None))
+        return rows
+
+    def agreement_rows(self) -> list[AgreementRow]:
+        gold = {r["id"]: r["gold"] for r in self.db.query("select id, gold from examples where gold is not null")}
+        out = []
+        for rnd in self.db.query("select round from rounds order by round"):
+            cons = list(self.db.query("select example_id, label, agreement, entropy, route from consensus where "
+                                      "round = ?", [rnd["round"]]))
+            judged = [c for c in cons if c["example_id"] in gold and c["label"] is not None]
+            n = len(cons)
+            out.append(AgreementRow(
+                rnd["round"], n, sum(c["agreement"] or 0 for c in cons) / n if n else None,
+                sum(1 for c in cons if (c["agreement"] or 0) >= 1.0) / n if n else None,
+                sum(c["entropy"] or 0 for c in cons) / n if n else None,
+                sum(1 for c in cons if c["route"] == "review"), sum(1 for c in cons if c["route"] == "accept"),
+                sum(gold[c["example_id"]] == c["label"] for c in judged) / len(judged) if judged else None))
+        return out
+
+    def teacher_stats(self) -> list[TeacherStats]:
+        gold = {r["id"]: r["gold"] for r in self.db.query("select id, gold from examples where gold is not null")}
+        accepted = {r["example_id"]: r["label"] for r in self.db.query("select example_id, label from labels")}
+        stats: dict[str, TeacherStats] = {}
+        conf: dict[str, list[float]] = defaultdict(list)
+        for r in self.db.query("select teacher, example_id, status, valid, label, confidence from teacher_calls "
+                               "order by id"):
+            s = stats.setdefault(r["teacher"], TeacherStats(r["teacher"]))
+            s.calls += 1
+            if r["status"] != "ok":
+                s.errors += r["status"] not in ("in_flight", "submitted")
+                continue
+            s.answered += 1
+            if not r["valid"] or r["label"] is None:
+                s.invalid += 1
+                continue
+            s.label_counts[r["label"]] = s.label_counts.get(r["label"], 0) + 1
+            if r["confidence"] is not None:
+                conf[r["teacher"]].append(r["confidence"])
+            if r["example_id"] in gold:
+                s.gold_n += 1
+                s.gold_ok += r["label"] == gold[r["example_id"]]
+            elif r["example_id"] in accepted:
+                s.acc_n += 1
+                s.acc_ok += r["label"] == accepted[r["example_id"]]
+        for name, s in stats.items():
+            c = conf.get(name)
+            s.mean_confidence = sum(c) / len(c) if c else None
+        return sorted(stats.values(), key=lambda s: s.teacher)
+
+    def review_rows(self) -> list[ReviewRow]:
+        seconds: dict[int, list[float]] = defaultdict(list)
+        sources: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for r in self.db.query("select q.round, v.seconds_spent, v.source from reviews v join review_queue q "
+                               "on q.example_id = v.example_id"):
+            sources[r["round"]][r["source"] or "?"] += 1
+            if r["seconds_spent"] is not None:
+                seconds[r["round"]].append(float(r["seconds_spent"]))
+        out = []
+        for r in self.db.query("select round, count(*) n, sum(status = 'done') done, sum(status = 'pending') pending "
+                               "from review_queue group by round order by round"):
+            sec = seconds.get(r["round"], [])
+            out.append(ReviewRow(r["round"], r["n"], int(r["done"] or 0), int(r["pending"] or 0),
+                                 statistics.median(sec) if sec else None, dict(sources.get(r["round"], {}))))
+        return out
+
+    def review_seconds(self) -> list[float]:
+        return [float(r["seconds_spent"]) for r in self.db.query(
+            "select seconds_spent from reviews where seconds_spent is not null")]
+
+    def hardest_items(self, n: int) -> list[HardItem]:
+        rows = self.db.query(
+            "select c.*, e.fields, e.gold, l.label accepted, l.source accepted_source from consensus c "
+            "join examples e on e.id = c.example_id left join labels l on l.example_id = c.example_id "
+            "order by c.agreement asc, c.entropy desc, e.position limit ?", [n])
+        out = []
+        for r in list(rows):
+            reviews = list(self.db.query("select * from reviews where example_id = ? order by id", [r["example_id"]]))
+            out.append(HardItem(r["example_id"], r["round"], json.loads(r["fields"]), r["gold"], r["label"],
+                                r["agreement"], r["entropy"], r["route"], r["accepted"], r["accepted_source"],
+                                loads(r["votes"], []), reviews))
+        return out

@@ -1,0 +1,67 @@
+"""Student versions: every trained student with its metrics, which one is active, and where its files are.
+
+Paths are stored relative to the campaign's folder (the store's directory) where they lie inside it, so a
+campaign folder can be moved and still resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from distilloop.errors import StoreError
+from distilloop.storage.base import StoreBase, loads, now
+
+
+class StudentsPart(StoreBase):
+    path: Path | None
+
+    def _rel(self, path: str) -> str:
+        if self.path is None:
+            return path
+        base = self.path.resolve().parent
+        p = Path(path).resolve()
+        try:
+            return p.relative_to(base).as_posix()
+        except ValueError:
+            return str(p)
+
+    def student_path(self, stored: str) -> Path:
+        """Where a stored student path points now (relative paths are under the store's folder)."""
+        p = Path(stored)
+        if p.is_absolute() or self.path is None:
+            return p
+        return self.path.resolve().parent / p
+
+    def record_student(self, *, version: str, round_no: int, kind: str, path: str, parent: str | None,
+                       metrics: dict[str, Any], n_train: int, train_seconds: float, promoted: bool) -> None:
+        with self.db.atomic():
+            if promoted:
+                self.db.execute("update students set active = 0")
+            self.db.table("students").upsert({
+                "version": version, "round": round_no, "kind": kind, "path": self._rel(path), "parent": parent,
+                "metrics": json.dumps(metrics), "n_train": n_train, "train_seconds": train_seconds,
+                "promoted": int(promoted), "active": int(promoted), "created_at": now()}, pk="version")
+
+    def students(self) -> list[dict[str, Any]]:
+        rows = list(self.db.query("select * from students order by created_at, round"))
+        for r in rows:
+            r["metrics"] = loads(r["metrics"], {})
+            r["path"] = os.fspath(self.student_path(r["path"]))
+        return rows
+
+    def student_of_round(self, round_no: int) -> dict[str, Any] | None:
+        rows = [s for s in self.students() if s["round"] == round_no]
+        return rows[-1] if rows else None
+
+    def active_student(self) -> dict[str, Any] | None:
+        rows = [r for r in self.students() if r["active"]]
+        return rows[-1] if rows else None
+
+    def set_active_student(self, version: str) -> None:
+        with self.db.atomic():
+            if not list(self.db.query("select 1 from students where version = ?", [version])):
+                raise StoreError(f"no student version '{version}'; see `distilloop students` for the versions")
+            self.db.execute("update students set active = 0")
+            self.db.execute("update students set active = 1 where version = ?", [version])
