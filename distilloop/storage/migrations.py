@@ -101,12 +101,13 @@ def typed_channels(db: Database) -> None:
                                   pk=("encoder", "text_hash"))
     if "cache" not in db.table_names():
         return
-    for r in db.query("select key, value from cache where kind = 'student_explanation'"):
+    # read each channel whole before writing: sqlite-utils probes with a DROP TABLE, refused while a cursor is open
+    for r in list(db.query("select key, value from cache where kind = 'student_explanation'")):
         round_no, _, example_id = r["key"].partition(":")
         steps = json.loads(r["value"]).get("steps") or []
         db.execute("update selections set explanation = ? where round = ? and example_id = ?",
                    [json.dumps([str(s) for s in steps]), int(round_no), example_id])
-    for r in db.query("select value from cache where kind = 'stop_set_predictions'"):
+    for r in list(db.query("select value from cache where kind = 'stop_set_predictions'")):
         p = json.loads(r["value"])
         db.table("stop_predictions").upsert({"round": p["round"], "student": p["student"], "stop_set": p["stop_set"],
                                              "predictions": json.dumps(p["predictions"])}, pk="round")

@@ -28,11 +28,17 @@ class StudentsPart(StoreBase):
             return str(p)
 
     def student_path(self, stored: str) -> Path:
-        """Where a stored student path points now (relative paths are under the store's folder)."""
+        """Where a stored student path points now: relative paths are under the store's folder; an absolute one
+        (written before paths were stored relative) that no longer exists is looked for in the same place under
+        the store's folder, so a campaign folder that was moved still finds its students."""
         p = Path(stored)
-        if p.is_absolute() or self.path is None:
+        if self.path is None:
             return p
-        return self.path.resolve().parent / p
+        base = self.path.resolve().parent
+        if not p.is_absolute():
+            return base / p
+        moved = base / p.parent.name / p.name
+        return p if p.exists() or not moved.exists() else moved
 
     def record_student(self, *, version: str, round_no: int, kind: str, path: str, parent: str | None,
                        metrics: dict[str, Any], n_train: int, train_seconds: float, promoted: bool) -> None:

@@ -60,7 +60,7 @@ def mpnet_path() -> Path:
     import shutil
     import zipfile
 
-    from distilloop.annotators.models import cache_dir
+    from distilloop._extras import cache_dir
 
     target = cache_dir() / "all-mpnet-base-v2"
     if (target / "modules.json").exists():

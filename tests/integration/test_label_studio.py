@@ -13,18 +13,12 @@ from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
 from distilloop.loop.steps import train as train_step
 from tests.conftest import replay_config
-from tests.unit.annotators.review_contract import ReviewerContract, review_item
+from tests.contracts.reviewer import review_item
+from tests.labelstudio import KEY_ENV, answer_task
 
 pytestmark = pytest.mark.labelstudio
 
-KEY_ENV = "DISTILLOOP_TEST_LS_KEY"
 
-
-def answer_task(client, task_id: int, label: str, rationale: str | None = None, lead_time: float = 7.0):
-    result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
-    if rationale:
-        result.append({"from_name": "rationale", "to_name": "text", "type": "textarea", "value": {"text": [rationale]}})
-    return client.annotations.create(id=int(task_id), result=result, lead_time=lead_time)
 
 
 @pytest.fixture
@@ -32,19 +26,6 @@ def ls_env(label_studio, monkeypatch):
     monkeypatch.setenv(KEY_ENV, label_studio.token)
     return label_studio
 
-
-class TestLabelStudioReviewerContract(ReviewerContract):
-    @pytest.fixture
-    def reviewer(self, ls_env):
-        r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"contract-{uuid.uuid4().hex[:8]}")
-        yield r
-        r.close()
-
-    @pytest.fixture
-    def answer(self):
-        def _answer(reviewer, example_id, label, rationale, external):
-            answer_task(reviewer.client(), int(external[example_id]), label, rationale)
-        return _answer
 
 
 def test_import_is_idempotent_and_tasks_carry_every_rationale(ls_env):

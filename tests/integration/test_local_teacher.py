@@ -8,7 +8,6 @@ import pytest
 from distilloop.core.answers import normalize_number
 from distilloop.core.types import LabelingItem
 from tests.conftest import campaign_toml
-from tests.unit.annotators.contract import TeacherContract
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
 
@@ -81,18 +80,3 @@ max_tokens = 64
     assert campaign.store.active_student() is not None
     campaign.close()
 
-
-class TestLlamaCppTeacherContract(TeacherContract):
-    """The shared Teacher contract on the real local model."""
-
-    @pytest.fixture
-    def teacher(self, model_path):
-        from distilloop.annotators.local import LlamaCppTeacher
-
-        return LlamaCppTeacher(name="q", model=str(model_path), max_tokens=48)
-
-    @pytest.fixture
-    def items(self):
-        labels = ("negative", "positive")
-        return [LabelingItem("a", {"text": "Wonderful, moving and funny."}, labels, "Sentiment?"),
-                LabelingItem("b", {"text": "Tedious and badly acted."}, labels, "Sentiment?")]

@@ -55,6 +55,21 @@ def test_bad_config(tmp_path, edit, match):
     assert not list(tmp_path.glob("*.db*"))
 
 
+@pytest.mark.parametrize("table,match", [
+    ('[student]\nkind = "tfidf_logreg"\nC = "strong"', r"student: C must be a number, got 'strong'"),
+    ('[student]\nkind = "tfidf_logreg"\nC = -1.0', r"student: C must be > 0"),
+    ('[student]\nkind = "embedding_linear"\nmodel = "/no/such/encoder"', r"student: model '/no/such/encoder'"),
+    ('[strategy]\nname = "typiclust"\nk_neighbours = 0', r"strategy: k_neighbours must be at least 1"),
+    ('[strategy]\nname = "kmeans"\n[student]\nkind = "step_by_step"\nmodel = "/no/such/lm"', r"student: model"),
+    ('[strategy]\nname = "bald"', r"strategy.name: 'bald' needs samples of the student"),
+    ('[strategy]\nname = "elad"', r"strategy.name: 'elad' needs explanations of the student.*step_by_step"),
+])
+def test_a_bad_student_or_strategy_stops_run_before_any_store_is_written(tmp_path, table, match):
+    cfg = replay_config(tmp_path, extra=table)
+    assert_one_line_error(cli("run", cfg), match)
+    assert not list(tmp_path.glob("*.db*")) and not list(tmp_path.glob("*.students"))
+
+
 def test_status_without_a_store_is_an_error_not_a_traceback(tmp_path):
     proc = cli("status", replay_config(tmp_path))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "no campaign store" in proc.stderr

@@ -4,7 +4,6 @@ import pytest
 
 from distilloop.errors import ConfigError, TeacherError
 from distilloop.testing.fake_api import FakeLLMAPI
-from tests.unit.annotators.contract import TeacherContract
 from tests.unit.annotators.remote_helpers import (
     KEY,
     LABELS,
@@ -20,15 +19,6 @@ def api(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     return FakeLLMAPI(api_key=KEY)
 
-
-class TestAnthropicTeacherContract(TeacherContract):
-    @pytest.fixture
-    def teacher(self, api):
-        return anthropic_teacher(api)
-
-    @pytest.fixture
-    def items(self):
-        return items(3)
 
 
 def test_tool_use_answer_and_the_cached_prefix_billed_at_its_own_rates(api):

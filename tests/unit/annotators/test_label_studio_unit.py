@@ -16,7 +16,7 @@ from distilloop.annotators.label_studio import (
     task_payload,
 )
 from distilloop.errors import ConfigError, ReviewError
-from tests.unit.annotators.review_contract import review_item
+from tests.contracts.reviewer import review_item
 
 
 def test_labeling_config_is_xml_with_every_label_even_odd_ones():

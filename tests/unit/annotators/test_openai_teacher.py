@@ -8,7 +8,6 @@ from distilloop.annotators import openai_teacher as openai_module
 from distilloop.annotators.openai_teacher import OpenAICompatibleTeacher
 from distilloop.errors import ConfigError, TeacherError
 from distilloop.testing.fake_api import FakeLLMAPI
-from tests.unit.annotators.contract import TeacherContract
 from tests.unit.annotators.remote_helpers import KEY, LABELS, ask, generation_requests, items, openai_teacher
 
 
@@ -18,15 +17,6 @@ def api(monkeypatch):
     monkeypatch.setattr(openai_module, "_DETECTED", {})
     return FakeLLMAPI(api_key=KEY)
 
-
-class TestOpenAITeacherContract(TeacherContract):
-    @pytest.fixture
-    def teacher(self, api):
-        return openai_teacher(api)
-
-    @pytest.fixture
-    def items(self):
-        return items(3)
 
 
 def test_structured_answer_with_a_logprob_confidence_and_cached_tokens(api):

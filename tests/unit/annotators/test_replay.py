@@ -8,7 +8,6 @@ from distilloop.annotators.replay import ReplayTeacher
 from distilloop.core.types import LabelingItem
 from distilloop.errors import ConfigError, TeacherError
 from tests.conftest import FIXTURES
-from tests.unit.annotators.contract import TeacherContract
 
 LABELS = ("negative", "positive")
 
@@ -24,7 +23,7 @@ def teacher():
     return ReplayTeacher(name="a", model="gpt-4o-mini", path=str(FIXTURES / "rt_tiny_replay.jsonl.gz"), source="a")
 
 
-class TestReplayTeacher(TeacherContract):
+class TestReplayTeacher:
     def test_answers_what_was_recorded(self, teacher, items):
         with gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt") as f:
             rec = {r["example_id"]: r for r in map(json.loads, f) if r["teacher"] == "a"}

@@ -1,23 +1,13 @@
-import pytest
-
 from distilloop.annotators.review import AutoAcceptReviewer
-from tests.unit.annotators.review_contract import ReviewerContract, review_item
+from tests.contracts.reviewer import pending_rows, review_item
 
 
-class TestAutoAcceptReviewer(ReviewerContract):
-    @pytest.fixture
-    def reviewer(self):
-        return AutoAcceptReviewer()
-
-    @pytest.fixture
-    def answer(self):
-        return lambda reviewer, example_id, label, rationale, external: None  # decides by itself
-
+class TestAutoAcceptReviewer:
     def test_accepts_the_ensemble_label_even_after_a_restart(self):
         item = review_item(1, "positive")
         first = AutoAcceptReviewer()
         first.submit([item])
-        rows = self.pending_rows([item])
+        rows = pending_rows([item])
         fresh = AutoAcceptReviewer()  # a new process: only the store's consensus row is known
         [d] = fresh.collect(rows)
         assert (d.label, d.rationale, d.source) == ("positive", "teacher rationale", "auto")
@@ -26,4 +16,4 @@ class TestAutoAcceptReviewer(ReviewerContract):
         item = review_item(2, None)
         r = AutoAcceptReviewer()
         r.submit([item])
-        assert r.collect(self.pending_rows([item])) == []
+        assert r.collect(pending_rows([item])) == []

@@ -4,7 +4,7 @@ from distilloop.annotators.review import SimulatedReviewer
 from distilloop.core.types import Example
 from distilloop.errors import ReviewError, UserInputError
 from distilloop.storage.store import Store
-from tests.unit.annotators.review_contract import ReviewerContract, review_item
+from tests.contracts.reviewer import review_item
 
 
 def store_with_gold(n=4, rounds=1):
@@ -14,18 +14,6 @@ def store_with_gold(n=4, rounds=1):
     for r in range(1, rounds + 1):
         store.start_round(r, "random", [], [])
     return store
-
-
-class TestSimulatedReviewer(ReviewerContract):
-    @pytest.fixture
-    def reviewer(self):
-        r = SimulatedReviewer()
-        r.attach(store_with_gold())
-        return r
-
-    @pytest.fixture
-    def answer(self):
-        return lambda reviewer, example_id, label, rationale, external: None  # answers from gold by itself
 
 
 def test_answers_from_gold_named_as_a_simulation():

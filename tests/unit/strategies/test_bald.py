@@ -3,7 +3,7 @@ import pytest
 
 from distilloop.errors import DistilloopError
 from distilloop.strategies.bald import BALD, bald
-from tests.unit.strategies.contract import StrategyContract
+from tests.contracts.strategy import StrategyContract
 from tests.unit.strategies.helpers import pool_ctx
 
 

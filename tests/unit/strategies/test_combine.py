@@ -4,7 +4,7 @@ import pytest
 from distilloop.errors import ConfigError, DistilloopError
 from distilloop.strategies.combine import LinearCombination, Mixture, UncertaintyThenDiversity
 from distilloop.strategies.uncertainty import EntropySampling
-from tests.unit.strategies.contract import StrategyContract, make_ctx
+from tests.contracts.strategy import StrategyContract, make_ctx
 from tests.unit.strategies.helpers import blobs, pool_ctx
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from distilloop.errors import DistilloopError
 from distilloop.strategies.committee import QueryByCommittee, kl_to_mean, vote_entropy
-from tests.unit.strategies.contract import StrategyContract, make_ctx
+from tests.contracts.strategy import StrategyContract, make_ctx
 from tests.unit.strategies.helpers import FixedProba, pool_ctx
 
 

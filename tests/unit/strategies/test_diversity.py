@@ -4,7 +4,7 @@ import pytest
 from distilloop.errors import DistilloopError
 from distilloop.strategies.diversity import CoreSet, KMeansSampling, k_center_greedy, kmeans_pick
 from distilloop.strategies.embeddings import pool_embeddings
-from tests.unit.strategies.contract import StrategyContract
+from tests.contracts.strategy import StrategyContract
 from tests.unit.strategies.helpers import blobs, pool_ctx
 
 

@@ -5,7 +5,7 @@ import pytest
 from distilloop.errors import DistilloopError
 from distilloop.strategies.base import SelectionContext
 from distilloop.strategies.elad import ELADSampling, ExplainingStudent, across_uncertainty, within_uncertainty
-from tests.unit.strategies.contract import StrategyContract
+from tests.contracts.strategy import StrategyContract
 from tests.unit.strategies.helpers import FixedProba
 
 

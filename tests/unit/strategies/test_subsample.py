@@ -10,7 +10,7 @@ from distilloop.strategies.subsample import (
     nearest_unlabeled,
 )
 from distilloop.strategies.uncertainty import EntropySampling
-from tests.unit.strategies.contract import StrategyContract, make_ctx
+from tests.contracts.strategy import StrategyContract, make_ctx
 from tests.unit.strategies.helpers import Recording, blobs, pool_ctx
 
 

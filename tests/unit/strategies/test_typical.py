@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from distilloop.strategies.typical import DensityWeighted, TypiClust, typicality
-from tests.unit.strategies.contract import StrategyContract
+from tests.contracts.strategy import StrategyContract
 from tests.unit.strategies.helpers import blobs, pool_ctx
 
 

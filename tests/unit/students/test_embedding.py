@@ -2,12 +2,7 @@ import numpy as np
 
 from distilloop.storage.store import Store
 from distilloop.students.embedding import EmbeddingLinear
-from tests.unit.students.contract import CLASSES, LABELS, TEXTS, StudentContract
-
-
-class TestEmbeddingContract(StudentContract):
-    def make_student(self, request):
-        return EmbeddingLinear(model=request.getfixturevalue("tiny_bert_dir"), C=10.0)
+from tests.contracts.student import CLASSES, LABELS, TEXTS
 
 
 def test_embeddings_are_cached_in_the_store_by_text_hash(tiny_bert_dir):

@@ -4,14 +4,10 @@ import pytest
 from distilloop.errors import StudentError
 from distilloop.students.base import Student
 from distilloop.students.encoder import EncoderClassifier, soft_targets
-from tests.unit.students.contract import CLASSES, LABELS, TEXTS, StudentContract
+from tests.contracts.student import CLASSES, LABELS, TEXTS
 
 FAST = dict(epochs=2, batch_size=4, lr=3e-3, max_length=24, device="cpu")
 
-
-class TestEncoderContract(StudentContract):
-    def make_student(self, request):
-        return EncoderClassifier(model=request.getfixturevalue("tiny_bert_dir"), **FAST)
 
 
 def test_learns_a_separable_task(tiny_bert_dir):

@@ -6,7 +6,7 @@ from distilloop.storage.store import Store
 from distilloop.students.base import Student
 from distilloop.students.promotion import StudentRegistry, evaluate, should_promote
 from distilloop.students.tfidf import TfidfLogReg
-from tests.unit.students.contract import CLASSES, LABELS, TEXTS
+from tests.contracts.student import CLASSES, LABELS, TEXTS
 
 
 def test_should_promote_rules():

@@ -3,15 +3,11 @@ import pytest
 
 from distilloop.errors import StudentError
 from distilloop.students.step_by_step import StepByStepStudent
-from tests.unit.students.conftest import RATIONALES
-from tests.unit.students.contract import CLASSES, LABELS, TEXTS, StudentContract
+from tests.conftest import RATIONALES
+from tests.contracts.student import CLASSES, LABELS, TEXTS
 
 FAST = dict(epochs=1, batch_size=8, lr=3e-3, device="cpu")
 
-
-class TestStepByStepContract(StudentContract):
-    def make_student(self, request):
-        return StepByStepStudent(model=request.getfixturevalue("tiny_lm_dir"), **FAST)
 
 
 @pytest.fixture

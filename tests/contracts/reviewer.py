@@ -14,11 +14,12 @@ def review_item(i: int, label: str | None = "positive") -> ReviewItem:
     return ReviewItem(f"ex{i}", {"text": f"review text {i}"}, verdict, 1, LABELS)
 
 
-class ReviewerContract:
-    def pending_rows(self, items):
-        return [{"example_id": it.example_id, "round": 1, "status": "pending", "external_id": None,
-                 "consensus": {"label": it.verdict.label, "rationale": it.verdict.rationale}} for it in items]
+def pending_rows(items):
+    return [{"example_id": it.example_id, "round": 1, "status": "pending", "external_id": None,
+             "consensus": {"label": it.verdict.label, "rationale": it.verdict.rationale}} for it in items]
 
+
+class ReviewerContract:
     def test_submit_returns_an_entry_per_item(self, reviewer):
         items = [review_item(i) for i in range(3)]
         out = reviewer.submit(items)
@@ -28,7 +29,7 @@ class ReviewerContract:
         items = [review_item(i) for i in range(3)]
         external = reviewer.submit(items)
         answer(reviewer, items[0].example_id, "negative", "actually dull", external)
-        rows = self.pending_rows(items)
+        rows = pending_rows(items)
         for row, it in zip(rows, items):
             row["external_id"] = external.get(it.example_id)
         decisions = reviewer.collect(rows)

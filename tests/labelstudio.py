@@ -2,8 +2,9 @@
 
 Set DISTILLOOP_LABEL_STUDIO to the `label-studio` executable of its own virtualenv (``make test`` does:
 ``python3 -m venv .ls-venv && .ls-venv/bin/pip install label-studio``); without it the tests that need the
-server are skipped with that reason.
+server are skipped with that reason. The fixture is registered in ``tests/conftest.py``.
 """
+
 
 from __future__ import annotations
 
@@ -89,3 +90,12 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory):
                 pass
             proc.wait(timeout=10)
         log.close()
+
+
+KEY_ENV = "DISTILLOOP_TEST_LS_KEY"
+
+def answer_task(client, task_id: int, label: str, rationale: str | None = None, lead_time: float = 7.0):
+    result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
+    if rationale:
+        result.append({"from_name": "rationale", "to_name": "text", "type": "textarea", "value": {"text": [rationale]}})
+    return client.annotations.create(id=int(task_id), result=result, lead_time=lead_time)

@@ -1,8 +1,11 @@
+"""Every registered strategy passes the Strategy contract; a composite needs at least what its children need;
+what a strategy says it does not need, it never reads."""
+
 import numpy as np
 import pytest
 
 from distilloop.registry import STRATEGIES, build
-from tests.unit.strategies.contract import StrategyContract, make_ctx
+from tests.contracts.strategy import StrategyContract, make_ctx
 
 NAMES = sorted(STRATEGIES)
 
@@ -76,3 +79,30 @@ def test_the_embedding_strategies_need_no_probabilities_and_the_uncertainty_ones
     assert {n for n, v in needs.items() if not v} >= {"random", "kmeans", "coreset", "typiclust", "mixture"}
     assert all(needs[n] for n in ("entropy", "margin", "least_confidence", "bald", "qbc", "elad", "cost_aware",
                                   "density_weighted", "uncertainty_kmeans"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_composite_needs_at_least_what_its_children_need(name):
+    strategy = build("strategy", name, {}, where="test")
+    for child in strategy.children():
+        assert child.needs <= strategy.needs, f"{name} needs {sorted(strategy.needs)}, its child {child.name} " \
+                                              f"{sorted(child.needs)}"
+        assert child.may_return_fewer <= strategy.may_return_fewer
+
+
+def test_composites_in_depth_take_the_union_of_every_level():
+    from distilloop.strategies.subsample import TopCandidates
+
+    # elad's scorer needs explanations, its prefilter probabilities; a wrapper around elad needs both, and costs
+    nested = build("strategy", "random_subpool", {"base": {"name": "mixture", "strategies": [
+        "random", {"name": "elad", "prefilter": "cost_aware"}]}}, where="test")
+    assert nested.needs >= {"student", "explanations", "probabilities", "costs"}
+    assert nested.may_return_fewer  # cost_aware's knapsack, three levels down
+    assert isinstance(build("strategy", "elad", {}, where="test").children()[0], TopCandidates)
+
+
+def test_every_registered_strategy_declares_only_known_needs():
+    from distilloop.strategies.base import NEEDS
+
+    for name in NAMES:
+        assert build("strategy", name, {}, where="test").needs <= NEEDS, name
