@@ -140,6 +140,9 @@ def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequen
 
 
 def _assign_splits(examples: list[Example], idx: list[int], spec: DataSpec) -> list[Example]:
+    """Hold out ``test_fraction`` and ``dev_fraction`` of the rows that name no split; only rows with a gold label
+    can be held out (a held-out row without gold measures nothing), every other row stays in the pool."""
+    idx = [i for i in idx if examples[i].gold is not None]
     rng = np.random.default_rng(spec.seed)
     order = rng.permutation(len(idx))
     n_test = int(round(len(idx) * spec.test_fraction))

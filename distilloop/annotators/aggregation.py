@@ -99,28 +99,35 @@ def _counts(valid: Sequence[Vote], labels: Sequence[str]) -> dict[str, int]:
 
 def verdict_from_soft(soft: Mapping[str, float], votes: Sequence[Vote], labels: Sequence[str], method: str,
                       ) -> Verdict:
-    """A verdict whose label is the mode of ``soft`` (ties: summed confidence, then label-set order)."""
+    """A verdict whose label is the mode of ``soft``; a tie goes to the label with the larger summed confidence,
+    and a tie on both is left unresolved (``label`` None: the item goes to review), never settled by the order
+    of the label set or of the teachers."""
     valid = valid_votes(votes, labels)
     if not valid:
         return Verdict(None, {}, 0.0, 0.0, 0, None, method, vote_table(votes))
     conf = {label: 0.0 for label in labels}
     for v in valid:
         conf[v.label] += v.confidence if v.confidence is not None else 0.0  # type: ignore[index]
-    order = list(labels)
-    winner = max(order, key=lambda x: (round(soft.get(x, 0.0), 12), conf[x], -order.index(x)))
+    rank = {x: (round(soft.get(x, 0.0), 12), round(conf[x], 12)) for x in labels}
+    best = max(rank.values())
+    top = [x for x in labels if rank[x] == best]
+    soft = {label: float(soft.get(label, 0.0)) for label in labels}
+    counts = _counts(valid, labels)
+    if len(top) > 1:  # an even split the confidences do not break: nobody won
+        return Verdict(None, soft, soft[top[0]], entropy(soft), len(valid), None, method, vote_table(votes),
+                       vote_share=counts[top[0]] / len(valid), rationales_agree=rationales_agree(votes, labels))
+    winner = top[0]
     # a vote that calibration moved to this label kept a rationale arguing for another one: not a training rationale
     supporters = [v for v in valid if v.label == winner and v.answered is None]
     rationale = None
     if supporters:
         rationale = max(supporters, key=lambda v: v.confidence if v.confidence is not None else 0.0).rationale
-    counts = _counts(valid, labels)
-    soft = {label: float(soft.get(label, 0.0)) for label in labels}
     return Verdict(winner, soft, soft[winner], entropy(soft), len(valid), rationale, method, vote_table(votes),
                    vote_share=counts[winner] / len(valid), rationales_agree=rationales_agree(votes, labels))
 
 
 class MajorityVote:
-    """Plurality of valid votes; ties broken by summed confidence, then by label-set order.
+    """Plurality of valid votes; ties broken by summed confidence, else left unresolved (the item goes to review).
 
     The soft label is the vote share per label; agreement is the winner's share.
     """

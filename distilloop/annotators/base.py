@@ -37,6 +37,9 @@ class Teacher(ABC):
     temperature: float = 0.0
     price: dict[str, float] | None = None
     prompt_options: dict[str, Any] = field(default_factory=dict)
+    #: the model's context window in tokens, where known (a local model's ``n_ctx``); an input whose prompt and
+    #: ``max_tokens`` do not fit is truncated or skipped as ``[data] too_long`` says, never sent to fail
+    context_tokens: int | None = None
 
     kind = "abstract"
     #: whether the teacher's estimate of input tokens is exact (replay) rather than an upper bound
@@ -48,6 +51,10 @@ class Teacher(ABC):
 
     # -- rendering and accounting ------------------------------------------------------------------
     def render(self, item: LabelingItem) -> Prompt:
+        """The prompt for ``item``: the teacher's style, or the label-only question when the campaign wants no
+        rationale for the item and the style allows it (:attr:`PromptStyle.label_only_ok`)."""
+        if not item.rationale and self.style.label_only_ok:
+            return get_style("label_only").render(item)
         return self.style.render(item, **self.prompt_options)
 
     def request_hash(self, prompt: Prompt) -> str:
@@ -64,6 +71,18 @@ class Teacher(ABC):
         """Upper bound of what answering ``prompt`` can cost; reserved before the call is sent."""
         tokens_in = upper_bound_tokens(prompt.text)
         return Spend(tokens_in, self.max_tokens, self._price.cost(tokens_in, self.max_tokens))
+
+    def prompt_tokens(self, prompt: Prompt) -> int:
+        """The prompt's tokens: an upper bound (one per byte) unless the teacher counts them exactly."""
+        return upper_bound_tokens(prompt.text)
+
+    def overflow(self, prompt: Prompt) -> int:
+        """How many tokens the prompt and the answer's ``max_tokens`` run over the context window (0: it fits)."""
+        if self.context_tokens is None:
+            return 0
+        if upper_bound_tokens(prompt.text) + self.max_tokens <= self.context_tokens:
+            return 0  # surely fits: no token counting needed
+        return max(0, self.prompt_tokens(prompt) + self.max_tokens - self.context_tokens)
 
     def expected(self, prompt: Prompt) -> Spend:
         """A realistic (not worst-case) estimate for pre-flight reports: ~4 bytes a token, half the output."""

@@ -46,6 +46,8 @@ class LlamaCppTeacher(Teacher):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.context_tokens is None:
+            self.context_tokens = self.n_ctx
         self._llm: Any = None
         self._lock = threading.Lock()
 
@@ -104,6 +106,11 @@ class LlamaCppTeacher(Teacher):
         with self._lock:
             tokens_in = self.count_tokens(self._prompt_text_locked(prompt)) + 1
         return Spend(tokens_in, self.max_tokens, self._price.cost(tokens_in, self.max_tokens))
+
+    def prompt_tokens(self, prompt: Prompt) -> int:
+        """Counted exactly by the model's tokenizer, chat template included."""
+        with self._lock:
+            return self.count_tokens(self._prompt_text_locked(prompt)) + 1
 
     def _prompt_text_locked(self, prompt: Prompt) -> str:
         self._load()

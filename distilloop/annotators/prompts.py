@@ -71,6 +71,8 @@ class PromptStyle:
     needs_gold: bool = False  # the campaign fills LabelingItem.gold for teachers with this style
     uses_student_explanation: bool = False  # the campaign fills the student's explanation where it has one
     gives_rationale: bool = True  # the answer carries a rationale
+    #: the same question can be asked for the label alone (``label_only``) when no rationale is wanted
+    label_only_ok: bool = False
 
     @property
     def needs(self) -> frozenset[str]:
@@ -181,7 +183,7 @@ def _zero_shot(item: LabelingItem, **_: Any) -> Prompt:
 
 
 register(PromptStyle("zero_shot_rationale", "1", _zero_shot,
-                     "zero-shot label + rationale (arXiv 2403.15886)"))
+                     "zero-shot label + rationale (arXiv 2403.15886)", label_only_ok=True))
 
 
 def _label_only(item: LabelingItem, **_: Any) -> Prompt:
@@ -291,7 +293,7 @@ def _confidence_priming(item: LabelingItem, **_: Any) -> Prompt:
 
 
 register(PromptStyle("teacher_priming", "1", _teacher_priming,
-                     "response priming: the teacher explains for a student (arXiv 2412.17846)"))
+                     "response priming: the teacher explains for a student (arXiv 2412.17846)", label_only_ok=True))
 register(PromptStyle("ground_truth_priming", "1", _ground_truth_priming,
                      "response priming with the gold label, for rationale writing (arXiv 2412.17846)",
                      needs_gold=True))

@@ -59,9 +59,11 @@ def load_recording(path: Path, source: str | None, style: str | None = None) -> 
 
 @dataclass
 class ReplayTeacher(Teacher):
-    """Answers from ``path``; ``source`` picks a recorded teacher; ``latency_s`` simulates a slow API."""
+    """Answers from ``path`` (a recording, or a list of them: e.g. one per prompt style); ``source`` picks a
+    recorded teacher; ``latency_s`` simulates a slow API. Each prompt is answered from the rows recorded under its
+    own style, so a campaign that asks some items for the label alone replays the label-only answers."""
 
-    path: str = ""
+    path: str | list[str] = ""
     source: str | None = None
     latency_s: float = 0.0
     base_dir: str = ""
@@ -71,26 +73,45 @@ class ReplayTeacher(Teacher):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.path:
-            raise ConfigError(f"teacher {self.name}: a replay teacher needs path = \"<recorded .jsonl.gz>\"")
-        p = Path(self.path)
-        if not p.is_absolute() and self.base_dir:
-            p = Path(self.base_dir) / p
-        self._rows = load_recording(p, self.source, self.prompt)  # the answers recorded under this prompt style
+        paths = [self.path] if isinstance(self.path, str) else list(self.path)
+        if not paths or not all(isinstance(p, str) and p for p in paths):
+            raise ConfigError(f"teacher {self.name}: a replay teacher needs path = \"<recorded .jsonl.gz>\" (or a list "
+                              f"of recordings), got {self.path!r}")
+        self._paths = [Path(self.base_dir) / p if not Path(p).is_absolute() and self.base_dir else Path(p)
+                       for p in paths]
+        self._by_style: dict[str, dict[str, dict[str, Any]]] = {}
+        self._rows = self._style_rows(self.prompt)  # the answers recorded under this teacher's prompt style
+
+    def _style_rows(self, style: str) -> dict[str, dict[str, Any]]:
+        if style not in self._by_style:
+            rows: dict[str, dict[str, Any]] = {}
+            for p in self._paths:
+                try:
+                    rows.update(load_recording(p, self.source, style))
+                except ConfigError:
+                    if style == self.prompt and len(self._paths) == 1:
+                        raise
+            if not rows and style == self.prompt:
+                raise ConfigError(f"teacher {self.name}: no recorded answers under prompt style '{style}' in "
+                                  f"{', '.join(map(str, self._paths))}")
+            self._by_style[style] = rows
+        return self._by_style[style]
 
     def hash_extra(self) -> Any:
         return {"source": self.source}
 
-    def _row(self, example_id: str | None) -> dict[str, Any]:
-        if example_id is None or example_id not in self._rows:
-            raise TeacherError(f"teacher {self.name}: no recorded answer for example '{example_id}'")
-        return self._rows[example_id]
+    def _row(self, example_id: str | None, style: str | None = None) -> dict[str, Any]:
+        rows = self._style_rows(style or self.prompt)
+        if example_id is None or example_id not in rows:
+            raise TeacherError(f"teacher {self.name}: no recorded answer for example '{example_id}' under prompt "
+                               f"style '{style or self.prompt}'")
+        return rows[example_id]
 
     def has(self, example_id: str) -> bool:
         return example_id in self._rows
 
     def estimate(self, prompt: Prompt, example_id: str | None = None) -> Spend:
-        row = self._row(example_id)
+        row = self._row(example_id, prompt.style)
         t_in, t_out = int(row.get("tokens_in", 0)), int(row.get("tokens_out", 0))
         return Spend(t_in, t_out, self._price.cost(t_in, t_out))
 
@@ -98,7 +119,7 @@ class ReplayTeacher(Teacher):
         return super().expected(prompt)
 
     async def answer(self, prompt: Prompt, item: LabelingItem) -> TeacherAnswer:
-        row = self._row(item.example_id)
+        row = self._row(item.example_id, prompt.style)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         usage = Usage(int(row.get("tokens_in", 0)), int(row.get("tokens_out", 0)))

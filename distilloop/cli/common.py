@@ -19,7 +19,7 @@ def console() -> Any:
     from rich.console import Console
 
     # piped output (a file, CI logs) gets a wide table instead of rich's 80-column default
-    return Console(width=None if sys.stdout.isatty() else 150)
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def open_store(args: argparse.Namespace) -> tuple[Any, Any]:

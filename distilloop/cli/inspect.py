@@ -11,9 +11,10 @@ from distilloop.cli.common import console, open_store, with_config
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from distilloop.loop import diagnostics
     from distilloop.loop.steps.review import review_agreement
     from distilloop.loop.stopping import kappa_history, stop_set
-    from distilloop.reports.table import rounds_table, row_dict, summary
+    from distilloop.reports.table import describe_scores, rounds_table, row_dict, summary
 
     config, store = open_store(args)
     try:
@@ -27,6 +28,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             s["rounds_table"] = [row_dict(r) for r in rows]
             s["teacher_reliability"] = store.reliability()
             s["review_agreement"] = review_agreement(store, config.space)
+            s["warnings"] = diagnostics.warnings(store, config.space, config.evaluation.metric)
+            s["short_votes"] = store.short_votes()
             print(json.dumps(s, indent=2, default=str))
             return 0
         out = console()
@@ -43,14 +46,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.print(f"labeled: {s['labeled']} ({', '.join(f'{k}: {v}' for k, v in s['labeled_by'].items()) or '-'}); "
                   f"pending review: {s['pending_reviews']}; calls: "
                   f"{', '.join(f'{k}: {v}' for k, v in s['calls'].items()) or '-'}")
+        short = store.short_votes()
+        if short:
+            out.print(f"{short} verdict(s) rest on fewer valid votes than teachers asked (a failed, refused or "
+                      "invalid answer counts as dissent)")
         for name, sp in s["by_teacher"].items():
             out.print(f"  teacher {name}: {sp['tokens_in']:,} in, {sp['tokens_out']:,} out, ${sp['usd']:.4f}")
         a = s["active_student"]
         if a:
-            m = ", ".join(f"{k} {v:.4f}" for k, v in a["metrics"].items() if k != "n")
-            out.print(f"active student: {a['version']} (round {a['round']}): {m}")
+            out.print(f"active student: {a['version']} (round {a['round']}): "
+                      f"{describe_scores(a['metrics'], config.evaluation.metric)}")
         _print_review_state(out, store, config)
         out.print(rounds_table(rows))
+        for message in diagnostics.warnings(store, config.space, config.evaluation.metric):
+            out.print(f"[yellow]warning:[/yellow] {message}")
         if kappas:
             by_round = ", ".join(f"round {k['round']} {k['kappa']:.3f}" for k in kappas)
             out.print(f"stabilizing predictions: kappa with the previous round on {len(stop_set(store) or [])} "
@@ -72,11 +81,16 @@ def _print_review_state(out: Any, store: Any, config: Any) -> None:
         out.print(f"teacher reliability per class ({r0['method']} over {r0['n_items']} items, "
                   f"{r0['n_known']} human-reviewed as known truth): P(teacher says the class | true class)")
         per: dict[str, list[str]] = {}
+        recall: dict[str, list[float]] = {}
         for r in rel:
             if r["true_label"] == r["given_label"]:
                 per.setdefault(r["teacher"], []).append(f"{r['true_label']} {r['prob']:.2f} (n~{r['support']:.0f})")
+                recall.setdefault(r["teacher"], []).append(r["prob"])
         for teacher, parts in per.items():
-            out.print(f"  {teacher}: {', '.join(parts)}")
+            # the mean of the per-class rates: a teacher that says one label to everything scores chance
+            balanced = sum(recall[teacher]) / len(recall[teacher])
+            out.print(f"  {teacher}: balanced accuracy {balanced:.2f} (chance {1 / len(recall[teacher]):.2f}); "
+                      f"{', '.join(parts)}")
     agree, sided = store.rationale_agreement()
     if sided:
         out.print(f"rationales support one label on {agree} of {sided} items where they take a side")
@@ -137,6 +151,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_students(args: argparse.Namespace) -> int:
+    from distilloop.loop.references import decision_score
     from distilloop.students.promotion import StudentRegistry
 
     config, store = open_store(args)
@@ -153,8 +168,8 @@ def cmd_students(args: argparse.Namespace) -> int:
             metric = config.evaluation.metric
             for row in store.students():
                 mark = "*" if row["active"] else " "
-                value = row["metrics"].get(metric)
-                shown = "-" if value is None else f"{value:.4f}"
+                value = decision_score(row["metrics"], metric)
+                shown = "-" if value is None else f"{value:.4f} on {row['metrics'].get('reference') or 'gold'}"
                 print(f"{mark} {row['version']:32} round {row['round']:3}  {metric} {shown}  "
                       f"trained on {row['n_train']}  {'promoted' if row['promoted'] else 'not promoted'}")
     finally:

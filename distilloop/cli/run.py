@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
 from distilloop.cli.common import console, load, with_config
+from distilloop.errors import UserInputError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -63,7 +65,65 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pilot(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from distilloop.loop.campaign import Campaign
+    from distilloop.loop.pilot import describe_counts, run_pilot
+    from distilloop.loop.progress import Progress
+
+    if args.n < 1:
+        raise UserInputError(f"-n: the pilot needs at least one item, got {args.n}")
+    config = load(args)
+    campaign = Campaign.open(config, progress=Progress(quiet=args.quiet))
+    try:
+        rep = run_pilot(campaign.env, args.n)
+    finally:
+        campaign.close()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(rep), indent=2, default=str))
+        return 0
+    c = console()
+    table = Table(title=f"Pilot of {config.campaign.name}: every teacher on {rep.n} pool items")
+    for col in ("teacher", "answered", "invalid", "labels given", "accuracy (gold)", "tokens / item", "$ / item",
+                "seconds / item"):
+        table.add_column(col, justify="left" if col in ("teacher", "labels given") else "right")
+    for p in rep.teachers:
+        n = max(1, p.answered)
+        table.add_row(p.teacher, str(p.answered), str(p.invalid), describe_counts(p.labels),
+                      "-" if p.accuracy is None else f"{100 * p.accuracy:.1f}% (n={p.judged})",
+                      f"{p.spend.tokens / n:,.0f}", f"${p.spend.usd / n:.5f}", f"{p.seconds / n:.2f}")
+    c.print(table)
+    for pair, k in rep.kappa.items():
+        c.print(f"agreement {pair}: Cohen's kappa {k:.2f}")
+    acc = "" if rep.ensemble_accuracy is None else f"; the ensemble's labels are {100 * rep.ensemble_accuracy:.1f}% right"
+    c.print(f"at [routing] min_agreement = {config.routing.min_agreement}, {100 * rep.review_share:.0f}% of the items "
+            f"would go to review{acc}")
+    c.print(f"pilot: {rep.spend.tokens:,} tokens, ${rep.spend.usd:.4f}, {rep.seconds:.0f} s (charged to the budget; "
+            "the campaign reuses these answers)")
+    c.print(f"projected campaign: {rep.campaign_items} items, {rep.projected.tokens:,} tokens, ${rep.projected.usd:.4f}, "
+            f"about {rep.projected_seconds / 60:.0f} min of teacher time, about {rep.projected_reviews:.0f} reviews")
+    for p in rep.teachers:
+        top = max(p.labels.values(), default=0)
+        if p.answered >= 10 and top >= 0.95 * sum(p.labels.values()) and len(config.space.labels) > 1:
+            c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave one label to {top} of {sum(p.labels.values())} "
+                    "items: it is hardly reading the input")
+    return 0
+
+
 def register(sub: Any) -> None:
+    sp = sub.add_parser("pilot", help="ask every teacher about a small sample first: their answers, cost and speed",
+                        description="Before the money: every teacher answers a seeded sample of the pool (charged to "
+                                    "the budget; the campaign reuses these answers), and the pilot shows each "
+                                    "teacher's labels, their agreement, accuracy where the data has gold, tokens, "
+                                    "dollars and seconds per item, the review share, and the whole campaign's "
+                                    "projected cost, time and review load.")
+    with_config(sp)
+    sp.add_argument("-n", type=int, default=30, help="how many pool items to ask about (default 30)")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    sp.set_defaults(func=cmd_pilot)
+
     sp = sub.add_parser("run", help="run (or resume) a campaign until a stopping rule holds",
                         description="Run rounds of select, annotate, aggregate, route, train, evaluate; print the "
                                     "learning curve. A campaign stopped at any point resumes where it was.")

@@ -56,6 +56,9 @@ class LabelingItem:
     student_explanation: str | None = None  # for explanation revision (ELAD)
     student_label: str | None = None
     answer: str = "label"  # "number": an open numeric answer (math word problems), ``labels`` is empty
+    #: whether the campaign wants a rationale for this item (``[rationales] policy``); without, a teacher whose
+    #: prompt style allows it asks for the label alone
+    rationale: bool = True
 
     @property
     def space(self) -> AnswerSpace:

@@ -17,12 +17,12 @@ from distilloop.annotators.review import Reviewer
 from distilloop.core.ledger import Budget
 from distilloop.data import load_examples
 from distilloop.errors import BatchPending, ReviewError, StoreError
-from distilloop.loop import stopping
+from distilloop.loop import diagnostics, references, stopping
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import Env
 from distilloop.loop.parts import Parts, build_parts
 from distilloop.loop.progress import Progress
-from distilloop.loop.steps import annotate, decide, review, select, train
+from distilloop.loop.steps import annotate, decide, reference, review, select, train
 from distilloop.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class Campaign:
         caps, round_caps = config.budget.caps()
         self.env = Env(config, store, parts, Budget(caps, round_caps, spent=store.spent()),
                        progress or Progress(quiet=True), {e.id: e for e in store.examples()})
+        self._warned: set[str] = set()
 
     @property
     def parts(self) -> Parts:
@@ -97,6 +98,7 @@ class Campaign:
             env.budget.spent = store.spent()
         if self.config.stopping.stabilizing:
             train.stop_set(env)  # before the first selection of this campaign (or of the rule): from the whole pool
+        reference.prepare(env)  # the evaluation references set aside (once) and the held-out set labeled
         rounds_run = 0
         while True:
             rounds = store.rounds()
@@ -125,12 +127,13 @@ class Campaign:
                 except BatchPending as exc:  # the round resumes here on the next `distilloop run`
                     store.set_meta("stop_reason", str(exc))
                     return str(exc)
-                decide.commit(env, ann, decide.decide(env, ann))
+                decide.commit(env, ann, decide.explain_for_review(env, ann, decide.decide(env, ann)))
                 status = "training"
             if status == "training":
                 self.pull_reviews(round_no)  # also after a stop between the commit and the training
                 train.train(env, round_no)
                 store.set_round_status(round_no, "done")
+                self.warn()
             rounds_run += 1
             if on_round:
                 on_round(round_no)
@@ -143,8 +146,10 @@ class Campaign:
         target = config.rounds.target
         active = store.active_student()
         metric = config.evaluation.metric
-        if target is not None and active and active["metrics"].get(metric, 0) >= target:
-            return f"target reached: {metric} {active['metrics'][metric]:.4f} >= {target}"
+        if target is not None and active is not None:
+            value = references.decision_score(active["metrics"], metric)
+            if value is not None and value >= target:
+                return f"target reached: {metric} {value:.4f} >= {target} on {active['metrics'].get('reference')}"
         reason = stopping.stopping_reason(store, config.stopping, metric)
         if reason is not None:
             return reason
@@ -154,6 +159,14 @@ class Campaign:
         if exhausted:
             return f"budget spent ({exhausted[0]} cap on {exhausted[1]})"
         return None
+
+    def warn(self) -> None:
+        """Say once per run each way the campaign is failing (a constant teacher, one class, chance agreement, a
+        student no better than its baseline), with what to try."""
+        for message in diagnostics.warnings(self.store, self.env.parts.space, self.config.evaluation.metric):
+            if message not in self._warned:
+                self._warned.add(message)
+                self.env.progress.warn(message)
 
     def pull_reviews(self, round_no: int) -> int:
         """Bring finished reviews into the training data (pending items a reviewer never got are pushed first)."""

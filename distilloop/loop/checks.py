@@ -77,3 +77,6 @@ def check_parts(config: CampaignConfig, parts: Parts) -> None:
             raise ConfigError(f"teachers ({t.name}).prompt: {t.style.name!r} revises the student's own explanation, "
                               'which only an explanation-guided strategy hands on: set [strategy] name = "elad" '
                               "(with a step_by_step student), or another prompt style")
+    if config.evaluation.audit_size and parts.reviewer.name == "auto":
+        raise ConfigError("evaluation.audit_size: an audit set is answered by people, and [review] kind = \"auto\" has "
+                          "none; use kind = \"label_studio\" (or \"simulated\" for a benchmark), or remove audit_size")

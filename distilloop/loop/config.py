@@ -22,6 +22,7 @@ from distilloop.loop.sections import (
     CampaignSection,
     DataSection,
     EvaluationSection,
+    RationalesSection,
     RoundsSection,
     RoutingSection,
     StoppingSection,
@@ -49,6 +50,7 @@ class CampaignConfig:
     routing: RoutingSection
     evaluation: EvaluationSection
     stopping: StoppingSection
+    rationales: RationalesSection
     strategy: Component
     student: Component
     review: Component
@@ -102,6 +104,7 @@ class CampaignConfig:
 SECTIONS: dict[str, type] = {
     "campaign": CampaignSection, "data": DataSection, "budget": BudgetSection, "rounds": RoundsSection,
     "routing": RoutingSection, "evaluation": EvaluationSection, "stopping": StoppingSection,
+    "rationales": RationalesSection,
 }
 COMPONENTS = {"strategy": ("name", "entropy"), "student": ("kind", "tfidf_logreg"), "review": ("kind", "auto"),
               "aggregation": ("method", "majority")}

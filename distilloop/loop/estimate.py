@@ -24,9 +24,10 @@ from typing import Any
 
 from distilloop.annotators.base import Teacher
 from distilloop.core.ledger import Caps
-from distilloop.core.types import Example, LabelingItem, Spend
+from distilloop.core.types import Example, Spend
 from distilloop.data import load_examples
 from distilloop.loop.config import CampaignConfig
+from distilloop.loop.env import make_item
 from distilloop.loop.parts import build_parts
 from distilloop.loop.plan import sample, upper_bound
 from distilloop.storage.store import Store
@@ -137,9 +138,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     caps, _ = config.budget.caps()
     est = CampaignEstimate(config.campaign.name, next_no, sizes[0] if sizes else 0, len(sizes), sum(sizes), len(pool),
                            spent, caps)
-    needs_gold = any("gold" in t.style.needs for t in parts.teachers)
-    items = [LabelingItem(e.id, e.fields, parts.space.labels, config.campaign.task,
-                          gold=e.gold if needs_gold else None, answer=parts.space.kind) for e in picked]
+    items = [make_item(config, parts, e) for e in picked]  # as `run` asks them: the same rationale policy
     k = max(1, len(picked))
     n_next, n_all = est.next_round_items, est.campaign_items
     for t in parts.teachers:

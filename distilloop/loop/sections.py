@@ -58,6 +58,8 @@ class DataSection:
     test_fraction: float = 0.2
     dev_fraction: float = 0.0
     limits: dict[str, int] = field(default_factory=dict)
+    #: an input too long for a teacher's context window: "truncate" (cut, with a marker) or "skip" (left out, counted)
+    too_long: str = "truncate"
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -66,6 +68,8 @@ class DataSection:
             v = getattr(self, key)
             if not isinstance(v, int | float) or not 0 <= v < 1:
                 raise ConfigError(f"data.{key}: must be a number in [0, 1), got {v!r}")
+        if self.too_long not in ("truncate", "skip"):
+            raise ConfigError(f"data.too_long: must be \"truncate\" or \"skip\", got {self.too_long!r}")
         for split, n in self.limits.items():
             if split not in ("pool", "dev", "test") or not isinstance(n, int) or n < 1:
                 raise ConfigError(f"data.limits: expected pool/dev/test = positive integer, got {split} = {n!r}")
@@ -159,9 +163,17 @@ class RoutingSection:
 
 @dataclass
 class EvaluationSection:
+    """How students are scored and promoted. ``split``'s gold labels give the reported score; decisions
+    (promotion, ``target``, ``dev_target``) use the best ``reference`` available: gold dev labels, a human audit
+    set, a held-out set labeled by the teacher ensemble, and the test split's gold only when nothing else exists
+    (see :mod:`distilloop.loop.references`)."""
+
     split: str = "test"
     metric: str = "accuracy"
     promote_margin: float = 0.0
+    reference: str = "auto"
+    heldout_size: int = 100
+    audit_size: int = 0
 
     def __post_init__(self) -> None:
         if self.split not in ("test", "dev"):
@@ -169,6 +181,17 @@ class EvaluationSection:
         if self.metric not in ("accuracy", "macro_f1"):
             raise ConfigError(f"evaluation.metric: must be 'accuracy' or 'macro_f1', got {self.metric!r}"
                               f"{did_you_mean(str(self.metric), ['accuracy', 'macro_f1'])}")
+        refs = ("auto", "gold", "audit", "teachers")
+        if self.reference not in refs:
+            raise ConfigError(f"evaluation.reference: must be one of {', '.join(refs)}, got {self.reference!r}"
+                              f"{did_you_mean(str(self.reference), refs)}")
+        for key in ("heldout_size", "audit_size"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"evaluation.{key}: must be an integer >= 0 (0: none), got {v!r}")
+        m = self.promote_margin
+        if isinstance(m, bool) or not isinstance(m, int | float) or not 0 <= m <= 1:
+            raise ConfigError(f"evaluation.promote_margin: must be a number in [0, 1], got {m!r}")
 
 
 @dataclass
@@ -207,3 +230,24 @@ class StoppingSection:
         if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 1):
             raise ConfigError(f"stopping.dev_target: must be a metric value in (0, 1], got {t!r}; "
                               "remove the key for no dev target")
+
+
+@dataclass
+class RationalesSection:
+    """Which items a teacher is asked to explain (a rationale is about a third of an answer's output tokens):
+    ``all``; ``review`` (the label alone, and a rationale only for the items sent to a person, so a reviewer sees
+    each teacher's reasoning); ``fraction`` (a seeded ``fraction`` of the items, and the review items; partial
+    rationales lose little for distillation, arXiv 2403.15886); ``auto`` (``all`` when the student learns from
+    rationales, else ``review``). Prompt styles that cannot drop the rationale always give one."""
+
+    policy: str = "auto"
+    fraction: float = 0.3
+
+    def __post_init__(self) -> None:
+        policies = ("auto", "all", "review", "fraction")
+        if self.policy not in policies:
+            raise ConfigError(f"rationales.policy: must be one of {', '.join(policies)}, got {self.policy!r}"
+                              f"{did_you_mean(str(self.policy), policies)}")
+        f = self.fraction
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 <= f <= 1:
+            raise ConfigError(f"rationales.fraction: must be a number in [0, 1], got {f!r}")

@@ -25,6 +25,7 @@ from typing import Any
 from distilloop.core.answers import AnswerSpace, answer_space
 from distilloop.errors import DistilloopError
 from distilloop.reports import plots
+from distilloop.reports.table import describe_scores
 from distilloop.storage.store import Store
 
 SECTIONS = [("summary", "Summary"), ("learning-curve", "Learning curve"), ("spend", "Spend per teacher and round"),
@@ -128,8 +129,9 @@ def _summary(store: Store, caps: Any, eval_split: str) -> str:
           ("examples", ", ".join(f"{s} {n:,}" for s, n in store.split_counts().items())),
           ("accepted labels", ", ".join(f"{src} {n:,}" for src, n in store.label_sources().items()) or "none"),
           ("pending reviews", store.pending_review_count()),
-          ("active student", f"{active['version']} (round {active['round']}): " + ", ".join(
-              f"{k} {v:.4f}" for k, v in active["metrics"].items() if k != "n") if active else "none"),
+          ("active student", f"{active['version']} (round {active['round']}): "
+           + describe_scores(active["metrics"], _config_value(store, "evaluation", "metric", "accuracy"))
+           if active else "none"),
           ("evaluation split", eval_split)]
     html = ['<table id="summary-table" class="kv"><tbody>']
     html += [f"<tr><td>{_e(k)}</td><td>{_e(_num(v))}</td></tr>" for k, v in kv]

@@ -11,8 +11,27 @@ from distilloop.storage.store import Store
 
 
 def row_dict(row: RoundRow) -> dict[str, Any]:
-    """A round row as JSON: every field, and the student's accuracy and macro-F1 at the top level."""
-    return {**dataclasses.asdict(row), "accuracy": row.accuracy, "macro_f1": row.macro_f1}
+    """A round row as JSON: every field, and the student's accuracy and macro-F1 at the top level with the
+    reference they are measured on and its baseline."""
+    return {**dataclasses.asdict(row), "accuracy": row.accuracy, "macro_f1": row.macro_f1,
+            "reference": row.reference, "baseline": row.baseline}
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def describe_scores(metrics: dict[str, Any], metric: str = "accuracy") -> str:
+    """A student's scores, each named by its reference with its majority-class baseline and 95% interval, and
+    the reference the campaign decides on."""
+    refs = metrics.get("refs")
+    if refs is None:  # a student recorded before references existed
+        return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+    parts = [f"{metric} {pct(sc.get(metric))} on {name} (n={sc.get('n')}, baseline {pct(sc.get('baseline'))}, 95% CI "
+             f"{pct(sc.get('ci_low'))}-{pct(sc.get('ci_high'))})" for name, sc in refs.items()]
+    decided = metrics.get("reference")
+    parts.append(f"decided on {decided}" if decided else "no reference to decide on: promoted as the newest")
+    return "; ".join(parts)
 
 
 def _fmt(v: Any, kind: str = "") -> str:
@@ -29,10 +48,11 @@ def _fmt(v: Any, kind: str = "") -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-COLUMNS = [("round", "round", ""), ("strategy", "strategy", ""), ("selected", "selected", ""),
-           ("labeled", "labeled", ""), ("review", "to review", ""), ("tokens_in", "tokens in", ""),
+COLUMNS = [("round", "round", ""), ("strategy", "strategy", ""), ("selected", "asked", ""),
+           ("labeled", "labeled", ""), ("review", "review", ""), ("tokens_in", "tokens in", ""),
            ("tokens_out", "tokens out", ""), ("usd", "USD", "usd"), ("agreement", "agreement", "pct"),
-           ("label_acc", "label acc", "pct"), ("accuracy", "student acc", "pct"), ("promoted", "promoted", "")]
+           ("label_acc", "label acc", "pct"), ("accuracy", "student acc", "pct"), ("reference", "on", ""),
+           ("baseline", "baseline", "pct"), ("promoted", "promoted", "")]
 
 
 def rounds_table(rows: list[RoundRow], title: str = "Rounds") -> Any:

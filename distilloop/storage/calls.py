@@ -117,3 +117,10 @@ class CallsPart(StoreBase):
             out.setdefault(r["round"], {})[r["teacher"]] = Spend(int(r["a"] or 0), int(r["b"] or 0),
                                                                  float(r["c"] or 0.0))
         return out
+
+    def latency_total(self, round_no: int, teacher: str, example_ids: Sequence[str]) -> float:
+        """Seconds the settled calls of ``teacher`` in ``round_no`` for ``example_ids`` took."""
+        wanted = set(example_ids)
+        return float(sum(r["latency_s"] or 0.0 for r in self.db.query(
+            "select example_id, latency_s from teacher_calls where round = ? and teacher = ? and status = 'ok'",
+            [round_no, teacher]) if r["example_id"] in wanted))

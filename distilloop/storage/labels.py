@@ -119,3 +119,48 @@ class LabelsPart(StoreBase):
 
     def reliability(self) -> list[dict[str, Any]]:
         return list(self.db.query("select * from reliability_estimates order by teacher, true_label, given_label"))
+
+    # -- evaluation references (a held-out set labeled by the teachers, an audit set labeled by people) -------
+    def reserve_reference(self, reference: str, ids: Sequence[str], round_no: int = 0) -> None:
+        """Set ``ids`` aside for ``reference`` (out of the pool for good), unlabeled until answered."""
+        with self.db.atomic():
+            self.db.table("reference_labels").insert_all(
+                ({"reference": reference, "example_id": i, "label": None, "source": None, "round": round_no,
+                  "created_at": now()} for i in ids), pk=("reference", "example_id"), ignore=True)
+
+    def reference_ids(self, reference: str) -> list[str]:
+        """Every item set aside for ``reference``, answered or not."""
+        return [r["example_id"] for r in self.db.query(
+            "select example_id from reference_labels where reference = ? order by rowid", [reference])]
+
+    def reference_labels(self, reference: str) -> dict[str, str]:
+        """The answered items of ``reference`` and their labels."""
+        return {r["example_id"]: r["label"] for r in self.db.query(
+            "select example_id, label from reference_labels where reference = ? and label is not null order by "
+            "rowid", [reference])}
+
+    def set_reference_label(self, reference: str, example_id: str, label: str | None, *, source: str,
+                            round_no: int) -> None:
+        self.db.table("reference_labels").upsert({"reference": reference, "example_id": example_id, "label": label,
+                                                  "source": source, "round": round_no, "created_at": now()},
+                                                 pk=("reference", "example_id"))
+
+    def reference_of(self, example_id: str) -> str | None:
+        """The reference an item was set aside for, if any."""
+        row = self._one("select reference from reference_labels where example_id = ?", [example_id])
+        return row["reference"] if row else None
+
+    def reserved_ids(self) -> set[str]:
+        """Every item set aside for an evaluation reference."""
+        return {r["example_id"] for r in self.db.query("select example_id from reference_labels")}
+
+    def short_votes(self) -> int:
+        """Verdicts resting on fewer valid votes than teachers asked."""
+        return int(self._scalar("select count(*) from consensus where n_asked is not null and n_votes < n_asked")
+                   or 0)
+
+    def unresolved_reference_ids(self, reference: str) -> set[str]:
+        """Items of ``reference`` that were asked but got no answer to keep (an even split of the teachers)."""
+        return {r["example_id"] for r in self.db.query(
+            "select example_id from reference_labels where reference = ? and label is null and source is not null",
+            [reference])}

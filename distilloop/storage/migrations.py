@@ -112,3 +112,13 @@ def typed_channels(db: Database) -> None:
         db.table("stop_predictions").upsert({"round": p["round"], "student": p["student"], "stop_set": p["stop_set"],
                                              "predictions": json.dumps(p["predictions"])}, pk="round")
     db.table("cache").drop()
+
+
+@migrations(name="0007_references")
+def references(db: Database) -> None:
+    """How many teachers were asked about an item (a missing vote is dissent), and the evaluation references of
+    a campaign without gold: a held-out set labeled by the teacher ensemble, an audit set labeled by people."""
+    db.table("consensus").add_column("n_asked", int)
+    db.table("reference_labels").create(
+        {"reference": str, "example_id": str, "label": str, "source": str, "round": int, "created_at": str},
+        pk=("reference", "example_id"))

@@ -32,13 +32,33 @@ class RoundRow:
     promoted: bool | None = None
     student: str | None = None
 
+    def _shown(self) -> tuple[str | None, dict[str, Any]]:
+        """The reference the row reports on: the evaluation split's gold where the data has it (the flat
+        metrics), else the one the campaign decided on."""
+        if "accuracy" in self.metrics or "refs" not in self.metrics:
+            refs = self.metrics.get("refs") or {}
+            name = next((n for n, sc in refs.items() if sc.get("accuracy") == self.metrics.get("accuracy")), None)
+            return name, self.metrics
+        name = self.metrics.get("reference")
+        return name, (self.metrics.get("refs") or {}).get(name) or {}
+
     @property
     def accuracy(self) -> float | None:
-        return self.metrics.get("accuracy")
+        return self._shown()[1].get("accuracy")
 
     @property
     def macro_f1(self) -> float | None:
-        return self.metrics.get("macro_f1")
+        return self._shown()[1].get("macro_f1")
+
+    @property
+    def reference(self) -> str | None:
+        """The name of the reference ``accuracy`` is measured on (``gold:test``, ``teachers``, ``audit``...)."""
+        return self._shown()[0] if self.student else None
+
+    @property
+    def baseline(self) -> float | None:
+        """The majority-class baseline of that reference."""
+        return self._shown()[1].get("baseline")
 
 
 @dataclass
@@ -118,7 +138,7 @@ class QueriesPart(StoreBase):
         spend = {r["round"]: Spend(int(r["a"]), int(r["b"]), float(r["c"])) for r in self.db.query(
             "select round, sum(tokens_in) a, sum(tokens_out) b, sum(usd) c from ledger group by round")}
         rows: list[RoundRow] = []
-        total = Spend()
+        total = spend.get(0, Spend())  # before round 1: the pilot and the evaluation set
         for r in self.db.query("select * from rounds order by round"):
             n = r["round"]
             total = total + spend.get(n, Spend())

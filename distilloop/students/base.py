@@ -30,7 +30,8 @@ class Student(ABC):
     """Base class of every student. ``classes_`` is the label order of :meth:`predict_proba`'s columns."""
 
     kind = "abstract"
-    #: whether :meth:`fit` uses rationales / soft labels / warm start when given
+    #: whether :meth:`fit` uses rationales / soft labels / warm start when given (``needs_rationales``: whether
+    #: this student, with its parameters, learns from them at all: what ``[rationales] policy = "auto"`` reads)
     uses_rationales = False
     uses_soft_labels = False
     supports_warm_start = False
@@ -38,6 +39,10 @@ class Student(ABC):
     #: and ``answer_from``), "samples" (``sample_proba``), "numbers" (it learns open numeric answers: ``fit``
     #: with an empty label set, :meth:`predict` generates the answer)
     provides: frozenset[str] = frozenset({"probabilities"})
+
+    @property
+    def needs_rationales(self) -> bool:
+        return self.uses_rationales
 
     @property
     def supports_numeric(self) -> bool:

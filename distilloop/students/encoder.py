@@ -82,6 +82,10 @@ class EncoderClassifier(Student):
         self.device = device
         self.seed = seed
 
+    @property
+    def needs_rationales(self) -> bool:
+        return self.rationale_weight > 0  # the auxiliary rationale loss is its only use of them
+
     def _check_params(self) -> None:
         for name in ("epochs", "batch_size", "max_length"):
             if int(getattr(self, name)) < 1:

@@ -80,6 +80,10 @@ class StepByStepStudent(Student):
         self.device = device
         self.seed = seed
 
+    @property
+    def needs_rationales(self) -> bool:
+        return self.alpha < 1.0  # alpha = 1 is label-only fine-tuning
+
     # -- prompts -----------------------------------------------------------------------------------
     @staticmethod
     def label_prompt(text: str) -> str:

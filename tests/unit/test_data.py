@@ -24,12 +24,14 @@ def test_jsonl_gz_and_csv(tmp_path):
     assert [e.gold for e in load_examples(csv, labels=["pos", "neg"])] == ["pos", "neg"]
 
 
-def test_splits_are_assigned_deterministically(tmp_path):
-    p = write(tmp_path / "d.jsonl", [{"id": str(i), "text": f"t{i}"} for i in range(100)])
-    a = load_examples(p, DataSpec(test_fraction=0.2, seed=3))
-    b = load_examples(p, DataSpec(test_fraction=0.2, seed=3))
+def test_splits_are_assigned_deterministically_and_only_rows_with_gold_are_held_out(tmp_path):
+    rows = [{"id": str(i), "text": f"t{i}", **({"label": "pos"} if i < 100 else {})} for i in range(150)]
+    p = write(tmp_path / "d.jsonl", rows)
+    a = load_examples(p, DataSpec(test_fraction=0.2, dev_fraction=0.1, seed=3))
+    b = load_examples(p, DataSpec(test_fraction=0.2, dev_fraction=0.1, seed=3))
     assert [e.split for e in a] == [e.split for e in b]
-    assert sum(e.split == "test" for e in a) == 20
+    assert sum(e.split == "test" for e in a) == 20 and sum(e.split == "dev" for e in a) == 10
+    assert all(e.split == "pool" for e in a if e.gold is None)  # a held-out row without gold measures nothing
 
 
 @pytest.mark.parametrize("rows,match", [

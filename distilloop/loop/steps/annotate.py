@@ -53,7 +53,7 @@ def annotate(env: Env, round_no: int) -> Annotation:
     explanations = env.store.selection_explanations(round_no)
     items = [env.item(env.examples[i], explanations.get(i)) for i in ids]
     with env.progress.bar(f"round {round_no}: teachers labeling", len(items) * len(env.parts.teachers)) as advance:
-        result, tiers_asked = asyncio.run(_ask(env, items, round_no, advance))
+        result, tiers_asked = asyncio.run(ask(env, items, round_no, advance))
     if result.pending_batches:
         batches = ", ".join(f"{b} ({t})" for t, bs in result.pending_batches.items() for b in bs)
         raise BatchPending(f"round {round_no}: batch {batches} pending; run again later "
@@ -64,7 +64,7 @@ def annotate(env: Env, round_no: int) -> Annotation:
     return Annotation(round_no, ids, votes, tiers_asked, result)
 
 
-async def _ask(env: Env, items: Sequence[LabelingItem], round_no: int,
+async def ask(env: Env, items: Sequence[LabelingItem], round_no: int,
                advance: Callable[[], None]) -> tuple[AnnotationResult, dict[str, int]]:
     """Every teacher, or with a cascade the tiers in order, each only for the items still unsure."""
     parts = env.parts

@@ -3,6 +3,7 @@ accepted labels and the review queue written in one transaction, the routed item
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from distilloop.core.types import ReviewItem, Verdict, Vote
 from distilloop.errors import ReviewError
 from distilloop.loop.env import Env
 from distilloop.loop.routing import ACCEPT, REVIEW
-from distilloop.loop.steps.annotate import Annotation
+from distilloop.loop.steps.annotate import Annotation, ask, calibrate
 from distilloop.loop.steps.review import update_reliability
 from distilloop.storage.store import Store
 
@@ -42,11 +43,60 @@ def aggregate(aggregator: object, space: AnswerSpace, store: Store,
     return out
 
 
+def asked(env: Env, ann: Annotation, example_id: str) -> list[str]:
+    """The teachers the campaign asked about an item: every teacher, or with a cascade the tiers it reached."""
+    cascade = env.parts.cascade
+    if cascade is None:
+        return [t.name for t in env.parts.teachers]
+    return [n for tier in cascade.tiers[: ann.tiers_asked.get(example_id, len(cascade.tiers))] for n in tier]
+
+
+def with_missing_votes(votes: Sequence[Vote], teachers: Sequence[str]) -> list[Vote]:
+    """``votes`` plus an invalid vote for each teacher asked that gave none (it failed, the budget refused it, or
+    it was taken out of the round): a missing vote is dissent, never silence."""
+    have = {v.teacher for v in votes}
+    return [*votes, *(Vote(t, None, valid=False) for t in teachers if t not in have)]
+
+
+def degrade(verdict: Verdict, n_asked: int) -> Verdict:
+    """Agreement over the teachers asked, not over those who answered validly: one valid vote of two is at most
+    0.5, so it is never accepted as unanimous."""
+    share = verdict.n_votes / n_asked if n_asked else 0.0
+    vote_share = None if verdict.vote_share is None else verdict.vote_share * share
+    return dataclasses.replace(verdict, agreement=verdict.agreement * share, vote_share=vote_share, n_asked=n_asked)
+
+
 def decide(env: Env, ann: Annotation) -> list[Decision]:
-    by_id = aggregate(env.parts.aggregator, env.parts.space, env.store, ann.votes)
-    verdicts = [(i, by_id[i]) for i in ann.ids if i in by_id]
+    """Each item's verdict, its agreement counted over the teachers asked, and its route."""
+    expected = {i: asked(env, ann, i) for i in ann.votes}
+    votes = {i: with_missing_votes(v, expected[i]) for i, v in ann.votes.items()}
+    by_id = aggregate(env.parts.aggregator, env.parts.space, env.store, votes)
+    verdicts = [(i, degrade(by_id[i], len(expected[i]))) for i in ann.ids if i in by_id]
     routes = env.parts.router.route(verdicts)
     return [Decision(i, v, routes[i]) for i, v in verdicts]
+
+
+def explain_for_review(env: Env, ann: Annotation, decisions: list[Decision]) -> list[Decision]:
+    """Items going to a person whose teachers gave no rationale (asked for the label alone) are asked again with
+    the teachers' own prompt style, so the reviewer sees each teacher's reasoning; their verdicts are recomputed
+    from the explained answers and they stay routed to review."""
+    if env.parts.reviewer.name == "auto":
+        return decisions
+    todo = [d.example_id for d in decisions if d.route == REVIEW
+            and not any(v.rationale for v in ann.votes.get(d.example_id, []))]
+    if not todo:
+        return decisions
+    items = [env.item(env.examples[i], rationale=True) for i in todo]
+    with env.progress.bar(f"round {ann.round_no}: teachers explaining items for review",
+                          len(items) * len(env.parts.teachers)) as advance:
+        result, _ = asyncio.run(ask(env, items, ann.round_no, advance))
+    fresh = calibrate(env, {i: result.votes[i] for i in todo if result.votes.get(i)})
+    explained = {i: with_missing_votes(v, asked(env, ann, i)) for i, v in fresh.items()}
+    verdicts = aggregate(env.parts.aggregator, env.parts.space, env.store, explained)
+    for i, v in fresh.items():
+        ann.votes[i] = v
+    return [Decision(d.example_id, degrade(verdicts[d.example_id], len(asked(env, ann, d.example_id))), REVIEW)
+            if d.example_id in verdicts else d for d in decisions]
 
 
 def commit(env: Env, ann: Annotation, decisions: Sequence[Decision]) -> None:
@@ -61,6 +111,7 @@ def commit(env: Env, ann: Annotation, decisions: Sequence[Decision]) -> None:
             rows.append({"example_id": d.example_id, "round": round_no, "label": v.label, "soft_label": v.soft_label,
                          "agreement": v.agreement, "entropy": v.entropy, "n_votes": v.n_votes, "method": v.method,
                          "route": d.route, "rationale": v.rationale, "votes": v.votes, "vote_share": v.vote_share,
+                         "n_asked": v.n_asked,
                          "tiers_asked": ann.tiers_asked.get(d.example_id),
                          "rationales_agree": None if v.rationales_agree is None else int(v.rationales_agree)})
             if d.route == ACCEPT and v.label is not None:

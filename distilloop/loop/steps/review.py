@@ -36,7 +36,10 @@ def update_reliability(store: Store, labels: Sequence[str]) -> None:
 def review_item(store: Store, example_id: str, round_no: int, space: AnswerSpace) -> ReviewItem | None:
     cons = store.consensus(example_id)
     if cons is None:
-        return None
+        if store.reference_of(example_id) != "audit":
+            return None
+        cons = {"label": None, "soft_label": {}, "agreement": 0.0, "entropy": 0.0, "n_votes": 0, "rationale": None,
+                "method": "audit", "votes": []}  # an audit item: the reviewer answers without the teachers' vote
     verdict = Verdict(cons["label"], cons["soft_label"] or {}, cons["agreement"] or 0.0, cons["entropy"] or 0.0,
                       cons["n_votes"] or 0, cons["rationale"], cons["method"], cons["votes"] or [],
                       vote_share=cons.get("vote_share"),
@@ -82,6 +85,11 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
             store.record_review(d.example_id, round_no=round_no, reviewer=d.reviewer, label=d.label,
                                 rationale=d.rationale, seconds_spent=d.seconds_spent, source=d.source,
                                 external_id=d.external_id)
+            if store.reference_of(d.example_id) == "audit":  # an audit answer: the reference, not training data
+                store.set_reference_label("audit", d.example_id, d.label, source=d.source, round_no=round_no)
+                store.resolve_review(d.example_id, round_no)
+                recorded += 1
+                continue
             cons = store.consensus(d.example_id) or {}
             store.accept_label(d.example_id, d.label, rationale=d.rationale or cons.get("rationale"),
                                source=d.source, round_no=round_no,

@@ -1,12 +1,21 @@
-"""Select: the round's items, picked by the strategy from the unlabeled pool and recorded with the round."""
+"""Select: the round's items, picked by the strategy from the unlabeled pool and recorded with the round (in
+round 1 the pilot's items first: their answers are paid already)."""
 
 from __future__ import annotations
 
-from distilloop.core.types import Selection, Spend
+from distilloop.core.types import Example, Selection, Spend
 from distilloop.loop.env import Env
 from distilloop.loop.plan import item_costs, plan_round
 from distilloop.loop.steps.train import load_active
 from distilloop.strategies.base import SelectionContext
+
+
+def pilot_first(env: Env, round_no: int, pool: list[Example], n: int) -> list[str]:
+    """In round 1, the pilot's items still in the pool (``distilloop pilot`` asked every teacher about them)."""
+    if round_no != 1:
+        return []
+    in_pool = {e.id for e in pool}
+    return [i for i in env.store.get_meta("pilot_ids") or [] if i in in_pool][:n]
 
 
 def select(env: Env, round_no: int) -> Selection | None:
@@ -16,18 +25,25 @@ def select(env: Env, round_no: int) -> Selection | None:
     plan = plan_round(round_no, env.config.rounds.size(round_no), pool, env.parts.teachers, env.budget, env.item)
     if plan.n <= 0:
         return None
+    paid = pilot_first(env, round_no, pool, plan.n)
+    rest = [e for e in pool if e.id not in set(paid)]
     student = load_active(env.store)
     strategy = env.parts.strategy_for(student is not None)
-    labeled = env.store.labeled()
-    ctx = SelectionContext(
-        unlabeled_ids=[e.id for e in pool], unlabeled_texts=[e.text for e in pool],
-        labeled_ids=[r["example_id"] for r in labeled],
-        labeled_texts=[env.examples[r["example_id"]].text for r in labeled],
-        labeled_y=[r["label"] for r in labeled], classes=list(env.parts.space.labels), rng=env.rng(round_no),
-        student=student, round_no=round_no)
-    if strategy.needs_costs:
-        ctx.extra["item_cost"] = item_costs(env.parts.teachers, pool, env.item)
-    with env.progress.status(f"round {round_no}: selecting {plan.n} of {len(pool)} with {strategy.name}"):
-        sel = strategy.select(ctx, plan.n)
+    sel = Selection([], [])
+    if plan.n > len(paid) and rest:
+        labeled = env.store.labeled()
+        ctx = SelectionContext(
+            unlabeled_ids=[e.id for e in rest], unlabeled_texts=[e.text for e in rest],
+            labeled_ids=[r["example_id"] for r in labeled],
+            labeled_texts=[env.examples[r["example_id"]].text for r in labeled],
+            labeled_y=[r["label"] for r in labeled], classes=list(env.parts.space.labels), rng=env.rng(round_no),
+            student=student, round_no=round_no)
+        if strategy.needs_costs:
+            ctx.extra["item_cost"] = item_costs(env.parts.teachers, rest, env.item)
+        with env.progress.status(f"round {round_no}: selecting {plan.n - len(paid)} of {len(rest)} with "
+                                 f"{strategy.name}"):
+            sel = strategy.select(ctx, plan.n - len(paid))
+    if paid:
+        sel = Selection(paid + sel.ids, [0.0] * len(paid) + sel.scores, sel.explanations)
     env.store.start_round(round_no, strategy.name, sel.ids, sel.scores, sel.explanations)
     return sel

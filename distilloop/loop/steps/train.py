@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from distilloop.loop import stopping
+from distilloop.loop import references, stopping
 from distilloop.loop.env import Env
 from distilloop.storage.store import Store
 from distilloop.students.base import Student
@@ -29,14 +29,32 @@ def stop_set(env: Env) -> list[str]:
                                     env.config.stopping.stop_set_size, env.rng(0, salt=STOP_SET_SALT))
 
 
-def evaluate(env: Env, student: Student, split: str | None = None) -> dict[str, float]:
-    """``student``'s metrics on the gold-labeled rows of ``split`` (default: ``[evaluation] split``)."""
-    name = split or env.config.evaluation.split
-    rows = [e for e in env.examples.values() if e.split == name and e.gold]
-    if not rows:
-        return {}
-    pred = student.predict([e.text for e in rows])
-    return env.parts.space.metrics([str(e.gold) for e in rows], pred)
+def evaluate(env: Env, student: Student) -> dict[str, Any]:
+    """``student``'s scores on every reference the campaign has (each with its majority-class baseline and a 95%
+    interval), the one decisions use, and, at the top level, its score on ``[evaluation] split``'s gold labels."""
+    refs = references.available(env.store, env.examples)
+    ids = list(dict.fromkeys(i for ref in refs.values() for i in ref.ids))
+    pred = dict(zip(ids, student.predict([env.examples[i].text for i in ids]) if ids else []))
+    scores = {name: references.score([pred[i] for i in ref.ids], ref, env.parts.space) for name, ref in refs.items()}
+    chosen = references.decision(env.config.evaluation.reference, refs)
+    metrics: dict[str, Any] = dict(scores.get(f"gold:{env.config.evaluation.split}", {}))
+    metrics.update({f"dev_{k}": v for k, v in scores.get("gold:dev", {}).items() if k in ("accuracy", "macro_f1")})
+    metrics["refs"] = scores
+    metrics["reference"] = chosen.name if chosen else None
+    return metrics
+
+
+def active_score(env: Env, active: dict[str, Any] | None, reference: str | None) -> dict[str, Any] | None:
+    """The active student's scores on ``reference``: as recorded when it was scored on the same items, else
+    scored again now (a reference that grew, such as an audit set answered since)."""
+    if active is None or reference is None:
+        return None
+    ref = references.available(env.store, env.examples).get(reference)
+    recorded = (active["metrics"].get("refs") or {}).get(reference)
+    if ref is None or (recorded is not None and recorded.get("n") == len(ref.ids)):
+        return recorded
+    student = Student.load(active["path"])
+    return references.score(student.predict([env.examples[i].text for i in ref.ids]), ref, env.parts.space)
 
 
 def train(env: Env, round_no: int) -> dict[str, Any] | None:
@@ -56,14 +74,17 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
         student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
                     rationales=[r["rationale"] for r in labeled], soft_labels=[r["soft_label"] for r in labeled],
                     warm_start=previous)
-    metrics: dict[str, Any] = evaluate(env, student)
-    if env.config.stopping.dev_target is not None:
-        dev = evaluate(env, student, split="dev")
-        metrics.update({f"dev_{k}": v for k, v in dev.items() if k != "n"})
+        metrics = evaluate(env, student)
     active = store.active_student()
-    metric = env.config.evaluation.metric
-    promote = metric not in metrics or should_promote(
-        metrics, active["metrics"] if active else None, metric=metric, margin=env.config.evaluation.promote_margin)
+    metric, reference = env.config.evaluation.metric, metrics["reference"]
+    if reference is None:
+        promote = True
+        env.progress.warn("no evaluation reference: the newest student was promoted without a score; give the data "
+                          "gold dev labels, or set [evaluation] heldout_size (a teacher-labeled held-out set) or "
+                          "audit_size (a human audit set)")
+    else:
+        promote = should_promote(metrics["refs"][reference], active_score(env, active, reference), metric=metric,
+                                 margin=env.config.evaluation.promote_margin)
     path = env.config.students_dir / f"r{round_no:03d}-{student.version_}"
     if path.exists():  # saved by a run that stopped before recording it
         shutil.rmtree(path)

@@ -1,0 +1,94 @@
+"""A campaign that knows when it is failing: plain warnings, each with what to try, read from the store after every
+round (``run``) and by ``status`` and the HTML report.
+
+- a teacher that gives one label to (nearly) every item: it is not reading the input;
+- training labels that hold one class: the student can only learn a constant;
+- teachers that agree no better than chance (Cohen's kappa, corrected for each teacher's own label rates, so two
+  teachers that both say the majority label to everything do not look like they agree);
+- a student at or below the majority-class baseline of its reference.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import combinations
+
+from distilloop.annotators.agreement import cohen_kappa
+from distilloop.core.answers import AnswerSpace
+from distilloop.loop.references import decision_score
+from distilloop.storage.store import Store
+
+#: answers a teacher must have given before its label rates mean anything
+MIN_ANSWERS = 20
+#: the share of one label above which a teacher is called constant
+CONSTANT_SHARE = 0.95
+#: kappa at or below which two teachers agree no better than chance
+CHANCE_KAPPA = 0.1
+
+
+def constant_teachers(store: Store, space: AnswerSpace) -> list[str]:
+    if not space.has_label_set:
+        return []
+    out = []
+    for s in store.teacher_stats():
+        n = sum(s.label_counts.values())
+        if n < MIN_ANSWERS:
+            continue
+        label, k = Counter(s.label_counts).most_common(1)[0]
+        if k / n >= CONSTANT_SHARE:
+            out.append(f"teacher {s.teacher} answered {label!r} to {k} of {n} items: it is hardly reading the input. "
+                       "Try a stronger model, another prompt style (e.g. prompt = \"few_shot_cot\" with worked "
+                       "examples), or [aggregation] calibrate = \"batch\" if it reports logprobs; `distilloop pilot` "
+                       "shows each teacher's answers on a sample")
+    return out
+
+
+def one_class(store: Store, space: AnswerSpace) -> list[str]:
+    labels = [r["label"] for r in store.labeled()]
+    if len(labels) < 10 or not space.has_label_set or len(set(labels)) > 1:
+        return []
+    return [f"every accepted label is {labels[0]!r} ({len(labels)} labels): the student can only learn a constant. "
+            "Check the teachers (`distilloop pilot`), send more items to review (raise [routing] min_agreement), or "
+            "label a few items of the other classes by hand"]
+
+
+def chance_agreement(store: Store, space: AnswerSpace) -> list[str]:
+    if not space.has_label_set:
+        return []
+    by_teacher: dict[str, dict[str, str]] = {}
+    for ex, votes in store.all_votes().items():
+        for v in votes:
+            if v.get("valid", True) and v.get("label") in space.labels:
+                by_teacher.setdefault(v["teacher"], {})[ex] = v["label"]
+    out = []
+    for a, b in combinations(sorted(by_teacher), 2):
+        common = sorted(set(by_teacher[a]) & set(by_teacher[b]))
+        if len(common) < MIN_ANSWERS:
+            continue
+        kappa = cohen_kappa([by_teacher[a][i] for i in common], [by_teacher[b][i] for i in common], space.labels)
+        if kappa <= CHANCE_KAPPA:
+            out.append(f"teachers {a} and {b} agree no better than chance (Cohen's kappa {kappa:.2f} over "
+                       f"{len(common)} items): at least one of them is not doing the task. `distilloop pilot` shows "
+                       "each teacher's label distribution (and accuracy where the data has gold)")
+    return out
+
+
+def weak_student(store: Store, metric: str) -> list[str]:
+    active = store.active_student()
+    if active is None:
+        return []
+    m = active["metrics"]
+    ref = m.get("reference")
+    score = decision_score(m, metric)
+    base = ((m.get("refs") or {}).get(ref) or {}).get("baseline")
+    if score is None or base is None or score > base + 0.01:
+        return []
+    return [f"the active student ({metric} {score:.3f} on {ref}) does no better than always answering the most "
+            f"common label (baseline {base:.3f}): label more items, use a stronger student (e.g. kind = "
+            "\"embedding_linear\" with model = \"mpnet\"), or check the labels (`distilloop status`)"]
+
+
+def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy") -> list[str]:
+    """Every warning that holds for the campaign now."""
+    return [*constant_teachers(store, space), *one_class(store, space), *chance_agreement(store, space),
+            *weak_student(store, metric)]

@@ -1,0 +1,125 @@
+"""A pilot before the money: every teacher asked about a small seeded sample of the pool, charged to the budget
+and reused by the campaign (the first round starts with the pilot's items, whose answers are paid already), and
+what it shows: each teacher's label distribution, the agreement between teachers, accuracy where the data has
+gold, tokens, dollars and seconds per item, the share of items that would go to review, and the projected cost,
+wall time and review load of the whole campaign."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from distilloop.annotators.agreement import cohen_kappa
+from distilloop.core.types import Spend
+from distilloop.loop.env import Env
+from distilloop.loop.estimate import schedule
+from distilloop.loop.references import choose
+from distilloop.loop.routing import REVIEW
+from distilloop.loop.steps.annotate import Annotation, ask, calibrate
+from distilloop.loop.steps.decide import aggregate, asked, degrade, with_missing_votes
+
+#: the meta key of the pilot's items
+PILOT_META = "pilot_ids"
+#: salt of the pilot sample's generator (round 0)
+PILOT_SALT = 83
+
+
+@dataclass
+class TeacherPilot:
+    teacher: str
+    answered: int = 0
+    invalid: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+    correct: int = 0
+    judged: int = 0
+    spend: Spend = field(default_factory=Spend)
+    seconds: float = 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.judged if self.judged else None
+
+
+@dataclass
+class PilotReport:
+    n: int
+    teachers: list[TeacherPilot]
+    kappa: dict[str, float]  # "a / b" -> Cohen's kappa between two teachers on the pilot items
+    review_share: float
+    ensemble_accuracy: float | None
+    spend: Spend  # what the pilot charged (answers already paid are free)
+    seconds: float  # the pilot's wall time
+    campaign_items: int
+    projected: Spend  # the campaign's teacher cost at the pilot's cost per item
+    projected_seconds: float
+    projected_reviews: float
+
+
+def sample_ids(env: Env, n: int) -> list[str]:
+    """The pilot's items: the ones an earlier pilot chose (topped up to ``n``), else a seeded sample of the pool."""
+    kept = [i for i in env.store.get_meta(PILOT_META) or [] if i in {e.id for e in env.unlabeled_pool()}]
+    if len(kept) < n:
+        rest = [e.id for e in env.unlabeled_pool() if e.id not in set(kept)]
+        kept += choose(rest, n - len(kept), env.rng(0, salt=PILOT_SALT))
+    env.store.set_meta(PILOT_META, kept)
+    return kept[:n]
+
+
+def run_pilot(env: Env, n: int = 30) -> PilotReport:
+    """Ask every teacher about ``n`` pool items (round 0) and measure; nothing is accepted or trained."""
+    store = env.store
+    ids = sample_ids(env, n)
+    items = [env.item(env.examples[i]) for i in ids]
+    env.budget.new_round(0, store.spent(0))
+    spent_before, started = store.spent(), time.perf_counter()
+    with env.progress.bar(f"pilot: teachers answering {len(items)} items",
+                          len(items) * len(env.parts.teachers)) as advance:
+        result, tiers = asyncio.run(ask(env, items, 0, advance))
+    seconds = time.perf_counter() - started
+    ann = Annotation(0, ids, calibrate(env, {i: result.votes[i] for i in ids if result.votes.get(i)}), tiers, result)
+    votes = {i: with_missing_votes(v, asked(env, ann, i)) for i, v in ann.votes.items()}
+    verdicts = {i: degrade(v, len(asked(env, ann, i)))
+                for i, v in aggregate(env.parts.aggregator, env.parts.space, store, votes).items()}
+    routes = env.parts.router.route(list(verdicts.items()))
+    gold = {i: env.examples[i].gold for i in ids if env.examples[i].gold is not None}
+    per = {t.name: TeacherPilot(t.name) for t in env.parts.teachers}
+    for call in store.calls(round_no=0):
+        if call.example_id in set(ids) and call.status == "ok" and call.teacher in per:
+            p = per[call.teacher]
+            p.answered += 1
+            p.spend = p.spend + Spend(call.tokens_in, call.tokens_out, call.cost_usd)
+            if not call.valid or call.label is None:
+                p.invalid += 1
+                continue
+            p.labels[call.label] = p.labels.get(call.label, 0) + 1
+            if call.example_id in gold:
+                p.judged += 1
+                p.correct += call.label == gold[call.example_id]
+    for p in per.values():
+        p.seconds = store.latency_total(0, p.teacher, ids)
+    answers = {t: {v.teacher: v.label for v in vs if v.valid and v.label is not None} for t, vs in ann.votes.items()}
+    kappa = {}
+    for a, b in combinations(sorted(per), 2):
+        common = [i for i in ids if a in answers.get(i, {}) and b in answers.get(i, {})]
+        if len(common) >= 2:
+            labels = env.parts.space.labels or tuple(sorted({answers[i][x] for i in common for x in (a, b)}))
+            kappa[f"{a} / {b}"] = cohen_kappa([answers[i][a] for i in common], [answers[i][b] for i in common], labels)
+    judged = [i for i in ids if i in gold and i in verdicts and verdicts[i].label is not None]
+    review_share = sum(r == REVIEW for r in routes.values()) / len(ids) if ids else 0.0
+    per_item = sum((p.spend for p in per.values()), Spend()).scaled(1 / max(1, len(ids)))
+    done = sum(1 for r in store.rounds() if r["status"] == "done")
+    sizes = schedule(env.config, done + 1, len(env.unlabeled_pool()))
+    items_left = sum(sizes)
+    return PilotReport(
+        len(ids), list(per.values()), kappa, review_share,
+        sum(verdicts[i].label == gold[i] for i in judged) / len(judged) if judged else None,
+        store.spent() + Spend(-spent_before.tokens_in, -spent_before.tokens_out, -spent_before.usd), seconds,
+        items_left, per_item.scaled(items_left), seconds / max(1, len(ids)) * items_left, review_share * items_left)
+
+
+def describe_counts(labels: dict[str, int]) -> str:
+    total = sum(labels.values())
+    return ", ".join(f"{lab} {100 * k / total:.0f}%" for lab, k in Counter(labels).most_common()) if total else "-"

@@ -1,0 +1,89 @@
+"""Reference: at a campaign's start, the evaluation references it needs are set aside from the pool (seeded, once)
+and the teachers' held-out set is labeled by the ensemble (round 0, charged to the budget); an audit set is sent
+to the reviewer, whose answers come back with the reviews (:mod:`distilloop.loop.steps.review`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from distilloop.core.types import ReviewItem, Verdict
+from distilloop.errors import ReviewError
+from distilloop.loop import references
+from distilloop.loop.env import Env
+from distilloop.loop.steps.annotate import Annotation, ask, calibrate
+from distilloop.loop.steps.decide import aggregate, asked, degrade, with_missing_votes
+
+#: salt of the references' generator (round 0), apart from the stop set's and every round's draws
+REFERENCE_SALT = 71
+
+
+def wanted(env: Env) -> dict[str, int]:
+    """The references this campaign sets aside, with their sizes: a teachers' held-out set when it has no gold
+    to decide on (or asks for one), an audit set when ``audit_size`` asks for one."""
+    cfg = env.config.evaluation
+    gold = any(e.gold is not None and e.split in ("dev", "test") for e in env.examples.values())
+    out = {}
+    if cfg.heldout_size and (cfg.reference == "teachers" or (cfg.reference == "auto" and not gold)):
+        out["teachers"] = cfg.heldout_size
+    if cfg.audit_size:
+        out["audit"] = cfg.audit_size
+    return out
+
+
+def prepare(env: Env) -> None:
+    """Set the references aside (once), label the held-out set by the teachers, send the audit set to review."""
+    store = env.store
+    sizes = wanted(env)
+    if not sizes:
+        return
+    if not store.get_meta("references_chosen"):
+        rng = env.rng(0, salt=REFERENCE_SALT)
+        with store.atomic():
+            for name, n in sizes.items():
+                pool = [e.id for e in env.unlabeled_pool()]
+                store.reserve_reference(name, references.choose(pool, n, rng))
+            store.set_meta("references_chosen", sorted(sizes))
+    if "teachers" in sizes:
+        label_heldout(env)
+    if "audit" in sizes:
+        send_audit(env)
+
+
+def label_heldout(env: Env) -> None:
+    store = env.store
+    todo = [i for i in store.reference_ids("teachers") if i not in store.reference_labels("teachers")
+            and i not in store.unresolved_reference_ids("teachers")]
+    if not todo:
+        return
+    env.budget.new_round(0, store.spent(0))
+    items = [env.item(env.examples[i]) for i in todo]
+    with env.progress.bar("evaluation set: teachers labeling", len(items) * len(env.parts.teachers)) as advance:
+        result, tiers = asyncio.run(ask(env, items, 0, advance))
+    for name, reason in result.disabled.items():
+        env.progress.warn(f"teacher {name} was taken out of labeling the evaluation set: {reason}")
+    ann = Annotation(0, todo, calibrate(env, {i: result.votes[i] for i in todo if result.votes.get(i)}), tiers, result)
+    votes = {i: with_missing_votes(v, asked(env, ann, i)) for i, v in ann.votes.items()}
+    verdicts = aggregate(env.parts.aggregator, env.parts.space, store, votes)
+    with store.atomic():
+        for i, v in verdicts.items():
+            v = degrade(v, len(asked(env, ann, i)))
+            store.set_reference_label("teachers", i, v.label, source="teachers" if v.label else "teachers: no winner",
+                                      round_no=0)
+
+
+def send_audit(env: Env) -> None:
+    store, reviewer, space = env.store, env.parts.reviewer, env.parts.space
+    queued = {r["example_id"] for r in store.pending_reviews()} | set(store.reference_labels("audit"))
+    todo = [i for i in store.reference_ids("audit") if i not in queued]
+    if not todo:
+        return
+    items = [ReviewItem(i, env.examples[i].fields, Verdict(None, {}, 0.0, 0.0, 0, None, "audit"), 0, space.labels,
+                        answer=space.kind) for i in todo]
+    try:
+        external = reviewer.submit(items)
+    except ReviewError as exc:
+        env.progress.warn(f"audit set not sent to review yet: {exc}")
+        external = {}
+    with store.atomic():
+        for it in items:
+            store.enqueue_review(it.example_id, 0, reviewer.name, external.get(it.example_id))

@@ -1,0 +1,81 @@
+"""A campaign that knows when it is failing (warnings in `run` and `status`, every student score beside its
+baseline), and a pilot before the money whose answers the campaign reuses."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import subprocess
+import sys
+
+from tests.conftest import FIXTURES, campaign_toml
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "distilloop.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def stuck_campaign(tmp_path):
+    """Teacher 'a' as recorded; teacher 'stuck' answers "positive" to everything."""
+    rows = [json.loads(x) for x in gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt")]
+    out = [r for r in rows if r["teacher"] == "a"]
+    out += [{**r, "teacher": "stuck", "raw": json.dumps({"rationale": "ok", "label": "positive"})}
+            for r in rows if r["teacher"] == "a"]
+    rec = tmp_path / "rec.jsonl"
+    rec.write_text("".join(json.dumps(r) + "\n" for r in out))
+    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "m"\npath = "{rec}"\nsource = "{t}"\n'
+                       for t in ("a", "stuck"))
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(name="stuck", rounds="max_rounds = 2\ninitial_size = 30\nbatch_size = 30",
+                                  extra=teachers + "[routing]\nmin_agreement = 0.5\n"))
+    return path
+
+
+def test_a_constant_teacher_is_called_out_in_run_and_status_and_scores_show_their_baseline(tmp_path):
+    cfg = stuck_campaign(tmp_path)
+    run = cli("run", cfg)
+    assert run.returncode == 0, run.stderr
+    said = " ".join(run.stderr.split())
+    assert re.search(r"teacher stuck answered 'positive' to \d+ of \d+ items: it is hardly reading the input", said)
+    table = run.stdout
+    assert "baseline" in table and " on " in table
+    status = cli("status", cfg)
+    out = " ".join(status.stdout.split())
+    assert "teacher stuck answered 'positive'" in out
+    assert re.search(r"accuracy [\d.]+% on gold:test \(n=\d+, baseline [\d.]+%, 95% CI", out)
+    assert re.search(r"stuck: balanced accuracy 0\.[0-9]+ \(chance 0\.50\)", out)
+    st = json.loads(cli("status", cfg, "--json").stdout)
+    assert any("teacher stuck" in w for w in st["warnings"])
+    assert all(r["baseline"] is not None for r in st["rounds_table"])
+
+
+def test_the_pilot_shows_each_teacher_and_the_campaign_reuses_its_answers(tmp_path):
+    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "gpt-4o-mini"\n'
+                       f'path = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\nsource = "{t}"\n' for t in ("a", "b"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="pilot", rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 10",
+                                 extra=teachers + "[routing]\nmin_agreement = 0.75\n"))
+    pilot = cli("pilot", cfg, "-n", "12")
+    assert pilot.returncode == 0, pilot.stderr
+    out = " ".join(pilot.stdout.split())
+    for needed in ("Pilot of pilot", "accuracy (gold)", "tokens / item", "agreement a / b: Cohen's kappa",
+                   "would go to review", "projected campaign:"):
+        assert needed in out, needed
+    import sqlite3
+
+    db = tmp_path / "pilot.distilloop.db"
+    con = sqlite3.connect(db)
+    pilot_ids = json.loads(con.execute("select value from meta where key = 'pilot_ids'").fetchone()[0])
+    paid_before = con.execute("select count(*) from teacher_calls where status = 'ok'").fetchone()[0]
+    con.close()
+    assert len(pilot_ids) == 12 and paid_before == 24
+    assert cli("run", cfg).returncode == 0
+    con = sqlite3.connect(db)
+    first = [r[0] for r in con.execute("select example_id from selections where round = 1 order by rank")]
+    twice = con.execute("select count(*) from (select teacher, example_id, count(*) n from teacher_calls where "
+                        "status = 'ok' group by teacher, example_id having n > 1)").fetchone()[0]
+    con.close()
+    assert first[:12] == pilot_ids  # round 1 starts with the pilot's items, already paid
+    assert twice == 0  # no answer bought twice
