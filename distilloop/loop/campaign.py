@@ -15,13 +15,14 @@ from typing import Any
 from distilloop.annotators.base import Teacher
 from distilloop.annotators.review import Reviewer
 from distilloop.core.ledger import Budget
-from distilloop.data import load_examples
-from distilloop.errors import BatchPending, ReviewError, StoreError
-from distilloop.loop import stopping
+from distilloop.data import file_sha256, load_examples
+from distilloop.errors import BatchPending, ReviewError
+from distilloop.loop import guidelines, stopping
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import Env
 from distilloop.loop.parts import Parts, build_parts
 from distilloop.loop.progress import Progress
+from distilloop.loop.relabel import RELABEL
 from distilloop.loop.steps import annotate, decide, review, select, train
 from distilloop.storage.store import Store
 
@@ -68,22 +69,21 @@ class Campaign:
         if path.exists():
             store = Store.open(path)
             try:
-                recorded = store.get_meta("fingerprint")
-                if recorded is not None and recorded != config.fingerprint():
-                    raise StoreError(
-                        f"{path} belongs to a campaign with other labels, data or teachers than {config.path}; "
-                        "changing those under a running campaign would mix incompatible answers: set a new "
-                        "[campaign] store (or name) to start a new campaign")
+                guidelines.check_fixed(store, config)  # the label set, answer kind and input fields stay
                 stopping.check_dev_split(config, store.examples("dev"))
-                return cls(config, store, **kwargs)
+                campaign = cls(config, store, **kwargs)
+                guidelines.sync(store, config, campaign.progress)  # an edited guideline is a new version
+                return campaign
             except BaseException:
                 store.close()
                 raise
         build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
         examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
         stopping.check_dev_split(config, examples)
-        store = Store.create(path, examples, {"fingerprint": config.fingerprint(), "name": config.campaign.name,
-                                              "labels": config.campaign.labels, "config": config.raw})
+        store = Store.create(path, examples, {"name": config.campaign.name, "labels": config.campaign.labels,
+                                              "config": config.raw},
+                             source=str(config.data_path), sha256=file_sha256(config.data_path))
+        guidelines.sync(store, config)
         return cls(config, store, **kwargs)
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -117,27 +117,36 @@ class Campaign:
             else:
                 round_no = last["round"]
                 env.progress.note(f"resuming round {round_no} at step '{last['status']}'")
-            env.budget.new_round(round_no, store.spent(round_no))
-            status = (store.round_row(round_no) or {})["status"]
-            if status == "annotating":
-                try:
-                    ann = annotate.annotate(env, round_no)
-                except BatchPending as exc:  # the round resumes here on the next `distilloop run`
-                    store.set_meta("stop_reason", str(exc))
-                    return str(exc)
-                decide.commit(env, ann, decide.decide(env, ann))
-                status = "training"
-            if status == "training":
-                self.pull_reviews(round_no)  # also after a stop between the commit and the training
-                train.train(env, round_no)
-                store.set_round_status(round_no, "done")
+            pending = self.finish_round(round_no)
+            if pending is not None:
+                return pending
             rounds_run += 1
             if on_round:
                 on_round(round_no)
 
+    def finish_round(self, round_no: int) -> str | None:
+        """Take a recorded round from the step it is at to its end: annotate, decide, review, train. Returns why
+        it stopped early (a provider batch still running: the round resumes there on the next run), else None."""
+        env, store = self.env, self.store
+        env.budget.new_round(round_no, store.spent(round_no))
+        status = (store.round_row(round_no) or {})["status"]
+        if status == "annotating":
+            try:
+                ann = annotate.annotate(env, round_no)
+            except BatchPending as exc:  # the round resumes here on the next `distilloop run`
+                store.set_meta("stop_reason", str(exc))
+                return str(exc)
+            decide.commit(env, ann, decide.decide(env, ann))
+            status = "training"
+        if status == "training":
+            self.pull_reviews(round_no)  # also after a stop between the commit and the training
+            train.train(env, round_no)
+            store.set_round_status(round_no, "done")
+        return None
+
     def stop_reason(self) -> str | None:
         store, config = self.store, self.config
-        done = [r for r in store.rounds() if r["status"] == "done"]
+        done = [r for r in store.rounds() if r["status"] == "done" and r["strategy"] != RELABEL]
         if len(done) >= config.rounds.max_rounds:
             return f"max rounds reached ({config.rounds.max_rounds})"
         target = config.rounds.target

@@ -1,5 +1,6 @@
 """Train: a student fitted on every accepted label (with rationales and soft labels where it uses them),
-evaluated, saved as a new version, and promoted by the one rule of
+evaluated on the campaign's frozen evaluation reference (:mod:`distilloop.loop.reference`) and on the newest
+labels, saved as a new version, and promoted by the one rule of
 :func:`~distilloop.students.promotion.should_promote`."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from distilloop.loop import stopping
+from distilloop.loop import reference, stopping
 from distilloop.loop.env import Env
 from distilloop.storage.store import Store
 from distilloop.students.base import Student
@@ -56,14 +57,17 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
         student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
                     rationales=[r["rationale"] for r in labeled], soft_labels=[r["soft_label"] for r in labeled],
                     warm_start=previous)
-    metrics: dict[str, Any] = evaluate(env, student)
+    ref = reference.frozen_reference(env)  # the same rows for every student: a refresh cannot move them
+    metrics: dict[str, Any] = reference.score(env, student, ref)
     if env.config.stopping.dev_target is not None:
         dev = evaluate(env, student, split="dev")
         metrics.update({f"dev_{k}": v for k, v in dev.items() if k != "n"})
     active = store.active_student()
     metric = env.config.evaluation.metric
     promote = metric not in metrics or should_promote(
-        metrics, active["metrics"] if active else None, metric=metric, margin=env.config.evaluation.promote_margin)
+        metrics, reference.active_scores(env, active, ref), metric=metric,
+        margin=env.config.evaluation.promote_margin)
+    newest = reference.newest(env, student, previous)
     path = env.config.students_dir / f"r{round_no:03d}-{student.version_}"
     if path.exists():  # saved by a run that stopped before recording it
         shutil.rmtree(path)
@@ -75,7 +79,8 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
     with store.atomic():
         store.record_student(version=version, round_no=round_no, kind=student.kind, path=str(path),
                              parent=active["version"] if active else None, metrics=metrics, n_train=len(texts),
-                             train_seconds=student.fit_seconds_, promoted=promote)
+                             train_seconds=student.fit_seconds_, promoted=promote, reference=ref.describe(),
+                             newest=newest)
         if stop_ids:
             stopping.record_predictions(store, round_no, version, stop_ids, stop_pred)
     return metrics
