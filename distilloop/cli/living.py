@@ -38,7 +38,7 @@ def cmd_add(args: argparse.Namespace) -> int:
               f"{result.skipped} already in the campaign; sha256 {result.sha256[:16]}")
     if result.added.get("pool"):
         out.print("the next `distilloop run` selects from the grown pool (raise [rounds] max_rounds if the campaign "
-                  "has run all its rounds)")
+                  "has run all its rounds)", markup=False)
     return 0
 
 

@@ -118,6 +118,10 @@ def predict_file(served: Served, path: str | Path, spec: DataSpec, out: str | Pa
             handle.close()
             os.chmod(tmp, 0o644)
             os.replace(tmp, Path(str(out)))
+    except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, as a Unix filter does
+        if tmp is not None:
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except BaseException:
         if tmp is not None:
             handle.close()

@@ -119,8 +119,11 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
             if store.find_paid_call(t.request_hash(prompt)) is not None:
                 plan.reused += 1
                 continue
-            plan.expected = plan.expected + t.expected(prompt)
-            plan.upper = plan.upper + upper_bound(t, item, exact=False)
+            up, exp = upper_bound(t, item, exact=False), t.expected(prompt)
+            plan.upper = plan.upper + up
+            # an expectation above the reservation (a replay teacher knows its exact cost) is the reservation
+            plan.expected = plan.expected + Spend(min(exp.tokens_in, up.tokens_in), min(exp.tokens_out, up.tokens_out),
+                                                  min(exp.usd, up.usd))
     plan.budget_left = env.budget.remaining()
     return plan
 
