@@ -52,6 +52,16 @@ def test_editing_the_task_is_a_new_guideline_version_and_the_campaign_continues(
     assert g["current"] == 2 and g["stale_labels"] == 20 and [v["labels"] for v in g["versions"]] == [20, 20]
     text = cli("status", cfg).stdout
     assert "guideline: version 2 (task edited); labels by guideline: v1 20, v2 20; stale: 20" in text
+    from distilloop.reports.html import render_html
+    from distilloop.storage.store import Store
+
+    store = Store.open(tmp_path / "t.distilloop.db")
+    try:
+        html = render_html(store)
+    finally:
+        store.close()
+    assert 'id="guidelines-table"' in html and "Guideline version 2; 20 accepted label(s) were made under an older" in html
+    assert "<td>guideline version</td><td>2</td>" in html
     out = tmp_path / "x.jsonl"
     assert cli("export", cfg, "-o", out).returncode == 0
     assert sorted({json.loads(x)["provenance"]["guideline"] for x in out.read_text().splitlines()}) == [1, 2]
