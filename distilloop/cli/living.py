@@ -64,7 +64,8 @@ def cmd_relabel(args: argparse.Namespace) -> int:
         raise UserInputError(f"no campaign store at {config.store_path}; run the campaign first (`distilloop run`)")
     selectors = Selectors(stale=args.stale, below_agreement=args.below_agreement, round=args.round,
                           ids=_read_ids(args.ids) if args.ids else None, include_reviewed=args.include_reviewed)
-    campaign = Campaign.open(config, progress=Progress(quiet=args.quiet or args.json))
+    campaign = Campaign.open(config, progress=Progress(quiet=args.quiet or args.json),
+                             record_guideline=not args.dry_run)
     out = console()
     try:
         plan = None if unfinished(campaign) is not None else plan_relabel(campaign, selectors)
@@ -102,6 +103,9 @@ def cmd_relabel(args: argparse.Namespace) -> int:
 
 
 def _print_plan(out: Any, plan: Any) -> None:
+    if plan.new_guideline:
+        out.print(f"the campaign file's guideline is new: it becomes version {plan.guideline} at the next run or "
+                  "relabel")
     out.print(f"would re-ask {len(plan.ids)} item(s) under guideline {plan.guideline}:")
     out.print(" ".join(plan.ids) if plan.ids else "(none)", soft_wrap=True)
     if plan.kept_reviewed:
@@ -164,7 +168,8 @@ def register(sub: Any) -> None:
     sp.add_argument("--include-reviewed", action="store_true",
                     help="also re-ask items whose label a person gave in review (kept otherwise)")
     sp.add_argument("--dry-run", action="store_true",
-                    help="list the items it would re-ask and its estimated cost; send and write nothing")
+                    help="list the items it would re-ask and its estimated cost; send and write nothing (an edited "
+                         "guideline is recorded by the next run or relabel)")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_relabel)

@@ -64,15 +64,17 @@ class Campaign:
     @classmethod
     def open(cls, config: CampaignConfig, **kwargs: Any) -> Campaign:
         """Create the store from the data file (every part built and checked first, the data validated: bad
-        input leaves nothing behind) or reopen it."""
-        path = config.store_path
+        input leaves nothing behind) or reopen it, recording an edited guideline as a new version (not with
+        ``record_guideline=False``: a dry run)."""
+        path, record = config.store_path, kwargs.pop("record_guideline", True)
         if path.exists():
             store = Store.open(path)
             try:
                 guidelines.check_fixed(store, config)  # the label set, answer kind and input fields stay
                 stopping.check_dev_split(config, store.examples("dev"))
                 campaign = cls(config, store, **kwargs)
-                guidelines.sync(store, config, campaign.progress)  # an edited guideline is a new version
+                if record:  # an edited guideline is a new version
+                    guidelines.sync(store, config, campaign.progress)
                 return campaign
             except BaseException:
                 store.close()

@@ -136,6 +136,18 @@ def sync(store: Store, config: CampaignConfig, progress: Progress | None = None)
     return version
 
 
+def version_of(store: Store, config: CampaignConfig) -> int:
+    """The guideline version the campaign file stands for, without recording anything: the current one, or the
+    number :func:`sync` will give it when the file's guideline is new."""
+    current = guideline_of(config.raw)
+    versions = store.guidelines()
+    if not versions:
+        recorded = store.get_meta("config")
+        return 1 if (guideline_of(recorded) if recorded else current).hash == current.hash else 2
+    last = versions[-1]
+    return int(last["version"]) + (last["hash"] != current.hash)
+
+
 def guideline_summary(store: Store) -> dict[str, Any]:
     """The current guideline version, every version with its change, and the labels made under each."""
     versions = store.guidelines()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from distilloop.core.types import Spend
 from distilloop.errors import UserInputError
+from distilloop.loop import guidelines
 from distilloop.loop.plan import upper_bound
 from distilloop.storage.versions import LabelState
 
@@ -50,11 +51,12 @@ class Selectors:
             raise UserInputError(f"relabel --below-agreement: must be an agreement in (0, 1], got "
                                  f"{self.below_agreement}")
 
-    def matches(self, s: LabelState, guideline: int) -> bool:
+    def matches(self, s: LabelState, guideline: int, listed: frozenset[str] = frozenset()) -> bool:
+        """Whether ``s`` is chosen (``listed``: the ``ids`` as a set, made once by the caller)."""
         return ((not self.stale or s.guideline is None or s.guideline < guideline)
                 and (self.below_agreement is None or (s.agreement is not None and s.agreement < self.below_agreement))
                 and (self.round is None or s.round == self.round)
-                and (self.ids is None or s.example_id in set(self.ids)))
+                and (self.ids is None or s.example_id in listed))
 
 
 @dataclass
@@ -70,12 +72,13 @@ class RelabelPlan:
     expected: Spend = field(default_factory=Spend)
     upper: Spend = field(default_factory=Spend)  # what the budget reserves for the calls to pay
     budget_left: dict[str, float | None] = field(default_factory=dict)
+    new_guideline: bool = False  # the campaign file's guideline is not recorded yet (a dry run): it will be
 
     def as_dict(self) -> dict[str, Any]:
         return {"guideline": self.guideline, "ids": self.ids, "kept_reviewed": self.kept_reviewed,
                 "not_labeled": self.not_labeled, "requests": self.requests, "reused": self.reused,
                 "to_pay": self.requests - self.reused, "expected": vars(self.expected), "upper": vars(self.upper),
-                "budget_left": self.budget_left}
+                "budget_left": self.budget_left, "new_guideline": self.new_guideline}
 
 
 @dataclass
@@ -99,18 +102,21 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
     """Choose the items and estimate the relabel under the current guideline (nothing is sent or written)."""
     selectors.check()
     store, env = campaign.store, campaign.env
-    guideline = store.current_guideline() or 1
+    guideline = guidelines.version_of(store, campaign.config)  # the campaign file's (a dry run records nothing)
     states = store.label_states()
     if selectors.ids is not None:
         unknown = [i for i in selectors.ids if i not in env.examples]
         if unknown:
             raise UserInputError(f"relabel --ids: {len(unknown)} id(s) are not in this campaign: "
                                  f"{', '.join(unknown[:10])}; list ids of labeled items, one per line")
-    chosen = [s for s in states if selectors.matches(s, guideline)]
-    kept = [s.example_id for s in chosen if s.source not in NOT_REVIEWED and not selectors.include_reviewed]
-    ids = [s.example_id for s in chosen if s.example_id not in set(kept)]
+    listed = frozenset(selectors.ids or ())
+    chosen = [s for s in states if selectors.matches(s, guideline, listed)]
+    reviewed = [s.source not in NOT_REVIEWED and not selectors.include_reviewed for s in chosen]
+    kept = [s.example_id for s, r in zip(chosen, reviewed, strict=True) if r]
+    ids = [s.example_id for s, r in zip(chosen, reviewed, strict=True) if not r]
     labeled = {s.example_id for s in states}
-    plan = RelabelPlan(guideline, ids, kept, [i for i in selectors.ids or () if i not in labeled])
+    plan = RelabelPlan(guideline, ids, kept, [i for i in selectors.ids or () if i not in labeled],
+                       new_guideline=guideline != store.current_guideline())
     for i in ids:
         item = env.item(env.examples[i])
         for t in env.parts.teachers:

@@ -117,7 +117,8 @@ min_agreement = 0.7
         api.labeler = flipped  # under the new guideline the model answers the other way
         dry = json.loads(cli("relabel", "--stale", "--dry-run", "--json", cfg).stdout)
         assert len(dry["ids"]) == 16 and dry["reused"] == 0 and dry["to_pay"] == 32 and dry["expected"]["usd"] > 0
-        assert api.generations == 32
+        assert dry["guideline"] == 2 and dry["new_guideline"]
+        assert api.generations == 32 and sqlite_count(db, "select count(*) from guidelines") == 1  # nothing written
         out = cli("relabel", "--stale", cfg)
         assert out.returncode == 0, out.stderr
         assert "re-asked 16 item(s) under guideline 2: 16 label(s) changed" in out.stdout
