@@ -12,7 +12,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,14 +79,20 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         raise DataError(f"{path}: cannot be read ({exc}); is it a UTF-8 text or gzip file?") from None
 
 
-def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequence[str] | None = None,
-                  answer: str = "label") -> list[Example]:
-    """Read and validate every row of ``path``; raise :class:`DataError` naming the first bad row.
+@dataclass(frozen=True)
+class Row:
+    """One validated row of a data file: the example (split "pool" where the row names none) and whether the
+    row named its split."""
 
-    Rows without a split are assigned to pool / dev / test by ``spec``'s fractions and seed, so the same
-    file always gives the same splits. With ``answer="number"`` a gold label must be a number and is kept in
-    its canonical form (``"1,800.0"`` becomes ``"1800"``), the form teachers' answers are compared in.
-    """
+    example: Example
+    split_given: bool
+    lineno: int
+
+
+def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[str] | None = None,
+              answer: str = "label") -> Iterator[Row]:
+    """Each row of ``path``, validated, one at a time (constant memory); raise :class:`DataError` naming the
+    first bad row. Ids are not checked for uniqueness here; a row without an id is ``row-<line>``."""
     spec = spec or DataSpec()
     numeric = answer == "number"
     path = Path(path)
@@ -94,9 +100,6 @@ def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequen
         raise DataError(f"data file not found: {path}; check the path (relative paths are resolved against "
                         "the campaign file's folder)")
     label_set = set(labels) if labels is not None and not numeric else None
-    examples: list[Example] = []
-    seen: set[str] = set()
-    unsplit: list[int] = []
     for lineno, row in _rows(path):
         where = f"{path.name}:{lineno}"
         fields: dict[str, Any] = {}
@@ -108,9 +111,6 @@ def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequen
             fields[name] = value
         rid = row.get(spec.id_field)
         rid = str(rid) if rid not in (None, "") else f"row-{lineno}"
-        if rid in seen:
-            raise DataError(f"{where}: duplicate id '{rid}'; ids must be unique")
-        seen.add(rid)
         gold = row.get(spec.label_field)
         gold = None if gold in (None, "") else str(gold)
         if gold is not None and numeric:
@@ -125,11 +125,34 @@ def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequen
         split = row.get(spec.split_field)
         if split in (None, ""):
             split = None
-            unsplit.append(len(examples))
         elif split not in SPLITS:
             raise DataError(f"{where}: split '{split}' is not one of {', '.join(SPLITS)}")
         rationale = row.get(spec.rationale_field)
-        examples.append(Example(rid, fields, split or "pool", gold, str(rationale) if rationale else None))
+        yield Row(Example(rid, fields, split or "pool", gold, str(rationale) if rationale else None),
+                  split is not None, lineno)
+
+
+def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequence[str] | None = None,
+                  answer: str = "label") -> list[Example]:
+    """Read and validate every row of ``path``; raise :class:`DataError` naming the first bad row.
+
+    Rows without a split are assigned to pool / dev / test by ``spec``'s fractions and seed, so the same
+    file always gives the same splits. With ``answer="number"`` a gold label must be a number and is kept in
+    its canonical form (``"1,800.0"`` becomes ``"1800"``), the form teachers' answers are compared in.
+    """
+    spec = spec or DataSpec()
+    path = Path(path)
+    examples: list[Example] = []
+    seen: set[str] = set()
+    unsplit: list[int] = []
+    for row in read_rows(path, spec, labels, answer):
+        rid = row.example.id
+        if rid in seen:
+            raise DataError(f"{path.name}:{row.lineno}: duplicate id '{rid}'; ids must be unique")
+        seen.add(rid)
+        if not row.split_given:
+            unsplit.append(len(examples))
+        examples.append(row.example)
     if not examples:
         raise DataError(f"{path}: no rows; the data file is empty")
     if unsplit:
@@ -137,6 +160,17 @@ def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequen
     if spec.limits:
         examples = _apply_limits(examples, spec.limits, spec.seed)
     return examples
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _assign_splits(examples: list[Example], idx: list[int], spec: DataSpec) -> list[Example]:

@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 
 from distilloop import __version__
-from distilloop.cli import inspect, review, run, setup
+from distilloop.cli import inspect, living, review, run, setup
 from distilloop.cli.common import DEFAULT_CONFIG
 from distilloop.errors import DistilloopError
 
 __all__ = ["DEFAULT_CONFIG", "build_parser", "main"]
 
 #: the command modules, in the order their commands are listed
-COMMANDS = (setup, run, inspect, review)
+COMMANDS = (setup, run, living, inspect, review)
 
 
 def build_parser() -> argparse.ArgumentParser:

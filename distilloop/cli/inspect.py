@@ -14,7 +14,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from distilloop.loop import diagnostics
     from distilloop.loop.steps.review import review_agreement
     from distilloop.loop.stopping import kappa_history, stop_set
-    from distilloop.reports.table import describe_scores, rounds_table, row_dict, summary
+    from distilloop.reports.table import describe_scores, rounds_table, row_dict, summary, versions_summary
 
     config, store = open_store(args)
     try:
@@ -22,7 +22,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         s = summary(store, caps)
         kappas = kappa_history(store)
         rows = store.round_rows()
+        versions = versions_summary(store)
         if args.json:
+            s.update(versions)
             s["stop_set_size"] = len(stop_set(store) or [])
             s["kappa_history"] = kappas
             s["rounds_table"] = [row_dict(r) for r in rows]
@@ -57,6 +59,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             out.print(f"active student: {a['version']} (round {a['round']}): "
                       f"{describe_scores(a['metrics'], config.evaluation.metric)}")
         _print_review_state(out, store, config)
+        _print_versions(out, versions)
         out.print(rounds_table(rows))
         for message in diagnostics.warnings(store, config.space, config.evaluation.metric):
             out.print(f"[yellow]warning:[/yellow] {message}")
@@ -69,6 +72,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _print_versions(out: Any, versions: dict[str, Any]) -> None:
+    """The guideline versions (labels made under each, how many are stale) and the data versions."""
+    g = versions["guidelines"]
+    if g["current"] is not None:
+        per = ", ".join(f"v{v['version']} {v['labels']}" for v in g["versions"])
+        out.print(f"guideline: version {g['current']} ({g['versions'][-1]['changes']}); labels by guideline: {per}; "
+                  f"stale: {g['stale_labels']}" + (" (`distilloop relabel --stale` re-asks them)"
+                                                     if g["stale_labels"] else ""))
+    for d in versions["data_versions"]:
+        by = ", ".join(f"{k} {n}" for k, n in sorted(d["splits"].items()))
+        out.print(f"  data version {d['version']} ({(d['created_at'] or '-')[:19]}): {d['n_added']} row(s) added "
+                  f"({by or '-'}), {d['n_skipped']} skipped" + (f", sha256 {d['sha256'][:12]}" if d["sha256"] else ""))
 
 
 def _print_review_state(out: Any, store: Any, config: Any) -> None:
@@ -138,13 +155,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from distilloop.storage.export import export_jsonl
+    from distilloop.storage.export import export_jsonl, export_table
 
     config, store = open_store(args)
     try:
-        path = Path(args.out) if args.out else config.beside_store(".export.jsonl")
-        n = export_jsonl(store, path, include_gold=args.include_gold)
-        print(f"wrote {n} labeled examples to {path}")
+        suffix = {"jsonl": ".export.jsonl", "hf": ".export.hf", "parquet": ".export.parquet"}[args.format]
+        path = Path(args.out) if args.out else config.beside_store(suffix)
+        if args.format == "jsonl":
+            n = export_jsonl(store, path, include_gold=args.include_gold)
+        else:
+            n = export_table(store, path, args.format, include_gold=args.include_gold)
+        how = {"jsonl": "", "hf": " (datasets.load_from_disk reads it)", "parquet": ""}[args.format]
+        print(f"wrote {n} labeled examples to {path}{how}")
     finally:
         store.close()
     return 0
@@ -168,13 +190,23 @@ def cmd_students(args: argparse.Namespace) -> int:
             metric = config.evaluation.metric
             for row in store.students():
                 mark = "*" if row["active"] else " "
+                ref, newest = row.get("reference") or {}, row.get("newest") or {}
+                where = f"{ref.get('name') or ref.get('split')}, {ref['n']} rows" if ref else "none"
                 value = decision_score(row["metrics"], metric)
-                shown = "-" if value is None else f"{value:.4f} on {row['metrics'].get('reference') or 'gold'}"
-                print(f"{mark} {row['version']:32} round {row['round']:3}  {metric} {shown}  "
-                      f"trained on {row['n_train']}  {'promoted' if row['promoted'] else 'not promoted'}")
+                new = (newest.get("metrics") or {}).get(metric)
+                prev = (newest.get("previous") or {}).get(metric)
+                print(f"{mark} {row['version']:32} round {row['round']:3}  reference ({where}) {metric} {_f(value)}  "
+                      f"newest ({newest.get('n', 0)} labels) {_f(new)}" + (f" (before: {_f(prev)})" if prev is not None
+                                                                         else "")
+                      + f"  trained on {row['n_train']}  guideline {row.get('guideline') or '-'}  data "
+                      f"{row.get('data_version') or '-'}  {'promoted' if row['promoted'] else 'not promoted'}")
     finally:
         store.close()
     return 0
+
+
+def _f(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def register(sub: Any) -> None:
@@ -184,12 +216,16 @@ def register(sub: Any) -> None:
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_status)
 
-    sp = sub.add_parser("export", help="write the distilled data set (labels, rationales, provenance) as JSONL",
-                        description="Write every accepted label with its rationale, soft label, source (teachers, "
-                                    "human) and each teacher's vote as JSON lines.")
+    sp = sub.add_parser("export", help="write the distilled data set (labels, rationales, provenance)",
+                        description="Write every accepted label with its rationale, soft label, provenance (source, "
+                                    "round, guideline and data version, each teacher's vote, reviews) as JSON lines, "
+                                    "a Hugging Face datasets folder or Parquet.")
     with_config(sp)
     sp.add_argument("-o", "--out", help="output file (default: <name>.export.jsonl next to the store)")
     sp.add_argument("--include-gold", action="store_true", help="also write the gold label where the data has one")
+    sp.add_argument("--format", choices=("jsonl", "hf", "parquet"), default="jsonl",
+                    help="jsonl (default), hf (a Hugging Face datasets folder, save_to_disk) or parquet; hf and "
+                         "parquet need the `export` extra")
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("report", help="a summary of the campaign: learning curve, spend, labels, student",
@@ -202,7 +238,9 @@ def register(sub: Any) -> None:
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("students", help="list student versions, roll back, export one",
-                        description="List every student version with its metric (* marks the active one); "
+                        description="List every student version with its metric on the frozen evaluation "
+                                    "reference and on the labels new since the last promoted student (* marks the "
+                                    "active one); "
                                     "--rollback makes an earlier version active; --export copies a version's "
                                     "directory for use outside the campaign.")
     with_config(sp)

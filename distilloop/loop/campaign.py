@@ -15,13 +15,14 @@ from typing import Any
 from distilloop.annotators.base import Teacher
 from distilloop.annotators.review import Reviewer
 from distilloop.core.ledger import Budget
-from distilloop.data import load_examples
-from distilloop.errors import BatchPending, ReviewError, StoreError
-from distilloop.loop import diagnostics, references, stopping
+from distilloop.data import file_sha256, load_examples
+from distilloop.errors import BatchPending, ReviewError
+from distilloop.loop import diagnostics, guidelines, references, stopping
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import Env
 from distilloop.loop.parts import Parts, build_parts
 from distilloop.loop.progress import Progress
+from distilloop.loop.relabel import RELABEL
 from distilloop.loop.steps import annotate, decide, reference, review, select, train
 from distilloop.storage.store import Store
 
@@ -42,7 +43,7 @@ class Campaign:
         caps, round_caps = config.budget.caps()
         self.env = Env(config, store, parts, Budget(caps, round_caps, spent=store.spent()),
                        progress or Progress(quiet=True), {e.id: e for e in store.examples()})
-        self._warned: set[str] = set()
+        self.warned: set[str] = set()  # the warnings said in this run
 
     @property
     def parts(self) -> Parts:
@@ -64,27 +65,28 @@ class Campaign:
     @classmethod
     def open(cls, config: CampaignConfig, **kwargs: Any) -> Campaign:
         """Create the store from the data file (every part built and checked first, the data validated: bad
-        input leaves nothing behind) or reopen it."""
-        path = config.store_path
+        input leaves nothing behind) or reopen it, recording an edited guideline as a new version (not with
+        ``record_guideline=False``: a dry run)."""
+        path, record = config.store_path, kwargs.pop("record_guideline", True)
         if path.exists():
             store = Store.open(path)
             try:
-                recorded = store.get_meta("fingerprint")
-                if recorded is not None and recorded != config.fingerprint():
-                    raise StoreError(
-                        f"{path} belongs to a campaign with other labels, data or teachers than {config.path}; "
-                        "changing those under a running campaign would mix incompatible answers: set a new "
-                        "[campaign] store (or name) to start a new campaign")
+                guidelines.check_fixed(store, config)  # the label set, answer kind and input fields stay
                 stopping.check_dev_split(config, store.examples("dev"))
-                return cls(config, store, **kwargs)
+                campaign = cls(config, store, **kwargs)
+                if record:  # an edited guideline is a new version
+                    guidelines.sync(store, config, campaign.progress)
+                return campaign
             except BaseException:
                 store.close()
                 raise
         build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
         examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
         stopping.check_dev_split(config, examples)
-        store = Store.create(path, examples, {"fingerprint": config.fingerprint(), "name": config.campaign.name,
-                                              "labels": config.campaign.labels, "config": config.raw})
+        store = Store.create(path, examples, {"name": config.campaign.name, "labels": config.campaign.labels,
+                                              "config": config.raw},
+                             source=str(config.data_path), sha256=file_sha256(config.data_path))
+        guidelines.sync(store, config)
         return cls(config, store, **kwargs)
 
     # -- the loop ------------------------------------------------------------------------------------
@@ -119,37 +121,45 @@ class Campaign:
             else:
                 round_no = last["round"]
                 env.progress.note(f"resuming round {round_no} at step '{last['status']}'")
-            env.budget.new_round(round_no, store.spent(round_no))
-            status = (store.round_row(round_no) or {})["status"]
-            if status == "annotating":
-                try:
-                    ann = annotate.annotate(env, round_no)
-                except BatchPending as exc:  # the round resumes here on the next `distilloop run`
-                    store.set_meta("stop_reason", str(exc))
-                    return str(exc)
-                decide.commit(env, ann, decide.explain_for_review(env, ann, decide.decide(env, ann)))
-                status = "training"
-            if status == "training":
-                self.pull_reviews(round_no)  # also after a stop between the commit and the training
-                train.train(env, round_no)
-                store.set_round_status(round_no, "done")
-                self.warn()
+            pending = self.finish_round(round_no)
+            if pending is not None:
+                return pending
             rounds_run += 1
             if on_round:
                 on_round(round_no)
 
+    def finish_round(self, round_no: int) -> str | None:
+        """Take a recorded round from the step it is at to its end: annotate, decide, review, train. Returns why
+        it stopped early (a provider batch still running: the round resumes there on the next run), else None."""
+        env, store = self.env, self.store
+        env.budget.new_round(round_no, store.spent(round_no))
+        status = (store.round_row(round_no) or {})["status"]
+        if status == "annotating":
+            try:
+                ann = annotate.annotate(env, round_no)
+            except BatchPending as exc:  # the round resumes here on the next `distilloop run`
+                store.set_meta("stop_reason", str(exc))
+                return str(exc)
+            decide.commit(env, ann, decide.explain_for_review(env, ann, decide.decide(env, ann)))
+            status = "training"
+        if status == "training":
+            self.pull_reviews(round_no)  # also after a stop between the commit and the training
+            train.train(env, round_no)
+            store.set_round_status(round_no, "done")
+            diagnostics.warn_once(store, env.parts.space, self.config.evaluation.metric, self.warned, env.progress.warn)
+        return None
+
     def stop_reason(self) -> str | None:
         store, config = self.store, self.config
-        done = [r for r in store.rounds() if r["status"] == "done"]
+        done = [r for r in store.rounds() if r["status"] == "done" and r["strategy"] != RELABEL]
         if len(done) >= config.rounds.max_rounds:
             return f"max rounds reached ({config.rounds.max_rounds})"
         target = config.rounds.target
         active = store.active_student()
         metric = config.evaluation.metric
-        if target is not None and active is not None:
-            value = references.decision_score(active["metrics"], metric)
-            if value is not None and value >= target:
-                return f"target reached: {metric} {value:.4f} >= {target} on {active['metrics'].get('reference')}"
+        value = references.decision_score(active["metrics"], metric) if active is not None else None
+        if target is not None and value is not None and value >= target:
+            return f"target reached: {metric} {value:.4f} >= {target} on {(active or {})['metrics'].get('reference')}"
         reason = stopping.stopping_reason(store, config.stopping, metric)
         if reason is not None:
             return reason
@@ -159,14 +169,6 @@ class Campaign:
         if exhausted:
             return f"budget spent ({exhausted[0]} cap on {exhausted[1]})"
         return None
-
-    def warn(self) -> None:
-        """Say once per run each way the campaign is failing (a constant teacher, one class, chance agreement, a
-        student no better than its baseline), with what to try."""
-        for message in diagnostics.warnings(self.store, self.env.parts.space, self.config.evaluation.metric):
-            if message not in self._warned:
-                self._warned.add(message)
-                self.env.progress.warn(message)
 
     def pull_reviews(self, round_no: int) -> int:
         """Bring finished reviews into the training data (pending items a reviewer never got are pushed first)."""

@@ -7,8 +7,6 @@ Unknown keys are errors with a "did you mean" hint, so a typo never silently cha
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,12 +91,6 @@ class CampaignConfig:
         return DataSpec(tuple(self.data.input_fields), self.data.label_field, self.data.id_field,
                         self.data.split_field, self.data.rationale_field, self.data.test_fraction,
                         self.data.dev_fraction, self.campaign.seed, dict(self.data.limits))
-
-    def fingerprint(self) -> str:
-        """A hash of what must not change under a running campaign (labels, data, teachers)."""
-        key = {k: self.raw.get(k) for k in ("campaign", "data", "teachers")}
-        key["campaign"] = {k: v for k, v in (key["campaign"] or {}).items() if k in ("labels", "task", "answer")}
-        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 SECTIONS: dict[str, type] = {

@@ -11,6 +11,7 @@ round (``run``) and by ``status`` and the HTML report.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from itertools import combinations
 
 from distilloop.annotators.agreement import cohen_kappa
@@ -92,3 +93,11 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy") -> list
     """Every warning that holds for the campaign now."""
     return [*constant_teachers(store, space), *one_class(store, space), *chance_agreement(store, space),
             *weak_student(store, metric)]
+
+
+def warn_once(store: Store, space: AnswerSpace, metric: str, said: set[str], warn: Callable[[str], None]) -> None:
+    """Say each warning that holds now and was not said yet (``said`` keeps what was)."""
+    for message in warnings(store, space, metric):
+        if message not in said:
+            said.add(message)
+            warn(message)

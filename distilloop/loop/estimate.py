@@ -30,6 +30,7 @@ from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import make_item
 from distilloop.loop.parts import build_parts
 from distilloop.loop.plan import sample, upper_bound
+from distilloop.loop.relabel import RELABEL
 from distilloop.storage.store import Store
 
 METHOD = ("expected: prompt bytes / 4 + 16 tokens in, max_tokens / 2 out (no tokenizer: tiktoken cannot "
@@ -122,7 +123,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
             examples = store.examples()
             taken = store.annotated_ids()
             rounds = store.rounds()
-            done = sum(1 for r in rounds if r["status"] == "done")
+            done = sum(1 for r in rounds if r["status"] == "done" and r["strategy"] != RELABEL)  # max_rounds' count
             if rounds and rounds[-1]["status"] == "annotating":
                 current = (rounds[-1]["round"], len(store.selection(rounds[-1]["round"])))
             spent = store.spent()

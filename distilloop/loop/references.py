@@ -45,10 +45,14 @@ class Reference:
 
 
 def available(store: Store, examples: dict[str, Example]) -> dict[str, Reference]:
-    """Every reference the campaign has now, by name."""
+    """Every reference the campaign has now, by name. A gold split is frozen when rows are first added to the
+    campaign (``distilloop add``): rows added to it later are not part of its reference, so every student of a
+    living campaign is scored on the same rows."""
     out: dict[str, Reference] = {}
     for split in ("dev", "test"):
-        rows = [e for e in examples.values() if e.split == split and e.gold is not None]
+        cutoff = store.evaluation_cutoff(split)
+        rows = [e for e in (examples.values() if cutoff is None else store.examples_before(split, cutoff))
+                if e.split == split and e.gold is not None]
         if rows:
             out[f"gold:{split}"] = Reference(f"gold:{split}", [e.id for e in rows], [str(e.gold) for e in rows])
     for name in ("audit", "teachers"):
@@ -106,3 +110,21 @@ def decision_score(metrics: dict[str, Any], metric: str) -> float | None:
     if refs is None:
         return metrics.get(metric)
     return (refs.get(metrics.get("reference")) or {}).get(metric)
+
+
+def newest(store: Store, space: AnswerSpace, student: Any, previous: Any) -> dict[str, Any]:
+    """The new student's and the previous one's metrics on the labels accepted since the last promoted student:
+    what a refresh gained on new data, apart from what it kept on the reference."""
+    from distilloop.core.types import render_input
+
+    promoted = [s for s in store.students() if s["promoted"]]
+    since = promoted[-1] if promoted else None
+    rows = store.labels_since(since["created_at"] if since else None)
+    out: dict[str, Any] = {"since": since["version"] if since else None, "n": len(rows)}
+    if not rows:
+        return out
+    texts, labels = [render_input(r["fields"]) for r in rows], [r["label"] for r in rows]
+    out["metrics"] = space.metrics(labels, student.predict(texts))
+    if previous is not None:
+        out["previous"] = space.metrics(labels, previous.predict(texts))
+    return out

@@ -30,7 +30,8 @@ from distilloop.storage.store import Store
 
 SECTIONS = [("summary", "Summary"), ("learning-curve", "Learning curve"), ("spend", "Spend per teacher and round"),
             ("agreement", "Agreement and teacher reliability"), ("reviews", "Review throughput"),
-            ("confusion", "Confusion matrix of the active student"), ("hardest", "Hardest items")]
+            ("confusion", "Confusion matrix of the active student"), ("versions", "Guideline and data versions"),
+            ("hardest", "Hardest items")]
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:16px 24px;
@@ -132,7 +133,7 @@ def _summary(store: Store, caps: Any, eval_split: str) -> str:
           ("active student", f"{active['version']} (round {active['round']}): "
            + describe_scores(active["metrics"], _config_value(store, "evaluation", "metric", "accuracy"))
            if active else "none"),
-          ("evaluation split", eval_split)]
+          ("evaluation split", eval_split), ("guideline version", store.current_guideline() or "-")]
     html = ['<table id="summary-table" class="kv"><tbody>']
     html += [f"<tr><td>{_e(k)}</td><td>{_e(_num(v))}</td></tr>" for k, v in kv]
     html.append("</tbody></table><h3>Budget: caps against spend</h3>")
@@ -236,6 +237,26 @@ def _confusion(store: Store, split: str, space: AnswerSpace, loader: Callable[[s
                     _table("confusion-table", ["gold \\ predicted", *labels], [[labels[i], *m[i]] for i in range(k)])])
 
 
+def _versions(store: Store) -> str:
+    """Each guideline version (what changed, the labels made under it) and each data version (rows added)."""
+    guidelines = store.guidelines()
+    if not guidelines:
+        return '<p class="muted">No guideline version recorded yet.</p>'
+    by = store.labels_by_guideline()
+    current = guidelines[-1]["version"]
+    stale = sum(n for v, n in by.items() if v is None or v < current)
+    html = [f"<p>Guideline version {_e(current)}; {_e(stale)} accepted label(s) were made under an older one"
+            + (" (<code>distilloop relabel --stale</code> re-asks them)" if stale else "") + ".</p>",
+            _table("guidelines-table", ["version", "recorded", "changes", "task", "labels made under it"],
+                   [[g["version"], g["created_at"], g["changes"], g["task"], by.get(g["version"], 0)]
+                    for g in guidelines]),
+            "<h3>Data versions</h3>",
+            _table("data-versions-table", ["version", "recorded", "file", "sha256", "rows", "added", "skipped"],
+                   [[d["version"], d["created_at"], d["path"], (d["sha256"] or "-")[:16], d["n_rows"], d["n_added"],
+                     d["n_skipped"]] for d in store.data_versions()])]
+    return "".join(html)
+
+
 def _hardest(store: Store, n: int) -> str:
     items = store.hardest_items(n)
     if not items:
@@ -279,7 +300,7 @@ def render_html(store: Store, *, caps: Any = None, eval_split: str | None = None
     name = store.get_meta("name") or "campaign"
     bodies = {"summary": _summary(store, caps, eval_split), "learning-curve": _learning_curve(store),
               "spend": _spend(store), "agreement": _agreement(store), "reviews": _reviews(store),
-              "confusion": _confusion(store, eval_split, space, student_loader),
+              "confusion": _confusion(store, eval_split, space, student_loader), "versions": _versions(store),
               "hardest": _hardest(store, n_hardest)}
     nav = "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title in SECTIONS)
     sections = "".join(f'<section id="{sid}"><h2>{_e(title)}</h2>{bodies[sid]}</section>' for sid, title in SECTIONS)

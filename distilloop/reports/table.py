@@ -86,3 +86,10 @@ def summary(store: Store, caps: Any = None) -> dict[str, Any]:
     if caps is not None:
         out["caps"] = {"tokens_in": caps.tokens_in, "tokens_out": caps.tokens_out, "usd": caps.usd}
     return out
+
+
+def versions_summary(store: Store) -> dict[str, Any]:
+    """The guideline versions (labels made under each, the stale ones) and the data versions of a campaign."""
+    from distilloop.loop.guidelines import guideline_summary
+
+    return {"guidelines": guideline_summary(store), "data_versions": store.data_versions()}

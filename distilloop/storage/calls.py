@@ -48,6 +48,7 @@ class CallsPart(StoreBase):
             "status": status, "reserved_tokens_in": reserved.tokens_in,
             "reserved_tokens_out": reserved.tokens_out, "reserved_usd": reserved.usd, "batch_id": batch_id,
             "created_at": now(), "valid": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
+            "guideline": self._scalar("select max(version) from guidelines"),  # the guideline it is asked under
         })
         return int(table.last_pk)  # type: ignore[arg-type]
 

@@ -15,10 +15,11 @@ SPLITS = ("pool", "dev", "test")
 
 class ExamplesPart(StoreBase):
     # -- examples --------------------------------------------------------------------------------------
-    def _insert_examples(self, examples: Sequence[Example], start: int = 0) -> None:
+    def _insert_examples(self, examples: Sequence[Example], start: int = 0, data_version: int | None = None) -> None:
         self.db.table("examples").insert_all(
             ({"id": e.id, "split": e.split, "fields": json.dumps(e.fields, ensure_ascii=False), "gold": e.gold,
-              "gold_rationale": e.gold_rationale, "text_len": len(e.text), "position": start + i}
+              "gold_rationale": e.gold_rationale, "text_len": len(e.text), "position": start + i,
+              "data_version": data_version}
              for i, e in enumerate(examples)),
             batch_size=1000)
 

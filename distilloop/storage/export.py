@@ -1,39 +1,138 @@
-"""Export of the distilled data set: one JSON object a line, with labels, rationales and provenance."""
+"""Export of the distilled data set with its provenance: JSON lines, a Hugging Face ``datasets`` directory
+(``save_to_disk``), or Parquet.
+
+Every row is one accepted label: the example's id and input fields, the label, rationale and soft label, and
+its provenance (the source, round, guideline version and data version it was made under, the agreement, every
+teacher's vote and every review). Files are written atomically: a temporary file or folder renamed when
+complete.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from distilloop._extras import require
+from distilloop.errors import UserInputError
 from distilloop.storage.store import Store
+
+FORMATS = ("jsonl", "hf", "parquet")
+
+
+def export_records(store: Store, *, include_gold: bool = False) -> Iterator[dict[str, Any]]:
+    """Every accepted label as one record, in data order."""
+    name = store.get_meta("name")
+    rows = store.labeled()
+    versions = store.data_version_of([r["example_id"] for r in rows])
+    for row in rows:
+        cons = store.consensus(row["example_id"]) or {}
+        reviews = store.reviews(row["example_id"])
+        record = {
+            "id": row["example_id"], **row["fields"], "label": row["label"], "rationale": row["rationale"],
+            "soft_label": row["soft_label"],
+            "provenance": {
+                "campaign": name, "source": row["source"], "round": row["round"],
+                "guideline": row.get("guideline"), "data_version": versions.get(row["example_id"]),
+                "agreement": cons.get("agreement"), "aggregation": cons.get("method"),
+                "teachers": [{k: v.get(k) for k in ("teacher", "label", "confidence", "rationale")}
+                             for v in (cons.get("votes") or [])],
+                "reviews": [{k: r[k] for k in ("reviewer", "label", "rationale", "seconds_spent", "source")}
+                            for r in reviews],
+            },
+        }
+        if include_gold:
+            record["gold"] = store.example(row["example_id"]).gold
+        yield record
 
 
 def export_jsonl(store: Store, path: str | Path, *, include_gold: bool = False) -> int:
-    """Write every accepted label to ``path`` (atomically: a temporary file renamed when complete)."""
+    """Write every accepted label to ``path`` as JSON lines (atomically)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    name = store.get_meta("name")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in store.labeled():
-            cons = store.consensus(row["example_id"]) or {}
-            reviews = store.reviews(row["example_id"])
-            record = {
-                "id": row["example_id"], **row["fields"], "label": row["label"], "rationale": row["rationale"],
-                "soft_label": row["soft_label"],
-                "provenance": {
-                    "campaign": name, "source": row["source"], "round": row["round"],
-                    "agreement": cons.get("agreement"), "aggregation": cons.get("method"),
-                    "teachers": [{k: v.get(k) for k in ("teacher", "label", "confidence", "rationale")}
-                                 for v in (cons.get("votes") or [])],
-                    "reviews": [{k: r[k] for k in ("reviewer", "label", "rationale", "seconds_spent", "source")}
-                                for r in reviews],
-                },
-            }
-            if include_gold:
-                record["gold"] = store.example(row["example_id"]).gold
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for record in export_records(store, include_gold=include_gold):
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return n
+
+
+def arrow_table(records: list[dict[str, Any]]) -> Any:
+    """The records as a typed Arrow table: the soft label as a list of (label, p), the provenance a struct."""
+    pa = require("pyarrow", "export", purpose="exporting as hf or parquet")
+    vote = pa.struct([("teacher", pa.string()), ("label", pa.string()), ("confidence", pa.float64()),
+                      ("rationale", pa.string())])
+    review = pa.struct([("reviewer", pa.string()), ("label", pa.string()), ("rationale", pa.string()),
+                        ("seconds_spent", pa.float64()), ("source", pa.string())])
+    provenance = pa.struct([("campaign", pa.string()), ("source", pa.string()), ("round", pa.int64()),
+                            ("guideline", pa.int64()), ("data_version", pa.int64()), ("agreement", pa.float64()),
+                            ("aggregation", pa.string()), ("teachers", pa.list_(vote)),
+                            ("reviews", pa.list_(review))])
+    known = {"id": pa.string(), "label": pa.string(), "rationale": pa.string(), "gold": pa.string(),
+             "soft_label": pa.list_(pa.struct([("label", pa.string()), ("p", pa.float64())])),
+             "provenance": provenance}
+    rows = [{**r, "soft_label": [{"label": k, "p": float(v)} for k, v in (r["soft_label"] or {}).items()]}
+            for r in records]
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    fields = [(c, known[c]) if c in known else (c, pa.array([r.get(c) for r in rows]).type) for c in columns]
+    return pa.Table.from_pylist(rows, schema=pa.schema(fields))
+
+
+def export_table(store: Store, path: str | Path, fmt: str, *, include_gold: bool = False) -> int:
+    """Write every accepted label to ``path`` as a Hugging Face ``datasets`` directory (``fmt="hf"``: read it back
+    with ``datasets.load_from_disk(path)``) or a Parquet file (``fmt="parquet"``), atomically."""
+    if fmt not in ("hf", "parquet"):
+        raise UserInputError(f"export --format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    records = list(export_records(store, include_gold=include_gold))
+    if not records:
+        raise UserInputError("export: no accepted label yet; run a round first (`distilloop run`)")
+    table = arrow_table(records)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        if fmt == "parquet":
+            pq = require("pyarrow.parquet", "export", purpose="exporting as parquet")
+            pq.write_table(table, tmp / "data.parquet")
+            os.replace(tmp / "data.parquet", path)
+            tmp.rmdir()
+        else:
+            datasets = require("datasets", "export", purpose="exporting as a Hugging Face dataset")
+            shown = datasets.is_progress_bar_enabled()
+            datasets.disable_progress_bars()
+            try:
+                datasets.Dataset(table).save_to_disk(str(tmp / "dataset"))
+            finally:
+                if shown:
+                    datasets.enable_progress_bars()
+            _replace_dir(tmp / "dataset", path)
+            tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return len(records)
+
+
+def _replace_dir(src: Path, dest: Path) -> None:
+    """Put the folder ``src`` at ``dest``, replacing an earlier export there."""
+    if dest.exists() and not dest.is_dir():
+        raise UserInputError(f"export: {dest} is a file; a Hugging Face dataset is a folder: choose another -o")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / "dataset_info.json").exists():
+        raise UserInputError(f"export: {dest} is a folder that holds something else than a dataset; choose a new "
+                             "or empty folder for -o")
+    old = dest.with_name(f".{dest.name}.old")
+    if dest.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+    os.replace(src, dest)
+    shutil.rmtree(old, ignore_errors=True)

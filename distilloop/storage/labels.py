@@ -12,9 +12,10 @@ from distilloop.storage.base import StoreBase, loads, now
 class LabelsPart(StoreBase):
     # -- consensus -------------------------------------------------------------------------------------
     def save_consensus(self, rows: Iterable[dict[str, Any]]) -> None:
+        guideline = self._scalar("select max(version) from guidelines")  # the guideline the verdicts are made under
         self.db.table("consensus").upsert_all(
-            ({**r, "soft_label": json.dumps(r.get("soft_label")), "votes": json.dumps(r.get("votes"))}
-             for r in rows), pk="example_id")
+            ({**r, "soft_label": json.dumps(r.get("soft_label")), "votes": json.dumps(r.get("votes")),
+              "guideline": guideline} for r in rows), pk="example_id")
 
     @staticmethod
     def _consensus(row: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +51,7 @@ class LabelsPart(StoreBase):
         self.db.table("labels").upsert({
             "example_id": example_id, "label": label, "rationale": rationale, "source": source,
             "round": round_no, "soft_label": json.dumps(soft_label) if soft_label else None,
-            "created_at": now()}, pk="example_id")
+            "guideline": self._scalar("select max(version) from guidelines"), "created_at": now()}, pk="example_id")
 
     def labeled(self) -> list[dict[str, Any]]:
         rows = list(self.db.query(

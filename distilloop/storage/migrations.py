@@ -114,6 +114,47 @@ def typed_channels(db: Database) -> None:
     db.table("cache").drop()
 
 
+@migrations(name="0004_living_campaigns")
+def living_campaigns(db: Database) -> None:
+    """A campaign that keeps going as data and guidelines change: every addition of rows is a data version (the
+    rows of the first data file are version 1); every guideline (the task and what each teacher is asked with) is
+    a version, and each teacher answer, verdict and accepted label records the one it was made under (1 for what
+    was there before); a student records the evaluation reference it was scored on and its score on the labels
+    new since the student before it."""
+    import json
+
+    db.table("data_versions").create(
+        {"version": int, "path": str, "sha256": str, "n_rows": int, "n_added": int, "n_skipped": int,
+         "splits": str, "created_at": str},
+        pk="version",
+    )
+    db.table("guidelines").create(
+        {"version": int, "hash": str, "task": str, "teachers": str, "changes": str, "created_at": str},
+        pk="version",
+    )
+    db.table("examples").add_column("data_version", int)
+    for table in ("teacher_calls", "consensus", "labels"):
+        db.table(table).add_column("guideline", int)
+    students = db.table("students")
+    for column in ("reference", "newest"):
+        students.add_column(column, str)
+    for column in ("guideline", "data_version"):
+        students.add_column(column, int)
+    n = next(db.query("select count(*) n from examples"))["n"]
+    if not n:  # a new store: Store.create records its first data version
+        return
+    db.execute("update examples set data_version = 1")
+    for table in ("teacher_calls", "consensus", "labels", "students"):
+        db.execute(f"update {table} set guideline = 1")
+    db.execute("update students set data_version = 1")
+    meta = {r["key"]: r["value"] for r in db.query("select key, value from meta where key in ('config')")}
+    path = ((json.loads(meta["config"]) if meta.get("config") else {}).get("data") or {}).get("path")
+    splits = {r["split"]: r["n"] for r in db.query("select split, count(*) n from examples group by split")}
+    first = next(db.query("select min(created_at) t from teacher_calls"))["t"]
+    db.table("data_versions").insert({"version": 1, "path": path, "sha256": None, "n_rows": n, "n_added": n,
+                                      "n_skipped": 0, "splits": json.dumps(splits), "created_at": first})
+
+
 @migrations(name="0007_references")
 def references(db: Database) -> None:
     """How many teachers were asked about an item (a missing vote is dissent), and the evaluation references of

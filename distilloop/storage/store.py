@@ -27,9 +27,10 @@ from distilloop.storage.migrations import migrations
 from distilloop.storage.queries import QueriesPart
 from distilloop.storage.students import StudentsPart
 from distilloop.storage.vectors import VectorsPart
+from distilloop.storage.versions import VersionsPart
 
 
-class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, QueriesPart):
+class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, QueriesPart, VersionsPart):
     """Typed access to one campaign's SQLite file. Use :meth:`create` for a new campaign, :meth:`open` after."""
 
     def __init__(self, db: Database, path: Path | None = None) -> None:
@@ -59,8 +60,10 @@ class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, Quer
         return cls(db, None)
 
     @classmethod
-    def create(cls, path: str | Path, examples: Sequence[Example], meta: dict[str, Any]) -> Store:
+    def create(cls, path: str | Path, examples: Sequence[Example], meta: dict[str, Any], *,
+               source: str = "", sha256: str | None = None) -> Store:
         """Write a new store atomically: built in a temporary file next to ``path``, renamed when complete.
+        ``examples`` are data version 1 (read from ``source``, whose hash is ``sha256``).
 
         A failure (bad data, a full disk, Ctrl-C) leaves no partial campaign behind.
         """
@@ -76,7 +79,9 @@ class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, Quer
             migrations.apply(db)
             store = cls(db, tmp)
             with db.atomic():
-                store._insert_examples(examples)
+                store._insert_examples(examples, data_version=1)
+                store._record_data_version(1, examples, path=source, sha256=sha256, n_rows=len(examples),
+                                           n_skipped=0)
                 for key, value in meta.items():
                     store.set_meta(key, value)
             db.close()

@@ -41,19 +41,28 @@ class StudentsPart(StoreBase):
         return p if p.exists() or not moved.exists() else moved
 
     def record_student(self, *, version: str, round_no: int, kind: str, path: str, parent: str | None,
-                       metrics: dict[str, Any], n_train: int, train_seconds: float, promoted: bool) -> None:
+                       metrics: dict[str, Any], n_train: int, train_seconds: float, promoted: bool,
+                       reference: dict[str, Any] | None = None, newest: dict[str, Any] | None = None) -> None:
+        """Record a trained student: its metrics on the evaluation ``reference`` (described by it), and on the
+        labels new since the student before it (``newest``); the guideline and data version it was trained at."""
         with self.db.atomic():
             if promoted:
                 self.db.execute("update students set active = 0")
             self.db.table("students").upsert({
                 "version": version, "round": round_no, "kind": kind, "path": self._rel(path), "parent": parent,
                 "metrics": json.dumps(metrics), "n_train": n_train, "train_seconds": train_seconds,
-                "promoted": int(promoted), "active": int(promoted), "created_at": now()}, pk="version")
+                "promoted": int(promoted), "active": int(promoted), "created_at": now(),
+                "reference": json.dumps(reference) if reference is not None else None,
+                "newest": json.dumps(newest) if newest is not None else None,
+                "guideline": self._scalar("select max(version) from guidelines"),
+                "data_version": self._scalar("select max(version) from data_versions")}, pk="version")
 
     def students(self) -> list[dict[str, Any]]:
         rows = list(self.db.query("select * from students order by created_at, round"))
         for r in rows:
             r["metrics"] = loads(r["metrics"], {})
+            r["reference"] = loads(r.get("reference"))
+            r["newest"] = loads(r.get("newest"))
             r["path"] = os.fspath(self.student_path(r["path"]))
         return rows
 

@@ -134,6 +134,10 @@ class Student(ABC):
         proba = self.predict_proba(texts)
         return [self.classes_[i] for i in np.asarray(proba).argmax(axis=1)]
 
+    def release_memory(self) -> None:  # noqa: B027 - optional hook
+        """Drop what predicting kept in memory per text (an input cache): a stream of predictions over a file of
+        any length calls it between batches, so its memory stays constant."""
+
     def embed(self, texts: Sequence[str]) -> np.ndarray | None:
         """Vectors for diversity strategies, where the student has a representation; else ``None``."""
         return None

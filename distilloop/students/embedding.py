@@ -153,6 +153,12 @@ class EmbeddingLinear(Student):
     def embed(self, texts: Sequence[str]) -> np.ndarray | None:
         return self.encode(list(texts))
 
+    def release_memory(self) -> None:
+        """Forget the in-memory embeddings of this encoder (a campaign's vector cache keeps its own)."""
+        _MEMORY.pop(self.embedding_key, None)
+        if getattr(self, "_cache", None) is not None:
+            self._stored = set()
+
     def _save(self, path: Path) -> None:
         with open(path / "head.pkl", "wb") as f:
             pickle.dump({"head": self.head_, "only_class": self.only_class_}, f)

@@ -194,5 +194,56 @@ def test_a_store_written_by_the_previous_release_resumes(tmp_path, fixtures):
         assert [r["status"] for r in campaign.store.rounds()] == ["done"] * 4
         assert [p["round"] for p in stopping.prediction_history(campaign.store)] == [1, 2, 3, 4]
         assert campaign.store.active_student() is not None
+        # what it had is data version 1 and guideline 1 (recorded from the file it was created with)
+        assert [(v["version"], v["n_added"]) for v in campaign.store.data_versions()] == [(1, 200)]
+        assert [g["version"] for g in campaign.store.guidelines()] == [1]
+        assert set(campaign.store.labels_by_guideline()) == {1}
     finally:
         campaign.close()
+
+
+def test_migration_0004_gives_what_a_store_had_data_version_1_and_guideline_1(tmp_path):
+    """A store written before living campaigns: its rows are data version 1, its answers, verdicts, labels and
+    students were made under guideline 1; a new addition is version 2 and appends after the old rows."""
+    import json
+
+    from sqlite_utils import Database
+
+    from distilloop.storage.migrations import migrations
+
+    path = tmp_path / "old.db"
+    db = Database(path)
+    migrations.apply(db, stop_before="0004_living_campaigns")
+    db.table("meta").insert({"key": "config", "value": json.dumps({"data": {"path": "d.jsonl"}})})
+    db.table("examples").insert_all([{"id": f"e{i}", "split": "pool", "fields": json.dumps({"text": f"t{i}"}),
+                                      "position": i} for i in range(3)])
+    db.table("teacher_calls").insert({"request_hash": "h", "round": 1, "example_id": "e0", "teacher": "t",
+                                      "status": "ok", "label": "a", "valid": 1, "created_at": "2025-01-01"})
+    db.table("labels").insert({"example_id": "e0", "label": "a", "source": "teachers", "round": 1,
+                               "created_at": "2025-01-01"})
+    db.close()
+    store = Store.open(path)
+    try:
+        [v1] = store.data_versions()
+        assert (v1["version"], v1["path"], v1["n_added"], v1["splits"]) == (1, "d.jsonl", 3, {"pool": 3})
+        assert store.label_states()[0].guideline == 1 and store.data_version_of(["e0", "e2"]) == {"e0": 1, "e2": 1}
+        assert store.current_guideline() is None  # recorded from the campaign file when the campaign opens
+        v2 = store.add_examples([Example("e3", {"text": "t3"})], path="more.jsonl", sha256="x", n_rows=2,
+                                n_skipped=1)
+        assert v2 == 2 and [e.id for e in store.examples()] == ["e0", "e1", "e2", "e3"]
+        assert store.data_version_of(["e3"]) == {"e3": 2}
+        assert store.record_guideline(hash="g", task="T", teachers={}, changes="first guideline") == 1
+        store.accept_label("e3", "b", rationale=None, source="teachers", round_no=2)
+        assert {s.example_id: s.guideline for s in store.label_states()} == {"e0": 1, "e3": 1}
+    finally:
+        store.close()
+
+
+def test_the_evaluation_reference_is_frozen_at_its_first_use():
+    store = Store.memory()
+    store._insert_examples([Example("t0", {"text": "a"}, "test", "x"), Example("p0", {"text": "b"})])
+    cutoff = store.freeze_evaluation("test")
+    store.add_examples([Example("t1", {"text": "c"}, "test", "y")], path="m", sha256="s", n_rows=1, n_skipped=0)
+    assert store.freeze_evaluation("test") == cutoff == 2
+    assert [e.id for e in store.examples_before("test", cutoff)] == ["t0"]
+    assert [e.id for e in store.examples("test")] == ["t0", "t1"]

@@ -1,6 +1,7 @@
 """Train: a student fitted on every accepted label (with rationales and soft labels where it uses them),
-evaluated, saved as a new version, and promoted by the one rule of
-:func:`~distilloop.students.promotion.should_promote`."""
+scored on every evaluation reference (:mod:`distilloop.loop.references`) and on the newest labels, saved as a new
+version, and promoted by the one rule of :func:`~distilloop.students.promotion.should_promote` on the reference
+the campaign decides on (frozen across refreshes)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,12 @@ def active_score(env: Env, active: dict[str, Any] | None, reference: str | None)
     return references.score(student.predict([env.examples[i].text for i in ref.ids]), ref, env.parts.space)
 
 
+def _described(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The reference a student was decided on, as recorded with it: its name and size."""
+    name = metrics.get("reference")
+    return {"name": name, "n": metrics["refs"][name]["n"]} if name else None
+
+
 def train(env: Env, round_no: int) -> dict[str, Any] | None:
     """Train, evaluate, save and record round ``round_no``'s student; its metrics (None with no label yet).
     A round whose student was already recorded (a crash before the round was marked done) is not trained again."""
@@ -85,6 +92,7 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
     else:
         promote = should_promote(metrics["refs"][reference], active_score(env, active, reference), metric=metric,
                                  margin=env.config.evaluation.promote_margin)
+    newest = references.newest(store, env.parts.space, student, previous)
     path = env.config.students_dir / f"r{round_no:03d}-{student.version_}"
     if path.exists():  # saved by a run that stopped before recording it
         shutil.rmtree(path)
@@ -96,7 +104,8 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
     with store.atomic():
         store.record_student(version=version, round_no=round_no, kind=student.kind, path=str(path),
                              parent=active["version"] if active else None, metrics=metrics, n_train=len(texts),
-                             train_seconds=student.fit_seconds_, promoted=promote)
+                             train_seconds=student.fit_seconds_, promoted=promote,
+                             reference=_described(metrics), newest=newest)
         if stop_ids:
             stopping.record_predictions(store, round_no, version, stop_ids, stop_pred)
     return metrics

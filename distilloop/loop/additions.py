@@ -1,0 +1,90 @@
+"""New data for a running campaign (``distilloop add``): rows appended to its pool as a recorded data version.
+
+A row whose id is new joins the campaign (rows without a split join the pool; a row may name its split, e.g.
+``test`` with a gold label). A row whose id is known with identical content is skipped and counted; a known id
+with different content stops the addition before anything is written (the stored answers and labels are about
+the old content). Each addition records when, how many rows, and the file's sha256. The next ``run`` selects
+from the grown pool; the evaluation reference stays frozen (:mod:`distilloop.loop.references`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distilloop.core.types import Example
+from distilloop.data import file_sha256, read_rows
+from distilloop.errors import DataError
+from distilloop.loop import guidelines
+from distilloop.loop.config import CampaignConfig
+from distilloop.storage.store import Store
+
+#: known ids with changed content named in the error message
+SHOWN = 10
+
+
+@dataclass
+class Addition:
+    """What ``add`` did: the data version it recorded (None when nothing was new), rows added by split, rows
+    skipped as already known."""
+
+    version: int | None
+    n_rows: int
+    added: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    sha256: str = ""
+
+    @property
+    def n_added(self) -> int:
+        return sum(self.added.values())
+
+
+def _same(known: Example, new: Example, split_given: bool) -> bool:
+    return (known.fields == new.fields and known.gold == new.gold and known.gold_rationale == new.gold_rationale
+            and (not split_given or known.split == new.split))
+
+
+def read_additions(config: CampaignConfig, store: Store, path: str | Path) -> tuple[list[Example], int, int]:
+    """The new rows of ``path`` (every row validated as the campaign's data is), the number of rows, and the
+    number already known with identical content; raise :class:`DataError` for a known id with other content."""
+    path = Path(path)
+    rows = list(read_rows(path, config.data_spec(), config.campaign.labels, config.campaign.answer))
+    if not rows:
+        raise DataError(f"{path}: no rows; the data file is empty")
+    seen: set[str] = set()
+    for r in rows:
+        if r.example.id in seen:
+            raise DataError(f"{path.name}:{r.lineno}: duplicate id '{r.example.id}'; ids must be unique")
+        seen.add(r.example.id)
+    known = store.known_examples(seen)
+    changed = [r.example.id for r in rows if r.example.id in known
+               and not _same(known[r.example.id], r.example, r.split_given)]
+    if changed:
+        shown = ", ".join(changed[:SHOWN]) + (f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else "")
+        raise DataError(f"{path.name}: {len(changed)} row(s) have the id of a row already in the campaign but other "
+                        f"content: {shown}; nothing was added (stored answers are about the old content): give "
+                        "changed rows new ids, or remove them from the file")
+    new = [r.example for r in rows if r.example.id not in known]
+    return new, len(rows), len(rows) - len(new)
+
+
+def add_data(config: CampaignConfig, path: str | Path) -> Addition:
+    """Append the new rows of ``path`` to the campaign's store as one data version (one transaction)."""
+    store = Store.open(config.store_path)
+    try:
+        guidelines.check_fixed(store, config)  # the rows are read with the campaign's label set and fields
+        new, n_rows, skipped = read_additions(config, store, path)
+        sha = file_sha256(path)
+        if not new:
+            return Addition(None, n_rows, {}, skipped, sha)
+        with store.atomic():
+            for split in ("dev", "test"):  # rows added to a gold split from now on are not in its reference
+                store.freeze_evaluation(split)
+            version = store.add_examples(new, path=str(Path(path).resolve()), sha256=sha, n_rows=n_rows,
+                                         n_skipped=skipped)
+        added: dict[str, int] = {}
+        for e in new:
+            added[e.split] = added.get(e.split, 0) + 1
+        return Addition(version, n_rows, added, skipped, sha)
+    finally:
+        store.close()

@@ -1,0 +1,159 @@
+"""Guideline versions: what the teachers are asked, versioned, so that a campaign keeps going when it changes.
+
+A campaign's *guideline* is the task text and, for every teacher, each setting that can change its answer (its
+kind, model, prompt style and options, sampling, server, recording). Editing any of it, or adding or removing a
+teacher, records a new guideline version when the campaign is next opened; every teacher answer, verdict and
+accepted label records the version it was made under, so stale labels can be found and relabeled
+(:mod:`distilloop.loop.relabel`).
+
+Settings that change no answer (:data:`FREE_KNOBS`: rate limits, concurrency, prices, timeouts, latency, batch
+polling, the key's variable) change freely and make no version. What the stored answers and labels are made of
+(:data:`FIXED`: the label set, the answer kind, the input fields) cannot change under a running campaign.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from distilloop.errors import ConfigError, DistilloopError
+from distilloop.loop.config import CampaignConfig
+from distilloop.loop.progress import Progress
+from distilloop.registry import resolve
+from distilloop.storage.store import Store
+
+#: teacher settings that change no answer: they never make a new guideline version
+FREE_KNOBS = frozenset({"requests_per_minute", "tokens_per_minute", "max_concurrency", "price", "timeout_s",
+                        "latency_s", "batch_poll_s", "batch_wait_s", "mode", "api_key_env", "n_threads"})
+
+#: what a running campaign cannot change: (section, key, what depends on it)
+FIXED = (("campaign", "labels", "the label set"), ("campaign", "answer", "the answer kind"),
+         ("data", "input_fields", "the input fields"))
+
+
+@dataclass(frozen=True)
+class Guideline:
+    """The part of a campaign file that decides what the teachers answer."""
+
+    task: str
+    teachers: dict[str, dict[str, Any]]  # name -> every answer-changing setting
+
+    @property
+    def hash(self) -> str:
+        key = {"task": self.task, "teachers": self.teachers}
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def guideline_of(raw: dict[str, Any]) -> Guideline:
+    """The guideline of a raw (parsed TOML) campaign file."""
+    task = str((raw.get("campaign") or {}).get("task", "Classify the input."))
+    teachers = {}
+    for t in raw.get("teachers") or []:
+        if isinstance(t, dict):
+            defaults = _defaults(str(t.get("kind")))
+            teachers[str(t.get("name"))] = {k: v for k, v in t.items() if k not in FREE_KNOBS and k != "name"
+                                            and not (k in defaults and defaults[k] == v)}
+    return Guideline(task, teachers)
+
+
+def _defaults(kind: str) -> dict[str, Any]:
+    """A teacher kind's default settings: writing one out explicitly is no change of guideline."""
+    import dataclasses
+
+    try:
+        cls = resolve("teacher", kind, where="teachers")
+    except (DistilloopError, ImportError):  # an unknown kind is named by the parts' own check
+        return {}
+    out = {}
+    for f in dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ():
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def changes(old: Guideline, new: Guideline) -> str:
+    """What changed between two guidelines, in words (``task edited; teacher d added``)."""
+    out = []
+    if old.task != new.task:
+        out.append("task edited")
+    for name in new.teachers:
+        if name not in old.teachers:
+            out.append(f"teacher {name} added")
+        elif old.teachers[name] != new.teachers[name]:
+            keys = sorted(k for k in set(old.teachers[name]) | set(new.teachers[name])
+                          if old.teachers[name].get(k) != new.teachers[name].get(k))
+            out.append(f"teacher {name}: {', '.join(keys)} changed")
+    out += [f"teacher {name} removed" for name in old.teachers if name not in new.teachers]
+    return "; ".join(out) or "no change"
+
+
+def _fixed(raw: dict[str, Any], section: str, key: str) -> Any:
+    value = (raw.get(section) or {}).get(key)
+    if value is None:  # the defaults, as the sections give them
+        return {"labels": [], "answer": "label", "input_fields": ["text"]}[key]
+    return value
+
+
+def check_fixed(store: Store, config: CampaignConfig) -> None:
+    """Refuse a campaign file that changed what a running campaign is made of, with the reason and the way out."""
+    recorded = store.get_meta("config") or {}
+    if not recorded:
+        return
+    for section, key, what in FIXED:
+        before, now = _fixed(recorded, section, key), _fixed(config.raw, section, key)
+        if before != now:
+            raise ConfigError(
+                f"{section}.{key}: changed from {before!r} to {now!r}, but {what} cannot change under a running "
+                f"campaign (its stored answers, labels and students are made of it); set {key} back to {before!r}, "
+                f"or start a new campaign on the changed file with a new [campaign] name or store")
+
+
+def sync(store: Store, config: CampaignConfig, progress: Progress | None = None) -> int:
+    """Record the campaign file's guideline as a new version when it differs from the current one; returns the
+    current version. A store without any (new, or written before guideline versions) records the guideline it
+    was created with as version 1 first."""
+    check_fixed(store, config)
+    current = guideline_of(config.raw)
+    versions = store.guidelines()
+    if not versions:
+        recorded = store.get_meta("config")
+        first = guideline_of(recorded) if recorded else current
+        store.record_guideline(hash=first.hash, task=first.task, teachers=first.teachers, changes="first guideline")
+        versions = store.guidelines()
+    last = versions[-1]
+    if last["hash"] == current.hash:
+        return int(last["version"])
+    what = changes(Guideline(last["task"], last["teachers"]), current)
+    version = store.record_guideline(hash=current.hash, task=current.task, teachers=current.teachers, changes=what)
+    stale = sum(n for v, n in store.labels_by_guideline().items() if v is None or v < version)
+    if progress is not None:
+        progress.warn(f"new guideline version {version} ({what}); {stale} label(s) were made under an older one: "
+                      "`distilloop relabel --stale --dry-run` shows what relabeling them would cost")
+    return version
+
+
+def version_of(store: Store, config: CampaignConfig) -> int:
+    """The guideline version the campaign file stands for, without recording anything: the current one, or the
+    number :func:`sync` will give it when the file's guideline is new."""
+    current = guideline_of(config.raw)
+    versions = store.guidelines()
+    if not versions:
+        recorded = store.get_meta("config")
+        return 1 if (guideline_of(recorded) if recorded else current).hash == current.hash else 2
+    last = versions[-1]
+    return int(last["version"]) + (last["hash"] != current.hash)
+
+
+def guideline_summary(store: Store) -> dict[str, Any]:
+    """The current guideline version, every version with its change, and the labels made under each."""
+    versions = store.guidelines()
+    current = versions[-1]["version"] if versions else None
+    by = store.labels_by_guideline()
+    return {"current": current,
+            "versions": [{"version": v["version"], "created_at": v["created_at"], "changes": v["changes"],
+                          "hash": v["hash"], "labels": by.get(v["version"], 0)} for v in versions],
+            "stale_labels": sum(n for v, n in by.items() if current is not None and (v is None or v < current))}

@@ -1,0 +1,130 @@
+"""A student that serves (``distilloop predict``): the active or a named student version labels a file.
+
+The file (JSONL, JSONL.gz, CSV or TSV) holds the campaign's input fields (and optionally an id); it is read one
+row at a time and labeled in batches, each batch written out before the next is read, so memory stays constant
+however long the file is. Each output line is ``{"id", "label", "distribution", "student"}``: the label is the
+student's :meth:`~distilloop.students.base.Student.predict`, the distribution its ``predict_proba`` over the
+label set (None for a student of numeric answers). In Python the same is::
+
+    from distilloop.students.base import Student
+    student = Student.load(path)            # `distilloop students` lists each version's path
+    proba = student.predict_proba(texts)    # columns in the order of student.classes_
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any
+
+from distilloop.data import DataSpec, read_rows
+from distilloop.errors import UserInputError
+from distilloop.loop.progress import Progress
+from distilloop.storage.store import Store
+from distilloop.students.base import Student
+
+#: texts labeled per batch
+BATCH = 256
+
+
+@dataclass
+class Served:
+    """The student a prediction is made with, and its version."""
+
+    student: Student
+    version: str
+
+
+def serving_student(store: Store, version: str | None = None) -> Served:
+    """The active student, or the named ``version`` (see ``distilloop students``)."""
+    rows = store.students()
+    if version is None:
+        row = store.active_student()
+        if row is None:
+            raise UserInputError("no active student yet: run a round first (`distilloop run`)")
+    else:
+        found = [r for r in rows if r["version"] == version]
+        if not found:
+            raise UserInputError(f"no student version '{version}'; known: {', '.join(r['version'] for r in rows)} "
+                                 "(see `distilloop students`)")
+        row = found[-1]
+    return Served(Student.load(row["path"]), row["version"])
+
+
+def batches(path: str | Path, spec: DataSpec, size: int = BATCH) -> Iterator[list[tuple[str, str]]]:
+    """(id, text) pairs of ``path``, ``size`` at a time, read lazily."""
+    from distilloop.core.types import render_input
+
+    rows = ((r.example.id, render_input(r.example.fields)) for r in read_rows(path, spec))
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+def label_batch(served: Served, chunk: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """One output row per (id, text): the student's label and its label distribution."""
+    student, texts = served.student, [t for _, t in chunk]
+    if not getattr(student, "classes_", None):  # numeric answers: generated, no distribution
+        return [{"id": i, "label": lab, "distribution": None, "student": served.version}
+                for (i, _), lab in zip(chunk, student.predict(texts), strict=True)]
+    proba = student.predict_proba(texts)
+    classes = list(student.classes_)
+    # a student whose predict is the argmax of predict_proba gets both from one pass
+    labels = ([classes[int(k)] for k in proba.argmax(axis=1)] if type(student).predict is Student.predict
+              else student.predict(texts))
+    return [{"id": i, "label": lab, "student": served.version,
+             "distribution": {c: round(float(p), 6) for c, p in zip(classes, row, strict=True)}}
+            for (i, _), lab, row in zip(chunk, labels, proba, strict=True)]
+
+
+def count_rows(path: str | Path, spec: DataSpec) -> int:
+    """Rows of ``path`` (a first pass, for the progress bar; validates them on the way)."""
+    return sum(1 for _ in read_rows(path, spec))
+
+
+def predict_file(served: Served, path: str | Path, spec: DataSpec, out: str | Path | None, *,
+                 batch_size: int = BATCH, progress: Progress | None = None) -> int:
+    """Label every row of ``path`` with ``served``; write JSON lines to ``out`` (atomically: a temporary file
+    renamed when complete) or to stdout when ``out`` is None or ``-``. Returns the rows labeled."""
+    if batch_size < 1:
+        raise UserInputError(f"predict --batch-size: must be >= 1, got {batch_size}")
+    progress = progress or Progress(quiet=True)
+    total = count_rows(path, spec)
+    to_stdout = out is None or str(out) == "-"
+    tmp: str | None = None
+    handle: IO[str]
+    if to_stdout:
+        handle = sys.stdout
+    else:
+        target = Path(str(out))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        handle = os.fdopen(fd, "w", encoding="utf-8")
+    n = 0
+    try:
+        with progress.bar(f"predicting with {served.version}", total) as advance:
+            for chunk in batches(path, spec, batch_size):
+                for row in label_batch(served, chunk):
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    advance()
+                n += len(chunk)
+                served.student.release_memory()  # nothing kept per text: constant memory
+        if tmp is not None:
+            handle.close()
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, Path(str(out)))
+    except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, as a Unix filter does
+        if tmp is not None:
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BaseException:
+        if tmp is not None:
+            handle.close()
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return n

@@ -1,0 +1,145 @@
+"""Guideline versions: editing the task (or a prompt, or the teachers) is a new version the campaign goes on under;
+every answer and label records its version; knobs that change no answer change freely; the label set, the answer
+kind and the input fields are refused with the reason and the way out."""
+
+import json
+
+import pytest
+
+from distilloop.errors import ConfigError
+from distilloop.loop import guidelines
+from distilloop.loop.campaign import Campaign
+from distilloop.loop.config import load_config
+from distilloop.testing.fake_api import FakeLLMAPI, serve
+from tests.conftest import FIXTURES, campaign_toml, replay_config
+from tests.unit.loop.living_helpers import cli, edit, one_line_error
+
+ROUNDS = "max_rounds = 1\ninitial_size = 20\nbatch_size = 20\nconcurrency = 4"
+KEY = "sk-guideline-test-key-0123456789"
+
+
+def run(cfg):
+    campaign = Campaign.open(load_config(cfg))
+    try:
+        return campaign.run(), campaign.store.guidelines()
+    finally:
+        campaign.close()
+
+
+def test_editing_the_task_is_a_new_guideline_version_and_the_campaign_continues(tmp_path):
+    cfg = replay_config(tmp_path, rounds=ROUNDS)
+    assert run(cfg)[0].startswith("max rounds")
+    edit(cfg, 'task = "Classify the sentiment."', 'task = "Is the critic recommending the film?"')
+    edit(cfg, "max_rounds = 1", "max_rounds = 2")
+    reason, versions = run(cfg)
+    assert reason.startswith("max rounds reached (2)")
+    assert [(v["version"], v["changes"]) for v in versions] == [(1, "first guideline"), (2, "task edited")]
+    assert versions[1]["task"] == "Is the critic recommending the film?"
+    campaign = Campaign.open(load_config(cfg))
+    try:
+        store = campaign.store
+        round_of = {c["example_id"]: c["round"] for c in store.consensus_rows()}
+        states = store.label_states()
+        assert {s.guideline for s in states if round_of[s.example_id] == 1} == {1}
+        assert {s.guideline for s in states if round_of[s.example_id] == 2} == {2}
+        calls = store.calls()
+        by_round = {c.round for c in calls}
+        assert by_round == {1, 2}
+    finally:
+        campaign.close()
+    status = json.loads(cli("status", "--json", cfg).stdout)
+    g = status["guidelines"]
+    assert g["current"] == 2 and g["stale_labels"] == 20 and [v["labels"] for v in g["versions"]] == [20, 20]
+    text = cli("status", cfg).stdout
+    assert "guideline: version 2 (task edited); labels by guideline: v1 20, v2 20; stale: 20" in text
+    from distilloop.reports.html import render_html
+    from distilloop.storage.store import Store
+
+    store = Store.open(tmp_path / "t.distilloop.db")
+    try:
+        html = render_html(store)
+    finally:
+        store.close()
+    assert 'id="guidelines-table"' in html and "Guideline version 2; 20 accepted label(s) were made under an older" in html
+    assert "<td>guideline version</td><td>2</td>" in html
+    out = tmp_path / "x.jsonl"
+    assert cli("export", cfg, "-o", out).returncode == 0
+    assert sorted({json.loads(x)["provenance"]["guideline"] for x in out.read_text().splitlines()}) == [1, 2]
+
+
+@pytest.mark.parametrize("change", ["prompt", "prompt_options", "add", "remove"])
+def test_a_prompt_style_its_options_or_the_teachers_make_a_new_version(tmp_path, change):
+    cfg = replay_config(tmp_path, rounds=ROUNDS)
+    before = guidelines.guideline_of(load_config(cfg).raw)
+    if change == "prompt":
+        edit(cfg, 'source = "a"', 'source = "a"\nprompt = "teacher_priming"')
+        expect = "teacher a: prompt changed"
+    elif change == "prompt_options":
+        edit(cfg, 'source = "a"', 'source = "a"\nprompt_options = {examples = []}')
+        expect = "teacher a: prompt_options changed"
+    elif change == "add":
+        edit(cfg, "[routing]", '[[teachers]]\nname = "d"\nkind = "replay"\nmodel = "gpt-4o-mini"\n'
+                               f'path = "{tmp_path}/x.jsonl"\nsource = "a"\n[routing]')
+        expect = "teacher d added"
+    else:
+        text = cfg.read_text()
+        start = text.index('[[teachers]]\nname = "c"')
+        cfg.write_text(text[:start] + text[text.index("[routing]"):])
+        expect = "teacher c removed"
+    after = guidelines.guideline_of(load_config(cfg).raw)
+    assert after.hash != before.hash and guidelines.changes(before, after) == expect
+
+
+def test_writing_out_a_default_or_changing_a_knob_that_changes_no_answer_is_no_new_version():
+    base = {"campaign": {"task": "T"}, "teachers": [
+        {"name": "gpt", "kind": "openai", "model": "gpt-4o-mini", "base_url": "http://x/v1"},
+        {"name": "r", "kind": "replay", "model": "m", "path": "p.jsonl"}]}
+    knobs = {"requests_per_minute": 30, "tokens_per_minute": 1000, "max_concurrency": 2, "timeout_s": 5.0,
+             "price": {"input": 1.0, "output": 2.0}, "batch_poll_s": 1.0, "batch_wait_s": 60.0, "mode": "batch",
+             "api_key_env": "MY_KEY", "prompt": "zero_shot_rationale", "temperature": 0.0}
+    tuned = json.loads(json.dumps(base))
+    tuned["teachers"][0].update(knobs)
+    tuned["teachers"][1].update(latency_s=0.5, price={"input": 0.0, "output": 0.0})
+    assert guidelines.guideline_of(tuned).hash == guidelines.guideline_of(base).hash
+    tuned["teachers"][0]["temperature"] = 0.7  # sampling changes the answers
+    assert guidelines.guideline_of(tuned).hash != guidelines.guideline_of(base).hash
+
+
+def test_rate_limits_prices_and_latency_change_between_runs_without_blocking_the_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with serve(FakeLLMAPI(api_key=KEY)) as server:
+        cfg = tmp_path / "campaign.toml"
+        teachers = (f'[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\n'
+                    f'base_url = "{server.openai_url}"\nrequests_per_minute = 600\n'
+                    'price = {input = 0.15, output = 0.6}\n'
+                    f'[[teachers]]\nname = "r"\nkind = "replay"\nmodel = "gpt-4o-mini"\n'
+                    f'path = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\nsource = "a"\nlatency_s = 0.0\n')
+        cfg.write_text(campaign_toml(name="knobs", rounds="max_rounds = 1\ninitial_size = 10\nbatch_size = 10",
+                                     extra=teachers))
+        assert run(cfg)[0].startswith("max rounds")
+        edit(cfg, "requests_per_minute = 600", "requests_per_minute = 30\ntimeout_s = 10.0")
+        edit(cfg, "price = {input = 0.15, output = 0.6}", "price = {input = 0.3, output = 1.2}")
+        edit(cfg, "latency_s = 0.0", "latency_s = 0.01")
+        edit(cfg, "max_rounds = 1", "max_rounds = 2")
+        reason, versions = run(cfg)
+    assert reason.startswith("max rounds reached (2)") and [v["version"] for v in versions] == [1]
+
+
+@pytest.mark.parametrize("old,new,match", [
+    ('labels = ["negative", "positive"]', 'labels = ["neg", "pos"]',
+     r"campaign.labels: changed from \['negative', 'positive'\] to \['neg', 'pos'\], but the label set cannot "
+     r"change under a running campaign .*set labels back to \['negative', 'positive'\], or start a new campaign"),
+    ('task = "Classify the sentiment."', 'task = "Classify the sentiment."\nanswer = "number"\nlabels = []',
+     r"campaign.(labels|answer): changed from"),
+    ("[data]", '[data]\ninput_fields = ["question"]', r"data.input_fields: changed from \['text'\] to \['question'\]"),
+])
+def test_what_a_running_campaign_is_made_of_cannot_change(tmp_path, old, new, match):
+    cfg = replay_config(tmp_path, rounds=ROUNDS)
+    assert run(cfg)[0].startswith("max rounds")
+    text = cfg.read_text()
+    if "answer" in new:
+        text = text.replace('labels = ["negative", "positive"]\n', "")
+    cfg.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError):
+        Campaign.open(load_config(cfg))
+    one_line_error(cli("run", cfg), match)

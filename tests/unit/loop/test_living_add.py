@@ -1,0 +1,83 @@
+"""`distilloop add`: new rows join a running campaign's pool as a recorded data version; identical known rows are
+skipped and counted; a known id with other content is refused with nothing written; the next round selects
+among the new rows."""
+
+import hashlib
+import json
+
+from distilloop.loop.campaign import Campaign
+from distilloop.loop.config import load_config
+from tests.conftest import replay_config, sqlite_count
+from tests.unit.loop.living_helpers import cli, edit, one_line_error, split_data, write_jsonl
+
+ROUNDS = "max_rounds = 3\ninitial_size = 20\nbatch_size = 20\nconcurrency = 4"
+
+
+def test_add_grows_the_pool_skips_known_rows_refuses_changed_ones_and_the_next_round_picks_new_rows(tmp_path):
+    part, rest, pool = split_data(tmp_path)
+    cfg = replay_config(tmp_path, data=part, rounds=ROUNDS)
+    assert cli("run", "-q", cfg).returncode == 0
+    db = tmp_path / "t.distilloop.db"
+    assert sqlite_count(db, "select count(*) from examples where split = 'pool'") == 60
+    assert sqlite_count(db, "select count(*) from consensus") == 60  # the first part's pool is used up
+
+    # a known id with other content: exit 2, the ids named, nothing written
+    changed = dict(pool[3], text=pool[3]["text"] + " (edited)")
+    bad = write_jsonl(tmp_path / "bad.jsonl", [*pool[60:70], changed])
+    one_line_error(cli("add", cfg, bad), rf"1 row\(s\) have the id of a row already in the campaign but other "
+                                         rf"content: {pool[3]['id']}; nothing was added")
+    assert sqlite_count(db, "select count(*) from examples") == 140
+    assert sqlite_count(db, "select count(*) from data_versions") == 1
+
+    added = cli("add", cfg, rest)
+    assert added.returncode == 0, added.stderr
+    assert "data version 2: added 60 row(s) (pool 60)" in added.stdout and "skipped 10 already" in added.stdout
+    assert sqlite_count(db, "select count(*) from examples where split = 'pool'") == 120
+    sha = hashlib.sha256(rest.read_bytes()).hexdigest()
+    assert sqlite_count(db, f"select count(*) from data_versions where version = 2 and sha256 = '{sha}' and "
+                            "n_added = 60 and n_skipped = 10 and n_rows = 70") == 1
+    again = cli("add", cfg, rest)
+    assert again.returncode == 0 and "nothing new: all 70 row(s)" in again.stdout
+    assert sqlite_count(db, "select count(*) from data_versions") == 2
+
+    status = json.loads(cli("status", "--json", cfg).stdout)
+    assert [d["n_added"] for d in status["data_versions"]] == [140, 60]
+
+    edit(cfg, "max_rounds = 3", "max_rounds = 4")
+    assert cli("run", "-q", cfg).returncode == 0
+    campaign = Campaign.open(load_config(cfg))
+    try:
+        new_ids = {r["id"] for r in pool[60:]}
+        picked = campaign.store.selection(4)
+        assert len(picked) == 20 and set(picked) <= new_ids
+        assert set(campaign.store.data_version_of(picked).values()) == {2}
+    finally:
+        campaign.close()
+
+
+def test_added_rows_may_name_their_split_and_the_evaluation_reference_stays_frozen(tmp_path):
+    part, _, pool = split_data(tmp_path)
+    cfg = replay_config(tmp_path, data=part, rounds="max_rounds = 1\ninitial_size = 20\nconcurrency = 4")
+    assert cli("run", "-q", cfg).returncode == 0
+    extra_test = write_jsonl(tmp_path / "more_test.jsonl", [dict(r, split="test") for r in pool[60:90]])
+    out = cli("add", cfg, extra_test)
+    assert out.returncode == 0 and "(test 30)" in out.stdout
+    edit(cfg, "max_rounds = 1", "max_rounds = 2")
+    assert cli("run", "-q", cfg).returncode == 0
+    students = Campaign.open(load_config(cfg))
+    try:
+        refs = [s["reference"] for s in students.store.students()]
+        assert students.store.split_counts()["test"] == 110
+        assert refs[0] == refs[1] and refs[1]["n"] == 80  # the 30 new test rows are not in the reference
+    finally:
+        students.close()
+
+
+def test_add_checks_rows_like_the_campaign_data_and_needs_a_data_file(tmp_path):
+    part, _, pool = split_data(tmp_path)
+    cfg = replay_config(tmp_path, data=part, rounds="max_rounds = 1\ninitial_size = 10\nconcurrency = 4")
+    assert cli("run", "-q", cfg).returncode == 0
+    bad = write_jsonl(tmp_path / "bad.jsonl", [dict(pool[70], label="neutral")])
+    one_line_error(cli("add", cfg, bad), "label 'neutral' is not in the label set")
+    one_line_error(cli("add", cfg), r"name the data file: `distilloop add \[CONFIG\] DATA`")
+    assert sqlite_count(tmp_path / "t.distilloop.db", "select count(*) from examples") == 140

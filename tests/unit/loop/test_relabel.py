@@ -1,0 +1,166 @@
+"""`distilloop relabel`: chosen labeled items re-asked under the current guideline, every stored answer whose
+request is unchanged reused, the rest charged like a round, disagreements reviewed as usual, the changed labels
+counted; `--dry-run` lists the items and what they would cost and writes nothing."""
+
+import json
+
+import pytest
+
+from distilloop.loop.campaign import Campaign
+from distilloop.loop.config import load_config
+from distilloop.loop.relabel import Selectors, plan_relabel, relabel
+from distilloop.testing.fake_api import FakeLLMAPI, serve
+from tests.conftest import campaign_toml, replay_config, sqlite_count
+from tests.unit.loop.living_helpers import cli, edit, one_line_error
+
+KEY = "sk-relabel-test-key-0123456789"
+TEACHER_C = ('[[teachers]]\nname = "c"\nkind = "replay"\nmodel = "gpt-4o-mini"\npath = "{path}"\nsource = "c"\n'
+             "[routing]")
+
+
+def paid_hashes(db, where=""):
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return [r[0] for r in con.execute(f"select request_hash from teacher_calls where status = 'ok' {where}")]
+    finally:
+        con.close()
+
+
+def test_stale_labels_after_a_teacher_is_added_are_relabeled_reusing_every_unchanged_answer(tmp_path, fixtures):
+    cfg = replay_config(tmp_path, teachers=("a", "b"),
+                        rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 20\nconcurrency = 4")
+    db = tmp_path / "t.distilloop.db"
+    assert cli("run", "-q", cfg).returncode == 0
+    old_ids = {r[0] for r in _rows(db, "select example_id from labels")}
+    edit(cfg, "[routing]", TEACHER_C.format(path=fixtures / "rt_tiny_replay.jsonl.gz"))
+    edit(cfg, "max_rounds = 2", "max_rounds = 3")
+    assert cli("run", "-q", cfg).returncode == 0  # round 3 under the new guideline
+    # an even split of the two teachers is left to review (the auto reviewer cannot settle it): not a label
+    n = len(old_ids)
+    assert 30 <= n <= 40 and sqlite_count(db, "select count(*) from labels where guideline = 2") == 20
+
+    calls_before = sqlite_count(db, "select count(*) from teacher_calls")
+    dry = cli("relabel", "--stale", "--dry-run", "--json", cfg)
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert set(plan["ids"]) == old_ids and plan["guideline"] == 2
+    assert (plan["requests"], plan["reused"], plan["to_pay"]) == (3 * n, 2 * n, n)
+    assert 0 < plan["expected"]["tokens_in"] <= plan["upper"]["tokens_in"]
+    text = cli("relabel", "--stale", "--dry-run", cfg).stdout
+    assert f"would re-ask {n} item(s) under guideline 2" in text and f"{3 * n}: {2 * n} answered already" in text
+    assert all(i in text for i in old_ids)
+    assert sqlite_count(db, "select count(*) from teacher_calls") == calls_before  # a dry run sends nothing
+    assert sqlite_count(db, "select count(*) from rounds") == 3
+
+    before = dict(_rows(db, "select example_id, label from labels"))
+    paid_before = set(paid_hashes(db))
+    out = cli("relabel", "--stale", cfg)
+    assert out.returncode == 0, out.stderr
+    after = dict(_rows(db, "select example_id, label from labels"))
+    changed = sum(before[i] != after[i] for i in old_ids)
+    assert f"re-asked {n} item(s) under guideline 2: {changed} label(s) changed" in out.stdout
+    assert f"teacher answers: {n} paid, {2 * n} reused from the store" in out.stdout
+    relabel_paid = paid_hashes(db, "and round = 4")
+    assert len(relabel_paid) == n and not set(relabel_paid) & paid_before  # nothing paid twice
+    assert len(paid_hashes(db)) == len(set(paid_hashes(db)))
+    assert sqlite_count(db, "select count(*) from labels where guideline = 2") == 20 + n
+    assert sqlite_count(db, "select count(*) from rounds where round = 4 and strategy = 'relabel' and "
+                            "status = 'done'") == 1
+    one_line_error(cli("relabel", "--stale", cfg), "no labeled item matches the selectors")
+    # a relabel round does not count towards max_rounds: the campaign is still at 3 rounds of 3
+    rerun = cli("run", "-q", cfg)
+    assert "max rounds reached (3)" in rerun.stdout and sqlite_count(db, "select count(*) from rounds") == 4
+
+
+def _rows(db, sql):
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def flipped(text, labels):
+    from distilloop.testing.fake_api.base import default_labeler
+
+    first = default_labeler(text, labels)
+    return labels[1 - labels.index(first)]
+
+
+def test_an_edited_task_relabels_through_fake_servers_and_counts_the_changed_labels(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    api = FakeLLMAPI(api_key=KEY)
+    with serve(api) as server:
+        cfg = tmp_path / "campaign.toml"
+        cfg.write_text(campaign_toml(name="fake", rounds="max_rounds = 1\ninitial_size = 16\nconcurrency = 4",
+                                     extra=f"""\
+[[teachers]]
+name = "gpt"
+kind = "openai"
+model = "gpt-4o-mini"
+base_url = "{server.openai_url}"
+[[teachers]]
+name = "claude"
+kind = "anthropic"
+model = "claude-haiku-4-5"
+base_url = "{server.anthropic_url}"
+[routing]
+min_agreement = 0.7
+"""))
+        db = tmp_path / "fake.distilloop.db"
+        assert cli("run", "-q", cfg).returncode == 0
+        assert api.generations == 32
+        edit(cfg, 'task = "Classify the sentiment."', 'task = "Would the critic recommend the film?"')
+        api.labeler = flipped  # under the new guideline the model answers the other way
+        dry = json.loads(cli("relabel", "--stale", "--dry-run", "--json", cfg).stdout)
+        assert len(dry["ids"]) == 16 and dry["reused"] == 0 and dry["to_pay"] == 32 and dry["expected"]["usd"] > 0
+        assert dry["guideline"] == 2 and dry["new_guideline"]
+        assert api.generations == 32 and sqlite_count(db, "select count(*) from guidelines") == 1  # nothing written
+        out = cli("relabel", "--stale", cfg)
+        assert out.returncode == 0, out.stderr
+        assert "re-asked 16 item(s) under guideline 2: 16 label(s) changed" in out.stdout
+        assert "teacher answers: 32 paid, 0 reused" in out.stdout and api.generations == 64
+        spent = sqlite_count(db, "select sum(usd) from ledger where round = 2")
+        assert spent > 0  # charged like any round
+        # the same items again, under the same guideline: every request is unchanged, nothing is paid
+        again = cli("relabel", "--round", "2", cfg)
+        assert "re-asked 16 item(s) under guideline 2: 0 label(s) changed" in again.stdout
+        assert "teacher answers: 0 paid, 32 reused" in again.stdout and api.generations == 64
+        assert sqlite_count(db, "select sum(usd) from ledger where round = 3") in (0, None)
+
+
+def test_selectors_narrow_each_other_and_reviewed_labels_are_kept_unless_asked(tmp_path):
+    cfg = replay_config(tmp_path, extra='[review]\nkind = "simulated"',
+                        rounds="max_rounds = 2\ninitial_size = 30\nbatch_size = 30\nconcurrency = 4")
+    campaign = Campaign.open(load_config(cfg))
+    try:
+        campaign.run()
+        states = {s.example_id: s for s in campaign.store.label_states()}
+        reviewed = {i for i, s in states.items() if s.source == "simulated"}
+        assert reviewed and len(states) == 60
+        low = {i for i, s in states.items() if s.agreement is not None and s.agreement < 0.7}
+        plan = plan_relabel(campaign, Selectors(below_agreement=0.7))
+        assert set(plan.ids) == low - reviewed and set(plan.kept_reviewed) == low & reviewed
+        plan = plan_relabel(campaign, Selectors(below_agreement=0.7, include_reviewed=True))
+        assert set(plan.ids) == low and plan.kept_reviewed == []
+        round2 = {i for i, s in states.items() if s.round == 2}
+        plan = plan_relabel(campaign, Selectors(round=2, ids=sorted(round2)[:5] + ["rt-02169"]))
+        assert set(plan.ids) == set(sorted(round2)[:5]) - reviewed
+        with pytest.raises(Exception, match="choose the items"):
+            plan_relabel(campaign, Selectors())
+        with pytest.raises(Exception, match="not in this campaign: nope"):
+            plan_relabel(campaign, Selectors(ids=["nope"]))
+        plan = plan_relabel(campaign, Selectors(round=1, include_reviewed=True))
+        result = relabel(campaign, plan)
+        # the guideline did not change: every request is unchanged, nothing is paid, the same verdicts come back
+        # (the simulated reviewer answers the routed items again with their gold labels)
+        assert result.paid_calls == 0 and result.reused == 3 * len(plan.ids) and result.asked == len(plan.ids)
+        assert result.changed == [] and result.in_review == 0 and result.unchanged == len(plan.ids)
+        assert campaign.store.rounds()[-1]["strategy"] == "relabel"
+    finally:
+        campaign.close()

@@ -1,0 +1,143 @@
+"""`distilloop predict`: the active or a named student labels a file, streaming in batches with constant memory
+and a progress bar; its labels are the student's own `predict` on the same texts."""
+
+import io
+import json
+import tracemalloc
+
+import pytest
+from rich.console import Console
+
+from distilloop.data import DataSpec
+from distilloop.loop.predict import Served, predict_file
+from distilloop.loop.progress import Progress
+from distilloop.students.base import Student
+from tests.conftest import replay_config, sqlite_count
+from tests.unit.loop.living_helpers import cli, fixture_rows, one_line_error
+
+
+def texts_file(path, n, csv=False):
+    pool, test = fixture_rows()
+    texts = [r["text"] for r in pool + test]
+    if csv:
+        import csv as _csv
+
+        with open(path, "w", newline="") as f:
+            w = _csv.writer(f)
+            w.writerow(["id", "text"])
+            for i in range(n):
+                w.writerow([f"q{i}", f"{texts[i % len(texts)]} #{i}"])
+    else:
+        path.write_text("".join(json.dumps({"id": f"q{i}", "text": f"{texts[i % len(texts)]} #{i}"}) + "\n"
+                                for i in range(n)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("predict")
+    cfg = replay_config(tmp, rounds="max_rounds = 2\ninitial_size = 30\nbatch_size = 30\nconcurrency = 4")
+    assert cli("run", "-q", cfg).returncode == 0
+    return cfg
+
+
+def students(cfg):
+    import sqlite3
+
+    con = sqlite3.connect(cfg.parent / "t.distilloop.db")
+    try:
+        return con.execute("select version, path, active from students order by round").fetchall()
+    finally:
+        con.close()
+
+
+def test_predict_labels_10000_rows_as_the_students_own_predict_with_a_progress_bar(campaign, tmp_path):
+    data = texts_file(tmp_path / "incoming.jsonl", 10_000)
+    out = tmp_path / "labeled.jsonl"
+    proc = cli("predict", campaign, data, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "10000/10000" in proc.stderr and "predicting with" in proc.stderr  # the progress bar
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    version, path, _ = next(s for s in students(campaign) if s[2])
+    student = Student.load(campaign.parent / path)
+    texts = [json.loads(x)["text"] for x in data.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"q{i}" for i in range(10_000)]
+    assert [r["label"] for r in rows] == student.predict(texts)
+    assert {r["student"] for r in rows} == {version}
+    first = rows[0]["distribution"]
+    assert set(first) == {"negative", "positive"} and abs(sum(first.values()) - 1) < 1e-5
+
+
+def test_a_named_version_a_csv_file_and_the_default_output(campaign, tmp_path):
+    older, path, active = students(campaign)[0]
+    assert not active
+    data = texts_file(tmp_path / "incoming.csv", 50, csv=True)
+    proc = cli("predict", campaign, data, "--version", older, "-q")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(x) for x in (tmp_path / "incoming.predictions.jsonl").read_text().splitlines()]
+    student = Student.load(campaign.parent / path)
+    assert [r["label"] for r in rows] == student.predict([f"{r}" for r in _csv_texts(data)])
+    assert {r["student"] for r in rows} == {older}
+    one_line_error(cli("predict", campaign, data, "--version", "nope"), "no student version 'nope'")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "body": "no text field"}\n')
+    one_line_error(cli("predict", campaign, bad, "-o", tmp_path / "never.jsonl"), "row has no 'text'")
+    assert not (tmp_path / "never.jsonl").exists()
+    assert sqlite_count(campaign.parent / "t.distilloop.db", "select count(*) from students") == 2
+
+
+def _csv_texts(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return [r["text"] for r in csv.DictReader(f)]
+
+
+class LengthStudent(Student):
+    """A student whose cost is nothing but the stream around it: "positive" for long texts."""
+
+    kind = "length"
+
+    def _fit(self, texts, labels, **kw):
+        pass
+
+    def predict_proba(self, texts):
+        import numpy as np
+
+        p = np.array([min(1.0, len(t) / 200) for t in texts])
+        return np.stack([1 - p, p], axis=1)
+
+    def _save(self, path):
+        pass
+
+    def _load(self, path):
+        pass
+
+
+def test_memory_stays_constant_however_long_the_file(tmp_path):
+    student = LengthStudent()
+    student.classes_, student.version_ = ["negative", "positive"], "length-1"
+    served = Served(student, "length-1")
+    spec = DataSpec(("text",))
+
+    def peak(n):
+        data = texts_file(tmp_path / f"in{n}.jsonl", n)
+        tracemalloc.start()
+        predict_file(served, data, spec, tmp_path / f"out{n}.jsonl", batch_size=200)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(2_000), peak(10_000)
+    assert large < 1.3 * small, (small, large)  # five times the rows, (nearly) the same peak
+    rows = (tmp_path / "out10000.jsonl").read_text().splitlines()
+    assert len(rows) == 10_000 and json.loads(rows[-1])["id"] == "q9999"
+
+
+def test_the_progress_bar_can_be_shown_in_process(campaign, tmp_path):
+    _, path, _ = next(s for s in students(campaign) if s[2])
+    buf = io.StringIO()
+    progress = Progress(console=Console(file=buf, width=120, force_terminal=False))
+    n = predict_file(Served(Student.load(campaign.parent / path), "v"), texts_file(tmp_path / "a.jsonl", 300),
+                     DataSpec(("text",)), tmp_path / "b.jsonl", batch_size=64, progress=progress)
+    assert n == 300 and "300/300" in buf.getvalue()
