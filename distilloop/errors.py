@@ -35,6 +35,12 @@ class StoreError(DistilloopError):
     """The campaign store is missing, locked or from an incompatible version."""
 
 
+class StoreLocked(StoreError):
+    """Another command is writing to the campaign store (one writer at a time); exit code 2."""
+
+    exit_code = 2
+
+
 class BudgetExhausted(DistilloopError):
     """A reservation would cross a budget cap; nothing was sent."""
 
@@ -73,3 +79,7 @@ class ReviewError(DistilloopError):
 
 class StudentError(DistilloopError):
     """The student could not be trained, evaluated or loaded."""
+
+
+class TeachersFailed(DistilloopError):
+    """Every teacher failed in a round (no key, an outage): the campaign stops instead of burning its rounds."""

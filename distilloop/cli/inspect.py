@@ -14,11 +14,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from distilloop.loop.steps.review import review_agreement
     from distilloop.loop.stopping import kappa_history, stop_set
     from distilloop.reports.table import rounds_table, row_dict, summary
+    from distilloop.storage.lock import holder
 
     config, store = open_store(args)
     try:
         caps, _ = config.budget.caps()
         s = summary(store, caps)
+        s["writer"] = holder(config.store_path)
         kappas = kappa_history(store)
         rows = store.round_rows()
         if args.json:
@@ -33,6 +35,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         ex = s["examples"]
         out.print(f"[bold]{s['name']}[/bold]: {s['rounds']} round(s); pool {ex['pool']}, test {ex['test']}, "
                   f"dev {ex['dev']}")
+        if s["writer"] is not None:
+            w = s["writer"]
+            out.print(f"being written now by `distilloop {w.get('command', '?')}` (pid {w.get('pid', '?')}, since "
+                      f"{w.get('since', '?')})")
         spent = s["spent"]
 
         def cap(v: Any, fmt: str = "{:,}") -> str:
@@ -139,7 +145,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_students(args: argparse.Namespace) -> int:
     from distilloop.students.promotion import StudentRegistry
 
-    config, store = open_store(args)
+    config, store = open_store(args, writer=None if args.rollback is None else "students --rollback")
     try:
         registry = StudentRegistry(store, config.students_dir)
         if args.rollback is not None:

@@ -23,6 +23,7 @@ from distilloop.loop.env import Env
 from distilloop.loop.parts import Parts, build_parts
 from distilloop.loop.progress import Progress
 from distilloop.loop.steps import annotate, decide, review, select, train
+from distilloop.storage.lock import WriterLock
 from distilloop.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,9 @@ class Campaign:
         """Create the store from the data file (every part built and checked first, the data validated: bad
         input leaves nothing behind) or reopen it."""
         path = config.store_path
+        lock = WriterLock.acquire(path, "run")  # before looking: one writer, and no race to create the store
         if path.exists():
-            store = Store.open(path)
+            store = Store.open(path, lock=lock)
             try:
                 recorded = store.get_meta("fingerprint")
                 if recorded is not None and recorded != config.fingerprint():
@@ -79,11 +81,16 @@ class Campaign:
             except BaseException:
                 store.close()
                 raise
-        build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
-        examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
-        stopping.check_dev_split(config, examples)
-        store = Store.create(path, examples, {"fingerprint": config.fingerprint(), "name": config.campaign.name,
-                                              "labels": config.campaign.labels, "config": config.raw})
+        try:
+            build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
+            examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels,
+                                     config.campaign.answer)
+            stopping.check_dev_split(config, examples)
+            store = Store.create(path, examples, {"fingerprint": config.fingerprint(), "name": config.campaign.name,
+                                                  "labels": config.campaign.labels, "config": config.raw}, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
         return cls(config, store, **kwargs)
 
     # -- the loop ------------------------------------------------------------------------------------

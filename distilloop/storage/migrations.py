@@ -112,3 +112,21 @@ def typed_channels(db: Database) -> None:
         db.table("stop_predictions").upsert({"round": p["round"], "student": p["student"], "stop_set": p["stop_set"],
                                              "predictions": json.dumps(p["predictions"])}, pk="round")
     db.table("cache").drop()
+
+
+@migrations(name="0005_one_writer")
+def one_writer(db: Database) -> None:
+    """What a store needs to keep its promises about paying once: each call's expected cost (what a call whose
+    outcome is unknown is charged), how it was charged (``usage``: as billed; ``estimate``: at its expected
+    cost, flagged), the call it re-sends after a crash, and the key the provider can find it again by (a
+    stored completion's metadata, a batch's custom ids); and a campaign id, so that a review server shared by
+    several campaigns never mixes their tasks."""
+    import uuid
+
+    calls = db.table("teacher_calls")
+    for column, kind in (("expected_tokens_in", int), ("expected_tokens_out", int), ("expected_usd", float),
+                         ("charged", str), ("resend_of", int), ("recovery_key", str)):
+        calls.add_column(column, kind)
+    calls.create_index(["status"])
+    if "meta" in db.table_names() and not list(db.query("select 1 from meta where key = 'campaign_id'")):
+        db.table("meta").insert({"key": "campaign_id", "value": f'"{uuid.uuid4().hex}"'})
