@@ -15,8 +15,9 @@ from typing import Any
 from distilloop.annotators.base import Teacher
 from distilloop.annotators.review import Reviewer
 from distilloop.core.ledger import Budget
+from distilloop.core.secrets import scrub
 from distilloop.data import load_examples
-from distilloop.errors import BatchPending, ReviewError, StoreError
+from distilloop.errors import BatchPending, BudgetExhausted, ReviewError, StoreError, TeachersFailed
 from distilloop.loop import stopping
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import Env
@@ -87,7 +88,8 @@ class Campaign:
                                      config.campaign.answer)
             stopping.check_dev_split(config, examples)
             store = Store.create(path, examples, {"fingerprint": config.fingerprint(), "name": config.campaign.name,
-                                                  "labels": config.campaign.labels, "config": config.raw}, lock=lock)
+                                                  "labels": config.campaign.labels, "config": scrub(config.raw)},
+                                 lock=lock)
         except BaseException:
             lock.release()
             raise
@@ -97,10 +99,11 @@ class Campaign:
     def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:
         """Run rounds until a stopping rule holds; return the stop reason."""
         env, store = self.env, self.store
-        recovered = store.recover_interrupted_calls()
-        if recovered:
-            log.warning("%d call(s) were in flight when the last run stopped; charged at their reservation",
-                        recovered)
+        cut = store.recover_interrupted_calls()
+        if cut:
+            log.warning("%d call(s) were in flight when the last run stopped: charged at their expected cost (the "
+                        "provider may have billed them), found again where the provider keeps them, else asked "
+                        "again (counted as re-sent in `distilloop status`)", cut)
             env.budget.spent = store.spent()
         if self.config.stopping.stabilizing:
             train.stop_set(env)  # before the first selection of this campaign (or of the rule): from the whole pool
@@ -129,9 +132,12 @@ class Campaign:
             if status == "annotating":
                 try:
                     ann = annotate.annotate(env, round_no)
-                except BatchPending as exc:  # the round resumes here on the next `distilloop run`
+                except (BatchPending, BudgetExhausted) as exc:  # the round resumes here on the next `distilloop run`
                     store.set_meta("stop_reason", str(exc))
                     return str(exc)
+                except TeachersFailed as exc:  # no key, an outage: stop, with the reason, rather than burn rounds
+                    store.set_meta("stop_reason", str(exc))
+                    raise
                 decide.commit(env, ann, decide.decide(env, ann))
                 status = "training"
             if status == "training":

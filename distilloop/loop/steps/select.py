@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from distilloop.core.failpoints import failpoint
 from distilloop.core.types import Selection, Spend
 from distilloop.loop.env import Env
-from distilloop.loop.plan import item_costs, plan_round
+from distilloop.loop.plan import Corrections, item_costs, plan_round
 from distilloop.loop.steps.train import load_active
 from distilloop.strategies.base import SelectionContext
 
@@ -13,7 +14,9 @@ def select(env: Env, round_no: int) -> Selection | None:
     """Pick and record round ``round_no``'s items; None when the budget cannot pay for a single one."""
     pool = env.unlabeled_pool()
     env.budget.new_round(round_no, Spend())
-    plan = plan_round(round_no, env.config.rounds.size(round_no), pool, env.parts.teachers, env.budget, env.item)
+    corrections = Corrections.from_store(env.store, env.parts.teachers)
+    plan = plan_round(round_no, env.config.rounds.size(round_no), pool, env.parts.teachers, env.budget, env.item,
+                      corrections=corrections)
     if plan.n <= 0:
         return None
     student = load_active(env.store)
@@ -26,8 +29,9 @@ def select(env: Env, round_no: int) -> Selection | None:
         labeled_y=[r["label"] for r in labeled], classes=list(env.parts.space.labels), rng=env.rng(round_no),
         student=student, round_no=round_no)
     if strategy.needs_costs:
-        ctx.extra["item_cost"] = item_costs(env.parts.teachers, pool, env.item)
+        ctx.extra["item_cost"] = item_costs(env.parts.teachers, pool, env.item, corrections)
     with env.progress.status(f"round {round_no}: selecting {plan.n} of {len(pool)} with {strategy.name}"):
         sel = strategy.select(ctx, plan.n)
+    failpoint("selected")  # picked, not recorded: the resumed run selects again, the same items (same seed)
     env.store.start_round(round_no, strategy.name, sel.ids, sel.scores, sel.explanations)
     return sel
