@@ -152,6 +152,8 @@ class AnthropicTeacher(RemoteTeacher):
                 if created < earliest:
                     break
                 if b.processing_status != "ended":
+                    b = await self.client().messages.batches.retrieve(b.id)  # its state now
+                if b.processing_status != "ended":
                     running = True
                     continue
                 async for entry in await self.client().messages.batches.results(b.id):

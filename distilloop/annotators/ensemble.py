@@ -180,6 +180,9 @@ class TeacherEnsemble:
             call_id: int | None = None
             try:
                 async with teacher.slot(estimate), gate.hold(teacher.requests_per_call):
+                    if teacher.name in result.disabled:  # taken out while this call waited for its turn
+                        self._settled(reservation, None)
+                        return None
                     call_id = self.store.begin_call(
                         request_hash=h, round_no=round_no, example_id=item.example_id, teacher=teacher.name,
                         model=teacher.model, prompt_style=prompt.style, prompt_version=prompt.version,
@@ -209,7 +212,8 @@ class TeacherEnsemble:
                 await asyncio.sleep(delay)
                 continue
             except BaseException:
-                self._settled(reservation, None)  # a call written in flight stays so: recovered on resume
+                if self.budget.holds(reservation):
+                    self._settled(reservation, None)  # a call written in flight stays so: recovered on resume
                 raise
             spend = self._settle(call_id, teacher, answer)
             failpoint("answer_settled")
@@ -328,7 +332,7 @@ class TeacherEnsemble:
         if failures[teacher.name] >= self.retry.max_consecutive_failures and teacher.name not in result.disabled:
             reason = f"{failures[teacher.name]} questions in a row failed, last: {message[:300]}"
             result.disabled[teacher.name] = reason
-            log.warning("teacher %s taken out of this round: %s", teacher.name, reason)
+            log.info("teacher %s taken out of this round: %s", teacher.name, reason)
 
 
 def _neg(s: Spend) -> Spend:

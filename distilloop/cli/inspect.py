@@ -51,6 +51,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                   f"{', '.join(f'{k}: {v}' for k, v in s['calls'].items()) or '-'}")
         for name, sp in s["by_teacher"].items():
             out.print(f"  teacher {name}: {sp['tokens_in']:,} in, {sp['tokens_out']:,} out, ${sp['usd']:.4f}")
+        ch = s["charging"]
+        if ch["estimated"] or ch["recovered"] or ch["resent"]:
+            out.print(f"charged at an estimate (the provider may have billed them; no answer came): {ch['estimated']} "
+                      f"call(s), ${ch['estimated_usd']:.4f}; found again at the provider: {ch['recovered']}; "
+                      f"re-sent after a crash: {ch['resent']}")
         a = s["active_student"]
         if a:
             m = ", ".join(f"{k} {v:.4f}" for k, v in a["metrics"].items() if k != "n")

@@ -173,6 +173,10 @@ class Budget:
             if round_no is None or round_no == self.round_no:
                 self.round_spent = self.round_spent + delta
 
+    def holds(self, reservation: Reservation) -> bool:
+        """Whether ``reservation`` is still open (neither settled nor released)."""
+        return reservation.id in self._reserved
+
     @property
     def holding(self) -> int:
         """Reservations not settled or released yet."""
