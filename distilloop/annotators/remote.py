@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import time
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,22 @@ def retry_after_seconds(headers: Any) -> float | None:
             return min(MAX_RETRY_AFTER_S, max(0.0, when.timestamp() - time.time()))
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def check_base_url(where: str, url: str, *, sends_key: bool) -> None:
+    """``base_url`` is an http(s) URL, and a provider's key (``openai``, ``anthropic``) is never sent in clear text
+    to another machine: a campaign file decides where the key goes, so plain ``http://`` is allowed to this
+    machine only."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"{where}: base_url must be an http(s) URL such as https://api.example.com/v1, got {url!r}")
+    local = parsed.hostname in LOOPBACK or parsed.hostname.endswith((".localhost", ".test"))  # RFC 6761 names
+    if parsed.scheme == "http" and sends_key and not local:
+        raise ConfigError(f"{where}: base_url {url!r} would send the API key in clear text to {parsed.hostname}; "
+                          "use https://, or a server on this machine (127.0.0.1)")
 
 
 def _never_sent(exc: BaseException) -> bool:
@@ -154,6 +171,8 @@ class RemoteTeacher(Teacher):
             raise ConfigError(f"{where}: batch_wait_s must be a number >= 0 (seconds), got {self.batch_wait_s!r}")
         if not self.api_key_env:
             self.api_key_env = self.default_key_env
+        if self.base_url is not None:
+            check_base_url(where, self.base_url, sends_key=self.kind in ("openai", "anthropic"))
         if not isinstance(self.api_key_env, str) or (self.api_key_env and not ENV_NAME.match(self.api_key_env)):
             shown = "a value that looks like an API key" if looks_like_key(str(self.api_key_env)) else \
                 repr(redact(str(self.api_key_env)))

@@ -14,9 +14,10 @@ from typing import Any
 
 from distilloop.annotators.base import Teacher
 from distilloop.annotators.review import Reviewer
+from distilloop.core.failpoints import failpoint
 from distilloop.core.ledger import Budget
 from distilloop.core.secrets import scrub
-from distilloop.data import load_examples
+from distilloop.data import check_pool, load_examples
 from distilloop.errors import BatchPending, BudgetExhausted, ReviewError, StoreError, TeachersFailed
 from distilloop.loop import stopping
 from distilloop.loop.config import CampaignConfig
@@ -86,6 +87,7 @@ class Campaign:
             build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
             examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels,
                                      config.campaign.answer)
+            check_pool(examples, config.data_path)
             stopping.check_dev_split(config, examples)
             store = Store.create(path, examples, {"fingerprint": config.fingerprint(), "name": config.campaign.name,
                                                   "labels": config.campaign.labels, "config": scrub(config.raw)},
@@ -142,6 +144,7 @@ class Campaign:
                 status = "training"
             if status == "training":
                 self.pull_reviews(round_no)  # also after a stop between the commit and the training
+                failpoint("reviews_pulled")
                 train.train(env, round_no)
                 store.set_round_status(round_no, "done")
             rounds_run += 1

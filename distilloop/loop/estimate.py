@@ -29,7 +29,7 @@ from typing import Any
 from distilloop.annotators.base import Teacher
 from distilloop.core.ledger import Caps
 from distilloop.core.types import Example, LabelingItem, Spend
-from distilloop.data import load_examples
+from distilloop.data import check_pool, load_examples
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.parts import build_parts
 from distilloop.loop.plan import Corrections, sample, upper_bound
@@ -136,6 +136,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
             store.close()
     else:
         examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
+        check_pool(examples, config.data_path)
         taken = set()
     pool: list[Example] = [e for e in examples if e.split == "pool" and e.id not in taken]
     next_no = current[0] if current else done + 1

@@ -6,14 +6,27 @@ import json
 import os
 from pathlib import Path
 
+from distilloop.errors import UserInputError
 from distilloop.storage.store import Store
 
 
 def export_jsonl(store: Store, path: str | Path, *, include_gold: bool = False) -> int:
     """Write every accepted label to ``path`` (atomically: a temporary file renamed when complete)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserInputError(f"{path} is a folder; give the export a file name, e.g. -o {path / 'export.jsonl'}")
     tmp = path.with_name(f".{path.name}.tmp")
     name = store.get_meta("name")
+    n = 0
+    try:
+        n = _write(store, tmp, name, include_gold)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
+
+
+def _write(store: Store, tmp: Path, name: str, include_gold: bool) -> int:
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
         for row in store.labeled():
@@ -35,5 +48,4 @@ def export_jsonl(store: Store, path: str | Path, *, include_gold: bool = False) 
                 record["gold"] = store.example(row["example_id"]).gold
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
-    os.replace(tmp, path)
     return n
