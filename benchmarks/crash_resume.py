@@ -213,8 +213,9 @@ def compare(ref: dict[str, Any], got: dict[str, Any]) -> list[str]:
 
 
 def texts() -> dict[str, str]:
+    """Example text as the prompt carries it (inside <example>, its angle brackets defused) -> example id."""
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
-    return {r["text"]: str(r["id"]) for r in rows}
+    return {r["text"].replace("<", "‹").replace(">", "›"): str(r["id"]) for r in rows}
 
 
 def teacher_of(bill: dict[str, Any]) -> str:
@@ -226,18 +227,20 @@ def teacher_of(bill: dict[str, Any]) -> str:
 def accounting(api: FakeLLMAPI, snap: dict[str, Any]) -> dict[str, Any]:
     """Every request the server billed against the ledger: question by question (teacher, item)."""
     by_text = texts()
-    billed = collections.Counter((teacher_of(b), by_text.get(b["example"], "?")) for b in api.bills)
+    billed = collections.Counter((teacher_of(b), by_text.get(b["example"], "?" + b["example"][:60])) for b in api.bills)
     charged = collections.Counter((c["teacher"], c["example_id"]) for c in snap["calls"]
                                   if c["status"] in ("ok", "interrupted") or c["charged"] == "estimate")
     cut = [c for c in snap["calls"] if c["status"] == "interrupted"]
     resent = [c for c in snap["calls"] if c["resend_of"]]
     recovered = [c for c in snap["calls"] if c["charged"] == "recovered"]
     unaccounted = sum(max(0, n - charged[k]) for k, n in billed.items())
+    details = [f"{k[0]}/{k[1]}: billed {n}, in the ledger {[(c['id'], c['status'], c['charged'], c['resend_of']) for c in snap['calls'] if (c['teacher'], c['example_id']) == k]}"
+               for k, n in billed.items() if n > charged[k]]
     return {"billed": sum(billed.values()), "answered": sum(1 for c in snap["calls"] if c["status"] == "ok"),
             "unaccounted": unaccounted, "cut": len(cut), "resent": len(resent), "recovered": len(recovered),
             "cut_not_billed": sum(max(0, charged[k] - billed.get(k, 0)) for k in charged),
             "cut_usd": sum(c["cost_usd"] for c in cut),
-            "billed_twice_without_a_cut": sum(1 for k, n in billed.items() if n > charged[k])}
+            "billed_twice_without_a_cut": sum(1 for k, n in billed.items() if n > charged[k]), "details": details}
 
 
 # -- the benchmark ----------------------------------------------------------------------------------------
@@ -307,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
 def report(ref: dict[str, Any], results: list[CampaignResult], seconds: float) -> str:
     kills = [k for r in results for k in r.kills]
     where = collections.Counter(k.point if k.how == "failpoint" else "timer" for k in kills)
-    acc = {key: sum(r.accounting[key] for r in results) for key in results[0].accounting} if results else {}
+    acc = {key: sum(r.accounting[key] for r in results) for key in results[0].accounting if key != "details"} \
+        if results else {}
     lines = [f"crash and resume: {len(kills)} kills (SIGKILL) survived in {len(results)} campaign(s), "
              f"{seconds:.0f} s",
              "  kills at: " + ", ".join(f"{p} {n}" for p, n in sorted(where.items())),
@@ -317,6 +321,7 @@ def report(ref: dict[str, Any], results: list[CampaignResult], seconds: float) -
              f"  differences from it (selections, consensus, labels, reviews, ledger of answered calls, students): "
              f"{sum(len(r.differences) for r in results)}"]
     lines += [f"    {d}" for r in results for d in r.differences]
+    lines += [f"    billed, not in the ledger: {d}" for r in results for d in r.accounting.get("details", [])[:5]]
     lines += [f"  received answers bought again: {acc.get('billed_twice_without_a_cut', 0)}; questions with two "
               f"answered calls: {sum(len(r.snapshot['bought_twice']) for r in results)}",
               f"  integrity_check: {', '.join(sorted({r.snapshot['integrity'] for r in results}))}",

@@ -134,7 +134,10 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
         headers = {k.lower(): v for k, v in headers.items()}
         path, _, query = path.partition("?")
         is_json = headers.get("content-type", "").startswith("application/json")
-        payload = json.loads(body) if (body and is_json) else None
+        try:
+            payload = json.loads(body) if (body and is_json) else None
+        except ValueError:  # a body cut short (a client killed while sending): refused, never billed
+            payload = None
         with self._lock:
             self.requests.append({"method": method, "path": path, "json": payload, "t": time.monotonic(),
                                   "authorization": headers.get("authorization") or headers.get("x-api-key")})
@@ -142,6 +145,9 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
             return self._unauthorized(path, headers)
         base = (self.base_url or base_url or "http://127.0.0.1").rstrip("/")
         if method == "POST" and path in GENERATION_PATHS:
+            if not isinstance(payload, dict) or "model" not in payload:
+                return self._json(400, {"error": {"message": "could not parse the JSON body of the request",
+                                                  "type": "invalid_request_error"}})
             fault = self._next_fault()
             resp = self._generation(path, payload or {}, fault)
             resp.delay_s = self.timeout_hold_s if fault == "timeout" else self.latency_s
