@@ -122,8 +122,9 @@ class TeacherEnsemble:
         live = [t for t in asked if not getattr(t, "batch_mode", False)]
         batched = [t for t in asked if getattr(t, "batch_mode", False)]
         # calls an earlier run submitted to a batch count against the budget before any new call reserves
-        for t in batched:
-            hold_submitted(self, t)
+        for t in self.teachers:
+            if getattr(t, "batch_mode", False):
+                hold_submitted(self, t)
 
         async def one(item: LabelingItem, teacher: Teacher) -> None:
             got = await self._question(item, teacher, round_no, result, gate, failures)

@@ -83,19 +83,20 @@ class Campaign:
             except BaseException:
                 store.close()
                 raise
+        created: Store | None = None
         try:
             build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
             examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels,
                                      config.campaign.answer)
             check_pool(examples, config.data_path)
             stopping.check_dev_split(config, examples)
-            store = Store.create(path, examples, {"fingerprint": config.fingerprint(), "name": config.campaign.name,
-                                                  "labels": config.campaign.labels, "config": scrub(config.raw)},
-                                 lock=lock)
+            created = Store.create(path, examples, {"fingerprint": config.fingerprint(), "name": config.campaign.name,
+                                                    "labels": config.campaign.labels, "config": scrub(config.raw)},
+                                   lock=lock)
+            return cls(config, created, **kwargs)
         except BaseException:
-            lock.release()
+            created.close() if created is not None else lock.release()  # closing the store releases its lock
             raise
-        return cls(config, store, **kwargs)
 
     # -- the loop ------------------------------------------------------------------------------------
     def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:

@@ -237,3 +237,16 @@ def test_known_hostile_campaign_files(tmp_path, capsys):
         one_line_error(err)
         assert "abcdefghijklmnop" not in err
     assert sorted(p.suffix for p in Path(tmp_path).iterdir()) == [".toml"] * len(bad)  # no store left behind
+
+
+def test_a_few_shot_label_outside_the_set_is_refused_before_anything_is_written(tmp_path, capsys):
+    doc = json.loads(json.dumps(BASE))
+    doc["teachers"][0]["prompt"] = "few_shot_cot"
+    doc["teachers"][0]["prompt_options"] = {"examples": [{"text": "great", "label": "positiv", "rationale": "r"}]}
+    cfg = tmp_path / "campaign.toml"
+    cfg.write_text(to_toml(doc))
+    assert main(["run", "-q", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    one_line_error(err)
+    assert "'positiv' is not in the label set" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["campaign.toml"]
