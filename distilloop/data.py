@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +42,19 @@ class DataSpec:
     limits: dict[str, int] = field(default_factory=dict)
 
 
+#: the largest CSV field read (Python's csv module stops at 128 KiB by default)
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
 def _open_text(path: Path) -> io.TextIOBase:
+    # utf-8-sig: a byte-order mark (Excel's default for CSV) is not part of the first column's name
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
@@ -56,27 +66,64 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                     if not line.strip():
                         continue
                     try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as exc:
+                        row = json.loads(line, parse_constant=_no_constant)
+                    except ValueError as exc:
+                        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
                         raise DataError(
-                            f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object"
+                            f"{path}:{lineno}: not valid JSON ({msg}); each line must be one JSON object"
                         ) from None
+                    except RecursionError:
+                        raise DataError(f"{path}:{lineno}: a JSON value nested too deeply") from None
                     if not isinstance(row, dict):
                         raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
                     yield lineno, row
             elif name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
-                delimiter = "\t" if ".tsv" in name else ","
-                for lineno, row in enumerate(csv.DictReader(handle, delimiter=delimiter), 2):
-                    yield lineno, {k: v for k, v in row.items() if k is not None}
+                yield from _csv_rows(path, handle, "\t" if ".tsv" in name else ",")
             else:
                 raise DataError(
                     f"{path}: unknown data format; use .jsonl, .jsonl.gz, .csv or .tsv (got '{path.suffix}')"
                 )
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise DataError(f"data file not found: {path}; check the path (relative paths are resolved "
                             "against the campaign file's folder)") from None
         raise DataError(f"{path}: cannot be read ({exc}); is it a UTF-8 text or gzip file?") from None
+
+
+def _csv_rows(path: Path, handle: Any, delimiter: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    """CSV rows as dicts; a row with more or fewer cells than the header is an error, never silently cut."""
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    reader = csv.reader(handle, delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        if len(set(header)) != len(header):
+            raise DataError(f"{path}:1: the header names a column twice ({header}); give each column its own name")
+        for row in reader:
+            lineno = reader.line_num
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{path}:{lineno}: {len(row)} cells where the header has {len(header)}; quote cells "
+                                "that hold the delimiter, or fix the row")
+            yield lineno, dict(zip(header, row))
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+
+
+def _input_value(where: str, name: str, value: Any) -> Any:
+    """An input field's value: text; a multiple-choice field may be a list or a table of texts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value) and value:
+        if name == "choices":  # options lettered as a table would letter them: (A) ..., (B) ...
+            return {(chr(65 + i) if i < 26 else str(i + 1)): v for i, v in enumerate(value)}
+        return "\n".join(value)
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()) and value and name == "choices":
+        return value
+    raise DataError(f"{where}: input field '{name}' must be text, got {type(value).__name__} {str(value)[:60]!r}; "
+                    "write it as a string")
 
 
 @dataclass(frozen=True)
@@ -108,10 +155,14 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
             if value is None or (isinstance(value, str) and not value.strip()):
                 raise DataError(f"{where}: row has no '{name}' (an input field); every row needs "
                                 f"{', '.join(repr(f) for f in spec.input_fields)}, or set [data] input_fields")
-            fields[name] = value
+            fields[name] = _input_value(where, name, value)
         rid = row.get(spec.id_field)
+        if isinstance(rid, bool) or not isinstance(rid, str | int | None):
+            raise DataError(f"{where}: id must be a string or an integer, got {type(rid).__name__} {str(rid)[:40]!r}")
         rid = str(rid) if rid not in (None, "") else f"row-{lineno}"
         gold = row.get(spec.label_field)
+        if isinstance(gold, bool) or not isinstance(gold, str | int | float | None):
+            raise DataError(f"{where}: label must be a string or a number, got {type(gold).__name__}")
         gold = None if gold in (None, "") else str(gold)
         if gold is not None and numeric:
             number = normalize_number(gold)
@@ -123,12 +174,16 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
             raise DataError(f"{where}: label '{gold}' is not in the label set {sorted(label_set)}; fix the row "
                             "or add the label to [campaign] labels")
         split = row.get(spec.split_field)
+        if not isinstance(split, str | None):
+            raise DataError(f"{where}: split must be one of {', '.join(SPLITS)}, got {str(split)[:40]!r}")
         if split in (None, ""):
             split = None
         elif split not in SPLITS:
             raise DataError(f"{where}: split '{split}' is not one of {', '.join(SPLITS)}")
         rationale = row.get(spec.rationale_field)
-        yield Row(Example(rid, fields, split or "pool", gold, str(rationale) if rationale else None),
+        if rationale is not None and not isinstance(rationale, str):
+            raise DataError(f"{where}: rationale must be text, got {type(rationale).__name__}")
+        yield Row(Example(rid, fields, split or "pool", gold, rationale or None),
                   split is not None, lineno)
 
 
@@ -171,6 +226,11 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+def check_pool(examples: Sequence[Example], path: str | Path) -> None:
+    """A campaign needs rows to label: refuse data whose rows all went to test or dev, before anything is written."""
+    if not any(e.split == "pool" for e in examples):
+        raise DataError(f"{path}: no row is left in the pool to label ({len(examples)} rows, all in test or dev); "
+                        "lower [data] test_fraction / dev_fraction, or mark rows split = \"pool\"")
 
 
 def _assign_splits(examples: list[Example], idx: list[int], spec: DataSpec) -> list[Example]:

@@ -35,6 +35,12 @@ class StoreError(DistilloopError):
     """The campaign store is missing, locked or from an incompatible version."""
 
 
+class StoreLocked(StoreError):
+    """Another command is writing to the campaign store (one writer at a time); exit code 2."""
+
+    exit_code = 2
+
+
 class BudgetExhausted(DistilloopError):
     """A reservation would cross a budget cap; nothing was sent."""
 
@@ -45,12 +51,21 @@ class BudgetExhausted(DistilloopError):
 
 
 class TeacherError(DistilloopError):
-    """A teacher call failed (transport, API error, or an answer that cannot be parsed)."""
+    """A teacher call failed (transport, API error, or an answer that cannot be parsed).
 
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+    ``maybe_billed``: the request reached the provider and may have been billed although no usable answer came
+    back (a timeout, a connection dropped after sending, a 200 whose body is broken); the ensemble charges such a
+    call at its expected cost, flagged as an estimate. ``spend``: what the failed call is known to have cost
+    (e.g. the samples of a self-consistency call that did answer), when known."""
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None,
+                 retry_after: float | None = None, maybe_billed: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        self.retry_after = retry_after
+        self.maybe_billed = maybe_billed
+        self.spend: object | None = None
 
 
 class InvalidAnswer(TeacherError):
@@ -73,3 +88,7 @@ class ReviewError(DistilloopError):
 
 class StudentError(DistilloopError):
     """The student could not be trained, evaluated or loaded."""
+
+
+class TeachersFailed(DistilloopError):
+    """Every teacher failed in a round (no key, an outage): the campaign stops instead of burning its rounds."""

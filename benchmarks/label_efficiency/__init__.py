@@ -78,13 +78,17 @@ class DatasetSpec:
     test_limit: int = 2000
     #: priced as if the recorded answers had been bought at these list prices (USD per 1M tokens)
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the same teachers asked for the label alone (``label_only``), replayed when a campaign's rationale policy
+    #: asks an item without a rationale
+    label_only: str = ""
 
 
 RT = DatasetSpec(
     "rt_polarity", "data/rt_polarity.jsonl.gz", "data/recorded/rt_polarity.teachers.jsonl.gz",
     ("qwen-0.5b", "qwen-1.5b"), ("negative", "positive"),
     "Classify the sentiment of the movie review snippet as negative or positive.",
-    prices={"qwen-0.5b": {"input": 0.10, "output": 0.40}, "qwen-1.5b": {"input": 0.15, "output": 0.60}})
+    prices={"qwen-0.5b": {"input": 0.10, "output": 0.40}, "qwen-1.5b": {"input": 0.15, "output": 0.60}},
+    label_only="data/recorded/rt_polarity.label_only.jsonl.gz")
 
 DATASETS = {"rt_polarity": RT}
 
@@ -135,8 +139,10 @@ def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path 
 
 def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str, student: dict[str, Any],
                     seed: int, review: str, pool_size: int, initial: int, growth: float, rounds: int,
-                    min_agreement: float, calibrate: str = "batch", root: Path = ROOT) -> dict[str, Any]:
-    teachers = [{"name": t, "kind": "replay", "model": t, "path": str(root / spec.recording), "source": t,
+                    min_agreement: float, calibrate: str = "batch", rationales: str = "all",
+                    root: Path = ROOT) -> dict[str, Any]:
+    paths = [str(root / spec.recording)] + ([str(root / spec.label_only)] if spec.label_only else [])
+    teachers = [{"name": t, "kind": "replay", "model": t, "path": paths, "source": t,
                  "price": spec.prices.get(t, {"input": 0.0, "output": 0.0})} for t in spec.teachers]
     return {
         "campaign": {"name": "bench", "labels": list(spec.labels), "task": spec.task, "seed": seed,
@@ -152,6 +158,8 @@ def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str
         # distributions (see distilloop.annotators.calibration), votes weighted by the calibrated confidence
         "aggregation": {"method": "confidence_weighted", "calibrate": calibrate},
         "review": {"kind": review},
+        # "all": every answer with a rationale, as the full-pool cost counts it
+        "rationales": {"policy": rationales},
         "student": dict(student),
         "evaluation": {"split": "test", "metric": "accuracy"},
     }
@@ -292,6 +300,9 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
                           "compared by benchmarks/numeric_teachers.py: their student generates numbers, which needs "
                           "a GPU to learn")
     spec = DATASETS[dataset]
+    for strategy in strategies:  # a malformed spec stops the run before any campaign
+        if not strategy.startswith("small-text:"):
+            strategy_table(strategy)
     ids = recorded_ids(spec)
     if pool_limit:
         ids = ids[:pool_limit]

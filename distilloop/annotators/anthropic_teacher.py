@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from distilloop._extras import require
@@ -119,10 +120,10 @@ class AnthropicTeacher(RemoteTeacher):
         return self.finish(raw, obj if isinstance(obj, dict) else None, usage, latency, prompt, None, batch=batch)
 
     # -- batch mode: Message Batches --------------------------------------------------------------------
-    async def submit_batch(self, calls: dict[int, Prompt]) -> str:
+    async def submit_batch(self, calls: dict[str, Prompt], tag: str) -> str:
         temperature = self.sample_temperature if self.samples > 1 else self.temperature
         requests = [{"custom_id": cid, "params": self.request_params(prompt, temperature)}
-                    for call_id, prompt in calls.items() for cid in self.custom_ids(call_id)]
+                    for key, prompt in calls.items() for cid in self.custom_ids(key)]
         try:
             batch = await self.client().messages.batches.create(requests=requests)
         except Exception as exc:
@@ -136,8 +137,34 @@ class AnthropicTeacher(RemoteTeacher):
             raise self._error(exc, self._sdk) from None
         return BatchState("ended" if b.processing_status == "ended" else "running", b.processing_status)
 
-    async def _fetch_batch_results(self, batch_id: str, calls: dict[int, Prompt]) -> dict[str, Any]:
-        by_cid = {cid: prompt for call_id, prompt in calls.items() for cid in self.custom_ids(call_id)}
+    async def find_batch(self, tag: str, keys: list[str], since: str) -> str | None:
+        """Message batches keep no tag: a batch created since ``since`` is ours when its results carry our custom
+        ids, which shows only once it has ended (``"unknown"`` until then)."""
+        wanted = {cid for key in keys for cid in self.custom_ids(key)}
+        earliest = datetime.fromisoformat(since) - timedelta(minutes=10)  # the provider's clock is not ours
+        running = False
+        try:
+            page = await self.client().messages.batches.list(limit=100)
+            async for b in page:  # newest first
+                created = b.created_at if isinstance(b.created_at, datetime) else datetime.fromisoformat(b.created_at)
+                if created.tzinfo is None:
+                    created = created.replace(tzinfo=UTC)
+                if created < earliest:
+                    break
+                if b.processing_status != "ended":
+                    b = await self.client().messages.batches.retrieve(b.id)  # its state now
+                if b.processing_status != "ended":
+                    running = True
+                    continue
+                async for entry in await self.client().messages.batches.results(b.id):
+                    if entry.custom_id in wanted:
+                        return str(b.id)
+        except Exception as exc:
+            raise self._error(exc, self._sdk) from None
+        return "unknown" if running else None
+
+    async def _fetch_batch_results(self, batch_id: str, calls: dict[str, Prompt]) -> dict[str, Any]:
+        by_cid = {cid: prompt for key, prompt in calls.items() for cid in self.custom_ids(key)}
         out: dict[str, Any] = {}
         try:
             async for entry in await self.client().messages.batches.results(batch_id):

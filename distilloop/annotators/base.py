@@ -7,8 +7,11 @@ request hash, the budget and the store; a teacher only renders, estimates, price
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import hashlib
 import json
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +19,48 @@ from typing import Any
 from distilloop.annotators.pricing import Price
 from distilloop.annotators.prompts import Prompt, get_style
 from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
+from distilloop.errors import ConfigError
 
+#: the key of the call being sent (its ``recovery_key`` in the store), set by the ensemble around
+#: :meth:`Teacher.answer`: a teacher whose provider keeps calls sends it along, to find the call again later
+CALL_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("distilloop_call_key", default=None)
 #: tokens added by chat templates around the messages (role markers, special tokens); generous on purpose
 TEMPLATE_OVERHEAD_TOKENS = 64
+_KINDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false", "dict": "a table",
+          "list": "a list"}
+
+
+def check_fields(obj: Any) -> None:
+    """Every option of a teacher (a dataclass) has the type its declaration says, before anything uses it: a
+    campaign file's ``max_tokens = "96"`` or ``latency_s = "fast"`` is a one-line config error, not a crash in
+    the middle of a round. Numbers must be finite."""
+    where = f"teacher {getattr(obj, 'name', '?')}"
+    for f in dataclasses.fields(obj):
+        if not f.init or f.name in ("http_client",):
+            continue
+        value = getattr(obj, f.name)
+        types = [t.strip().split("[")[0] for t in str(f.type).split("|")]
+        if value is None and "None" in types:
+            continue
+        ok = False
+        for t in types:
+            if t == "bool":
+                ok = ok or isinstance(value, bool)
+            elif t == "int":
+                ok = ok or (isinstance(value, int) and not isinstance(value, bool))
+            elif t == "float":
+                ok = ok or (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value))
+            elif t == "str":
+                ok = ok or isinstance(value, str)
+            elif t == "dict":
+                ok = ok or isinstance(value, dict)
+            elif t == "list":
+                ok = ok or isinstance(value, list)
+            else:
+                ok = True  # a type this check does not know: the teacher checks it itself
+        if not ok:
+            want = " or ".join(_KINDS.get(t, t) for t in types if t != "None")
+            raise ConfigError(f"{where}: {f.name} must be {want}, got {value!r}")
 
 
 def upper_bound_tokens(text: str) -> int:
@@ -46,8 +88,19 @@ class Teacher(ABC):
     exact_estimate = False
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        if self.max_tokens < 1:
+            raise ConfigError(f"teacher {self.name}: max_tokens must be an integer >= 1 (the answer's token cap, "
+                              f"which the budget reserves for the output), got {self.max_tokens!r}")
+        if self.temperature < 0:
+            raise ConfigError(f"teacher {self.name}: temperature must be a number >= 0, got {self.temperature!r}")
         self.style = get_style(self.prompt)
         self._price = Price.resolve(self.model, self.price, kind=self.kind)
+
+    @property
+    def requests_per_call(self) -> int:
+        """Requests one call sends (self-consistency's ``samples``); the campaign's concurrency counts them."""
+        return 1
 
     # -- rendering and accounting ------------------------------------------------------------------
     def render(self, item: LabelingItem) -> Prompt:
@@ -84,11 +137,19 @@ class Teacher(ABC):
             return 0  # surely fits: no token counting needed
         return max(0, self.prompt_tokens(prompt) + self.max_tokens - self.context_tokens)
 
-    def expected(self, prompt: Prompt) -> Spend:
-        """A realistic (not worst-case) estimate for pre-flight reports: ~4 bytes a token, half the output."""
+    def expected(self, prompt: Prompt, example_id: str | None = None) -> Spend:
+        """What a call is expected to cost (not its worst case): ~4 bytes a token in, a typical answer's length
+        out (:meth:`typical_output_tokens`). Rounds are sized on it, and a call whose outcome is never known is
+        charged it; :mod:`distilloop.loop.plan` corrects it with what the campaign's calls really used."""
         tokens_in = len(prompt.text.encode("utf-8")) // 4 + 16
-        tokens_out = max(1, self.max_tokens // 2)
+        tokens_out = self.typical_output_tokens(prompt)
         return Spend(tokens_in, tokens_out, self._price.cost(tokens_in, tokens_out))
+
+    def typical_output_tokens(self, prompt: Prompt) -> int:
+        """A typical answer's tokens, at most ``max_tokens``: a label alone is a few, a label with a rationale
+        about 60 (a sentence or two and the JSON around it), a worked numeric answer about 150."""
+        typical = 12 if not self.style.gives_rationale or prompt.style == "label_only" else 150 if prompt.numeric else 60
+        return max(1, min(self.max_tokens, typical))
 
     def cost(self, usage: Usage, *, batch: bool = False) -> float:
         return self._price.cost(usage.tokens_in, usage.tokens_out, cached=usage.cached_tokens,
@@ -102,6 +163,16 @@ class Teacher(ABC):
     def slot(self, estimate: Spend) -> Any:
         """An async context manager held around each call: per-teacher concurrency and rate limits."""
         return no_limit()
+
+    def pause(self, seconds: float) -> None:  # noqa: B027 - optional hook
+        """Hold this teacher's new calls for ``seconds`` (a server's retry-after, capped by the retry policy)."""
+
+    #: whether :meth:`recover` can find a call again at the provider (its answer lost to a timeout or a crash)
+    can_recover = False
+
+    async def recover(self, recovery_key: str, prompt: Prompt) -> TeacherAnswer | None:
+        """The answer of the call sent under ``recovery_key``, if the provider kept it; None if it has none."""
+        return None
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections or models."""

@@ -1,10 +1,9 @@
 """Human review in Label Studio (label-studio-sdk 2.x), the :class:`~distilloop.annotators.review.Reviewer`
 for real people.
 
-The project (created, or reused by id or title) shows each routed item as a task: the input (``<Text>``), every
-teacher's label, confidence and rationale (read-only ``<HyperText>``, HTML-escaped), a ``<Choices>`` of the
-label set pre-filled by a prediction carrying the ensemble's vote, and a ``<TextArea>`` for a corrected
-rationale. Submitting is idempotent: an example already in the project is never imported twice.
+The project (one per campaign, or reused by id or title) shows each routed item as a task: the input, every
+teacher's label, confidence and rationale (read-only ``<HyperText>``, HTML-escaped), the answer control pre-filled
+with the ensemble's vote, and a ``<TextArea>`` for a corrected rationale. Submitting is idempotent.
 
 Finished annotations come back by polling (``collect``), and, where ``webhook_port`` is set, also through a
 webhook listener on 127.0.0.1 that checks a shared secret (a header Label Studio sends with every call); the
@@ -14,19 +13,17 @@ The API key is read from the environment variable named by ``api_key_env`` and n
 
 from __future__ import annotations
 
-import hmac
 import html
-import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from distilloop._extras import require
 from distilloop.annotators.review import Reviewer
+from distilloop.annotators.webhook import SECRET_HEADER, _WebhookListener
 from distilloop.core.answers import AnswerSpace, LabelSet
 from distilloop.core.types import ReviewDecision, ReviewItem, render_input
 from distilloop.errors import ConfigError, ReviewError
@@ -37,7 +34,6 @@ LABEL_FROM = "label"
 RATIONALE_FROM = "rationale"
 TO_NAME = "text"
 MODEL_VERSION = "distilloop-ensemble"
-SECRET_HEADER = "X-Distilloop-Secret"
 
 
 #: the reviewer's answer control per kind of answer space (its ``review_control``), and the rows of its
@@ -87,14 +83,16 @@ def teachers_html(item: ReviewItem) -> str:
             + "</table>")
 
 
-def task_payload(item: ReviewItem) -> dict[str, Any]:
+def task_payload(item: ReviewItem, campaign: str | None = None) -> dict[str, Any]:
+    """One task: the item, the votes, the ensemble's label pre-filled, and the campaign it belongs to (its id:
+    two campaigns on one server never share a task)."""
     v = item.verdict
     data = {
         "text": render_input(item.fields), "teachers_html": teachers_html(item),
         "teachers": [{k: vote.get(k) for k in ("teacher", "label", "confidence", "rationale", "valid")}
                      for vote in v.votes],
         "example_id": item.example_id, "ensemble_label": v.label, "agreement": v.agreement,
-        "distilloop_round": item.round_no,
+        "distilloop_round": item.round_no, "distilloop_campaign": campaign,
     }
     task: dict[str, Any] = {"data": data}
     if v.label is not None:
@@ -119,54 +117,13 @@ def parse_annotation(ann: dict[str, Any]) -> tuple[str | None, str | None]:
     return label, rationale
 
 
-class _WebhookListener:
-    """Receives Label Studio's ANNOTATION_CREATED/UPDATED calls on 127.0.0.1; rejects calls without the secret."""
-
-    def __init__(self, host: str, port: int, secret: str, on_annotation: Callable[[int, dict[str, Any]], None]
-                 ) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ConfigError(f"review.webhook_host: the listener binds loopback only, got {host!r}")
-        listener = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                given = self.headers.get(SECRET_HEADER, "")
-                if not hmac.compare_digest(given.encode(), secret.encode()):
-                    self.send_response(403)
-                    self.end_headers()
-                    return
-                try:
-                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                except json.JSONDecodeError:
-                    self.send_response(400)
-                    self.end_headers()
-                    return
-                ann, task = body.get("annotation"), body.get("task")
-                if body.get("action") in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED") and ann and task:
-                    on_annotation(int(task["id"]), ann)
-                listener.received += 1
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.received = 0
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="ls-webhook")
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class LabelStudioReviewer(Reviewer):
     """Routes items to a Label Studio project and brings the reviewers' answers back.
 
     ``url``: the server; ``api_key_env``: the environment variable holding the API key (never stored);
-    ``project_id`` or ``project_title``: the project to reuse (created with ``project_title`` if absent);
+    ``project_id`` or ``project_title``: the project to reuse (created with ``project_title`` if absent; by default
+    ``distilloop <campaign name> <campaign id>``, one project per campaign). Tasks carry the campaign's id, so
+    a project shared by several campaigns never mixes their tasks or their reviewers' answers;
     ``poll``: fetch annotations of pending tasks on every collect; ``webhook_port`` (0 = any free port) with
     ``webhook_secret_env``: also listen for Label Studio's webhook on ``webhook_host`` (loopback only), where
     ``webhook_url`` is the address Label Studio calls (default ``http://<webhook_host>:<port>/``);
@@ -177,11 +134,11 @@ class LabelStudioReviewer(Reviewer):
     uses_external_ids = True
 
     def __init__(self, url: str = "http://127.0.0.1:8080", api_key_env: str = "LABEL_STUDIO_API_KEY",
-                 project_title: str = "distilloop review", project_id: int | None = None, poll: bool = True,
+                 project_title: str | None = None, project_id: int | None = None, poll: bool = True,
                  webhook_port: int | None = None, webhook_secret_env: str = "DISTILLOOP_WEBHOOK_SECRET",
                  webhook_host: str = "127.0.0.1", webhook_url: str | None = None, timeout_s: float = 30.0,
                  max_retries: int = 2) -> None:
-        if not isinstance(project_title, str) or not 3 <= len(project_title) <= 50:
+        if project_title is not None and (not isinstance(project_title, str) or not 3 <= len(project_title) <= 50):
             raise ConfigError(f"review.project_title: Label Studio takes 3 to 50 characters, got {project_title!r}")
         self.url = url.rstrip("/")
         self.api_key_env = api_key_env
@@ -200,6 +157,8 @@ class LabelStudioReviewer(Reviewer):
         self._lock = threading.Lock()
         self._listener: _WebhookListener | None = None
         self._users: dict[int, str] | None = None
+        self.campaign: str | None = None  # the campaign's id, stamped on every task it imports
+        self._own_project = False  # the project was created or remembered by this campaign
 
     def __repr__(self) -> str:  # the key lives only in the environment; never shown
         return (f"LabelStudioReviewer(url={self.url!r}, api_key_env={self.api_key_env!r}, api_key=<redacted>, "
@@ -208,8 +167,15 @@ class LabelStudioReviewer(Reviewer):
     # -- plumbing ------------------------------------------------------------------------------------
     def attach(self, store: Any) -> None:
         self._store = store
-        if self.project_id is None and store is not None:
+        if store is None:
+            return
+        self.campaign = store.get_meta("campaign_id")
+        if self.project_id is None:
             self.project_id = store.get_meta("label_studio_project_id")
+            self._own_project = self.project_id is not None
+        if self.project_title is None:
+            self.project_title = f"distilloop {store.get_meta('name') or 'campaign'}"[:42] + \
+                f" {str(self.campaign or '')[:6]}".rstrip()
 
     def client(self) -> Any:
         if self._client is None:
@@ -234,12 +200,8 @@ class LabelStudioReviewer(Reviewer):
                                   f"trying to {what} (HTTP {exc.status_code}); set a valid token") from None
             raise ReviewError(f"Label Studio at {self.url} failed to {what}: HTTP {exc.status_code} "
                               f"{str(exc.body)[:300]}") from None
-        except OSError as exc:
-            raise ReviewError(f"Label Studio at {self.url} is unreachable ({type(exc).__name__}: {exc}) while "
-                              f"trying to {what}; start it (`label-studio start`) or fix [review] url. Pending "
-                              "reviews stay queued and are picked up later.") from None
-        except Exception as exc:  # httpx transport errors are not OSErrors
-            if type(exc).__module__.startswith(("httpx", "httpcore")):
+        except Exception as exc:  # unreachable: an OSError, or an httpx transport error (not an OSError)
+            if isinstance(exc, OSError) or type(exc).__module__.startswith(("httpx", "httpcore")):
                 raise ReviewError(f"Label Studio at {self.url} is unreachable ({type(exc).__name__}: {exc}) while "
                                   f"trying to {what}; start it (`label-studio start`) or fix [review] url. "
                                   "Pending reviews stay queued and are picked up later.") from None
@@ -251,11 +213,14 @@ class LabelStudioReviewer(Reviewer):
         if self.project_id is not None:
             self._call("open the project", c.projects.get, id=int(self.project_id))
             return int(self.project_id)
+        if self.project_title is None:
+            self.project_title = "distilloop review"
         found = [p for p in self._call("list projects", c.projects.list, title=self.project_title)
                  if getattr(p, "title", None) == self.project_title]
         if found:
             self.project_id = int(found[0].id)
         else:
+            self._own_project = True
             p = self._call("create the project", c.projects.create, title=self.project_title,
                            description="Items the distilloop teacher ensemble was unsure of. Pick the label; "
                                        "optionally correct the rationale.",
@@ -303,13 +268,20 @@ class LabelStudioReviewer(Reviewer):
                     break
                 raise
             for t in tasks:
-                ex = (t.data or {}).get("example_id")
-                if ex is not None:
+                data = t.data or {}
+                ex, owner = data.get("example_id"), data.get("distilloop_campaign")
+                if ex is not None and self._mine(owner):
                     out[str(ex)] = int(t.id)
             if len(tasks) < size:
                 break
             page += 1
         return out
+
+    def _mine(self, owner: str | None) -> bool:
+        """A task of this campaign: stamped with its id, or, imported before tasks were, in its own project."""
+        if self.campaign is None:  # a reviewer used on its own, outside a campaign: the whole project
+            return True
+        return owner == self.campaign if owner else self._own_project
 
     # -- the Reviewer contract -----------------------------------------------------------------------
     def submit(self, items: Sequence[ReviewItem]) -> dict[str, str | None]:
@@ -320,7 +292,7 @@ class LabelStudioReviewer(Reviewer):
         new = [it for it in items if it.example_id not in existing]
         if new:
             self._call("import tasks", self.client().projects.import_tasks, id=project,
-                       request=[task_payload(it) for it in new], return_task_ids=True)
+                       request=[task_payload(it, self.campaign) for it in new], return_task_ids=True)
             existing = self._call("list the project's tasks", self._imported, project)
         missing = [it.example_id for it in items if it.example_id not in existing]
         if missing:

@@ -21,14 +21,15 @@ import numpy as np
 
 from distilloop._extras import require
 from distilloop.annotators.base import Teacher
-from distilloop.annotators.models import resolve_model_path
+from distilloop.annotators.models import check_model, resolve_model_path
 from distilloop.annotators.parsing import parse_answer
 from distilloop.annotators.prompts import Prompt
 from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
 from distilloop.errors import InvalidAnswer, TeacherError
 
 _LABEL_VALUE = re.compile(r'"label"\s*:\s*"')
-_LOADED: dict[tuple[str, int, int | None], Any] = {}
+_LOADED: dict[tuple[str, int, int], Any] = {}
+_LOCKS: dict[tuple[str, int, int], Any] = {}  # one lock per loaded model, shared by every teacher using it
 _LOAD_LOCK = threading.Lock()
 
 
@@ -48,16 +49,29 @@ class LlamaCppTeacher(Teacher):
         super().__post_init__()
         if self.context_tokens is None:
             self.context_tokens = self.n_ctx
+        check_model(self.model)  # a bad path or alias stops the campaign before anything is written
         self._llm: Any = None
-        self._lock = threading.Lock()
+        self._lock: Any = None
 
     # -- model -------------------------------------------------------------------------------------
+    def _key(self) -> tuple[str, int, int]:
+        threads = self.n_threads or os.cpu_count() or 1  # llama-cpp-python's default is half the cores
+        return str(resolve_model_path(self.model)), self.n_ctx, threads
+
+    def _model_lock(self) -> Any:
+        """The lock of the loaded model this teacher uses: teachers on the same model file share one model, and
+        llama.cpp's context is not thread-safe, so they share its lock too."""
+        if self._lock is None:
+            key = self._key()
+            with _LOAD_LOCK:
+                self._lock = _LOCKS.setdefault(key, threading.RLock())
+        return self._lock
+
     def _load(self) -> Any:
         if self._llm is None:
             llama_cpp = require("llama_cpp", "local", purpose="the llama_cpp teacher")
-            path = resolve_model_path(self.model)
-            threads = self.n_threads or os.cpu_count() or 1  # llama-cpp-python's default is half the cores
-            key = (str(path), self.n_ctx, threads)
+            key = self._key()
+            path, threads = key[0], key[2]
             with _LOAD_LOCK:
                 if key not in _LOADED:
                     _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=threads,
@@ -103,13 +117,13 @@ class LlamaCppTeacher(Teacher):
 
     # -- accounting: the prompt's tokens are counted exactly; the output is capped by max_tokens ----------
     def estimate(self, prompt: Prompt, example_id: str | None = None) -> Spend:
-        with self._lock:
+        with self._model_lock():
             tokens_in = self.count_tokens(self._prompt_text_locked(prompt)) + 1
         return Spend(tokens_in, self.max_tokens, self._price.cost(tokens_in, self.max_tokens))
 
     def prompt_tokens(self, prompt: Prompt) -> int:
         """Counted exactly by the model's tokenizer, chat template included."""
-        with self._lock:
+        with self._model_lock():
             return self.count_tokens(self._prompt_text_locked(prompt)) + 1
 
     def _prompt_text_locked(self, prompt: Prompt) -> str:
@@ -124,7 +138,7 @@ class LlamaCppTeacher(Teacher):
         return await asyncio.to_thread(self._answer_sync, prompt)
 
     def _answer_sync(self, prompt: Prompt) -> TeacherAnswer:
-        with self._lock:
+        with self._model_lock():
             llm = self._load()
             text = self._prompt_text(prompt)
             started = time.perf_counter()

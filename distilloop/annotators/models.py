@@ -67,6 +67,21 @@ def status(alias: str) -> str:
     return "installed" if not missing else f"not installed ({len(missing)} of {len(m.packages)} packages missing)"
 
 
+def check_model(model: str) -> None:
+    """Refuse a model that cannot be found (a missing ``.gguf`` path, an unknown alias) without assembling it."""
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"model must be a .gguf path or one of: {', '.join(MODELS)}; got {model!r}")
+    if model.endswith(".gguf") or os.sep in model:
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"model file not found: {path}; give a .gguf path or one of: {', '.join(MODELS)}")
+    elif model not in MODELS:
+        from distilloop.registry import did_you_mean
+
+        raise ConfigError(f"unknown local model '{model}'{did_you_mean(model, MODELS)}; use a .gguf path or one "
+                          f"of: {', '.join(MODELS)}")
+
+
 def resolve_model_path(model: str) -> Path:
     """A ``.gguf`` path as given, or a packaged model's alias assembled (once) into the cache."""
     if model.endswith(".gguf") or os.sep in model:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from distilloop._extras import require
+from distilloop.annotators.base import CALL_KEY
 from distilloop.annotators.logprobs import label_distribution
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.remote import BatchState, RemoteTeacher
@@ -31,8 +33,22 @@ log = logging.getLogger(__name__)
 STRUCTURED = ("auto", "json_schema", "json_object", "prompt")
 #: (base_url, model) -> the structured-output mode that worked there
 _DETECTED: dict[tuple[str | None, str], str] = {}
-#: statuses a server answers to a response_format it does not support
+#: statuses a server answers to a response_format it does not support (a 5xx only when it says so)
 _UNSUPPORTED = {400, 404, 415, 422, 500, 501}
+_SAYS_UNSUPPORTED = re.compile(r"response_format|json_schema|json_object|schema|not supported|unsupported", re.I)
+#: the metadata key a batch is tagged with, to find it again after a stop between submitting and recording it
+SUBMISSION_TAG = "distilloop_submission"
+#: the metadata key a stored chat completion carries its call's key under
+CALL_METADATA = "distilloop_call"
+
+
+def unsupported(exc: TeacherError) -> bool:
+    """Whether a failed probe says the server does not support the structured-output mode it was sent: a 4xx
+    does; a 5xx only when its message names the format (llama.cpp's server answers 500 to json_schema), since a
+    5xx is otherwise transient and must not downgrade the mode for good."""
+    if exc.status not in _UNSUPPORTED:
+        return False
+    return exc.status is not None and (exc.status < 500 or _SAYS_UNSUPPORTED.search(str(exc)) is not None)
 
 
 @dataclass
@@ -44,6 +60,7 @@ class OpenAITeacher(RemoteTeacher):
     logprobs: bool = True
     top_logprobs: int = 5
     max_tokens_param: str | None = None
+    store: bool = False
 
     kind = "openai"
     provider = "OpenAI"
@@ -63,7 +80,7 @@ class OpenAITeacher(RemoteTeacher):
         if self.api == "responses" and self.structured in ("json_object",):
             raise ConfigError(f"{where}: structured = \"json_object\" is for chat completions; the Responses API "
                               "uses json_schema")
-        self._probe_lock: asyncio.Lock | None = None
+        self._probe_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     # -- the client --------------------------------------------------------------------------------------
     def _make_client(self, key: str) -> Any:
@@ -118,7 +135,28 @@ class OpenAITeacher(RemoteTeacher):
             body["logprobs"] = True
             if self.top_logprobs:
                 body["top_logprobs"] = self.top_logprobs
+        key = CALL_KEY.get()
+        if self.store and key:  # kept by OpenAI under the call's key: a lost answer is found, not bought again
+            body["store"] = True
+            body["metadata"] = {CALL_METADATA: key}
         return body
+
+    # -- finding a call again --------------------------------------------------------------------------
+    @property
+    def can_recover(self) -> bool:  # type: ignore[override]
+        return self.store and self.api == "chat" and self.samples == 1 and not self.batch_mode
+
+    async def recover(self, recovery_key: str, prompt: Prompt) -> TeacherAnswer | None:
+        """The stored chat completion sent under ``recovery_key`` (``store = true``), if OpenAI has it."""
+        try:
+            page = await self.client().chat.completions.list(metadata={CALL_METADATA: recovery_key}, limit=1)
+            async for completion in page:
+                return self.parse_response(completion.model_dump(), prompt, 0.0)
+        except TeacherError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, self._sdk) from None
+        return None
 
     async def _send(self, body: dict[str, Any]) -> dict[str, Any]:
         client = self.client()
@@ -138,9 +176,10 @@ class OpenAITeacher(RemoteTeacher):
         mode = self.detected_mode
         if mode is not None:
             return await self._call(prompt, mode, temperature)
-        if self._probe_lock is None:
-            self._probe_lock = asyncio.Lock()
-        async with self._probe_lock:  # the first call finds the mode; the others wait and reuse it
+        loop = asyncio.get_running_loop()
+        if self._probe_lock is None or self._probe_lock[0] is not loop:  # a lock belongs to one event loop (round)
+            self._probe_lock = (loop, asyncio.Lock())
+        async with self._probe_lock[1]:  # the first call finds the mode; the others wait and reuse it
             mode = self.detected_mode
             if mode is not None:
                 return await self._call(prompt, mode, temperature)
@@ -150,14 +189,12 @@ class OpenAITeacher(RemoteTeacher):
         modes = self._modes()
         for i, mode in enumerate(modes):
             last = i == len(modes) - 1
-            for attempt in range(2):
+            for _ in range(1):
                 try:
                     ans = await self._call(prompt, mode, temperature)
                 except TeacherError as exc:
-                    if last or exc.status not in _UNSUPPORTED:
-                        raise
-                    if exc.status and exc.status >= 500 and attempt == 0:
-                        continue  # a 5xx may be transient: the same mode once more before giving it up
+                    if last or not unsupported(exc):
+                        raise  # a transient failure says nothing about the mode: it stays unknown, probed again
                     log.info("teacher %s: %s structured output not supported by the server (%s); trying %s",
                              self.name, mode, exc.status, modes[i + 1])
                     break
@@ -204,23 +241,35 @@ class OpenAITeacher(RemoteTeacher):
         return self.finish(text, None, usage, latency, prompt, dist, batch=batch)
 
     # -- batch mode: /v1/files + /v1/batches ----------------------------------------------------------
-    async def submit_batch(self, calls: dict[int, Prompt]) -> str:
+    async def submit_batch(self, calls: dict[str, Prompt], tag: str) -> str:
         mode = self.detected_mode or self._modes()[0]
         endpoint = "/v1/responses" if self.api == "responses" else "/v1/chat/completions"
         temperature = self.sample_temperature if self.samples > 1 else self.temperature
         lines = []
-        for call_id, prompt in calls.items():
+        for key, prompt in calls.items():
             body = self.request_body(prompt, mode, temperature)
-            for cid in self.custom_ids(call_id):
+            for cid in self.custom_ids(key):
                 lines.append(json.dumps({"custom_id": cid, "method": "POST", "url": endpoint, "body": body}))
         client = self.client()
         try:
             f = await client.files.create(file=("distilloop-batch.jsonl", ("\n".join(lines) + "\n").encode()),
                                           purpose="batch")
-            batch = await client.batches.create(input_file_id=f.id, endpoint=endpoint, completion_window="24h")
+            batch = await client.batches.create(input_file_id=f.id, endpoint=endpoint, completion_window="24h",
+                                                metadata={SUBMISSION_TAG: tag})
         except Exception as exc:
             raise self._error(exc, self._sdk) from None
         return batch.id
+
+    async def find_batch(self, tag: str, keys: list[str], since: str) -> str | None:
+        """The batch tagged ``tag`` in its metadata, among the newest batches of the account (newest first)."""
+        try:
+            page = await self.client().batches.list(limit=100)
+            async for b in page:
+                if (getattr(b, "metadata", None) or {}).get(SUBMISSION_TAG) == tag:
+                    return str(b.id)
+        except Exception as exc:
+            raise self._error(exc, self._sdk) from None
+        return None
 
     async def poll_batch(self, batch_id: str) -> BatchState:
         try:
@@ -240,8 +289,8 @@ class OpenAITeacher(RemoteTeacher):
         text = content.text if hasattr(content, "text") else content.read().decode()
         return [json.loads(x) for x in text.splitlines() if x.strip()]
 
-    async def _fetch_batch_results(self, batch_id: str, calls: dict[int, Prompt]) -> dict[str, Any]:
-        by_cid = {cid: prompt for call_id, prompt in calls.items() for cid in self.custom_ids(call_id)}
+    async def _fetch_batch_results(self, batch_id: str, calls: dict[str, Prompt]) -> dict[str, Any]:
+        by_cid = {cid: prompt for key, prompt in calls.items() for cid in self.custom_ids(key)}
         try:
             b = await self.client().batches.retrieve(batch_id)
             lines = await self._file_lines(b.output_file_id) + await self._file_lines(b.error_file_id)

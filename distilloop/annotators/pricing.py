@@ -27,6 +27,9 @@ TABLE: dict[str, tuple[float, float, float, float]] = {
 }
 BATCH_DISCOUNT = 0.5
 LOCAL_KINDS = {"llama_cpp", "transformers", "replay"}
+#: what a provider charges for cache reads and cache writes, as multiples of its input price, where a price
+#: gives only ``input``: Anthropic bills a 5-minute cache write at 1.25x and a cache read at 0.1x
+CACHE_RATIOS: dict[str, tuple[float, float]] = {"anthropic": (0.1, 1.25)}
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,14 @@ class Price:
                 if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
                     raise ConfigError(f"price.{k}: must be a number >= 0 (USD per 1M tokens), got {v!r}")
             base = cls.resolve(model, None, kind=kind) if model in TABLE else cls()
-            return cls(**{**base.__dict__, **override})
+            merged = {**base.__dict__, **override}
+            if "input" in override:  # the cache rates follow the input price given, unless given themselves
+                read, write = CACHE_RATIOS.get(kind, (None, None))
+                if "cached_input" not in override:
+                    merged["cached_input"] = None if read is None else override["input"] * read
+                if "cache_write" not in override:
+                    merged["cache_write"] = None if write is None else override["input"] * write
+            return cls(**merged)
         if model in TABLE:
             i, c, o, w = TABLE[model]
             return cls(i, o, c, w)

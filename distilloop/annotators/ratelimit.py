@@ -7,12 +7,15 @@ its ``retry-after`` pauses the whole teacher (:meth:`RateLimiter.pause`), not ju
 Each bucket refills continuously at ``rate / 60`` per second and holds at most one second of it (at least
 one request, or one call's tokens), so the sustained rate stays at the limit with small bursts only.
 A call is charged its reservation's tokens when it starts; :meth:`RateLimiter.refund` gives back what the
-provider's reported usage shows it did not use.
+provider's reported usage shows it did not use. A call that is several requests (self-consistency's
+``samples``) takes one request from the bucket per request, paced one by one, and as many concurrency
+permits, so ``requests_per_minute`` and ``max_concurrency`` count requests, not questions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,6 +57,57 @@ class TokenBucket:
         self.level = min(self.capacity, self.level + amount)
 
 
+class WeightedSemaphore:
+    """``capacity`` permits; :meth:`hold` takes ``n`` of them at once (at most ``capacity``), first come first
+    served, so a call of several requests is never starved by single ones. Bound to the event loop it is
+    first used in (one per ``asyncio.run``)."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.used = 0
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    async def acquire(self, n: int = 1) -> int:
+        n = max(1, min(n, self.capacity))
+        if not self._waiters and self.used + n <= self.capacity:
+            self.used += n
+            return n
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((n, fut))
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self.release(n)  # granted as it was cancelled: give it back
+            else:
+                self._waiters = collections.deque(w for w in self._waiters if w[1] is not fut)
+                self._wake()
+            raise
+        return n
+
+    def release(self, n: int) -> None:
+        self.used -= n
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.used + self._waiters[0][0] <= self.capacity:
+            n, fut = self._waiters.popleft()
+            if fut.done():
+                continue
+            self.used += n
+            fut.set_result(None)
+
+    @asynccontextmanager
+    async def hold(self, n: int = 1) -> AsyncIterator[int]:
+        got = await self.acquire(n)
+        try:
+            yield got
+        finally:
+            self.release(got)
+
+
 class RateLimiter:
     """Concurrency cap + request and token buckets, shared by every call of one teacher."""
 
@@ -70,46 +124,52 @@ class RateLimiter:
         self.clock = clock
         self.sleep = sleep
         self.paused_until = 0.0
-        self._sem: asyncio.Semaphore | None = None
+        self._sem: WeightedSemaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gate: asyncio.Lock | None = None
 
-    def _primitives(self) -> tuple[asyncio.Semaphore | None, asyncio.Lock]:
+    def _primitives(self) -> tuple[WeightedSemaphore | None, asyncio.Lock]:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # each asyncio.run() has its own loop: primitives are per loop
             self._loop = loop
-            self._sem = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
+            self._sem = WeightedSemaphore(int(self.max_concurrency)) if self.max_concurrency else None
             self._gate = asyncio.Lock()
         assert self._gate is not None
         return self._sem, self._gate
+
+    def permits(self, requests: int) -> int:
+        """How many of a call's ``requests`` may be in flight at once (its share of ``max_concurrency``)."""
+        return max(1, min(requests, int(self.max_concurrency))) if self.max_concurrency else max(1, requests)
 
     def pause(self, seconds: float) -> None:
         """Hold every new call of this teacher for ``seconds`` (a server's retry-after)."""
         self.paused_until = max(self.paused_until, self.clock() + max(0.0, seconds))
 
-    async def _acquire_rate(self, tokens: float, gate: asyncio.Lock) -> None:
+    async def _acquire_rate(self, tokens: float, requests: int, gate: asyncio.Lock) -> None:
         async with gate:  # first come, first served: one waiter computes its wait at a time
-            while True:
-                wait = self.paused_until - self.clock()
+            for k in range(requests):  # each request of the call paced on its own
+                while True:
+                    wait = self.paused_until - self.clock()
+                    if self.requests is not None:
+                        wait = max(wait, self.requests.wait_time(1))
+                    if k == 0 and self.tokens is not None and tokens > 0:
+                        wait = max(wait, self.tokens.wait_time(tokens))
+                    if wait <= 0:
+                        break
+                    await self.sleep(wait)
                 if self.requests is not None:
-                    wait = max(wait, self.requests.wait_time(1))
-                if self.tokens is not None and tokens > 0:
-                    wait = max(wait, self.tokens.wait_time(tokens))
-                if wait <= 0:
-                    break
-                await self.sleep(wait)
-            if self.requests is not None:
-                self.requests.take(1)
-            if self.tokens is not None and tokens > 0:
-                self.tokens.take(tokens)
+                    self.requests.take(1)
+                if k == 0 and self.tokens is not None and tokens > 0:
+                    self.tokens.take(tokens)
 
     @asynccontextmanager
-    async def slot(self, tokens: float = 0) -> AsyncIterator[None]:
+    async def slot(self, tokens: float = 0, requests: int = 1) -> AsyncIterator[None]:
+        """Held around one call of ``requests`` requests (``tokens`` in all): waits out a pause, the buckets
+        and the concurrency cap, in that order of arrival."""
         sem, gate = self._primitives()
-        if sem is not None:
-            await sem.acquire()
+        held = await sem.acquire(requests) if sem is not None else 0
         try:
-            await self._acquire_rate(tokens, gate)
+            await self._acquire_rate(tokens, max(1, requests), gate)
             token = _CHARGED.set(float(tokens))
             try:
                 yield
@@ -117,7 +177,7 @@ class RateLimiter:
                 _CHARGED.reset(token)
         finally:
             if sem is not None:
-                sem.release()
+                sem.release(held)
 
     def refund(self, used_tokens: float) -> None:
         """Inside :meth:`slot`: the call used ``used_tokens``; give the rest of its charge back."""

@@ -5,7 +5,8 @@
 * The SDKs' own retries are off (``max_retries=0``): the ensemble retries, so every failed attempt is
   recorded on its call. SDK exceptions become :class:`~distilloop.errors.TeacherError` with ``retryable``
   set for 408/409/429/5xx/529, timeouts and connection errors, and ``retry_after`` read from the
-  ``retry-after-ms`` / ``retry-after`` headers (which also pause the teacher's :class:`RateLimiter`).
+  ``retry-after-ms`` / ``retry-after`` headers (the ensemble pauses the teacher's :class:`RateLimiter` for it,
+  capped by its retry policy).
 * Self-consistency (Wang et al. 2022, arXiv 2203.11171): with ``samples = n > 1`` each question is sampled
   n times at ``sample_temperature``; the label is the majority, its confidence the share of samples that
   gave it (``confidence_source = "self_consistency"``). This is the confidence of choice where a provider
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import time
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,51 +32,71 @@ from typing import Any
 from distilloop.annotators.base import Teacher, upper_bound_tokens
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.ratelimit import RateLimiter
+from distilloop.core.secrets import looks_like_key, redact
 from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
 from distilloop.errors import ConfigError, TeacherError
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 409, 429, 529}
-#: anything that looks like a provider key (sk-..., sk-ant-..., key-...), masked or not
-_KEYLIKE = re.compile(r"\b(sk|key|pk|rk)-[A-Za-z0-9_\-*.]{4,}")
+#: the longest a server's retry-after is obeyed (``retry-after: 3600`` must not park a campaign for an hour)
+MAX_RETRY_AFTER_S = 60.0
+#: what an environment variable's name looks like (``api_key_env`` names one; it never holds the key itself)
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MODES = ("live", "batch")
 CONFIDENCE = ("auto", "logprobs", "verbalized", "self_consistency", "none")
 
 
-def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every given secret, and anything key-shaped, replaced by ``[redacted]``."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "[redacted]")
-    return _KEYLIKE.sub("[redacted]", text)
-
-
 def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), if the server sent one."""
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), if the server sent one,
+    at most :data:`MAX_RETRY_AFTER_S`."""
     if headers is None:
         return None
     try:
         ms = headers.get("retry-after-ms")
         if ms is not None:
-            return max(0.0, float(ms) / 1000)
+            return min(MAX_RETRY_AFTER_S, max(0.0, float(ms) / 1000))
         ra = headers.get("retry-after")
         if ra is None:
             return None
         try:
-            return max(0.0, float(ra))
+            return min(MAX_RETRY_AFTER_S, max(0.0, float(ra)))
         except ValueError:
             when = email.utils.parsedate_to_datetime(ra)
-            return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError):
+            return min(MAX_RETRY_AFTER_S, max(0.0, when.timestamp() - time.time()))
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def check_base_url(where: str, url: str, *, sends_key: bool) -> None:
+    """``base_url`` is an http(s) URL, and a provider's key (``openai``, ``anthropic``) is never sent in clear text
+    to another machine: a campaign file decides where the key goes, so plain ``http://`` is allowed to this
+    machine only."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"{where}: base_url must be an http(s) URL such as https://api.example.com/v1, got {url!r}")
+    local = parsed.hostname in LOOPBACK or parsed.hostname.endswith((".localhost", ".test"))  # RFC 6761 names
+    if parsed.scheme == "http" and sends_key and not local:
+        raise ConfigError(f"{where}: base_url {url!r} would send the API key in clear text to {parsed.hostname}; "
+                          "use https://, or a server on this machine (127.0.0.1)")
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """A connection error that happened before the request was sent (no connection at all): never billed."""
+    cause = exc.__cause__ or exc.__context__
+    return type(cause).__name__ in ("ConnectError", "ConnectTimeout")
 
 
 def map_sdk_error(exc: BaseException, sdk: Any, *, teacher: str, provider: str, secrets: tuple[str | None, ...],
                   timeout_s: float) -> TeacherError:
-    """Turn an exception of the ``openai``/``anthropic`` SDK (or a broken response) into a TeacherError."""
+    """Turn an exception of the ``openai``/``anthropic`` SDK (or a broken response) into a TeacherError; a failure
+    after the request was sent (a timeout, a dropped connection, a broken 200) is ``maybe_billed``."""
     status = getattr(exc, "status_code", None)
     retry_after = None
+    maybe_billed = False
     if isinstance(exc, sdk.APIStatusError):
         retryable = status in RETRYABLE_STATUS or (status is not None and status >= 500)
         retry_after = retry_after_seconds(getattr(exc.response, "headers", None))
@@ -83,16 +105,18 @@ def map_sdk_error(exc: BaseException, sdk: Any, *, teacher: str, provider: str, 
                 404: " (check the model name and base_url)"}.get(status or 0, "")
         message = f"HTTP {status} from {provider}{hint}: {body}"
     elif isinstance(exc, sdk.APITimeoutError):
-        retryable, message = True, f"{provider} did not answer within {timeout_s:g} s (timeout_s)"
+        retryable, maybe_billed = True, True
+        message = f"{provider} did not answer within {timeout_s:g} s (timeout_s)"
     elif isinstance(exc, sdk.APIConnectionError):
-        retryable, message = True, f"cannot reach {provider}: {exc.__cause__ or exc}"
+        retryable, maybe_billed = True, not _never_sent(exc)
+        message = f"cannot reach {provider}: {exc.__cause__ or exc}"
     elif isinstance(exc, sdk.APIResponseValidationError | ValueError):  # JSONDecodeError is a ValueError
-        retryable, message = True, f"malformed response from {provider}: {type(exc).__name__}: {exc}"
+        retryable, maybe_billed = True, True
+        message = f"malformed response from {provider}: {type(exc).__name__}: {exc}"
     else:
         retryable, message = False, f"{provider} call failed: {type(exc).__name__}: {exc}"
-    err = TeacherError(redact(f"teacher {teacher}: {message}", *secrets)[:2000], retryable=retryable, status=status)
-    err.retry_after = retry_after  # type: ignore[attr-defined]
-    return err
+    return TeacherError(redact(f"teacher {teacher}: {message}", *secrets)[:2000], retryable=retryable, status=status,
+                        retry_after=retry_after, maybe_billed=maybe_billed)
 
 
 @dataclass
@@ -147,6 +171,15 @@ class RemoteTeacher(Teacher):
             raise ConfigError(f"{where}: batch_wait_s must be a number >= 0 (seconds), got {self.batch_wait_s!r}")
         if not self.api_key_env:
             self.api_key_env = self.default_key_env
+        if self.base_url is not None:
+            check_base_url(where, self.base_url, sends_key=self.kind in ("openai", "anthropic"))
+        if not isinstance(self.api_key_env, str) or (self.api_key_env and not ENV_NAME.match(self.api_key_env)):
+            shown = "a value that looks like an API key" if looks_like_key(str(self.api_key_env)) else \
+                repr(redact(str(self.api_key_env)))
+            self.api_key_env = self.default_key_env
+            raise ConfigError(f"{where}: api_key_env must be the NAME of the environment variable that holds the "
+                              f"key (e.g. api_key_env = \"{self.default_key_env or 'MY_SERVER_KEY'}\"), got {shown}; "
+                              "never put the key itself in the campaign file")
         try:
             self.limiter = RateLimiter(max_concurrency=self.max_concurrency,
                                        requests_per_minute=self.requests_per_minute,
@@ -185,14 +218,18 @@ class RemoteTeacher(Teacher):
             usd *= p.batch_discount
         return Spend(tokens_in, tokens_out, usd)
 
-    def expected(self, prompt: Prompt) -> Spend:
-        one = super().expected(prompt)
+    def expected(self, prompt: Prompt, example_id: str | None = None) -> Spend:
+        one = super().expected(prompt, example_id)
         n = self.samples
         return Spend(one.tokens_in * n, one.tokens_out * n,
                      one.usd * n * (self._price.batch_discount if self.batch_mode else 1.0))
 
+    @property
+    def requests_per_call(self) -> int:
+        return self.samples
+
     def slot(self, estimate: Spend) -> Any:
-        return self.limiter.slot(estimate.tokens_in + estimate.tokens_out)
+        return self.limiter.slot(estimate.tokens_in + estimate.tokens_out, requests=self.samples)
 
     # -- the client ----------------------------------------------------------------------------------
     def _api_key(self) -> str:
@@ -216,11 +253,11 @@ class RemoteTeacher(Teacher):
     def _error(self, exc: BaseException, sdk: Any) -> TeacherError:
         # the key is looked up again to scrub it, never kept on the teacher
         secret = os.environ.get(self.api_key_env) if self.api_key_env else None
-        err = map_sdk_error(exc, sdk, teacher=self.name, provider=self.provider, secrets=(secret,),
-                            timeout_s=self.timeout_s)
-        if getattr(err, "retry_after", None):
-            self.limiter.pause(err.retry_after)  # type: ignore[attr-defined]
-        return err
+        return map_sdk_error(exc, sdk, teacher=self.name, provider=self.provider, secrets=(secret,),
+                             timeout_s=self.timeout_s)
+
+    def pause(self, seconds: float) -> None:
+        self.limiter.pause(seconds)
 
     async def aclose(self) -> None:
         client, self._sdk_client = self._sdk_client, None
@@ -240,14 +277,26 @@ class RemoteTeacher(Teacher):
             ans = await self._answer_once(prompt, self.temperature)
             self.limiter.refund(ans.usage.tokens_in + ans.usage.tokens_out)
             return ans
-        results = await asyncio.gather(*(self._answer_once(prompt, self.sample_temperature)
-                                         for _ in range(self.samples)), return_exceptions=True)
+        # the call holds limiter.permits(samples) of max_concurrency: no more samples than that in flight
+        gate = asyncio.Semaphore(self.limiter.permits(self.samples))
+
+        async def sample() -> TeacherAnswer:
+            async with gate:
+                return await self._answer_once(prompt, self.sample_temperature)
+
+        results = await asyncio.gather(*(sample() for _ in range(self.samples)), return_exceptions=True)
         answers = [r for r in results if isinstance(r, TeacherAnswer)]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             err = errors[0] if isinstance(errors[0], TeacherError) else TeacherError(str(errors[0]), retryable=True)
             usage = _sum_usage(a.usage for a in answers)
-            err.spend = Spend(usage.tokens_in, usage.tokens_out, self.cost(usage))  # type: ignore[attr-defined]
+            spend = Spend(usage.tokens_in, usage.tokens_out, self.cost(usage))
+            lost = sum(1 for e in errors if getattr(e, "maybe_billed", False))
+            if lost:  # samples the provider may have billed without an answer: at one sample's expected cost each
+                err.maybe_billed = True
+                one = Teacher.expected(self, prompt)
+                spend = spend + Spend(one.tokens_in * lost, one.tokens_out * lost, one.usd * lost)
+            err.spend = spend
             raise err
         combined = self.combine_samples(answers, prompt)
         self.limiter.refund(combined.usage.tokens_in + combined.usage.tokens_out)
@@ -295,35 +344,41 @@ class RemoteTeacher(Teacher):
                              batch=batch)
 
     # -- batch mode (implemented per provider) ----------------------------------------------------------
-    def custom_ids(self, call_id: int) -> list[str]:
-        return [f"c{call_id}"] if self.samples == 1 else [f"c{call_id}s{k}" for k in range(self.samples)]
+    def custom_ids(self, key: str) -> list[str]:
+        """The custom ids of one call in a batch (one per self-consistency sample), from its key."""
+        return [key] if self.samples == 1 else [f"{key}s{k}" for k in range(self.samples)]
 
-    async def submit_batch(self, calls: dict[int, Prompt]) -> str:  # pragma: no cover - per provider
+    async def submit_batch(self, calls: dict[str, Prompt], tag: str) -> str:  # pragma: no cover - per provider
+        """Submit ``calls`` (by key) as one batch, tagged ``tag`` where the provider keeps a tag; its id."""
+        raise NotImplementedError
+
+    async def find_batch(self, tag: str, keys: list[str], since: str) -> str | None:  # pragma: no cover
+        """The id of a batch submitted with ``tag`` (holding ``keys``) since ``since`` (ISO time), if the provider
+        accepted one; None if it has none; ``"unknown"`` while a candidate is still running and cannot be told."""
         raise NotImplementedError
 
     async def poll_batch(self, batch_id: str) -> BatchState:  # pragma: no cover - per provider
         raise NotImplementedError
 
-    async def fetch_batch(self, batch_id: str, calls: dict[int, Prompt]) -> dict[int, TeacherAnswer | TeacherError]:
-        """Results of an ended batch per call id (self-consistency samples combined)."""
+    async def fetch_batch(self, batch_id: str, calls: dict[str, Prompt]) -> dict[str, TeacherAnswer | TeacherError]:
+        """Results of an ended batch per call key (self-consistency samples combined)."""
         by_custom = await self._fetch_batch_results(batch_id, calls)
-        out: dict[int, TeacherAnswer | TeacherError] = {}
-        for call_id, prompt in calls.items():
-            got = [by_custom.get(cid) for cid in self.custom_ids(call_id)]
+        out: dict[str, TeacherAnswer | TeacherError] = {}
+        for key, prompt in calls.items():
+            got = [by_custom.get(cid) for cid in self.custom_ids(key)]
             answers = [g for g in got if isinstance(g, TeacherAnswer)]
             if len(answers) == len(got):
-                out[call_id] = answers[0] if len(answers) == 1 else self.combine_samples(answers, prompt)
+                out[key] = answers[0] if len(answers) == 1 else self.combine_samples(answers, prompt)
             else:
                 err = next((g for g in got if isinstance(g, TeacherError)), None) or TeacherError(
-                    f"teacher {self.name}: batch {batch_id} has no result for call {call_id}")
+                    f"teacher {self.name}: batch {batch_id} has no result for call {key}")
                 usage = _sum_usage(a.usage for a in answers)
-                err.spend = Spend(usage.tokens_in, usage.tokens_out,  # type: ignore[attr-defined]
-                                  self.cost(usage, batch=True))
-                out[call_id] = err
+                err.spend = Spend(usage.tokens_in, usage.tokens_out, self.cost(usage, batch=True))
+                out[key] = err
         return out
 
     async def _fetch_batch_results(self, batch_id: str,
-                                   calls: dict[int, Prompt]) -> dict[str, TeacherAnswer | TeacherError]:
+                                   calls: dict[str, Prompt]) -> dict[str, TeacherAnswer | TeacherError]:
         raise NotImplementedError  # pragma: no cover
 
 

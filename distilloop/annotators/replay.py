@@ -115,8 +115,11 @@ class ReplayTeacher(Teacher):
         t_in, t_out = int(row.get("tokens_in", 0)), int(row.get("tokens_out", 0))
         return Spend(t_in, t_out, self._price.cost(t_in, t_out))
 
-    def expected(self, prompt: Prompt) -> Spend:
-        return super().expected(prompt)
+    def expected(self, prompt: Prompt, example_id: str | None = None) -> Spend:
+        """The recorded usage where there is a recording for the item: a replayed answer's cost is known."""
+        if example_id is not None and example_id in self._rows:
+            return self.estimate(prompt, example_id)
+        return super().expected(prompt, example_id)
 
     async def answer(self, prompt: Prompt, item: LabelingItem) -> TeacherAnswer:
         row = self._row(item.example_id, prompt.style)

@@ -7,7 +7,9 @@ input and 1 for failures at run time; a raw traceback is never shown (``--debug`
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def system_error(exc: OSError | sqlite3.OperationalError) -> tuple[str, int]:
+    """One line and an exit code for what the system refused: 1 for a full disk (free space and run again; a
+    campaign resumes), 2 for a path the user gave that cannot be written or read."""
+    text = str(exc).lower()
+    where = getattr(exc, "filename", None)
+    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text
+    if full:
+        return (f"the disk is full{f' (writing {where})' if where else ''}: free some space, then run the command "
+                "again; a campaign resumes where it stopped and nothing half-written is kept", 1)
+    if isinstance(exc, IsADirectoryError):
+        return f"{where} is a folder; give a file name", 2
+    if isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text:
+        return (f"permission denied{f': {where}' if where else f' ({exc})'}; choose a file or folder you can "
+                "write to", 2)
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return f"{where}: no such file or folder; check the path", 2
+    return f"{type(exc).__name__}: {exc}; check the files and folders the command uses", 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the campaign is checkpointed; `distilloop run` resumes it", file=sys.stderr)
         return 130
+    except (OSError, sqlite3.OperationalError) as exc:  # the machine's limits, not a bug: a full disk, no access
+        if args.debug:
+            raise
+        message, code = system_error(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return code
     except Exception as exc:  # a bug, not bad input: one line, the way to the traceback, and nothing lost
         if args.debug:
             raise

@@ -22,11 +22,12 @@ def console() -> Any:
     return Console(width=None if sys.stdout.isatty() else 200)
 
 
-def open_store(args: argparse.Namespace) -> tuple[Any, Any]:
+def open_store(args: argparse.Namespace, writer: str | None = None) -> tuple[Any, Any]:
+    """The campaign file and its store; ``writer`` (the command) holds the store's writer lock until it closes."""
     from distilloop.storage.store import Store
 
     config = load(args)
-    return config, Store.open(config.store_path)
+    return config, Store.open(config.store_path, writer=writer)
 
 
 def with_config(sp: argparse.ArgumentParser) -> None:

@@ -15,11 +15,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from distilloop.loop.steps.review import review_agreement
     from distilloop.loop.stopping import kappa_history, stop_set
     from distilloop.reports.table import describe_scores, rounds_table, row_dict, summary, versions_summary
+    from distilloop.storage.lock import holder
 
     config, store = open_store(args)
     try:
         caps, _ = config.budget.caps()
         s = summary(store, caps)
+        s["writer"] = holder(config.store_path)
         kappas = kappa_history(store)
         rows = store.round_rows()
         versions = versions_summary(store)
@@ -38,6 +40,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         ex = s["examples"]
         out.print(f"[bold]{s['name']}[/bold]: {s['rounds']} round(s); pool {ex['pool']}, test {ex['test']}, "
                   f"dev {ex['dev']}")
+        if s["writer"] is not None:
+            w = s["writer"]
+            out.print(f"being written now by `distilloop {w.get('command', '?')}` (pid {w.get('pid', '?')}, since "
+                      f"{w.get('since', '?')})")
         spent = s["spent"]
 
         def cap(v: Any, fmt: str = "{:,}") -> str:
@@ -54,6 +60,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                       "invalid answer counts as dissent)")
         for name, sp in s["by_teacher"].items():
             out.print(f"  teacher {name}: {sp['tokens_in']:,} in, {sp['tokens_out']:,} out, ${sp['usd']:.4f}")
+        ch = s["charging"]
+        if ch["estimated"] or ch["recovered"] or ch["resent"]:
+            out.print(f"charged at an estimate (the provider may have billed them; no answer came): {ch['estimated']} "
+                      f"call(s), ${ch['estimated_usd']:.4f}; found again at the provider: {ch['recovered']}; "
+                      f"re-sent after a crash: {ch['resent']}")
         a = s["active_student"]
         if a:
             out.print(f"active student: {a['version']} (round {a['round']}): "
@@ -176,7 +187,7 @@ def cmd_students(args: argparse.Namespace) -> int:
     from distilloop.loop.references import decision_score
     from distilloop.students.promotion import StudentRegistry
 
-    config, store = open_store(args)
+    config, store = open_store(args, writer=None if args.rollback is None else "students --rollback")
     try:
         registry = StudentRegistry(store, config.students_dir)
         if args.rollback is not None:

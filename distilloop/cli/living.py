@@ -66,7 +66,8 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     selectors = Selectors(stale=args.stale, below_agreement=args.below_agreement, round=args.round,
                           ids=_read_ids(args.ids) if args.ids else None, include_reviewed=args.include_reviewed)
     campaign = Campaign.open(config, progress=Progress(quiet=args.quiet or args.json),
-                             record_guideline=not args.dry_run)
+                             record_guideline=not args.dry_run,
+                             writer="relabel --dry-run" if args.dry_run else "relabel")
     out = console()
     try:
         plan = None if unfinished(campaign) is not None else plan_relabel(campaign, selectors)

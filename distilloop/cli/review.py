@@ -14,7 +14,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     from distilloop.loop.parts import build_reviewer
     from distilloop.loop.steps.review import pull_reviews, push_pending, review_agreement
 
-    config, store = open_store(args)
+    config, store = open_store(args, writer=None if args.action == "status" else f"review {args.action}")
     try:
         space = config.space
         if args.action == "status":

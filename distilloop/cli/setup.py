@@ -84,12 +84,13 @@ def numeric_starter(text: str) -> str:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from distilloop.annotators.prompts import NUMERIC_TASK
-    from distilloop.data import DataSpec, load_examples
+    from distilloop.data import DataSpec, check_pool, load_examples
 
     data = Path(args.data)
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     numeric = args.answer == "number"
     examples = load_examples(data, DataSpec(input_fields=tuple(fields)), answer=args.answer)
+    check_pool(examples, data)
     if numeric:
         if args.labels:
             raise UserInputError("--labels and --answer number do not go together: a campaign whose answers are "

@@ -1,8 +1,9 @@
 """The hard budget and its reservation protocol: tokens in, tokens out and US dollars, per campaign and round.
 
 Every call is *reserved* before it is sent, at an upper bound of what it can cost (its prompt's tokens
-bounded from its bytes, and its ``max_tokens``), and *settled* from the usage the provider reports. A
-reservation that would take ``spent + reserved`` past any cap is refused, so the caps are never crossed.
+bounded from its bytes, and its ``max_tokens``), and *settled* from the usage the provider reports (or, when
+its outcome is unknown, at its expected cost, flagged). A reservation that would take ``spent + reserved``
+past any cap is refused, so the caps are never crossed by a provider that keeps to ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -164,3 +165,19 @@ class Budget:
         """Give a reservation back unused (the call was never sent)."""
         with self._lock:
             self._reserved.pop(reservation.id, None)
+
+    def adjust(self, delta: Spend, round_no: int | None = None) -> None:
+        """Correct what was charged (an estimate re-based, a lost answer found again at the provider)."""
+        with self._lock:
+            self.spent = self.spent + delta
+            if round_no is None or round_no == self.round_no:
+                self.round_spent = self.round_spent + delta
+
+    def holds(self, reservation: Reservation) -> bool:
+        """Whether ``reservation`` is still open (neither settled nor released)."""
+        return reservation.id in self._reserved
+
+    @property
+    def holding(self) -> int:
+        """Reservations not settled or released yet."""
+        return len(self._reserved)

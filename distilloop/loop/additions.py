@@ -70,7 +70,7 @@ def read_additions(config: CampaignConfig, store: Store, path: str | Path) -> tu
 
 def add_data(config: CampaignConfig, path: str | Path) -> Addition:
     """Append the new rows of ``path`` to the campaign's store as one data version (one transaction)."""
-    store = Store.open(config.store_path)
+    store = Store.open(config.store_path, writer="add")
     try:
         guidelines.check_fixed(store, config)  # the rows are read with the campaign's label set and fields
         new, n_rows, skipped = read_additions(config, store, path)

@@ -14,16 +14,18 @@ from typing import Any
 
 from distilloop.annotators.base import Teacher
 from distilloop.annotators.review import Reviewer
+from distilloop.core.failpoints import failpoint
 from distilloop.core.ledger import Budget
-from distilloop.data import file_sha256, load_examples
-from distilloop.errors import BatchPending, ReviewError
-from distilloop.loop import diagnostics, guidelines, references, stopping
+from distilloop.core.secrets import scrub
+from distilloop.data import check_pool, file_sha256, load_examples
+from distilloop.errors import BatchPending, BudgetExhausted, ReviewError, TeachersFailed
+from distilloop.loop import diagnostics, guidelines, stopping
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import Env
 from distilloop.loop.parts import Parts, build_parts
 from distilloop.loop.progress import Progress
-from distilloop.loop.relabel import RELABEL
 from distilloop.loop.steps import annotate, decide, reference, review, select, train
+from distilloop.storage.lock import WriterLock
 from distilloop.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,10 @@ class Campaign:
         input leaves nothing behind) or reopen it, recording an edited guideline as a new version (not with
         ``record_guideline=False``: a dry run)."""
         path, record = config.store_path, kwargs.pop("record_guideline", True)
+        # before looking: one writer, and no race to create the store
+        lock = WriterLock.acquire(path, kwargs.pop("writer", "run"))
         if path.exists():
-            store = Store.open(path)
+            store = Store.open(path, lock=lock)
             try:
                 guidelines.check_fixed(store, config)  # the label set, answer kind and input fields stay
                 stopping.check_dev_split(config, store.examples("dev"))
@@ -80,23 +84,31 @@ class Campaign:
             except BaseException:
                 store.close()
                 raise
-        build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
-        examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
-        stopping.check_dev_split(config, examples)
-        store = Store.create(path, examples, {"name": config.campaign.name, "labels": config.campaign.labels,
-                                              "config": config.raw},
-                             source=str(config.data_path), sha256=file_sha256(config.data_path))
-        guidelines.sync(store, config)
-        return cls(config, store, **kwargs)
+        created: Store | None = None
+        try:
+            build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
+            examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels,
+                                     config.campaign.answer)
+            check_pool(examples, config.data_path)
+            stopping.check_dev_split(config, examples)
+            created = Store.create(path, examples, {"name": config.campaign.name, "labels": config.campaign.labels,
+                                                    "config": scrub(config.raw)},
+                                   source=str(config.data_path), sha256=file_sha256(config.data_path), lock=lock)
+            guidelines.sync(created, config)
+            return cls(config, created, **kwargs)
+        except BaseException:
+            created.close() if created is not None else lock.release()  # closing the store releases its lock
+            raise
 
     # -- the loop ------------------------------------------------------------------------------------
     def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:
         """Run rounds until a stopping rule holds; return the stop reason."""
         env, store = self.env, self.store
-        recovered = store.recover_interrupted_calls()
-        if recovered:
-            log.warning("%d call(s) were in flight when the last run stopped; charged at their reservation",
-                        recovered)
+        cut = store.recover_interrupted_calls()
+        if cut:
+            log.warning("%d call(s) were in flight when the last run stopped: charged at their expected cost (the "
+                        "provider may have billed them), found again where the provider keeps them, else asked "
+                        "again (counted as re-sent in `distilloop status`)", cut)
             env.budget.spent = store.spent()
         if self.config.stopping.stabilizing:
             train.stop_set(env)  # before the first selection of this campaign (or of the rule): from the whole pool
@@ -137,38 +149,24 @@ class Campaign:
         if status == "annotating":
             try:
                 ann = annotate.annotate(env, round_no)
-            except BatchPending as exc:  # the round resumes here on the next `distilloop run`
+            except (BatchPending, BudgetExhausted) as exc:  # the round resumes here on the next `distilloop run`
                 store.set_meta("stop_reason", str(exc))
                 return str(exc)
+            except TeachersFailed as exc:  # no key, an outage: stop, with the reason, rather than burn rounds
+                store.set_meta("stop_reason", str(exc))
+                raise
             decide.commit(env, ann, decide.explain_for_review(env, ann, decide.decide(env, ann)))
             status = "training"
         if status == "training":
             self.pull_reviews(round_no)  # also after a stop between the commit and the training
+            failpoint("reviews_pulled")
             train.train(env, round_no)
             store.set_round_status(round_no, "done")
             diagnostics.warn_once(store, env.parts.space, self.config.evaluation.metric, self.warned, env.progress.warn)
         return None
 
     def stop_reason(self) -> str | None:
-        store, config = self.store, self.config
-        done = [r for r in store.rounds() if r["status"] == "done" and r["strategy"] != RELABEL]
-        if len(done) >= config.rounds.max_rounds:
-            return f"max rounds reached ({config.rounds.max_rounds})"
-        target = config.rounds.target
-        active = store.active_student()
-        metric = config.evaluation.metric
-        value = references.decision_score(active["metrics"], metric) if active is not None else None
-        if target is not None and value is not None and value >= target:
-            return f"target reached: {metric} {value:.4f} >= {target} on {(active or {})['metrics'].get('reference')}"
-        reason = stopping.stopping_reason(store, config.stopping, metric)
-        if reason is not None:
-            return reason
-        if not self.env.unlabeled_pool():
-            return "pool exhausted: every pool example has been annotated"
-        exhausted = self.env.budget.exhausted()
-        if exhausted:
-            return f"budget spent ({exhausted[0]} cap on {exhausted[1]})"
-        return None
+        return stopping.campaign_stop_reason(self.store, self.config, self.env.unlabeled_pool(), self.env.budget)
 
     def pull_reviews(self, round_no: int) -> int:
         """Bring finished reviews into the training data (pending items a reviewer never got are pushed first)."""

@@ -5,6 +5,7 @@ student's own parameters. Each refusal names the key and the fix."""
 
 from __future__ import annotations
 
+from distilloop.core.types import LabelingItem
 from distilloop.errors import ConfigError, DistilloopError
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.parts import Parts
@@ -72,7 +73,14 @@ def check_parts(config: CampaignConfig, parts: Parts) -> None:
     if numeric and config.evaluation.metric != "accuracy":
         raise ConfigError(f"evaluation.metric: macro-F1 averages over a label set; {where} is scored by "
                           '"accuracy" (exact match of the number)')
+    # every teacher's prompt renders (its prompt_options, e.g. a few-shot example's label) before anything is written
+    probe = LabelingItem("distilloop-check", {f: "An example." for f in config.data.input_fields}, tuple(space.labels),
+                         config.campaign.task, answer=space.kind)
     for t in parts.teachers:
+        try:
+            t.render(probe)
+        except ConfigError as exc:
+            raise ConfigError(f"teachers ({t.name}).{exc}") from None
         if "explanations" in t.style.needs and "explanations" not in parts.strategy.needs:
             raise ConfigError(f"teachers ({t.name}).prompt: {t.style.name!r} revises the student's own explanation, "
                               'which only an explanation-guided strategy hands on: set [strategy] name = "elad" '

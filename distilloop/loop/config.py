@@ -7,6 +7,7 @@ Unknown keys are errors with a "did you mean" hint, so a typo never silently cha
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,18 +117,28 @@ def _section(name: str, cls: type, table: Any) -> Any:
 
 
 def _check_type(where: str, value: Any, annotation: Any) -> None:
+    """``value`` has the declared type (``int``, ``float``, ``str``, ``list``, ``dict``; an optional key is checked
+    by its section); numbers are finite (TOML has ``inf`` and ``nan``)."""
     text = str(annotation)
-    ok = True
-    if text.startswith("list"):
-        ok = isinstance(value, list)
-    elif text.startswith("dict"):
-        ok = isinstance(value, dict)
-    elif text == "str":
-        ok = isinstance(value, str)
-    elif text in ("int",):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif text in ("float",):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    kinds = [t.strip().split("[")[0] for t in text.split("|")]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    if "None" in kinds:  # an optional key: its section checks what it takes
+        return
+    ok = False
+    for kind in kinds:
+        if kind == "list":
+            ok = ok or isinstance(value, list)
+        elif kind == "dict":
+            ok = ok or isinstance(value, dict)
+        elif kind == "str":
+            ok = ok or isinstance(value, str)
+        elif kind == "int":
+            ok = ok or (isinstance(value, int) and not isinstance(value, bool))
+        elif kind == "float":
+            ok = ok or (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value))
+        elif kind != "None":
+            ok = True  # a type the section checks itself
     if not ok:
         raise ConfigError(f"{where}: expected {text}, got {type(value).__name__} {value!r}")
 

@@ -6,8 +6,12 @@ How the figures are made (a documented approximation, not a tokenizer):
 * **expected** input tokens of a prompt = its UTF-8 bytes / 4 + 16. Byte-level BPE tokenizers (OpenAI's
   cl100k/o200k, Claude's, Qwen's) average about 4 bytes a token on English text; ``tiktoken`` is not used
   because it downloads its encodings at run time, which fails offline, and it would not cover Anthropic.
-  Expected output = half of ``max_tokens``. Both times ``samples`` (self-consistency), dollars at the batch
-  price for ``mode = "batch"`` teachers. This is each teacher's :meth:`~distilloop.annotators.base.Teacher.expected`.
+  Expected output = a typical answer (about 60 tokens with a rationale, 12 for a label alone, 150 for a worked
+  number; at most ``max_tokens``). Both times ``samples`` (self-consistency), dollars at the batch price for
+  ``mode = "batch"`` teachers; a replay teacher's recorded usage. This is each teacher's
+  :meth:`~distilloop.annotators.base.Teacher.expected`; once a teacher has answered a few of the campaign's
+  calls, it is scaled by what those calls really used against it (:class:`~distilloop.loop.plan.Corrections`),
+  exactly as ``run`` sizes its rounds.
 * **upper bound** = the reservation the budget makes before each call (one token per byte of the prompt and
   its schema + chat-template overhead, all of ``max_tokens`` out): the spend can never exceed it.
 * Per-item figures are the mean over a sample of the pool (every k-th unlabeled example, up to
@@ -25,17 +29,18 @@ from typing import Any
 from distilloop.annotators.base import Teacher
 from distilloop.core.ledger import Caps
 from distilloop.core.types import Example, Spend
-from distilloop.data import load_examples
+from distilloop.data import check_pool, load_examples
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import make_item
 from distilloop.loop.parts import build_parts
-from distilloop.loop.plan import sample, upper_bound
+from distilloop.loop.plan import Corrections, sample, upper_bound
 from distilloop.loop.relabel import RELABEL
 from distilloop.storage.store import Store
 
-METHOD = ("expected: prompt bytes / 4 + 16 tokens in, max_tokens / 2 out (no tokenizer: tiktoken cannot "
-          "download its encodings offline); upper bound: the budget's reservation, 1 token per byte + overhead "
-          "in and max_tokens out")
+METHOD = ("expected: prompt bytes / 4 + 16 tokens in, a typical answer out (60 tokens with a rationale, at most "
+          "max_tokens), corrected by the campaign's answered calls once there are some (no tokenizer: tiktoken "
+          "cannot download its encodings offline); upper bound: the budget's reservation, 1 token per byte + "
+          "overhead in and max_tokens out")
 
 
 @dataclass
@@ -117,9 +122,11 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     is checked exactly as ``run`` checks it."""
     parts = build_parts(config, teachers=teachers)
     spent, done, current = Spend(), 0, None
+    corrections = Corrections()
     if config.store_path.exists():
         store = Store.open(config.store_path)
         try:
+            corrections = Corrections.from_store(store, parts.teachers)
             examples = store.examples()
             taken = store.annotated_ids()
             rounds = store.rounds()
@@ -131,6 +138,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
             store.close()
     else:
         examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
+        check_pool(examples, config.data_path)
         taken = set()
     pool: list[Example] = [e for e in examples if e.split == "pool" and e.id not in taken]
     next_no = current[0] if current else done + 1
@@ -145,7 +153,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     for t in parts.teachers:
         exp, up = Spend(), Spend()
         for it in items:
-            exp = exp + t.expected(t.render(it))
+            exp = exp + corrections.expected(t, it)
             up = up + upper_bound(t, it, exact=False)
         est.teachers.append(TeacherEstimate(
             t.name, t.model, getattr(t, "mode", "live"), exp.scaled(1 / k), up.scaled(1 / k),

@@ -1,22 +1,61 @@
 """How many items a round asks about, and what they cost: one :class:`RoundPlan` for ``run`` and ``estimate``.
 
 A round's size is the schedule's (``[rounds] initial_size``, ``batch_size``, ``growth``), capped by the pool
-and by what the budget has left at the upper-bound cost of one item through every teacher (the reservation
-each call makes before it is sent, so a round never selects items it could not pay for).
+and by what the budget has left at the **expected** cost of one item through every teacher (before a teacher's
+real usage is known, at the least an item can cost). The cap itself is enforced on every call's reservation
+(its upper bound), so sizing on the expected cost uses a tight cap instead of wasting it, and never crosses it;
+the items a round could not pay for when their turn came go back to the pool. The expected cost is each teacher's
+:meth:`~distilloop.annotators.base.Teacher.expected`, corrected by what the campaign's own calls of that teacher
+used against it so far (:class:`Corrections`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from distilloop.annotators.base import Teacher
 from distilloop.core.ledger import Budget
-from distilloop.core.types import Example, LabelingItem, Spend
+from distilloop.core.types import Example, LabelingItem, Spend, Usage
+from distilloop.storage.store import Store
 
 #: pool items sampled to estimate the cost of one item
 SAMPLE = 16
+
+
+#: settled calls of a teacher needed before its expected cost is corrected by them
+MIN_HISTORY = 5
+
+
+
+@dataclass
+class Corrections:
+    """Per teacher: real usage over expected so far (tokens in, tokens out, dollars), from its answered calls."""
+
+    factors: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_store(cls, store: Store | None, teachers: Sequence[Teacher]) -> Corrections:
+        out: dict[str, tuple[float, float, float]] = {}
+        for t in teachers:
+            n, actual, expected = store.expected_vs_actual(t.name) if store is not None else (0, Spend(), Spend())
+            if n >= MIN_HISTORY:
+                out[t.name] = (actual.tokens_in / expected.tokens_in if expected.tokens_in else 1.0,
+                               actual.tokens_out / expected.tokens_out if expected.tokens_out else 1.0,
+                               actual.usd / expected.usd if expected.usd else 1.0)
+        return cls(out)
+
+    def known(self, t: Teacher) -> bool:
+        """Whether ``t``'s expected cost rests on real usage: its recordings (replay) or the campaign's calls."""
+        return t.name in self.factors or t.kind == "replay"
+
+    def expected(self, t: Teacher, item: LabelingItem) -> Spend:
+        e = t.expected(t.render(item), item.example_id)
+        f = self.factors.get(t.name)
+        if f is None:
+            return e
+        return Spend(int(round(e.tokens_in * f[0])), int(round(e.tokens_out * f[1])), e.usd * f[2])
 
 
 @dataclass
@@ -24,7 +63,7 @@ class RoundPlan:
     round_no: int
     pool: list[Example]
     size: int  # the schedule's size for this round
-    affordable: int  # items the budget can pay for, at the upper-bound cost of one item
+    affordable: int  # items the budget can pay for, at the expected cost of one item (at the least, for unknowns)
     per_item: Spend  # expected cost of one item through every teacher (mean over a sample of the pool)
     per_item_upper: Spend  # the reservation one item makes through every teacher (largest over the sample)
 
@@ -51,11 +90,13 @@ def upper_bound(t: Teacher, item: LabelingItem, *, exact: bool = True) -> Spend:
         return Teacher.estimate(t, prompt, item.example_id)
 
 
-def item_cost(teachers: Sequence[Teacher], item: LabelingItem, *, exact: bool = True) -> tuple[Spend, Spend]:
+def item_cost(teachers: Sequence[Teacher], item: LabelingItem, *, exact: bool = True,
+              corrections: Corrections | None = None) -> tuple[Spend, Spend]:
     """(expected, upper bound) of asking every teacher about one item."""
+    corrections = corrections or Corrections()
     exp, up = Spend(), Spend()
     for t in teachers:
-        exp = exp + t.expected(t.render(item))
+        exp = exp + corrections.expected(t, item)
         up = up + upper_bound(t, item, exact=exact)
     return exp, up
 
@@ -72,21 +113,40 @@ def affordable(budget: Budget, per_item: Spend) -> int:
 
 
 def plan_round(round_no: int, size: int, pool: list[Example], teachers: Sequence[Teacher], budget: Budget,
-               item: Callable[[Example], LabelingItem], *, exact: bool = True) -> RoundPlan:
+               item: Callable[[Example], LabelingItem], *, exact: bool = True,
+               corrections: Corrections | None = None) -> RoundPlan:
     exp, worst = Spend(), Spend()
     picked = sample(pool)
     for e in picked:
-        e_exp, e_up = item_cost(teachers, item(e), exact=exact)
+        e_exp, e_up = item_cost(teachers, item(e), exact=exact, corrections=corrections)
         exp = exp + e_exp
         worst = Spend(max(worst.tokens_in, e_up.tokens_in), max(worst.tokens_out, e_up.tokens_out),
                       max(worst.usd, e_up.usd))
     per_item = exp.scaled(1 / len(picked)) if picked else Spend()
-    return RoundPlan(round_no, pool, size, affordable(budget, worst), per_item, worst)
+    corrections = corrections or Corrections()
+    if all(corrections.known(t) for t in teachers):
+        fit = affordable(budget, per_item)
+    else:  # a teacher's real usage is unknown yet: its answers may be far shorter than a typical one
+        fit = affordable(budget, Spend(per_item.tokens_in, len(teachers), floor_usd(teachers, picked, item)))
+    return RoundPlan(round_no, pool, size, fit, per_item, worst)
+
+
+def floor_usd(teachers: Sequence[Teacher], picked: Sequence[Example], item: Callable[[Example], LabelingItem]) -> float:
+    """The least an item can cost through every teacher (its prompt, a one-token answer): how many items a round
+    may select before any teacher's real usage is known. The cap is enforced on every call, so an item the budget
+    cannot pay for when its turn comes is not bought and goes back to the pool."""
+    total = 0.0
+    for e in picked:
+        it = item(e)
+        for t in teachers:
+            total += t.cost(Usage(t.expected(t.render(it), it.example_id).tokens_in, 1))
+    return total / max(1, len(picked))
 
 
 def item_costs(teachers: Sequence[Teacher], pool: Sequence[Example],
-               item: Callable[[Example], LabelingItem]) -> dict[str, float]:
+               item: Callable[[Example], LabelingItem], corrections: Corrections | None = None) -> dict[str, float]:
     """Expected cost of asking every teacher about each item: dollars when any teacher is paid, else tokens."""
-    spends = {e.id: sum((t.expected(t.render(item(e))) for t in teachers), Spend()) for e in pool}
+    corrections = corrections or Corrections()
+    spends = {e.id: sum((corrections.expected(t, item(e)) for t in teachers), Spend()) for e in pool}
     paid = any(s.usd > 0 for s in spends.values())
     return {i: (s.usd if paid else float(s.tokens)) for i, s in spends.items()}

@@ -43,8 +43,10 @@ class CampaignSection:
                               'e.g. labels = ["negative", "positive"]')
         if len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"campaign.labels: labels must be unique, got {self.labels!r}")
-        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
-            raise ConfigError(f"campaign.name: use letters, digits, '-', '_' or '.', got {self.name!r}")
+        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name) or len(self.name) > 100:
+            raise ConfigError(f"campaign.name: use letters, digits, '-', '_' or '.' (at most 100), got {self.name!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"campaign.seed: must be an integer >= 0, got {self.seed!r}")
 
 
 @dataclass
@@ -66,10 +68,15 @@ class DataSection:
             raise ConfigError("data.path: missing; name the data file, e.g. path = \"data/train.jsonl\"")
         for key in ("test_fraction", "dev_fraction"):
             v = getattr(self, key)
-            if not isinstance(v, int | float) or not 0 <= v < 1:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
                 raise ConfigError(f"data.{key}: must be a number in [0, 1), got {v!r}")
         if self.too_long not in ("truncate", "skip"):
             raise ConfigError(f"data.too_long: must be \"truncate\" or \"skip\", got {self.too_long!r}")
+        if self.test_fraction + self.dev_fraction >= 1:
+            raise ConfigError(f"data.test_fraction + data.dev_fraction: must be below 1 (what is left is the pool to "
+                              f"label), got {self.test_fraction} + {self.dev_fraction}")
+        if not self.input_fields or not all(isinstance(f, str) and f for f in self.input_fields):
+            raise ConfigError(f"data.input_fields: must be a list of column names, got {self.input_fields!r}")
         for split, n in self.limits.items():
             if split not in ("pool", "dev", "test") or not isinstance(n, int) or n < 1:
                 raise ConfigError(f"data.limits: expected pool/dev/test = positive integer, got {split} = {n!r}")
@@ -89,7 +96,7 @@ class BudgetSection:
             v = getattr(self, f.name)
             if v is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
                 raise ConfigError(f"budget.{f.name}: must be a number >= 0, got {v!r}; remove the key for no cap")
         if all(getattr(self, k) is None for k in ("max_usd", "max_tokens_in", "max_tokens_out")):
             raise ConfigError("budget: no campaign cap set; set at least one of max_usd, max_tokens_in, "
@@ -176,6 +183,8 @@ class EvaluationSection:
     audit_size: int = 0
 
     def __post_init__(self) -> None:
+        if self.promote_margin < 0:
+            raise ConfigError(f"evaluation.promote_margin: must be >= 0, got {self.promote_margin!r}")
         if self.split not in ("test", "dev"):
             raise ConfigError(f"evaluation.split: must be 'test' or 'dev', got {self.split!r}")
         if self.metric not in ("accuracy", "macro_f1"):

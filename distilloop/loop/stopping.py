@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from distilloop.core.ledger import Budget
 from distilloop.core.types import Example
 from distilloop.errors import ConfigError
 from distilloop.loop.config import CampaignConfig, StoppingSection
@@ -117,4 +118,29 @@ def stopping_reason(store: Store, cfg: StoppingSection, metric: str) -> str | No
             lowest = min(dev.history[-cfg.dev_patience:])
             return (f"dev target reached: {metric} {lowest:.4f} >= {cfg.dev_target} for {cfg.dev_patience} "
                     f"round(s)")
+    return None
+
+
+def campaign_stop_reason(store: Store, config: CampaignConfig, unlabeled: Sequence[Example],
+                         budget: Budget) -> str | None:
+    """Why the campaign stops before its next round (None: it goes on): max rounds (relabel rounds do not
+    count), the target on the decision reference, a stopping rule, an exhausted pool or budget."""
+    from distilloop.loop.references import decision_score
+    from distilloop.loop.relabel import RELABEL
+
+    done = [r for r in store.rounds() if r["status"] == "done" and r["strategy"] != RELABEL]
+    if len(done) >= config.rounds.max_rounds:
+        return f"max rounds reached ({config.rounds.max_rounds})"
+    target, active, metric = config.rounds.target, store.active_student(), config.evaluation.metric
+    value = decision_score(active["metrics"], metric) if active is not None else None
+    if target is not None and value is not None and value >= target:
+        return f"target reached: {metric} {value:.4f} >= {target} on {(active or {})['metrics'].get('reference')}"
+    reason = stopping_reason(store, config.stopping, metric)
+    if reason is not None:
+        return reason
+    if not unlabeled:
+        return "pool exhausted: every pool example has been annotated"
+    exhausted = budget.exhausted()
+    if exhausted:
+        return f"budget spent ({exhausted[0]} cap on {exhausted[1]})"
     return None

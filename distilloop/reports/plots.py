@@ -14,6 +14,11 @@ from distilloop.storage.queries import RoundRow
 BLUE = "#2456a6"
 
 
+def plain(text: object) -> str:
+    """A name drawn as it is: matplotlib reads ``$...$`` as math (and fails on what is not), so ``$`` is escaped."""
+    return str(text).replace("$", r"\$")
+
+
 def png(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
@@ -56,7 +61,7 @@ def spend(table: dict[int, dict[str, Spend]], teachers: Sequence[str], *, use_us
     for t in teachers:
         vals = [(s.usd if use_usd else float(s.tokens)) if (s := table[r].get(t)) is not None else 0.0
                 for r in rounds]
-        ax.bar([str(r) for r in rounds], vals, bottom=bottom, label=t)
+        ax.bar([str(r) for r in rounds], vals, bottom=bottom, label=plain(t))
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xlabel("round")
     ax.set_ylabel("USD" if use_usd else "tokens (in + out)")
@@ -69,8 +74,8 @@ def confusion(m: list[list[int]], labels: Sequence[str]) -> str:
     k = len(labels)
     fig, ax = figure(1.2 + 0.9 * k, 0.9 + 0.8 * k)
     ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(k), [str(x) for x in labels], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(k), [str(x) for x in labels], fontsize=8)
+    ax.set_xticks(range(k), [plain(x) for x in labels], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(k), [plain(x) for x in labels], fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     peak = max(max(row) for row in m) or 1

@@ -76,6 +76,7 @@ def summary(store: Store, caps: Any = None) -> dict[str, Any]:
         "labeled_by": store.label_sources(),
         "pending_reviews": store.pending_review_count(),
         "calls": store.call_counts(),
+        "charging": store.call_accounting(),
         "spent": {"tokens_in": spent.tokens_in, "tokens_out": spent.tokens_out, "usd": round(spent.usd, 6)},
         "by_teacher": {k: dataclasses.asdict(v) for k, v in store.spend_by_teacher().items()},
         "stop_reason": store.get_meta("stop_reason"),

@@ -19,9 +19,18 @@ class CallsPart(StoreBase):
         return self._call(row) if row else None
 
     def pending_call(self, request_hash: str) -> dict[str, Any] | None:
-        """A call submitted to a batch API and not yet ingested."""
-        return self._one("select * from teacher_calls where request_hash = ? and status = 'submitted' order by id "
-                         "limit 1", [request_hash])
+        """A call submitted (or being submitted) to a batch API and not yet ingested."""
+        return self._one("select * from teacher_calls where request_hash = ? and status in ('submitted', "
+                         "'submitting') order by id limit 1", [request_hash])
+
+    def batch_calls(self, teacher: str) -> list[dict[str, Any]]:
+        """``teacher``'s calls at a provider's batch API (or being submitted to one), not yet ingested."""
+        return list(self.db.query("select * from teacher_calls where teacher = ? and status in ('submitted', "
+                                  "'submitting') order by id", [teacher]))
+
+    def submitting_calls(self, teacher: str) -> list[dict[str, Any]]:
+        """``teacher``'s calls whose batch submission was cut off: the provider may or may not have the batch."""
+        return [r for r in self.batch_calls(teacher) if r["status"] == "submitting"]
 
     def mark_submitted(self, call_ids: Sequence[int], batch_id: str) -> None:
         """Record that these calls went to the provider batch ``batch_id`` (one transaction)."""
@@ -39,51 +48,125 @@ class CallsPart(StoreBase):
 
     def begin_call(self, *, request_hash: str, round_no: int, example_id: str, teacher: str, model: str,
                    prompt_style: str, prompt_version: str, reserved: Spend, mode: str = "live",
-                   status: str = "in_flight", batch_id: str | None = None) -> int:
-        """Persist a call before it is sent, with the amounts reserved for it."""
+                   status: str = "in_flight", batch_id: str | None = None, expected: Spend | None = None,
+                   resend_of: int | None = None, recovery_key: str | None = None) -> int:
+        """Persist a call just before it is sent, with the amounts reserved for it (its upper bound) and its
+        expected cost (what it is charged if its outcome is never known). Its ``recovery_key`` (default: one made
+        from the campaign id and the call id) is what the provider can find it again by, where it can."""
         table = self.db.table("teacher_calls")
-        table.insert({
-            "request_hash": request_hash, "round": round_no, "example_id": example_id, "teacher": teacher,
-            "model": model, "prompt_style": prompt_style, "prompt_version": prompt_version, "mode": mode,
-            "status": status, "reserved_tokens_in": reserved.tokens_in,
-            "reserved_tokens_out": reserved.tokens_out, "reserved_usd": reserved.usd, "batch_id": batch_id,
-            "created_at": now(), "valid": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
-            "guideline": self._scalar("select max(version) from guidelines"),  # the guideline it is asked under
-        })
-        return int(table.last_pk)  # type: ignore[arg-type]
+        with self.db.atomic():
+            table.insert({
+                "request_hash": request_hash, "round": round_no, "example_id": example_id, "teacher": teacher,
+                "model": model, "prompt_style": prompt_style, "prompt_version": prompt_version, "mode": mode,
+                "status": status, "reserved_tokens_in": reserved.tokens_in,
+                "reserved_tokens_out": reserved.tokens_out, "reserved_usd": reserved.usd, "batch_id": batch_id,
+                "expected_tokens_in": expected.tokens_in if expected else None,
+                "expected_tokens_out": expected.tokens_out if expected else None,
+                "expected_usd": expected.usd if expected else None, "resend_of": resend_of,
+                "created_at": now(), "valid": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
+                "guideline": self._scalar("select max(version) from guidelines"),  # the guideline it is asked under
+            })
+            call_id = int(table.last_pk)  # type: ignore[arg-type]
+            table.update(call_id, {"recovery_key": recovery_key or self.recovery_key(call_id)})
+        return call_id
+
+    def recovery_key(self, call_id: int) -> str:
+        """The name a call goes by at the provider: unique across campaigns sharing one account."""
+        return f"dl-{str(self.get_meta('campaign_id', 'x'))[:12]}-{call_id}"
 
     def settle_call(self, call_id: int, *, status: str, spend: Spend, raw_response: str | None = None,
                     label: str | None = None, rationale: str | None = None, confidence: float | None = None,
                     confidence_source: str | None = None, valid: bool = False, cached_tokens: int = 0,
                     cache_write_tokens: int = 0, latency_s: float | None = None, error: str | None = None,
-                    distribution: dict[str, float] | None = None, ledger_kind: str = "call") -> None:
-        """Record the outcome of a call and charge its usage to the ledger, in one transaction."""
+                    distribution: dict[str, float] | None = None, ledger_kind: str = "call",
+                    charged: str = "usage") -> Spend:
+        """Record the outcome of a call and charge it to the ledger, in one transaction. ``charged`` says how:
+        ``usage`` (what the provider reported), ``estimate`` (its expected cost: the outcome is unknown, flagged)
+        or ``recovered`` (found again at the provider after its answer was lost). Settling a call again (a
+        recovered one) replaces its ledger row. Returns the change to the ledger."""
         with self.db.atomic():
             row = self.db.table("teacher_calls").get(call_id)
+            old = self._one("select tokens_in, tokens_out, usd from ledger where call_id = ?", [call_id])
             self.db.table("teacher_calls").update(call_id, {
                 "status": status, "raw_response": raw_response, "label": label, "rationale": rationale,
                 "confidence": confidence, "confidence_source": confidence_source, "valid": int(valid),
                 "tokens_in": spend.tokens_in, "tokens_out": spend.tokens_out, "cached_tokens": cached_tokens,
                 "cache_write_tokens": cache_write_tokens, "cost_usd": spend.usd, "latency_s": latency_s,
-                "error": error, "finished_at": now(),
+                "error": error, "finished_at": now(), "charged": charged,
                 "distribution": json.dumps(distribution) if distribution else None,
             })
+            self.db.execute("delete from ledger where call_id = ?", [call_id])
             if spend.tokens_in or spend.tokens_out or spend.usd:
                 self.db.table("ledger").insert({
                     "call_id": call_id, "round": row["round"], "teacher": row["teacher"], "kind": ledger_kind,
                     "tokens_in": spend.tokens_in, "tokens_out": spend.tokens_out, "usd": spend.usd,
                     "created_at": now()})
+        if old is None:
+            return spend
+        return Spend(spend.tokens_in - old["tokens_in"], spend.tokens_out - old["tokens_out"], spend.usd - old["usd"])
+
+    def call_row(self, call_id: int) -> dict[str, Any] | None:
+        return self._one("select * from teacher_calls where id = ?", [call_id])
+
+    def recharge(self, call_id: int, spend: Spend) -> Spend:
+        """Re-base an estimated charge (a call whose outcome was unknown) on a better estimate; the difference."""
+        with self.db.atomic():
+            row = self.db.table("teacher_calls").get(call_id)
+            before = Spend(row["tokens_in"] or 0, row["tokens_out"] or 0, row["cost_usd"] or 0.0)
+            self.db.table("teacher_calls").update(call_id, {"tokens_in": spend.tokens_in,
+                                                            "tokens_out": spend.tokens_out, "cost_usd": spend.usd})
+            self.db.execute("update ledger set tokens_in = ?, tokens_out = ?, usd = ? where call_id = ?",
+                            [spend.tokens_in, spend.tokens_out, spend.usd, call_id])
+        return Spend(spend.tokens_in - before.tokens_in, spend.tokens_out - before.tokens_out, spend.usd - before.usd)
 
     def recover_interrupted_calls(self) -> int:
-        """Calls left in flight by a killed process: charge their reservation (the provider may have billed
-        them) and mark them interrupted, so the ledger stays an upper bound of what was spent."""
-        rows = list(self.db.query("select * from teacher_calls where status = 'in_flight'"))
+        """Live calls left in flight by a killed process: the provider may have billed them, so each is charged
+        its expected cost (its reservation, the upper bound, for calls written before expected costs were kept),
+        flagged as an estimate, and marked interrupted; the next run finds it again at the provider where the
+        provider keeps it, else asks again (a re-sent call, counted). Batch submissions cut off are left to the
+        batch mode, which looks for them at the provider."""
+        rows = list(self.db.query("select * from teacher_calls where status = 'in_flight' and coalesce(mode, 'live') "
+                                  "= 'live'"))
         for row in rows:
-            self.settle_call(row["id"], status="interrupted",
-                             spend=Spend(row["reserved_tokens_in"], row["reserved_tokens_out"], row["reserved_usd"]),
-                             error="process stopped while the call was in flight; charged at its reservation",
+            if row["expected_usd"] is not None:
+                spend = Spend(row["expected_tokens_in"] or 0, row["expected_tokens_out"] or 0, row["expected_usd"])
+            else:
+                spend = Spend(row["reserved_tokens_in"], row["reserved_tokens_out"], row["reserved_usd"])
+            self.settle_call(row["id"], status="interrupted", spend=spend, charged="estimate",
+                             error="the process stopped while the call was in flight; charged at its expected cost",
                              ledger_kind="interrupted")
         return len(rows)
+
+    def interrupted_call(self, request_hash: str) -> dict[str, Any] | None:
+        """The latest call of ``request_hash`` cut off by a stopped process and not yet recovered."""
+        return self._one("select * from teacher_calls where request_hash = ? and status = 'interrupted' order by id "
+                         "desc limit 1", [request_hash])
+
+    def estimated_calls(self, request_hash: str) -> list[dict[str, Any]]:
+        """Calls of ``request_hash`` charged at an estimate (their outcome unknown), oldest first."""
+        return list(self.db.query("select * from teacher_calls where request_hash = ? and charged = 'estimate' "
+                                  "order by id", [request_hash]))
+
+    def expected_vs_actual(self, teacher: str) -> tuple[int, Spend, Spend]:
+        """``teacher``'s answered calls with an expected cost: (how many, what they used, what was expected)."""
+        row = next(self.db.query(
+            "select count(*) n, coalesce(sum(tokens_in), 0) a, coalesce(sum(tokens_out), 0) b, "
+            "coalesce(sum(cost_usd), 0) c, coalesce(sum(expected_tokens_in), 0) d, "
+            "coalesce(sum(expected_tokens_out), 0) e, coalesce(sum(expected_usd), 0) f from teacher_calls "
+            "where teacher = ? and status = 'ok' and charged = 'usage' and expected_tokens_in is not null",
+            [teacher]))
+        return (int(row["n"]), Spend(int(row["a"]), int(row["b"]), float(row["c"])),
+                Spend(int(row["d"]), int(row["e"]), float(row["f"])))
+
+    def call_accounting(self) -> dict[str, Any]:
+        """How the calls were charged: at an estimate (flagged: outcome unknown), recovered from the provider,
+        re-sent after a crash."""
+        row = next(self.db.query(
+            "select coalesce(sum(charged = 'estimate'), 0) estimated, coalesce(sum(case when charged = 'estimate' "
+            "then cost_usd else 0 end), 0) estimated_usd, coalesce(sum(charged = 'recovered'), 0) recovered, "
+            "coalesce(sum(resend_of is not null), 0) resent, coalesce(sum(status = 'interrupted'), 0) interrupted "
+            "from teacher_calls"))
+        return {k: row[k] for k in ("estimated", "estimated_usd", "recovered", "resent", "interrupted")}
 
     def calls(self, *, round_no: int | None = None, example_id: str | None = None,
               status: str | None = None) -> list[CallRecord]:

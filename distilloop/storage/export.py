@@ -53,6 +53,8 @@ def export_records(store: Store, *, include_gold: bool = False) -> Iterator[dict
 def export_jsonl(store: Store, path: str | Path, *, include_gold: bool = False) -> int:
     """Write every accepted label to ``path`` as JSON lines (atomically)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserInputError(f"{path} is a folder; give the export a file name, e.g. -o {path / 'export.jsonl'}")
     tmp = path.with_name(f".{path.name}.tmp")
     n = 0
     try:

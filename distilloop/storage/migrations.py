@@ -155,6 +155,26 @@ def living_campaigns(db: Database) -> None:
                                       "n_skipped": 0, "splits": json.dumps(splits), "created_at": first})
 
 
+@migrations(name="0005_one_writer")
+def one_writer(db: Database) -> None:
+    """What a store needs to keep its promises about paying once: each call's expected cost (what a call whose
+    outcome is unknown is charged), how it was charged (``usage``: as billed; ``estimate``: at its expected
+    cost, flagged), the call it re-sends after a crash, and the key the provider can find it again by (a
+    stored completion's metadata, a batch's custom ids); and a campaign id, so that a review server shared by
+    several campaigns never mixes their tasks."""
+    import uuid
+
+    calls = db.table("teacher_calls")
+    for column, kind in (("expected_tokens_in", int), ("expected_tokens_out", int), ("expected_usd", float),
+                         ("charged", str), ("resend_of", int), ("recovery_key", str)):
+        calls.add_column(column, kind)
+    calls.create_index(["status"])
+    # batch calls left in flight by an older release were cut off while being submitted: looked for at the provider
+    db.execute("update teacher_calls set status = 'submitting' where status = 'in_flight' and mode = 'batch'")
+    if "meta" in db.table_names() and not list(db.query("select 1 from meta where key = 'campaign_id'")):
+        db.table("meta").insert({"key": "campaign_id", "value": f'"{uuid.uuid4().hex}"'})
+
+
 @migrations(name="0007_references")
 def references(db: Database) -> None:
     """How many teachers were asked about an item (a missing vote is dissent), and the evaluation references of

@@ -212,3 +212,36 @@ def test_items_queued_while_the_server_was_down_are_pushed_later(ls_env, tmp_pat
     answer_task(r.client(), int(rows[0]["external_id"]), "negative", "pulled by hand")
     assert main(["review", "pull", str(path)]) == 0
     assert f"pulled 1 review(s); {len(queued) - 1} still pending" in capsys.readouterr().out
+
+
+def test_two_campaigns_on_one_server_never_share_reviews(ls_env, tmp_path):
+    """Two campaigns on the same data and the same Label Studio: each gets its own project by default, and even in
+    one shared project each sees only its own tasks and its own reviewers' answers."""
+    from distilloop.core.types import Example
+    from distilloop.storage.store import Store
+    from tests.contracts.reviewer import pending_rows
+
+    stores = [Store.create(tmp_path / f"{n}.db", [Example(f"ex{i}", {"text": "t"}) for i in range(2)], {"name": n})
+              for n in ("first", "second")]
+    items = [review_item(i) for i in range(2)]
+    try:
+        a, b = (LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV) for _ in stores)
+        a.attach(stores[0])
+        b.attach(stores[1])
+        assert a.project_title != b.project_title and a.project_title.startswith("distilloop first")
+        a.submit(items), b.submit(items)
+        assert a.project_id != b.project_id
+        shared = f"shared-{uuid.uuid4().hex[:8]}"
+        a2, b2 = (LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=shared) for _ in stores)
+        a2.attach(stores[0])
+        b2.attach(stores[1])
+        ext_a, ext_b = a2.submit(items), b2.submit(items)
+        assert a2.project_id == b2.project_id and set(ext_a.values()).isdisjoint(ext_b.values())
+        answer_task(a2.client(), int(ext_a["ex0"]), "negative", "a person of the first campaign")
+        rows_b = [{**r, "external_id": ext_b[r["example_id"]]} for r in pending_rows(items)]
+        assert b2.collect(rows_b) == []  # the second campaign never receives the first one's human label
+        rows_a = [{**r, "external_id": ext_a[r["example_id"]]} for r in pending_rows(items)]
+        assert [d.label for d in a2.collect(rows_a)] == ["negative"]
+    finally:
+        for s in stores:
+            s.close()

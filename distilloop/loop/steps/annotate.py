@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from distilloop.annotators.aggregation import votes_from_rows
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.core.types import LabelingItem, Vote
-from distilloop.errors import BatchPending
+from distilloop.errors import BatchPending, BudgetExhausted, TeachersFailed
 from distilloop.loop.env import Env
 from distilloop.loop.routing import ASK_NEXT
 
@@ -60,6 +60,16 @@ def annotate(env: Env, round_no: int) -> Annotation:
                            "(`distilloop run` ingests it when it has ended)", batches=result.pending_batches)
     for name, reason in result.disabled.items():
         env.progress.warn(f"teacher {name} was taken out of round {round_no}: {reason}")
+    answered = result.paid_calls + result.reused_calls + result.recovered_calls
+    if items and not answered and result.budget_exhausted:
+        raise BudgetExhausted(f"budget spent: what is left does not cover one more call (round {round_no} could not "
+                              "buy a single answer); raise the cap and `distilloop run` resumes this round")
+    if items and not answered and not result.budget_exhausted and (result.disabled or result.failed_attempts):
+        reasons = "; ".join(f"{n}: {r}" for n, r in result.disabled.items()) or \
+            f"{result.failed_attempts} failed attempt(s), see `distilloop status`"
+        raise TeachersFailed(f"round {round_no}: every teacher failed and no item was answered ({reasons[:600]}); "
+                             "the campaign stops here instead of using up its rounds: fix the cause (the key, the "
+                             "server, the model) and run `distilloop run` again to resume this round")
     votes = calibrate(env, {i: result.votes[i] for i in ids if result.votes.get(i)})
     return Annotation(round_no, ids, votes, tiers_asked, result)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from distilloop.annotators.aggregation import votes_from_rows
 from distilloop.core.answers import AnswerSpace
+from distilloop.core.failpoints import failpoint
 from distilloop.core.types import ReviewItem, Verdict, Vote
 from distilloop.errors import ReviewError
 from distilloop.loop.env import Env
@@ -73,6 +74,7 @@ def decide(env: Env, ann: Annotation) -> list[Decision]:
     by_id = aggregate(env.parts.aggregator, env.parts.space, env.store, votes)
     verdicts = [(i, degrade(by_id[i], len(expected[i]))) for i in ann.ids if i in by_id]
     routes = env.parts.router.route(verdicts)
+    failpoint("aggregated")
     return [Decision(i, v, routes[i]) for i, v in verdicts]
 
 
@@ -129,6 +131,7 @@ def commit(env: Env, ann: Annotation, decisions: Sequence[Decision]) -> None:
                 external = {}
             for it in to_review:
                 store.enqueue_review(it.example_id, round_no, reviewer.name, external.get(it.example_id))
+        if space.has_label_set:  # per-class reliability (Dawid-Skene) needs a label set; in the same unit of work
+            update_reliability(store, space.labels)
         store.set_round_status(round_no, "training")
-    if space.has_label_set:  # per-class reliability (Dawid-Skene) needs a label set
-        update_reliability(store, space.labels)
+    failpoint("committed")

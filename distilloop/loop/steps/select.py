@@ -3,9 +3,10 @@ round 1 the pilot's items first: their answers are paid already)."""
 
 from __future__ import annotations
 
+from distilloop.core.failpoints import failpoint
 from distilloop.core.types import Example, Selection, Spend
 from distilloop.loop.env import Env
-from distilloop.loop.plan import item_costs, plan_round
+from distilloop.loop.plan import Corrections, item_costs, plan_round
 from distilloop.loop.steps.train import load_active
 from distilloop.strategies.base import SelectionContext
 
@@ -22,7 +23,9 @@ def select(env: Env, round_no: int) -> Selection | None:
     """Pick and record round ``round_no``'s items; None when the budget cannot pay for a single one."""
     pool = env.unlabeled_pool()
     env.budget.new_round(round_no, Spend())
-    plan = plan_round(round_no, env.config.rounds.size(round_no), pool, env.parts.teachers, env.budget, env.item)
+    corrections = Corrections.from_store(env.store, env.parts.teachers)
+    plan = plan_round(round_no, env.config.rounds.size(round_no), pool, env.parts.teachers, env.budget, env.item,
+                      corrections=corrections)
     if plan.n <= 0:
         return None
     paid = pilot_first(env, round_no, pool, plan.n)
@@ -39,11 +42,12 @@ def select(env: Env, round_no: int) -> Selection | None:
             labeled_y=[r["label"] for r in labeled], classes=list(env.parts.space.labels), rng=env.rng(round_no),
             student=student, round_no=round_no)
         if strategy.needs_costs:
-            ctx.extra["item_cost"] = item_costs(env.parts.teachers, rest, env.item)
+            ctx.extra["item_cost"] = item_costs(env.parts.teachers, rest, env.item, corrections)
         with env.progress.status(f"round {round_no}: selecting {plan.n - len(paid)} of {len(rest)} with "
                                  f"{strategy.name}"):
             sel = strategy.select(ctx, plan.n - len(paid))
     if paid:
         sel = Selection(paid + sel.ids, [0.0] * len(paid) + sel.scores, sel.explanations)
+    failpoint("selected")  # picked, not recorded: the resumed run selects again, the same items (same seed)
     env.store.start_round(round_no, strategy.name, sel.ids, sel.scores, sel.explanations)
     return sel

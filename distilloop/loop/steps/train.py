@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from distilloop.core.failpoints import failpoint
 from distilloop.loop import references, stopping
 from distilloop.loop.env import Env
 from distilloop.storage.store import Store
@@ -81,7 +82,8 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
         student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
                     rationales=[r["rationale"] for r in labeled], soft_labels=[r["soft_label"] for r in labeled],
                     warm_start=previous)
-        metrics = evaluate(env, student)
+    failpoint("trained")
+    metrics = evaluate(env, student)
     active = store.active_student()
     metric, reference = env.config.evaluation.metric, metrics["reference"]
     if reference is None:
@@ -97,6 +99,7 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
     if path.exists():  # saved by a run that stopped before recording it
         shutil.rmtree(path)
     student.save(path)
+    failpoint("student_saved")  # files written, not recorded: the resumed run trains and saves again
     existing = {s["version"] for s in store.students()}
     version = student.version_ if student.version_ not in existing else f"{student.version_}-r{round_no}"
     stop_ids = stop_set(env) if env.config.stopping.stabilizing else []
@@ -108,4 +111,5 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
                              reference=_described(metrics), newest=newest)
         if stop_ids:
             stopping.record_predictions(store, round_no, version, stop_ids, stop_pred)
+    failpoint("student_recorded")  # recorded (and promoted), the round not marked done: never trained twice
     return metrics

@@ -14,7 +14,8 @@ class AnthropicRoutes(Routes):
     def _anthropic_message(self, body: dict[str, Any], gen: Generation) -> FakeResponse:
         system = body.get("system")
         cache_write = cache_read = 0
-        if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
+        if self.prompt_cache and isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control")
+                                                                  for b in system):
             if self._cache_hit("anthropic:" + self._flatten(system)):
                 cache_read = gen.system_tokens
             else:
@@ -66,7 +67,8 @@ class AnthropicRoutes(Routes):
                     bad += 1
                     continue
                 resp = self._generation("/v1/messages", req.get("params") or {},
-                                        fault if fault in ("bad_label", "bad_content") else None)
+                                        fault if fault in ("bad_label", "bad_content", "empty_content") else None,
+                                        batch=True)
                 rows.append({"custom_id": req["custom_id"], "result": {"type": "succeeded",
                                                                        "message": json.loads(resp.body)}})
                 ok += 1

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "529", "malformed_json", "bad_content", "bad_label", "disconnect")
+FAULT_KINDS = ("429", "429_bare", "500", "529", "timeout", "malformed_json", "empty_content", "bad_content",
+               "bad_label", "disconnect")
+#: faults after which the server has generated (and billed) the answer although the client gets none
+BILLED_FAULTS = ("timeout", "malformed_json", "disconnect")
 GENERATION_PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/messages")
 _EXAMPLE = re.compile(r"<example>\n(.*?)\n</example>", re.DOTALL)
 _ALLOWED = re.compile(r"Allowed labels: (.*?)\.\n")
@@ -57,6 +60,7 @@ class Generation:
     tokens_in: int
     system_tokens: int
     tokens_out: int
+    example: str = ""
 
 
 
@@ -67,6 +71,8 @@ class Routes:
     confidence: float
     files: dict[str, bytes]
     batches: dict[str, dict[str, Any]]
+    stored: dict[str, dict[str, Any]]
+    prompt_cache: bool
     _lock: threading.Lock
     _seen_prefixes: set[str]
     _ids: Any
@@ -87,6 +93,16 @@ class Routes:
             return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
         return ""
 
+    def _batch_list(self, kind: str) -> FakeResponse:
+        """``GET /v1/batches`` or ``GET /v1/messages/batches``: every batch of the account, newest first."""
+        with self._lock:
+            objs = [b["obj"] for b in reversed(list(self.batches.values())) if b["kind"] == kind]
+        first, last = (objs[0]["id"], objs[-1]["id"]) if objs else (None, None)
+        if kind == "openai":
+            return self._json(200, {"object": "list", "data": objs, "first_id": first, "last_id": last,
+                                    "has_more": False})
+        return self._json(200, {"data": objs, "has_more": False, "first_id": first, "last_id": last})
+
     def _cache_hit(self, key: str) -> bool:
         with self._lock:
             hit = key in self._seen_prefixes
@@ -96,7 +112,8 @@ class Routes:
     def _next_fault(self) -> str | None:  # pragma: no cover - the fake's own
         raise NotImplementedError
 
-    def _generation(self, path: str, body: dict[str, Any], fault: str | None) -> FakeResponse:  # pragma: no cover
+    def _generation(self, path: str, body: dict[str, Any], fault: str | None,
+                    batch: bool = False) -> FakeResponse:  # pragma: no cover
         raise NotImplementedError
 
     def _ready(self, batch: dict[str, Any]) -> bool:  # pragma: no cover - the fake's own

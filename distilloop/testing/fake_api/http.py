@@ -14,7 +14,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from distilloop.testing.fake_api.base import GENERATION_PATHS
 from distilloop.testing.fake_api.server import FakeLLMAPI
+
+_COUNT_LOCK = threading.Lock()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -26,9 +29,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         n = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(n) if n else b""
-        resp = self.api.respond(self.command, self.path, dict(self.headers.items()), body, base_url=self.base_url)
-        if resp.delay_s:
-            time.sleep(resp.delay_s)
+        generation = self.command == "POST" and self.path.split("?")[0] in GENERATION_PATHS
+        if generation:
+            with _COUNT_LOCK:
+                self.api.in_flight += 1
+                self.api.max_in_flight = max(self.api.max_in_flight, self.api.in_flight)
+        try:
+            resp = self.api.respond(self.command, self.path, dict(self.headers.items()), body,
+                                    base_url=self.base_url)
+            if resp.delay_s:
+                time.sleep(resp.delay_s)
+        finally:
+            if generation:
+                with _COUNT_LOCK:
+                    self.api.in_flight -= 1
         if resp.disconnect:
             self.close_connection = True
             return

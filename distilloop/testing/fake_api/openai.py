@@ -7,6 +7,7 @@ import json
 import math
 import re
 import time
+import urllib.parse
 from typing import Any
 
 from distilloop.testing.fake_api.base import _TOKEN, FakeResponse, Generation, Routes
@@ -39,7 +40,7 @@ class OpenAIRoutes(Routes):
     def _chat(self, body: dict[str, Any], gen: Generation) -> FakeResponse:
         system = "\n".join(self._flatten(m.get("content")) for m in body.get("messages", [])
                            if m.get("role") in ("system", "developer"))
-        cached = gen.system_tokens if (system and self._cache_hit("openai:" + system)) else 0
+        cached = gen.system_tokens if (system and self.prompt_cache and self._cache_hit("openai:" + system)) else 0
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
                                   "message": {"role": "assistant", "content": gen.text, "refusal": None},
                                   "logprobs": None}
@@ -56,7 +57,7 @@ class OpenAIRoutes(Routes):
 
     def _responses(self, body: dict[str, Any], gen: Generation) -> FakeResponse:
         system = body.get("instructions") or ""
-        cached = gen.system_tokens if (system and self._cache_hit("openai:" + system)) else 0
+        cached = gen.system_tokens if (system and self.prompt_cache and self._cache_hit("openai:" + system)) else 0
         content: dict[str, Any] = {"type": "output_text", "text": gen.text, "annotations": []}
         if "message.output_text.logprobs" in (body.get("include") or []):
             content["logprobs"] = self._logprob_tokens(gen, int(body.get("top_logprobs") or 0))
@@ -70,6 +71,15 @@ class OpenAIRoutes(Routes):
                       "input_tokens_details": {"cached_tokens": cached},
                       "output_tokens_details": {"reasoning_tokens": 0}}})
 
+
+    def _chat_list(self, query: str) -> FakeResponse:
+        """``GET /v1/chat/completions``: the stored completions whose metadata has every ``metadata[k]=v`` asked."""
+        wanted = {k[len("metadata["):-1]: v for k, v in urllib.parse.parse_qsl(query)
+                  if k.startswith("metadata[") and k.endswith("]")}
+        with self._lock:
+            found = [c for c in self.stored.values() if all(c["metadata"].get(k) == v for k, v in wanted.items())]
+        return self._json(200, {"object": "list", "data": found, "first_id": found[0]["id"] if found else None,
+                                "last_id": found[-1]["id"] if found else None, "has_more": False})
 
     def _file_upload(self, headers: dict[str, str], body: bytes) -> FakeResponse:
         m = re.search(r"boundary=\"?([^\";]+)", headers.get("content-type", ""))
@@ -99,6 +109,7 @@ class OpenAIRoutes(Routes):
         lines = [json.loads(x) for x in self.files[fid].decode().splitlines() if x.strip()]
         batch = {"id": bid, "object": "batch", "endpoint": body.get("endpoint"), "input_file_id": fid,
                  "completion_window": body.get("completion_window", "24h"), "status": "in_progress",
+                 "metadata": body.get("metadata") or None,
                  "created_at": int(time.time()), "output_file_id": None, "error_file_id": None,
                  "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
         with self._lock:
@@ -115,8 +126,8 @@ class OpenAIRoutes(Routes):
             for line in b["lines"]:
                 fault = self._next_fault()
                 resp = self._generation(line.get("url", "/v1/chat/completions"), line.get("body") or {},
-                                        None if fault in ("429", "500", "529", "disconnect", "malformed_json")
-                                        else fault)
+                                        fault if fault in ("bad_label", "bad_content", "empty_content") else None,
+                                        batch=True)
                 if fault in ("500", "529"):
                     err.append({"id": self._id("batch_req_"), "custom_id": line["custom_id"],
                                 "response": {"status_code": 500, "request_id": "r",

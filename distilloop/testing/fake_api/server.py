@@ -3,16 +3,22 @@
 It answers what distilloop's teachers send through the real ``openai`` and ``anthropic`` SDKs:
 
 * OpenAI: ``POST /v1/chat/completions`` (``response_format`` json_schema / json_object, ``logprobs`` and
-  ``top_logprobs``, cached-token usage), ``POST /v1/responses``, ``POST /v1/files``,
-  ``GET /v1/files/{id}/content``, ``POST /v1/batches``, ``GET /v1/batches/{id}``.
+  ``top_logprobs``, cached-token usage, ``store`` and ``metadata``), ``GET /v1/chat/completions``,
+  ``POST /v1/responses``, ``POST /v1/files``, ``GET /v1/files/{id}/content``, ``POST /v1/batches`` (with
+  ``metadata``), ``GET /v1/batches``, ``GET /v1/batches/{id}``.
 * Anthropic: ``POST /v1/messages`` (tool use, ``output_config`` JSON schema, ``cache_control`` with
-  cache-creation and cache-read usage), ``POST /v1/messages/batches``, ``GET /v1/messages/batches/{id}``
-  and its ``results_url`` (absolute, as the real API gives it).
+  cache-creation and cache-read usage), ``POST /v1/messages/batches``, ``GET /v1/messages/batches``,
+  ``GET /v1/messages/batches/{id}`` and its ``results_url`` (absolute, as the real API gives it).
 
 Faults can be injected on the generation endpoints: ``429`` (with ``retry-after`` and ``retry-after-ms``),
-``500``, ``529`` (Anthropic overloaded; 503 on the OpenAI paths), ``malformed_json`` (a 200 whose body is
-not JSON), ``bad_content`` (the model's text is not JSON), ``bad_label`` (a label outside the set) and
-``disconnect`` (the connection drops). ``latency_s`` delays every generation answer.
+``429_bare`` (without), ``500``, ``529`` (Anthropic overloaded; 503 on the OpenAI paths), ``timeout`` (the
+answer is generated and billed but held ``timeout_hold_s``, past the client's timeout), ``malformed_json``
+(a 200 whose body is cut in half), ``empty_content`` (a 200 with no text), ``bad_content`` (the model's text
+is not JSON), ``bad_label`` (a label outside the set) and ``disconnect`` (the answer is generated and billed,
+then the connection drops). ``latency_s`` delays every generation answer. :attr:`FakeLLMAPI.bills` records
+every generation the fake billed (its usage, model, example text and fault), what a provider's invoice would
+list. Chat completions sent with ``store: true`` are kept and listed by metadata
+(``GET /v1/chat/completions?metadata[k]=v``), and both batch APIs list their batches, as the real ones do.
 
 Use it in-process as an ``httpx2.MockTransport`` (:meth:`FakeLLMAPI.async_transport`) passed through a
 teacher's ``http_client=``, or served on 127.0.0.1 by :func:`distilloop.testing.fake_http.serve`.
@@ -27,6 +33,7 @@ import json
 import math
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,7 +64,8 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
                  retry_after_s: float = 0.01, supports_json_schema: bool = True, supports_responses: bool = True,
                  supports_batches: bool = True, hold_batches: bool = False, batch_ready_after_polls: int = 1,
                  confidence: float = 0.8, solver: Callable[[str], float] | None = None,
-                 base_url: str | None = None) -> None:
+                 base_url: str | None = None, timeout_hold_s: float = 5.0, prompt_cache: bool = True,
+                 overbill_tokens: int = 0) -> None:
         bad = [k for k in (*fault_kinds, *(f for f in faults or () if f)) if k not in FAULT_KINDS]
         if bad:
             raise ValueError(f"unknown fault kind(s) {bad}; choose from {FAULT_KINDS}")
@@ -80,7 +88,14 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
         self.requests: list[dict[str, Any]] = []  # every request: method, path, json body (or None), auth
         self.injected: list[str] = []  # every fault injected, in order
         self.generations = 0  # generation requests answered with a 200 and a usage
-        self.billed: list[dict[str, int]] = []  # the usage of every 200 generation (what a provider would bill)
+        self.billed: list[dict[str, int]] = []  # the usage of every billed generation (what a provider would bill)
+        self.bills: list[dict[str, Any]] = []  # the same with the model, the example text, the fault, the path
+        self.timeout_hold_s = timeout_hold_s
+        self.prompt_cache = prompt_cache  # off: every prompt is billed in full (no cached or cache-write tokens)
+        self.overbill_tokens = overbill_tokens  # a server that bills this many output tokens past max_tokens
+        self.stored: dict[str, dict[str, Any]] = {}  # chat completions sent with store: true, by id
+        self.in_flight = 0  # generation requests being answered now (served over HTTP), and the most at once
+        self.max_in_flight = 0
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self._seen_prefixes: set[str] = set()
@@ -117,20 +132,32 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
                 base_url: str | None = None) -> FakeResponse:
         """Answer one HTTP request (``headers`` with lower-case names)."""
         headers = {k.lower(): v for k, v in headers.items()}
-        path = path.split("?")[0]
+        path, _, query = path.partition("?")
         is_json = headers.get("content-type", "").startswith("application/json")
-        payload = json.loads(body) if (body and is_json) else None
+        try:
+            payload = json.loads(body) if (body and is_json) else None
+        except ValueError:  # a body cut short (a client killed while sending): refused, never billed
+            payload = None
         with self._lock:
-            self.requests.append({"method": method, "path": path, "json": payload,
+            self.requests.append({"method": method, "path": path, "json": payload, "t": time.monotonic(),
                                   "authorization": headers.get("authorization") or headers.get("x-api-key")})
         if not self._authorized(headers):
             return self._unauthorized(path, headers)
         base = (self.base_url or base_url or "http://127.0.0.1").rstrip("/")
         if method == "POST" and path in GENERATION_PATHS:
+            if not isinstance(payload, dict) or "model" not in payload:
+                return self._json(400, {"error": {"message": "could not parse the JSON body of the request",
+                                                  "type": "invalid_request_error"}})
             fault = self._next_fault()
             resp = self._generation(path, payload or {}, fault)
-            resp.delay_s = self.latency_s
+            resp.delay_s = self.timeout_hold_s if fault == "timeout" else self.latency_s
             return resp
+        if method == "GET" and path == "/v1/chat/completions":
+            return self._chat_list(query)
+        if method == "GET" and path == "/v1/batches":
+            return self._batch_list("openai")
+        if method == "GET" and path == "/v1/messages/batches":
+            return self._batch_list("anthropic")
         if not self.supports_batches and ("batches" in path or path.startswith("/v1/files")):
             return self._json(404, {"error": {"message": f"{path} not found"}})
         if method == "POST" and path == "/v1/files":
@@ -153,21 +180,21 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
         return self._json(404, {"error": {"message": f"{method} {path} is not served by the fake"}})
 
     # -- generation --------------------------------------------------------------------------------------
-    def _generation(self, path: str, body: dict[str, Any], fault: str | None) -> FakeResponse:
+    def _generation(self, path: str, body: dict[str, Any], fault: str | None, batch: bool = False) -> FakeResponse:
         anthropic = path == "/v1/messages"
         if fault == "429":
             err = ({"type": "error", "error": {"type": "rate_limit_error", "message": "rate limited"}} if anthropic
                    else {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})
             return self._json(429, err, **{"retry-after-ms": str(int(self.retry_after_s * 1000)),
                                            "retry-after": str(max(0, math.ceil(self.retry_after_s)))})
+        if fault == "429_bare":
+            return self._json(429, {"error": {"message": "Rate limit reached", "type": "requests"}})
         if fault == "500":
             return self._json(500, {"error": {"message": "The server had an error", "type": "server_error"}})
         if fault == "529":
             if anthropic:
                 return self._json(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
             return self._json(503, {"error": {"message": "The engine is overloaded", "type": "server_error"}})
-        if fault == "disconnect":
-            return FakeResponse(0, b"", disconnect=True)
         if path == "/v1/responses" and not self.supports_responses:
             return self._json(404, {"error": {"message": "Not Found"}})
         if path == "/v1/chat/completions":
@@ -185,12 +212,19 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
             resp = self._responses(body, gen)
         else:
             resp = self._chat(body, gen)
+        data = json.loads(resp.body)
+        if path == "/v1/chat/completions" and body.get("store"):
+            with self._lock:
+                self.stored[data["id"]] = {**data, "metadata": body.get("metadata") or {}}
+        usage = data.get("usage", {})
+        with self._lock:
+            self.billed.append(usage)
+            self.bills.append({"usage": usage, "path": path, "model": body.get("model"), "example": gen.example,
+                               "fault": fault, "batch": batch, "metadata": body.get("metadata") or {}})
         if fault == "malformed_json":
             resp.body = resp.body[: len(resp.body) // 2]
-        else:
-            usage = json.loads(resp.body).get("usage", {})
-            with self._lock:
-                self.billed.append(usage)
+        if fault == "disconnect":
+            return FakeResponse(0, b"", disconnect=True)
         return resp
 
     def _generate(self, path: str, body: dict[str, Any], fault: str | None) -> Generation:
@@ -240,11 +274,15 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
             out = json.dumps({"rationale": "Hard to say.", "label": "maybe-" + label})
         elif fault == "bad_content":
             out = f"I think the answer is {label}, because of the wording"
+        elif fault == "empty_content":
+            out = ""
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
                          or 4096)
-        tokens_out = min(max_tokens, approx_tokens(out))
+        tokens_out = min(max_tokens, approx_tokens(out)) if out else 1
+        if self.overbill_tokens:
+            tokens_out = max_tokens + self.overbill_tokens
         tokens_in = approx_tokens(system) + approx_tokens(user) + 4
-        return Generation(out, labels, label, tokens_in, approx_tokens(system) if system else 0, tokens_out)
+        return Generation(out, labels, label, tokens_in, approx_tokens(system) if system else 0, tokens_out, text)
 
     def _ready(self, batch: dict[str, Any]) -> bool:
         return not self.hold_batches and batch.get("polls", 0) >= self.batch_ready_after_polls

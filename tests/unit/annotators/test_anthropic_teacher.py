@@ -99,3 +99,18 @@ def test_estimate_bounds_the_tool_overhead_and_cache_write_rate(api):
 def test_logprobs_confidence_is_refused():
     with pytest.raises(ConfigError, match="no logprobs"):
         anthropic_teacher(FakeLLMAPI(), confidence="logprobs")
+
+
+def test_cache_writes_of_a_model_priced_by_hand_are_billed_at_anthropics_rate():
+    """A model missing from the price table, priced with input and output only: cache writes cost 1.25x the input
+    price and cache reads 0.1x, as Anthropic bills them (they were charged at the plain input rate)."""
+    from distilloop.annotators.anthropic_teacher import AnthropicTeacher
+    from distilloop.core.types import Usage
+
+    t = AnthropicTeacher(name="c", model="claude-next", price={"input": 3.0, "output": 15.0})
+    usage = Usage(4100, 100, cached_tokens=0, cache_write_tokens=4000)
+    assert t.cost(usage) == pytest.approx((100 * 3.0 + 4000 * 3.75 + 100 * 15.0) / 1e6)
+    assert t.cost(Usage(4100, 100, cached_tokens=4000)) == pytest.approx((100 * 3.0 + 4000 * 0.3 + 100 * 15.0) / 1e6)
+    # the reservation bounds it: every input token at the dearest input rate, the cache write's
+    est = t.estimate(t.render(items()[0]))
+    assert est.usd == pytest.approx((est.tokens_in * 3.75 + est.tokens_out * 15.0) / 1e6)

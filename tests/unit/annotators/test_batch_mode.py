@@ -165,3 +165,61 @@ def test_the_same_question_twice_in_a_round_is_submitted_once(api):
     lines = api.files[api.batches[next(iter(api.batches))]["obj"]["input_file_id"]].decode().splitlines()
     assert len(lines) == 2 and store.count("teacher_calls") == 2
     assert res.votes["copy"][0].label == res.votes["e0"][0].label and res.reused_calls == 1
+
+
+class Killed(BaseException):
+    """A stand-in for kill -9 between the provider accepting a batch and the store recording its id."""
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_stop_after_the_provider_accepted_a_batch_never_pays_it_twice(api, kind, monkeypatch):
+    api.hold_batches = False
+    store, its = Store.memory(), items(3)
+
+    def killed(*args, **kwargs):
+        raise Killed()
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "mark_submitted", killed)
+        with pytest.raises(Killed):
+            run([make(kind, api)], store, its)
+    assert len(api.batches) == 1  # the provider has it; the store never learnt its id
+    assert {c["status"] for c in store.db.query("select status from teacher_calls")} == {"submitting"}
+    _, res = run([make(kind, api, batch_wait_s=5)], store, its)
+    assert len(api.batches) == 1  # found at the provider and adopted, not submitted again
+    assert res.paid_calls == 3 and [c.status for c in store.calls()] == ["ok"] * 3
+    assert {c["batch_id"] for c in store.db.query("select batch_id from teacher_calls")} == set(api.batches)
+
+
+def test_a_submission_the_provider_never_got_is_submitted_again(api, monkeypatch):
+    api.hold_batches = False
+    store, its = Store.memory(), items(2)
+    t = make("openai", api)
+
+    async def never_arrives(calls, tag):
+        raise Killed()
+
+    monkeypatch.setattr(t, "submit_batch", never_arrives)
+    with pytest.raises(Killed):
+        run([t], store, its)
+    assert api.batches == {}
+    _, res = run([make("openai", api, batch_wait_s=5)], store, its)
+    assert len(api.batches) == 1 and res.paid_calls == 2
+    assert sorted(c.status for c in store.calls()) == ["error", "error", "ok", "ok"]
+    assert store.spent().usd == pytest.approx(sum(c.cost_usd for c in store.calls()))
+
+
+def test_resumed_batch_reservations_count_before_any_live_call_reserves(api):
+    """A round resumed with a batch pending and a live teacher: the batch's reservations are re-attached first, so
+    the live calls see the room they take, and the ledger never passes the cap (it did by one token)."""
+    store, its = Store.memory(), items(4)
+    run([make("openai", api)], store, its)  # submitted, held at the provider
+    held = sum(r["reserved_tokens_in"] for r in store.db.query("select reserved_tokens_in from teacher_calls"))
+    live = openai_teacher(api, name="live")
+    one = live.estimate(live.render(its[0]))
+    cap = held + one.tokens_in * 2 - 1  # room for the batch and one live call at a time
+    api.release_batches()
+    budget = Budget(Caps(tokens_in=cap))
+    ens = TeacherEnsemble([live, make("openai", api, batch_wait_s=5)], store, budget, backoff_s=0)
+    res = asyncio.run(ens.annotate(its, 1))
+    assert res.paid_calls == 8 and store.spent().tokens_in <= cap

