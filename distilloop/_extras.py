@@ -20,6 +20,8 @@ EXTRAS = {
     "peft": "hf",
     "llama_cpp": "local",
     "matplotlib": "report",
+    "ray": "ray",
+    "pyarrow": "ray",
 }
 
 

@@ -73,3 +73,7 @@ class ReviewError(DistilloopError):
 
 class StudentError(DistilloopError):
     """The student could not be trained, evaluated or loaded."""
+
+
+class EngineError(DistilloopError):
+    """A compute engine could not run: its cluster cannot be reached, or a worker failed."""

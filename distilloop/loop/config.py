@@ -20,6 +20,7 @@ from distilloop.errors import ConfigError
 from distilloop.loop.sections import (
     BudgetSection,
     CampaignSection,
+    ComputeSection,
     DataSection,
     EvaluationSection,
     RoundsSection,
@@ -49,6 +50,7 @@ class CampaignConfig:
     routing: RoutingSection
     evaluation: EvaluationSection
     stopping: StoppingSection
+    compute: ComputeSection
     strategy: Component
     student: Component
     review: Component
@@ -78,6 +80,11 @@ class CampaignConfig:
         return self.store_path.with_name(self.campaign.name + suffix)
 
     @property
+    def vectors_dir(self) -> Path:
+        """Where the columnar vector shards are kept (``[compute] vectors_dir``, default beside the store)."""
+        return self.resolve(self.compute.vectors_dir) if self.compute.vectors_dir else self.beside_store(".vectors")
+
+    @property
     def students_dir(self) -> Path:
         """Where every trained student version is saved."""
         return self.beside_store(".students")
@@ -102,6 +109,7 @@ class CampaignConfig:
 SECTIONS: dict[str, type] = {
     "campaign": CampaignSection, "data": DataSection, "budget": BudgetSection, "rounds": RoundsSection,
     "routing": RoutingSection, "evaluation": EvaluationSection, "stopping": StoppingSection,
+    "compute": ComputeSection,
 }
 COMPONENTS = {"strategy": ("name", "entropy"), "student": ("kind", "tfidf_logreg"), "review": ("kind", "auto"),
               "aggregation": ("method", "majority")}

@@ -112,3 +112,14 @@ def typed_channels(db: Database) -> None:
         db.table("stop_predictions").upsert({"round": p["round"], "student": p["student"], "stop_set": p["stop_set"],
                                              "predictions": json.dumps(p["predictions"])}, pk="round")
     db.table("cache").drop()
+
+
+@migrations(name="0006_vector_shards")
+def vector_shards(db: Database) -> None:
+    """The manifest of the columnar vector shards kept beside the store (one row per shard file pair): large pools'
+    embeddings live in those files, not in SQLite; a shard exists for the campaign once its row is here."""
+    db.table("vector_shards").create(
+        {"encoder": str, "shard": str, "keys_path": str, "vectors_path": str, "rows": int, "dim": int,
+         "created_at": str},
+        pk=("encoder", "shard"),
+    )

@@ -2,9 +2,9 @@
 
 Everything a campaign knows lives here: examples, rounds and their selections, every teacher call (with
 its request hash, raw response, usage and cost), consensus, human reviews, accepted labels, student
-versions, the budget ledger and the embedding cache. WAL mode; each unit of work is one transaction
-(``atomic()``), so a campaign killed at any point reopens in a consistent state and ``distilloop run``
-continues from it. Only this package names tables: every other part reads and writes through these methods.
+versions, the budget ledger, the embedding cache and the manifest of the vector shards beside it. WAL mode;
+each unit of work is one transaction (``atomic()``), so a campaign killed at any point reopens in a consistent
+state and ``distilloop run`` continues from it. Only this package names tables: every other part reads and writes through these methods.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from distilloop.errors import StoreError
 from distilloop.storage.calls import CallsPart
 from distilloop.storage.examples import ExamplesPart
 from distilloop.storage.labels import LabelsPart
+from distilloop.storage.manifest import ManifestPart
 from distilloop.storage.migrations import migrations
 from distilloop.storage.queries import QueriesPart
 from distilloop.storage.students import StudentsPart
 from distilloop.storage.vectors import VectorsPart
 
 
-class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, QueriesPart):
+class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, ManifestPart, QueriesPart):
     """Typed access to one campaign's SQLite file. Use :meth:`create` for a new campaign, :meth:`open` after."""
 
     def __init__(self, db: Database, path: Path | None = None) -> None:

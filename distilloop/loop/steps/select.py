@@ -16,7 +16,7 @@ def select(env: Env, round_no: int) -> Selection | None:
     plan = plan_round(round_no, env.config.rounds.size(round_no), pool, env.parts.teachers, env.budget, env.item)
     if plan.n <= 0:
         return None
-    student = load_active(env.store)
+    student = env.engine.attach(load_active(env.store))
     strategy = env.parts.strategy_for(student is not None)
     labeled = env.store.labeled()
     ctx = SelectionContext(
@@ -28,6 +28,6 @@ def select(env: Env, round_no: int) -> Selection | None:
     if strategy.needs_costs:
         ctx.extra["item_cost"] = item_costs(env.parts.teachers, pool, env.item)
     with env.progress.status(f"round {round_no}: selecting {plan.n} of {len(pool)} with {strategy.name}"):
-        sel = strategy.select(ctx, plan.n)
+        sel = env.engine.select(strategy, ctx, plan.n)
     env.store.start_round(round_no, strategy.name, sel.ids, sel.scores, sel.explanations)
     return sel
