@@ -20,6 +20,7 @@ a campaign (``distilloop status``) needs no cluster.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from typing import Any
 
@@ -61,6 +62,7 @@ class RayEngine(Engine):
         ray = require("ray", "ray", purpose='[compute] engine = "ray"')
         require("ray.data", "ray", purpose='[compute] engine = "ray"')
         if not ray.is_initialized():
+            self._reachable()
             self._owns = True
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
@@ -75,6 +77,18 @@ class RayEngine(Engine):
         ctx.enable_auto_log_stats = False
         self._ray = ray
         return ray
+
+    def _reachable(self) -> None:
+        """Fail in seconds, not minutes, when nothing listens at a ``host:port`` address (Ray retries long)."""
+        host, _, port = self.address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit():
+            return  # "auto" or a form Ray resolves itself
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as exc:
+            raise EngineError(f"cannot reach the Ray cluster at {self.address!r} ({exc.strerror or exc}); start it "
+                              "with `ray start --head` and set [compute] address to the address it printed, or "
+                              "use engine = \"local\"") from None
 
     def worker_count(self) -> int:
         ray = self.connect()
@@ -91,8 +105,9 @@ class RayEngine(Engine):
 
     def _map(self, ds: Any, fn: type, args: tuple[Any, ...], embedding: bool = False) -> Any:
         gpus = self.gpus_per_worker if embedding and self.gpus_per_worker else None
-        return ds.map_batches(fn, fn_constructor_args=args, batch_size=None, batch_format="numpy",
-                              concurrency=self.worker_count(), num_cpus=1, num_gpus=gpus)
+        pool = self.connect().data.ActorPoolStrategy(size=self.worker_count())
+        return ds.map_batches(fn, fn_constructor_args=args, batch_size=None, batch_format="numpy", compute=pool,
+                              num_cpus=1, num_gpus=gpus)
 
     def _batches(self, ds: Any) -> Any:
         try:
@@ -113,6 +128,18 @@ class RayEngine(Engine):
                 self.vectors.write_shard(encoder, dict(zip((str(h) for h in out["hash"]), out["vector"])))
                 written += len(out["hash"])
         self.last.update(embedded=written, embed_s=time.perf_counter() - started)
+        return written
+
+    def ensure_embedded(self, student: Any, texts: list[str]) -> int:
+        """Embed the pool once per encoder: after a whole pool was embedded, every later pool (the same items
+        less those labeled since) is in the shards, so the pass is skipped (the store remembers, so a resumed
+        campaign skips it too)."""
+        key = f"pool_embedded:{student.embedding_key}"
+        if self.vectors.store.get_meta(key):
+            self.last["embedded"] = 0
+            return 0
+        written = self.embed(student, texts)
+        self.vectors.store.set_meta(key, True)
         return written
 
     def scores(self, student: Any, ctx: SelectionContext, score_fn: Any, n: int | None,
@@ -136,7 +163,7 @@ class RayEngine(Engine):
             return None
         self.last = {}
         if vector_student(student):
-            self.embed(student, ctx.unlabeled_texts)
+            self.ensure_embedded(student, ctx.unlabeled_texts)
         if mergeable(strategy, ctx):
             jitter = jitter_for(ctx)  # the same draw top_n would make from ctx.rng
             got = self.scores(student, ctx, strategy.score_fn, n, jitter)  # type: ignore[attr-defined]

@@ -89,7 +89,6 @@ class EmbeddingLinear(Student):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` (rows L2-normalised when ``normalize``), through both caches."""
-        _, model = self._encoder()
         encoder = self.embedding_key
         memory = _MEMORY.setdefault(encoder, {})
         keys = [text_hash(t) for t in texts]
@@ -115,7 +114,7 @@ class EmbeddingLinear(Student):
                 self._stored.update(fresh)
         self.n_encoded_ = getattr(self, "n_encoded_", 0) + len(unseen)
         if not keys:
-            return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return self.encode_uncached([])
         return np.stack([memory[k] for k in keys])
 
     def encode_uncached(self, texts: Sequence[str]) -> np.ndarray:

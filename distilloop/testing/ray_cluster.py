@@ -62,8 +62,9 @@ class LocalRayCluster:
     def pids(self) -> list[int]:
         """The cluster's processes: those whose command line names its temporary folder, and their children."""
         own: set[int] = set()
+        me = {os.getpid(), os.getppid()}  # a command line that merely names the folder (this one) is not the cluster
         for d in Path("/proc").iterdir():
-            if d.name.isdigit():
+            if d.name.isdigit() and int(d.name) not in me:
                 try:
                     if self.temp.encode() in (d / "cmdline").read_bytes():
                         own.add(int(d.name))

@@ -1,0 +1,234 @@
+"""Scale: a pool of 1,000,000 items embedded and scored by the local engine and by the Ray engine on a local
+two-node cluster, the Ray path's cost model fitted from it, and the projection to 20M and 100M items.
+
+    python benchmarks/scale.py [--items 1000000] [--address HOST:PORT] [--batch-rows 50000] [--n 1000]
+
+Without ``--address`` it starts a real cluster with ``ray start`` (a head and a second node on loopback, one CPU
+each: this machine has 2 cores) and stops it at the end.
+
+What is measured, per path: embedding the whole pool into the vector shards, then one round's scoring and
+selection (entropy, ``--n`` picks, on a trained student). Embedding a million texts with the packaged MiniLM
+takes about two hours on these 2 cores, so the million-item runs use a cheap deterministic encoder with the same
+shapes (384-d vectors through the same caches, shards, engine and head: :mod:`distilloop.testing.hashing`);
+MiniLM itself is timed on a ``--minilm-sample`` of texts with one thread (one Ray worker's CPU) and substituted
+for the cheap encoder's cost in the projection.
+
+The Ray path's model: ``T(n, W) = a + n * (d + c / W)``, with ``a`` the fixed overhead of a pass (actors
+started, the job planned), ``d`` the per-item cost that stays with the driver (building the Arrow blocks,
+receiving vectors and writing shards, merging candidates) and ``c`` the per-item worker cost (divided over
+``W`` workers). It is fitted from three runs per pass: ``--small`` items on 2 workers, and the full pool on 1
+and on 2 workers. The figures are from a shared 2-core machine, so they are pessimistic for ``c``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from distilloop.core.types import Example  # noqa: E402
+from distilloop.engine.base import Engine  # noqa: E402
+from distilloop.storage.shards import VectorShards  # noqa: E402
+from distilloop.storage.store import Store  # noqa: E402
+from distilloop.strategies.base import SelectionContext  # noqa: E402
+from distilloop.strategies.uncertainty import EntropySampling  # noqa: E402
+from distilloop.students import embedding  # noqa: E402
+from distilloop.testing.hashing import HashingEncoderStudent  # noqa: E402
+
+WORDS = ("good bad great awful dull fine plot story actor scene film movie script music slow fast funny sad dark "
+         "light long short warm cold smart silly bold flat rich thin").split()
+
+
+def pool_texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct synthetic review-like texts (an id word makes each unique)."""
+    rng = np.random.default_rng(seed)
+    words = np.asarray(WORDS)[rng.integers(0, len(WORDS), size=(n, 12))]
+    return [f"item{i} " + " ".join(row) for i, row in enumerate(words)]
+
+
+def trained_student(texts: list[str]) -> HashingEncoderStudent:
+    y = ["positive" if ("good" in t) + ("great" in t) > ("bad" in t) + ("awful" in t) else "negative" for t in texts]
+    return HashingEncoderStudent().fit(texts, y, classes=["negative", "positive"])  # type: ignore[return-value]
+
+
+def fresh_store(folder: Path) -> tuple[Store, VectorShards]:
+    folder.mkdir(parents=True)
+    store = Store.create(folder / "b.db", [Example("x", {"text": "x"})], {})
+    return store, VectorShards(store, folder / "b.vectors", min_shard_vectors=1000)
+
+
+def context(texts: list[str], student) -> SelectionContext:
+    return SelectionContext([str(i) for i in range(len(texts))], texts, [], [], [], ["negative", "positive"],
+                            np.random.default_rng(7), student=student)
+
+
+def forget(student) -> None:
+    """What a new process starts with: no vectors in memory (they are in the shards)."""
+    embedding._MEMORY.pop(student.embedding_key, None)
+    student._stored = set()
+    gc.collect()
+
+
+def local_run(student, texts: list[str], folder: Path, n: int) -> dict[str, float | list[str]]:
+    store, vectors = fresh_store(folder)
+    engine = Engine(vectors)
+    s = engine.attach(copy.deepcopy(student))
+    t = time.perf_counter()
+    s.encode(texts)
+    embed_s = time.perf_counter() - t
+    forget(s)
+    t = time.perf_counter()
+    sel = engine.select(EntropySampling(), context(texts, s), n)
+    score_s = time.perf_counter() - t
+    forget(s)
+    store.close()
+    return {"embed_s": embed_s, "score_s": score_s, "ids": sel.ids}
+
+
+def ray_run(student, texts: list[str], folder: Path, n: int, address: str, workers: int,
+            batch_rows: int) -> dict[str, float | list[str]]:
+    from distilloop.engine.ray_engine import RayEngine
+
+    store, vectors = fresh_store(folder)
+    engine = RayEngine(vectors, address=address, workers=workers, batch_rows=batch_rows)
+    engine.connect()
+    s = copy.deepcopy(student)
+    t = time.perf_counter()
+    engine.ensure_embedded(s, texts)
+    embed_s = time.perf_counter() - t
+    t = time.perf_counter()
+    sel = engine.select(EntropySampling(), context(texts, s), n)
+    score_s = time.perf_counter() - t
+    store.close()
+    return {"embed_s": embed_s, "score_s": score_s, "ids": sel.ids}
+
+
+def minilm_seconds_per_item(texts: list[str]) -> float | None:
+    """MiniLM's encode time per text on one thread (a 1-CPU worker), or None without the ``hf`` extra."""
+    try:
+        import torch
+
+        from distilloop.students.embedding import EmbeddingLinear
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    s = EmbeddingLinear()
+    s.encode_uncached(texts[:16])  # load the model first
+    t = time.perf_counter()
+    s.encode_uncached(texts)
+    return (time.perf_counter() - t) / len(texts)
+
+
+def hashing_seconds_per_item(texts: list[str]) -> float:
+    s = HashingEncoderStudent()
+    t = time.perf_counter()
+    s.encode_uncached(texts)
+    return (time.perf_counter() - t) / len(texts)
+
+
+def fit(small: int, big: int, t_small2: float, t_big1: float, t_big2: float) -> tuple[float, float, float]:
+    """(a, d, c) of T(n, W) = a + n (d + c / W) from T(small, 2), T(big, 1), T(big, 2)."""
+    c = max(0.0, 2 * (t_big1 - t_big2) / big)
+    slope2 = max(0.0, (t_big2 - t_small2) / (big - small))  # d + c / 2
+    d = max(0.0, slope2 - c / 2)
+    a = max(0.0, t_big2 - big * slope2)
+    return a, d, c
+
+
+def hours(s: float) -> str:
+    return f"{s / 3600:,.1f} h" if s >= 3600 else f"{s / 60:,.1f} min" if s >= 60 else f"{s:,.1f} s"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--small", type=int, default=20_000)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--batch-rows", type=int, default=50_000)
+    ap.add_argument("--address", default="")
+    ap.add_argument("--minilm-sample", type=int, default=256)
+    ap.add_argument("--workers", type=int, nargs="*", default=[1, 10, 100])
+    args = ap.parse_args()
+
+    texts = pool_texts(args.items)
+    student = trained_student(pool_texts(2000, seed=1))
+    tmp = Path(tempfile.mkdtemp(prefix="dlscale"))
+    print(f"pool: {args.items:,} synthetic texts; cheap 384-d hashing encoder; entropy picks {args.n:,}", flush=True)
+
+    local = local_run(student, texts, tmp / "local", args.n)
+    print(f"local engine: embed {local['embed_s']:.1f} s, score+select {local['score_s']:.1f} s", flush=True)
+
+    cluster = None
+    address = args.address
+    if not address:
+        from distilloop.testing.ray_cluster import LocalRayCluster
+
+        cluster = LocalRayCluster(pythonpath=str(ROOT)).start()
+        address = cluster.address
+    try:
+        runs = {}
+        for label, size, workers in (("small/2", args.small, 2), ("full/1", args.items, 1), ("full/2", args.items, 2)):
+            r = ray_run(student, texts[:size], tmp / f"ray-{label.replace('/', '-')}", args.n, address, workers,
+                        args.batch_rows)
+            runs[label] = r
+            print(f"ray engine, {size:,} items, {workers} worker(s): embed {r['embed_s']:.1f} s, "
+                  f"score+select {r['score_s']:.1f} s", flush=True)
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        if cluster is not None:
+            cluster.stop()
+    same = runs["full/2"]["ids"] == local["ids"] and runs["full/1"]["ids"] == local["ids"]
+    print(f"\nthe Ray engine's {args.n:,} picks equal the local engine's: {same}")
+
+    N = args.items
+    print("\n| path | pass | items/s | per-item cost | fixed overhead |")
+    print("|---|---|---|---|---|")
+    for pass_ in ("embed", "score"):
+        key = f"{pass_}_s"
+        print(f"| local | {pass_} | {N / float(local[key]):,.0f} | {float(local[key]) / N * 1e6:.1f} µs | - |")
+        a, d, c = fit(args.small, N, float(runs["small/2"][key]), float(runs["full/1"][key]), float(runs["full/2"][key]))
+        for w in (1, 2):
+            t = float(runs[f"full/{w}"][key])
+            print(f"| ray, {w} worker(s) | {pass_} | {N / t:,.0f} | {t / N * 1e6:.1f} µs | - |")
+        print(f"| ray model | {pass_} | - | driver d = {d * 1e6:.1f} µs, worker c = {c * 1e6:.1f} µs | a = {a:.1f} s |")
+        runs[pass_] = {"a": a, "d": d, "c": c}  # type: ignore[assignment]
+
+    sample = pool_texts(args.minilm_sample, seed=2)
+    c_minilm = minilm_seconds_per_item(sample)
+    c_hash = hashing_seconds_per_item(pool_texts(20_000, seed=3))
+    print(f"\nencoders, one thread: hashing {c_hash * 1e6:.1f} µs/text; MiniLM "
+          + (f"{c_minilm * 1e3:.2f} ms/text ({1 / c_minilm:,.0f} texts/s) on {args.minilm_sample} texts"
+             if c_minilm else "not installed (the hf extra)"))
+
+    e, s = runs["embed"], runs["score"]  # type: ignore[index]
+    print("\nprojected time, T(n, W) = a + n (d + c / W); MiniLM embedding: the cheap encoder's cost replaced")
+    print("| items | workers | embed (cheap encoder) | embed (MiniLM) | one round's scoring |")
+    print("|---|---|---|---|---|")
+    for n_items in (20_000_000, 100_000_000):
+        for w in args.workers:
+            cheap = e["a"] + n_items * (e["d"] + e["c"] / w)
+            minilm = (e["a"] + n_items * (e["d"] + max(0.0, e["c"] - c_hash + c_minilm) / w)) if c_minilm else None
+            score = s["a"] + n_items * (s["d"] + s["c"] / w)
+            print(f"| {n_items / 1e6:.0f}M | {w} | {hours(cheap)} | {hours(minilm) if minilm else '-'} | {hours(score)} |")
+    print(f"\n(driver floor: embed {hours(e['d'] * 1e8)}, scoring {hours(s['d'] * 1e8)} per 100M items whatever W)")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.environ.pop("RAY_ADDRESS", None)
+
+
+if __name__ == "__main__":
+    main()
