@@ -2,6 +2,7 @@
 two-node cluster, the Ray path's cost model fitted from it, and the projection to 20M and 100M items.
 
     python benchmarks/scale.py [--items 1000000] [--address HOST:PORT] [--batch-rows 50000] [--n 1000]
+    python benchmarks/scale.py --diversity 200000 --n 100 [--shards 10]
 
 Without ``--address`` it starts a real cluster with ``ray start`` (a head and a second node on loopback, one CPU
 each: this machine has 2 cores) and stops it at the end.
@@ -9,7 +10,7 @@ each: this machine has 2 cores) and stops it at the end.
 What is measured, per path: embedding the whole pool into the vector shards, then one round's scoring and
 selection (entropy, ``--n`` picks, on a trained student). Embedding a million texts with the packaged MiniLM
 takes about two hours on these 2 cores, so the million-item runs use a cheap deterministic encoder with the same
-shapes (384-d vectors through the same caches, shards, engine and head: :mod:`distilloop.testing.hashing`);
+shapes (384-d vectors through the same caches, shards, engine and head: `benchmarks/_hashing.py`);
 MiniLM itself is timed on a ``--minilm-sample`` of texts with one thread (one Ray worker's CPU) and substituted
 for the cheap encoder's cost in the projection.
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import os
+import shutil
 import sys
 import tempfile
 import time
@@ -36,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._hashing import HashingEncoderStudent  # noqa: E402
 from distilloop.core.types import Example  # noqa: E402
 from distilloop.engine.base import Engine  # noqa: E402
 from distilloop.storage.shards import VectorShards  # noqa: E402
@@ -43,7 +45,6 @@ from distilloop.storage.store import Store  # noqa: E402
 from distilloop.strategies.base import SelectionContext  # noqa: E402
 from distilloop.strategies.uncertainty import EntropySampling  # noqa: E402
 from distilloop.students import embedding  # noqa: E402
-from distilloop.testing.hashing import HashingEncoderStudent  # noqa: E402
 
 WORDS = ("good bad great awful dull fine plot story actor scene film movie script music slow fast funny sad dark "
          "light long short warm cold smart silly bold flat rich thin").split()
@@ -145,6 +146,50 @@ def fit(small: int, big: int, t_small2: float, t_big1: float, t_big2: float) -> 
     return a, d, c
 
 
+def diversity(rows: int, n: int, shards: int, dim: int = 64) -> None:
+    """k-means and core-set at scale: on the whole pool (the exact answer of each method) against a seeded
+    sample of candidates (``max_candidates``, what the strategies do by default) and against per-shard picks
+    (each of ``shards`` shards picks ``n / shards`` on its own: what a map over shards would do). Measured over
+    the whole pool: the coverage radius (k-center's objective) and the mean distance to the nearest pick
+    (k-means'); lower is better."""
+    from benchmarks.selection_speed import coverage
+    from distilloop.strategies.diversity import CoreSet, KMeansSampling
+
+    rng = np.random.default_rng(2)
+    centres = rng.standard_normal((500, dim)).astype(np.float32) * 3
+    emb = centres[rng.integers(0, 500, size=rows)] + rng.standard_normal((rows, dim), dtype=np.float32)
+    labeled = rng.standard_normal((100, dim)).astype(np.float32) * 3
+    ids = [str(i) for i in range(rows)]
+
+    def pick(strategy, idx: np.ndarray, k: int) -> np.ndarray:
+        ctx = SelectionContext([ids[i] for i in idx], [""] * len(idx), [f"l{i}" for i in range(100)], [""] * 100,
+                               ["a"] * 100, ["a", "b"], np.random.default_rng(1))
+        ctx.extra["embeddings"], ctx.extra["labeled_embeddings"] = emb[idx], labeled
+        return np.asarray([int(i) for i in strategy.select(ctx, k).ids])
+
+    print(f"\ndiversity at scale: {rows:,} x {dim} clustered vectors, 100 labeled, pick {n}; over the whole pool: "
+          "coverage radius / mean distance to the nearest pick (lower is better)")
+    print("| method | candidates | seconds | radius | mean distance | vs whole pool |")
+    print("|---|---|---|---|---|---|")
+    everything = np.arange(rows)
+    for name, make in (("kmeans", lambda m: KMeansSampling(max_candidates=m)),
+                       ("coreset", lambda m: CoreSet(max_candidates=m))):
+        exact = None
+        for label, m in (("whole pool", None), ("sample 100,000", 100_000), ("sample 20,000", 20_000),
+                         (f"{shards} shards, {n // shards} each", "shards")):
+            t = time.perf_counter()
+            if m == "shards":
+                parts = np.array_split(everything, shards)
+                picked = np.concatenate([p[pick(make(None), p, n // shards)] for p in parts])
+            else:
+                picked = pick(make(m), everything, n)
+            secs = time.perf_counter() - t
+            radius, mean = coverage(emb, labeled, picked)
+            exact = exact or (radius, mean)
+            print(f"| {name} | {label} | {secs:.1f} | {radius:.3f} | {mean:.3f} | "
+                  f"{radius / exact[0]:.2f}x / {mean / exact[1]:.2f}x |", flush=True)
+
+
 def hours(s: float) -> str:
     return f"{s / 3600:,.1f} h" if s >= 3600 else f"{s / 60:,.1f} min" if s >= 60 else f"{s:,.1f} s"
 
@@ -158,11 +203,24 @@ def main() -> None:
     ap.add_argument("--address", default="")
     ap.add_argument("--minilm-sample", type=int, default=256)
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 10, 100])
+    ap.add_argument("--diversity", type=int, default=0, metavar="ROWS",
+                    help="measure k-means and core-set at scale on ROWS clustered vectors instead (see diversity())")
+    ap.add_argument("--shards", type=int, default=10)
     args = ap.parse_args()
+    if args.diversity:
+        diversity(args.diversity, args.n, args.shards)
+        return
 
+    tmp = Path(tempfile.mkdtemp(prefix="dlscale"))
+    try:
+        run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     texts = pool_texts(args.items)
     student = trained_student(pool_texts(2000, seed=1))
-    tmp = Path(tempfile.mkdtemp(prefix="dlscale"))
     print(f"pool: {args.items:,} synthetic texts; cheap 384-d hashing encoder; entropy picks {args.n:,}", flush=True)
 
     local = local_run(student, texts, tmp / "local", args.n)
@@ -224,10 +282,6 @@ def main() -> None:
             score = s["a"] + n_items * (s["d"] + s["c"] / w)
             print(f"| {n_items / 1e6:.0f}M | {w} | {hours(cheap)} | {hours(minilm) if minilm else '-'} | {hours(score)} |")
     print(f"\n(driver floor: embed {hours(e['d'] * 1e8)}, scoring {hours(s['d'] * 1e8)} per 100M items whatever W)")
-    import shutil
-
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.environ.pop("RAY_ADDRESS", None)
 
 
 if __name__ == "__main__":
