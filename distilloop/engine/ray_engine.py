@@ -51,7 +51,8 @@ class RayEngine(Engine):
         self.gpus_per_worker = gpus_per_worker
         self._ray: Any = None
         self._owns = False  # this engine connected (and so disconnects); a caller's connection is the caller's
-        #: what the last selection did on the cluster: items embedded and scored, seconds each
+        #: what the last selection did on the cluster: items embedded and scored, seconds each, and the seconds
+        #: of those the driver spent on per-item work of its own (``driver_s``)
         self.last: dict[str, float] = {}
 
     # -- the cluster -------------------------------------------------------------------------------------
@@ -99,9 +100,15 @@ class RayEngine(Engine):
         import pyarrow as pa
 
         ray = self.connect()
+        started = time.perf_counter()
         table = pa.table(columns)
         blocks = [table.slice(s, self.batch_rows) for s in range(0, table.num_rows, self.batch_rows)]
+        self._driver(started)
         return ray.data.from_arrow(blocks or [table])
+
+    def _driver(self, since: float) -> None:
+        """Count time the driver itself spent on per-item work (blocks, shards, the merge) in ``last``."""
+        self.last["driver_s"] = self.last.get("driver_s", 0.0) + time.perf_counter() - since
 
     def _map(self, ds: Any, fn: type, args: tuple[Any, ...], embedding: bool = False) -> Any:
         gpus = self.gpus_per_worker if embedding and self.gpus_per_worker else None
@@ -125,7 +132,9 @@ class RayEngine(Engine):
         ds = self._map(self.dataset({"text": texts}), EmbedBatch, (student, self.vectors.reader(encoder)), True)
         for out in self._batches(ds):
             if len(out["hash"]):
+                t = time.perf_counter()
                 self.vectors.write_shard(encoder, dict(zip((str(h) for h in out["hash"]), out["vector"])))
+                self._driver(t)
                 written += len(out["hash"])
         self.last.update(embedded=written, embed_s=time.perf_counter() - started)
         return written
@@ -153,9 +162,12 @@ class RayEngine(Engine):
             columns["jitter"] = jitter
         ds = self._map(self.dataset(columns), ScoreBatch, (student, reader, score_fn, n))
         parts = list(self._batches(ds))
-        self.last.update(scored=len(ctx.unlabeled_texts), score_s=time.perf_counter() - started)
+        t = time.perf_counter()
         keys = ("pos", "score", "jitter") if n is not None else ("pos", "proba")
-        return {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in keys}
+        out = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in keys}
+        self._driver(t)
+        self.last.update(scored=len(ctx.unlabeled_texts), score_s=time.perf_counter() - started)
+        return out
 
     def prepare(self, strategy: Strategy, ctx: SelectionContext, n: int) -> Selection | None:
         student = ctx.student
@@ -165,10 +177,15 @@ class RayEngine(Engine):
         if vector_student(student):
             self.ensure_embedded(student, ctx.unlabeled_texts)
         if mergeable(strategy, ctx):
+            t = time.perf_counter()
             jitter = jitter_for(ctx)  # the same draw top_n would make from ctx.rng
+            self._driver(t)
             got = self.scores(student, ctx, strategy.score_fn, n, jitter)  # type: ignore[attr-defined]
+            t = time.perf_counter()
             pos, scores = merge_top(got["pos"], got["score"], got["jitter"], n)
-            return selection_from(ctx, pos, scores)
+            picked = selection_from(ctx, pos, scores)
+            self._driver(t)
+            return picked
         if strategy.needs_probabilities and ctx.extra.get("proba") is None:
             got = self.scores(student, ctx, None, None)
             proba = np.zeros((len(ctx.unlabeled_texts), got["proba"].shape[1]), dtype=np.float64)

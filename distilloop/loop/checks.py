@@ -77,3 +77,18 @@ def check_parts(config: CampaignConfig, parts: Parts) -> None:
             raise ConfigError(f"teachers ({t.name}).prompt: {t.style.name!r} revises the student's own explanation, "
                               'which only an explanation-guided strategy hands on: set [strategy] name = "elad" '
                               "(with a step_by_step student), or another prompt style")
+    check_compute(config)
+
+
+def check_compute(config: CampaignConfig) -> None:
+    """``engine = "ray"`` needs the ``ray`` extra: said at open, not after the first round was paid (looked up,
+    not imported)."""
+    import importlib.util
+
+    if config.compute.engine == "ray" and (importlib.util.find_spec("ray") is None
+                                           or importlib.util.find_spec("pyarrow") is None):
+        from distilloop._extras import install_hint
+        from distilloop.errors import MissingExtraError
+
+        raise MissingExtraError(f"compute.engine: \"ray\" needs Ray Data, which is not installed: install it with "
+                                f"`{install_hint('ray')}`, or use engine = \"local\"")

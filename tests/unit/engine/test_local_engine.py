@@ -83,3 +83,16 @@ def test_a_frozen_encoders_pool_vectors_go_to_shards_and_a_resumed_campaign_reus
     finally:
         resumed.close()
     assert sum(encoded) == 0  # every vector came from the shards or the store: nothing embedded again
+
+
+def test_engine_ray_without_the_extra_stops_at_open_with_the_install_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    from distilloop.errors import MissingExtraError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    path = replay_config(tmp_path, extra='[compute]\nengine = "ray"\naddress = "127.0.0.2:6379"\n')
+    with pytest.raises(MissingExtraError, match=r"pip install -c constraints.txt 'distilloop\[ray\]'"):
+        Campaign.open(load_config(path))
+    assert not (tmp_path / "t.distilloop.db").exists()  # nothing written
