@@ -182,7 +182,7 @@ def diversity(rows: int, n: int, shards: int, dim: int = 64) -> None:
             t = time.perf_counter()
             if m == "shards":
                 parts = np.array_split(everything, shards)
-                picked = np.concatenate([p[pick(make(None), p, n // shards)] for p in parts])
+                picked = np.concatenate([pick(make(None), p, n // shards) for p in parts])
             else:
                 picked = pick(make(m), everything, n)
             secs = time.perf_counter() - t
