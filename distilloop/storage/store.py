@@ -4,7 +4,8 @@ Everything a campaign knows lives here: examples, rounds and their selections, e
 its request hash, raw response, usage and cost), consensus, human reviews, accepted labels, student
 versions, the budget ledger, the embedding cache and the manifest of the vector shards beside it. WAL mode;
 each unit of work is one transaction (``atomic()``), so a campaign killed at any point reopens in a consistent
-state and ``distilloop run`` continues from it. Only this package names tables: every other part reads and writes through these methods.
+state and ``distilloop run`` continues from it. Only this package names tables: every other part reads and
+writes through these methods.
 """
 
 from __future__ import annotations
