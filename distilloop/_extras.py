@@ -22,6 +22,7 @@ EXTRAS = {
     "matplotlib": "report",
     "datasets": "export",
     "pyarrow": "export",
+    "ray": "ray",
 }
 
 

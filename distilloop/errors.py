@@ -92,3 +92,7 @@ class StudentError(DistilloopError):
 
 class TeachersFailed(DistilloopError):
     """Every teacher failed in a round (no key, an outage): the campaign stops instead of burning its rounds."""
+
+
+class EngineError(DistilloopError):
+    """A compute engine could not run: its cluster cannot be reached, or a worker failed."""

@@ -18,7 +18,7 @@ TEACHERS: dict[str, str] = {
     "llama_cpp": "distilloop.annotators.local:LlamaCppTeacher",
     "replay": "distilloop.annotators.replay:ReplayTeacher",
     "openai": "distilloop.annotators.openai_teacher:OpenAITeacher",
-    "openai_compatible": "distilloop.annotators.openai_teacher:OpenAICompatibleTeacher",
+    "openai_compatible": "distilloop.annotators.openai_compatible:OpenAICompatibleTeacher",
     "anthropic": "distilloop.annotators.anthropic_teacher:AnthropicTeacher",
 }
 STRATEGIES: dict[str, str] = {

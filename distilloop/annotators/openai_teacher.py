@@ -157,15 +157,17 @@ class OpenAITeacher(RemoteTeacher):
         except Exception as exc:
             raise self._error(exc, self._sdk) from None
         return None
+    async def _request(self, client: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """One request through ``client`` (SDK exceptions pass through)."""
+        if self.api == "responses":
+            resp = await client.responses.create(**body)
+        else:
+            resp = await client.chat.completions.create(**body)
+        return resp.model_dump() if hasattr(resp, "model_dump") else dict(resp)
 
     async def _send(self, body: dict[str, Any]) -> dict[str, Any]:
-        client = self.client()
         try:
-            if self.api == "responses":
-                resp = await client.responses.create(**body)
-            else:
-                resp = await client.chat.completions.create(**body)
-            return resp.model_dump() if hasattr(resp, "model_dump") else dict(resp)
+            return await self._request(self.client(), body)
         except TeacherError:
             raise
         except Exception as exc:  # every SDK or transport failure becomes a recorded TeacherError
@@ -312,26 +314,3 @@ class OpenAITeacher(RemoteTeacher):
                 out[cid] = TeacherError(f"teacher {self.name}: batch {batch_id} request {cid} failed: "
                                         f"{json.dumps(detail)[:300]}", retryable=True, status=resp.get("status_code"))
         return out
-
-
-@dataclass
-class OpenAICompatibleTeacher(OpenAITeacher):
-    """``kind = "openai_compatible"``: an OpenAI-compatible server of your own (vLLM, llama.cpp, Ollama).
-
-    ``base_url`` is required (ending in ``/v1``); no key is needed unless ``api_key_env`` names one; the price
-    is zero unless given (a local server costs no dollars; its tokens still count against the budget).
-    """
-
-    api_key_env: str = ""
-
-    kind = "openai_compatible"
-    provider = "the OpenAI-compatible server"
-    default_key_env = ""
-
-    def __post_init__(self) -> None:
-        if not self.base_url:
-            raise ConfigError(f"teacher {self.name}: an openai_compatible teacher needs base_url, e.g. "
-                              "base_url = \"http://127.0.0.1:8080/v1\"")
-        if self.price is None:
-            self.price = {"input": 0.0, "output": 0.0}
-        super().__post_init__()

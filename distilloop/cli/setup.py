@@ -12,7 +12,8 @@ from distilloop.cli.common import DEFAULT_CONFIG
 from distilloop.errors import UserInputError
 
 # -- init -------------------------------------------------------------------------------------------------
-STARTER = '''# distilloop campaign, written by `distilloop init`. Every key is documented in README.md.
+STARTER = '''# distilloop campaign, written by `distilloop init`. Every key is documented in docs/campaign-file.md.
+# The settings are the demo's (examples/rt_demo), which benchmarks/defaults.py measured (docs/benchmarks.md).
 [campaign]
 name = {name}
 labels = {labels}
@@ -22,7 +23,8 @@ seed = 0
 [data]
 path = {path}
 input_fields = {fields}
-test_fraction = 0.2   # used only for rows without a "split" field
+test_fraction = 0.2   # for rows without a "split" field: held out (rows with a gold label only) to report on...
+dev_fraction = 0.1    # ...and to choose the student on
 
 [budget]
 max_tokens_in = 200000
@@ -31,11 +33,11 @@ max_usd = 1.00
 
 [rounds]
 max_rounds = 5
-initial_size = 20     # first round: random, before any student exists
+initial_size = 20     # first round: before any student exists
 batch_size = 20
 
 [strategy]
-name = "entropy"
+name = "mixture"      # half random, half k-means: representative batches that cover the pool
 
 [[teachers]]
 name = "qwen-1.5b"
@@ -43,21 +45,33 @@ kind = "llama_cpp"
 model = "qwen2.5-coder-1.5b"
 max_tokens = 96
 
+[[teachers]]
+name = "qwen-0.5b"
+kind = "llama_cpp"
+model = "qwen2.5-coder-0.5b"
+max_tokens = 96
+
 [routing]
-min_agreement = 0.5
+min_agreement = 0.75  # a split between the teachers goes to review
+cascade = ["qwen-1.5b", "qwen-0.5b"]   # the stronger teacher first, the second only where it is unsure
+cascade_min_confidence = 0.8
 
 [aggregation]
-method = "majority"
-# calibrate = "batch"  # remove each teacher's label bias (logprob teachers; assumes no label is very rare)
+method = "confidence_weighted"
+calibrate = "batch"   # remove each teacher's lean toward one label (assumes no label is very rare)
+
+[rationales]
+policy = "auto"       # rationales only where they are used: a student that learns from them, or a reviewer
 
 [review]
-kind = "auto"
+kind = "auto"         # "label_studio" sends the disagreements to people (docs/review.md)
 
 [student]
-kind = "tfidf_logreg"
+kind = "embedding_linear"
+model = "mpnet"       # all-mpnet-base-v2, a frozen encoder (the mpnet extra)
+C = 1.0
 
 [evaluation]
-split = "test"
 metric = "accuracy"
 
 [stopping]
@@ -67,14 +81,18 @@ stabilizing = false   # true: stop once the student's predictions on a fixed sto
 
 def numeric_starter(text: str) -> str:
     """The starter for a campaign whose answers are numbers: no label set, random selection (the other strategies
-    need label probabilities), a student that generates its answer, room for the teacher's working."""
+    need label probabilities), majority votes, a student that generates its answer, room for the working."""
     swaps = [
         ("labels = {labels}\n", 'answer = "number"   # open numeric answers (math word problems): no label set\n'),
-        ('name = "entropy"\n', 'name = "random"      # the other strategies need label probabilities\n'),
+        ('name = "mixture"      # half random, half k-means: representative batches that cover the pool\n',
+         'name = "random"      # the other strategies need label probabilities\n'),
         ("max_tokens = 96\n", "max_tokens = 300\nrationale_max_chars = 700   # room for the working\n"),
-        ('# calibrate = "batch"  # remove each teacher\'s label bias (logprob teachers; assumes no label is very rare)\n',
-         ""),
-        ('kind = "tfidf_logreg"\n', 'kind = "step_by_step"  # generates its answer (a GPU helps: see README)\n'),
+        ('cascade = ["qwen-1.5b", "qwen-0.5b"]   # the stronger teacher first, the second only where it is unsure\n'
+         "cascade_min_confidence = 0.8\n", ""),
+        ('method = "confidence_weighted"\n', 'method = "majority"\n'),
+        ('calibrate = "batch"   # remove each teacher\'s lean toward one label (assumes no label is very rare)\n', ""),
+        ('kind = "embedding_linear"\nmodel = "mpnet"       # all-mpnet-base-v2, a frozen encoder (the mpnet extra)\n'
+         "C = 1.0\n", 'kind = "step_by_step"  # generates its answer (a GPU helps: see README)\n'),
     ]
     for old, new in swaps:
         assert old in text, old

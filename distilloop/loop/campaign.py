@@ -22,7 +22,7 @@ from distilloop.errors import BatchPending, BudgetExhausted, ReviewError, Teache
 from distilloop.loop import diagnostics, guidelines, stopping
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import Env
-from distilloop.loop.parts import Parts, build_parts
+from distilloop.loop.parts import Parts, build_parts, engine_for
 from distilloop.loop.progress import Progress
 from distilloop.loop.steps import annotate, decide, reference, review, select, train
 from distilloop.storage.lock import WriterLock
@@ -39,12 +39,12 @@ class Campaign:
         self.config = config
         self.store = store
         parts = build_parts(config, teachers=teachers, reviewer=reviewer)
-        if hasattr(parts.student, "attach_cache"):  # a frozen encoder: each text embedded once per campaign
-            parts.student.attach_cache(store)
+        engine = engine_for(config, store)
+        engine.attach(parts.student)  # a frozen encoder: each text embedded once per campaign, into its shards
         parts.reviewer.attach(store)
         caps, round_caps = config.budget.caps()
         self.env = Env(config, store, parts, Budget(caps, round_caps, spent=store.spent()),
-                       progress or Progress(quiet=True), {e.id: e for e in store.examples()})
+                       progress or Progress(quiet=True), {e.id: e for e in store.examples()}, engine)
         self.warned: set[str] = set()  # the warnings said in this run
 
     @property
@@ -181,5 +181,6 @@ class Campaign:
 
     def close(self) -> None:
         self.env.parts.reviewer.close()
+        self.env.engine.close()
         self.store.close()
 

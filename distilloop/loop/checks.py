@@ -88,3 +88,18 @@ def check_parts(config: CampaignConfig, parts: Parts) -> None:
     if config.evaluation.audit_size and parts.reviewer.name == "auto":
         raise ConfigError("evaluation.audit_size: an audit set is answered by people, and [review] kind = \"auto\" has "
                           "none; use kind = \"label_studio\" (or \"simulated\" for a benchmark), or remove audit_size")
+    check_compute(config)
+
+
+def check_compute(config: CampaignConfig) -> None:
+    """``engine = "ray"`` needs the ``ray`` extra: said at open, not after the first round was paid (looked up,
+    not imported)."""
+    import importlib.util
+
+    if config.compute.engine == "ray" and (importlib.util.find_spec("ray") is None
+                                           or importlib.util.find_spec("pyarrow") is None):
+        from distilloop._extras import install_hint
+        from distilloop.errors import MissingExtraError
+
+        raise MissingExtraError(f"compute.engine: \"ray\" needs Ray Data, which is not installed: install it with "
+                                f"`{install_hint('ray')}`, or use engine = \"local\"")

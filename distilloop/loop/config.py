@@ -19,6 +19,7 @@ from distilloop.errors import ConfigError
 from distilloop.loop.sections import (
     BudgetSection,
     CampaignSection,
+    ComputeSection,
     DataSection,
     EvaluationSection,
     RationalesSection,
@@ -50,6 +51,7 @@ class CampaignConfig:
     evaluation: EvaluationSection
     stopping: StoppingSection
     rationales: RationalesSection
+    compute: ComputeSection
     strategy: Component
     student: Component
     review: Component
@@ -79,6 +81,11 @@ class CampaignConfig:
         return self.store_path.with_name(self.campaign.name + suffix)
 
     @property
+    def vectors_dir(self) -> Path:
+        """Where the columnar vector shards are kept (``[compute] vectors_dir``, default beside the store)."""
+        return self.resolve(self.compute.vectors_dir) if self.compute.vectors_dir else self.beside_store(".vectors")
+
+    @property
     def students_dir(self) -> Path:
         """Where every trained student version is saved."""
         return self.beside_store(".students")
@@ -98,6 +105,7 @@ SECTIONS: dict[str, type] = {
     "campaign": CampaignSection, "data": DataSection, "budget": BudgetSection, "rounds": RoundsSection,
     "routing": RoutingSection, "evaluation": EvaluationSection, "stopping": StoppingSection,
     "rationales": RationalesSection,
+    "compute": ComputeSection,
 }
 COMPONENTS = {"strategy": ("name", "entropy"), "student": ("kind", "tfidf_logreg"), "review": ("kind", "auto"),
               "aggregation": ("method", "majority")}

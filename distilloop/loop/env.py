@@ -1,4 +1,5 @@
-"""What every step of a round works with: the config, the store, the parts, the budget and the examples."""
+"""What every step of a round works with: the config, the store, the parts, the budget, the examples and the
+compute engine."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 from distilloop.annotators.ensemble import Retry
 from distilloop.core.ledger import Budget
 from distilloop.core.types import Example, LabelingItem
+from distilloop.engine import Engine
 from distilloop.loop import fit
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.parts import Parts
@@ -26,6 +28,7 @@ class Env:
     budget: Budget
     progress: Progress
     examples: dict[str, Example]
+    engine: Engine
     retry: Retry = field(default_factory=Retry)
 
     def rng(self, round_no: int, salt: int = 0) -> np.random.Generator:

@@ -11,10 +11,13 @@ from distilloop.annotators.calibration import BatchCalibration
 from distilloop.annotators.calibration import build_calibration as _build_calibration
 from distilloop.annotators.review import Reviewer
 from distilloop.core.answers import AnswerSpace
+from distilloop.engine import Engine, build_engine
 from distilloop.errors import ConfigError
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.routing import CascadePolicy, ThresholdRouter
 from distilloop.registry import build, resolve
+from distilloop.storage.shards import VectorShards
+from distilloop.storage.store import Store
 from distilloop.strategies.base import Strategy
 from distilloop.students.base import Student
 
@@ -60,6 +63,16 @@ def build_calibration(config: CampaignConfig) -> BatchCalibration | None:
     if not isinstance(kind, str):
         raise ConfigError(f"aggregation.calibrate: must be a string, got {kind!r}")
     return _build_calibration(kind, params.get("calibrate_min_items", 20))
+
+
+def engine_for(config: CampaignConfig, store: Store) -> Engine:
+    """The campaign's compute engine (``[compute]``) over its vector shards (nothing connects yet)."""
+    c = config.compute
+    vectors = VectorShards(store, config.vectors_dir, min_shard_vectors=c.min_shard_vectors)
+    if c.engine == "ray":
+        return build_engine("ray", vectors, address=c.address, batch_rows=c.batch_rows, workers=c.workers,
+                            gpus_per_worker=float(c.gpus_per_worker))
+    return build_engine("local", vectors)
 
 
 @dataclass

@@ -260,3 +260,36 @@ class RationalesSection:
         f = self.fraction
         if isinstance(f, bool) or not isinstance(f, int | float) or not 0 <= f <= 1:
             raise ConfigError(f"rationales.fraction: must be a number in [0, 1], got {f!r}")
+
+
+@dataclass
+class ComputeSection:
+    """Where the pool is embedded and scored. ``engine = "local"`` (the default): in the campaign's process, and
+    nothing of Ray is imported. ``engine = "ray"``: as Ray Data ``map_batches`` over shards of ``batch_rows`` pool
+    items on the cluster at ``address`` (the ``ray`` extra), ``workers`` at a time (0: one per CPU of the cluster),
+    each with ``gpus_per_worker`` GPUs for embedding. Vectors written at least ``min_shard_vectors`` at a time go
+    to columnar shards in ``vectors_dir`` (default: ``<name>.vectors`` beside the store), smaller writes to the
+    store."""
+
+    engine: str = "local"
+    address: str = ""
+    batch_rows: int = 50_000
+    workers: int = 0
+    gpus_per_worker: float = 0.0
+    vectors_dir: str = ""
+    min_shard_vectors: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"compute.engine: must be \"local\" or \"ray\", got {self.engine!r}"
+                              f"{did_you_mean(str(self.engine), ['local', 'ray'])}")
+        if self.engine == "ray" and not self.address:
+            raise ConfigError("compute.address: engine = \"ray\" needs the cluster's address, e.g. "
+                              "address = \"10.0.0.5:6379\" (what `ray start --head` printed) or \"auto\"")
+        for key, low in (("batch_rows", 1), ("workers", 0), ("min_shard_vectors", 1)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"compute.{key}: must be an integer >= {low}, got {v!r}")
+        g = self.gpus_per_worker
+        if isinstance(g, bool) or not isinstance(g, int | float) or not 0 <= g <= 64:
+            raise ConfigError(f"compute.gpus_per_worker: must be a number in [0, 64], got {g!r}")

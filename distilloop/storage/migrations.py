@@ -175,6 +175,17 @@ def one_writer(db: Database) -> None:
         db.table("meta").insert({"key": "campaign_id", "value": f'"{uuid.uuid4().hex}"'})
 
 
+@migrations(name="0006_vector_shards")
+def vector_shards(db: Database) -> None:
+    """The manifest of the columnar vector shards kept beside the store (one row per shard file pair): large pools'
+    embeddings live in those files, not in SQLite; a shard exists for the campaign once its row is here."""
+    db.table("vector_shards").create(
+        {"encoder": str, "shard": str, "keys_path": str, "vectors_path": str, "rows": int, "dim": int,
+         "created_at": str},
+        pk=("encoder", "shard"),
+    )
+
+
 @migrations(name="0007_references")
 def references(db: Database) -> None:
     """How many teachers were asked about an item (a missing vote is dissent), and the evaluation references of

@@ -2,9 +2,10 @@
 
 Everything a campaign knows lives here: examples, rounds and their selections, every teacher call (with
 its request hash, raw response, usage and cost), consensus, human reviews, accepted labels, student
-versions, the budget ledger and the embedding cache. WAL mode; each unit of work is one transaction
-(``atomic()``), so a campaign killed at any point reopens in a consistent state and ``distilloop run``
-continues from it. Only this package names tables: every other part reads and writes through these methods.
+versions, the budget ledger, the embedding cache and the manifest of the vector shards beside it. WAL mode;
+each unit of work is one transaction (``atomic()``), so a campaign killed at any point reopens in a consistent
+state and ``distilloop run`` continues from it. Only this package names tables: every other part reads and
+writes through these methods.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from distilloop.storage.calls import CallsPart
 from distilloop.storage.examples import ExamplesPart
 from distilloop.storage.labels import LabelsPart
 from distilloop.storage.lock import WriterLock
+from distilloop.storage.manifest import ManifestPart
 from distilloop.storage.migrations import migrations
 from distilloop.storage.queries import QueriesPart
 from distilloop.storage.students import StudentsPart
@@ -31,7 +33,7 @@ from distilloop.storage.vectors import VectorsPart
 from distilloop.storage.versions import VersionsPart
 
 
-class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, QueriesPart, VersionsPart):
+class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, ManifestPart, QueriesPart, VersionsPart):
     """Typed access to one campaign's SQLite file. Use :meth:`create` for a new campaign, :meth:`open` after."""
 
     def __init__(self, db: Database, path: Path | None = None) -> None:

@@ -29,28 +29,32 @@ def margin(proba: np.ndarray) -> np.ndarray:
     return -(part[:, -1] - part[:, -2])  # higher score = smaller margin
 
 
-class _ScoreStrategy(Strategy):
+class ScoreStrategy(Strategy):
+    """Ranks the pool by a per-item function of the student's probabilities (``score_fn``) and takes the top
+    ``n`` (:func:`~distilloop.strategies.base.top_n`): what a compute engine can score shard by shard and merge
+    into exactly the same picks."""
+
     score_fn = staticmethod(entropy)
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
         return top_n(ctx.unlabeled_ids, self.score_fn(ctx.probabilities()), n, ctx.rng)
 
 
-class EntropySampling(_ScoreStrategy):
+class EntropySampling(ScoreStrategy):
     """Picks the items whose predicted label distribution has the highest entropy."""
 
     name = "entropy"
     score_fn = staticmethod(entropy)
 
 
-class LeastConfidence(_ScoreStrategy):
+class LeastConfidence(ScoreStrategy):
     """Picks the items whose most likely label is least probable."""
 
     name = "least_confidence"
     score_fn = staticmethod(least_confidence)
 
 
-class BreakingTies(_ScoreStrategy):
+class BreakingTies(ScoreStrategy):
     """Picks the items with the smallest margin between the two most likely labels."""
 
     name = "margin"

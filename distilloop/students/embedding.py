@@ -61,6 +61,11 @@ class EmbeddingLinear(Student):
         self._stored: set[str] = set()
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the cache is the campaign's (a store: never sent to another process); a copy sent to a compute
+        # engine's worker is given a read-only view of the shards there, if anything
+        return {k: v for k, v in self.__dict__.items() if k not in ("_cache", "_stored")}
+
     def clone(self) -> Student:
         c = cast(EmbeddingLinear, super().clone())
         if getattr(self, "_cache", None) is not None:
@@ -84,7 +89,6 @@ class EmbeddingLinear(Student):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` (rows L2-normalised when ``normalize``), through both caches."""
-        _, model = self._encoder()
         encoder = self.embedding_key
         memory = _MEMORY.setdefault(encoder, {})
         keys = [text_hash(t) for t in texts]
@@ -103,17 +107,24 @@ class EmbeddingLinear(Student):
         unseen = [k for k in unique if k not in memory]
         if unseen:
             by_key = dict(zip(keys, texts))
-            vecs = model.encode([by_key[k] for k in unseen], batch_size=self.batch_size, convert_to_numpy=True,
-                                normalize_embeddings=self.normalize, show_progress_bar=False)
-            fresh = dict(zip(unseen, np.asarray(vecs, dtype=np.float32)))
+            fresh = dict(zip(unseen, self.encode_uncached([by_key[k] for k in unseen])))
             memory.update(fresh)
             if cache is not None:
                 cache.put_vectors(encoder, fresh)
                 self._stored.update(fresh)
         self.n_encoded_ = getattr(self, "n_encoded_", 0) + len(unseen)
         if not keys:
-            return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+            return self.encode_uncached([])
         return np.stack([memory[k] for k in keys])
+
+    def encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
+        """The encoder's vectors of ``texts``, float32, through no cache (what a compute engine's worker runs)."""
+        _, model = self._encoder()
+        if not texts:
+            return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+        vecs = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                            normalize_embeddings=self.normalize, show_progress_bar=False)
+        return np.asarray(vecs, dtype=np.float32)
 
     # -- the contract ------------------------------------------------------------------------------
     def _fit(self, texts: list[str], labels: list[str], *, rationales: Sequence[str | None] | None,
@@ -141,11 +152,17 @@ class EmbeddingLinear(Student):
         self.only_class_ = None  # type: ignore[assignment]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), len(self.classes_)))
+        if self.head_ is None:
+            return self.proba_from_vectors(np.zeros((len(texts), 1), dtype=np.float32))
+        return self.proba_from_vectors(self.encode(list(texts)))
+
+    def proba_from_vectors(self, vectors: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` from the texts' vectors (a compute engine reads them from the shards)."""
+        out = np.zeros((len(vectors), len(self.classes_)))
         if self.head_ is None:
             out[:, self.classes_.index(str(self.only_class_))] = 1.0
             return out
-        proba = self.head_.predict_proba(self.encode(list(texts)))
+        proba = self.head_.predict_proba(vectors)
         for j, c in enumerate(self.head_.classes_):
             out[:, self.classes_.index(c)] = proba[:, j]
         return out

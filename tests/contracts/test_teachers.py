@@ -9,7 +9,7 @@ import json
 import pytest
 
 from distilloop.annotators import openai_teacher as openai_module
-from distilloop.annotators.openai_teacher import OpenAICompatibleTeacher
+from distilloop.annotators.openai_compatible import OpenAICompatibleTeacher
 from distilloop.annotators.replay import ReplayTeacher
 from distilloop.core.types import LabelingItem
 from distilloop.registry import TEACHERS

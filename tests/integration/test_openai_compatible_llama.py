@@ -70,7 +70,7 @@ def llama_server(tmp_path_factory):
 
 
 def test_openai_compatible_teacher_on_llama_cpp_server(llama_server):
-    from distilloop.annotators.openai_teacher import OpenAICompatibleTeacher
+    from distilloop.annotators.openai_compatible import OpenAICompatibleTeacher
 
     t = OpenAICompatibleTeacher(name="qwen-server", model="qwen2.5-coder-0.5b", base_url=llama_server,
                                 max_tokens=64, timeout_s=120)

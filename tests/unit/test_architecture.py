@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"data", "registry"},
     {"storage"},
     {"strategies", "students", "annotators", "testing"},
+    {"engine"},  # compute engines: run strategies' and students' pool-sized work (locally or on Ray)
     {"loop"},
     {"reports"},
     {"cli"},

@@ -30,7 +30,7 @@ def select(env: Env, round_no: int) -> Selection | None:
         return None
     paid = pilot_first(env, round_no, pool, plan.n)
     rest = [e for e in pool if e.id not in set(paid)]
-    student = load_active(env.store)
+    student = env.engine.attach(load_active(env.store))
     strategy = env.parts.strategy_for(student is not None)
     sel = Selection([], [])
     if plan.n > len(paid) and rest:
@@ -45,7 +45,7 @@ def select(env: Env, round_no: int) -> Selection | None:
             ctx.extra["item_cost"] = item_costs(env.parts.teachers, rest, env.item, corrections)
         with env.progress.status(f"round {round_no}: selecting {plan.n - len(paid)} of {len(rest)} with "
                                  f"{strategy.name}"):
-            sel = strategy.select(ctx, plan.n - len(paid))
+            sel = env.engine.select(strategy, ctx, plan.n - len(paid))
     if paid:
         sel = Selection(paid + sel.ids, [0.0] * len(paid) + sel.scores, sel.explanations)
     failpoint("selected")  # picked, not recorded: the resumed run selects again, the same items (same seed)

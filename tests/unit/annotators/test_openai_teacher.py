@@ -6,7 +6,7 @@ import json
 import pytest
 
 from distilloop.annotators import openai_teacher as openai_module
-from distilloop.annotators.openai_teacher import OpenAICompatibleTeacher
+from distilloop.annotators.openai_compatible import OpenAICompatibleTeacher
 from distilloop.errors import ConfigError, TeacherError
 from distilloop.testing.fake_api import FakeLLMAPI
 from tests.unit.annotators.remote_helpers import KEY, LABELS, ask, generation_requests, items, openai_teacher

@@ -1,0 +1,98 @@
+"""The default engine: the `[compute]` section, nothing of Ray imported, and a frozen encoder's pool vectors in
+the columnar shards, reused by a resumed campaign."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from distilloop.errors import ConfigError
+from distilloop.loop.campaign import Campaign
+from distilloop.loop.config import load_config, parse_config
+from tests.conftest import ROOT, replay_config
+from tests.unit.loop.test_config import with_
+
+
+@pytest.mark.parametrize("compute,match", [
+    ({"engine": "rey"}, r"compute.engine: must be \"local\" or \"ray\", got 'rey' \(did you mean 'ray'\?\)"),
+    ({"engine": "ray"}, r"compute.address: engine = \"ray\" needs the cluster's address"),
+    ({"batch_rows": 0}, r"compute.batch_rows: must be an integer >= 1, got 0"),
+    ({"workers": -1}, r"compute.workers: must be an integer >= 0"),
+    ({"gpus_per_worker": "1"}, r"compute.gpus_per_worker: expected float"),
+    ({"adress": "x"}, r"compute.adress: unknown key \(did you mean 'address'\?\)"),
+])
+def test_bad_compute_sections_name_the_key_and_the_fix(compute, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_config(with_(compute=compute))
+
+
+def test_the_default_engine_is_local_and_its_shards_sit_beside_the_store(tmp_path):
+    cfg = load_config(replay_config(tmp_path))
+    assert cfg.compute.engine == "local"
+    assert cfg.vectors_dir == tmp_path / "t.vectors"
+
+
+def test_the_default_engine_imports_nothing_of_ray(tmp_path):
+    """A whole campaign (random first round, then entropy over a trained student) in a fresh interpreter."""
+    cfg = replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 10\nbatch_size = 10")
+    code = f"""
+import json, sys
+from distilloop.loop.campaign import Campaign
+from distilloop.loop.config import load_config
+c = Campaign.open(load_config({str(cfg)!r}))
+reason = c.run()
+rounds = len(c.store.rounds())
+c.close()
+print(json.dumps({{"reason": reason, "rounds": rounds,
+                  "ray": sorted(m for m in sys.modules if m.split(".")[0] == "ray")}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["rounds"] == 2 and got["reason"].startswith("max rounds")
+    assert got["ray"] == []
+
+
+def test_a_frozen_encoders_pool_vectors_go_to_shards_and_a_resumed_campaign_reuses_them(tmp_path, tiny_bert_dir,
+                                                                                          monkeypatch):
+    from distilloop.students import embedding
+
+    encoded: list[int] = []
+    real = embedding.EmbeddingLinear.encode_uncached
+    monkeypatch.setattr(embedding.EmbeddingLinear, "encode_uncached",
+                        lambda self, texts: encoded.append(len(texts)) or real(self, texts))
+    extra = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[compute]\nmin_shard_vectors = 50\n'
+    path = replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 10\nbatch_size = 10", extra=extra)
+    campaign = Campaign.open(load_config(path))
+    campaign.run()
+    shards = campaign.store.vector_shards()
+    pool_left = len(campaign.env.unlabeled_pool())
+    campaign.close()
+    # one shard per bulk write: the 80 test items (evaluated in round 1), then the pool round 2 selected from
+    assert sorted(s["rows"] for s in shards) == [80, pool_left + 10]
+    assert (tmp_path / "t.vectors" / shards[0]["vectors_path"]).exists()
+
+    embedding._MEMORY.clear()  # what a new process starts with
+    encoded.clear()
+    path.write_text(path.read_text().replace("max_rounds = 2", "max_rounds = 3"))
+    resumed = Campaign.open(load_config(path))
+    try:
+        resumed.run()
+        assert len(resumed.store.rounds()) == 3
+    finally:
+        resumed.close()
+    assert sum(encoded) == 0  # every vector came from the shards or the store: nothing embedded again
+
+
+def test_engine_ray_without_the_extra_stops_at_open_with_the_install_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    from distilloop.errors import MissingExtraError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    path = replay_config(tmp_path, extra='[compute]\nengine = "ray"\naddress = "127.0.0.2:6379"\n')
+    with pytest.raises(MissingExtraError, match=r"pip install -c constraints.txt 'distilloop\[ray\]'"):
+        Campaign.open(load_config(path))
+    assert not (tmp_path / "t.distilloop.db").exists()  # nothing written
