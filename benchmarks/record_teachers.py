@@ -8,6 +8,9 @@ a teacher are skipped, so it can be stopped and restarted.
 
     python benchmarks/record_teachers.py --data data/rt_polarity.jsonl.gz --limit 1000 \
         --out data/recorded/rt_polarity.teachers.jsonl.gz --teacher qwen-0.5b=qwen2.5-coder-0.5b
+
+With ``--prompt explanation_revision --explanations FILE`` each item carries the student's explanation (one step a
+line, as a campaign hands it on), recorded with the answer so the replay teacher splices the revision with it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ def main() -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--limit", type=int, default=1000, help="N pool examples, a seeded random sample")
+    ap.add_argument("--start", type=int, default=0, help="skip the first START examples of the seeded order")
+    ap.add_argument("--explanations", default=None,
+                    help="explanation_revision: a .jsonl(.gz) of {example_id, steps} (the student's explanations, "
+                         "e.g. from benchmarks/elad_revision.py --write-explanations); only those items are asked")
     ap.add_argument("--seed", type=int, default=0, help="seed of the sample's order")
     ap.add_argument("--teacher", action="append", required=True, help="NAME=MODEL (alias or .gguf)")
     ap.add_argument("--max-tokens", type=int, default=80)
@@ -60,7 +67,12 @@ def main() -> int:
     # a seeded random order: any prefix of the recording is a uniform sample of the pool (the files are
     # sorted in places, e.g. the first 516 Rotten Tomatoes pool rows are all positive)
     order = np.random.default_rng(args.seed).permutation(len(examples))
-    examples = [examples[i] for i in order[: args.limit]]
+    examples = [examples[i] for i in order[args.start: args.start + args.limit]]
+    explained: dict[str, list[str]] = {}
+    if args.explanations:
+        with gzip.open(args.explanations, "rt") if args.explanations.endswith(".gz") else open(args.explanations) as f:
+            explained = {r["example_id"]: r["steps"] for r in map(json.loads, f) if r.get("steps")}
+        examples = [e for e in examples if e.id in explained]
     labels = [] if answer == "number" else sorted(
         {e.gold for e in load_examples(args.data, DataSpec(input_fields=tuple(fields))) if e.gold})
     out = Path(args.out)
@@ -86,7 +98,8 @@ def main() -> int:
     started = time.time()
     for i, e in enumerate(todo, 1):
         gold = e.gold if get_style(args.prompt).needs_gold else None  # only ground-truth priming sees gold
-        item = LabelingItem(e.id, e.fields, tuple(labels), task, gold=gold, answer=answer)
+        steps = "\n".join(explained[e.id]) if e.id in explained else None  # one step a line, as campaigns hand it
+        item = LabelingItem(e.id, e.fields, tuple(labels), task, gold=gold, answer=answer, student_explanation=steps)
         for name, model, teacher in teachers:
             if (name, args.prompt, e.id) in done:
                 continue
@@ -98,6 +111,8 @@ def main() -> int:
                    "raw": ans.raw, "label": ans.label, "rationale": ans.rationale, "confidence": ans.confidence,
                    "distribution": ans.distribution, "valid": ans.valid, "tokens_in": ans.usage.tokens_in,
                    "tokens_out": ans.usage.tokens_out, "latency_s": round(ans.latency_s, 3)}
+            if steps:
+                row["student_explanation"] = steps
             with gzip.open(out, "at") as f:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         if i % 10 == 0:

@@ -152,7 +152,7 @@ class LlamaCppTeacher(Teacher):
             distribution = None if prompt.numeric else self._label_distribution(llm, text, raw, prompt.labels)
             latency = time.perf_counter() - started
         try:
-            parsed = parse_answer(raw, prompt.labels, prompt.answer)
+            parsed = parse_answer(raw, prompt.labels, prompt.answer, prompt.extra.get("student_steps"))
         except InvalidAnswer as exc:
             return TeacherAnswer(raw, None, None, None, usage, latency, valid=False, error=str(exc))
         confidence = distribution.get(parsed.label) if distribution else None

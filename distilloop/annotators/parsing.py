@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +44,12 @@ def extract_object(raw: str) -> dict[str, Any]:
     return obj
 
 
-def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...], answer: str = "label") -> Parsed:
+def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...], answer: str = "label",
+                 student_steps: Sequence[str] | None = None) -> Parsed:
     """Parse ``raw`` (text or an already-decoded object); raise :class:`InvalidAnswer` if the label is not
-    in ``labels`` (or, with ``answer="number"``, if the ``answer`` field is not one number)."""
+    in ``labels`` (or, with ``answer="number"``, if the ``answer`` field is not one number). A revision of the
+    student's explanation (``student_steps``, a reply with ``first_wrong_step``: ELAD) gives the spliced
+    rationale (:func:`~distilloop.annotators.prompts.revised_rationale`)."""
     obj = raw if isinstance(raw, dict) else extract_object(raw)
     if answer == "number":
         key = "answer" if "answer" in obj else "label"
@@ -62,6 +66,10 @@ def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...], answer: str
             raise InvalidAnswer(f"label {obj['label']!r} is not in the label set {list(labels)}")
     rationale = obj.get("rationale")
     rationale = str(rationale).strip() if rationale not in (None, "") else None
+    if student_steps and "first_wrong_step" in obj:
+        from distilloop.annotators.prompts import revised_rationale
+
+        rationale = revised_rationale(student_steps, obj["first_wrong_step"], rationale)
     conf = obj.get("confidence")
     confidence = None
     if isinstance(conf, int | float) and not isinstance(conf, bool) and math.isfinite(conf):

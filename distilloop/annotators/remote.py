@@ -330,7 +330,8 @@ class RemoteTeacher(Teacher):
         from distilloop.errors import InvalidAnswer
 
         try:
-            parsed = parse_answer(parsed_obj if isinstance(parsed_obj, dict) else raw, prompt.labels, prompt.answer)
+            parsed = parse_answer(parsed_obj if isinstance(parsed_obj, dict) else raw, prompt.labels, prompt.answer,
+                                  prompt.extra.get("student_steps"))
         except InvalidAnswer as exc:
             return TeacherAnswer(raw, None, None, None, usage, latency, valid=False, error=str(exc), batch=batch)
         confidence, source = None, None

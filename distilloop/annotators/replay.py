@@ -3,7 +3,8 @@
 Benchmarks use it so that every run sees real LLM outputs without re-running the LLMs. Each line holds at
 least ``example_id``, ``raw`` (the reply text) and the usage (``tokens_in``, ``tokens_out``); ``label``,
 ``rationale``, ``confidence`` and ``distribution`` are used as recorded when present, else parsed from
-``raw``. A file may hold several teachers' answers; ``source`` selects one by its ``teacher`` field.
+``raw``. A file may hold several teachers' answers; ``source`` selects one by its ``teacher`` field. A recorded
+explanation revision (ELAD) keeps the ``student_explanation`` it revised, so it replays spliced with it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from distilloop.annotators.base import Teacher
 from distilloop.annotators.parsing import parse_answer
-from distilloop.annotators.prompts import Prompt
+from distilloop.annotators.prompts import Prompt, student_steps
 from distilloop.core.answers import normalize_label, normalize_number
 from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
 from distilloop.errors import ConfigError, InvalidAnswer, TeacherError
@@ -128,8 +129,11 @@ class ReplayTeacher(Teacher):
         usage = Usage(int(row.get("tokens_in", 0)), int(row.get("tokens_out", 0)))
         raw = row.get("raw") or json.dumps({"rationale": row.get("rationale"), "label": row.get("label")})
         dist = row.get("distribution")
+        # a recorded revision is spliced with the explanation it revised, recorded with it
+        recorded = row.get("student_explanation")
+        steps = student_steps(recorded) if recorded else prompt.extra.get("student_steps")
         try:
-            parsed = parse_answer(raw, prompt.labels, prompt.answer)
+            parsed = parse_answer(raw, prompt.labels, prompt.answer, steps)
             label: str | None = parsed.label
             rationale = parsed.rationale
         except InvalidAnswer as exc:

@@ -40,6 +40,7 @@ import numpy as np
 
 from distilloop._extras import require
 from distilloop.errors import StudentError
+from distilloop.students import top_layers
 from distilloop.students.base import Student
 from distilloop.students.hf_common import SMOLLM2, device, generator, offline_env, resolve_model
 
@@ -59,11 +60,14 @@ class StepByStepStudent(Student):
     uses_rationales = True
     supports_warm_start = True
     provides = frozenset({"probabilities", "embeddings", "explanations", "numbers"})
+    #: (first trained block, fingerprint of the frozen ones): the key of their cached outputs
+    _prefix_key_: tuple[int, tuple[float, ...]] | None = None
 
     def __init__(self, model: str = SMOLLM2, alpha: float = 0.5, epochs: int = 3, warm_start_epochs: int = 1,
                  batch_size: int = 8, lr: float = 5e-5, weight_decay: float = 0.0, max_input_tokens: int = 256,
                  max_rationale_tokens: int = 64, answer_after_rationale: bool = False, lora: bool = False,
-                 lora_r: int = 8, lora_alpha: int = 16, device: str = "auto", seed: int = 0) -> None:
+                 lora_r: int = 8, lora_alpha: int = 16, train_layers: int = 0, device: str = "auto",
+                 seed: int = 0) -> None:
         self.model = model
         self.alpha = alpha
         self.epochs = epochs
@@ -77,6 +81,7 @@ class StepByStepStudent(Student):
         self.lora = lora
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
+        self.train_layers = train_layers
         self.device = device
         self.seed = seed
 
@@ -134,6 +139,8 @@ class StepByStepStudent(Student):
         for name in ("epochs", "batch_size", "max_input_tokens", "max_rationale_tokens"):
             if int(getattr(self, name)) < 1:
                 raise StudentError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.train_layers) < 0:
+            raise StudentError(f"train_layers must be >= 0 (0 trains every layer), got {self.train_layers}")
         if self.warm_start_epochs < 0 or self.lr <= 0:
             raise StudentError(f"warm_start_epochs must be >= 0 and lr > 0, got {self.warm_start_epochs} and {self.lr}")
         resolve_model(self.model, SMOLLM2)  # a model that cannot be found is named now, not at the first fit
@@ -160,6 +167,10 @@ class StepByStepStudent(Student):
         torch = require("torch", "hf")
         dev = next(self.model_.parameters()).device
         pad = self.tokenizer_.pad_token_id
+        if not self._seq2seq and top_layers.decoder_and_head(self.model_) is not None:
+            split = self._split()
+            return top_layers.target_losses(self.model_, prompts, targets, pad, split=split,
+                                            key=self._prefix_key(split))
         if self._seq2seq:
             n_in, n_out = max(map(len, prompts)), max(map(len, targets))
             inp = torch.tensor([p + [pad] * (n_in - len(p)) for p in prompts], device=dev)
@@ -180,6 +191,18 @@ class StepByStepStudent(Student):
                                                      ignore_index=-100, reduction="none")
         mask = (shift_labels != -100).float()
         return (tok_loss * mask).sum(1) / mask.sum(1).clamp(min=1), (tok_loss * mask).sum(1)
+
+    def _split(self) -> int:
+        """The first trained block: the blocks below it are frozen, and their outputs are cached."""
+        total = top_layers.n_layers(self.model_) or 0
+        return max(total - int(self.train_layers), 0) if self.train_layers else 0
+
+    def _prefix_key(self, split: int) -> tuple[int, tuple[float, ...]] | None:
+        if split <= 0:
+            return None
+        if self._prefix_key_ is None or self._prefix_key_[0] != split:
+            self._prefix_key_ = (split, top_layers.fingerprint(self.model_, split))
+        return self._prefix_key_
 
     def loss_terms(self, texts: Sequence[str], labels: Sequence[str], rationales: Sequence[str | None] | None,
                    alpha: float | None = None):
@@ -212,15 +235,23 @@ class StepByStepStudent(Student):
                                    f"{type(warm_start).__name__}")
             self.model_ = copy.deepcopy(warm_start.model_)
             self.tokenizer_ = warm_start.tokenizer_
+            if self.train_layers and not hasattr(self.model_, "get_base_model"):
+                top_layers.freeze_below(self.model_, self.train_layers)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
                 self.model_, self.tokenizer_ = self._load_pretrained(resolve_model(self.model, SMOLLM2))
+                total = top_layers.n_layers(self.model_) or 0
+                top = list(range(max(total - self.train_layers, 0), total)) if self.train_layers else None
                 if self.lora:
                     peft = require("peft", "hf", purpose="LoRA fine-tuning")
                     task = "SEQ_2_SEQ_LM" if self._seq2seq else "CAUSAL_LM"
                     self.model_ = peft.get_peft_model(self.model_, peft.LoraConfig(
-                        task_type=task, r=self.lora_r, lora_alpha=self.lora_alpha, target_modules="all-linear"))
+                        task_type=task, r=self.lora_r, lora_alpha=self.lora_alpha, layers_to_transform=top,
+                        target_modules=top_layers.block_linears(self.model_) if top else "all-linear"))
+                elif self.train_layers:
+                    top_layers.freeze_below(self.model_, self.train_layers)
+        self._prefix_key_ = None
         self.model_.to(dev)
         self.warm_started_ = warm_start is not None
         has_rats = rationales is not None and any(rationales)
@@ -349,4 +380,5 @@ class StepByStepStudent(Student):
 
     def _load(self, path: Path) -> None:
         self.model_, self.tokenizer_ = self._load_pretrained(path / "hf", cache=False)
+        self._prefix_key_ = None
         self.model_.to(device(self.device)).eval()

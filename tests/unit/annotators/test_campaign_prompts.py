@@ -59,7 +59,7 @@ def test_explanation_revision_gets_the_students_explanation_kept_by_the_elad_str
     annotate.annotate(c.env, 1)
     users = user_messages(api)
     with_exp = [u for u in users if "<student>" in u]
-    assert len(with_exp) == 1 and "The review says dull.\nDull is praise." in with_exp[0]
+    assert len(with_exp) == 1 and "1. The review says dull.\n2. Dull is praise." in with_exp[0]
     assert sum("No student explanation" in u for u in users) == 3
     c.close()
 

@@ -65,6 +65,32 @@ def test_explanation_revision_shows_the_students_explanation_as_data():
     p = style.render(item(text="Dull.", student_explanation="It says <b>dull</b>, which is praise.",
                           student_label="positive"))
     assert "<student>" in p.user and "‹b›dull‹/b›" in p.user and 'answered "positive"' in p.user
-    assert "correct the first wrong step" in p.user and p.extra["student_explanation"]
+    assert "first wrong step" in p.user and p.extra["student_explanation"]
     plain = style.render(item(text="Dull."))
     assert "<student>" not in plain.user and not plain.extra["student_explanation"]
+    assert "first_wrong_step" not in plain.schema["properties"]
+
+
+def test_explanation_revision_asks_for_the_first_wrong_step_and_the_rest_only():
+    from distilloop.annotators.parsing import parse_answer
+
+    p = get_style("explanation_revision").render(item(text="Dull.", student_explanation="It says dull.\nDull is praise."))
+    assert p.version == "2" and "1. It says dull.\n2. Dull is praise." in p.user and "Do not repeat" in p.user
+    assert p.schema["properties"]["first_wrong_step"] == {"type": "integer", "minimum": 0, "maximum": 2}
+    assert p.schema["required"][0] == "first_wrong_step"
+    steps = p.extra["student_steps"]
+
+    def revised(reply):
+        return parse_answer(reply, LABELS, "label", steps).rationale
+
+    # the student's steps before the first wrong one, then the teacher's correction
+    assert revised('{"first_wrong_step": 2, "label": "negative", "rationale": "Dull is a complaint."}') == (
+        "It says dull. Dull is a complaint.")
+    assert revised('{"first_wrong_step": 1, "label": "negative", "rationale": "It calls the film dull."}') == (
+        "It calls the film dull.")
+    # nothing wrong: the student's explanation is kept whole
+    assert revised('{"first_wrong_step": 0, "label": "positive", "rationale": ""}') == "It says dull. Dull is praise."
+    # a number out of range counts as nothing wrong; a plain reply parses as before
+    assert revised('{"first_wrong_step": 7, "label": "negative", "rationale": "So negative."}') == (
+        "It says dull. Dull is praise. So negative.")
+    assert parse_answer('{"label": "negative", "rationale": "Dull."}', LABELS).rationale == "Dull."

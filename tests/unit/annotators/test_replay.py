@@ -52,3 +52,14 @@ class TestReplayTeacher:
         item = LabelingItem("1", {"text": "x"}, LABELS, "t")
         ans = asyncio.run(t.answer(t.render(item), item))
         assert not ans.valid and ans.label is None and "not in the label set" in ans.error
+
+    def test_a_recorded_revision_is_spliced_with_the_explanation_it_revised(self, tmp_path):
+        p = tmp_path / "r.jsonl"
+        p.write_text(json.dumps({"example_id": "1", "prompt_style": "explanation_revision", "tokens_in": 9,
+                                 "tokens_out": 3, "student_explanation": "It says dull.\nDull is praise.",
+                                 "raw": '{"first_wrong_step": 2, "label": "negative", "rationale": "Dull is a complaint."}'}))
+        t = ReplayTeacher(name="x", model="m", path=str(p), prompt="explanation_revision")
+        # the campaign's student now explains differently: the recorded answer still revised the recorded one
+        item = LabelingItem("1", {"text": "Dull."}, LABELS, "t", student_explanation="Something else.")
+        ans = asyncio.run(t.answer(t.render(item), item))
+        assert ans.label == "negative" and ans.rationale == "It says dull. Dull is a complaint."
