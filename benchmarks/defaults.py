@@ -64,22 +64,19 @@ def replayed(raw: dict[str, Any], data: Path, store: Path, seed: int) -> dict[st
     raw["teachers"] = [{"name": t["name"], "kind": "replay", "model": t["name"], "path": paths, "source": t["name"],
                         "max_tokens": t.get("max_tokens", 80)} for t in raw["teachers"]]
     raw["campaign"] = {**raw["campaign"], "seed": seed, "store": str(store)}
-    raw["data"] = {"path": str(data), "input_fields": raw["data"].get("input_fields", ["text"])}
+    # the demo's limits: a seeded sample of the dev and test rows (and 600 of the recorded pool items)
+    raw["data"] = {"path": str(data), "input_fields": raw["data"].get("input_fields", ["text"]),
+                   "limits": raw["data"].get("limits", {})}
     return raw
 
 
-def data_file(ids: list[str], workdir: Path, n_dev: int, n_test: int) -> Path:
-    """The recorded pool items, and the first ``n_dev`` dev and ``n_test`` test rows of the data set."""
+def data_file(ids: list[str], workdir: Path) -> Path:
+    """The recorded pool items, and every dev and test row of the data set (the demo's limits sample them)."""
     wanted, out = set(ids), workdir / "rt.defaults.jsonl"
-    left = {"dev": n_dev, "test": n_test}
     with gzip.open(ROOT / RT.data, "rt") as f, open(out, "w") as g:
         for line in f:
             r = json.loads(line)
-            split = r.get("split")
-            if split == "pool" and r["id"] in wanted:
-                g.write(line)
-            elif split in left and left[split] > 0:
-                left[split] -= 1
+            if r.get("split") in ("dev", "test") or r["id"] in wanted:
                 g.write(line)
     return out
 
@@ -117,7 +114,7 @@ def main() -> None:
     limits = demo["data"].get("limits", {})
     with tempfile.TemporaryDirectory(prefix="distilloop-defaults-") as tmp:
         work = Path(tmp)
-        data = data_file(ids, work, limits.get("dev", 200), limits.get("test", 1000))
+        data = data_file(ids, work)
         results: dict[str, list[dict[str, Any]]] = {}
         for name, raw in configs.items():
             for seed in args.seeds:
@@ -126,8 +123,9 @@ def main() -> None:
                 last = results[name][-1]["rows"][-1] if results[name][-1]["rows"] else {}
                 print(f"  {name:24} seed {seed}: student {last.get('student_acc')}, labels {last.get('label_acc')}, "
                       f"{results[name][-1]['seconds']:.0f} s", file=sys.stderr)
-    print(f"Rotten Tomatoes, {len(ids)} recorded pool items, {limits.get('dev', 200)} dev rows (decisions), "
-          f"{limits.get('test', 1000)} test rows (reported); replayed teachers; mean over seeds {args.seeds}")
+    print(f"Rotten Tomatoes: {limits.get('pool', len(ids))} of the {len(ids)} recorded pool items, "
+          f"{limits.get('dev', '-')} dev rows (decisions), {limits.get('test', '-')} test rows (reported), seeded "
+          f"samples as the demo draws them; replayed teachers; mean over seeds {args.seeds}")
     head = (f"{'configuration':24} {'round':>5} {'labeled':>7} {'label acc':>9} {'student acc':>11} "
             f"{'majority':>8} {'tokens':>8}")
     print(head + "\n" + "-" * len(head))
