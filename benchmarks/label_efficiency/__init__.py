@@ -140,7 +140,7 @@ def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path 
 def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str, student: dict[str, Any],
                     seed: int, review: str, pool_size: int, initial: int, growth: float, rounds: int,
                     min_agreement: float, calibrate: str = "batch", rationales: str = "all",
-                    root: Path = ROOT) -> dict[str, Any]:
+                    routing: dict[str, Any] | None = None, root: Path = ROOT) -> dict[str, Any]:
     paths = [str(root / spec.recording)] + ([str(root / spec.label_only)] if spec.label_only else [])
     teachers = [{"name": t, "kind": "replay", "model": t, "path": paths, "source": t,
                  "price": spec.prices.get(t, {"input": 0.0, "output": 0.0})} for t in spec.teachers]
@@ -153,7 +153,7 @@ def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str
                    "concurrency": 64},
         "strategy": strategy_table(strategy) if not strategy.startswith("small-text:") else {"name": "random"},
         "teachers": teachers,
-        "routing": {"min_agreement": min_agreement},
+        "routing": {"min_agreement": min_agreement, **(routing or {})},
         # the local teachers lean hard toward one label each: batch calibration of their logprob
         # distributions (see distilloop.annotators.calibration), votes weighted by the calibrated confidence
         "aggregation": {"method": "confidence_weighted", "calibrate": calibrate},
@@ -190,27 +190,33 @@ class Curve:
     review: str
     points: list[tuple[float, float, float, int]]  # (tokens, usd, accuracy, labeled)
     seconds: float
+    label_acc: float | None = None  # of every accepted label at the end, against gold
 
 
 def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, student: dict[str, Any], seed: int,
             review: str, pool_size: int, schedule: tuple[int, float, int], min_agreement: float,
-            student_name: str | None = None, calibrate: str = "batch") -> Curve:
+            student_name: str | None = None, calibrate: str = "batch", rationales: str = "all",
+            routing: dict[str, Any] | None = None, name: str | None = None) -> Curve:
     initial, growth, rounds = schedule
-    store = workdir / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', strategy)}-{student['kind']}-{seed}-{review}.db"
+    store = workdir / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', name or strategy)}-{student['kind']}-{seed}-{review}.db"
     store.unlink(missing_ok=True)
     raw = campaign_config(spec, data, store, strategy=strategy, student=student, seed=seed, review=review,
                           pool_size=pool_size, initial=initial, growth=growth, rounds=rounds,
-                          min_agreement=min_agreement, calibrate=calibrate)
+                          min_agreement=min_agreement, calibrate=calibrate, rationales=rationales, routing=routing)
     config = parse_config(raw, workdir / "bench.toml")
     started = time.perf_counter()
     campaign = Campaign.open(config, progress=Progress(quiet=True))
     if strategy.startswith("small-text:"):
         campaign.parts.strategy = SmallTextStrategy(strategy.split(":", 1)[1])
     campaign.run()
-    points = [(r.tokens_in + r.tokens_out, r.usd, r.accuracy, r.labeled)
-              for r in campaign.store.round_rows() if r.accuracy is not None]
+    rows = campaign.store.round_rows()
+    points = [(r.tokens_in + r.tokens_out, r.usd, r.accuracy, r.labeled) for r in rows if r.accuracy is not None]
+    gold = campaign.env.examples
+    right = [r["label"] == gold[r["example_id"]].gold for r in campaign.store.labeled()
+             if gold[r["example_id"]].gold is not None]
     campaign.close()
-    return Curve(strategy, student_name or student["kind"], seed, review, points, time.perf_counter() - started)
+    return Curve(name or strategy, student_name or student["kind"], seed, review, points,
+                 time.perf_counter() - started, float(np.mean(right)) if right else None)
 
 
 def accuracy_at(curve: Curve, tokens: float) -> float | None:

@@ -183,6 +183,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from distilloop.loop.progress import Progress
 
     bench = _harness()
+    if args.levers:
+        from importlib import import_module
+
+        levers = import_module(f"{bench.__name__}.levers")
+        if args.students and args.students not in bench.STUDENTS:
+            raise UserInputError(f"--students: with --levers, one of {', '.join(bench.STUDENTS)}; got {args.students!r}")
+        seeds_l = tuple(range(args.seeds if args.seeds else (1 if args.quick else 3)))
+        res = levers.run_levers(dataset=args.dataset, seeds=seeds_l, progress=Progress(quiet=args.quiet),
+                                student=(args.students or ("tfidf_logreg" if args.quick else "embedding_mpnet")))
+        table = levers.format_levers(res)
+        print(table)
+        if args.out:
+            Path(args.out).write_text(json.dumps({"table": table, "rows": res.rows, "full_acc": res.full_acc,
+                                                  "full_tokens": res.full_tokens, "full_usd": res.full_usd,
+                                                  "curves": [c.__dict__ for c in res.curves]}, indent=1))
+        return 0
 
     def csv(v: str) -> tuple:
         return tuple(x.strip() for x in v.split(",") if x.strip())
@@ -243,7 +259,11 @@ def register(sub: Any) -> None:
     sp.add_argument("--pool", type=int, help="use only the first N recorded pool items")
     sp.add_argument("--calibrate", choices=("batch", "none"), default="batch",
                     help="calibration of the teachers' label distributions (default: batch)")
-    sp.add_argument("--out", help="also write the table, rows and curves as JSON to this file")
+    sp.add_argument("--levers", action="store_true",
+                    help="every lever instead: selection (random, mixture) x cascade (off, strong-first) x rationale "
+                         "policy (all, label-only) x calibration (none, batch), tokens and dollars to 95/98%% of the "
+                         "full-pool student (default 3 seeds, the mpnet student; --students takes one)")
+    sp.add_argument("--out", "--json", dest="out", help="also write the table, rows and curves as JSON to this file")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_bench)
 
