@@ -11,6 +11,8 @@ from distilloop.cli.common import console, open_store, with_config
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from distilloop.loop import diagnostics
     from distilloop.loop.steps.review import review_agreement
     from distilloop.loop.stopping import kappa_history, stop_set
@@ -32,7 +34,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             s["rounds_table"] = [row_dict(r) for r in rows]
             s["teacher_reliability"] = store.reliability()
             s["review_agreement"] = review_agreement(store, config.space)
-            s["warnings"] = diagnostics.warnings(store, config.space, config.evaluation.metric)
+            s["warnings"] = diagnostics.warnings(store, config.space, config.evaluation.metric,
+                                                 config.aggregation.params.get("calibrate") == "batch")
             s["short_votes"] = store.short_votes()
             print(json.dumps(s, indent=2, default=str))
             return 0
@@ -72,8 +75,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         _print_review_state(out, store, config)
         _print_versions(out, versions)
         out.print(rounds_table(rows))
-        for message in diagnostics.warnings(store, config.space, config.evaluation.metric):
-            out.print(f"[yellow]warning:[/yellow] {message}")
+        calibrated = config.aggregation.params.get("calibrate") == "batch"
+        for message in diagnostics.warnings(store, config.space, config.evaluation.metric, calibrated):
+            out.print(f"[yellow]warning:[/yellow] {escape(message)}")
         if kappas:
             by_round = ", ".join(f"round {k['round']} {k['kappa']:.3f}" for k in kappas)
             out.print(f"stabilizing predictions: kappa with the previous round on {len(stop_set(store) or [])} "

@@ -84,7 +84,9 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         print(json.dumps(dataclasses.asdict(rep), indent=2, default=str))
         return 0
     c = console()
-    table = Table(title=f"Pilot of {config.campaign.name}: every teacher on {rep.n} pool items")
+    how = ("every teacher" if not config.routing.cascade else
+           "the teachers as the campaign asks them (cascade: a later tier only where the one before is unsure)")
+    table = Table(title=f"Pilot of {config.campaign.name}: {how} on {rep.n} pool items")
     for col in ("teacher", "answered", "invalid", "labels given", "accuracy (gold)", "tokens / item", "$ / item",
                 "seconds / item"):
         table.add_column(col, justify="left" if col in ("teacher", "labels given") else "right")
@@ -97,7 +99,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     for pair, k in rep.kappa.items():
         c.print(f"agreement {pair}: Cohen's kappa {k:.2f}")
     acc = "" if rep.ensemble_accuracy is None else f"; the ensemble's labels are {100 * rep.ensemble_accuracy:.1f}% right"
-    c.print(f"at [routing] min_agreement = {config.routing.min_agreement}, {100 * rep.review_share:.0f}% of the items "
+    c.print(f"at \\[routing] min_agreement = {config.routing.min_agreement}, {100 * rep.review_share:.0f}% of the items "
             f"would go to review{acc}")
     c.print(f"pilot: {rep.spend.tokens:,} tokens, ${rep.spend.usd:.4f}, {rep.seconds:.0f} s (charged to the budget; "
             "the campaign reuses these answers)")

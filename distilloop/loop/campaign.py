@@ -162,7 +162,8 @@ class Campaign:
             failpoint("reviews_pulled")
             train.train(env, round_no)
             store.set_round_status(round_no, "done")
-            diagnostics.warn_once(store, env.parts.space, self.config.evaluation.metric, self.warned, env.progress.warn)
+            diagnostics.warn_once(store, env.parts.space, self.config.evaluation.metric, self.warned, env.progress.warn,
+                                  calibrated=self.config.aggregation.params.get("calibrate") == "batch")
         return None
 
     def stop_reason(self) -> str | None:

@@ -27,7 +27,7 @@ CONSTANT_SHARE = 0.95
 CHANCE_KAPPA = 0.1
 
 
-def constant_teachers(store: Store, space: AnswerSpace) -> list[str]:
+def constant_teachers(store: Store, space: AnswerSpace, calibrated: bool = False) -> list[str]:
     if not space.has_label_set:
         return []
     out = []
@@ -37,10 +37,13 @@ def constant_teachers(store: Store, space: AnswerSpace) -> list[str]:
             continue
         label, k = Counter(s.label_counts).most_common(1)[0]
         if k / n >= CONSTANT_SHARE:
+            fix = ("; its votes are calibrated, which removes a lean but not a teacher that ignores the input: "
+                   "check its accuracy in `distilloop pilot`" if calibrated else
+                   ", or [aggregation] calibrate = \"batch\" if it reports logprobs; `distilloop pilot` shows each "
+                   "teacher's answers on a sample")
             out.append(f"teacher {s.teacher} answered {label!r} to {k} of {n} items: it is hardly reading the input. "
                        "Try a stronger model, another prompt style (e.g. prompt = \"few_shot_cot\" with worked "
-                       "examples), or [aggregation] calibrate = \"batch\" if it reports logprobs; `distilloop pilot` "
-                       "shows each teacher's answers on a sample")
+                       f"examples){fix}")
     return out
 
 
@@ -89,15 +92,16 @@ def weak_student(store: Store, metric: str) -> list[str]:
             "\"embedding_linear\" with model = \"mpnet\"), or check the labels (`distilloop status`)"]
 
 
-def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy") -> list[str]:
-    """Every warning that holds for the campaign now."""
-    return [*constant_teachers(store, space), *one_class(store, space), *chance_agreement(store, space),
+def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibrated: bool = False) -> list[str]:
+    """Every warning that holds for the campaign now (``calibrated``: the votes are batch-calibrated)."""
+    return [*constant_teachers(store, space, calibrated), *one_class(store, space), *chance_agreement(store, space),
             *weak_student(store, metric)]
 
 
-def warn_once(store: Store, space: AnswerSpace, metric: str, said: set[str], warn: Callable[[str], None]) -> None:
+def warn_once(store: Store, space: AnswerSpace, metric: str, said: set[str], warn: Callable[[str], None],
+              calibrated: bool = False) -> None:
     """Say each warning that holds now and was not said yet (``said`` keeps what was)."""
-    for message in warnings(store, space, metric):
+    for message in warnings(store, space, metric, calibrated):
         if message not in said:
             said.add(message)
             warn(message)

@@ -25,7 +25,9 @@ class Progress:
 
     def warn(self, message: str) -> None:
         if self.console is not None:
-            self.console.print(f"[yellow]warning:[/yellow] {message}")
+            from rich.markup import escape
+
+            self.console.print(f"[yellow]warning:[/yellow] {escape(message)}")  # "[aggregation]" is not markup
         else:
             print(f"warning: {message}", file=sys.stderr)
 
