@@ -170,7 +170,9 @@ class LabelStudioReviewer(Reviewer):
         if store is None:
             return
         self.campaign = store.get_meta("campaign_id")
-        if self.project_id is None:
+        remembered_title = store.get_meta("label_studio_project_title")
+        if self.project_id is None and (self.project_title is None or self.project_title == remembered_title):
+            # the campaign's project from an earlier run, unless the campaign file now names another one
             self.project_id = store.get_meta("label_studio_project_id")
             self._own_project = self.project_id is not None
         if self.project_title is None:
@@ -228,6 +230,7 @@ class LabelStudioReviewer(Reviewer):
             self.project_id = int(p.id)
         if self._store is not None:
             self._store.set_meta("label_studio_project_id", self.project_id)
+            self._store.set_meta("label_studio_project_title", self.project_title)
         self._start_webhook()
         return int(self.project_id)
 

@@ -49,6 +49,13 @@ def test_a_second_run_is_refused_and_the_first_finishes_without_paying_twice(tmp
         assert f"pid {first.pid}" in lines[0] and "status" in lines[0]
         review = subprocess.run([*CLI, "review", "pull", str(cfg)], capture_output=True, text=True, timeout=60)
         assert review.returncode == 2 and f"pid {first.pid}" in review.stderr
+        # new data and relabeling write too: refused while the run holds the store, nothing added
+        more = tmp_path / "more.jsonl"
+        more.write_text(json.dumps({"id": "new-1", "text": "a new review"}) + "\n")
+        add = subprocess.run([*CLI, "add", str(cfg), str(more)], capture_output=True, text=True, timeout=60)
+        assert add.returncode == 2 and f"pid {first.pid}" in add.stderr, add.stderr
+        relabel = subprocess.run([*CLI, "relabel", "--stale", str(cfg)], capture_output=True, text=True, timeout=60)
+        assert relabel.returncode == 2 and f"pid {first.pid}" in relabel.stderr, relabel.stderr
         export = subprocess.run([*CLI, "export", "-o", str(tmp_path / "x.jsonl"), str(cfg)], capture_output=True,
                                 text=True, timeout=60)
         assert export.returncode == 0, export.stderr
@@ -63,6 +70,7 @@ def test_a_second_run_is_refused_and_the_first_finishes_without_paying_twice(tmp
                       "having count(*) > 1").fetchall()
     assert dup == []
     assert [r[0] for r in con.execute("select status from rounds order by round")] == ["done", "done"]
+    assert con.execute("select count(*) from examples where id = 'new-1'").fetchone()[0] == 0
     assert holder(db) is None and not (tmp_path / "t.distilloop.db.lock").exists()
 
 
