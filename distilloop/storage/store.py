@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +50,7 @@ class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, Mani
 
         A file that is not a distilloop store (empty, not SQLite, another application's database) is refused
         before anything is written to it; a read-only store opens read-only for readers."""
-        path = Path(path)
-        if lock is None and writer:
-            lock = WriterLock.acquire(path, writer)
-        try:
-            store = cls._open(path, lock.command if lock else None)
-        except BaseException:
-            if lock is not None:
-                lock.release()
-            raise
-        store.lock = lock
-        return store
+        return cls._locked(Path(path), writer, lock, lambda: None)
 
     @classmethod
     def _open(cls, path: Path, writer: str | None) -> Store:
@@ -111,10 +101,16 @@ class Store(ExamplesPart, CallsPart, LabelsPart, StudentsPart, VectorsPart, Mani
         A failure (bad data, a full disk, Ctrl-C) leaves no partial campaign behind.
         """
         path = Path(path)
+        return cls._locked(path, writer, lock, lambda: cls._create(path, examples, meta, source, sha256))
+
+    @classmethod
+    def _locked(cls, path: Path, writer: str | None, lock: WriterLock | None, before: Callable[[], None]) -> Store:
+        """Open ``path`` (after ``before``) holding the writer lock (taken for ``writer`` unless handed over as
+        ``lock``), released again if anything fails."""
         if lock is None and writer:
             lock = WriterLock.acquire(path, writer)
         try:
-            cls._create(path, examples, meta, source, sha256)
+            before()
             store = cls._open(path, lock.command if lock else None)
         except BaseException:
             if lock is not None:
