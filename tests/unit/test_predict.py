@@ -1,6 +1,7 @@
 """`distilloop predict`: the active or a named student labels a file, streaming in batches with constant memory
 and a progress bar; its labels are the student's own `predict` on the same texts."""
 
+import gc
 import io
 import json
 import tracemalloc
@@ -122,16 +123,19 @@ def test_memory_stays_constant_however_long_the_file(tmp_path):
 
     def peak(n):
         data = texts_file(tmp_path / f"in{n}.jsonl", n)
+        gc.collect()
         tracemalloc.start()
         predict_file(served, data, spec, tmp_path / f"out{n}.jsonl", batch_size=200)
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return top
 
-    small, large = peak(2_000), peak(10_000)
-    assert large < 1.3 * small, (small, large)  # five times the rows, (nearly) the same peak
-    rows = (tmp_path / "out10000.jsonl").read_text().splitlines()
-    assert len(rows) == 10_000 and json.loads(rows[-1])["id"] == "q9999"
+    small, large = peak(2_000), peak(20_000)
+    # Keeping only the output lines of the 18,000 extra rows would cost over 2 MB; tracemalloc also sees what
+    # other threads allocate meanwhile (a few hundred KB in a full CI run), hence the absolute margin.
+    assert large < small + 1_000_000, (small, large)
+    rows = (tmp_path / "out20000.jsonl").read_text().splitlines()
+    assert len(rows) == 20_000 and json.loads(rows[-1])["id"] == "q19999"
 
 
 def test_the_progress_bar_can_be_shown_in_process(campaign, tmp_path):
