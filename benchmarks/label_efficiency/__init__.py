@@ -191,6 +191,7 @@ class Curve:
     points: list[tuple[float, float, float, int]]  # (tokens, usd, accuracy, labeled)
     seconds: float
     label_acc: float | None = None  # of every accepted label at the end, against gold
+    reviews: int = 0  # labels a reviewer (the simulated one, or a human) decided
 
 
 def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, student: dict[str, Any], seed: int,
@@ -212,11 +213,12 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
     rows = campaign.store.round_rows()
     points = [(r.tokens_in + r.tokens_out, r.usd, r.accuracy, r.labeled) for r in rows if r.accuracy is not None]
     gold = campaign.env.examples
-    right = [r["label"] == gold[r["example_id"]].gold for r in campaign.store.labeled()
-             if gold[r["example_id"]].gold is not None]
+    labeled = campaign.store.labeled()
+    right = [r["label"] == gold[r["example_id"]].gold for r in labeled if gold[r["example_id"]].gold is not None]
+    reviews = sum(r["source"] in ("simulated", "human") for r in labeled)
     campaign.close()
     return Curve(name or strategy, student_name or student["kind"], seed, review, points,
-                 time.perf_counter() - started, float(np.mean(right)) if right else None)
+                 time.perf_counter() - started, float(np.mean(right)) if right else None, reviews)
 
 
 def accuracy_at(curve: Curve, tokens: float) -> float | None:

@@ -14,6 +14,7 @@ no cached tokens, and a label prompt's shared prefix is short).
 from __future__ import annotations
 
 import itertools
+import random
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +36,18 @@ from . import (
 )
 
 SELECTION = ("random", "mixture")
-CASCADE = ("off", "strong-first")
+CASCADE = ("off", "strong-first", "weak-first")
 RATIONALES = ("all", "label-only")
 CALIBRATION = ("none", "batch")
 BASELINE = ("random", "off", "all", "batch")
+LEVERS = ("selection", "cascade", "rationales", "calibration")
+#: the cascade's confidence thresholds tried on the held-out items, and how many items those are
+THRESHOLDS = (0.6, 0.7, 0.8, 0.9)
+HELD_OUT = 120
+#: a threshold may cost this much label accuracy on the held-out items against asking every teacher
+TOLERANCE = 0.01
+#: the suffix of the baseline's name with the simulated gold reviewer on the items below min_agreement
+REVIEWED = "+review"
 
 
 @dataclass
@@ -50,6 +59,37 @@ class LeverResult:
     full_acc: float
     rows: list[dict[str, Any]]
     curves: list[Curve]
+    thresholds: dict[str, dict[str, Any]]
+    review: dict[str, Any]
+
+
+def choose_threshold(spec: Any, ids: list[str], tmp: Path, order: list[str], *, calibration: str, rationales: str,
+                     min_agreement: float, schedule: tuple[int, float, int]) -> dict[str, Any]:
+    """The cascade's confidence threshold for one order, calibration and rationale policy, chosen on held-out
+    items as a user would with a gold-labeled pilot: ``HELD_OUT`` seeded pool items labeled by campaigns on the
+    replay teachers (TF-IDF student, the campaigns' schedule) with every teacher asked and with each threshold;
+    the cheapest threshold whose label accuracy is within ``TOLERANCE`` of asking every teacher wins. Only the
+    held-out items' gold is read, and only here."""
+    held = random.Random(7).sample(ids, min(HELD_OUT, len(ids)))
+    sub = tmp / "held-out"
+    sub.mkdir(exist_ok=True)
+    data = make_pool_file(spec, held, sub)
+
+    def campaign(routing: dict[str, Any] | None, name: str) -> tuple[float, float]:
+        c = run_one(spec, data, sub, strategy="random", student=STUDENTS["tfidf_logreg"], seed=0, review="auto",
+                    pool_size=len(held), schedule=schedule, min_agreement=min_agreement, calibrate=calibration,
+                    rationales=rationales, routing=routing, name=name)
+        return c.label_acc or 0.0, c.points[-1][0] / max(1, c.points[-1][3])
+
+    tag = f"{calibration}-{rationales}"
+    every_acc, every_tokens = campaign(None, f"held-out-off-{tag}")
+    tried = [{"threshold": t, **dict(zip(("label_acc", "tokens_per_label"),
+                                         campaign({"cascade": order, "cascade_min_confidence": t},
+                                                  f"held-out-{order[0]}-{t}-{tag}")))} for t in THRESHOLDS]
+    ok = [r for r in tried if r["label_acc"] >= every_acc - TOLERANCE] or [max(tried, key=lambda r: r["label_acc"])]
+    best = min(ok, key=lambda r: r["tokens_per_label"])
+    return {"threshold": best["threshold"], "items": len(held), "every_teacher": {"label_acc": every_acc,
+            "tokens_per_label": every_tokens}, "tried": tried}
 
 
 def _name(cfg: tuple[str, str, str, str]) -> str:
@@ -65,27 +105,52 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
     full_tokens, full_usd = full_cost(spec, ids)
     tmp = Path(tempfile_dir()) if workdir is None else workdir
     data = make_pool_file(spec, ids, tmp)
-    strong_first = list(reversed(spec.teachers))  # the stronger teacher is listed last in the spec
+    orders = {"strong-first": list(reversed(spec.teachers)),  # the stronger teacher is listed last in the spec
+              "weak-first": list(spec.teachers)}
     configs = list(itertools.product(SELECTION, CASCADE, RATIONALES, CALIBRATION))
+    thresholds: dict[str, dict[str, Any]] = {}
     curves: list[Curve] = []
-    with progress.bar(f"{dataset}: {len(configs)} lever settings x {len(seeds)} seeds", len(configs) * len(seeds) + 1) \
-            as advance:
+    n_choices = (len(CASCADE) - 1) * len(RATIONALES) * len(CALIBRATION)
+    with progress.bar(f"{dataset}: {len(configs)} lever settings x {len(seeds)} seeds",
+                      (len(configs) + 1) * len(seeds) + 2 + n_choices) as advance:
         whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review="auto",
                         pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement, name="full-pool")
         advance()
         for cfg in configs:
             selection, cascade, rationales, calibration = cfg
-            routing = {"cascade": strong_first, "cascade_min_confidence": 0.8} if cascade != "off" else None
+            policy = "all" if rationales == "all" else "review"
+            routing = None
+            if cascade != "off":
+                key = f"{cascade}/{rationales}/{calibration}"
+                if key not in thresholds:
+                    thresholds[key] = choose_threshold(spec, ids, tmp, orders[cascade], calibration=calibration,
+                                                       rationales=policy, min_agreement=min_agreement,
+                                                       schedule=schedule)
+                    advance()
+                routing = {"cascade": orders[cascade], "cascade_min_confidence": thresholds[key]["threshold"]}
             for seed in seeds:
                 curves.append(run_one(spec, data, tmp, strategy=selection, student=STUDENTS[student], seed=seed,
                                       review="auto", pool_size=len(ids), schedule=schedule,
                                       min_agreement=min_agreement, student_name=student, calibrate=calibration,
-                                      rationales="all" if rationales == "all" else "review", routing=routing,
+                                      rationales=policy, routing=routing,
                                       name=_name(cfg)))
                 advance()
+        # review as a lever: the baseline with the simulated gold reviewer on the low-agreement items
+        reviewed_whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0,
+                                 review="simulated", pool_size=len(ids), schedule=(len(ids), 1.0, 1),
+                                 min_agreement=min_agreement, name="full-pool-reviewed")
+        advance()
+        for seed in seeds:
+            curves.append(run_one(spec, data, tmp, strategy=BASELINE[0], student=STUDENTS[student], seed=seed,
+                                  review="simulated", pool_size=len(ids), schedule=schedule,
+                                  min_agreement=min_agreement, student_name=student, calibrate=BASELINE[3],
+                                  rationales=BASELINE[2], name=_name(BASELINE) + REVIEWED))
+            advance()
     full_acc = whole.points[-1][2]
+    review = {"full_acc_reviewed": reviewed_whole.points[-1][2], "full_reviews": reviewed_whole.reviews,
+              "full_label_acc": whole.label_acc, "full_label_acc_reviewed": reviewed_whole.label_acc}
     return LeverResult(dataset, len(ids), full_tokens, full_usd, full_acc,
-                       summarize_levers(curves, full_tokens, full_usd, full_acc), curves)
+                       summarize_levers(curves, full_tokens, full_usd, full_acc), curves, thresholds, review)
 
 
 def _usd_at(curve: Curve, tokens: float | None) -> float | None:
@@ -108,7 +173,8 @@ def summarize_levers(curves: list[Curve], full_tokens: float, full_usd: float, f
     base_tokens = _mean([cost_to_reach(c, random_final) for c in base]) if random_final is not None else None
     rows = []
     for name, cs in groups.items():
-        row: dict[str, Any] = dict(zip(("selection", "cascade", "rationales", "calibration"), name.split("/")))
+        row: dict[str, Any] = dict(zip(LEVERS,
+                                       name.removesuffix(REVIEWED).split("/")))
         row.update(config=name, seeds=len(cs), auc=statistics.mean(auc(c, full_tokens) for c in cs),
                    final_acc=statistics.mean(c.points[-1][2] for c in cs),
                    label_acc=_mean([c.label_acc for c in cs]),
@@ -122,6 +188,10 @@ def summarize_levers(curves: list[Curve], full_tokens: float, full_usd: float, f
             row[f"usd_batch@{int(q * 100)}%"] = None if usd is None else usd / 2
         reach = _mean([cost_to_reach(c, random_final) for c in cs]) if random_final is not None else None
         row["tokens_to_random_final_vs_random"] = (None if reach is None or not base_tokens else reach / base_tokens)
+        row["reviews"] = statistics.mean(c.reviews for c in cs)
+        # accuracy points (x100) gained per 100 reviews (x100)
+        row["acc_gain_per_100_reviews"] = (1e4 * (row["final_acc"] - random_final) / row["reviews"]
+                                           if row["reviews"] and random_final is not None else None)
         rows.append(row)
     rows.sort(key=lambda r: (r["cost@98%"] is None, r["cost@98%"] or 0, -r["auc"]))
     return rows
@@ -145,6 +215,50 @@ def format_levers(result: LeverResult) -> str:
                      f"{r['tokens_per_label']:7.0f} {pct(r['cost@95%']):>8} {pct(r['cost@98%']):>8} "
                      f"{usd(r['usd@98%']):>8} {usd(r['usd_batch@98%']):>8} "
                      f"{pct(r['tokens_to_random_final_vs_random']):>7}")
+    lines += ["", "each lever alone (one setting changed from the baseline) and all combined (the row above with the lowest "
+              "cost@98%):", f"{'lever':62} {'tok/lbl':>7} {'saving':>7} {'cost@98%':>8} {'final':>6} {'labels':>6}"]
+    lines.append("-" * len(lines[-1]))
+    by = {r["config"]: r for r in result.rows}
+    base = by.get(_name(BASELINE))
+    alone = [(_name(BASELINE), "baseline")]
+    for k, (lever, options) in enumerate(zip(LEVERS, (SELECTION, CASCADE, RATIONALES, CALIBRATION))):
+        for o in options:
+            if o != BASELINE[k]:
+                cfg = list(BASELINE)
+                cfg[k] = o
+                alone.append((_name(tuple(cfg)), f"{lever} {o} alone"))  # type: ignore[arg-type]
+    best = next((r for r in result.rows if not r["config"].endswith(REVIEWED)), None)
+    if best is not None:
+        alone.append((best["config"], "combined"))
+    for name, what in alone:
+        r = by.get(name)
+        if r is None or base is None:
+            continue
+        lines.append(f"{what + ' (' + name + ')':62} {r['tokens_per_label']:7.0f} "
+                     f"{pct(1 - r['tokens_per_label'] / base['tokens_per_label']):>7} {pct(r['cost@98%']):>8} "
+                     f"{pct(r['final_acc']):>6} {pct(r['label_acc']):>6}")
+    if result.thresholds:
+        lines += ["", "cascade thresholds chosen on held-out items (the cheapest within "
+                      f"{100 * TOLERANCE:.0f} point of every teacher's label accuracy):"]
+        for key, t in result.thresholds.items():
+            tried = ", ".join(f"{r['threshold']}: {pct(r['label_acc'])} at {r['tokens_per_label']:.0f} tok"
+                              for r in t["tried"])
+            lines.append(f"  {key}: {t['threshold']} on {t['items']} items (every teacher "
+                         f"{pct(t['every_teacher']['label_acc'])} at {t['every_teacher']['tokens_per_label']:.0f} tok; "
+                         f"{tried})")
+    rv = result.review
+    if rv:
+        reviewed = by.get(_name(BASELINE) + REVIEWED)
+        lines += ["", f"review (the simulated gold reviewer on the items below min_agreement): full-pool student "
+                      f"{pct(rv['full_acc_reviewed'])} with {rv['full_reviews']} reviews against {pct(result.full_acc)} "
+                      f"without (labels {pct(rv['full_label_acc_reviewed'])} against {pct(rv['full_label_acc'])} right), "
+                      f"{1e4 * (rv['full_acc_reviewed'] - result.full_acc) / max(1, rv['full_reviews']):+.2f} points "
+                      "per 100 reviews"]
+        if reviewed is not None and base is not None:
+            gain = reviewed["acc_gain_per_100_reviews"]
+            lines.append(f"  {_name(BASELINE)} with review: final {pct(reviewed['final_acc'])} against "
+                         f"{pct(base['final_acc'])}, {reviewed['reviews']:.0f} reviews, "
+                         f"{'-' if gain is None else f'{gain:+.2f}'} points of student accuracy per 100 reviews")
     lines += ["", "final: the last student's test accuracy; labels: accuracy of the accepted labels against gold; "
               "tok/lbl: teacher tokens paid per accepted label; cost@X%: share of the full-pool cost paid when the "
               "student first reaches X% of the full-pool student ('-': not in every seed); $@98%: the same in "

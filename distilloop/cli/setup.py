@@ -197,6 +197,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.out:
             Path(args.out).write_text(json.dumps({"table": table, "rows": res.rows, "full_acc": res.full_acc,
                                                   "full_tokens": res.full_tokens, "full_usd": res.full_usd,
+                                                  "cascade_thresholds": res.thresholds, "review": res.review,
                                                   "curves": [c.__dict__ for c in res.curves]}, indent=1))
         return 0
 
@@ -260,9 +261,11 @@ def register(sub: Any) -> None:
     sp.add_argument("--calibrate", choices=("batch", "none"), default="batch",
                     help="calibration of the teachers' label distributions (default: batch)")
     sp.add_argument("--levers", action="store_true",
-                    help="every lever instead: selection (random, mixture) x cascade (off, strong-first) x rationale "
-                         "policy (all, label-only) x calibration (none, batch), tokens and dollars to 95/98%% of the "
-                         "full-pool student (default 3 seeds, the mpnet student; --students takes one)")
+                    help="every lever instead: selection (random, mixture) x cascade (off, strong-first, weak-first; "
+                         "threshold chosen on held-out items) x rationale policy (all, label-only) x calibration "
+                         "(none, batch), and the baseline with simulated review: tokens and dollars to 95/98%% of the "
+                         "full-pool student, each lever alone and combined (default 3 seeds, the mpnet student; "
+                         "--students takes one)")
     sp.add_argument("--out", "--json", dest="out", help="also write the table, rows and curves as JSON to this file")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_bench)

@@ -19,6 +19,11 @@ How the figures are made (a documented approximation, not a tokenizer):
   ``rounds.max_rounds``, capped by the pool). Answers already paid for (reused for free by request hash) and
   cascades that skip later tiers make the real spend lower; retries of failed calls are free at the
   providers.
+* **observed**: once the campaign has labeled ``MIN_ITEMS`` items (its finished rounds, or its pilot), a teacher's
+  per-item figure is what its ledger charged per labeled item: the cascade's reach (a later tier asked about
+  only some items), the rationale policy (label-only answers, explanation calls for the items sent to review)
+  and charged failures are all in it, so the forecast follows ``run``'s own routing rather than the
+  every-teacher-on-every-item assumption.
 """
 
 from __future__ import annotations
@@ -37,10 +42,14 @@ from distilloop.loop.plan import Corrections, sample, upper_bound
 from distilloop.loop.relabel import RELABEL
 from distilloop.storage.store import Store
 
+#: labeled items after which a teacher's per-item figure is what the campaign's ledger charged per item
+MIN_ITEMS = 10
+
 METHOD = ("expected: prompt bytes / 4 + 16 tokens in, a typical answer out (60 tokens with a rationale, at most "
           "max_tokens), corrected by the campaign's answered calls once there are some (no tokenizer: tiktoken "
           "cannot download its encodings offline); upper bound: the budget's reservation, 1 token per byte + "
-          "overhead in and max_tokens out")
+          "overhead in and max_tokens out; observed (after 10 labeled items): the ledger's spend per labeled "
+          "item, cascade reach and rationale policy included")
 
 
 @dataclass
@@ -123,6 +132,8 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     parts = build_parts(config, teachers=teachers)
     spent, done, current = Spend(), 0, None
     corrections = Corrections()
+    observed: dict[str, Spend] = {}  # per teacher: what the ledger charged over ``seen`` labeled items
+    seen = 0
     if config.store_path.exists():
         store = Store.open(config.store_path)
         try:
@@ -134,6 +145,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
             if rounds and rounds[-1]["status"] == "annotating":
                 current = (rounds[-1]["round"], len(store.selection(rounds[-1]["round"])))
             spent = store.spent()
+            seen, observed = observed_spend(store, rounds)
         finally:
             store.close()
     else:
@@ -155,7 +167,28 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
         for it in items:
             exp = exp + corrections.expected(t, it)
             up = up + upper_bound(t, it, exact=False)
+        total, n = (observed[t.name], seen) if t.name in observed else (exp, k)
         est.teachers.append(TeacherEstimate(
-            t.name, t.model, getattr(t, "mode", "live"), exp.scaled(1 / k), up.scaled(1 / k),
-            exp.scaled(n_next / k), up.scaled(n_next / k), exp.scaled(n_all / k), up.scaled(n_all / k)))
+            t.name, t.model, getattr(t, "mode", "live"), total.scaled(1 / n), up.scaled(1 / k),
+            total.scaled(n_next / n), up.scaled(n_next / k), total.scaled(n_all / n), up.scaled(n_all / k)))
     return est
+
+
+def observed_spend(store: Store, rounds: list[dict[str, Any]]) -> tuple[int, dict[str, Spend]]:
+    """The labeled items of the campaign's finished annotation rounds and, per teacher, what the ledger charged
+    over them (with the pilot's calls, whose items the first round reuses), or the pilot's items and calls before
+    any round has finished; nothing before ``MIN_ITEMS`` items. A teacher the ledger never charged is left out
+    (its expected figure stands)."""
+    from distilloop.loop.pilot import PILOT_META
+
+    finished = [r for r in rounds if r["status"] == "done" and r["strategy"] != RELABEL and r["round"] > 0]
+    counted = {0} | {r["round"] for r in finished}
+    items = sum(int(r["n_selected"] or 0) for r in finished) or len(store.get_meta(PILOT_META) or [])
+    if items < MIN_ITEMS:
+        return 0, {}
+    per: dict[str, Spend] = {}
+    for round_no, by_teacher in store.spend_by_round_and_teacher().items():
+        if round_no in counted:
+            for name, s in by_teacher.items():
+                per[name] = per.get(name, Spend()) + s
+    return items, per

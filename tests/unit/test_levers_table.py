@@ -1,0 +1,66 @@
+"""The lever table of `distilloop bench --levers` on known curves: costs to 95/98% of the full-pool student, the
+tokens to the baseline's final accuracy, each lever alone and combined, the review row's gain per review."""
+
+import pytest
+
+from benchmarks.label_efficiency import Curve
+from benchmarks.label_efficiency.levers import (
+    BASELINE,
+    REVIEWED,
+    LeverResult,
+    _name,
+    format_levers,
+    summarize_levers,
+)
+
+FULL_TOKENS, FULL_ACC = 1000, 0.80
+
+
+def curve(name, seed, points, reviews=0, label_acc=0.9):
+    return Curve(name, "tfidf", seed, "auto", [(t, t / 1e6, a, n) for t, a, n in points], 0.0, label_acc, reviews)
+
+
+def curves():
+    base = _name(BASELINE)
+    cheap = "random/strong-first/label-only/batch"
+    return [
+        # the baseline: 100 tokens a label, 0.784 (98%) at 400 tokens, final 0.80
+        curve(base, 0, [(100, 0.70, 1), (400, 0.784, 4), (1000, 0.80, 10)]),
+        curve(base, 1, [(100, 0.72, 1), (400, 0.79, 4), (1000, 0.80, 10)]),
+        # 40 tokens a label: 98% at 40 and 80 tokens, the baseline's final at 400
+        curve(cheap, 0, [(40, 0.79, 1), (160, 0.79, 4), (400, 0.80, 10)]),
+        curve(cheap, 1, [(80, 0.785, 2), (160, 0.79, 4), (400, 0.80, 10)]),
+        # never at 98% in seed 1
+        curve("random/off/all/none", 0, [(100, 0.70, 1), (1000, 0.79, 10)]),
+        curve("random/off/all/none", 1, [(100, 0.70, 1), (1000, 0.75, 10)]),
+        curve(base + REVIEWED, 0, [(100, 0.70, 1), (1000, 0.78, 10)], reviews=4),
+        curve(base + REVIEWED, 1, [(100, 0.70, 1), (1000, 0.78, 10)], reviews=4),
+    ]
+
+
+def test_costs_savings_and_the_review_gain():
+    rows = {r["config"]: r for r in summarize_levers(curves(), FULL_TOKENS, 1e-3, FULL_ACC)}
+    base, cheap = rows[_name(BASELINE)], rows["random/strong-first/label-only/batch"]
+    assert base["cost@98%"] == pytest.approx(0.4) and base["tokens_to_random_final_vs_random"] == pytest.approx(1.0)
+    assert cheap["cost@98%"] == pytest.approx(0.06)  # mean of 40 and 80 tokens, over 1000
+    assert cheap["tokens_to_random_final_vs_random"] == pytest.approx(0.4)
+    assert cheap["tokens_per_label"] == pytest.approx(40)
+    assert rows["random/off/all/none"]["cost@98%"] is None  # not reached in every seed
+    reviewed = rows[_name(BASELINE) + REVIEWED]
+    assert reviewed["calibration"] == "batch" and reviewed["reviews"] == 4
+    assert reviewed["acc_gain_per_100_reviews"] == pytest.approx(-50.0)  # 2 points over 4 reviews
+    assert base["acc_gain_per_100_reviews"] is None
+
+
+def test_the_table_shows_each_lever_alone_and_combined():
+    cs = curves()
+    result = LeverResult("toy", 10, FULL_TOKENS, 1e-3, FULL_ACC, summarize_levers(cs, FULL_TOKENS, 1e-3, FULL_ACC),
+                         cs, {}, {"full_acc_reviewed": 0.78, "full_reviews": 4, "full_label_acc": 0.9,
+                                  "full_label_acc_reviewed": 1.0})
+    table = format_levers(result)
+    assert table.splitlines()[4].startswith("random/strong-first/label-only/batch")  # cheapest to 98% first
+    assert "calibration none alone (random/off/all/none)" in table
+    assert "combined (random/strong-first/label-only/batch)" in table and "60.0%" in table  # 40 against 100 tokens
+    assert "full-pool student 78.0% with 4 reviews against 80.0% without" in table
+    assert "right), -50.00 points per 100 reviews" in table
+    assert "-50.00 points of student accuracy per 100 reviews" in table
