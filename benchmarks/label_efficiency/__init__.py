@@ -90,7 +90,30 @@ RT = DatasetSpec(
     prices={"qwen-0.5b": {"input": 0.10, "output": 0.40}, "qwen-1.5b": {"input": 0.15, "output": 0.60}},
     label_only="data/recorded/rt_polarity.label_only.jsonl.gz")
 
-DATASETS = {"rt_polarity": RT}
+CQA = DatasetSpec(
+    "commonsenseqa", "data/commonsenseqa.jsonl.gz", "data/recorded/commonsenseqa.teachers.jsonl.gz",
+    ("qwen-0.5b", "qwen-1.5b"), ("A", "B", "C", "D", "E"),
+    "Answer the commonsense question: pick the letter of the best choice.", input_fields=("question", "choices"),
+    test_limit=300, prices=RT.prices, label_only="data/recorded/commonsenseqa.label_only.jsonl.gz")
+
+DATASETS = {"rt_polarity": RT, "commonsenseqa": CQA}
+
+
+def dataset_ids(dataset: str, pool_limit: int | None = None) -> tuple[DatasetSpec, list[str]]:
+    """The spec of ``dataset`` and its pool ids that every teacher answered (the first ``pool_limit``)."""
+    if dataset not in DATASETS:
+        raise ConfigError(f"--dataset: no label-efficiency benchmark for {dataset!r}; choose "
+                          f"{', '.join(sorted(DATASETS))}. The GSM8K and SVAMP recordings (numeric answers) are "
+                          "compared by benchmarks/numeric_teachers.py: their student generates numbers, which needs "
+                          "a GPU to learn")
+    spec = DATASETS[dataset]
+    ids = recorded_ids(spec) if (ROOT / spec.recording).exists() else []
+    if pool_limit:
+        ids = ids[:pool_limit]
+    if not ids:
+        raise ConfigError(f"--dataset {dataset}: no recorded teacher answers in {spec.recording}; record them with "
+                          "benchmarks/record_teachers.py (data/recorded/README.md has the command)")
+    return spec, ids
 
 
 def _recorded_rows(spec: DatasetSpec, root: Path) -> Iterator[dict[str, Any]]:
@@ -302,20 +325,10 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
                   calibrate: str = "batch",
                   progress: Progress | None = None, workdir: Path | None = None) -> BenchResult:
     progress = progress or Progress(quiet=True)
-    if dataset not in DATASETS:
-        raise ConfigError(f"--dataset: no label-efficiency benchmark for {dataset!r}; choose "
-                          f"{', '.join(sorted(DATASETS))}. The GSM8K and SVAMP recordings (numeric answers) are "
-                          "compared by benchmarks/numeric_teachers.py: their student generates numbers, which needs "
-                          "a GPU to learn")
-    spec = DATASETS[dataset]
+    spec, ids = dataset_ids(dataset, pool_limit)
     for strategy in strategies:  # a malformed spec stops the run before any campaign
         if not strategy.startswith("small-text:"):
             strategy_table(strategy)
-    ids = recorded_ids(spec)
-    if pool_limit:
-        ids = ids[:pool_limit]
-    if not ids:
-        raise SystemExit(f"no recorded teacher answers for {dataset}; run benchmarks/record_teachers.py")
     full_tokens, full_usd = full_cost(spec, ids)
     tmp = Path(tempfile_dir()) if workdir is None else workdir
     data = make_pool_file(spec, ids, tmp)

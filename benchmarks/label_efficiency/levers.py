@@ -23,14 +23,13 @@ from typing import Any
 from distilloop.loop.progress import Progress
 
 from . import (
-    DATASETS,
     STUDENTS,
     Curve,
     auc,
     cost_to_reach,
+    dataset_ids,
     full_cost,
     make_pool_file,
-    recorded_ids,
     run_one,
     tempfile_dir,
 )
@@ -100,8 +99,7 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
                schedule: tuple[int, float, int] = (10, 1.3, 40), min_agreement: float = 0.75,
                progress: Progress | None = None, workdir: Path | None = None) -> LeverResult:
     progress = progress or Progress(quiet=True)
-    spec = DATASETS[dataset]
-    ids = recorded_ids(spec)
+    spec, ids = dataset_ids(dataset)
     full_tokens, full_usd = full_cost(spec, ids)
     tmp = Path(tempfile_dir()) if workdir is None else workdir
     data = make_pool_file(spec, ids, tmp)
