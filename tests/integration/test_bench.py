@@ -64,4 +64,4 @@ def test_cli_names_an_unknown_dataset_without_a_traceback():
     proc = subprocess.run([sys.executable, "-m", "distilloop.cli", "bench", "--dataset", "svamp", "--quick"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "no label-efficiency benchmark for 'svamp'; choose rt_polarity" in proc.stderr
+    assert "no label-efficiency benchmark for 'svamp'; choose commonsenseqa, rt_polarity" in proc.stderr
