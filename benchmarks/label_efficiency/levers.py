@@ -171,8 +171,7 @@ def summarize_levers(curves: list[Curve], full_tokens: float, full_usd: float, f
     base_tokens = _mean([cost_to_reach(c, random_final) for c in base]) if random_final is not None else None
     rows = []
     for name, cs in groups.items():
-        row: dict[str, Any] = dict(zip(LEVERS,
-                                       name.removesuffix(REVIEWED).split("/")))
+        row: dict[str, Any] = dict(zip(LEVERS, name.removesuffix(REVIEWED).split("/")))
         row.update(config=name, seeds=len(cs), auc=statistics.mean(auc(c, full_tokens) for c in cs),
                    final_acc=statistics.mean(c.points[-1][2] for c in cs),
                    label_acc=_mean([c.label_acc for c in cs]),

@@ -48,7 +48,7 @@ MIN_ITEMS = 10
 METHOD = ("expected: prompt bytes / 4 + 16 tokens in, a typical answer out (60 tokens with a rationale, at most "
           "max_tokens), corrected by the campaign's answered calls once there are some (no tokenizer: tiktoken "
           "cannot download its encodings offline); upper bound: the budget's reservation, 1 token per byte + "
-          "overhead in and max_tokens out; observed (after 10 labeled items): the ledger's spend per labeled "
+          f"overhead in and max_tokens out; observed (after {MIN_ITEMS} labeled items): the ledger's spend per labeled "
           "item, cascade reach and rationale policy included")
 
 
