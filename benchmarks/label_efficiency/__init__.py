@@ -146,15 +146,17 @@ def full_cost(spec: DatasetSpec, ids: list[str], root: Path = ROOT) -> tuple[int
     return tokens, usd
 
 
-def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path = ROOT) -> Path:
-    """The benchmark's data: the recorded pool items and the test split, nothing else."""
+def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path = ROOT, *, dev: bool = False) -> Path:
+    """The benchmark's data: the recorded pool items and the test split, and with ``dev`` the dev split (then
+    the campaigns decide on its gold labels, not on the test split they report)."""
     wanted = set(ids)
-    out = workdir / f"{spec.name}.bench.jsonl"
+    out = workdir / f"{spec.name}.bench{'-dev' if dev else ''}.jsonl"
     n_test = 0
     with gzip.open(root / spec.data, "rt") as f, open(out, "w") as g:
         for line in f:
             r = json.loads(line)
-            if (r["split"] == "pool" and r["id"] in wanted) or (r["split"] == "test" and n_test < spec.test_limit):
+            if ((r["split"] == "pool" and r["id"] in wanted) or (r["split"] == "test" and n_test < spec.test_limit)
+                    or (dev and r["split"] == "dev")):
                 n_test += r["split"] == "test"
                 g.write(line)
     return out
@@ -215,6 +217,7 @@ class Curve:
     seconds: float
     label_acc: float | None = None  # of every accepted label at the end, against gold
     reviews: int = 0  # labels a reviewer (the simulated one, or a human) decided
+    review_trust: dict[str, Any] | None = None  # how the last student read the reviews ([routing] review_trust)
 
 
 def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, student: dict[str, Any], seed: int,
@@ -239,9 +242,11 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
     labeled = campaign.store.labeled()
     right = [r["label"] == gold[r["example_id"]].gold for r in labeled if gold[r["example_id"]].gold is not None]
     reviews = sum(r["source"] in ("simulated", "human") for r in labeled)
+    students = campaign.store.students()
+    trust = students[-1]["metrics"].get("review_trust") if students else None
     campaign.close()
     return Curve(name or strategy, student_name or student["kind"], seed, review, points,
-                 time.perf_counter() - started, float(np.mean(right)) if right else None, reviews)
+                 time.perf_counter() - started, float(np.mean(right)) if right else None, reviews, trust)
 
 
 def accuracy_at(curve: Curve, tokens: float) -> float | None:

@@ -102,7 +102,7 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
     spec, ids = dataset_ids(dataset)
     full_tokens, full_usd = full_cost(spec, ids)
     tmp = Path(tempfile_dir()) if workdir is None else workdir
-    data = make_pool_file(spec, ids, tmp)
+    data = make_pool_file(spec, ids, tmp, dev=True)  # decisions on the dev split's gold when there is one
     orders = {"strong-first": list(reversed(spec.teachers)),  # the stronger teacher is listed last in the spec
               "weak-first": list(spec.teachers)}
     configs = list(itertools.product(SELECTION, CASCADE, RATIONALES, CALIBRATION))
@@ -110,7 +110,7 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
     curves: list[Curve] = []
     n_choices = (len(CASCADE) - 1) * len(RATIONALES) * len(CALIBRATION)
     with progress.bar(f"{dataset}: {len(configs)} lever settings x {len(seeds)} seeds",
-                      (len(configs) + 1) * len(seeds) + 2 + n_choices) as advance:
+                      (len(configs) + 1) * len(seeds) + 3 + n_choices) as advance:
         whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review="auto",
                         pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement, name="full-pool")
         advance()
@@ -138,6 +138,11 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
                                  review="simulated", pool_size=len(ids), schedule=(len(ids), 1.0, 1),
                                  min_agreement=min_agreement, name="full-pool-reviewed")
         advance()
+        # the same with every review taken as the target ([routing] review_trust = "label"): what review cost before
+        as_label = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review="simulated",
+                           pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement,
+                           routing={"review_trust": "label"}, name="full-pool-reviewed-as-label")
+        advance()
         for seed in seeds:
             curves.append(run_one(spec, data, tmp, strategy=BASELINE[0], student=STUDENTS[student], seed=seed,
                                   review="simulated", pool_size=len(ids), schedule=schedule,
@@ -146,7 +151,10 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
             advance()
     full_acc = whole.points[-1][2]
     review = {"full_acc_reviewed": reviewed_whole.points[-1][2], "full_reviews": reviewed_whole.reviews,
-              "full_label_acc": whole.label_acc, "full_label_acc_reviewed": reviewed_whole.label_acc}
+              "full_label_acc": whole.label_acc, "full_label_acc_reviewed": reviewed_whole.label_acc,
+              "full_review_trust": reviewed_whole.review_trust, "full_acc_reviewed_as_label": as_label.points[-1][2],
+              "curves_read_as": [c.review_trust and c.review_trust["chosen"] for c in curves
+                                 if c.strategy.endswith(REVIEWED)]}
     return LeverResult(dataset, len(ids), full_tokens, full_usd, full_acc,
                        summarize_levers(curves, full_tokens, full_usd, full_acc), curves, thresholds, review)
 
@@ -228,12 +236,12 @@ def format_levers(result: LeverResult) -> str:
     if best is not None:
         alone.append((best["config"], "combined"))
     for name, what in alone:
-        r = by.get(name)
-        if r is None or base is None:
+        row = by.get(name)
+        if row is None or base is None:
             continue
-        lines.append(f"{what + ' (' + name + ')':62} {r['tokens_per_label']:7.0f} "
-                     f"{pct(1 - r['tokens_per_label'] / base['tokens_per_label']):>7} {pct(r['cost@98%']):>8} "
-                     f"{pct(r['final_acc']):>6} {pct(r['label_acc']):>6}")
+        lines.append(f"{what + ' (' + name + ')':62} {row['tokens_per_label']:7.0f} "
+                     f"{pct(1 - row['tokens_per_label'] / base['tokens_per_label']):>7} {pct(row['cost@98%']):>8} "
+                     f"{pct(row['final_acc']):>6} {pct(row['label_acc']):>6}")
     if result.thresholds:
         lines += ["", "cascade thresholds chosen on held-out items (the cheapest within "
                       f"{100 * TOLERANCE:.0f} point of every teacher's label accuracy):"]
@@ -251,11 +259,19 @@ def format_levers(result: LeverResult) -> str:
                       f"without (labels {pct(rv['full_label_acc_reviewed'])} against {pct(rv['full_label_acc'])} right), "
                       f"{1e4 * (rv['full_acc_reviewed'] - result.full_acc) / max(1, rv['full_reviews']):+.2f} points "
                       "per 100 reviews"]
+        trust = rv.get("full_review_trust")
+        if trust:
+            tried = ", ".join(f"{k} {pct(v)}" for k, v in trust["scores"].items())
+            lines.append(f"  reviews read as {trust['chosen']} ([routing] review_trust = {trust['setting']}; on "
+                         f"{trust['reference']}: {tried}); every review taken as the label: full-pool student "
+                         f"{pct(rv.get('full_acc_reviewed_as_label'))}")
         if reviewed is not None and base is not None:
             gain = reviewed["acc_gain_per_100_reviews"]
             lines.append(f"  {_name(BASELINE)} with review: final {pct(reviewed['final_acc'])} against "
                          f"{pct(base['final_acc'])}, {reviewed['reviews']:.0f} reviews, "
-                         f"{'-' if gain is None else f'{gain:+.2f}'} points of student accuracy per 100 reviews")
+                         f"{'-' if gain is None else f'{gain:+.2f}'} points of student accuracy per 100 reviews"
+                         + (f"; the last students read the reviews as {', '.join(map(str, rv['curves_read_as']))}"
+                            if rv.get("curves_read_as") else ""))
     lines += ["", "final: the last student's test accuracy; labels: accuracy of the accepted labels against gold; "
               "tok/lbl: teacher tokens paid per accepted label; cost@X%: share of the full-pool cost paid when the "
               "student first reaches X% of the full-pool student ('-': not in every seed); $@98%: the same in "

@@ -138,16 +138,24 @@ class RoundsSection:
             raise ConfigError(f"rounds.target: must be a metric value in (0, 1], got {self.target!r}")
 
 
+#: what a reviewer's answer is to a soft-label student: see RoutingSection
+REVIEW_TRUST = ("auto", "label", "vote")
+
+
 @dataclass
 class RoutingSection:
     """``cascade`` (optional) lists teacher names cheapest first, one name or a list of names per tier: a tier
     is asked only when the previous one is unsure (confidence below ``cascade_min_confidence``) or the tiers
-    asked so far disagree. Without it every teacher is asked."""
+    asked so far disagree. Without it every teacher is asked. ``review_trust`` says what a reviewer's answer
+    is to a student that learns from soft labels: ``label`` (it replaces the teachers' distribution), ``vote``
+    (one more, certain vote beside the teachers'), or ``auto`` (whichever trains the better student on the
+    decision reference, each round; see :mod:`distilloop.loop.steps.train`)."""
 
     min_agreement: float = 0.5
     max_review_per_round: int | None = None
     cascade: list[Any] = field(default_factory=list)
     cascade_min_confidence: float = 0.8
+    review_trust: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_agreement, int | float) or not 0 <= self.min_agreement <= 1:
@@ -158,6 +166,9 @@ class RoutingSection:
         c = self.cascade_min_confidence
         if isinstance(c, bool) or not isinstance(c, int | float) or not 0 <= c <= 1:
             raise ConfigError(f"routing.cascade_min_confidence: must be in [0, 1], got {c!r}")
+        if self.review_trust not in REVIEW_TRUST:
+            raise ConfigError(f"routing.review_trust: must be one of {', '.join(REVIEW_TRUST)}, got "
+                              f"{self.review_trust!r}{did_you_mean(str(self.review_trust), REVIEW_TRUST)}")
         for tier in self.cascade:
             names = [tier] if isinstance(tier, str) else tier
             if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):

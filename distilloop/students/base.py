@@ -35,6 +35,9 @@ class Student(ABC):
     uses_rationales = False
     uses_soft_labels = False
     supports_warm_start = False
+    #: whether fitting it again costs seconds, not minutes: ``[routing] review_trust = "auto"`` fits such a student
+    #: twice in a round with reviewed labels, once per way of reading the reviews
+    cheap_to_refit = False
     #: what it gives a campaign: "probabilities" (over a label set), "embeddings", "explanations" (``explain``
     #: and ``answer_from``), "samples" (``sample_proba``), "numbers" (it learns open numeric answers: ``fit``
     #: with an empty label set, :meth:`predict` generates the answer)

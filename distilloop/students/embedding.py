@@ -37,6 +37,7 @@ class EmbeddingLinear(Student):
     kind = "embedding_linear"
     only_class_: str | None
     uses_soft_labels = True
+    cheap_to_refit = True  # a logistic regression on cached embeddings
     provides = frozenset({"probabilities", "embeddings"})
 
     def __init__(self, model: str = MINILM, C: float = 1.0, normalize: bool = True, batch_size: int = 32,

@@ -1,7 +1,17 @@
 """Train: a student fitted on every accepted label (with rationales and soft labels where it uses them),
 scored on every evaluation reference (:mod:`distilloop.loop.references`) and on the newest labels, saved as a new
 version, and promoted by the one rule of :func:`~distilloop.students.promotion.should_promote` on the reference
-the campaign decides on (frozen across refreshes)."""
+the campaign decides on (frozen across refreshes).
+
+A reviewer's answer is certain, but on the items that go to review (the ones the teachers doubt) a certain
+target is not always the one a student learns best from: on Rotten Tomatoes, the frozen-encoder student trained
+on the ensemble's soft labels beats the same student trained on the gold labels of the same items (docs/review.md).
+So a soft-label student reads reviews as ``[routing] review_trust`` says: ``label`` (the reviewer's answer is the
+target), ``vote`` (one more, certain vote beside the teachers' distribution, each valid teacher vote and the
+reviewer's counting once), or ``auto``: a student cheap to refit is fitted both ways and the one scoring better
+on the decision reference is kept (a tie keeps ``label``); any other student takes ``label``. The scores of both
+are recorded with the student.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +25,8 @@ from distilloop.storage.store import Store
 from distilloop.students.base import Student
 from distilloop.students.promotion import should_promote
 
+#: label sources that are a reviewer's answer
+REVIEWED = ("human", "simulated")
 #: salt of the stop set's generator (round 0): apart from every round's selection draws
 STOP_SET_SALT = 57
 
@@ -65,6 +77,63 @@ def _described(metrics: dict[str, Any]) -> dict[str, Any] | None:
     return {"name": name, "n": metrics["refs"][name]["n"]} if name else None
 
 
+def review_targets(store: Store, labeled: list[dict[str, Any]], how: str) -> list[dict[str, float] | None]:
+    """The soft labels a student trains on: as accepted, except, under ``how = "vote"``, a reviewed item's:
+    the teachers' distribution with the reviewer's certain answer as one more vote."""
+    soft = [r["soft_label"] for r in labeled]
+    if how != "vote":
+        return soft
+    for i, r in enumerate(labeled):
+        if r["source"] not in REVIEWED:
+            continue
+        cons = store.consensus(r["example_id"]) or {}
+        teachers = cons.get("soft_label")
+        if not teachers:  # reviewed without a verdict (an audit answer turned label): the reviewer's alone
+            continue
+        w = 1.0 / (max(1, int(cons.get("n_votes") or 1)) + 1)
+        soft[i] = {c: (1 - w) * float(teachers.get(c, 0.0)) + w * (c == r["label"])
+                   for c in dict.fromkeys([*teachers, r["label"]])}
+    return soft
+
+
+def review_readings(env: Env, labeled: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The ways of reading the reviews this round's student is fitted with (one, unless ``auto`` compares)."""
+    student = env.parts.student
+    if not student.uses_soft_labels or not any(r["source"] in REVIEWED for r in labeled):
+        return ("label",)
+    how = env.config.routing.review_trust
+    if how == "auto":
+        return ("label", "vote") if student.cheap_to_refit else ("label",)
+    return (how,)
+
+
+def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
+                previous: Student | None) -> tuple[Student, dict[str, Any]]:
+    """This round's student and its metrics: fitted once per way of reading the reviews
+    (:func:`review_readings`), the best on the decision reference kept (the first on a tie)."""
+    texts = [env.examples[r["example_id"]].text for r in labeled]
+    readings = review_readings(env, labeled)
+    fitted: list[tuple[str, Student, dict[str, Any], float]] = []
+    for how in readings:
+        student = env.parts.student.clone()
+        what = f"round {round_no}: training {student.kind} on {len(texts)} labels"
+        with env.progress.status(what + (f" (reviews read as {how})" if len(readings) > 1 else "")):
+            student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
+                        rationales=[r["rationale"] for r in labeled], soft_labels=review_targets(env.store, labeled, how),
+                        warm_start=previous)
+        metrics = evaluate(env, student)
+        ref = metrics["reference"]
+        score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
+        fitted.append((how, student, metrics, -1.0 if score is None else score))
+    how, student, metrics, _ = max(fitted, key=lambda f: f[3])  # the first of equals: "label" on a tie
+    reviewed = sum(r["source"] in REVIEWED for r in labeled)
+    if reviewed and env.parts.student.uses_soft_labels:
+        metrics["review_trust"] = {"setting": env.config.routing.review_trust, "chosen": how, "reviewed": reviewed,
+                                   "reference": metrics["reference"],
+                                   "scores": {h: (None if sc < 0 else sc) for h, _, _, sc in fitted}}
+    return student, metrics
+
+
 def train(env: Env, round_no: int) -> dict[str, Any] | None:
     """Train, evaluate, save and record round ``round_no``'s student; its metrics (None with no label yet).
     A round whose student was already recorded (a crash before the round was marked done) is not trained again."""
@@ -75,15 +144,9 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
     labeled = store.labeled()
     if not labeled:
         return None
-    texts = [env.examples[r["example_id"]].text for r in labeled]
     previous = load_active(store)
-    student = env.parts.student.clone()
-    with env.progress.status(f"round {round_no}: training {student.kind} on {len(texts)} labels"):
-        student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
-                    rationales=[r["rationale"] for r in labeled], soft_labels=[r["soft_label"] for r in labeled],
-                    warm_start=previous)
+    student, metrics = fit_student(env, round_no, labeled, previous)
     failpoint("trained")
-    metrics = evaluate(env, student)
     active = store.active_student()
     metric, reference = env.config.evaluation.metric, metrics["reference"]
     if reference is None:
@@ -106,7 +169,7 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
     stop_pred = student.predict([env.examples[i].text for i in stop_ids]) if stop_ids else []
     with store.atomic():
         store.record_student(version=version, round_no=round_no, kind=student.kind, path=str(path),
-                             parent=active["version"] if active else None, metrics=metrics, n_train=len(texts),
+                             parent=active["version"] if active else None, metrics=metrics, n_train=len(labeled),
                              train_seconds=student.fit_seconds_, promoted=promote,
                              reference=_described(metrics), newest=newest)
         if stop_ids:

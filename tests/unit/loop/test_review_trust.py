@@ -1,0 +1,112 @@
+"""What a review teaches the student (``[routing] review_trust``): the reviewer's answer as the target, as one more
+vote beside the teachers', or whichever of the two scores better on the decision reference."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from distilloop.errors import ConfigError
+from distilloop.loop.campaign import Campaign
+from distilloop.loop.config import load_config
+from distilloop.loop.steps import train
+from tests.conftest import FIXTURES, replay_config
+
+
+class _Store:
+    def __init__(self, consensus):
+        self._c = consensus
+
+    def consensus(self, example_id):
+        return self._c.get(example_id)
+
+
+LABELED = [
+    {"example_id": "t", "label": "positive", "source": "teachers", "soft_label": {"negative": 0.2, "positive": 0.8}},
+    {"example_id": "r", "label": "negative", "source": "simulated", "soft_label": {"negative": 1.0, "positive": 0.0}},
+    {"example_id": "h", "label": "positive", "source": "human", "soft_label": {"negative": 0.0, "positive": 1.0}},
+    {"example_id": "x", "label": "negative", "source": "human", "soft_label": {"negative": 1.0, "positive": 0.0}},
+]
+CONSENSUS = {"r": {"soft_label": {"negative": 0.4, "positive": 0.6}, "n_votes": 2},
+             "h": {"soft_label": {"negative": 0.8, "positive": 0.2}, "n_votes": 1}}
+
+
+def test_label_keeps_the_reviewers_answer_as_the_target():
+    assert train.review_targets(_Store(CONSENSUS), LABELED, "label") == [r["soft_label"] for r in LABELED]
+
+
+def test_vote_counts_the_reviewer_once_beside_each_teacher():
+    soft = train.review_targets(_Store(CONSENSUS), LABELED, "vote")
+    assert soft[0] == LABELED[0]["soft_label"]  # a teachers' label is untouched
+    # two teacher votes and the reviewer's: 2/3 of the teachers' distribution, 1/3 the reviewer's label
+    assert soft[1] == pytest.approx({"negative": 2 / 3 * 0.4 + 1 / 3, "positive": 2 / 3 * 0.6})
+    assert soft[2] == pytest.approx({"negative": 0.4, "positive": 0.1 + 0.5})  # one teacher vote: half each
+    assert soft[3] == LABELED[3]["soft_label"]  # no verdict to vote beside (an audit answer): the reviewer's alone
+
+
+def _env(student, how):
+    return SimpleNamespace(parts=SimpleNamespace(student=student),
+                           config=SimpleNamespace(routing=SimpleNamespace(review_trust=how)))
+
+
+@pytest.mark.parametrize(("soft", "cheap", "how", "reviewed", "expected"), [
+    (True, True, "auto", True, ("label", "vote")),
+    (True, False, "auto", True, ("label",)),  # a student slow to refit is not fitted twice
+    (True, False, "vote", True, ("vote",)),
+    (True, True, "label", True, ("label",)),
+    (True, True, "auto", False, ("label",)),  # nothing reviewed: nothing to compare
+    (False, True, "auto", True, ("label",)),  # a hard-label student learns the reviewer's label
+])
+def test_which_readings_a_round_fits(soft, cheap, how, reviewed, expected):
+    student = SimpleNamespace(uses_soft_labels=soft, cheap_to_refit=cheap)
+    labeled = LABELED if reviewed else LABELED[:1]
+    assert train.review_readings(_env(student, how), labeled) == expected
+
+
+def test_an_unknown_setting_is_named(tmp_path):
+    path = replay_config(tmp_path, extra="")
+    path.write_text(path.read_text().replace("min_agreement = 0.7", 'min_agreement = 0.7\nreview_trust = "votes"'))
+    with pytest.raises(ConfigError, match=r"routing.review_trust: must be one of auto, label, vote.*'votes'"):
+        load_config(path)
+
+
+def _campaign(tmp_path, how):
+    """One round on the replay fixture, every item below min_agreement reviewed by the simulated reviewer, an
+    embedding student (the packaged MiniLM), and 40 of the test rows as a dev split (the decision reference)."""
+    tmp_path.mkdir(parents=True)
+    rows = [json.loads(line) for line in (FIXTURES / "rt_tiny.jsonl").read_text().splitlines()]
+    n_dev = 0
+    for r in rows:
+        if r["split"] == "test" and n_dev < 40:
+            r["split"], n_dev = "dev", n_dev + 1
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    extra = ('[review]\nkind = "simulated"\n[student]\nkind = "embedding_linear"\nmodel = "minilm"\n'
+             'C = 10.0\n')
+    path = replay_config(tmp_path, extra=extra, data=data,
+                         rounds="max_rounds = 1\ninitial_size = 60\nbatch_size = 60\nconcurrency = 4")
+    path.write_text(path.read_text().replace("min_agreement = 0.7",
+                                             f'min_agreement = 0.9\nreview_trust = "{how}"'))
+    c = Campaign.open(load_config(path))
+    c.run()
+    (student,) = c.store.students()
+    reviewed = sum(r["source"] == "simulated" for r in c.store.labeled())
+    c.close()
+    return student["metrics"], reviewed
+
+
+def test_auto_keeps_the_reading_that_scores_better_on_the_decision_reference(tmp_path):
+    auto, reviewed = _campaign(tmp_path / "auto", "auto")
+    assert reviewed > 0
+    trust = auto["review_trust"]
+    assert trust["reference"] == auto["reference"] == "gold:dev"
+    assert trust["reviewed"] == reviewed and set(trust["scores"]) == {"label", "vote"}
+    assert trust["scores"]["label"] != trust["scores"]["vote"]  # the two readings train different students here
+    best = max(trust["scores"].values())
+    assert trust["chosen"] == ("label" if trust["scores"]["label"] == best else "vote")
+    assert auto["refs"]["gold:dev"]["accuracy"] == best  # the student kept is the one that scored best
+    # each reading, set explicitly, trains the student auto scored for it (the same seed, the same targets)
+    for how in ("label", "vote"):
+        alone, _ = _campaign(tmp_path / how, how)
+        assert alone["review_trust"]["scores"] == {how: trust["scores"][how]}
+        assert alone["refs"]["gold:dev"]["accuracy"] == trust["scores"][how]
