@@ -31,6 +31,11 @@ def describe_scores(metrics: dict[str, Any], metric: str = "accuracy") -> str:
              f"{pct(sc.get('ci_low'))}-{pct(sc.get('ci_high'))})" for name, sc in refs.items()]
     decided = metrics.get("reference")
     parts.append(f"decided on {decided}" if decided else "no reference to decide on: promoted as the newest")
+    trust = metrics.get("review_trust")
+    if trust:
+        scores = ", ".join(f"{how} {pct(sc)}" for how, sc in trust["scores"].items())
+        parts.append(f"{trust['reviewed']} reviews read as {trust['chosen']} (review_trust = {trust['setting']}"
+                     + (f"; {metric} on {trust['reference']}: {scores})" if len(trust["scores"]) > 1 else ")"))
     return "; ".join(parts)
 
 

@@ -10,6 +10,7 @@ from distilloop.errors import ConfigError
 from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
 from distilloop.loop.steps import train
+from distilloop.reports.table import describe_scores, pct
 from tests.conftest import FIXTURES, replay_config
 
 
@@ -105,6 +106,10 @@ def test_auto_keeps_the_reading_that_scores_better_on_the_decision_reference(tmp
     best = max(trust["scores"].values())
     assert trust["chosen"] == ("label" if trust["scores"]["label"] == best else "vote")
     assert auto["refs"]["gold:dev"]["accuracy"] == best  # the student kept is the one that scored best
+    # what status and the report print about it
+    line = describe_scores(auto)
+    assert (f"{reviewed} reviews read as {trust['chosen']} (review_trust = auto; accuracy on gold:dev: "
+            f"label {pct(trust['scores']['label'])}, vote {pct(trust['scores']['vote'])})") in line
     # each reading, set explicitly, trains the student auto scored for it (the same seed, the same targets)
     for how in ("label", "vote"):
         alone, _ = _campaign(tmp_path / how, how)
