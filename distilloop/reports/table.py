@@ -36,6 +36,11 @@ def describe_scores(metrics: dict[str, Any], metric: str = "accuracy") -> str:
         scores = ", ".join(f"{how} {pct(sc)}" for how, sc in trust["scores"].items())
         parts.append(f"{trust['reviewed']} reviews read as {trust['chosen']} (review_trust = {trust['setting']}"
                      + (f"; {metric} on {trust['reference']}: {scores})" if len(trust["scores"]) > 1 else ")"))
+    tuned = metrics.get("tuned")
+    if tuned:
+        chosen = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in tuned["chosen"].items())
+        scores = ", ".join(f"{k} {pct(sc)}" for k, sc in tuned["scores"].items())
+        parts.append(f"{chosen} chosen on {tuned['reference']} ({scores})")
     return "; ".join(parts)
 
 

@@ -41,9 +41,10 @@ class EmbeddingLinear(Student):
     provides = frozenset({"probabilities", "embeddings"})
 
     def __init__(self, model: str = MINILM, C: float = 1.0, normalize: bool = True, batch_size: int = 32,
-                 device: str = "cpu", seed: int = 0) -> None:
+                 device: str = "cpu", seed: int = 0, tune_C: bool = True) -> None:
         self.model = model
         self.C = C
+        self.tune_C = tune_C
         self.normalize = normalize
         self.batch_size = batch_size
         self.device = device
@@ -52,6 +53,8 @@ class EmbeddingLinear(Student):
     def _check_params(self) -> None:
         if self.C <= 0:
             raise StudentError(f"C must be > 0 (the inverse regularisation strength), got {self.C!r}")
+        if not isinstance(self.tune_C, bool):
+            raise StudentError(f"tune_C must be true or false, got {self.tune_C!r}")
         if self.batch_size < 1:
             raise StudentError(f"batch_size must be >= 1, got {self.batch_size!r}")
         resolve_model(self.model, MINILM)  # a model that cannot be found is named now, not at the first fit
@@ -66,6 +69,18 @@ class EmbeddingLinear(Student):
         # the cache is the campaign's (a store: never sent to another process); a copy sent to a compute
         # engine's worker is given a read-only view of the shards there, if anything
         return {k: v for k, v in self.__dict__.items() if k not in ("_cache", "_stored")}
+
+    def variants(self) -> list[tuple[dict[str, Any], Student]]:
+        """With ``tune_C``: ``C``, ``C / 3`` and ``3 C`` (a few labels want a weaker penalty than a few hundred
+        noisy ones), the configured ``C`` first so that a tie keeps it."""
+        if not self.tune_C:
+            return super().variants()
+        out: list[tuple[dict[str, Any], Student]] = []
+        for C in (self.C, round(self.C / 3, 4), round(self.C * 3, 4)):
+            c = cast(EmbeddingLinear, self.clone())
+            c.C = C
+            out.append(({"C": C}, c))
+        return out
 
     def clone(self) -> Student:
         c = cast(EmbeddingLinear, super().clone())

@@ -11,6 +11,10 @@ target), ``vote`` (one more, certain vote beside the teachers' distribution, eac
 reviewer's counting once), or ``auto``: a student cheap to refit is fitted both ways and the one scoring better
 on the decision reference is kept (a tie keeps ``label``); any other student takes ``label``. The scores of both
 are recorded with the student.
+
+In the same way a student cheap to refit may offer :meth:`~distilloop.students.base.Student.variants` (the
+embedding student: its ``C`` and a third and three times it, ``tune_C``): the best regularisation for 20 labels is
+not the best for 600 noisy ones, and the decision reference is the held-out set that tells them apart.
 """
 
 from __future__ import annotations
@@ -107,30 +111,51 @@ def review_readings(env: Env, labeled: list[dict[str, Any]]) -> tuple[str, ...]:
     return (how,)
 
 
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
                 previous: Student | None) -> tuple[Student, dict[str, Any]]:
-    """This round's student and its metrics: fitted once per way of reading the reviews
-    (:func:`review_readings`), the best on the decision reference kept (the first on a tie)."""
+    """This round's student and its metrics: each of the student's :meth:`~Student.variants` fitted once per way
+    of reading the reviews (:func:`review_readings`), the best on the decision reference kept (the first on a
+    tie: the configured parameters, reviews read as labels)."""
     texts = [env.examples[r["example_id"]].text for r in labeled]
     readings = review_readings(env, labeled)
-    fitted: list[tuple[str, Student, dict[str, Any], float]] = []
+    fitted: list[tuple[str, dict[str, Any], Student, dict[str, Any], float]] = []
     for how in readings:
-        student = env.parts.student.clone()
-        what = f"round {round_no}: training {student.kind} on {len(texts)} labels"
-        with env.progress.status(what + (f" (reviews read as {how})" if len(readings) > 1 else "")):
-            student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
-                        rationales=[r["rationale"] for r in labeled], soft_labels=review_targets(env.store, labeled, how),
-                        warm_start=previous)
-        metrics = evaluate(env, student)
-        ref = metrics["reference"]
-        score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
-        fitted.append((how, student, metrics, -1.0 if score is None else score))
-    how, student, metrics, _ = max(fitted, key=lambda f: f[3])  # the first of equals: "label" on a tie
+        targets = review_targets(env.store, labeled, how)
+        variants = env.parts.student.variants()
+        for params, student in variants:
+            what = f"round {round_no}: training {student.kind} on {len(texts)} labels"
+            extra = [f"reviews read as {how}"] * (len(readings) > 1) + [_params(params)] * (len(variants) > 1)
+            with env.progress.status(what + (f" ({'; '.join(extra)})" if extra else "")):
+                student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
+                            rationales=[r["rationale"] for r in labeled], soft_labels=targets, warm_start=previous)
+            metrics = evaluate(env, student)
+            ref = metrics["reference"]
+            score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
+            fitted.append((how, params, student, metrics, -1.0 if score is None else score))
+            if ref is None:  # nothing to choose on: the configured student, reviews read as labels
+                break
+        if fitted[0][3]["reference"] is None:
+            break
+    how, params, student, metrics, _ = max(fitted, key=lambda f: f[4])  # the first of equals
     reviewed = sum(r["source"] in REVIEWED for r in labeled)
+
+    def best(scores: list[float]) -> float | None:
+        return None if max(scores) < 0 else max(scores)
+
     if reviewed and env.parts.student.uses_soft_labels:
         metrics["review_trust"] = {"setting": env.config.routing.review_trust, "chosen": how, "reviewed": reviewed,
                                    "reference": metrics["reference"],
-                                   "scores": {h: (None if sc < 0 else sc) for h, _, _, sc in fitted}}
+                                   "scores": {h: best([f[4] for f in fitted if f[0] == h]) for h in readings}}
+    if len(fitted) > len(readings):
+        by: dict[str, list[float]] = {}
+        for f in fitted:
+            by.setdefault(_params(f[1]), []).append(f[4])
+        metrics["tuned"] = {"chosen": params, "reference": metrics["reference"],
+                            "scores": {k: best(v) for k, v in by.items()}}
     return student, metrics
 
 

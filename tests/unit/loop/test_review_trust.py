@@ -106,10 +106,15 @@ def test_auto_keeps_the_reading_that_scores_better_on_the_decision_reference(tmp
     best = max(trust["scores"].values())
     assert trust["chosen"] == ("label" if trust["scores"]["label"] == best else "vote")
     assert auto["refs"]["gold:dev"]["accuracy"] == best  # the student kept is the one that scored best
+    # the student's C, tuned on the same reference: the kept student is the best of every (reading, C)
+    tuned = auto["tuned"]
+    assert set(tuned["scores"]) == {"C=10", "C=3.3333", "C=30"} and tuned["reference"] == "gold:dev"
+    assert max(tuned["scores"].values()) == best == tuned["scores"][f"C={tuned['chosen']['C']:g}"]
     # what status and the report print about it
     line = describe_scores(auto)
     assert (f"{reviewed} reviews read as {trust['chosen']} (review_trust = auto; accuracy on gold:dev: "
             f"label {pct(trust['scores']['label'])}, vote {pct(trust['scores']['vote'])})") in line
+    assert f"C = {tuned['chosen']['C']:g} chosen on gold:dev (C=10 {pct(tuned['scores']['C=10'])}" in line
     # each reading, set explicitly, trains the student auto scored for it (the same seed, the same targets)
     for how in ("label", "vote"):
         alone, _ = _campaign(tmp_path / how, how)

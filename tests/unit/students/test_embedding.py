@@ -33,3 +33,24 @@ def test_soft_labels_change_the_fit(tiny_bert_dir):
 def test_single_class_predicts_it(tiny_bert_dir):
     s = EmbeddingLinear(model=tiny_bert_dir).fit(TEXTS[:2], LABELS[:2], classes=CLASSES)
     np.testing.assert_allclose(s.predict_proba(TEXTS[:3]), [[1, 0]] * 3)
+
+
+def test_variants_are_the_configured_C_first_then_a_third_and_three_times_it(tiny_bert_dir):
+    store = Store.memory()
+    s = EmbeddingLinear(model=tiny_bert_dir, C=3.0).attach_cache(store)
+    variants = s.variants()
+    assert [p for p, _ in variants] == [{"C": 3.0}, {"C": 1.0}, {"C": 9.0}]
+    assert [v.C for _, v in variants] == [3.0, 1.0, 9.0]
+    assert all(v._cache is store and not hasattr(v, "head_") for _, v in variants)  # fresh, on the same cache
+    assert s.C == 3.0  # the configured student is left as it was
+    fixed = EmbeddingLinear(model=tiny_bert_dir, C=3.0, tune_C=False).variants()
+    assert [(p, v.C) for p, v in fixed] == [({}, 3.0)]
+
+
+def test_tune_C_must_be_a_boolean(tiny_bert_dir):
+    import pytest
+
+    from distilloop.errors import StudentError
+
+    with pytest.raises(StudentError, match="tune_C must be true or false, got 'yes'"):
+        EmbeddingLinear(model=tiny_bert_dir, tune_C="yes").fit(TEXTS, LABELS, classes=CLASSES)
