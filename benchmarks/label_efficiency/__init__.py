@@ -34,6 +34,8 @@ from distilloop.loop.progress import Progress
 from distilloop.strategies.base import SelectionContext, Strategy
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the most pool rows no teacher answered that become the dev split of a data set without one
+DEV_LIMIT = 500
 
 
 class SmallTextStrategy(Strategy):
@@ -147,18 +149,25 @@ def full_cost(spec: DatasetSpec, ids: list[str], root: Path = ROOT) -> tuple[int
 
 
 def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path = ROOT, *, dev: bool = False) -> Path:
-    """The benchmark's data: the recorded pool items and the test split, and with ``dev`` the dev split (then
-    the campaigns decide on its gold labels, not on the test split they report)."""
+    """The benchmark's data: the recorded pool items and the test split, and with ``dev`` a dev split (then the
+    campaigns decide, and choose among a student's variants, on its gold labels, not on the test split they
+    report): the data set's own, or, where it has none, up to ``DEV_LIMIT`` of the pool rows no teacher answered
+    (in file order; they are never labeled, only scored on)."""
     wanted = set(ids)
     out = workdir / f"{spec.name}.bench{'-dev' if dev else ''}.jsonl"
-    n_test = 0
-    with gzip.open(root / spec.data, "rt") as f, open(out, "w") as g:
-        for line in f:
-            r = json.loads(line)
+    with gzip.open(root / spec.data, "rt") as f:
+        rows = [json.loads(line) for line in f]
+    own_dev = any(r["split"] == "dev" for r in rows)
+    n_test = n_dev = 0
+    with open(out, "w") as g:
+        for r in rows:
+            if dev and not own_dev and r["split"] == "pool" and r["id"] not in wanted and n_dev < DEV_LIMIT:
+                r = {**r, "split": "dev"}
             if ((r["split"] == "pool" and r["id"] in wanted) or (r["split"] == "test" and n_test < spec.test_limit)
                     or (dev and r["split"] == "dev")):
                 n_test += r["split"] == "test"
-                g.write(line)
+                n_dev += r["split"] == "dev"
+                g.write(json.dumps(r) + "\n")
     return out
 
 
@@ -336,7 +345,7 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
             strategy_table(strategy)
     full_tokens, full_usd = full_cost(spec, ids)
     tmp = Path(tempfile_dir()) if workdir is None else workdir
-    data = make_pool_file(spec, ids, tmp)
+    data = make_pool_file(spec, ids, tmp, dev=True)  # decisions on dev gold, never on the test split reported
     curves: list[Curve] = []
     full_acc: dict[tuple[str, str], float] = {}
     jobs = [(st, s, seed, rv) for st in students for rv in reviews for s in strategies for seed in seeds]

@@ -64,3 +64,21 @@ def test_the_table_shows_each_lever_alone_and_combined():
     assert "full-pool student 78.0% with 4 reviews against 80.0% without" in table
     assert "right), -50.00 points per 100 reviews" in table
     assert "-50.00 points of student accuracy per 100 reviews" in table
+
+
+@pytest.mark.parametrize("name, own_dev", [("rt_polarity", True), ("commonsenseqa", False)])
+def test_the_bench_decides_on_a_dev_split_never_on_the_test_split(tmp_path, name, own_dev):
+    import json
+
+    from benchmarks.label_efficiency import DATASETS, DEV_LIMIT, dataset_ids, make_pool_file
+
+    spec, ids = dataset_ids(name)
+    rows = [json.loads(line) for line in make_pool_file(spec, ids, tmp_path, dev=True).read_text().splitlines()]
+    split = {r["id"]: r["split"] for r in rows}
+    assert [i for i in ids if split.get(i) != "pool"] == []  # every recorded item is in the pool
+    dev = [r for r in rows if r["split"] == "dev"]
+    assert 0 < len(dev) <= (10**9 if own_dev else DEV_LIMIT)
+    assert not {r["id"] for r in dev} & set(ids)  # a dev row is never one a teacher answered
+    assert sum(r["split"] == "test" for r in rows) == DATASETS[name].test_limit or own_dev
+    without = make_pool_file(spec, ids, tmp_path).read_text().splitlines()
+    assert not any(json.loads(line)["split"] == "dev" for line in without)

@@ -14,7 +14,8 @@ are recorded with the student.
 
 In the same way a student cheap to refit may offer :meth:`~distilloop.students.base.Student.variants` (the
 embedding student: its ``C`` and a third and three times it, ``tune_C``): the best regularisation for 20 labels is
-not the best for 600 noisy ones, and the decision reference is the held-out set that tells them apart.
+not the best for 600 noisy ones, and the decision reference is the held-out set that tells them apart. Neither
+choice is made on the test split (the last-resort decision reference): the report's test score stays unselected.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from distilloop.students.promotion import should_promote
 
 #: label sources that are a reviewer's answer
 REVIEWED = ("human", "simulated")
+#: decision references a student is not chosen among variants on: none, or the test split the report shows (a
+#: choice made on it would make the reported score the best of several)
+UNCHOSEN = (None, "gold:test")
 #: salt of the stop set's generator (round 0): apart from every round's selection draws
 STOP_SET_SALT = 57
 
@@ -136,9 +140,9 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
             ref = metrics["reference"]
             score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
             fitted.append((how, params, student, metrics, -1.0 if score is None else score))
-            if ref is None:  # nothing to choose on: the configured student, reviews read as labels
+            if ref in UNCHOSEN:  # nothing to choose on: the configured student, reviews read as labels
                 break
-        if fitted[0][3]["reference"] is None:
+        if fitted[0][3]["reference"] in UNCHOSEN:
             break
     how, params, student, metrics, _ = max(fitted, key=lambda f: f[4])  # the first of equals
     reviewed = sum(r["source"] in REVIEWED for r in labeled)
@@ -149,7 +153,8 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
     if reviewed and env.parts.student.uses_soft_labels:
         metrics["review_trust"] = {"setting": env.config.routing.review_trust, "chosen": how, "reviewed": reviewed,
                                    "reference": metrics["reference"],
-                                   "scores": {h: best([f[4] for f in fitted if f[0] == h]) for h in readings}}
+                                   "scores": {h: best([f[4] for f in fitted if f[0] == h])
+                                              for h in dict.fromkeys(f[0] for f in fitted)}}
     if len(fitted) > len(readings):
         by: dict[str, list[float]] = {}
         for f in fitted:

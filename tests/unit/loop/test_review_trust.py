@@ -71,14 +71,14 @@ def test_an_unknown_setting_is_named(tmp_path):
         load_config(path)
 
 
-def _campaign(tmp_path, how):
+def _campaign(tmp_path, how, dev=40):
     """One round on the replay fixture, every item below min_agreement reviewed by the simulated reviewer, an
     embedding student (the packaged MiniLM), and 40 of the test rows as a dev split (the decision reference)."""
     tmp_path.mkdir(parents=True)
     rows = [json.loads(line) for line in (FIXTURES / "rt_tiny.jsonl").read_text().splitlines()]
     n_dev = 0
     for r in rows:
-        if r["split"] == "test" and n_dev < 40:
+        if r["split"] == "test" and n_dev < dev:
             r["split"], n_dev = "dev", n_dev + 1
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -120,3 +120,11 @@ def test_auto_keeps_the_reading_that_scores_better_on_the_decision_reference(tmp
         alone, _ = _campaign(tmp_path / how, how)
         assert alone["review_trust"]["scores"] == {how: trust["scores"][how]}
         assert alone["refs"]["gold:dev"]["accuracy"] == trust["scores"][how]
+
+
+def test_nothing_is_chosen_on_the_test_split_the_report_shows(tmp_path):
+    metrics, reviewed = _campaign(tmp_path / "no-dev", "auto", dev=0)
+    assert reviewed > 0 and metrics["reference"] == "gold:test"
+    # one fit: the configured C, the reviews as labels; nothing selected on the split whose score is reported
+    assert "tuned" not in metrics
+    assert metrics["review_trust"]["chosen"] == "label" and list(metrics["review_trust"]["scores"]) == ["label"]
