@@ -126,23 +126,24 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
     tie: the configured parameters, reviews read as labels)."""
     texts = [env.examples[r["example_id"]].text for r in labeled]
     readings = review_readings(env, labeled)
+    per_reading = [env.parts.student.variants() for _ in readings]  # fresh students for each reading
+    n_variants = len(per_reading[0])
+    candidates = [(how, params, student) for how, variants in zip(readings, per_reading) for params, student in variants]
+    targets: dict[str, list[dict[str, float] | None]] = {}
     fitted: list[tuple[str, dict[str, Any], Student, dict[str, Any], float]] = []
-    for how in readings:
-        targets = review_targets(env.store, labeled, how)
-        variants = env.parts.student.variants()
-        for params, student in variants:
-            what = f"round {round_no}: training {student.kind} on {len(texts)} labels"
-            extra = [f"reviews read as {how}"] * (len(readings) > 1) + [_params(params)] * (len(variants) > 1)
-            with env.progress.status(what + (f" ({'; '.join(extra)})" if extra else "")):
-                student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
-                            rationales=[r["rationale"] for r in labeled], soft_labels=targets, warm_start=previous)
-            metrics = evaluate(env, student)
-            ref = metrics["reference"]
-            score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
-            fitted.append((how, params, student, metrics, -1.0 if score is None else score))
-            if ref in UNCHOSEN:  # nothing to choose on: the configured student, reviews read as labels
-                break
-        if fitted[0][3]["reference"] in UNCHOSEN:
+    for how, params, student in candidates:
+        if how not in targets:
+            targets[how] = review_targets(env.store, labeled, how)
+        extra = [f"reviews read as {how}"] * (len(readings) > 1) + [_params(params)] * (n_variants > 1)
+        what = f"round {round_no}: training {student.kind} on {len(texts)} labels"
+        with env.progress.status(what + (f" ({'; '.join(extra)})" if extra else "")):
+            student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
+                        rationales=[r["rationale"] for r in labeled], soft_labels=targets[how], warm_start=previous)
+        metrics = evaluate(env, student)
+        ref = metrics["reference"]
+        score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
+        fitted.append((how, params, student, metrics, -1.0 if score is None else score))
+        if ref in UNCHOSEN:  # nothing to choose on: the configured student, reviews read as labels
             break
     how, params, student, metrics, _ = max(fitted, key=lambda f: f[4])  # the first of equals
     reviewed = sum(r["source"] in REVIEWED for r in labeled)
