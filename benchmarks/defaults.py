@@ -51,7 +51,8 @@ def phase1(demo: dict[str, Any]) -> dict[str, Any]:
     old["strategy"] = {"name": "entropy"}
     old["routing"] = {"min_agreement": 0.75}
     old["rationales"] = {"policy": "all"}
-    old["student"] = {"kind": "embedding_linear", "C": 10.0, "tune_C": False}  # all-MiniLM-L6-v2, C fixed
+    old["student"] = {"kind": "embedding_linear", "C": 10.0, "tune_C": False,
+                      "tune_class_weight": False}  # all-MiniLM-L6-v2, C fixed, classes by count
     old["teachers"] = sorted(old["teachers"], key=lambda t: t["name"])  # qwen-0.5b first, as it was
     return old
 

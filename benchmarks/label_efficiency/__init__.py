@@ -31,6 +31,7 @@ from distilloop.errors import ConfigError
 from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import parse_config
 from distilloop.loop.progress import Progress
+from distilloop.loop.steps.train import load_active
 from distilloop.strategies.base import SelectionContext, Strategy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -227,12 +228,13 @@ class Curve:
     label_acc: float | None = None  # of every accepted label at the end, against gold
     reviews: int = 0  # labels a reviewer (the simulated one, or a human) decided
     review_trust: dict[str, Any] | None = None  # how the last student read the reviews ([routing] review_trust)
+    correct: list[bool] | None = None  # the active student's right answers on the reported split, by item id
 
 
 def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, student: dict[str, Any], seed: int,
             review: str, pool_size: int, schedule: tuple[int, float, int], min_agreement: float,
             student_name: str | None = None, calibrate: str = "batch", rationales: str = "all",
-            routing: dict[str, Any] | None = None, name: str | None = None) -> Curve:
+            routing: dict[str, Any] | None = None, name: str | None = None, keep_correct: bool = False) -> Curve:
     initial, growth, rounds = schedule
     store = workdir / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', name or strategy)}-{student['kind']}-{seed}-{review}.db"
     store.unlink(missing_ok=True)
@@ -253,9 +255,23 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
     reviews = sum(r["source"] in ("simulated", "human") for r in labeled)
     students = campaign.store.students()
     trust = students[-1]["metrics"].get("review_trust") if students else None
+    correct = None
+    if keep_correct:  # for a paired comparison of two campaigns' students on the same items
+        active = load_active(campaign.store)
+        ids = sorted(i for i, e in gold.items() if e.split == config.evaluation.split and e.gold is not None)
+        if active is not None and ids:
+            correct = [p == gold[i].gold for p, i in zip(active.predict([gold[i].text for i in ids]), ids)]
     campaign.close()
     return Curve(name or strategy, student_name or student["kind"], seed, review, points,
-                 time.perf_counter() - started, float(np.mean(right)) if right else None, reviews, trust)
+                 time.perf_counter() - started, float(np.mean(right)) if right else None, reviews, trust, correct)
+
+
+def paired_difference(a: list[bool], b: list[bool], *, resamples: int = 2000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """``b``'s accuracy minus ``a``'s on the same items, with a 95% paired bootstrap interval (items resampled)."""
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    means = d[np.random.default_rng(seed).integers(0, len(d), (resamples, len(d)))].mean(axis=1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def accuracy_at(curve: Curve, tokens: float) -> float | None:

@@ -30,6 +30,7 @@ from . import (
     dataset_ids,
     full_cost,
     make_pool_file,
+    paired_difference,
     run_one,
     tempfile_dir,
 )
@@ -112,7 +113,8 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
     with progress.bar(f"{dataset}: {len(configs)} lever settings x {len(seeds)} seeds",
                       (len(configs) + 1) * len(seeds) + 3 + n_choices) as advance:
         whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review="auto",
-                        pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement, name="full-pool")
+                        pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement, name="full-pool",
+                        keep_correct=True)
         advance()
         for cfg in configs:
             selection, cascade, rationales, calibration = cfg
@@ -136,7 +138,7 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
         # review as a lever: the baseline with the simulated gold reviewer on the low-agreement items
         reviewed_whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0,
                                  review="simulated", pool_size=len(ids), schedule=(len(ids), 1.0, 1),
-                                 min_agreement=min_agreement, name="full-pool-reviewed")
+                                 min_agreement=min_agreement, name="full-pool-reviewed", keep_correct=True)
         advance()
         # the same with every review taken as the target ([routing] review_trust = "label"): what review cost before
         as_label = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review="simulated",
@@ -152,7 +154,9 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
     full_acc = whole.points[-1][2]
     review = {"full_acc_reviewed": reviewed_whole.points[-1][2], "full_reviews": reviewed_whole.reviews,
               "full_label_acc": whole.label_acc, "full_label_acc_reviewed": reviewed_whole.label_acc,
-              "full_review_trust": reviewed_whole.review_trust, "full_acc_reviewed_as_label": as_label.points[-1][2],
+              "full_review_trust": reviewed_whole.review_trust,
+              "full_difference": (paired_difference(whole.correct, reviewed_whole.correct)
+                                  if whole.correct and reviewed_whole.correct else None), "full_acc_reviewed_as_label": as_label.points[-1][2],
               "curves_read_as": [c.review_trust and c.review_trust["chosen"] for c in curves
                                  if c.strategy.endswith(REVIEWED)]}
     return LeverResult(dataset, len(ids), full_tokens, full_usd, full_acc,
@@ -259,6 +263,10 @@ def format_levers(result: LeverResult) -> str:
                       f"without (labels {pct(rv['full_label_acc_reviewed'])} against {pct(rv['full_label_acc'])} right), "
                       f"{1e4 * (rv['full_acc_reviewed'] - result.full_acc) / max(1, rv['full_reviews']):+.2f} points "
                       "per 100 reviews"]
+        diff = rv.get("full_difference")
+        if diff:
+            lines.append(f"  the difference on the same test items: {100 * diff[0]:+.2f} points, 95% paired bootstrap "
+                         f"interval {100 * diff[1]:+.2f} to {100 * diff[2]:+.2f}")
         trust = rv.get("full_review_trust")
         if trust:
             tried = ", ".join(f"{k} {pct(v)}" for k, v in trust["scores"].items())

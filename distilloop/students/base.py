@@ -89,11 +89,13 @@ class Student(ABC):
         """A fresh, unfitted student with the same parameters."""
         return type(self)(**copy.deepcopy(self.get_params()))
 
-    def variants(self) -> list[tuple[dict[str, Any], Student]]:
+    def variants(self, chosen: dict[str, Any] | None = None) -> list[tuple[dict[str, Any], Student]]:
         """The fresh students a round fits, each with the parameters it changes, the one scoring best on the
         campaign's decision reference kept (the first on a tie): by default this student alone. A student cheap to
-        refit may return a small grid of a hyperparameter whose best value depends on how many labels there are."""
-        return [({}, self.clone())]
+        refit may return a small grid of a hyperparameter whose best value depends on how many labels there are.
+        Called again with the parameters that won (``chosen``), it may return a second, smaller grid around them
+        (one more parameter tried at the winner's values, instead of every combination); by default none."""
+        return [] if chosen is not None else [({}, self.clone())]
 
     # -- the contract --------------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], labels: Sequence[str], *, classes: Sequence[str],

@@ -7,7 +7,9 @@ store), there by encoder and text hash, so each text is embedded once per campai
 
 Soft labels (the ensemble's label distribution) are supported by expanding each example into one row per
 class weighted by its probability, which makes the logistic regression minimise the cross-entropy against
-the soft targets.
+the soft targets. With ``class_weight = "balanced"`` each class's total label mass counts the same (a prior
+correction for a small or lopsided sample; :meth:`EmbeddingLinear.variants` lets the round choose it on held-out
+data).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from distilloop.students.base import Student
 from distilloop.students.encoder import soft_targets
 from distilloop.students.hf_common import MINILM, offline_env, resolve_model
 
+#: ``none``: each label counts by its (soft) mass; ``balanced``: each class's total mass counts the same
+CLASS_WEIGHTS = ("none", "balanced")
 _MODELS: dict[tuple[str, str], Any] = {}
 _MEMORY: dict[str, dict[str, np.ndarray]] = {}
 
@@ -41,10 +45,13 @@ class EmbeddingLinear(Student):
     provides = frozenset({"probabilities", "embeddings"})
 
     def __init__(self, model: str = MINILM, C: float = 1.0, normalize: bool = True, batch_size: int = 32,
-                 device: str = "cpu", seed: int = 0, tune_C: bool = True) -> None:
+                 device: str = "cpu", seed: int = 0, tune_C: bool = True, class_weight: str = "none",
+                 tune_class_weight: bool = True) -> None:
         self.model = model
         self.C = C
         self.tune_C = tune_C
+        self.class_weight = class_weight
+        self.tune_class_weight = tune_class_weight
         self.normalize = normalize
         self.batch_size = batch_size
         self.device = device
@@ -53,8 +60,12 @@ class EmbeddingLinear(Student):
     def _check_params(self) -> None:
         if self.C <= 0:
             raise StudentError(f"C must be > 0 (the inverse regularisation strength), got {self.C!r}")
-        if not isinstance(self.tune_C, bool):
-            raise StudentError(f"tune_C must be true or false, got {self.tune_C!r}")
+        for key in ("tune_C", "tune_class_weight"):
+            if not isinstance(getattr(self, key), bool):
+                raise StudentError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise StudentError(f"class_weight must be one of {', '.join(map(repr, CLASS_WEIGHTS))}, "
+                               f"got {self.class_weight!r}")
         if self.batch_size < 1:
             raise StudentError(f"batch_size must be >= 1, got {self.batch_size!r}")
         resolve_model(self.model, MINILM)  # a model that cannot be found is named now, not at the first fit
@@ -62,7 +73,7 @@ class EmbeddingLinear(Student):
     def attach_cache(self, cache: VectorCache) -> EmbeddingLinear:
         """Keep embeddings in ``cache`` (e.g. the campaign's store), so a text is embedded once per campaign."""
         self._cache = cache
-        self._stored: set[str] = set()
+        self._stored: dict[str, set[str]] = {}  # by encoder: the texts known to be in the cache
         return self
 
     def __getstate__(self) -> dict[str, Any]:
@@ -70,22 +81,33 @@ class EmbeddingLinear(Student):
         # engine's worker is given a read-only view of the shards there, if anything
         return {k: v for k, v in self.__dict__.items() if k not in ("_cache", "_stored")}
 
-    def variants(self) -> list[tuple[dict[str, Any], Student]]:
+    def variants(self, chosen: dict[str, Any] | None = None) -> list[tuple[dict[str, Any], Student]]:
         """With ``tune_C``: ``C``, ``C / 3`` and ``3 C`` (a few labels want a weaker penalty than a few hundred
-        noisy ones), the configured ``C`` first so that a tie keeps it."""
-        if not self.tune_C:
-            return super().variants()
-        out: list[tuple[dict[str, Any], Student]] = []
-        for C in (self.C, round(self.C / 3, 4), round(self.C * 3, 4)):
-            c = cast(EmbeddingLinear, self.clone())
-            c.C = C
-            out.append(({"C": C}, c))
-        return out
+        noisy ones), the configured ``C`` first so that a tie keeps it. With ``tune_class_weight``, called again
+        with the winner's parameters: the winner's ``C`` with the other class weight (a few dozen labels rarely hold
+        the classes in their true proportion, and a teacher may lean to one class; data whose classes really are
+        unequal keeps its prior, because the decision reference says so)."""
+        weighed = {"class_weight": self.class_weight} if self.tune_class_weight else {}
+        if chosen is None:
+            if not self.tune_C and not weighed:
+                return super().variants()
+            Cs = (self.C, round(self.C / 3, 4), round(self.C * 3, 4)) if self.tune_C else (self.C,)
+            return [self._variant({**({"C": C} if self.tune_C else {}), **weighed}) for C in Cs]
+        if not weighed:
+            return []
+        return [self._variant({**chosen, "class_weight": w}) for w in CLASS_WEIGHTS if w != self.class_weight]
+
+    def _variant(self, params: dict[str, Any]) -> tuple[dict[str, Any], Student]:
+        c = cast(EmbeddingLinear, self.clone())
+        for key, value in params.items():
+            setattr(c, key, value)
+        return params, c
 
     def clone(self) -> Student:
         c = cast(EmbeddingLinear, super().clone())
         if getattr(self, "_cache", None) is not None:
             c.attach_cache(self._cache)  # type: ignore[attr-defined]
+            c._stored = self._stored  # the same cache: what one knows is stored, so does the other
         return c
 
     # -- embeddings --------------------------------------------------------------------------------
@@ -114,8 +136,8 @@ class EmbeddingLinear(Student):
         unique = list(dict.fromkeys(keys))
         cache = getattr(self, "_cache", None)
         if cache is not None:  # what this process has not yet seen in (or put into) the campaign's cache
-            stored: set[str] = self._stored
-            check = [k for k in unique if k not in stored]
+            stored = self._stored.setdefault(encoder, set())
+            check = [k for k in unique if k not in stored or k not in memory]
             found = cache.get_vectors(encoder, check) if check else {}
             memory.update(found)
             stored.update(found)
@@ -130,7 +152,7 @@ class EmbeddingLinear(Student):
             memory.update(fresh)
             if cache is not None:
                 cache.put_vectors(encoder, fresh)
-                self._stored.update(fresh)
+                self._stored.setdefault(encoder, set()).update(fresh)
         self.n_encoded_ = getattr(self, "n_encoded_", 0) + len(unseen)
         if not keys:
             return self.encode_uncached([])
@@ -161,7 +183,11 @@ class EmbeddingLinear(Student):
                 ws.append(q[keep, j])
             X, y, w = np.concatenate(rows), ys, np.concatenate(ws)
         else:
-            y, w = labels, None
+            y, w = labels, np.ones(len(labels))
+        if self.class_weight == "balanced":  # each class's label mass counts the same
+            ys_ = np.asarray(y)
+            mass = {c: float(w[ys_ == c].sum()) for c in set(y)}
+            w = w * np.array([sum(mass.values()) / (len(mass) * mass[c]) for c in y])
         present = sorted(set(y), key=self.classes_.index)
         if len(present) < 2:
             self.head_, self.only_class_ = None, present[0]
@@ -193,7 +219,7 @@ class EmbeddingLinear(Student):
         """Forget the in-memory embeddings of this encoder (a campaign's vector cache keeps its own)."""
         _MEMORY.pop(self.embedding_key, None)
         if getattr(self, "_cache", None) is not None:
-            self._stored = set()
+            self._stored.clear()
 
     def _save(self, path: Path) -> None:
         with open(path / "head.pkl", "wb") as f:

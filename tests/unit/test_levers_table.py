@@ -3,7 +3,7 @@ tokens to the baseline's final accuracy, each lever alone and combined, the revi
 
 import pytest
 
-from benchmarks.label_efficiency import Curve
+from benchmarks.label_efficiency import Curve, paired_difference
 from benchmarks.label_efficiency.levers import (
     BASELINE,
     REVIEWED,
@@ -56,7 +56,7 @@ def test_the_table_shows_each_lever_alone_and_combined():
     cs = curves()
     result = LeverResult("toy", 10, FULL_TOKENS, 1e-3, FULL_ACC, summarize_levers(cs, FULL_TOKENS, 1e-3, FULL_ACC),
                          cs, {}, {"full_acc_reviewed": 0.78, "full_reviews": 4, "full_label_acc": 0.9,
-                                  "full_label_acc_reviewed": 1.0})
+                                  "full_label_acc_reviewed": 1.0, "full_difference": (-0.02, -0.05, 0.01)})
     table = format_levers(result)
     assert table.splitlines()[4].startswith("random/strong-first/label-only/batch")  # cheapest to 98% first
     assert "calibration none alone (random/off/all/none)" in table
@@ -64,6 +64,20 @@ def test_the_table_shows_each_lever_alone_and_combined():
     assert "full-pool student 78.0% with 4 reviews against 80.0% without" in table
     assert "right), -50.00 points per 100 reviews" in table
     assert "-50.00 points of student accuracy per 100 reviews" in table
+    assert "the same test items: -2.00 points, 95% paired bootstrap interval -5.00 to +1.00" in table
+
+
+def test_the_paired_interval_is_on_the_items_both_students_answered():
+    same = [True, False] * 500
+    assert paired_difference(same, same) == (0.0, 0.0, 0.0)  # the same answers: no difference, no spread
+    a = [True] * 800 + [False] * 200
+    better = [True] * 900 + [False] * 100  # 100 more items right of 1,000
+    mean, lo, hi = paired_difference(a, better)
+    assert mean == pytest.approx(0.1) and 0.07 < lo < 0.1 < hi < 0.13  # sd of the mean ~0.0095
+    # the same two accuracies, disagreeing on 500 items each way: a zero difference, a wide interval
+    swapped = [False] * 500 + [True] * 500
+    mean, lo, hi = paired_difference([True] * 500 + [False] * 500, swapped)
+    assert mean == 0.0 and lo < -0.05 and hi > 0.05
 
 
 @pytest.mark.parametrize("name, own_dev", [("rt_polarity", True), ("commonsenseqa", False)])

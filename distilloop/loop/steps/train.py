@@ -13,8 +13,9 @@ on the decision reference is kept (a tie keeps ``label``); any other student tak
 are recorded with the student.
 
 In the same way a student cheap to refit may offer :meth:`~distilloop.students.base.Student.variants` (the
-embedding student: its ``C`` and a third and three times it, ``tune_C``): the best regularisation for 20 labels is
-not the best for 600 noisy ones, and the decision reference is the held-out set that tells them apart. Neither
+embedding student: its ``C`` and a third and three times it, ``tune_C``; then the winner with the classes weighed
+the other way, ``tune_class_weight``): the best regularisation for 20 labels is not the best for 600 noisy ones, a small
+sample's class proportions are not the data's, and the decision reference is the held-out set that tells them apart. Neither
 choice is made on the test split (the last-resort decision reference): the report's test score stays unselected.
 """
 
@@ -122,41 +123,49 @@ def _params(params: dict[str, Any]) -> str:
 def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
                 previous: Student | None) -> tuple[Student, dict[str, Any]]:
     """This round's student and its metrics: each of the student's :meth:`~Student.variants` fitted once per way
-    of reading the reviews (:func:`review_readings`), the best on the decision reference kept (the first on a
-    tie: the configured parameters, reviews read as labels)."""
+    of reading the reviews (:func:`review_readings`), then the variants the student offers around the winner (read
+    the winner's way), the best on the decision reference kept (the first on a tie: the configured parameters,
+    reviews read as labels)."""
     texts = [env.examples[r["example_id"]].text for r in labeled]
     readings = review_readings(env, labeled)
-    per_reading = [env.parts.student.variants() for _ in readings]  # fresh students for each reading
-    n_variants = len(per_reading[0])
-    candidates = [(how, params, student) for how, variants in zip(readings, per_reading) for params, student in variants]
     targets: dict[str, list[dict[str, float] | None]] = {}
     fitted: list[tuple[str, dict[str, Any], Student, dict[str, Any], float]] = []
-    for how, params, student in candidates:
-        if how not in targets:
-            targets[how] = review_targets(env.store, labeled, how)
-        extra = [f"reviews read as {how}"] * (len(readings) > 1) + [_params(params)] * (n_variants > 1)
-        what = f"round {round_no}: training {student.kind} on {len(texts)} labels"
-        with env.progress.status(what + (f" ({'; '.join(extra)})" if extra else "")):
-            student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
-                        rationales=[r["rationale"] for r in labeled], soft_labels=targets[how], warm_start=previous)
-        metrics = evaluate(env, student)
-        ref = metrics["reference"]
-        score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
-        fitted.append((how, params, student, metrics, -1.0 if score is None else score))
-        if ref in UNCHOSEN:  # nothing to choose on: the configured student, reviews read as labels
-            break
-    how, params, student, metrics, _ = max(fitted, key=lambda f: f[4])  # the first of equals
+
+    def fit(candidates: list[tuple[str, dict[str, Any], Student]]) -> bool:
+        """Fit and score ``candidates``; False once only the test split could choose (nothing more is fitted)."""
+        for how, params, student in candidates:
+            if how not in targets:
+                targets[how] = review_targets(env.store, labeled, how)
+            extra = [f"reviews read as {how}"] * (len(readings) > 1) + [_params(params)] * bool(params)
+            what = f"round {round_no}: training {student.kind} on {len(texts)} labels"
+            with env.progress.status(what + (f" ({'; '.join(extra)})" if extra else "")):
+                student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
+                            rationales=[r["rationale"] for r in labeled], soft_labels=targets[how],
+                            warm_start=previous)
+            metrics = evaluate(env, student)
+            ref = metrics["reference"]
+            score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
+            fitted.append((how, params, student, metrics, -1.0 if score is None else score))
+            if ref in UNCHOSEN:  # nothing to choose on: the configured student, reviews read as labels
+                return False
+        return True
+
+    configured = env.parts.student
+    if fit([(how, params, student) for how in readings for params, student in configured.variants()]):
+        how, params = max(fitted, key=lambda f: f[4])[:2]  # the first of equals
+        fit([(how, p, s) for p, s in configured.variants(chosen=params)])
+    how, params, student, metrics, _ = max(fitted, key=lambda f: f[4])
     reviewed = sum(r["source"] in REVIEWED for r in labeled)
 
     def best(scores: list[float]) -> float | None:
         return None if max(scores) < 0 else max(scores)
 
-    if reviewed and env.parts.student.uses_soft_labels:
+    if reviewed and configured.uses_soft_labels:
         metrics["review_trust"] = {"setting": env.config.routing.review_trust, "chosen": how, "reviewed": reviewed,
                                    "reference": metrics["reference"],
                                    "scores": {h: best([f[4] for f in fitted if f[0] == h])
                                               for h in dict.fromkeys(f[0] for f in fitted)}}
-    if len(fitted) > len(readings):
+    if any(f[1] for f in fitted) and len(fitted) > len(readings):
         by: dict[str, list[float]] = {}
         for f in fitted:
             by.setdefault(_params(f[1]), []).append(f[4])

@@ -71,7 +71,7 @@ def test_an_unknown_setting_is_named(tmp_path):
         load_config(path)
 
 
-def _campaign(tmp_path, how, dev=40):
+def _campaign(tmp_path, how, dev=40, student="tune_class_weight = false\n"):
     """One round on the replay fixture, every item below min_agreement reviewed by the simulated reviewer, an
     embedding student (the packaged MiniLM), and 40 of the test rows as a dev split (the decision reference)."""
     tmp_path.mkdir(parents=True)
@@ -83,7 +83,7 @@ def _campaign(tmp_path, how, dev=40):
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     extra = ('[review]\nkind = "simulated"\n[student]\nkind = "embedding_linear"\nmodel = "minilm"\n'
-             'C = 10.0\n')
+             'C = 10.0\n' + student)
     path = replay_config(tmp_path, extra=extra, data=data,
                          rounds="max_rounds = 1\ninitial_size = 60\nbatch_size = 60\nconcurrency = 4")
     path.write_text(path.read_text().replace("min_agreement = 0.7",
@@ -120,6 +120,21 @@ def test_auto_keeps_the_reading_that_scores_better_on_the_decision_reference(tmp
         alone, _ = _campaign(tmp_path / how, how)
         assert alone["review_trust"]["scores"] == {how: trust["scores"][how]}
         assert alone["refs"]["gold:dev"]["accuracy"] == trust["scores"][how]
+
+
+def test_the_class_weight_is_chosen_with_C_by_default(tmp_path):
+    metrics, _ = _campaign(tmp_path / "both", "vote", student="")
+    tuned = metrics["tuned"]
+    # the three Cs with the classes by their mass, then the best of them with the classes balanced
+    first = [f"C={C}, class_weight=none" for C in ("10", "3.3333", "30")]
+    assert list(tuned["scores"])[:3] == first and len(tuned["scores"]) == 4
+    winner = max(first, key=lambda k: tuned["scores"][k])  # the first of equals
+    assert list(tuned["scores"])[3] == winner.replace("none", "balanced")
+    assert set(tuned["chosen"]) == {"C", "class_weight"}
+    chosen = f"C={tuned['chosen']['C']:g}, class_weight={tuned['chosen']['class_weight']}"
+    assert tuned["scores"][chosen] == max(tuned["scores"].values()) == metrics["refs"]["gold:dev"]["accuracy"]
+    assert (f"C = {tuned['chosen']['C']:g}, class_weight = {tuned['chosen']['class_weight']} chosen on gold:dev "
+            "(C=10, class_weight=none ") in describe_scores(metrics)
 
 
 def test_nothing_is_chosen_on_the_test_split_the_report_shows(tmp_path):

@@ -37,14 +37,46 @@ def test_single_class_predicts_it(tiny_bert_dir):
 
 def test_variants_are_the_configured_C_first_then_a_third_and_three_times_it(tiny_bert_dir):
     store = Store.memory()
-    s = EmbeddingLinear(model=tiny_bert_dir, C=3.0).attach_cache(store)
+    s = EmbeddingLinear(model=tiny_bert_dir, C=3.0, tune_class_weight=False).attach_cache(store)
     variants = s.variants()
     assert [p for p, _ in variants] == [{"C": 3.0}, {"C": 1.0}, {"C": 9.0}]
     assert [v.C for _, v in variants] == [3.0, 1.0, 9.0]
     assert all(v._cache is store and not hasattr(v, "head_") for _, v in variants)  # fresh, on the same cache
     assert s.C == 3.0  # the configured student is left as it was
-    fixed = EmbeddingLinear(model=tiny_bert_dir, C=3.0, tune_C=False).variants()
+    fixed = EmbeddingLinear(model=tiny_bert_dir, C=3.0, tune_C=False, tune_class_weight=False).variants()
     assert [(p, v.C) for p, v in fixed] == [({}, 3.0)]
+
+
+def test_the_class_weight_is_tried_the_other_way_at_the_winners_C(tiny_bert_dir):
+    s = EmbeddingLinear(model=tiny_bert_dir, C=3.0, class_weight="balanced")
+    first = s.variants()
+    assert [p for p, _ in first] == [{"C": 3.0, "class_weight": "balanced"}, {"C": 1.0, "class_weight": "balanced"},
+                                     {"C": 9.0, "class_weight": "balanced"}]
+    (params, other), = s.variants(chosen={"C": 1.0, "class_weight": "balanced"})
+    assert params == {"C": 1.0, "class_weight": "none"} and (other.C, other.class_weight) == (1.0, "none")
+    assert not hasattr(other, "head_")
+    only = EmbeddingLinear(model=tiny_bert_dir, tune_C=False)
+    assert [p for p, _ in only.variants()] == [{"class_weight": "none"}]
+    assert [p for p, _ in only.variants(chosen={"class_weight": "none"})] == [{"class_weight": "balanced"}]
+    fixed = EmbeddingLinear(model=tiny_bert_dir, tune_class_weight=False)
+    assert fixed.variants(chosen={"C": 1.0}) == []  # nothing more to try around the winner
+
+
+def test_balanced_class_weight_evens_out_a_lopsided_sample(tiny_bert_dir):
+    # nine "pos" for one "neg": unweighted, the intercept leans to "pos" everywhere; balanced, "neg" counts as much
+    texts = [f"{w} review number {i}" for i, w in enumerate(["fine"] * 9 + ["awful"])]
+    labels = ["pos"] * 9 + ["neg"]
+    none = EmbeddingLinear(model=tiny_bert_dir, C=0.1).fit(texts, labels, classes=CLASSES)
+    balanced = EmbeddingLinear(model=tiny_bert_dir, C=0.1, class_weight="balanced").fit(texts, labels,
+                                                                                          classes=CLASSES)
+    neg = CLASSES.index("neg")
+    assert balanced.predict_proba(texts)[:, neg].mean() > none.predict_proba(texts)[:, neg].mean() + 0.1
+    assert abs(balanced.predict_proba(texts)[:, neg].mean() - 0.5) < 0.1
+    # the same with soft labels: the mass of each class, not the count of rows, is evened out
+    soft = [{"pos": 0.9, "neg": 0.1}] * 9 + [{"pos": 0.1, "neg": 0.9}]
+    s = EmbeddingLinear(model=tiny_bert_dir, C=0.1, class_weight="balanced").fit(texts, labels, classes=CLASSES,
+                                                                                soft_labels=soft)
+    assert abs(s.predict_proba(texts)[:, neg].mean() - 0.5) < 0.1
 
 
 def test_tune_C_must_be_a_boolean(tiny_bert_dir):
@@ -54,3 +86,7 @@ def test_tune_C_must_be_a_boolean(tiny_bert_dir):
 
     with pytest.raises(StudentError, match="tune_C must be true or false, got 'yes'"):
         EmbeddingLinear(model=tiny_bert_dir, tune_C="yes").fit(TEXTS, LABELS, classes=CLASSES)
+    with pytest.raises(StudentError, match="tune_class_weight must be true or false, got 1"):
+        EmbeddingLinear(model=tiny_bert_dir, tune_class_weight=1).fit(TEXTS, LABELS, classes=CLASSES)
+    with pytest.raises(StudentError, match="class_weight must be one of 'none', 'balanced', got 'equal'"):
+        EmbeddingLinear(model=tiny_bert_dir, class_weight="equal").fit(TEXTS, LABELS, classes=CLASSES)
