@@ -39,7 +39,8 @@ def describe_scores(metrics: dict[str, Any], metric: str = "accuracy") -> str:
     tuned = metrics.get("tuned")
     if tuned:
         chosen = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in tuned["chosen"].items())
-        scores = ", ".join(f"{k} {pct(sc)}" for k, sc in tuned["scores"].items())
+        sep = "; " if any(", " in k for k in tuned["scores"]) else ", "  # a candidate of several parameters
+        scores = sep.join(f"{k} {pct(sc)}" for k, sc in tuned["scores"].items())
         parts.append(f"{chosen} chosen on {tuned['reference']} ({scores})")
     return "; ".join(parts)
 

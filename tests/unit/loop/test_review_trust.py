@@ -135,6 +135,7 @@ def test_the_class_weight_is_chosen_with_C_by_default(tmp_path):
     assert tuned["scores"][chosen] == max(tuned["scores"].values()) == metrics["refs"]["gold:dev"]["accuracy"]
     assert (f"C = {tuned['chosen']['C']:g}, class_weight = {tuned['chosen']['class_weight']} chosen on gold:dev "
             "(C=10, class_weight=none ") in describe_scores(metrics)
+    assert f"class_weight=none {pct(tuned['scores']['C=10, class_weight=none'])}; C=3.3333" in describe_scores(metrics)
 
 
 def test_nothing_is_chosen_on_the_test_split_the_report_shows(tmp_path):
