@@ -154,9 +154,9 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
     full_acc = whole.points[-1][2]
     review = {"full_acc_reviewed": reviewed_whole.points[-1][2], "full_reviews": reviewed_whole.reviews,
               "full_label_acc": whole.label_acc, "full_label_acc_reviewed": reviewed_whole.label_acc,
-              "full_review_trust": reviewed_whole.review_trust,
+              "full_review_trust": reviewed_whole.review_trust, "full_acc_reviewed_as_label": as_label.points[-1][2],
               "full_difference": (paired_difference(whole.correct, reviewed_whole.correct)
-                                  if whole.correct and reviewed_whole.correct else None), "full_acc_reviewed_as_label": as_label.points[-1][2],
+                                  if whole.correct and reviewed_whole.correct else None),
               "curves_read_as": [c.review_trust and c.review_trust["chosen"] for c in curves
                                  if c.strategy.endswith(REVIEWED)]}
     return LeverResult(dataset, len(ids), full_tokens, full_usd, full_acc,

@@ -73,7 +73,7 @@ class EmbeddingLinear(Student):
     def attach_cache(self, cache: VectorCache) -> EmbeddingLinear:
         """Keep embeddings in ``cache`` (e.g. the campaign's store), so a text is embedded once per campaign."""
         self._cache = cache
-        self._stored: dict[str, set[str]] = {}  # by encoder: the texts known to be in the cache
+        self._stored: set[str] = set()  # the texts known to be in the cache (shared with this student's clones)
         return self
 
     def __getstate__(self) -> dict[str, Any]:
@@ -136,7 +136,7 @@ class EmbeddingLinear(Student):
         unique = list(dict.fromkeys(keys))
         cache = getattr(self, "_cache", None)
         if cache is not None:  # what this process has not yet seen in (or put into) the campaign's cache
-            stored = self._stored.setdefault(encoder, set())
+            stored: set[str] = self._stored
             check = [k for k in unique if k not in stored or k not in memory]
             found = cache.get_vectors(encoder, check) if check else {}
             memory.update(found)
@@ -152,7 +152,7 @@ class EmbeddingLinear(Student):
             memory.update(fresh)
             if cache is not None:
                 cache.put_vectors(encoder, fresh)
-                self._stored.setdefault(encoder, set()).update(fresh)
+                self._stored.update(fresh)
         self.n_encoded_ = getattr(self, "n_encoded_", 0) + len(unseen)
         if not keys:
             return self.encode_uncached([])
