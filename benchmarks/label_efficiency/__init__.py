@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import multiprocessing
+import os
 import re
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from distilloop.core.types import Selection
-from distilloop.errors import ConfigError
+from distilloop.errors import ConfigError, EngineError
 from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import parse_config
 from distilloop.loop.progress import Progress
@@ -79,6 +83,9 @@ class DatasetSpec:
     task: str
     input_fields: tuple[str, ...] = ("text",)
     test_limit: int = 2000
+    #: pool rows no teacher answered that join the test split of the benchmark runs (never labeled, only scored
+    #: on): a larger test set puts a smaller error on every accuracy the tables compare
+    test_extra: int = 0
     #: priced as if the recorded answers had been bought at these list prices (USD per 1M tokens)
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     #: the same teachers asked for the label alone (``label_only``), replayed when a campaign's rationale policy
@@ -90,7 +97,7 @@ RT = DatasetSpec(
     "rt_polarity", "data/rt_polarity.jsonl.gz", "data/recorded/rt_polarity.teachers.jsonl.gz",
     ("qwen-0.5b", "qwen-1.5b"), ("negative", "positive"),
     "Classify the sentiment of the movie review snippet as negative or positive.",
-    prices={"qwen-0.5b": {"input": 0.10, "output": 0.40}, "qwen-1.5b": {"input": 0.15, "output": 0.60}},
+    test_extra=3000, prices={"qwen-0.5b": {"input": 0.10, "output": 0.40}, "qwen-1.5b": {"input": 0.15, "output": 0.60}},
     label_only="data/recorded/rt_polarity.label_only.jsonl.gz")
 
 CQA = DatasetSpec(
@@ -149,24 +156,31 @@ def full_cost(spec: DatasetSpec, ids: list[str], root: Path = ROOT) -> tuple[int
     return tokens, usd
 
 
-def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path = ROOT, *, dev: bool = False) -> Path:
+def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path = ROOT, *, dev: bool = False,
+                   test_extra: int = 0) -> Path:
     """The benchmark's data: the recorded pool items and the test split, and with ``dev`` a dev split (then the
     campaigns decide, and choose among a student's variants, on its gold labels, not on the test split they
     report): the data set's own, or, where it has none, up to ``DEV_LIMIT`` of the pool rows no teacher answered
-    (in file order; they are never labeled, only scored on)."""
+    (in file order; they are never labeled, only scored on). ``test_extra`` more of those rows (after the dev
+    ones) join the test split."""
     wanted = set(ids)
-    out = workdir / f"{spec.name}.bench{'-dev' if dev else ''}.jsonl"
+    out = workdir / f"{spec.name}.bench{'-dev' if dev else ''}{f'-test{test_extra}' if test_extra else ''}.jsonl"
     with gzip.open(root / spec.data, "rt") as f:
         rows = [json.loads(line) for line in f]
     own_dev = any(r["split"] == "dev" for r in rows)
-    n_test = n_dev = 0
+    n_test = n_dev = n_extra = 0
     with open(out, "w") as g:
         for r in rows:
-            if dev and not own_dev and r["split"] == "pool" and r["id"] not in wanted and n_dev < DEV_LIMIT:
-                r = {**r, "split": "dev"}
-            if ((r["split"] == "pool" and r["id"] in wanted) or (r["split"] == "test" and n_test < spec.test_limit)
-                    or (dev and r["split"] == "dev")):
-                n_test += r["split"] == "test"
+            extra = False
+            if r["split"] == "pool" and r["id"] not in wanted:
+                if dev and not own_dev and n_dev < DEV_LIMIT:
+                    r = {**r, "split": "dev"}
+                elif n_extra < test_extra:
+                    r, extra = {**r, "split": "test"}, True
+                    n_extra += 1
+            if ((r["split"] == "pool" and r["id"] in wanted) or extra
+                    or (r["split"] == "test" and n_test < spec.test_limit) or (dev and r["split"] == "dev")):
+                n_test += r["split"] == "test" and not extra
                 n_dev += r["split"] == "dev"
                 g.write(json.dumps(r) + "\n")
     return out
@@ -266,6 +280,59 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
                  time.perf_counter() - started, float(np.mean(right)) if right else None, reviews, trust, correct)
 
 
+def default_workers() -> int:
+    """Processes a benchmark runs its campaigns in: one per core, at most four."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _worker_init(vectors: dict[str, dict[str, np.ndarray]], threads: int) -> None:
+    """A worker process: the parent's embeddings in memory, and its share of the cores for numerical libraries."""
+    from threadpoolctl import threadpool_limits
+
+    from distilloop.students.embedding import preload
+
+    preload(vectors)
+    global _LIMITS
+    _LIMITS = threadpool_limits(threads)
+
+
+_LIMITS: Any = None
+
+
+def run_many(calls: list[tuple[Callable[..., Any], dict[str, Any]]], *, workers: int,
+             advance: Callable[[], None] = lambda: None) -> list[Any]:
+    """``fn(**kwargs)`` for each call, results in the order given. With ``workers`` > 1 the calls run in that many
+    fresh (spawned) processes, each given this process's embeddings (embed the texts here first, e.g. with a
+    full-pool campaign), so a text is embedded once; the first error stops the rest and is raised here."""
+    if workers <= 1 or len(calls) <= 1:
+        out = []
+        for fn, kwargs in calls:
+            out.append(fn(**kwargs))
+            advance()
+        return out
+    from distilloop.students.embedding import memory_snapshot
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    results: list[Any] = [None] * len(calls)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                             initargs=(memory_snapshot(), threads)) as pool:
+        futures = {pool.submit(fn, **kwargs): i for i, (fn, kwargs) in enumerate(calls)}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    results[futures[f]] = f.result()
+                    advance()
+        except BrokenProcessPool:
+            raise EngineError(f"a benchmark worker process died (killed, perhaps for memory) with {workers} workers; "
+                              "run it again with fewer, e.g. --workers 1") from None
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return results
+
+
 def paired_difference(a: list[bool], b: list[bool], *, resamples: int = 2000,
                       seed: int = 0) -> tuple[float, float, float]:
     """``b``'s accuracy minus ``a``'s on the same items, with a 95% paired bootstrap interval (items resampled)."""
@@ -352,8 +419,8 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
                   strategies: tuple[str, ...] = STRATEGIES_DEFAULT, seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
                   reviews: tuple[str, ...] = ("auto", "simulated"), pool_limit: int | None = None,
                   schedule: tuple[int, float, int] = (10, 1.3, 40), min_agreement: float = 0.75,
-                  calibrate: str = "batch",
-                  progress: Progress | None = None, workdir: Path | None = None) -> BenchResult:
+                  calibrate: str = "batch", progress: Progress | None = None, workdir: Path | None = None,
+                  workers: int | None = None) -> BenchResult:
     progress = progress or Progress(quiet=True)
     spec, ids = dataset_ids(dataset, pool_limit)
     for strategy in strategies:  # a malformed spec stops the run before any campaign
@@ -361,24 +428,23 @@ def run_benchmark(*, dataset: str = "rt_polarity", students: tuple[str, ...] = (
             strategy_table(strategy)
     full_tokens, full_usd = full_cost(spec, ids)
     tmp = Path(tempfile_dir()) if workdir is None else workdir
-    data = make_pool_file(spec, ids, tmp, dev=True)  # decisions on dev gold, never on the test split reported
-    curves: list[Curve] = []
+    # decisions on dev gold, never on the test split reported
+    data = make_pool_file(spec, ids, tmp, dev=True, test_extra=spec.test_extra)
     full_acc: dict[tuple[str, str], float] = {}
     jobs = [(st, s, seed, rv) for st in students for rv in reviews for s in strategies for seed in seeds]
     with progress.bar(f"{dataset}: {len(jobs)} campaigns on {len(ids)} recorded pool items", len(jobs) + 1) as adv:
-        for student in students:
+        for student in students:  # here first: every text embedded once, before the campaigns share the work
             for review in reviews:
                 whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review=review,
                                 pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement,
                                 calibrate=calibrate)
                 full_acc[(student, review)] = whole.points[-1][2]
         adv()
-        for student, strategy, seed, review in jobs:
-            curves.append(run_one(spec, data, tmp, strategy=strategy, student=STUDENTS[student], seed=seed,
-                                  review=review, pool_size=len(ids), schedule=schedule, min_agreement=min_agreement,
-                                  calibrate=calibrate,
-                                  student_name=student))
-            adv()
+        curves: list[Curve] = run_many(
+            [(run_one, {"spec": spec, "data": data, "workdir": tmp, "strategy": strategy, "student": STUDENTS[student],
+                        "seed": seed, "review": review, "pool_size": len(ids), "schedule": schedule,
+                        "min_agreement": min_agreement, "calibrate": calibrate, "student_name": student})
+             for student, strategy, seed, review in jobs], workers=workers or default_workers(), advance=adv)
     rows = []
     for student in students:
         for review in reviews:

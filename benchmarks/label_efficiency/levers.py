@@ -28,9 +28,11 @@ from . import (
     auc,
     cost_to_reach,
     dataset_ids,
+    default_workers,
     full_cost,
     make_pool_file,
     paired_difference,
+    run_many,
     run_one,
     tempfile_dir,
 )
@@ -63,29 +65,33 @@ class LeverResult:
     review: dict[str, Any]
 
 
-def choose_threshold(spec: Any, ids: list[str], tmp: Path, order: list[str], *, calibration: str, rationales: str,
-                     min_agreement: float, schedule: tuple[int, float, int]) -> dict[str, Any]:
-    """The cascade's confidence threshold for one order, calibration and rationale policy, chosen on held-out
-    items as a user would with a gold-labeled pilot: ``HELD_OUT`` seeded pool items labeled by campaigns on the
-    replay teachers (TF-IDF student, the campaigns' schedule) with every teacher asked and with each threshold;
-    the cheapest threshold whose label accuracy is within ``TOLERANCE`` of asking every teacher wins. Only the
-    held-out items' gold is read, and only here."""
+def held_out_pool(spec: Any, ids: list[str], tmp: Path) -> tuple[list[str], Path]:
+    """The ``HELD_OUT`` seeded pool items the cascade's thresholds are chosen on, and their data file."""
     held = random.Random(7).sample(ids, min(HELD_OUT, len(ids)))
     sub = tmp / "held-out"
     sub.mkdir(exist_ok=True)
-    data = make_pool_file(spec, held, sub)
+    return held, make_pool_file(spec, held, sub)
+
+
+def choose_threshold(spec: Any, held: list[str], data: Path, order: list[str], *, calibration: str, rationales: str,
+                     min_agreement: float, schedule: tuple[int, float, int]) -> dict[str, Any]:
+    """The cascade's confidence threshold for one order, calibration and rationale policy, chosen on held-out
+    items (:func:`held_out_pool`) as a user would with a gold-labeled pilot: campaigns on the replay teachers
+    (TF-IDF student, the campaigns' schedule) with every teacher asked and with each threshold; the cheapest
+    threshold whose label accuracy is within ``TOLERANCE`` of asking every teacher wins. Only the held-out items'
+    gold is read, and only here."""
 
     def campaign(routing: dict[str, Any] | None, name: str) -> tuple[float, float]:
-        c = run_one(spec, data, sub, strategy="random", student=STUDENTS["tfidf_logreg"], seed=0, review="auto",
-                    pool_size=len(held), schedule=schedule, min_agreement=min_agreement, calibrate=calibration,
-                    rationales=rationales, routing=routing, name=name)
+        c = run_one(spec, data, data.parent, strategy="random", student=STUDENTS["tfidf_logreg"], seed=0,
+                    review="auto", pool_size=len(held), schedule=schedule, min_agreement=min_agreement,
+                    calibrate=calibration, rationales=rationales, routing=routing, name=name)
         return c.label_acc or 0.0, c.points[-1][0] / max(1, c.points[-1][3])
 
-    tag = f"{calibration}-{rationales}"
+    tag = f"{order[0]}-{calibration}-{rationales}"
     every_acc, every_tokens = campaign(None, f"held-out-off-{tag}")
     tried = [{"threshold": t, **dict(zip(("label_acc", "tokens_per_label"),
                                          campaign({"cascade": order, "cascade_min_confidence": t},
-                                                  f"held-out-{order[0]}-{t}-{tag}")))} for t in THRESHOLDS]
+                                                  f"held-out-{t}-{tag}")))} for t in THRESHOLDS]
     ok = [r for r in tried if r["label_acc"] >= every_acc - TOLERANCE] or [max(tried, key=lambda r: r["label_acc"])]
     best = min(ok, key=lambda r: r["tokens_per_label"])
     return {"threshold": best["threshold"], "items": len(held), "every_teacher": {"label_acc": every_acc,
@@ -98,59 +104,50 @@ def _name(cfg: tuple[str, str, str, str]) -> str:
 
 def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet", seeds: tuple[int, ...] = (0, 1, 2),
                schedule: tuple[int, float, int] = (10, 1.3, 40), min_agreement: float = 0.75,
-               progress: Progress | None = None, workdir: Path | None = None) -> LeverResult:
+               progress: Progress | None = None, workdir: Path | None = None,
+               workers: int | None = None) -> LeverResult:
     progress = progress or Progress(quiet=True)
+    workers = workers or default_workers()
     spec, ids = dataset_ids(dataset)
     full_tokens, full_usd = full_cost(spec, ids)
     tmp = Path(tempfile_dir()) if workdir is None else workdir
-    data = make_pool_file(spec, ids, tmp, dev=True)  # decisions on the dev split's gold when there is one
+    # decisions on the dev split's gold when there is one
+    data = make_pool_file(spec, ids, tmp, dev=True, test_extra=spec.test_extra)
     orders = {"strong-first": list(reversed(spec.teachers)),  # the stronger teacher is listed last in the spec
               "weak-first": list(spec.teachers)}
     configs = list(itertools.product(SELECTION, CASCADE, RATIONALES, CALIBRATION))
-    thresholds: dict[str, dict[str, Any]] = {}
-    curves: list[Curve] = []
-    n_choices = (len(CASCADE) - 1) * len(RATIONALES) * len(CALIBRATION)
+    keys = list(dict.fromkeys((c, r, k) for _, c, r, k in configs if c != "off"))
+    held, held_data = held_out_pool(spec, ids, tmp)
+    common = {"spec": spec, "data": data, "workdir": tmp, "student": STUDENTS[student], "pool_size": len(ids),
+              "min_agreement": min_agreement}
+    whole_pool = {**common, "strategy": "random", "seed": 0, "schedule": (len(ids), 1.0, 1)}
     with progress.bar(f"{dataset}: {len(configs)} lever settings x {len(seeds)} seeds",
-                      (len(configs) + 1) * len(seeds) + 3 + n_choices) as advance:
-        whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review="auto",
-                        pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement, name="full-pool",
-                        keep_correct=True)
+                      (len(configs) + 1) * len(seeds) + 3 + len(keys)) as advance:
+        # here first: every text embedded once, before the campaigns share the work out
+        whole = run_one(**whole_pool, review="auto", name="full-pool", keep_correct=True)
         advance()
-        for cfg in configs:
-            selection, cascade, rationales, calibration = cfg
-            policy = "all" if rationales == "all" else "review"
-            routing = None
-            if cascade != "off":
-                key = f"{cascade}/{rationales}/{calibration}"
-                if key not in thresholds:
-                    thresholds[key] = choose_threshold(spec, ids, tmp, orders[cascade], calibration=calibration,
-                                                       rationales=policy, min_agreement=min_agreement,
-                                                       schedule=schedule)
-                    advance()
-                routing = {"cascade": orders[cascade], "cascade_min_confidence": thresholds[key]["threshold"]}
-            for seed in seeds:
-                curves.append(run_one(spec, data, tmp, strategy=selection, student=STUDENTS[student], seed=seed,
-                                      review="auto", pool_size=len(ids), schedule=schedule,
-                                      min_agreement=min_agreement, student_name=student, calibrate=calibration,
-                                      rationales=policy, routing=routing,
-                                      name=_name(cfg)))
-                advance()
+        chosen = run_many([(choose_threshold, {"spec": spec, "held": held, "data": held_data, "order": orders[c],
+                                               "calibration": k, "rationales": "all" if r == "all" else "review",
+                                               "min_agreement": min_agreement, "schedule": schedule})
+                           for c, r, k in keys], workers=workers, advance=advance)
+        thresholds = {"/".join(key): t for key, t in zip(keys, chosen)}
+        calls = [(run_one, {**whole_pool, "review": "simulated", "name": "full-pool-reviewed", "keep_correct": True}),
+                 # every review taken as the target ([routing] review_trust = "label"): what review cost before
+                 (run_one, {**whole_pool, "review": "simulated", "routing": {"review_trust": "label"},
+                            "name": "full-pool-reviewed-as-label"})]
+        for selection, cascade, rationales, calibration in configs:
+            routing = None if cascade == "off" else {
+                "cascade": orders[cascade],
+                "cascade_min_confidence": thresholds[f"{cascade}/{rationales}/{calibration}"]["threshold"]}
+            calls += [(run_one, {**common, "strategy": selection, "seed": seed, "review": "auto",
+                                 "schedule": schedule, "student_name": student, "calibrate": calibration,
+                                 "rationales": "all" if rationales == "all" else "review", "routing": routing,
+                                 "name": _name((selection, cascade, rationales, calibration))}) for seed in seeds]
         # review as a lever: the baseline with the simulated gold reviewer on the low-agreement items
-        reviewed_whole = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0,
-                                 review="simulated", pool_size=len(ids), schedule=(len(ids), 1.0, 1),
-                                 min_agreement=min_agreement, name="full-pool-reviewed", keep_correct=True)
-        advance()
-        # the same with every review taken as the target ([routing] review_trust = "label"): what review cost before
-        as_label = run_one(spec, data, tmp, strategy="random", student=STUDENTS[student], seed=0, review="simulated",
-                           pool_size=len(ids), schedule=(len(ids), 1.0, 1), min_agreement=min_agreement,
-                           routing={"review_trust": "label"}, name="full-pool-reviewed-as-label")
-        advance()
-        for seed in seeds:
-            curves.append(run_one(spec, data, tmp, strategy=BASELINE[0], student=STUDENTS[student], seed=seed,
-                                  review="simulated", pool_size=len(ids), schedule=schedule,
-                                  min_agreement=min_agreement, student_name=student, calibrate=BASELINE[3],
-                                  rationales=BASELINE[2], name=_name(BASELINE) + REVIEWED))
-            advance()
+        calls += [(run_one, {**common, "strategy": BASELINE[0], "seed": seed, "review": "simulated",
+                             "schedule": schedule, "student_name": student, "calibrate": BASELINE[3],
+                             "rationales": BASELINE[2], "name": _name(BASELINE) + REVIEWED}) for seed in seeds]
+        reviewed_whole, as_label, *curves = run_many(calls, workers=workers, advance=advance)
     full_acc = whole.points[-1][2]
     review = {"full_acc_reviewed": reviewed_whole.points[-1][2], "full_reviews": reviewed_whole.reviews,
               "full_label_acc": whole.label_acc, "full_label_acc_reviewed": reviewed_whole.label_acc,

@@ -182,6 +182,8 @@ def _harness() -> Any:
 def cmd_bench(args: argparse.Namespace) -> int:
     from distilloop.loop.progress import Progress
 
+    if args.workers is not None and args.workers < 1:
+        raise UserInputError(f"--workers: must be at least 1, got {args.workers}")
     bench = _harness()
     if args.levers:
         from importlib import import_module
@@ -191,6 +193,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise UserInputError(f"--students: with --levers, one of {', '.join(bench.STUDENTS)}; got {args.students!r}")
         seeds_l = tuple(range(args.seeds if args.seeds else (1 if args.quick else 3)))
         res = levers.run_levers(dataset=args.dataset, seeds=seeds_l, progress=Progress(quiet=args.quiet),
+                                workers=args.workers,
                                 student=(args.students or ("tfidf_logreg" if args.quick else "embedding_mpnet")))
         table = levers.format_levers(res)
         print(table)
@@ -215,7 +218,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise UserInputError(f"--students: unknown student '{s}'; choose from {', '.join(bench.STUDENTS)}")
     result = bench.run_benchmark(dataset=args.dataset, students=students, strategies=strategies, seeds=seeds,
                                  reviews=reviews, pool_limit=args.pool, calibrate=args.calibrate,
-                                 progress=Progress(quiet=args.quiet))
+                                 progress=Progress(quiet=args.quiet), workers=args.workers)
     table = bench.format_table(result)
     print(table)
     if args.out:
@@ -267,6 +270,8 @@ def register(sub: Any) -> None:
                          "(none, batch), and the baseline with simulated review: tokens and dollars to 95/98%% of the "
                          "full-pool student, each lever alone and combined (default 3 seeds, the mpnet student; "
                          "--students takes one)")
+    sp.add_argument("--workers", type=int, metavar="N",
+                    help="run the campaigns in N processes (default: one per core, at most 4; 1: all in this one)")
     sp.add_argument("--out", "--json", dest="out", help="also write the table, rows and curves as JSON to this file")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_bench)

@@ -35,6 +35,18 @@ _MODELS: dict[tuple[str, str], Any] = {}
 _MEMORY: dict[str, dict[str, np.ndarray]] = {}
 
 
+def memory_snapshot() -> dict[str, dict[str, np.ndarray]]:
+    """The embeddings this process holds in memory, by encoder: what :func:`preload` gives a worker process (a
+    benchmark's campaigns in several processes embed each text once, in the parent)."""
+    return {encoder: dict(vectors) for encoder, vectors in _MEMORY.items()}
+
+
+def preload(snapshot: dict[str, dict[str, np.ndarray]]) -> None:
+    """Take the embeddings of :func:`memory_snapshot` into this process's memory cache."""
+    for encoder, vectors in snapshot.items():
+        _MEMORY.setdefault(encoder, {}).update(vectors)
+
+
 class EmbeddingLinear(Student):
     """Logistic regression on frozen sentence-transformers embeddings."""
 

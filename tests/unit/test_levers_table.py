@@ -96,3 +96,21 @@ def test_the_bench_decides_on_a_dev_split_never_on_the_test_split(tmp_path, name
     assert sum(r["split"] == "test" for r in rows) == DATASETS[name].test_limit or own_dev
     without = make_pool_file(spec, ids, tmp_path).read_text().splitlines()
     assert not any(json.loads(line)["split"] == "dev" for line in without)
+
+
+def test_extra_test_rows_are_unrecorded_pool_rows_never_dev_ones(tmp_path):
+    import json
+
+    from benchmarks.label_efficiency import RT, dataset_ids, make_pool_file
+
+    spec, ids = dataset_ids("rt_polarity")
+    plain = [json.loads(line) for line in make_pool_file(spec, ids, tmp_path, dev=True).read_text().splitlines()]
+    rows = [json.loads(line) for line in
+            make_pool_file(spec, ids, tmp_path, dev=True, test_extra=300).read_text().splitlines()]
+    test = {r["id"] for r in rows if r["split"] == "test"}
+    plain_test = {r["id"] for r in plain if r["split"] == "test"}
+    assert len(plain_test) == RT.test_limit and plain_test < test and len(test) == RT.test_limit + 300
+    assert not (test - plain_test) & set(ids)  # never an item a teacher answered (it could be labeled)
+    assert not test & {r["id"] for r in rows if r["split"] == "dev"}
+    assert {r["id"] for r in rows if r["split"] == "pool"} == set(ids)
+    assert RT.test_extra > 0  # the lever and label-efficiency benchmarks score on the larger test set

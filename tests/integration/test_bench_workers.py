@@ -1,0 +1,40 @@
+"""The benchmarks' campaigns in several processes (`distilloop bench --workers N`): results come back in the order
+asked, each worker starts with the parent's embeddings (a text is embedded once), and a worker's error is raised
+in the parent."""
+
+import numpy as np
+import pytest
+
+from benchmarks.label_efficiency import run_many
+from distilloop.students import embedding
+
+
+def test_results_keep_their_order_and_workers_get_the_embeddings():
+    key = "test-encoder|norm=True"
+    embedding.preload({key: {"h1": np.arange(3, dtype=np.float32)}})
+    try:
+        seen = []
+        out = run_many([(dict, {"i": i}) for i in range(6)] + [(embedding.memory_snapshot, {})], workers=2,
+                       advance=lambda: seen.append(1))
+    finally:
+        embedding._MEMORY.pop(key, None)
+    assert out[:6] == [{"i": i} for i in range(6)] and len(seen) == 7
+    assert np.array_equal(out[6][key]["h1"], np.arange(3))
+
+
+def test_a_workers_error_is_raised_here():
+    with pytest.raises(TypeError):
+        run_many([(dict, {}), (int, {"not_an_argument": 1})], workers=2)
+
+
+def test_one_worker_runs_here():
+    assert run_many([(dict, {"a": 1})], workers=1) == [{"a": 1}]
+
+
+def test_a_worker_that_dies_is_one_clear_error():
+    import os
+
+    from distilloop.errors import EngineError
+
+    with pytest.raises(EngineError, match="--workers 1"):
+        run_many([(os._exit, {"status": 1}), (dict, {})], workers=2)
