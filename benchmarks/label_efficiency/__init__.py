@@ -194,8 +194,11 @@ def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str
     teachers = [{"name": t, "kind": "replay", "model": t, "path": paths, "source": t,
                  "price": spec.prices.get(t, {"input": 0.0, "output": 0.0})} for t in spec.teachers]
     return {
-        "campaign": {"name": "bench", "labels": list(spec.labels), "task": spec.task, "seed": seed,
+        # named after its store: its saved students (``<name>.students``) are its own, even when campaigns of
+        # the same folder run at once (``--workers``); the embeddings, the same whoever computes them, are shared
+        "campaign": {"name": store.stem[-100:], "labels": list(spec.labels), "task": spec.task, "seed": seed,
                      "store": str(store)},
+        "compute": {"vectors_dir": str(store.parent / "bench.vectors")},
         "data": {"path": str(data), "input_fields": list(spec.input_fields)},
         "budget": {"max_tokens_in": 10**12},
         "rounds": {"max_rounds": rounds, "initial_size": initial, "batch_size": initial, "growth": growth,
@@ -250,7 +253,7 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
             student_name: str | None = None, calibrate: str = "batch", rationales: str = "all",
             routing: dict[str, Any] | None = None, name: str | None = None, keep_correct: bool = False) -> Curve:
     initial, growth, rounds = schedule
-    store = workdir / f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', name or strategy)}-{student['kind']}-{seed}-{review}.db"
+    store = workdir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name or strategy)}-{student['kind']}-{seed}-{review}.db"
     store.unlink(missing_ok=True)
     raw = campaign_config(spec, data, store, strategy=strategy, student=student, seed=seed, review=review,
                           pool_size=pool_size, initial=initial, growth=growth, rounds=rounds,

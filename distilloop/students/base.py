@@ -123,8 +123,10 @@ class Student(ABC):
         self._fit(texts, labels, rationales=rationales, soft_labels=soft_labels,
                   warm_start=warm_start if self.supports_warm_start else None)
         self.fit_seconds_ = time.perf_counter() - started
-        digest = hashlib.sha256(json.dumps([self.kind, self.get_params(), texts, labels, rationales],
-                                           default=str).encode()).hexdigest()[:10]
+        # every input that shapes the model, soft labels too: two campaigns that label the same texts the same way
+        # but with other distributions train other students, and a student's folder is named by its version
+        digest = hashlib.sha256(json.dumps([self.kind, self.get_params(), texts, labels, rationales, soft_labels],
+                                           default=str, sort_keys=True).encode()).hexdigest()[:10]
         self.version_ = f"{self.kind}-{digest}"
         return self
 

@@ -70,6 +70,9 @@ class StudentContract:
         c = student.clone().fit(self.texts, self.labels, classes=self.classes)
         assert a.version_ != b.version_
         assert a.version_ == c.version_
+        soft = [{y: 0.8, next(k for k in self.classes if k != y): 0.2} for y in self.labels]
+        d = student.clone().fit(self.texts, self.labels, classes=self.classes, soft_labels=soft)
+        assert d.version_ != a.version_  # the same hard labels from other distributions: another student
 
     @pytest.mark.parametrize("bad", ["length", "empty", "unknown_label", "rationales_length"])
     def test_bad_inputs_raise(self, student, bad):

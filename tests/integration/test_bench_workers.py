@@ -38,3 +38,17 @@ def test_a_worker_that_dies_is_one_clear_error():
 
     with pytest.raises(EngineError, match="--workers 1"):
         run_many([(os._exit, {"status": 1}), (dict, {})], workers=2)
+
+
+def test_campaigns_of_one_folder_keep_their_own_students_and_share_the_embeddings(tmp_path):
+    """Two campaigns running at once in one folder must never save a student where the other loads one."""
+    from benchmarks.label_efficiency import RT, STUDENTS, campaign_config
+    from distilloop.loop.config import parse_config
+
+    configs = [parse_config(campaign_config(RT, tmp_path / "data.jsonl", tmp_path / f"{name}.db", strategy="random",
+                                            student=STUDENTS["tfidf_logreg"], seed=0, review="auto", pool_size=10,
+                                            initial=5, growth=1.0, rounds=1, min_agreement=0.75),
+                            tmp_path / "bench.toml")
+               for name in ("random_off_all_batch-tfidf_logreg-0-auto", "random_off_all_none-tfidf_logreg-0-auto")]
+    assert configs[0].students_dir != configs[1].students_dir
+    assert configs[0].vectors_dir == configs[1].vectors_dir
