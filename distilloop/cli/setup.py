@@ -180,6 +180,16 @@ def _harness() -> Any:
 
 # -- bench ----------------------------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
+    import sys
+
+    try:
+        return _bench(args)
+    except KeyboardInterrupt:  # a benchmark is not a campaign: nothing to resume
+        print("interrupted: the benchmark stopped; run it again for its table", file=sys.stderr)
+        return 130
+
+
+def _bench(args: argparse.Namespace) -> int:
     from distilloop.loop.progress import Progress
 
     if args.workers is not None and args.workers < 1:

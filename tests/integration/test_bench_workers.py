@@ -52,3 +52,15 @@ def test_campaigns_of_one_folder_keep_their_own_students_and_share_the_embedding
                for name in ("random_off_all_batch-tfidf_logreg-0-auto", "random_off_all_none-tfidf_logreg-0-auto")]
     assert configs[0].students_dir != configs[1].students_dir
     assert configs[0].vectors_dir == configs[1].vectors_dir
+
+
+def test_an_interrupted_bench_says_so_and_not_that_a_campaign_resumes(monkeypatch, capsys):
+    from distilloop.cli import main, setup
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(setup, "_bench", interrupted)
+    assert main(["bench", "--quick"]) == 130
+    err = capsys.readouterr().err
+    assert "benchmark stopped" in err and "distilloop run" not in err
