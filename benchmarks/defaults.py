@@ -85,7 +85,7 @@ def data_file(ids: list[str], workdir: Path) -> Path:
 def run(name: str, raw: dict[str, Any], workdir: Path) -> dict[str, Any]:
     config = parse_config(raw, workdir / f"{name}.toml")
     started = time.perf_counter()
-    campaign = Campaign.open(config, progress=Progress(quiet=True))
+    campaign = Campaign.open(config, progress=Progress(quiet=True, warnings=False))
     try:
         campaign.run()
         rows = []

@@ -260,7 +260,7 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
                           min_agreement=min_agreement, calibrate=calibrate, rationales=rationales, routing=routing)
     config = parse_config(raw, workdir / "bench.toml")
     started = time.perf_counter()
-    campaign = Campaign.open(config, progress=Progress(quiet=True))
+    campaign = Campaign.open(config, progress=Progress(quiet=True, warnings=False))
     if strategy.startswith("small-text:"):
         campaign.parts.strategy = SmallTextStrategy(strategy.split(":", 1)[1])
     campaign.run()
@@ -288,6 +288,10 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+#: a worker's thread limits (a threadpoolctl handle), held for the life of the process
+_LIMITS: Any = None
+
+
 def _worker_init(vectors: dict[str, dict[str, np.ndarray]], threads: int) -> None:
     """A worker process: the parent's embeddings in memory, and its share of the cores for numerical libraries."""
     from threadpoolctl import threadpool_limits
@@ -297,9 +301,6 @@ def _worker_init(vectors: dict[str, dict[str, np.ndarray]], threads: int) -> Non
     preload(vectors)
     global _LIMITS
     _LIMITS = threadpool_limits(threads)
-
-
-_LIMITS: Any = None
 
 
 def run_many(calls: list[tuple[Callable[..., Any], dict[str, Any]]], *, workers: int,

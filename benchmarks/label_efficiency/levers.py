@@ -42,6 +42,9 @@ CASCADE = ("off", "strong-first", "weak-first")
 RATIONALES = ("all", "label-only")
 CALIBRATION = ("none", "batch")
 BASELINE = ("random", "off", "all", "batch")
+#: what `distilloop init` writes: mixture selection, the strong teacher first (threshold 0.8), rationales only where
+#: they are used (none for the linear student without a reviewer), batch calibration
+INIT = ("mixture", "strong-first", "label-only", "batch")
 LEVERS = ("selection", "cascade", "rationales", "calibration")
 #: the cascade's confidence thresholds tried on the held-out items, and how many items those are
 THRESHOLDS = (0.6, 0.7, 0.8, 0.9)
@@ -50,8 +53,10 @@ HELD_OUT = 120
 #: item of 120 is 0.8 points, and a point of label accuracy costs the student about half a point on RT; the
 #: threshold `init` writes, 0.8, is the one this rule picks for the strong teacher first with label-only answers)
 TOLERANCE = 0.0
-#: the suffix of the baseline's name with the simulated gold reviewer on the items below min_agreement
+#: the suffix of a configuration's name with the simulated gold reviewer on the items below min_agreement; the
+#: configurations run that way: the baseline, and init's levers (what the gold answers buy on top of the cheap ones)
 REVIEWED = "+review"
+WITH_REVIEW = (BASELINE, INIT)
 
 
 @dataclass
@@ -104,6 +109,11 @@ def _name(cfg: tuple[str, str, str, str]) -> str:
     return "/".join(cfg)
 
 
+def _policy(rationales: str) -> str:
+    """The campaign's rationale policy for a lever setting: every item, or only the items going to review."""
+    return "all" if rationales == "all" else "review"
+
+
 def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet", seeds: tuple[int, ...] = (0, 1, 2),
                schedule: tuple[int, float, int] = (10, 1.3, 40), min_agreement: float = 0.75,
                progress: Progress | None = None, workdir: Path | None = None,
@@ -124,39 +134,46 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
               "min_agreement": min_agreement}
     whole_pool = {**common, "strategy": "random", "seed": 0, "schedule": (len(ids), 1.0, 1)}
     with progress.bar(f"{dataset}: {len(configs)} lever settings x {len(seeds)} seeds",
-                      (len(configs) + 1) * len(seeds) + 3 + len(keys)) as advance:
+                      (len(configs) + len(WITH_REVIEW)) * len(seeds) + 4 + len(keys)) as advance:
         # here first: every text embedded once, before the campaigns share the work out
         whole = run_one(**whole_pool, review="auto", name="full-pool", keep_correct=True)
         advance()
         chosen = run_many([(choose_threshold, {"spec": spec, "held": held, "data": held_data, "order": orders[c],
-                                               "calibration": k, "rationales": "all" if r == "all" else "review",
+                                               "calibration": k, "rationales": _policy(r),
                                                "min_agreement": min_agreement, "schedule": schedule})
                            for c, r, k in keys], workers=workers, advance=advance)
         thresholds = {"/".join(key): t for key, t in zip(keys, chosen)}
         calls = [(run_one, {**whole_pool, "review": "simulated", "name": "full-pool-reviewed", "keep_correct": True}),
                  # every review taken as the target ([routing] review_trust = "label"): what review cost before
                  (run_one, {**whole_pool, "review": "simulated", "routing": {"review_trust": "label"},
-                            "name": "full-pool-reviewed-as-label"})]
-        for selection, cascade, rationales, calibration in configs:
+                            "name": "full-pool-reviewed-as-label"}),
+                 # every item below agreement 1 reviewed, every review the label: the student on gold labels
+                 (run_one, {**whole_pool, "review": "simulated", "min_agreement": 1.0,
+                            "routing": {"review_trust": "label"}, "name": "full-pool-gold"})]
+        def campaigns(cfg: tuple[str, str, str, str], review: str, name: str) -> list[tuple[Any, dict[str, Any]]]:
+            selection, cascade, rationales, calibration = cfg
             routing = None if cascade == "off" else {
                 "cascade": orders[cascade],
                 "cascade_min_confidence": thresholds[f"{cascade}/{rationales}/{calibration}"]["threshold"]}
-            calls += [(run_one, {**common, "strategy": selection, "seed": seed, "review": "auto",
-                                 "schedule": schedule, "student_name": student, "calibrate": calibration,
-                                 "rationales": "all" if rationales == "all" else "review", "routing": routing,
-                                 "name": _name((selection, cascade, rationales, calibration))}) for seed in seeds]
-        # review as a lever: the baseline with the simulated gold reviewer on the low-agreement items
-        calls += [(run_one, {**common, "strategy": BASELINE[0], "seed": seed, "review": "simulated",
-                             "schedule": schedule, "student_name": student, "calibrate": BASELINE[3],
-                             "rationales": BASELINE[2], "name": _name(BASELINE) + REVIEWED}) for seed in seeds]
-        reviewed_whole, as_label, *curves = run_many(calls, workers=workers, advance=advance)
+            return [(run_one, {**common, "strategy": selection, "seed": seed, "review": review, "schedule": schedule,
+                               "student_name": student, "calibrate": calibration, "rationales": _policy(rationales),
+                               "routing": routing, "name": name}) for seed in seeds]
+
+        for cfg in configs:
+            calls += campaigns(cfg, "auto", _name(cfg))
+        # review as a lever: the simulated gold reviewer on the low-agreement items
+        for cfg in WITH_REVIEW:
+            calls += campaigns(cfg, "simulated", _name(cfg) + REVIEWED)
+        reviewed_whole, as_label, gold, *curves = run_many(calls, workers=workers, advance=advance)
     full_acc = whole.points[-1][2]
     review = {"full_acc_reviewed": reviewed_whole.points[-1][2], "full_reviews": reviewed_whole.reviews,
               "full_label_acc": whole.label_acc, "full_label_acc_reviewed": reviewed_whole.label_acc,
               "full_review_trust": reviewed_whole.review_trust, "full_acc_reviewed_as_label": as_label.points[-1][2],
+              "full_acc_gold": gold.points[-1][2], "full_label_acc_gold": gold.label_acc,
               "full_difference": (paired_difference(whole.correct, reviewed_whole.correct)
                                   if whole.correct and reviewed_whole.correct else None),
-              "curves_read_as": [c.review_trust and c.review_trust["chosen"] for c in curves
+              # a student not refitted both ways (review_trust chooses only for embedding_linear) reads them as labels
+              "curves_read_as": [c.review_trust["chosen"] if c.review_trust else "label" for c in curves
                                  if c.strategy.endswith(REVIEWED)]}
     return LeverResult(dataset, len(ids), full_tokens, full_usd, full_acc,
                        summarize_levers(curves, full_tokens, full_usd, full_acc), curves, thresholds, review)
@@ -197,10 +214,13 @@ def summarize_levers(curves: list[Curve], full_tokens: float, full_usd: float, f
         reach = _mean([cost_to_reach(c, random_final) for c in cs]) if random_final is not None else None
         row["tokens_to_random_final_vs_random"] = (None if reach is None or not base_tokens else reach / base_tokens)
         row["reviews"] = statistics.mean(c.reviews for c in cs)
-        # accuracy points (x100) gained per 100 reviews (x100)
-        row["acc_gain_per_100_reviews"] = (1e4 * (row["final_acc"] - random_final) / row["reviews"]
-                                           if row["reviews"] and random_final is not None else None)
         rows.append(row)
+    by = {r["config"]: r for r in rows}
+    for row in rows:
+        # accuracy points (x100) gained per 100 reviews (x100), against the same configuration without review
+        without = by.get(row["config"].removesuffix(REVIEWED))
+        row["acc_gain_per_100_reviews"] = (1e4 * (row["final_acc"] - without["final_acc"]) / row["reviews"]
+                                           if row["reviews"] and without is not None and without is not row else None)
     rows.sort(key=lambda r: (r["cost@98%"] is None, r["cost@98%"] or 0, -r["auc"]))
     return rows
 
@@ -257,7 +277,6 @@ def format_levers(result: LeverResult) -> str:
                          f"{tried})")
     rv = result.review
     if rv:
-        reviewed = by.get(_name(BASELINE) + REVIEWED)
         lines += ["", f"review (the simulated gold reviewer on the items below min_agreement): full-pool student "
                       f"{pct(rv['full_acc_reviewed'])} with {rv['full_reviews']} reviews against {pct(result.full_acc)} "
                       f"without (labels {pct(rv['full_label_acc_reviewed'])} against {pct(rv['full_label_acc'])} right), "
@@ -273,13 +292,21 @@ def format_levers(result: LeverResult) -> str:
             lines.append(f"  reviews read as {trust['chosen']} ([routing] review_trust = {trust['setting']}; on "
                          f"{trust['reference']}: {tried}); every review taken as the label: full-pool student "
                          f"{pct(rv.get('full_acc_reviewed_as_label'))}")
-        if reviewed is not None and base is not None:
+        if rv.get("full_acc_gold") is not None:
+            lines.append(f"  every item reviewed, the review the label (labels {pct(rv.get('full_label_acc_gold'))} right): "
+                         f"full-pool student {pct(rv['full_acc_gold'])}, what perfect labels give this student")
+        for cfg in WITH_REVIEW:
+            reviewed, without = by.get(_name(cfg) + REVIEWED), by.get(_name(cfg))
+            if reviewed is None or without is None:
+                continue
             gain = reviewed["acc_gain_per_100_reviews"]
-            lines.append(f"  {_name(BASELINE)} with review: final {pct(reviewed['final_acc'])} against "
-                         f"{pct(base['final_acc'])}, {reviewed['reviews']:.0f} reviews, "
-                         f"{'-' if gain is None else f'{gain:+.2f}'} points of student accuracy per 100 reviews"
-                         + (f"; the last students read the reviews as {', '.join(map(str, rv['curves_read_as']))}"
-                            if rv.get("curves_read_as") else ""))
+            lines.append(f"  {_name(cfg)} with review: final {pct(reviewed['final_acc'])} against "
+                         f"{pct(without['final_acc'])}, {reviewed['reviews']:.0f} reviews, "
+                         f"{'-' if gain is None else f'{gain:+.2f}'} points of student accuracy per 100 reviews, "
+                         f"baseline's final reached at {pct(reviewed['tokens_to_random_final_vs_random'])} of its "
+                         "tokens")
+        if rv.get("curves_read_as"):
+            lines.append(f"  the last reviewed students read the reviews as {', '.join(map(str, rv['curves_read_as']))}")
     lines += ["", "final: the last student's test accuracy; labels: accuracy of the accepted labels against gold; "
               "tok/lbl: teacher tokens paid per accepted label; cost@X%: share of the full-pool cost paid when the "
               "student first reaches X% of the full-pool student ('-': not in every seed); $@98%: the same in "

@@ -9,10 +9,12 @@ from typing import Any
 
 
 class Progress:
-    """Bars, spinners and notes on stderr; all no-ops when ``quiet``."""
+    """Bars, spinners and notes on stderr; all no-ops when ``quiet``. Warnings are said even when quiet, unless
+    ``warnings`` is false (a benchmark's campaigns, whose weak teachers are the point, not the user's problem)."""
 
-    def __init__(self, quiet: bool = False, console: Any = None) -> None:
+    def __init__(self, quiet: bool = False, console: Any = None, warnings: bool = True) -> None:
         self.quiet = quiet
+        self.warnings = warnings
         if console is None and not quiet:
             from rich.console import Console
 
@@ -24,6 +26,8 @@ class Progress:
             self.console.print(f"[dim]{message}[/dim]")
 
     def warn(self, message: str) -> None:
+        if not self.warnings:
+            return
         if self.console is not None:
             from rich.markup import escape
 

@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_kept_answers_are_the_reported_students_on_every_test_item(tmp_path):
+def test_kept_answers_are_the_reported_students_on_every_test_item(tmp_path, capfd):
     if not (ROOT / bench.RT.recording).exists():
         pytest.skip("no recorded teacher outputs in data/recorded")
     ids = bench.recorded_ids(bench.RT)[:60]
@@ -30,3 +30,15 @@ def test_kept_answers_are_the_reported_students_on_every_test_item(tmp_path):
                            seed=0, review="auto", pool_size=len(ids), schedule=(len(ids), 1.0, 1),
                            min_agreement=0.75, name="unkept")
     assert unkept.correct is None
+    # the campaigns' own warnings (the 0.5B answers "positive" to nearly everything) are not the bench user's
+    err = capfd.readouterr().err
+    assert "warning:" not in err
+
+
+def test_a_progress_without_warnings_says_none(capsys):
+    from distilloop.loop.progress import Progress
+
+    Progress(quiet=True).warn("said")
+    Progress(quiet=True, warnings=False).warn("not said")
+    err = capsys.readouterr().err
+    assert "warning: said" in err and "not said" not in err

@@ -6,6 +6,7 @@ import pytest
 from benchmarks.label_efficiency import Curve, paired_difference
 from benchmarks.label_efficiency.levers import (
     BASELINE,
+    INIT,
     REVIEWED,
     LeverResult,
     _name,
@@ -35,6 +36,9 @@ def curves():
         curve("random/off/all/none", 1, [(100, 0.70, 1), (1000, 0.75, 10)]),
         curve(base + REVIEWED, 0, [(100, 0.70, 1), (1000, 0.78, 10)], reviews=4),
         curve(base + REVIEWED, 1, [(100, 0.70, 1), (1000, 0.78, 10)], reviews=4),
+        # init's levers end at 0.79; with 5 reviews at 0.81, past the baseline's final at 300 tokens
+        curve(_name(INIT), 0, [(50, 0.70, 1), (500, 0.79, 10)]),
+        curve(_name(INIT) + REVIEWED, 0, [(50, 0.70, 1), (300, 0.80, 6), (500, 0.81, 10)], reviews=5),
     ]
 
 
@@ -50,13 +54,19 @@ def test_costs_savings_and_the_review_gain():
     assert reviewed["calibration"] == "batch" and reviewed["reviews"] == 4
     assert reviewed["acc_gain_per_100_reviews"] == pytest.approx(-50.0)  # 2 points over 4 reviews
     assert base["acc_gain_per_100_reviews"] is None
+    # the gain per review is against the same configuration without review, not against the baseline
+    init_reviewed = rows[_name(INIT) + REVIEWED]
+    assert init_reviewed["acc_gain_per_100_reviews"] == pytest.approx(40.0)  # 2 points over 5 reviews
+    assert init_reviewed["tokens_to_random_final_vs_random"] == pytest.approx(0.3)
+    assert rows[_name(INIT)]["tokens_to_random_final_vs_random"] is None
 
 
 def test_the_table_shows_each_lever_alone_and_combined():
     cs = curves()
     result = LeverResult("toy", 10, FULL_TOKENS, 1e-3, FULL_ACC, summarize_levers(cs, FULL_TOKENS, 1e-3, FULL_ACC),
                          cs, {}, {"full_acc_reviewed": 0.78, "full_reviews": 4, "full_label_acc": 0.9,
-                                  "full_label_acc_reviewed": 1.0, "full_difference": (-0.02, -0.05, 0.01)})
+                                  "full_label_acc_reviewed": 1.0, "full_difference": (-0.02, -0.05, 0.01),
+                                  "full_acc_gold": 0.83, "full_label_acc_gold": 1.0})
     table = format_levers(result)
     assert table.splitlines()[4].startswith("random/strong-first/label-only/batch")  # cheapest to 98% first
     assert "calibration none alone (random/off/all/none)" in table
@@ -64,6 +74,9 @@ def test_the_table_shows_each_lever_alone_and_combined():
     assert "full-pool student 78.0% with 4 reviews against 80.0% without" in table
     assert "right), -50.00 points per 100 reviews" in table
     assert "-50.00 points of student accuracy per 100 reviews" in table
+    assert "every item reviewed, the review the label (labels 100.0% right): full-pool student 83.0%" in table
+    assert (f"{_name(INIT)} with review: final 81.0% against 79.0%, 5 reviews, +40.00 points of student accuracy per "
+            "100 reviews, baseline's final reached at 30.0% of its tokens") in table
     assert "the same test items: -2.00 points, 95% paired bootstrap interval -5.00 to +1.00" in table
 
 
