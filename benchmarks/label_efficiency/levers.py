@@ -172,11 +172,19 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
               "full_acc_gold": gold.points[-1][2], "full_label_acc_gold": gold.label_acc,
               "full_difference": (paired_difference(whole.correct, reviewed_whole.correct)
                                   if whole.correct and reviewed_whole.correct else None),
-              # a student not refitted both ways (review_trust chooses only for embedding_linear) reads them as labels
-              "curves_read_as": [c.review_trust["chosen"] if c.review_trust else "label" for c in curves
-                                 if c.strategy.endswith(REVIEWED)]}
+              "curves_read_as": read_as(curves)}
     return LeverResult(dataset, len(ids), full_tokens, full_usd, full_acc,
                        summarize_levers(curves, full_tokens, full_usd, full_acc), curves, thresholds, review)
+
+
+def read_as(curves: list[Curve]) -> dict[str, list[str]]:
+    """How each reviewed configuration's last student read the reviews ([routing] review_trust), seed by seed; a
+    student not refitted both ways (review_trust chooses only for a student cheap to refit) reads them as labels."""
+    out: dict[str, list[str]] = {}
+    for c in curves:
+        if c.strategy.endswith(REVIEWED):
+            out.setdefault(c.strategy, []).append(c.review_trust["chosen"] if c.review_trust else "label")
+    return out
 
 
 def _usd_at(curve: Curve, tokens: float | None) -> float | None:
@@ -232,14 +240,15 @@ def format_levers(result: LeverResult) -> str:
     def usd(v: float | None) -> str:
         return "-" if v is None else f"${v:.4f}"
 
+    width = max([42, *(len(r["config"]) for r in result.rows)])
     lines = [f"levers on {result.dataset}: pool {result.pool_size} recorded items; full-pool cost (every teacher, with "
              f"a rationale, on every item) {result.full_tokens:,} tokens, ${result.full_usd:.4f} at list prices; "
              f"full-pool student {result.full_acc:.4f}",
-             "", f"{'selection/cascade/rationales/calibration':42} {'AUC':>6} {'final':>6} {'labels':>6} {'tok/lbl':>7} "
+             "", f"{'selection/cascade/rationales/calibration':{width}} {'AUC':>6} {'final':>6} {'labels':>6} {'tok/lbl':>7} "
                  f"{'cost@95%':>8} {'cost@98%':>8} {'$@98%':>8} {'batch $':>8} {'vs rand':>7}"]
     lines.append("-" * len(lines[-1]))
     for r in result.rows:
-        lines.append(f"{r['config']:42} {r['auc']:6.3f} {pct(r['final_acc']):>6} {pct(r['label_acc']):>6} "
+        lines.append(f"{r['config']:{width}} {r['auc']:6.3f} {pct(r['final_acc']):>6} {pct(r['label_acc']):>6} "
                      f"{r['tokens_per_label']:7.0f} {pct(r['cost@95%']):>8} {pct(r['cost@98%']):>8} "
                      f"{usd(r['usd@98%']):>8} {usd(r['usd_batch@98%']):>8} "
                      f"{pct(r['tokens_to_random_final_vs_random']):>7}")
@@ -306,7 +315,8 @@ def format_levers(result: LeverResult) -> str:
                          f"baseline's final reached at {pct(reviewed['tokens_to_random_final_vs_random'])} of its "
                          "tokens")
         if rv.get("curves_read_as"):
-            lines.append(f"  the last reviewed students read the reviews as {', '.join(map(str, rv['curves_read_as']))}")
+            lines.append("  the last students read the reviews as (seed by seed): " + "; ".join(
+                f"{name} {', '.join(map(str, how))}" for name, how in rv["curves_read_as"].items()))
     lines += ["", "final: the last student's test accuracy; labels: accuracy of the accepted labels against gold; "
               "tok/lbl: teacher tokens paid per accepted label; cost@X%: share of the full-pool cost paid when the "
               "student first reaches X% of the full-pool student ('-': not in every seed); $@98%: the same in "

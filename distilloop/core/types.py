@@ -7,6 +7,8 @@ so a part can be replaced without touching the others.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -213,8 +215,8 @@ class Selection:
     explanations: dict[str, list[str]] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def text_hash(text: str) -> str:
-    """The key of a text in the embedding cache."""
-    import hashlib
-
+    """The key of a text in the embedding cache (remembered: a student scored every round on the same few
+    thousand reference texts would otherwise hash each of them again for every prediction)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -35,6 +35,19 @@ class StoreBase:
         rows = list(self.db.query(sql, list(params)))
         return rows[0] if rows else None
 
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row by plain SQL (sqlite-utils' ``insert`` reads the table's schema on every call, which a
+        row per teacher call pays for); returns its rowid. Values must already be SQL values (JSON as text)."""
+        cols = ", ".join(f"[{k}]" for k in row)
+        cur = self.db.execute(f"insert into [{table}] ({cols}) values ({', '.join('?' * len(row))})",
+                              list(row.values()))
+        return int(cur.lastrowid or 0)
+
+    def _update(self, table: str, rowid: int, values: dict[str, Any]) -> None:
+        """Set ``values`` on the row with ``id = rowid``, by plain SQL (see :meth:`_insert`)."""
+        sets = ", ".join(f"[{k}] = ?" for k in values)
+        self.db.execute(f"update [{table}] set {sets} where id = ?", [*values.values(), rowid])
+
     def _scalar(self, sql: str, params: Any = ()) -> Any:
         row = self._one(sql, params)
         return next(iter(row.values())) if row else None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from distilloop.core.types import CallRecord, Spend
+from distilloop.errors import StoreError
 from distilloop.storage.base import StoreBase, now
 
 
@@ -53,9 +54,8 @@ class CallsPart(StoreBase):
         """Persist a call just before it is sent, with the amounts reserved for it (its upper bound) and its
         expected cost (what it is charged if its outcome is never known). Its ``recovery_key`` (default: one made
         from the campaign id and the call id) is what the provider can find it again by, where it can."""
-        table = self.db.table("teacher_calls")
         with self.db.atomic():
-            table.insert({
+            call_id = self._insert("teacher_calls", {
                 "request_hash": request_hash, "round": round_no, "example_id": example_id, "teacher": teacher,
                 "model": model, "prompt_style": prompt_style, "prompt_version": prompt_version, "mode": mode,
                 "status": status, "reserved_tokens_in": reserved.tokens_in,
@@ -66,8 +66,7 @@ class CallsPart(StoreBase):
                 "created_at": now(), "valid": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0,
                 "guideline": self._scalar("select max(version) from guidelines"),  # the guideline it is asked under
             })
-            call_id = int(table.last_pk)  # type: ignore[arg-type]
-            table.update(call_id, {"recovery_key": recovery_key or self.recovery_key(call_id)})
+            self._update("teacher_calls", call_id, {"recovery_key": recovery_key or self.recovery_key(call_id)})
         return call_id
 
     def recovery_key(self, call_id: int) -> str:
@@ -85,9 +84,11 @@ class CallsPart(StoreBase):
         or ``recovered`` (found again at the provider after its answer was lost). Settling a call again (a
         recovered one) replaces its ledger row. Returns the change to the ledger."""
         with self.db.atomic():
-            row = self.db.table("teacher_calls").get(call_id)
+            row = self._one("select round, teacher from teacher_calls where id = ?", [call_id])
+            if row is None:
+                raise StoreError(f"teacher call {call_id} is not in this store")
             old = self._one("select tokens_in, tokens_out, usd from ledger where call_id = ?", [call_id])
-            self.db.table("teacher_calls").update(call_id, {
+            self._update("teacher_calls", call_id, {
                 "status": status, "raw_response": raw_response, "label": label, "rationale": rationale,
                 "confidence": confidence, "confidence_source": confidence_source, "valid": int(valid),
                 "tokens_in": spend.tokens_in, "tokens_out": spend.tokens_out, "cached_tokens": cached_tokens,
@@ -97,7 +98,7 @@ class CallsPart(StoreBase):
             })
             self.db.execute("delete from ledger where call_id = ?", [call_id])
             if spend.tokens_in or spend.tokens_out or spend.usd:
-                self.db.table("ledger").insert({
+                self._insert("ledger", {
                     "call_id": call_id, "round": row["round"], "teacher": row["teacher"], "kind": ledger_kind,
                     "tokens_in": spend.tokens_in, "tokens_out": spend.tokens_out, "usd": spend.usd,
                     "created_at": now()})

@@ -58,6 +58,12 @@ def test_calls_ledger_and_paid_lookup():
     store.settle_call(failed, status="error", spend=Spend(), error="boom")
     assert store.find_paid_call("h2") is None
     assert store.count("ledger") == 1  # nothing charged for a free failure
+    row = store.call_row(call)
+    assert row["recovery_key"] == store.recovery_key(call) and row["round"] == 1 and row["status"] == "ok"
+    assert (row["tokens_in"], row["tokens_out"], row["valid"]) == (80, 20, 1)
+    with pytest.raises(StoreError, match="teacher call 999 is not in this store"):
+        store.settle_call(999, status="ok", spend=Spend(1, 1, 0.0))
+    assert store.spent() == Spend(80, 20, 0.004)  # nothing charged for it
 
 
 def test_interrupted_calls_are_charged_their_reservation():

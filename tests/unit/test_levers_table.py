@@ -11,6 +11,7 @@ from benchmarks.label_efficiency.levers import (
     LeverResult,
     _name,
     format_levers,
+    read_as,
     summarize_levers,
 )
 
@@ -78,6 +79,24 @@ def test_the_table_shows_each_lever_alone_and_combined():
     assert (f"{_name(INIT)} with review: final 81.0% against 79.0%, 5 reviews, +40.00 points of student accuracy per "
             "100 reviews, baseline's final reached at 30.0% of its tokens") in table
     assert "the same test items: -2.00 points, 95% paired bootstrap interval -5.00 to +1.00" in table
+
+
+def test_every_row_lines_up_and_each_reviewed_configuration_says_how_it_read_the_reviews():
+    cs = curves()
+    cs[-1].review_trust = {"chosen": "vote"}
+    how = read_as(cs)
+    assert how == {_name(BASELINE) + REVIEWED: ["label", "label"], _name(INIT) + REVIEWED: ["vote"]}
+    result = LeverResult("toy", 10, FULL_TOKENS, 1e-3, FULL_ACC, summarize_levers(cs, FULL_TOKENS, 1e-3, FULL_ACC),
+                         cs, {}, {"full_acc_reviewed": 0.78, "full_reviews": 4, "full_label_acc": 0.9,
+                                  "full_label_acc_reviewed": 1.0, "curves_read_as": how})
+    lines = format_levers(result).splitlines()
+    header = lines[2]
+    rows = [line for line in lines[4:] if line.split(" ")[0] in {r["config"] for r in result.rows}]
+    assert len(rows) == len(result.rows)
+    # the longest name (the reviewed init row) does not push its figures out of their columns
+    assert {len(line) for line in rows} == {len(header)}
+    assert (f"read the reviews as (seed by seed): {_name(BASELINE)}{REVIEWED} label, label; "
+            f"{_name(INIT)}{REVIEWED} vote") in "\n".join(lines)
 
 
 def test_the_paired_interval_is_on_the_items_both_students_answered():
