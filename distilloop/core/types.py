@@ -215,8 +215,19 @@ class Selection:
     explanations: dict[str, list[str]] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+#: texts up to this long have their hash remembered (a process keeps at most 32,768 of them: 32 MB at most)
+SHORT_TEXT = 1000
+
+
 def text_hash(text: str) -> str:
-    """The key of a text in the embedding cache (remembered: a student scored every round on the same few
-    thousand reference texts would otherwise hash each of them again for every prediction)."""
+    """The key of a text in the embedding cache. A short text's is remembered: a student scored every round on the
+    same few thousand reference texts would otherwise hash each again for every prediction (hashing a long text
+    costs about what looking it up would)."""
+    return _short_text_hash(text) if len(text) <= SHORT_TEXT else _sha256(text)
+
+
+def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_short_text_hash = functools.lru_cache(maxsize=1 << 15)(_sha256)

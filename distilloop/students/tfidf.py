@@ -13,11 +13,11 @@ import numpy as np
 from distilloop.errors import StudentError
 from distilloop.students.base import Student
 
-#: texts whose n-grams a process remembers per analyzer (the first ones it meets: a campaign's reference texts, scored
-#: from the first round on, come before most of a large pool); the n-grams are interned, so a remembered text costs a
-#: list of pointers, about 3 KB for a 100-character text's char n-grams (60 MB at most)
-MEMO_TEXTS = 20_000
+#: n-grams a process remembers per analyzer, of the first texts it meets (a campaign's reference texts, scored from
+#: the first round on, come before most of a large pool): interned, so each costs a pointer (40 MB per analyzer)
+MEMO_NGRAMS = 5_000_000
 _MEMO: dict[tuple[str, int, int], dict[str, list[str]]] = {}
+_MEMO_SIZE: dict[tuple[str, int, int], int] = {}  # n-grams remembered per analyzer
 
 
 class NgramAnalyzer:
@@ -28,7 +28,7 @@ class NgramAnalyzer:
 
     def __init__(self, analyzer: str, ngram_range: tuple[int, int]) -> None:
         self.analyzer = analyzer
-        self.ngram_range = tuple(ngram_range)
+        self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
         self._analyze: Callable[[str], list[str]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -38,7 +38,8 @@ class NgramAnalyzer:
         self.__init__(state["analyzer"], state["ngram_range"])  # type: ignore[misc]
 
     def __call__(self, text: str) -> list[str]:
-        memo = _MEMO.setdefault((self.analyzer, *self.ngram_range), {})  # type: ignore[arg-type]
+        key = (self.analyzer, *self.ngram_range)
+        memo = _MEMO.setdefault(key, {})
         grams = memo.get(text)
         if grams is None:
             if self._analyze is None:
@@ -46,8 +47,10 @@ class NgramAnalyzer:
 
                 self._analyze = TfidfVectorizer(analyzer=self.analyzer, ngram_range=self.ngram_range).build_analyzer()
             grams = [sys.intern(g) for g in self._analyze(text)]
-            if len(memo) < MEMO_TEXTS:
+            size = _MEMO_SIZE.get(key, 0) + len(grams)
+            if size <= MEMO_NGRAMS:
                 memo[text] = grams
+                _MEMO_SIZE[key] = size
         return grams
 
 

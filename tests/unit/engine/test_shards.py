@@ -103,3 +103,13 @@ def test_a_missing_shard_file_is_named_with_the_fix(store, tmp_path):
     os.remove(f.vectors_path)
     with pytest.raises(StoreError, match="vectors_dir"):
         VectorShards(store, tmp_path / "v").get_vectors("enc", [text_hash("t0")])
+
+
+def test_a_text_is_keyed_by_its_sha256_remembered_or_not():
+    import hashlib
+
+    from distilloop.core.types import SHORT_TEXT
+
+    for text in ("short", "é" * SHORT_TEXT, "x" * (SHORT_TEXT + 1)):  # remembered, remembered, hashed each time
+        want = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        assert text_hash(text) == want and text_hash(str(text)) == want

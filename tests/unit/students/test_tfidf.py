@@ -22,13 +22,14 @@ def test_the_features_are_scikit_learns_own():
 
 def test_a_text_is_analysed_once_and_the_memo_is_bounded(monkeypatch):
     monkeypatch.setattr(tfidf, "_MEMO", {})
-    monkeypatch.setattr(tfidf, "MEMO_TEXTS", 2)
+    monkeypatch.setattr(tfidf, "_MEMO_SIZE", {})
+    monkeypatch.setattr(tfidf, "MEMO_NGRAMS", 9)  # n-grams, however long the texts
     analyze = NgramAnalyzer("word", (1, 1))
     first = analyze(TEXTS[0])
     assert analyze(TEXTS[0]) is first and first == ["gorgeous", "witty", "film"]
-    analyze(TEXTS[1])
+    analyze(TEXTS[1])  # 3 + 6 n-grams: remembered
     analyze(TEXTS[2])  # past the bound: answered, not remembered
-    assert list(tfidf._MEMO[("word", 1, 1)]) == TEXTS[:2]
+    assert list(tfidf._MEMO[("word", 1, 1)]) == TEXTS[:2] and tfidf._MEMO_SIZE[("word", 1, 1)] == 9
     assert analyze(TEXTS[2]) == ["not", "bad", "at", "all"]
 
 
