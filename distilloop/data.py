@@ -90,6 +90,13 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         raise DataError(f"{path}: cannot be read ({exc}); is it a UTF-8 text or gzip file?") from None
 
 
+def first_row(path: str | Path) -> dict[str, Any] | None:
+    """The first row of a data file as read (None for an empty file); the same errors as reading it all."""
+    for _, row in _rows(Path(path)):
+        return row
+    return None
+
+
 def _csv_rows(path: Path, handle: Any, delimiter: str) -> Iterable[tuple[int, dict[str, Any]]]:
     """CSV rows as dicts; a row with more or fewer cells than the header is an error, never silently cut."""
     csv.field_size_limit(CSV_FIELD_LIMIT)

@@ -100,12 +100,34 @@ def numeric_starter(text: str) -> str:
     return text
 
 
+#: columns of a data file that are never input fields (the defaults of [data]'s field names)
+NOT_INPUT = frozenset({"id", "label", "split", "rationale"})
+
+
+def infer_fields(data: Path) -> list[str]:
+    """The input fields ``init`` writes when ``--fields`` is not given: ``text`` where the first row has one, else
+    every other column of the first row that is not an id, label, split or rationale (a CSV's ``headline``; a
+    multiple-choice file's ``question`` and ``choices``). Said on the way, so that the user sees the choice."""
+    from distilloop.data import first_row
+
+    row = first_row(data)
+    if row is None or "text" in row:
+        return ["text"]
+    fields = [k for k, v in row.items() if k not in NOT_INPUT and isinstance(v, str | list | dict)]
+    if not fields:
+        raise UserInputError(f"{data}: the first row has no input column besides {sorted(NOT_INPUT & set(row))}; "
+                             "pass --fields with the column(s) the teachers should read")
+    print(f"input fields: {', '.join(fields)} (the first row's columns; --fields to choose others)")
+    return fields
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from distilloop.annotators.prompts import NUMERIC_TASK
     from distilloop.data import DataSpec, check_pool, load_examples
 
     data = Path(args.data)
-    fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+    fields = ([f.strip() for f in args.fields.split(",") if f.strip()] if args.fields is not None
+              else infer_fields(data))
     numeric = args.answer == "number"
     examples = load_examples(data, DataSpec(input_fields=tuple(fields)), answer=args.answer)
     check_pool(examples, data)
@@ -246,7 +268,8 @@ def register(sub: Any) -> None:
                                     "file that uses the local teacher; edit it, then `distilloop run`.")
     sp.add_argument("data", help="the data file: one example per row with an id, input field(s), optional split/label")
     sp.add_argument("--labels", help="comma-separated label set (default: the labels found in the file)")
-    sp.add_argument("--fields", default="text", help="comma-separated input fields (default: text)")
+    sp.add_argument("--fields", default=None, help="comma-separated input fields (default: text, or where the "
+                    "file has no text column, every column but id, label, split and rationale)")
     sp.add_argument("--task", default=None, help="the instruction the teachers get (default: \"Classify the "
                     "input.\", or with --answer number an instruction to solve the problem step by step)")
     sp.add_argument("--answer", choices=["label", "number"], default="label",

@@ -107,6 +107,21 @@ def test_init_writes_a_campaign_that_validates(tmp_path):
     assert_one_line_error(cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", out), "already exists")
 
 
+def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
+    data = tmp_path / "news.csv"
+    data.write_text("id,headline,label\n1,Shares fell,business\n2,Cup final won,sports\n", encoding="utf-8")
+    out = tmp_path / "c.toml"
+    proc = cli("init", data, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "input fields: headline" in proc.stdout
+    from distilloop.loop.config import load_config
+
+    assert list(load_config(out).data.input_fields) == ["headline"]
+    only_ids = tmp_path / "ids.csv"
+    only_ids.write_text("id,label\n1,a\n2,b\n", encoding="utf-8")
+    assert_one_line_error(cli("init", only_ids, "--out", tmp_path / "d.toml"), "no input column.*pass --fields")
+
+
 def test_init_for_numeric_answers_writes_a_campaign_that_opens(tmp_path):
     svamp = ROOT / "data" / "svamp.jsonl.gz"
     assert_one_line_error(cli("init", svamp, "--fields", "question", "--out", tmp_path / "x.toml"),
