@@ -102,22 +102,33 @@ def numeric_starter(text: str) -> str:
 
 #: columns of a data file that are never input fields (the defaults of [data]'s field names)
 NOT_INPUT = frozenset({"id", "label", "split", "rationale"})
+#: column names that usually hold a gold label under another name: never guessed to be an input (a label shown to
+#: the teachers would leak the answer)
+LABEL_LIKE = frozenset({"labels", "target", "targets", "class", "category", "gold", "answer", "sentiment", "y",
+                        "label_text", "label_id"})
 
 
 def infer_fields(data: Path) -> list[str]:
     """The input fields ``init`` writes when ``--fields`` is not given: ``text`` where the first row has one, else
-    every other column of the first row that is not an id, label, split or rationale (a CSV's ``headline``; a
-    multiple-choice file's ``question`` and ``choices``). Said on the way, so that the user sees the choice."""
+    every other column of the first row that is not an id, label, split or rationale, nor named like a label (a
+    CSV's ``headline``; a multiple-choice file's ``question`` and ``choices``). Said on the way, so that the user
+    sees the choice."""
     from distilloop.data import first_row
 
     row = first_row(data)
     if row is None or "text" in row:
         return ["text"]
-    fields = [k for k, v in row.items() if k not in NOT_INPUT and isinstance(v, str | list | dict)]
+    fields = [k for k, v in row.items()
+              if k not in NOT_INPUT and k.lower() not in LABEL_LIKE and isinstance(v, str | list | dict)]
     if not fields:
-        raise UserInputError(f"{data}: the first row has no input column besides {sorted(NOT_INPUT & set(row))}; "
-                             "pass --fields with the column(s) the teachers should read")
-    print(f"input fields: {', '.join(fields)} (the first row's columns; --fields to choose others)")
+        raise UserInputError(f"{data}: the first row has no 'text' column nor another input column (columns: "
+                             f"{', '.join(row) or 'none'}); pass --fields with the column(s) the teachers should read")
+    left = [k for k in row if k not in fields and k not in NOT_INPUT]
+    print(f"input fields: {', '.join(fields)} (the first row's columns; --fields to choose others)"
+          + (f"; not read: {', '.join(left)}" if left else ""))
+    if "label" not in row and left:
+        print(f"note: no 'label' column; if {left[0]!r} holds the gold labels, set [data] label_field = "
+              f"{json.dumps(left[0])} in the campaign file")
     return fields
 
 

@@ -119,7 +119,12 @@ def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
     assert list(load_config(out).data.input_fields) == ["headline"]
     only_ids = tmp_path / "ids.csv"
     only_ids.write_text("id,label\n1,a\n2,b\n", encoding="utf-8")
-    assert_one_line_error(cli("init", only_ids, "--out", tmp_path / "d.toml"), "no input column.*pass --fields")
+    assert_one_line_error(cli("init", only_ids, "--out", tmp_path / "d.toml"), "no 'text' column.*pass --fields")
+    named = tmp_path / "named.csv"  # a label under another name is never guessed to be an input: it would leak
+    named.write_text("id,review,sentiment\n1,Great,pos\n2,Awful,neg\n", encoding="utf-8")
+    proc = cli("init", named, "--out", tmp_path / "e.toml", "--labels", "neg,pos")
+    assert proc.returncode == 0, proc.stderr
+    assert "input fields: review" in proc.stdout and "label_field = \"sentiment\"" in proc.stdout
 
 
 def test_init_for_numeric_answers_writes_a_campaign_that_opens(tmp_path):
