@@ -16,7 +16,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from distilloop.loop import diagnostics
     from distilloop.loop.steps.review import review_agreement
     from distilloop.loop.stopping import kappa_history, stop_set
-    from distilloop.reports.table import describe_scores, rounds_table, row_dict, summary, versions_summary
+    from distilloop.reports.table import rounds_table, row_dict, summary, versions_summary
     from distilloop.storage.lock import holder
 
     config, store = open_store(args)
@@ -47,31 +47,18 @@ def cmd_status(args: argparse.Namespace) -> int:
             w = s["writer"]
             out.print(f"being written now by `distilloop {w.get('command', '?')}` (pid {w.get('pid', '?')}, since "
                       f"{w.get('since', '?')})")
-        spent = s["spent"]
-
-        def cap(v: Any, fmt: str = "{:,}") -> str:
-            return "no cap" if v is None else fmt.format(v)
-
-        out.print(f"spent: {spent['tokens_in']:,} / {cap(caps.tokens_in)} tokens in, {spent['tokens_out']:,} / "
-                  f"{cap(caps.tokens_out)} tokens out, ${spent['usd']:.4f} / {cap(caps.usd, '${:.2f}')}")
-        out.print(f"labeled: {s['labeled']} ({', '.join(f'{k}: {v}' for k, v in s['labeled_by'].items()) or '-'}); "
-                  f"pending review: {s['pending_reviews']}; calls: "
-                  f"{', '.join(f'{k}: {v}' for k, v in s['calls'].items()) or '-'}")
+        _print_spend(out, s, caps)
         short = store.short_votes()
         if short:
             out.print(f"{short} verdict(s) rest on fewer valid votes than teachers asked (a failed, refused or "
                       "invalid answer counts as dissent)")
-        for name, sp in s["by_teacher"].items():
-            out.print(f"  teacher {name}: {sp['tokens_in']:,} in, {sp['tokens_out']:,} out, ${sp['usd']:.4f}")
+        _print_teachers(out, s)
         ch = s["charging"]
         if ch["estimated"] or ch["recovered"] or ch["resent"]:
             out.print(f"charged at an estimate (the provider may have billed them; no answer came): {ch['estimated']} "
                       f"call(s), ${ch['estimated_usd']:.4f}; found again at the provider: {ch['recovered']}; "
                       f"re-sent after a crash: {ch['resent']}")
-        a = s["active_student"]
-        if a:
-            out.print(f"active student: {a['version']} (round {a['round']}): "
-                      f"{describe_scores(a['metrics'], config.evaluation.metric)}")
+        _print_student(out, s, config.evaluation.metric)
         _print_review_state(out, store, config)
         _print_versions(out, versions)
         out.print(rounds_table(rows))
@@ -87,6 +74,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _print_spend(out: Any, s: dict[str, Any], caps: Any) -> None:
+    """Spend against the budget's caps, and the accepted labels by source, the review queue and the calls."""
+    spent = s["spent"]
+
+    def cap(v: Any, fmt: str = "{:,}") -> str:
+        return "no cap" if v is None else fmt.format(v)
+
+    out.print(f"spent: {spent['tokens_in']:,} / {cap(caps.tokens_in)} tokens in, {spent['tokens_out']:,} / "
+              f"{cap(caps.tokens_out)} tokens out, ${spent['usd']:.4f} / {cap(caps.usd, '${:.2f}')}")
+    out.print(f"labeled: {s['labeled']} ({', '.join(f'{k}: {v}' for k, v in s['labeled_by'].items()) or '-'}); "
+              f"pending review: {s['pending_reviews']}; calls: "
+              f"{', '.join(f'{k}: {v}' for k, v in s['calls'].items()) or '-'}")
+
+
+def _print_teachers(out: Any, s: dict[str, Any]) -> None:
+    for name, sp in s["by_teacher"].items():
+        out.print(f"  teacher {name}: {sp['tokens_in']:,} in, {sp['tokens_out']:,} out, ${sp['usd']:.4f}")
+
+
+def _print_student(out: Any, s: dict[str, Any], metric: str) -> None:
+    from distilloop.reports.table import describe_scores
+
+    a = s["active_student"]
+    if a:
+        out.print(f"active student: {a['version']} (round {a['round']}): {describe_scores(a['metrics'], metric)}")
+    else:
+        out.print("active student: none yet (no round has promoted one)")
 
 
 def _print_versions(out: Any, versions: dict[str, Any]) -> None:
@@ -157,13 +173,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         out = console()
         out.rule(f"distilloop report: {s['name']}")
         out.print(rounds_table(rows, title="Learning curve (cumulative spend)"))
-        out.print(f"spend: {s['spent']}")
-        for name, sp in s["by_teacher"].items():
-            out.print(f"  {name}: {sp}")
-        out.print(f"labels: {s['labeled']} accepted {s['labeled_by']}, {s['pending_reviews']} pending review")
-        if s["active_student"]:
-            out.print(f"active student: {s['active_student']}")
-        out.print(f"stop reason: {s['stop_reason']}")
+        _print_spend(out, s, caps)
+        _print_teachers(out, s)
+        _print_student(out, s, config.evaluation.metric)
+        out.print(f"stop reason: {s['stop_reason'] or 'not stopped (`distilloop run` continues it)'}")
     finally:
         store.close()
     return 0

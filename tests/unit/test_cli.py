@@ -94,6 +94,9 @@ def test_run_status_export_report_on_a_replay_campaign(tmp_path):
     assert "gold" not in rows[0]
     rep = cli("report", cfg)
     assert rep.returncode == 0 and "Learning curve" in rep.stdout
+    # read as sentences, never as Python dicts
+    assert re.search(r"spent: [\d,]+ / .* tokens in", rep.stdout) and "{'" not in rep.stdout
+    assert re.search(r"active student: \S+ \(round \d\): accuracy", rep.stdout)
 
 
 def test_init_writes_a_campaign_that_validates(tmp_path):
