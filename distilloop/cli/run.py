@@ -46,8 +46,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(est.as_dict(), indent=2, default=str))
         return 0
-    table = Table(title=f"Estimate for {est.name}: round {est.next_round} ({est.next_round_items} items) and "
-                        f"{est.remaining_rounds} remaining round(s) ({est.campaign_items} items)")
+    table = Table(title=f"Estimate for {est.name}: the next round, {est.next_round} ({est.next_round_items} items); "
+                        f"the campaign: {est.remaining_rounds} round(s) left, this one included "
+                        f"({est.campaign_items} items)")
     for col in ("teacher", "mode", "next round tokens in/out", "next round $", "campaign tokens in/out",
                 "campaign $", "campaign $ upper bound"):
         table.add_column(col, justify="left" if col in ("teacher", "mode") else "right")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from distilloop.cli.common import DEFAULT_CONFIG
-from distilloop.errors import UserInputError
+from distilloop.errors import DataError, UserInputError
 
 # -- init -------------------------------------------------------------------------------------------------
 STARTER = '''# distilloop campaign, written by `distilloop init`. Every key is documented in docs/campaign-file.md.
@@ -140,7 +140,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     fields = ([f.strip() for f in args.fields.split(",") if f.strip()] if args.fields is not None
               else infer_fields(data))
     numeric = args.answer == "number"
-    examples = load_examples(data, DataSpec(input_fields=tuple(fields)), answer=args.answer)
+    try:
+        examples = load_examples(data, DataSpec(input_fields=tuple(fields)), answer=args.answer)
+    except DataError as exc:  # `init` takes its fields from --fields, not from a campaign file
+        raise DataError(str(exc).replace("or set [data] input_fields", "or pass --fields with the file's "
+                                         "input column(s)")) from None
     check_pool(examples, data)
     if numeric:
         if args.labels:

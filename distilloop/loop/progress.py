@@ -18,7 +18,8 @@ class Progress:
         if console is None and not quiet:
             from rich.console import Console
 
-            console = Console(stderr=True)
+            # piped stderr (a log file, CI) gets long lines whole instead of rich's 80-column wrapping
+            console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
         self.console = console
 
     def note(self, message: str) -> None:

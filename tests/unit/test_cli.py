@@ -120,6 +120,8 @@ def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
     from distilloop.loop.config import load_config
 
     assert list(load_config(out).data.input_fields) == ["headline"]
+    assert_one_line_error(cli("init", data, "--fields", "body", "--out", tmp_path / "b.toml"),
+                          "no 'body'.*pass --fields")
     only_ids = tmp_path / "ids.csv"
     only_ids.write_text("id,label\n1,a\n2,b\n", encoding="utf-8")
     assert_one_line_error(cli("init", only_ids, "--out", tmp_path / "d.toml"), "no 'text' column.*pass --fields")
