@@ -35,7 +35,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             s["teacher_reliability"] = store.reliability()
             s["review_agreement"] = review_agreement(store, config.space)
             s["warnings"] = diagnostics.warnings(store, config.space, config.evaluation.metric,
-                                                 config.aggregation.params.get("calibrate") == "batch")
+                                                 config.aggregation.params.get("calibrate") == "batch", config.student)
             s["short_votes"] = store.short_votes()
             print(json.dumps(s, indent=2, default=str))
             return 0
@@ -63,7 +63,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _print_versions(out, versions)
         out.print(rounds_table(rows))
         calibrated = config.aggregation.params.get("calibrate") == "batch"
-        for message in diagnostics.warnings(store, config.space, config.evaluation.metric, calibrated):
+        for message in diagnostics.warnings(store, config.space, config.evaluation.metric, calibrated, config.student):
             out.print(f"[yellow]warning:[/yellow] {escape(message)}")
         if kappas:
             by_round = ", ".join(f"round {k['round']} {k['kappa']:.3f}" for k in kappas)

@@ -163,7 +163,8 @@ class Campaign:
             train.train(env, round_no)
             store.set_round_status(round_no, "done")
             diagnostics.warn_once(store, env.parts.space, self.config.evaluation.metric, self.warned, env.progress.warn,
-                                  calibrated=self.config.aggregation.params.get("calibrate") == "batch")
+                                  calibrated=self.config.aggregation.params.get("calibrate") == "batch",
+                                  student=self.config.student)
         return None
 
     def stop_reason(self) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from itertools import combinations
+from typing import Any
 
 from distilloop.annotators.agreement import cohen_kappa
 from distilloop.core.answers import AnswerSpace
@@ -77,7 +78,11 @@ def chance_agreement(store: Store, space: AnswerSpace) -> list[str]:
     return out
 
 
-def weak_student(store: Store, metric: str) -> list[str]:
+def weak_student(store: Store, metric: str, student: Any = None) -> list[str]:
+    """The active student no better than the majority label. The advice depends on the student (``student``: the
+    campaign's ``[student]`` component): a TF-IDF or MiniLM student can move to the mpnet one; one that already is a
+    frozen-embedding linear model on mpnet may not be able to read the task at all (which choice a letter names,
+    a number in a word problem) and needs a student that reads the text."""
     active = store.active_student()
     if active is None:
         return []
@@ -87,21 +92,31 @@ def weak_student(store: Store, metric: str) -> list[str]:
     base = ((m.get("refs") or {}).get(ref) or {}).get("baseline")
     if score is None or base is None or score > base + 0.01:
         return []
+    kind = getattr(student, "kind", None)
+    params = getattr(student, "params", None) or {}
+    if kind == "embedding_linear" and params.get("model") == "mpnet":
+        advice = ("label more items, or use a student that reads the text itself (kind = \"encoder\" or "
+                  "\"step_by_step\", docs/students.md): a linear model on frozen sentence embeddings cannot tell, "
+                  "e.g., which choice a letter names")
+    else:
+        advice = ("label more items, use a stronger student (e.g. kind = \"embedding_linear\" with "
+                  "model = \"mpnet\")")
     return [f"the active student ({metric} {score:.3f} on {ref}) does no better than always answering the most "
-            f"common label (baseline {base:.3f}): label more items, use a stronger student (e.g. kind = "
-            "\"embedding_linear\" with model = \"mpnet\"), or check the labels (`distilloop status`)"]
+            f"common label (baseline {base:.3f}): {advice}, or check the labels (`distilloop status`)"]
 
 
-def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibrated: bool = False) -> list[str]:
-    """Every warning that holds for the campaign now (``calibrated``: the votes are batch-calibrated)."""
+def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibrated: bool = False,
+             student: Any = None) -> list[str]:
+    """Every warning that holds for the campaign now (``calibrated``: the votes are batch-calibrated; ``student``:
+    the campaign's ``[student]``, for the advice on a weak student)."""
     return [*constant_teachers(store, space, calibrated), *one_class(store, space), *chance_agreement(store, space),
-            *weak_student(store, metric)]
+            *weak_student(store, metric, student)]
 
 
 def warn_once(store: Store, space: AnswerSpace, metric: str, said: set[str], warn: Callable[[str], None],
-              calibrated: bool = False) -> None:
+              calibrated: bool = False, student: Any = None) -> None:
     """Say each warning that holds now and was not said yet (``said`` keeps what was)."""
-    for message in warnings(store, space, metric, calibrated):
+    for message in warnings(store, space, metric, calibrated, student):
         if message not in said:
             said.add(message)
             warn(message)

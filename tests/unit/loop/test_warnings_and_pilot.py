@@ -79,3 +79,24 @@ def test_the_pilot_shows_each_teacher_and_the_campaign_reuses_its_answers(tmp_pa
     con.close()
     assert first[:12] == pilot_ids  # round 1 starts with the pilot's items, already paid
     assert twice == 0  # no answer bought twice
+
+
+def test_the_advice_on_a_student_at_chance_depends_on_the_student():
+    from distilloop.loop.config import Component
+    from distilloop.loop.diagnostics import weak_student
+
+    class Active:  # the one thing weak_student reads of a store: the active student's metrics
+        def __init__(self, score):
+            self.metrics = {"accuracy": score, "reference": "gold:dev",
+                            "refs": {"gold:dev": {"accuracy": score, "baseline": 0.24}}}
+
+        def active_student(self):
+            return {"metrics": self.metrics}
+
+    tfidf = Component("tfidf_logreg", {}, "[student]")
+    mpnet = Component("embedding_linear", {"model": "mpnet"}, "[student]")
+    assert weak_student(Active(0.80), "accuracy", mpnet) == []
+    [to_mpnet] = weak_student(Active(0.22), "accuracy", tfidf)
+    assert 'model = "mpnet"' in to_mpnet and "no better than always answering the most common label" in to_mpnet
+    [reads_text] = weak_student(Active(0.22), "accuracy", mpnet)
+    assert 'model = "mpnet"' not in reads_text and '"encoder"' in reads_text and '"step_by_step"' in reads_text
