@@ -31,7 +31,8 @@ def cmd_review(args: argparse.Namespace) -> int:
                 print(json.dumps(out, indent=2))
             else:
                 print(f"pending: {out['pending']} ({', '.join(f'{k}: {v}' for k, v in by.items()) or '-'}); "
-                      f"reviews recorded: {out['reviews']} {out['by_source'] or ''}")
+                      f"reviews recorded: {out['reviews']}"
+                      + (f" ({', '.join(f'{k}: {v}' for k, v in out['by_source'].items())})" if out["by_source"] else ""))
                 if ra["kappa"] is not None:
                     print(f"reviewer agreement: {ra['method']} kappa {ra['kappa']:.3f} over {ra['items_multi']} items")
                 if sources.get("simulated"):

@@ -1,6 +1,7 @@
 """The campaign's verdict and review flow on the synthetic replay fixture (teachers a 90%, b 75%, c 60% right)."""
 
 import json
+import re
 
 import pytest
 
@@ -126,3 +127,5 @@ def test_reviewer_kappa_and_cli_pull_with_the_simulated_reviewer(tmp_path, capsy
     assert s["teacher_reliability"]
     assert main(["status", str(path)]) == 0
     assert "reviewer agreement: cohen kappa" in capsys.readouterr().out
+    assert main(["review", "status", str(path)]) == 0
+    assert re.search(r"reviews recorded: \d+ \((human|simulated): \d+, (human|simulated): \d+\)", capsys.readouterr().out)
