@@ -108,28 +108,43 @@ LABEL_LIKE = frozenset({"labels", "target", "targets", "class", "category", "gol
                         "label_text", "label_id"})
 
 
-def infer_fields(data: Path) -> list[str]:
-    """The input fields ``init`` writes when ``--fields`` is not given: ``text`` where the first row has one, else
-    every other column of the first row that is not an id, label, split or rationale, nor named like a label (a
-    CSV's ``headline``; a multiple-choice file's ``question`` and ``choices``). Said on the way, so that the user
-    sees the choice."""
+#: column names that are inputs wherever they appear together (multiple choice, sentence pairs, a titled text)
+INPUT_NAMES = frozenset({"question", "choices", "options", "premise", "hypothesis", "sentence", "sentence1", "sentence2",
+                         "context", "passage", "title", "body", "review", "content", "headline", "document", "query",
+                         "text_a", "text_b", "description", "summary"})
+
+
+def infer_columns(data: Path, fields_arg: str | None) -> tuple[list[str], str]:
+    """The input fields and the gold label's column ``init`` writes. Input fields: ``--fields``, else ``text`` where
+    the first row has one, else the one other column of the first row that is not an id, label, split or rationale,
+    nor named like a label (a CSV's ``headline``), or several that are inputs by name (a multiple-choice file's
+    ``question`` and ``choices``); any other mix is the user's to choose (a column may hold the answer). The label:
+    ``label``, else the one column named like a label (``sentiment``, ``target``...). Both said on the way, so that
+    the user sees the choice."""
     from distilloop.data import first_row
 
-    row = first_row(data)
-    if row is None or "text" in row:
-        return ["text"]
+    row = first_row(data) or {}
+    like = [k for k in row if k.lower() in LABEL_LIKE]
+    label_field = "label" if "label" in row or len(like) != 1 else like[0]
+    if label_field != "label":
+        print(f"gold labels: column {label_field!r} (the file has no 'label' column)")
+    if fields_arg is not None:
+        return [f.strip() for f in fields_arg.split(",") if f.strip()], label_field
+    if not row or "text" in row:
+        return ["text"], label_field
     fields = [k for k, v in row.items()
               if k not in NOT_INPUT and k.lower() not in LABEL_LIKE and isinstance(v, str | list | dict)]
     if not fields:
         raise UserInputError(f"{data}: the first row has no 'text' column nor another input column (columns: "
                              f"{', '.join(row) or 'none'}); pass --fields with the column(s) the teachers should read")
-    left = [k for k in row if k not in fields and k not in NOT_INPUT]
+    if len(fields) > 1 and not set(fields) <= INPUT_NAMES:
+        # an extra column may hold the answer (a worked equation, an explanation) and would leak it to the teachers
+        raise UserInputError(f"{data}: no 'text' column, and several that could be inputs ({', '.join(fields)}); pass "
+                             "--fields with the ones the teachers should read (never one that holds the answer)")
+    left = [k for k in row if k not in fields and k not in NOT_INPUT and k != label_field]
     print(f"input fields: {', '.join(fields)} (the first row's columns; --fields to choose others)"
           + (f"; not read: {', '.join(left)}" if left else ""))
-    if "label" not in row and left:
-        print(f"note: no 'label' column; if {left[0]!r} holds the gold labels, set [data] label_field = "
-              f"{json.dumps(left[0])} in the campaign file")
-    return fields
+    return fields, label_field
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -137,11 +152,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     from distilloop.data import DataSpec, check_pool, load_examples
 
     data = Path(args.data)
-    fields = ([f.strip() for f in args.fields.split(",") if f.strip()] if args.fields is not None
-              else infer_fields(data))
+    fields, label_field = infer_columns(data, args.fields)
     numeric = args.answer == "number"
     try:
-        examples = load_examples(data, DataSpec(input_fields=tuple(fields)), answer=args.answer)
+        examples = load_examples(data, DataSpec(input_fields=tuple(fields), label_field=label_field),
+                                 answer=args.answer)
     except DataError as exc:  # `init` takes its fields from --fields, not from a campaign file
         raise DataError(str(exc).replace("or set [data] input_fields", "or pass --fields with the file's "
                                          "input column(s)")) from None
@@ -179,6 +194,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     text = (numeric_starter(STARTER) if numeric else STARTER).format(
         name=json.dumps(args.name or out.stem), labels=json.dumps(labels), task=json.dumps(task),
         path=json.dumps(str(rel)), fields=json.dumps(fields))
+    if label_field != "label":
+        text = text.replace(f"input_fields = {json.dumps(fields)}\n",
+                            f"input_fields = {json.dumps(fields)}\nlabel_field = {json.dumps(label_field)}\n", 1)
     out.write_text(text, encoding="utf-8")
     what = "numeric answers" if numeric else f"labels {labels}"
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")

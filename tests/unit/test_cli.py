@@ -122,14 +122,21 @@ def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
     assert list(load_config(out).data.input_fields) == ["headline"]
     assert_one_line_error(cli("init", data, "--fields", "body", "--out", tmp_path / "b.toml"),
                           "no 'body'.*pass --fields")
+    svamp = ROOT / "data" / "svamp.jsonl.gz"  # question, equation, type: the equation holds the answer
+    assert_one_line_error(cli("init", svamp, "--answer", "number", "--out", tmp_path / "s.toml"),
+                          "several that could be inputs \\(question, equation, type\\); pass --fields")
+    cqa = cli("init", ROOT / "data" / "commonsenseqa.jsonl.gz", "--out", tmp_path / "q.toml")
+    assert cqa.returncode == 0 and "input fields: question, choices" in cqa.stdout
     only_ids = tmp_path / "ids.csv"
     only_ids.write_text("id,label\n1,a\n2,b\n", encoding="utf-8")
     assert_one_line_error(cli("init", only_ids, "--out", tmp_path / "d.toml"), "no 'text' column.*pass --fields")
-    named = tmp_path / "named.csv"  # a label under another name is never guessed to be an input: it would leak
+    named = tmp_path / "named.csv"  # a label under another name is never an input (it would leak): it is the label
     named.write_text("id,review,sentiment\n1,Great,pos\n2,Awful,neg\n", encoding="utf-8")
-    proc = cli("init", named, "--out", tmp_path / "e.toml", "--labels", "neg,pos")
+    proc = cli("init", named, "--out", tmp_path / "e.toml")
     assert proc.returncode == 0, proc.stderr
-    assert "input fields: review" in proc.stdout and "label_field = \"sentiment\"" in proc.stdout
+    assert "input fields: review" in proc.stdout and "gold labels: column 'sentiment'" in proc.stdout
+    cfg = load_config(tmp_path / "e.toml")
+    assert cfg.data.label_field == "sentiment" and cfg.campaign.labels == ["neg", "pos"]
 
 
 def test_init_for_numeric_answers_writes_a_campaign_that_opens(tmp_path):
