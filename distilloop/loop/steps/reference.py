@@ -5,6 +5,7 @@ to the reviewer, whose answers come back with the reviews (:mod:`distilloop.loop
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from distilloop.core.types import ReviewItem, Verdict
 from distilloop.errors import ReviewError
@@ -15,6 +16,9 @@ from distilloop.loop.steps.decide import aggregate, asked, degrade, with_missing
 
 #: salt of the references' generator (round 0), apart from the stop set's and every round's draws
 REFERENCE_SALT = 71
+#: the most of the pool the references together take: a small unlabeled file keeps most of its rows to label and
+#: train on (``heldout_size = 100`` of a 42-row file would leave nothing)
+MAX_REFERENCE_SHARE = 0.2
 
 
 def wanted(env: Env) -> dict[str, int]:
@@ -38,6 +42,7 @@ def prepare(env: Env) -> None:
         return
     if not store.get_meta("references_chosen"):
         rng = env.rng(0, salt=REFERENCE_SALT)
+        sizes = capped(sizes, len(env.unlabeled_pool()), env.progress.warn)
         with store.atomic():
             for name, n in sizes.items():
                 pool = [e.id for e in env.unlabeled_pool()]
@@ -47,6 +52,23 @@ def prepare(env: Env) -> None:
         label_heldout(env)
     if "audit" in sizes:
         send_audit(env)
+
+
+def capped(sizes: dict[str, int], pool: int, warn: Any) -> dict[str, int]:
+    """``sizes`` scaled down, where they ask for more than :data:`MAX_REFERENCE_SHARE` of a ``pool``-item pool
+    together, to that share (each at least 1 where the share allows any), said once."""
+    limit = int(pool * MAX_REFERENCE_SHARE)
+    total = sum(sizes.values())
+    if total <= limit:
+        return sizes
+    out = {name: max(1, n * limit // total) if limit else 0 for name, n in sizes.items()}
+    keys = {"teachers": "heldout_size", "audit": "audit_size"}
+    names = {"teachers": "the teachers' held-out set", "audit": "the audit set"}
+    asked = ", ".join(f"{keys.get(k, k)} = {n}" for k, n in sizes.items())
+    got = ", ".join(f"{names.get(k, k)} gets {n}" for k, n in out.items())
+    warn(f"the pool has {pool} items: {got} (at most {MAX_REFERENCE_SHARE:.0%} of the pool, where {asked} asks for "
+         "more), so that most of it is left to label and train on; gold dev or test rows make a better reference")
+    return out
 
 
 def label_heldout(env: Env) -> None:

@@ -97,6 +97,27 @@ def test_a_campaign_without_gold_decides_on_a_teacher_labeled_held_out_set(tmp_p
         campaign.close()
 
 
+def test_a_small_unlabeled_file_keeps_most_of_its_rows_to_label(tmp_path):
+    data = recorded_pool(tmp_path, gold=False)
+    data.write_text("".join(data.read_text().splitlines(keepends=True)[:60]))  # heldout_size (100) > the pool
+    warned: list[str] = []
+    from distilloop.loop.progress import Progress
+
+    progress = Progress(quiet=True)
+    progress.warn = warned.append  # type: ignore[method-assign]
+    campaign = Campaign.open(load_config(config(tmp_path, data, rounds=2)), progress=progress)
+    try:
+        assert campaign.run().startswith("max rounds reached (2)")
+        held = campaign.store.reference_ids("teachers")
+        assert len(held) == 12  # 20% of the pool
+        assert len(campaign.store.labeled()) == 48  # two rounds of 40, cut to what is left
+        assert [s["metrics"]["reference"] for s in campaign.store.students()] == ["teachers"] * 2
+        assert any("the pool has 60 items: the teachers' held-out set gets 12" in w and "heldout_size = 100" in w
+                   for w in warned)
+    finally:
+        campaign.close()
+
+
 def test_decisions_prefer_dev_gold_and_use_the_test_split_only_as_a_last_resort():
     refs = {n: references.Reference(n, ["a"], ["x"]) for n in ("gold:test", "teachers", "gold:dev", "audit")}
     assert references.decision("auto", refs).name == "gold:dev"
