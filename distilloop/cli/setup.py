@@ -200,6 +200,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     out.write_text(text, encoding="utf-8")
     what = "numeric answers" if numeric else f"labels {labels}"
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
+    if not args.task and not numeric:
+        from distilloop.core.answers import normalize_number
+
+        codes = all(normalize_number(x) is not None for x in labels)
+        print(f"note: the teachers' instruction is a placeholder ({task!r}): say what to label and how, with "
+              f"--task or [campaign] task"
+              + (f"; the labels are codes ({', '.join(labels[:5])}), so say what each one means there, or name "
+                 "them in the data (negative, positive...)" if codes else ""))
     return 0
 
 

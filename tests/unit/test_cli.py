@@ -122,6 +122,10 @@ def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
     assert list(load_config(out).data.input_fields) == ["headline"]
     assert_one_line_error(cli("init", data, "--fields", "body", "--out", tmp_path / "b.toml"),
                           "no 'body'.*pass --fields")
+    codes = tmp_path / "codes.jsonl"
+    codes.write_text('{"id": 1, "sentence": "great", "label": 1}\n{"id": 2, "sentence": "awful", "label": 0}\n')
+    proc = cli("init", codes, "--out", tmp_path / "f.toml")
+    assert proc.returncode == 0 and "placeholder" in proc.stdout and "the labels are codes (0, 1)" in proc.stdout
     svamp = ROOT / "data" / "svamp.jsonl.gz"  # question, equation, type: the equation holds the answer
     assert_one_line_error(cli("init", svamp, "--answer", "number", "--out", tmp_path / "s.toml"),
                           "several that could be inputs \\(question, equation, type\\); pass --fields")
