@@ -40,6 +40,16 @@ class DataSpec:
     dev_fraction: float = 0.0
     seed: int = 0
     limits: dict[str, int] = field(default_factory=dict)
+    #: how a row without an input field is fixed, in its error: a campaign's own data file can name other fields; a
+    #: file of new rows or of rows to predict must have the campaign's (:func:`for_campaign_rows`)
+    fields_hint: str = "or set [data] input_fields"
+
+
+def for_campaign_rows(spec: DataSpec) -> DataSpec:
+    """``spec`` for a file whose rows join or are read by an existing campaign (``add``, ``predict``)."""
+    import dataclasses
+
+    return dataclasses.replace(spec, fields_hint="as the campaign's data does (its [data] input_fields)")
 
 
 #: the largest CSV field read (Python's csv module stops at 128 KiB by default)
@@ -161,7 +171,7 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
             value = row.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):
                 raise DataError(f"{where}: row has no '{name}' (an input field); every row needs "
-                                f"{', '.join(repr(f) for f in spec.input_fields)}, or set [data] input_fields")
+                                f"{', '.join(repr(f) for f in spec.input_fields)}, {spec.fields_hint}")
             fields[name] = _input_value(where, name, value)
         rid = row.get(spec.id_field)
         if isinstance(rid, bool) or not isinstance(rid, str | int | None):

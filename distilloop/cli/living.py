@@ -129,6 +129,7 @@ def _print_plan(out: Any, plan: Any) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from distilloop.data import for_campaign_rows
     from distilloop.loop.predict import predict_file, serving_student
     from distilloop.loop.progress import Progress
 
@@ -143,7 +144,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for ext in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
         stem = stem.removesuffix(ext)
     out = args.out if args.out is not None else str(data.with_name(stem + ".predictions.jsonl"))
-    n = predict_file(served, data, config.data_spec(), out, batch_size=args.batch_size,
+    n = predict_file(served, data, for_campaign_rows(config.data_spec()), out, batch_size=args.batch_size,
                      progress=Progress(quiet=args.quiet))
     if out != "-":
         console().print(f"labeled {n} row(s) with student {served.version}; wrote {out}", soft_wrap=True)

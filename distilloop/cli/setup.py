@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from distilloop.cli.common import DEFAULT_CONFIG
-from distilloop.errors import DataError, UserInputError
+from distilloop.errors import UserInputError
 
 # -- init -------------------------------------------------------------------------------------------------
 STARTER = '''# distilloop campaign, written by `distilloop init`. Every key is documented in docs/campaign-file.md.
@@ -154,12 +154,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     data = Path(args.data)
     fields, label_field = infer_columns(data, args.fields)
     numeric = args.answer == "number"
-    try:
-        examples = load_examples(data, DataSpec(input_fields=tuple(fields), label_field=label_field),
-                                 answer=args.answer)
-    except DataError as exc:  # `init` takes its fields from --fields, not from a campaign file
-        raise DataError(str(exc).replace("or set [data] input_fields", "or pass --fields with the file's "
-                                         "input column(s)")) from None
+    spec = DataSpec(input_fields=tuple(fields), label_field=label_field,
+                    fields_hint="or pass --fields with the file's input column(s)")
+    examples = load_examples(data, spec, answer=args.answer)
     check_pool(examples, data)
     if numeric:
         if args.labels:

@@ -82,7 +82,8 @@ def test_a_named_version_a_csv_file_and_the_default_output(campaign, tmp_path):
     one_line_error(cli("predict", campaign, data, "--version", "nope"), "no student version 'nope'")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "body": "no text field"}\n')
-    one_line_error(cli("predict", campaign, bad, "-o", tmp_path / "never.jsonl"), "row has no 'text'")
+    one_line_error(cli("predict", campaign, bad, "-o", tmp_path / "never.jsonl"),
+                   "row has no 'text'.*as the campaign's data does")
     assert not (tmp_path / "never.jsonl").exists()
     assert sqlite_count(campaign.parent / "t.distilloop.db", "select count(*) from students") == 2
 
