@@ -120,7 +120,9 @@ def _print_plan(out: Any, plan: Any) -> None:
         out.print(f"not labeled, so not relabeled: {', '.join(plan.not_labeled[:20])}")
     e, u = plan.expected, plan.upper
     out.print(f"teacher requests: {plan.requests}: {plan.reused} answered already (reused for free), "
-              f"{plan.requests - plan.reused} to pay")
+              f"{plan.requests - plan.reused} to pay"
+              + (" at most: the cascade asks " + ", ".join(f"{k} about {v:.0%}" for k, v in plan.reach.items())
+                 + " of the items, as in the campaign's rounds (the expected cost counts that)" if plan.reach else ""))
     out.print(f"estimated cost: {e.tokens_in:,} tokens in, {e.tokens_out:,} out, ${e.usd:.4f} expected; "
               f"${u.usd:.4f} ({u.tokens_in:,} in, {u.tokens_out:,} out) at most")
     left = ", ".join(f"{k} {'no cap' if v is None else (f'${v:.4f}' if k == 'usd' else f'{v:,.0f}')}"

@@ -68,6 +68,9 @@ class RelabelPlan:
     kept_reviewed: list[str] = field(default_factory=list)
     not_labeled: list[str] = field(default_factory=list)
     requests: int = 0  # teacher requests (every teacher for every item; a cascade may ask fewer)
+    #: per later cascade tier's teacher, the share of items the campaign's rounds asked it about (the expected cost
+    #: counts it on that share of the items; the requests and the reservation count every item)
+    reach: dict[str, float] = field(default_factory=dict)
     reused: int = 0  # of them, answered already: reused from the store for free
     expected: Spend = field(default_factory=Spend)
     upper: Spend = field(default_factory=Spend)  # what the budget reserves for the calls to pay
@@ -78,7 +81,7 @@ class RelabelPlan:
         return {"guideline": self.guideline, "ids": self.ids, "kept_reviewed": self.kept_reviewed,
                 "not_labeled": self.not_labeled, "requests": self.requests, "reused": self.reused,
                 "to_pay": self.requests - self.reused, "expected": vars(self.expected), "upper": vars(self.upper),
-                "budget_left": self.budget_left, "new_guideline": self.new_guideline}
+                "budget_left": self.budget_left, "new_guideline": self.new_guideline, "reach": self.reach}
 
 
 @dataclass
@@ -117,6 +120,7 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
     labeled = {s.example_id for s in states}
     plan = RelabelPlan(guideline, ids, kept, [i for i in selectors.ids or () if i not in labeled],
                        new_guideline=guideline != store.current_guideline())
+    plan.reach = cascade_reach(campaign)
     for i in ids:
         item = env.item(env.examples[i])
         for t in env.parts.teachers:
@@ -128,10 +132,33 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
             up, exp = upper_bound(t, item, exact=False), t.expected(prompt)
             plan.upper = plan.upper + up
             # an expectation above the reservation (a replay teacher knows its exact cost) is the reservation
-            plan.expected = plan.expected + Spend(min(exp.tokens_in, up.tokens_in), min(exp.tokens_out, up.tokens_out),
-                                                  min(exp.usd, up.usd))
+            share = plan.reach.get(t.name, 1.0)
+            plan.expected = plan.expected + Spend(round(share * min(exp.tokens_in, up.tokens_in)),
+                                                  round(share * min(exp.tokens_out, up.tokens_out)),
+                                                  share * min(exp.usd, up.usd))
     plan.budget_left = env.budget.remaining()
     return plan
+
+
+def cascade_reach(campaign: Campaign) -> dict[str, float]:
+    """Per teacher of a later cascade tier, the share of items the campaign's finished rounds asked it about: a
+    relabel asks through the same cascade, so its expected cost counts that share. Empty without a cascade or
+    before a round has finished (then every teacher counts on every item, the cautious figure)."""
+    tiers = campaign.env.parts.cascade.tiers if campaign.env.parts.cascade is not None else []
+    if len(tiers) < 2:
+        return {}
+    store = campaign.store
+    finished = {r["round"]: int(r["n_selected"] or 0) for r in store.rounds()
+                if r["status"] == "done" and r["strategy"] != RELABEL and r["round"] > 0}
+    items = sum(finished.values())
+    if not items:
+        return {}
+    asked: dict[str, int] = {}
+    for round_no, by_teacher in store.items_asked_by_round_and_teacher().items():
+        if round_no in finished:
+            for name, n in by_teacher.items():
+                asked[name] = asked.get(name, 0) + n
+    return {name: min(1.0, asked.get(name, 0) / items) for tier in tiers[1:] for name in tier}
 
 
 def unfinished(campaign: Campaign) -> int | None:

@@ -203,6 +203,14 @@ class CallsPart(StoreBase):
                                                                  float(r["c"] or 0.0))
         return out
 
+    def items_asked_by_round_and_teacher(self) -> dict[int, dict[str, int]]:
+        """Per round and teacher, the items the teacher was asked about (a cascade asks its later tiers fewer)."""
+        out: dict[int, dict[str, int]] = {}
+        for r in self.db.query("select round, teacher, count(distinct example_id) n from teacher_calls "
+                               "group by round, teacher"):
+            out.setdefault(r["round"], {})[r["teacher"]] = int(r["n"])
+        return out
+
     def latency_total(self, round_no: int, teacher: str, example_ids: Sequence[str]) -> float:
         """Seconds the settled calls of ``teacher`` in ``round_no`` for ``example_ids`` took."""
         wanted = set(example_ids)

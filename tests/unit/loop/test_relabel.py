@@ -164,3 +164,32 @@ def test_selectors_narrow_each_other_and_reviewed_labels_are_kept_unless_asked(t
         assert campaign.store.rounds()[-1]["strategy"] == "relabel"
     finally:
         campaign.close()
+
+
+def test_a_cascade_campaigns_relabel_expects_its_later_tier_on_the_share_of_items_it_was_asked(tmp_path):
+    from tests.unit.loop.test_references import config, recorded_pool
+
+    data = recorded_pool(tmp_path, gold=True)
+    data.write_text("".join(data.read_text().splitlines(keepends=True)[:120]))
+    cfg = config(tmp_path, data, rounds=2)
+    edit(cfg, "min_agreement = 0.5", 'min_agreement = 0.5\ncascade = ["qwen-1.5b", "qwen-0.5b"]\n'
+                                     "cascade_min_confidence = 0.8")
+    assert cli("run", "-q", cfg).returncode == 0
+    db = tmp_path / "nogold.distilloop.db"
+    weak = sqlite_count(db, "select count(distinct example_id) from teacher_calls where teacher = 'qwen-0.5b' "
+                            "and round > 0")
+    labeled = sqlite_count(db, "select count(*) from labels")
+    assert 0 < weak < labeled  # the cascade asked the weak teacher about some items only
+    edit(cfg, 'task = "Classify', 'task = "Read the snippet closely. Classify')
+    plan = json.loads(cli("relabel", "--stale", "--dry-run", "--json", cfg).stdout)
+    assert plan["requests"] == 2 * len(plan["ids"])  # at most: every teacher on every item
+    reach = plan["reach"]["qwen-0.5b"]
+    assert 0 < reach < 1 and "qwen-1.5b" not in plan["reach"]
+    text = cli("relabel", "--stale", "--dry-run", cfg).stdout
+    assert f"the cascade asks qwen-0.5b about {reach:.0%}" in " ".join(text.split())
+    assert cli("relabel", "--stale", cfg).returncode == 0
+    spent = sqlite_count(db, "select sum(tokens_in) from ledger where round = 3")
+    # the forecast counts the weak teacher on its share of the items: near what the relabel paid, where counting
+    # it on every item would overshoot by the tokens of the items it was not asked about
+    assert abs(plan["expected"]["tokens_in"] - spent) <= 0.15 * spent, (plan["expected"], spent)
+    assert plan["upper"]["tokens_in"] > 1.3 * spent
