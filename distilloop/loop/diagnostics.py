@@ -78,7 +78,12 @@ def chance_agreement(store: Store, space: AnswerSpace) -> list[str]:
     return out
 
 
-def weak_student(store: Store, metric: str, student: Any = None) -> list[str]:
+#: labels per class, and reference items, below which a student at the majority baseline is not called out: a
+#: few labels or a few reference items cannot tell a weak student from an unlucky one
+WEAK_MIN_PER_CLASS, WEAK_MIN_REFERENCE = 10, 20
+
+
+def weak_student(store: Store, metric: str, student: Any = None, n_classes: int = 2) -> list[str]:
     """The active student no better than the majority label. The advice depends on the student (``student``: the
     campaign's ``[student]`` component): a TF-IDF or MiniLM student can move to the mpnet one; one that already is a
     frozen-embedding linear model on mpnet may not be able to read the task at all (which choice a letter names,
@@ -89,8 +94,12 @@ def weak_student(store: Store, metric: str, student: Any = None) -> list[str]:
     m = active["metrics"]
     ref = m.get("reference")
     score = decision_score(m, metric)
-    base = ((m.get("refs") or {}).get(ref) or {}).get("baseline")
+    scored = (m.get("refs") or {}).get(ref) or {}
+    base = scored.get("baseline")
     if score is None or base is None or score > base + 0.01:
+        return []
+    if (active.get("n_train") or 0) < WEAK_MIN_PER_CLASS * max(2, n_classes) or \
+            (scored.get("n") or 0) < WEAK_MIN_REFERENCE:
         return []
     kind = getattr(student, "kind", None)
     params = getattr(student, "params", None) or {}
@@ -110,7 +119,7 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
     """Every warning that holds for the campaign now (``calibrated``: the votes are batch-calibrated; ``student``:
     the campaign's ``[student]``, for the advice on a weak student)."""
     return [*constant_teachers(store, space, calibrated), *one_class(store, space), *chance_agreement(store, space),
-            *weak_student(store, metric, student)]
+            *weak_student(store, metric, student, len(space.labels))]
 
 
 def warn_once(store: Store, space: AnswerSpace, metric: str, said: set[str], warn: Callable[[str], None],

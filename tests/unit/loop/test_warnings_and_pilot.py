@@ -88,10 +88,12 @@ def test_the_advice_on_a_student_at_chance_depends_on_the_student():
     class Active:  # the one thing weak_student reads of a store: the active student's metrics
         def __init__(self, score):
             self.metrics = {"accuracy": score, "reference": "gold:dev",
-                            "refs": {"gold:dev": {"accuracy": score, "baseline": 0.24}}}
+                            "refs": {"gold:dev": {"accuracy": score, "baseline": 0.24, "n": 300}}}
 
         def active_student(self):
-            return {"metrics": self.metrics}
+            return {"metrics": self.metrics, "n_train": self.n_train}
+
+        n_train = 50
 
     tfidf = Component("tfidf_logreg", {}, "[student]")
     mpnet = Component("embedding_linear", {"model": "mpnet"}, "[student]")
@@ -100,3 +102,9 @@ def test_the_advice_on_a_student_at_chance_depends_on_the_student():
     assert 'model = "mpnet"' in to_mpnet and "no better than always answering the most common label" in to_mpnet
     [reads_text] = weak_student(Active(0.22), "accuracy", mpnet)
     assert 'model = "mpnet"' not in reads_text and '"encoder"' in reads_text and '"step_by_step"' in reads_text
+    few = Active(0.22)
+    few.n_train = 40  # five classes, 8 labels each: too few to call the student weak
+    assert weak_student(few, "accuracy", mpnet, n_classes=5) == [] and weak_student(few, "accuracy", mpnet) != []
+    small = Active(0.22)
+    small.metrics["refs"]["gold:dev"]["n"] = 12  # a 12-item reference cannot tell
+    assert weak_student(small, "accuracy", mpnet) == []
