@@ -86,18 +86,24 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
     routes = env.parts.router.route(list(verdicts.items()))
     gold = {i: env.examples[i].gold for i in ids if env.examples[i].gold is not None}
     per = {t.name: TeacherPilot(t.name) for t in env.parts.teachers}
-    for call in store.calls(round_no=0):
-        if call.example_id in set(ids) and call.status == "ok" and call.teacher in per:
+    wanted = set(ids)
+    for call in store.calls(round_no=0):  # what was paid: one call serves every item with the same prompt
+        if call.example_id in wanted and call.status == "ok" and call.teacher in per:
             p = per[call.teacher]
-            p.answered += 1
             p.spend = p.spend + Spend(call.tokens_in, call.tokens_out, call.cost_usd)
-            if not call.valid or call.label is None:
-                p.invalid += 1
+    for i in ids:  # what each item got: its teachers' own answers (before calibration), duplicates included
+        for v in result.votes.get(i, []):
+            tp = per.get(v.teacher)
+            if tp is None:
                 continue
-            p.labels[call.label] = p.labels.get(call.label, 0) + 1
-            if call.example_id in gold:
-                p.judged += 1
-                p.correct += call.label == gold[call.example_id]
+            tp.answered += 1
+            if not v.valid or v.label is None:
+                tp.invalid += 1
+                continue
+            tp.labels[v.label] = tp.labels.get(v.label, 0) + 1
+            if i in gold:
+                tp.judged += 1
+                tp.correct += v.label == gold[i]
     for p in per.values():
         p.seconds = store.latency_total(0, p.teacher, ids)
     answers = {t: {v.teacher: v.label for v in vs if v.valid and v.label is not None} for t, vs in ann.votes.items()}

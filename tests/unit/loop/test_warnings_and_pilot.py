@@ -108,3 +108,30 @@ def test_the_advice_on_a_student_at_chance_depends_on_the_student():
     small = Active(0.22)
     small.metrics["refs"]["gold:dev"]["n"] = 12  # a 12-item reference cannot tell
     assert weak_student(small, "accuracy", mpnet) == []
+
+
+def test_the_pilot_counts_items_not_calls_where_texts_repeat(tmp_path):
+    rows = [json.loads(x) for x in (FIXTURES / "rt_tiny.jsonl").read_text().splitlines()]
+    pool = [r for r in rows if r["split"] == "pool"][:8]
+    dups = [{**r, "id": r["id"] + "-again"} for r in pool[:4]]  # the same texts under other ids
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in pool + dups + [r for r in rows if r["split"] == "test"]))
+    rec = [json.loads(x) for x in gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt")]
+    rec += [{**r, "example_id": r["example_id"] + "-again"} for r in rec if r["example_id"] in {d["id"] for d in pool[:4]}]
+    path = tmp_path / "rec.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rec))
+    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "gpt-4o-mini"\npath = "{path}"\n'
+                       f'source = "{t}"\n' for t in ("a", "b"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="dups", data=data, extra=teachers + "[routing]\nmin_agreement = 0.75\n"))
+    pilot = cli("pilot", cfg, "-n", "12", "--json")
+    assert pilot.returncode == 0, pilot.stderr
+    rep = json.loads(pilot.stdout)
+    assert rep["n"] == 12 and [t["answered"] for t in rep["teachers"]] == [12, 12]
+    assert all(t["judged"] == 12 and sum(t["labels"].values()) == 12 for t in rep["teachers"])
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "dups.distilloop.db")
+    paid = con.execute("select count(*) from teacher_calls where status = 'ok'").fetchone()[0]
+    con.close()
+    assert paid == 16  # 8 distinct texts, 2 teachers: a repeated text is asked once
