@@ -61,6 +61,14 @@ class RoundRow:
         return self._shown()[1].get("baseline")
 
 
+def unanimous(votes: list[dict[str, Any]]) -> bool:
+    """Every teacher asked about the item gave a valid answer, and the same one (a cascade's first teacher, sure
+    enough that no one else was asked, counts: no teacher it asked disagreed). A failed, refused or invalid answer
+    is dissent."""
+    return bool(votes) and all(v.get("valid", True) and v.get("label") is not None for v in votes) and \
+        len({v["label"] for v in votes}) == 1
+
+
 @dataclass
 class AgreementRow:
     round: int
@@ -159,13 +167,13 @@ class QueriesPart(StoreBase):
         gold = {r["id"]: r["gold"] for r in self.db.query("select id, gold from examples where gold is not null")}
         out = []
         for rnd in self.db.query("select round from rounds order by round"):
-            cons = list(self.db.query("select example_id, label, agreement, entropy, route from consensus where "
-                                      "round = ?", [rnd["round"]]))
+            cons = list(self.db.query("select example_id, label, agreement, entropy, route, votes from consensus "
+                                      "where round = ?", [rnd["round"]]))
             judged = [c for c in cons if c["example_id"] in gold and c["label"] is not None]
             n = len(cons)
             out.append(AgreementRow(
                 rnd["round"], n, sum(c["agreement"] or 0 for c in cons) / n if n else None,
-                sum(1 for c in cons if (c["agreement"] or 0) >= 1.0) / n if n else None,
+                sum(1 for c in cons if unanimous(loads(c["votes"], []))) / n if n else None,
                 sum(c["entropy"] or 0 for c in cons) / n if n else None,
                 sum(1 for c in cons if c["route"] == "review"), sum(1 for c in cons if c["route"] == "accept"),
                 sum(gold[c["example_id"]] == c["label"] for c in judged) / len(judged) if judged else None))

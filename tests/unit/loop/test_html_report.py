@@ -134,6 +134,12 @@ def test_every_section_is_there_with_numbers_that_match_the_store(store):
     agreement = doc.tables["agreement-table"][1:]
     assert sum(_int(r[1]) for r in agreement) == store.count("consensus")
     assert sum(_int(r[5]) for r in agreement) == store.count("consensus", "route = 'review'")
+    # unanimous: every asked teacher gave the same valid label (the weighted agreement is below 1 even then)
+    votes = [json.loads(v) for (v,) in store.db.execute("select votes from consensus").fetchall()]
+    same = sum(1 for vs in votes if all(v["valid"] for v in vs) and len({v["label"] for v in vs}) == 1)
+    assert 0 < same < len(votes)
+    shown = sum(float(r[3].rstrip("%")) / 100 * _int(r[1]) for r in agreement)
+    assert abs(shown - same) < 0.01 * len(votes) + 0.5
 
     reliability = {r[0]: r for r in doc.tables["reliability-table"][1:]}
     assert set(reliability) == {"a", "b", "c"}
