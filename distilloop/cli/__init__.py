@@ -76,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the campaign is checkpointed; `distilloop run` resumes it", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout stopped early (`export -o - | head`): as any Unix tool, quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush of stdout at exit would fail again
+        return 141
     except (OSError, sqlite3.OperationalError) as exc:  # the machine's limits, not a bug: a full disk, no access
         if args.debug:
             raise

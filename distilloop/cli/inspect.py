@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from distilloop.cli.common import console, open_store, with_config
+from distilloop.errors import UserInputError
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -188,6 +189,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     config, store = open_store(args)
     try:
         suffix = {"jsonl": ".export.jsonl", "hf": ".export.hf", "parquet": ".export.parquet"}[args.format]
+        if args.out == "-":  # JSON lines on stdout, for a pipe
+            if args.format != "jsonl":
+                raise UserInputError(f"-o -: {args.format} is written to a folder or file, not to stdout; give a path, "
+                                     "or use --format jsonl")
+            import sys
+
+            from distilloop.storage.export import export_records
+
+            n = 0
+            for record in export_records(store, include_gold=args.include_gold):
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                n += 1
+            print(f"wrote {n} labeled examples to stdout", file=sys.stderr)
+            return 0
         path = Path(args.out) if args.out else config.beside_store(suffix)
         if args.format == "jsonl":
             n = export_jsonl(store, path, include_gold=args.include_gold)
@@ -249,7 +264,7 @@ def register(sub: Any) -> None:
                                     "round, guideline and data version, each teacher's vote, reviews) as JSON lines, "
                                     "a Hugging Face datasets folder or Parquet.")
     with_config(sp)
-    sp.add_argument("-o", "--out", help="output file (default: <name>.export.jsonl next to the store)")
+    sp.add_argument("-o", "--out", help="output file (default: <name>.export.jsonl next to the store; - for stdout)")
     sp.add_argument("--include-gold", action="store_true", help="also write the gold label where the data has one")
     sp.add_argument("--format", choices=("jsonl", "hf", "parquet"), default="jsonl",
                     help="jsonl (default), hf (a Hugging Face datasets folder, save_to_disk) or parquet; hf and "

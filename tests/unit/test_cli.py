@@ -92,6 +92,13 @@ def test_run_status_export_report_on_a_replay_campaign(tmp_path):
     assert {"id", "text", "label", "rationale", "provenance"} <= set(rows[0])
     assert {t["teacher"] for t in rows[0]["provenance"]["teachers"]} == {"a", "b", "c"}
     assert "gold" not in rows[0]
+    piped = cli("export", cfg, "-o", "-", cwd=tmp_path)  # JSON lines on stdout, the count on stderr
+    assert piped.returncode == 0 and [json.loads(x) for x in piped.stdout.splitlines()] == rows
+    assert f"wrote {len(rows)} labeled examples to stdout" in piped.stderr and not (tmp_path / "-").exists()
+    assert_one_line_error(cli("export", cfg, "-o", "-", "--format", "parquet"), "not to stdout")
+    head = subprocess.run(f"{sys.executable} -m distilloop.cli export {cfg} -o - | head -c 10", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert len(head.stdout) == 10 and "Error" not in head.stderr and "error" not in head.stderr  # a closed pipe is quiet
     rep = cli("report", cfg)
     assert rep.returncode == 0 and "Learning curve" in rep.stdout
     # read as sentences, never as Python dicts
