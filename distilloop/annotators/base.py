@@ -86,6 +86,9 @@ class Teacher(ABC):
     kind = "abstract"
     #: whether the teacher's estimate of input tokens is exact (replay) rather than an upper bound
     exact_estimate = False
+    #: whether a call cut off by a stopped process may have been billed (a provider's API); a model run in the
+    #: process stops with it and bills nothing, so its cut calls are charged nothing
+    billed_when_cut = True
 
     def __post_init__(self) -> None:
         check_fields(self)

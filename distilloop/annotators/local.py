@@ -44,6 +44,7 @@ class LlamaCppTeacher(Teacher):
 
     kind = "llama_cpp"
     exact_estimate = True
+    billed_when_cut = False  # in this process: a call cut off by a stop was never billed
 
     def __post_init__(self) -> None:
         super().__post_init__()

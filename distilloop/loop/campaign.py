@@ -104,11 +104,12 @@ class Campaign:
     def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:
         """Run rounds until a stopping rule holds; return the stop reason."""
         env, store = self.env, self.store
-        cut = store.recover_interrupted_calls()
+        cut = store.recover_interrupted_calls(unbilled={t.name for t in env.parts.teachers if not t.billed_when_cut})
         if cut:
-            log.warning("%d call(s) were in flight when the last run stopped: charged at their expected cost (the "
-                        "provider may have billed them), found again where the provider keeps them, else asked "
-                        "again (counted as re-sent in `distilloop status`)", cut)
+            log.warning("%d call(s) were in flight when the last run stopped: a provider's are charged at their "
+                        "expected cost (it may have billed them) and found again where it keeps them; a model run "
+                        "in the process billed nothing; the rest are asked again (counted as re-sent in "
+                        "`distilloop status`)", cut)
             env.budget.spent = store.spent()
         if self.config.stopping.stabilizing:
             train.stop_set(env)  # before the first selection of this campaign (or of the rule): from the whole pool

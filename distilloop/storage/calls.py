@@ -4,7 +4,7 @@ cost is charged to the ledger in the same transaction."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from distilloop.core.types import CallRecord, Spend
@@ -120,15 +120,22 @@ class CallsPart(StoreBase):
                             [spend.tokens_in, spend.tokens_out, spend.usd, call_id])
         return Spend(spend.tokens_in - before.tokens_in, spend.tokens_out - before.tokens_out, spend.usd - before.usd)
 
-    def recover_interrupted_calls(self) -> int:
+    def recover_interrupted_calls(self, unbilled: Collection[str] = ()) -> int:
         """Live calls left in flight by a killed process: the provider may have billed them, so each is charged
         its expected cost (its reservation, the upper bound, for calls written before expected costs were kept),
         flagged as an estimate, and marked interrupted; the next run finds it again at the provider where the
-        provider keeps it, else asks again (a re-sent call, counted). Batch submissions cut off are left to the
-        batch mode, which looks for them at the provider."""
+        provider keeps it, else asks again (a re-sent call, counted). The calls of the teachers named in
+        ``unbilled`` (a model run in this process: it stopped with the process, and no one bills it) are marked
+        interrupted and charged nothing. Batch submissions cut off are left to the batch mode, which looks for them
+        at the provider."""
         rows = list(self.db.query("select * from teacher_calls where status = 'in_flight' and coalesce(mode, 'live') "
                                   "= 'live'"))
         for row in rows:
+            if row["teacher"] in unbilled:
+                self.settle_call(row["id"], status="interrupted", spend=Spend(),
+                                 error="the process stopped while the call was in flight; a model run in the "
+                                       "process bills nothing", ledger_kind="interrupted")
+                continue
             if row["expected_usd"] is not None:
                 spend = Spend(row["expected_tokens_in"] or 0, row["expected_tokens_out"] or 0, row["expected_usd"])
             else:

@@ -76,6 +76,18 @@ def test_interrupted_calls_are_charged_their_reservation():
     assert store.recover_interrupted_calls() == 0
 
 
+def test_a_cut_call_of_a_model_run_in_the_process_is_charged_nothing():
+    store = Store.memory()
+    for teacher in ("api", "local"):
+        store.begin_call(request_hash=f"h-{teacher}", round_no=1, example_id="e", teacher=teacher, model="m",
+                         prompt_style="s", prompt_version="1", reserved=Spend(100, 50, 0.02),
+                         expected=Spend(40, 10, 0.005))
+    assert store.recover_interrupted_calls(unbilled={"local"}) == 2
+    assert store.spent() == Spend(40, 10, 0.005)  # the API's call at its expected cost, the local one nothing
+    assert {c.teacher: c.status for c in store.calls()} == {"api": "interrupted", "local": "interrupted"}
+    assert store.call_accounting()["estimated"] == 1 and store.interrupted_call("h-local") is not None
+
+
 def test_students_promotion_and_rollback():
     store = Store.memory()
     store.record_student(version="v1", round_no=1, kind="k", path="/p1", parent=None, metrics={"accuracy": 0.6},
