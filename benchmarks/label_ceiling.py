@@ -133,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def label_only_strong_tokens(spec: Any, ids: list[str]) -> float:
+def label_only_strong_tokens(spec: Any, ids: list[str], strong: str = "qwen-1.5b") -> float:
     """Tokens per answer of the strong teacher's recorded label-only answers on the pool items (in + out)."""
     import gzip
 
-    path = bench.ROOT / "data" / "recorded" / "rt_polarity.label_only.jsonl.gz"
+    path = bench.ROOT / spec.label_only
     want = set(ids)
     per = [r["tokens_in"] + r["tokens_out"] for r in map(json.loads, gzip.open(path, "rt"))
-           if r["teacher"] == "qwen-1.5b" and r["example_id"] in want]
+           if r["teacher"] == strong and r["example_id"] in want]
     return statistics.mean(per)
 
 
