@@ -1,10 +1,11 @@
-"""Label efficiency: accuracy against teacher cost for each strategy, against random and small-text.
+"""Every lever of the pipeline (the default), or label efficiency for each strategy against random and small-text.
 
-    python -m benchmarks.label_efficiency            # the default grid
-    python -m benchmarks.label_efficiency --quick    # the small grid CI runs
+    python -m benchmarks.label_efficiency                          # the lever grid (levers.py)
+    python -m benchmarks.label_efficiency --selection              # the strategy grid (__init__.py)
+    python -m benchmarks.label_efficiency --selection --quick      # the small grid CI runs
 
-The same as `distilloop bench` (run from a checkout); see benchmarks/label_efficiency/__init__.py for what is
-measured and how.
+The same as `distilloop bench` (run from a checkout); see benchmarks/label_efficiency/__init__.py and levers.py for
+what is measured and how.
 """
 
 import sys

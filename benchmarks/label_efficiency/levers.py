@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import random
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ TOLERANCE = 0.0
 #: configurations run that way: the baseline, and init's levers (what the gold answers buy on top of the cheap ones)
 REVIEWED = "+review"
 WITH_REVIEW = (BASELINE, INIT)
+#: the budgets (shares of the full-pool cost) at which random sampling's accuracy is the bar "random's final": a
+#: campaign on a fixed budget stops there; 1.0 is the whole pool, where random's final is the full-pool student
+BUDGETS = (0.1, 0.25, 0.5, 1.0)
 
 
 @dataclass
@@ -70,6 +73,8 @@ class LeverResult:
     curves: list[Curve]
     thresholds: dict[str, dict[str, Any]]
     review: dict[str, Any]
+    #: random sampling's final accuracy on each budget and the tokens it pays for it (:func:`random_at_budgets`)
+    random_at_budget: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def held_out_pool(spec: Any, ids: list[str], tmp: Path) -> tuple[list[str], Path]:
@@ -174,7 +179,8 @@ def run_levers(*, dataset: str = "rt_polarity", student: str = "embedding_mpnet"
                                   if whole.correct and reviewed_whole.correct else None),
               "curves_read_as": read_as(curves)}
     return LeverResult(dataset, len(ids), full_tokens, full_usd, full_acc,
-                       summarize_levers(curves, full_tokens, full_usd, full_acc), curves, thresholds, review)
+                       summarize_levers(curves, full_tokens, full_usd, full_acc), curves, thresholds, review,
+                       random_at_budgets(curves, full_tokens))
 
 
 def read_as(curves: list[Curve]) -> dict[str, list[str]]:
@@ -198,6 +204,33 @@ def _mean(xs: list[float | None]) -> float | None:
     return statistics.mean(x for x in xs if x is not None) if xs and all(x is not None for x in xs) else None
 
 
+def _budget(b: float) -> str:
+    return "all" if b >= 1.0 else f"{100 * b:g}%"
+
+
+def accuracy_within(curve: Curve, tokens: float) -> float | None:
+    """The student's accuracy when a campaign that may spend ``tokens`` stops: at its last round within them."""
+    within = [a for t, _, a, _ in curve.points if t <= tokens + 1e-9]
+    return within[-1] if within else None
+
+
+def random_at_budgets(curves: list[Curve], full_tokens: float) -> dict[str, dict[str, float]]:
+    """Random sampling's final accuracy on each budget of ``BUDGETS`` (the baseline's, mean over seeds; on the
+    whole pool its last round's), and the tokens it pays to first get there (mean over seeds, as a share of the
+    full-pool cost)."""
+    base = [c for c in curves if c.strategy == _name(BASELINE)]
+    out: dict[str, dict[str, float]] = {}
+    for b in BUDGETS:
+        accs = [c.points[-1][2] if b >= 1.0 else accuracy_within(c, b * full_tokens) for c in base]
+        if not accs or any(a is None for a in accs):
+            continue
+        final = statistics.mean(a for a in accs if a is not None)
+        needs = _mean([cost_to_reach(c, final) for c in base])
+        if needs:
+            out[_budget(b)] = {"budget": b, "accuracy": final, "tokens": needs / full_tokens}
+    return out
+
+
 def summarize_levers(curves: list[Curve], full_tokens: float, full_usd: float, full_acc: float) -> list[dict[str, Any]]:
     groups: dict[str, list[Curve]] = {}
     for c in curves:
@@ -205,6 +238,7 @@ def summarize_levers(curves: list[Curve], full_tokens: float, full_usd: float, f
     base = groups.get(_name(BASELINE), [])
     random_final = statistics.mean(c.points[-1][2] for c in base) if base else None
     base_tokens = _mean([cost_to_reach(c, random_final) for c in base]) if random_final is not None else None
+    bars = random_at_budgets(curves, full_tokens)
     rows = []
     for name, cs in groups.items():
         row: dict[str, Any] = dict(zip(LEVERS, name.removesuffix(REVIEWED).split("/")))
@@ -221,6 +255,11 @@ def summarize_levers(curves: list[Curve], full_tokens: float, full_usd: float, f
             row[f"usd_batch@{int(q * 100)}%"] = None if usd is None else usd / 2
         reach = _mean([cost_to_reach(c, random_final) for c in cs]) if random_final is not None else None
         row["tokens_to_random_final_vs_random"] = (None if reach is None or not base_tokens else reach / base_tokens)
+        # the same bar on each budget: the accuracy random has when that budget is spent
+        row["vs_random_at_budget"] = {}
+        for key, bar in bars.items():
+            need = _mean([cost_to_reach(c, bar["accuracy"]) for c in cs])
+            row["vs_random_at_budget"][key] = None if need is None else need / (bar["tokens"] * full_tokens)
         row["reviews"] = statistics.mean(c.reviews for c in cs)
         rows.append(row)
     by = {r["config"]: r for r in rows}
@@ -245,13 +284,15 @@ def format_levers(result: LeverResult) -> str:
              f"a rationale, on every item) {result.full_tokens:,} tokens, ${result.full_usd:.4f} at list prices; "
              f"full-pool student {result.full_acc:.4f}",
              "", f"{'selection/cascade/rationales/calibration':{width}} {'AUC':>6} {'final':>6} {'labels':>6} {'tok/lbl':>7} "
-                 f"{'cost@95%':>8} {'cost@98%':>8} {'$@98%':>8} {'batch $':>8} {'vs rand':>7}"]
+                 f"{'cost@95%':>8} {'cost@98%':>8} {'$@98%':>8} {'batch $':>8} "
+                 + " ".join(f"{'rnd@' + b:>7}" for b in result.random_at_budget)]
     lines.append("-" * len(lines[-1]))
     for r in result.rows:
+        vs = r.get("vs_random_at_budget", {})
         lines.append(f"{r['config']:{width}} {r['auc']:6.3f} {pct(r['final_acc']):>6} {pct(r['label_acc']):>6} "
                      f"{r['tokens_per_label']:7.0f} {pct(r['cost@95%']):>8} {pct(r['cost@98%']):>8} "
                      f"{usd(r['usd@98%']):>8} {usd(r['usd_batch@98%']):>8} "
-                     f"{pct(r['tokens_to_random_final_vs_random']):>7}")
+                     + " ".join(f"{pct(vs.get(b)):>7}" for b in result.random_at_budget))
     lines += ["", "each lever alone (one setting changed from the baseline) and all combined (the row above with the lowest "
               "cost@98%):", f"{'lever':62} {'tok/lbl':>7} {'saving':>7} {'cost@98%':>8} {'final':>6} {'labels':>6}"]
     lines.append("-" * len(lines[-1]))
@@ -320,6 +361,12 @@ def format_levers(result: LeverResult) -> str:
     lines += ["", "final: the last student's test accuracy; labels: accuracy of the accepted labels against gold; "
               "tok/lbl: teacher tokens paid per accepted label; cost@X%: share of the full-pool cost paid when the "
               "student first reaches X% of the full-pool student ('-': not in every seed); $@98%: the same in "
-              "dollars at list prices, batch $ at half price; vs rand: tokens this configuration pays to reach the "
-              f"baseline's ({_name(BASELINE)}) final accuracy, as a share of what the baseline pays. Mean over seeds."]
+              "dollars at list prices, batch $ at half price; rnd@B: tokens this configuration pays to reach random "
+              f"sampling's final accuracy on a budget of B of the full-pool cost (the baseline, {_name(BASELINE)}, "
+              "stopped there; all: on the whole pool), as a share of what the baseline pays to first get there ('-': "
+              "not in every seed). Mean over seeds."]
+    if result.random_at_budget:
+        lines.append("random's final on each budget: " + "; ".join(
+            f"{b}: {pct(v['accuracy'])}, first reached at {pct(v['tokens'])} of the full-pool cost"
+            for b, v in result.random_at_budget.items()))
     return "\n".join(lines)

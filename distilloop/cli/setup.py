@@ -249,29 +249,42 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 130
 
 
+#: options of the selection grid (``--selection``) that the lever grid sets itself
+_SELECTION_ONLY = (("strategies", "--strategies"), ("reviews", "--reviews"), ("pool", "--pool"),
+                   ("calibrate", "--calibrate"))
+
+
 def _bench(args: argparse.Namespace) -> int:
     from distilloop.loop.progress import Progress
 
     if args.workers is not None and args.workers < 1:
         raise UserInputError(f"--workers: must be at least 1, got {args.workers}")
+    if args.seeds is not None and args.seeds < 1:
+        raise UserInputError(f"--seeds: must be at least 1, got {args.seeds}")
+    if args.selection and args.levers:
+        raise UserInputError("--selection and --levers are two grids: name one (the lever grid is the default)")
+    if not args.selection:
+        given = [flag for attr, flag in _SELECTION_ONLY if getattr(args, attr) is not None]
+        if given:
+            raise UserInputError(f"{', '.join(given)}: an option of the selection grid; add --selection (the "
+                                 "default lever grid chooses its own strategies, reviewer and calibration)")
     bench = _harness()
-    if args.levers:
+    if not args.selection:
         from importlib import import_module
 
         levers = import_module(f"{bench.__name__}.levers")
         if args.students and args.students not in bench.STUDENTS:
-            raise UserInputError(f"--students: with --levers, one of {', '.join(bench.STUDENTS)}; got {args.students!r}")
+            raise UserInputError(f"--students: the lever grid takes one of {', '.join(bench.STUDENTS)}; "
+                                 f"got {args.students!r}")
         seeds_l = tuple(range(args.seeds if args.seeds else (1 if args.quick else 3)))
         res = levers.run_levers(dataset=args.dataset, seeds=seeds_l, progress=Progress(quiet=args.quiet),
                                 workers=args.workers,
                                 student=(args.students or ("tfidf_logreg" if args.quick else "embedding_mpnet")))
         table = levers.format_levers(res)
-        print(table)
-        if args.out:
-            Path(args.out).write_text(json.dumps({"table": table, "rows": res.rows, "full_acc": res.full_acc,
-                                                  "full_tokens": res.full_tokens, "full_usd": res.full_usd,
-                                                  "cascade_thresholds": res.thresholds, "review": res.review,
-                                                  "curves": [c.__dict__ for c in res.curves]}, indent=1))
+        _bench_output(args.out, table, {
+            "table": table, "rows": res.rows, "full_acc": res.full_acc, "full_tokens": res.full_tokens,
+            "full_usd": res.full_usd, "random_at_budget": res.random_at_budget, "cascade_thresholds": res.thresholds,
+            "review": res.review, "curves": [c.__dict__ for c in res.curves]})
         return 0
 
     def csv(v: str) -> tuple:
@@ -287,17 +300,28 @@ def _bench(args: argparse.Namespace) -> int:
         if s not in bench.STUDENTS:
             raise UserInputError(f"--students: unknown student '{s}'; choose from {', '.join(bench.STUDENTS)}")
     result = bench.run_benchmark(dataset=args.dataset, students=students, strategies=strategies, seeds=seeds,
-                                 reviews=reviews, pool_limit=args.pool, calibrate=args.calibrate,
+                                 reviews=reviews, pool_limit=args.pool, calibrate=args.calibrate or "batch",
                                  progress=Progress(quiet=args.quiet), workers=args.workers)
     table = bench.format_table(result)
-    print(table)
-    if args.out:
-        Path(args.out).write_text(json.dumps({"table": table, "rows": result.rows,
-                                              "full_acc": {f"{k[0]}/{k[1]}": v for k, v in result.full_acc.items()},
-                                              "curves": [c.__dict__ for c in result.curves]}, indent=1))
+    _bench_output(args.out, table, {"table": table, "rows": result.rows,
+                                    "full_acc": {f"{k[0]}/{k[1]}": v for k, v in result.full_acc.items()},
+                                    "curves": [c.__dict__ for c in result.curves]})
     return 0
 
 
+def _bench_output(out: str | None, table: str, payload: dict[str, Any]) -> None:
+    """The table on stdout, and the JSON in the file ``out``; with ``--json -`` (or ``--json`` alone) the JSON
+    on stdout and the table on stderr, so a pipe gets only JSON."""
+    import sys
+
+    text = json.dumps(payload, indent=1)
+    if out == "-":
+        print(table, file=sys.stderr)
+        print(text)
+        return
+    print(table)
+    if out:
+        Path(out).write_text(text)
 
 
 def register(sub: Any) -> None:
@@ -317,33 +341,43 @@ def register(sub: Any) -> None:
     sp.add_argument("--force", action="store_true", help="overwrite an existing campaign file")
     sp.set_defaults(func=cmd_init)
 
-    sp = sub.add_parser("bench", help="label-efficiency benchmark on recorded teacher outputs (a source checkout)",
-                        description="Run campaigns with replayed real teacher outputs for each student, strategy, "
-                                    "seed and reviewer setting; print accuracy at 5/10/25%% of the full-pool cost, "
-                                    "the area under the learning curve and the cost to reach 95/98%% of the "
-                                    "full-pool student, against random and small-text. Needs a source checkout "
-                                    "(the harness and the recordings are not part of the package).")
+    sp = sub.add_parser("bench", help="every lever of the pipeline on recorded teacher outputs (a source checkout)",
+                        description="Run campaigns with replayed real teacher outputs: by default the lever grid, "
+                                    "selection (random, mixture) x cascade (off, strongest teacher first, weakest "
+                                    "first; its threshold chosen on held-out items) x rationale policy (every "
+                                    "answer, the label alone) x calibration (none, batch), and the baseline and "
+                                    "init's levers with the simulated gold reviewer; it prints each "
+                                    "configuration's tokens and dollars to 95/98% of the full-pool student, to "
+                                    "random sampling's final accuracy on 10/25/50% of the full-pool cost and on "
+                                    "the whole pool, each lever alone and combined, and the accuracy gained per "
+                                    "review. --selection runs the strategy grid instead (every strategy against "
+                                    "random and small-text). Needs a source checkout (the harness and the "
+                                    "recordings are not part of the package).")
     sp.add_argument("--dataset", default="rt_polarity",
                     help="a data set with recordings: rt_polarity (default, 604 items) or commonsenseqa (150 items)")
-    sp.add_argument("--quick", action="store_true", help="a small grid for CI (one seed, three strategies)")
-    sp.add_argument("--strategies", help="comma-separated strategies, each NAME or NAME[key=value;...] "
-                                         "(e.g. typiclust[cost_power=1]); small-text ones as small-text:NAME")
-    sp.add_argument("--students", help="comma-separated students: tfidf_logreg, embedding_linear (MiniLM), "
-                                       "embedding_mpnet (default; quick: tfidf_logreg)")
-    sp.add_argument("--seeds", type=int, help="number of seeds (default 5, quick 1)")
-    sp.add_argument("--reviews", help="comma-separated reviewer settings: auto, simulated (default both; quick: auto)")
-    sp.add_argument("--pool", type=int, help="use only the first N recorded pool items")
-    sp.add_argument("--calibrate", choices=("batch", "none"), default="batch",
-                    help="calibration of the teachers' label distributions (default: batch)")
-    sp.add_argument("--levers", action="store_true",
-                    help="every lever instead: selection (random, mixture) x cascade (off, strong-first, weak-first; "
-                         "threshold chosen on held-out items) x rationale policy (all, label-only) x calibration "
-                         "(none, batch), and the baseline with simulated review: tokens and dollars to 95/98%% of the "
-                         "full-pool student, each lever alone and combined (default 3 seeds, the mpnet student; "
-                         "--students takes one)")
+    sp.add_argument("--quick", action="store_true",
+                    help="a small grid (one seed, the TF-IDF student; with --selection three strategies: what CI runs)")
+    sp.add_argument("--selection", action="store_true",
+                    help="the selection grid instead: each student, strategy, seed and reviewer setting, with accuracy "
+                         "at 5/10/25%% of the full-pool cost, the AUC and the cost to 95/98%% of the full-pool "
+                         "student, against random and small-text (default 5 seeds)")
+    sp.add_argument("--levers", action="store_true", help="the lever grid (the default; kept for older scripts)")
+    sp.add_argument("--strategies", help="with --selection: comma-separated strategies, each NAME or "
+                                         "NAME[key=value;...] (e.g. typiclust[cost_power=1]); small-text ones as "
+                                         "small-text:NAME")
+    sp.add_argument("--students", help="the student: tfidf_logreg, embedding_linear (MiniLM), embedding_mpnet "
+                                       "(default; quick: tfidf_logreg); with --selection a comma-separated list")
+    sp.add_argument("--seeds", type=int, help="number of seeds (default 3, --selection 5, quick 1)")
+    sp.add_argument("--reviews", help="with --selection: comma-separated reviewer settings: auto, simulated "
+                                      "(default both; quick: auto)")
+    sp.add_argument("--pool", type=int, help="with --selection: use only the first N recorded pool items")
+    sp.add_argument("--calibrate", choices=("batch", "none"), default=None,
+                    help="with --selection: calibration of the teachers' label distributions (default: batch)")
     sp.add_argument("--workers", type=int, metavar="N",
                     help="run the campaigns in N processes (default: one per core, at most 4; 1: all in this one)")
-    sp.add_argument("--out", "--json", dest="out", help="also write the table, rows and curves as JSON to this file")
+    sp.add_argument("--json", "--out", dest="out", nargs="?", const="-", metavar="FILE",
+                    help="also write the table, rows and curves as JSON to FILE; without FILE (or -) the JSON goes "
+                         "to stdout and the table to stderr")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     sp.set_defaults(func=cmd_bench)
 

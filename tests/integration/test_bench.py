@@ -1,4 +1,4 @@
-"""`distilloop bench --quick` on the real recorded teacher outputs: the CI-sized label-efficiency grid."""
+"""`distilloop bench --selection --quick` on the real recorded teacher outputs: the CI-sized label-efficiency grid."""
 
 import json
 import subprocess
@@ -17,7 +17,7 @@ def test_quick_bench_prints_the_comparison_table(tmp_path):
     if not (ROOT / bench.RT.recording).exists():
         pytest.skip("no recorded teacher outputs in data/recorded")
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "distilloop.cli", "bench", "--quick", "-q", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "distilloop.cli", "bench", "--selection", "--quick", "-q", "--out", str(out)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "acc@5%" in proc.stdout and "small-text:BreakingTies" in proc.stdout and "AUC/rand" in proc.stdout
@@ -53,7 +53,7 @@ def test_strategy_specs_carry_parameters():
 
 
 def test_cli_names_a_malformed_strategy_spec_without_a_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "distilloop.cli", "bench", "-q", "--strategies", "typiclust[oops]",
+    proc = subprocess.run([sys.executable, "-m", "distilloop.cli", "bench", "--selection", "-q", "--strategies", "typiclust[oops]",
                            "--seeds", "1", "--reviews", "auto", "--students", "tfidf_logreg", "--pool", "30"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

@@ -11,6 +11,7 @@ from benchmarks.label_efficiency.levers import (
     LeverResult,
     _name,
     format_levers,
+    random_at_budgets,
     read_as,
     summarize_levers,
 )
@@ -62,6 +63,24 @@ def test_costs_savings_and_the_review_gain():
     assert rows[_name(INIT)]["tokens_to_random_final_vs_random"] is None
 
 
+def test_random_final_on_each_budget_and_the_tokens_to_reach_it():
+    bars = random_at_budgets(curves(), FULL_TOKENS)
+    # on 10% and 25% of the full cost the baseline's seeds stop at 0.70 and 0.72 (mean 0.71), which they first
+    # reach at 400 and 100 tokens; on 50% at 0.784 and 0.79, reached at 1000 and 400; on the whole pool 0.80
+    assert bars["10%"] == pytest.approx({"budget": 0.1, "accuracy": 0.71, "tokens": 0.25})
+    assert bars["25%"]["accuracy"] == pytest.approx(0.71)
+    assert bars["50%"] == pytest.approx({"budget": 0.5, "accuracy": 0.787, "tokens": 0.7})
+    assert bars["all"] == pytest.approx({"budget": 1.0, "accuracy": 0.80, "tokens": 1.0})
+    rows = {r["config"]: r for r in summarize_levers(curves(), FULL_TOKENS, 1e-3, FULL_ACC)}
+    cheap = rows["random/strong-first/label-only/batch"]["vs_random_at_budget"]
+    assert cheap["10%"] == pytest.approx(60 / 250)  # 40 and 80 tokens to 0.71
+    assert cheap["50%"] == pytest.approx(100 / 700)  # 40 and 160 tokens to 0.787
+    assert cheap["all"] == pytest.approx(0.4)
+    assert rows[_name(BASELINE)]["vs_random_at_budget"] == pytest.approx({"10%": 1, "25%": 1, "50%": 1, "all": 1})
+    never = rows["random/off/all/none"]["vs_random_at_budget"]  # seed 1 ends at 0.75, below 0.787
+    assert never["10%"] == pytest.approx(1000 / 250) and never["50%"] is None and never["all"] is None
+
+
 def test_the_table_shows_each_lever_alone_and_combined():
     cs = curves()
     result = LeverResult("toy", 10, FULL_TOKENS, 1e-3, FULL_ACC, summarize_levers(cs, FULL_TOKENS, 1e-3, FULL_ACC),
@@ -88,9 +107,14 @@ def test_every_row_lines_up_and_each_reviewed_configuration_says_how_it_read_the
     assert how == {_name(BASELINE) + REVIEWED: ["label", "label"], _name(INIT) + REVIEWED: ["vote"]}
     result = LeverResult("toy", 10, FULL_TOKENS, 1e-3, FULL_ACC, summarize_levers(cs, FULL_TOKENS, 1e-3, FULL_ACC),
                          cs, {}, {"full_acc_reviewed": 0.78, "full_reviews": 4, "full_label_acc": 0.9,
-                                  "full_label_acc_reviewed": 1.0, "curves_read_as": how})
+                                  "full_label_acc_reviewed": 1.0, "curves_read_as": how},
+                         random_at_budgets(cs, FULL_TOKENS))
     lines = format_levers(result).splitlines()
     header = lines[2]
+    assert header.endswith("rnd@10% rnd@25% rnd@50% rnd@all")
+    cheap = next(line for line in lines if line.startswith("random/strong-first/label-only/batch "))
+    assert cheap.endswith("  24.0%   24.0%   14.3%   40.0%")
+    assert "random's final on each budget: 10%: 71.0%, first reached at 25.0% of the full-pool cost;" in lines[-1]
     rows = [line for line in lines[4:] if line.split(" ")[0] in {r["config"] for r in result.rows}]
     assert len(rows) == len(result.rows)
     # the longest name (the reviewed init row) does not push its figures out of their columns
