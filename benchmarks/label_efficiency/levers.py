@@ -25,6 +25,7 @@ from distilloop.loop.progress import Progress
 from . import (
     STUDENTS,
     Curve,
+    accuracy_at,
     auc,
     cost_to_reach,
     dataset_ids,
@@ -208,12 +209,6 @@ def _budget(b: float) -> str:
     return "all" if b >= 1.0 else f"{100 * b:g}%"
 
 
-def accuracy_within(curve: Curve, tokens: float) -> float | None:
-    """The student's accuracy when a campaign that may spend ``tokens`` stops: at its last round within them."""
-    within = [a for t, _, a, _ in curve.points if t <= tokens + 1e-9]
-    return within[-1] if within else None
-
-
 def random_at_budgets(curves: list[Curve], full_tokens: float) -> dict[str, dict[str, float]]:
     """Random sampling's final accuracy on each budget of ``BUDGETS`` (the baseline's, mean over seeds; on the
     whole pool its last round's), and the tokens it pays to first get there (mean over seeds, as a share of the
@@ -221,7 +216,7 @@ def random_at_budgets(curves: list[Curve], full_tokens: float) -> dict[str, dict
     base = [c for c in curves if c.strategy == _name(BASELINE)]
     out: dict[str, dict[str, float]] = {}
     for b in BUDGETS:
-        accs = [c.points[-1][2] if b >= 1.0 else accuracy_within(c, b * full_tokens) for c in base]
+        accs = [c.points[-1][2] if b >= 1.0 else accuracy_at(c, b * full_tokens) for c in base]
         if not accs or any(a is None for a in accs):
             continue
         final = statistics.mean(a for a in accs if a is not None)
