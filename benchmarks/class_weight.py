@@ -6,7 +6,7 @@ teachers, calibrated confidence-weighted votes, every item labeled). Pool, dev a
 share of positives (0.5: as recorded; 0.8 and 0.9: negatives dropped at random), and for each share and number of
 labels, seeded random subsets of the pool train the embedding student three ways: the classes by their soft mass
 (``class_weight = "none"``), balanced, and as a round does it (:meth:`EmbeddingLinear.variants`: ``C``, ``C/3``
-and ``3C`` by mass, then the winner's ``C`` balanced, the best on the dev rows kept). Printed: test accuracy of
+and ``3C``, each by mass and balanced, the best on the dev rows kept). Printed: test accuracy of
 each (mean over subsets) and how often the round chose balanced. Usage::
 
     PYTHONPATH=. python benchmarks/class_weight.py [--model minilm|mpnet] [--subsets 10]

@@ -9,12 +9,13 @@ on the ensemble's soft labels beats the same student trained on the gold labels 
 So a soft-label student reads reviews as ``[routing] review_trust`` says: ``label`` (the reviewer's answer is the
 target), ``vote`` (one more, certain vote beside the teachers' distribution, each valid teacher vote and the
 reviewer's counting once), or ``auto``: a student cheap to refit is fitted both ways and the one scoring better
-on the decision reference is kept (a tie keeps ``label``); any other student takes ``label``. The scores of both
+on the decision reference is kept (a tie keeps ``vote``, the reading measured at least as good on the recorded
+items: docs/review.md); any other student takes ``label``. The scores of both
 are recorded with the student.
 
 In the same way a student cheap to refit may offer :meth:`~distilloop.students.base.Student.variants` (the
-embedding student: its ``C`` and a third and three times it, ``tune_C``; then the winner with the classes weighed
-the other way, ``tune_class_weight``): the best regularisation for 20 labels is not the best for 600 noisy ones, a small
+embedding student: its ``C`` and a third and three times it, ``tune_C``, each with either class weight,
+``tune_class_weight``): the best regularisation for 20 labels is not the best for 600 noisy ones, a small
 sample's class proportions are not the data's, and the decision reference is the held-out set that tells them apart. Neither
 choice is made on the test split (the last-resort decision reference): the report's test score stays unselected.
 """
@@ -120,16 +121,25 @@ def _params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
+Fitted = tuple[str, dict[str, Any], Student, dict[str, Any], float]  # reading, parameters, student, metrics, score
+
+
+def kept(fitted: list[Fitted]) -> Fitted:
+    """The fitted student a round keeps: the best score; among equals, reviews read as votes (the reading measured
+    at least as good on the recorded items, docs/review.md), then the first fitted (the configured parameters)."""
+    return max(fitted, key=lambda f: (f[4], f[0] == "vote"))
+
+
 def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
                 previous: Student | None) -> tuple[Student, dict[str, Any]]:
     """This round's student and its metrics: each of the student's :meth:`~Student.variants` fitted once per way
     of reading the reviews (:func:`review_readings`), then the variants the student offers around the winner (read
-    the winner's way), the best on the decision reference kept (the first on a tie: the configured parameters,
-    reviews read as labels)."""
+    the winner's way), the best on the decision reference kept (the first on a tie: reviews read as votes where they are
+    read both ways, then the configured parameters)."""
     texts = [env.examples[r["example_id"]].text for r in labeled]
     readings = review_readings(env, labeled)
     targets: dict[str, list[dict[str, float] | None]] = {}
-    fitted: list[tuple[str, dict[str, Any], Student, dict[str, Any], float]] = []
+    fitted: list[Fitted] = []
 
     def fit(candidates: list[tuple[str, dict[str, Any], Student]]) -> bool:
         """Fit and score ``candidates``; False once only the test split could choose (nothing more is fitted)."""
@@ -152,9 +162,9 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
 
     configured = env.parts.student
     if fit([(how, params, student) for how in readings for params, student in configured.variants()]):
-        how, params = max(fitted, key=lambda f: f[4])[:2]  # the first of equals
+        how, params = kept(fitted)[:2]
         fit([(how, p, s) for p, s in configured.variants(chosen=params)])
-    how, params, student, metrics, _ = max(fitted, key=lambda f: f[4])
+    how, params, student, metrics, _ = kept(fitted)
     reviewed = sum(r["source"] in REVIEWED for r in labeled)
 
     def best(scores: list[float]) -> float | None:

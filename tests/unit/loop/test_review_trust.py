@@ -125,11 +125,9 @@ def test_auto_keeps_the_reading_that_scores_better_on_the_decision_reference(tmp
 def test_the_class_weight_is_chosen_with_C_by_default(tmp_path):
     metrics, _ = _campaign(tmp_path / "both", "vote", student="")
     tuned = metrics["tuned"]
-    # the three Cs with the classes by their mass, then the best of them with the classes balanced
-    first = [f"C={C}, class_weight=none" for C in ("10", "3.3333", "30")]
-    assert list(tuned["scores"])[:3] == first and len(tuned["scores"]) == 4
-    winner = max(first, key=lambda k: tuned["scores"][k])  # the first of equals
-    assert list(tuned["scores"])[3] == winner.replace("none", "balanced")
+    # the three Cs with the classes by their mass, then the same three with the classes balanced: chosen together
+    grid = [f"C={C}, class_weight={w}" for w in ("none", "balanced") for C in ("10", "3.3333", "30")]
+    assert list(tuned["scores"]) == grid
     assert set(tuned["chosen"]) == {"C", "class_weight"}
     chosen = f"C={tuned['chosen']['C']:g}, class_weight={tuned['chosen']['class_weight']}"
     assert tuned["scores"][chosen] == max(tuned["scores"].values()) == metrics["refs"]["gold:dev"]["accuracy"]
@@ -144,3 +142,11 @@ def test_nothing_is_chosen_on_the_test_split_the_report_shows(tmp_path):
     # one fit: the configured C, the reviews as labels; nothing selected on the split whose score is reported
     assert "tuned" not in metrics
     assert metrics["review_trust"]["chosen"] == "label" and list(metrics["review_trust"]["scores"]) == ["label"]
+
+
+def test_a_tie_keeps_the_reviews_read_as_votes_then_the_first_parameters():
+    fitted = [("label", {"C": 1.0}, "a", {}, 0.8), ("label", {"C": 3.0}, "b", {}, 0.9),
+              ("vote", {"C": 1.0}, "c", {}, 0.9), ("vote", {"C": 3.0}, "d", {}, 0.9)]
+    assert train.kept(fitted)[2] == "c"
+    assert train.kept(fitted[:2])[2] == "b"  # the best score first
+    assert train.kept([fitted[1], ("label", {"C": 9.0}, "e", {}, 0.9)])[2] == "b"  # then the first fitted

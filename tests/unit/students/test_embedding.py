@@ -47,19 +47,17 @@ def test_variants_are_the_configured_C_first_then_a_third_and_three_times_it(tin
     assert [(p, v.C) for p, v in fixed] == [({}, 3.0)]
 
 
-def test_the_class_weight_is_tried_the_other_way_at_the_winners_C(tiny_bert_dir):
+def test_C_and_the_class_weight_are_chosen_together_the_configured_pair_first(tiny_bert_dir):
     s = EmbeddingLinear(model=tiny_bert_dir, C=3.0, class_weight="balanced")
     first = s.variants()
-    assert [p for p, _ in first] == [{"C": 3.0, "class_weight": "balanced"}, {"C": 1.0, "class_weight": "balanced"},
-                                     {"C": 9.0, "class_weight": "balanced"}]
-    (params, other), = s.variants(chosen={"C": 1.0, "class_weight": "balanced"})
-    assert params == {"C": 1.0, "class_weight": "none"} and (other.C, other.class_weight) == (1.0, "none")
-    assert not hasattr(other, "head_")
+    assert [p for p, _ in first] == [{"C": C, "class_weight": w} for w in ("balanced", "none") for C in (3.0, 1.0, 9.0)]
+    assert [(v.C, v.class_weight) for _, v in first] == [(p["C"], p["class_weight"]) for p, _ in first]
+    assert not any(hasattr(v, "head_") for _, v in first)
+    assert s.variants(chosen={"C": 1.0, "class_weight": "balanced"}) == []  # nothing more around the winner
     only = EmbeddingLinear(model=tiny_bert_dir, tune_C=False)
-    assert [p for p, _ in only.variants()] == [{"class_weight": "none"}]
-    assert [p for p, _ in only.variants(chosen={"class_weight": "none"})] == [{"class_weight": "balanced"}]
+    assert [p for p, _ in only.variants()] == [{"class_weight": "none"}, {"class_weight": "balanced"}]
     fixed = EmbeddingLinear(model=tiny_bert_dir, tune_class_weight=False)
-    assert fixed.variants(chosen={"C": 1.0}) == []  # nothing more to try around the winner
+    assert fixed.variants(chosen={"C": 1.0}) == []
 
 
 def test_balanced_class_weight_evens_out_a_lopsided_sample(tiny_bert_dir):
