@@ -189,11 +189,12 @@ def make_pool_file(spec: DatasetSpec, ids: list[str], workdir: Path, root: Path 
 def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str, student: dict[str, Any],
                     seed: int, review: str, pool_size: int, initial: int, growth: float, rounds: int,
                     min_agreement: float, calibrate: str = "batch", rationales: str = "all",
-                    routing: dict[str, Any] | None = None, root: Path = ROOT) -> dict[str, Any]:
+                    routing: dict[str, Any] | None = None, sections: dict[str, dict[str, Any]] | None = None,
+                    root: Path = ROOT) -> dict[str, Any]:
     paths = [str(root / spec.recording)] + ([str(root / spec.label_only)] if spec.label_only else [])
     teachers = [{"name": t, "kind": "replay", "model": t, "path": paths, "source": t,
                  "price": spec.prices.get(t, {"input": 0.0, "output": 0.0})} for t in spec.teachers]
-    return {
+    raw: dict[str, Any] = {
         # named after its store: its saved students (``<name>.students``) are its own, even when campaigns of
         # the same folder run at once (``--workers``); the embeddings, the same whoever computes them, are shared
         "campaign": {"name": store.stem[-100:], "labels": list(spec.labels), "task": spec.task, "seed": seed,
@@ -215,6 +216,9 @@ def campaign_config(spec: DatasetSpec, data: Path, store: Path, *, strategy: str
         "student": dict(student),
         "evaluation": {"split": "test", "metric": "accuracy"},
     }
+    for section, keys in (sections or {}).items():  # more keys of a section (e.g. [aggregation] calibrate_prior)
+        raw[section] = {**raw.get(section, {}), **keys}
+    return raw
 
 
 def strategy_table(spec: str) -> dict[str, Any]:
@@ -246,18 +250,22 @@ class Curve:
     reviews: int = 0  # labels a reviewer (the simulated one, or a human) decided
     review_trust: dict[str, Any] | None = None  # how the last student read the reviews ([routing] review_trust)
     correct: list[bool] | None = None  # the active student's right answers on the reported split, by item id
+    label_shares: dict[str, float] | None = None  # each label's share of the accepted labels at the end
+    macro_f1: float | None = None  # the last student's macro-F1 on the reported split
 
 
 def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, student: dict[str, Any], seed: int,
             review: str, pool_size: int, schedule: tuple[int, float, int], min_agreement: float,
             student_name: str | None = None, calibrate: str = "batch", rationales: str = "all",
-            routing: dict[str, Any] | None = None, name: str | None = None, keep_correct: bool = False) -> Curve:
+            routing: dict[str, Any] | None = None, name: str | None = None, keep_correct: bool = False,
+            sections: dict[str, dict[str, Any]] | None = None) -> Curve:
     initial, growth, rounds = schedule
     store = workdir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name or strategy)}-{student['kind']}-{seed}-{review}.db"
     store.unlink(missing_ok=True)
     raw = campaign_config(spec, data, store, strategy=strategy, student=student, seed=seed, review=review,
                           pool_size=pool_size, initial=initial, growth=growth, rounds=rounds,
-                          min_agreement=min_agreement, calibrate=calibrate, rationales=rationales, routing=routing)
+                          min_agreement=min_agreement, calibrate=calibrate, rationales=rationales, routing=routing,
+                          sections=sections)
     config = parse_config(raw, workdir / "bench.toml")
     started = time.perf_counter()
     campaign = Campaign.open(config, progress=Progress(quiet=True, warnings=False))
@@ -279,8 +287,10 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
         if active is not None and ids:
             correct = [p == gold[i].gold for p, i in zip(active.predict([gold[i].text for i in ids]), ids)]
     campaign.close()
+    shares = {lab: sum(r["label"] == lab for r in labeled) / len(labeled) for lab in spec.labels} if labeled else None
     return Curve(name or strategy, student_name or student["kind"], seed, review, points,
-                 time.perf_counter() - started, float(np.mean(right)) if right else None, reviews, trust, correct)
+                 time.perf_counter() - started, float(np.mean(right)) if right else None, reviews, trust, correct,
+                 shares, students[-1]["metrics"].get("macro_f1") if students else None)
 
 
 def default_workers() -> int:

@@ -16,25 +16,76 @@ needs no extra call and no gold label.
 log space measured better than the arithmetic mean of the probabilities on the recorded answers: 86.6% against
 81.0% for the 1.5B, 75.7% uncalibrated; see ``benchmarks/aggregation.py``.)
 
-What it assumes, and why it is off by default: that no label is much rarer in the pool than the others. Under a
-strongly skewed pool (say 90% "positive") it pulls answers toward the minority label. Only teachers that report
-a distribution over the label set (logprobs: llama.cpp, OpenAI) are calibrated, and only once they have
-answered ``min_items`` items; a vote whose calibrated label differs from the teacher's answer keeps its
-rationale for display (reviewers see what the teacher said) but that rationale is not used as the item's
-training rationale, since it argues for the other label.
+What it assumes: that no label is much rarer in the pool than the others. Under a skewed pool it pulls answers
+toward the rare label: ``init``'s levers on pools of the recorded RT items made 80% (90%) positive accept labels 71%
+(63%) right with equal shares, 80% (78%) with no calibration. So the bias can be fitted to class shares instead
+(``prior``): each teacher's shift is the one whose calibrated distributions average to the shares (Saerens et al.,
+"Adjusting the Outputs of a Classifier to New a Priori Probabilities", Neural Computation 2002, the same fixed
+point); with the shares of a 200-row gold dev split the labels are 88% (93%) right (``benchmarks/skewed_pool.py``).
+:func:`estimate_prior` reads the shares off a gold sample drawn like the pool (a campaign's audit answers or its
+dev split's gold labels) and keeps equal shares unless the sample shows the labels are not equally common.
+
+Only teachers that report a distribution over the label set (logprobs: llama.cpp, OpenAI) are calibrated, and
+only once they have answered ``min_items`` items; a vote whose calibrated label differs from the teacher's answer
+keeps its rationale for display (reviewers see what the teacher said) but that rationale is not used as the
+item's training rationale, since it argues for the other label.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from distilloop.core.types import Vote
 from distilloop.errors import ConfigError
 
 CALIBRATIONS = ("none", "batch")
+#: where the class shares the calibration fits to come from: ``auto`` (:func:`estimate_prior` on the campaign's
+#: gold sample), ``uniform`` (every label equally common, Zhou et al.'s assumption), or a table label -> share
+PRIORS = ("auto", "uniform")
 _FLOOR = 1e-6  # logprob distributions are truncated to the top tokens: a label not among them has p ~ 0
+#: a gold sample estimates class shares from this many items up
+MIN_PRIOR_ITEMS = 30
+#: ... and departs from equal shares only when a chi-square test rejects them at this level
+PRIOR_ALPHA = 0.01
+_MIN_SHARE = 1e-3  # a label the sample never showed still gets a little mass (the calibration takes its log)
+
+
+def normalize_prior(prior: Mapping[str, float], labels: Sequence[str], *, where: str = "prior") -> dict[str, float]:
+    """``prior`` as shares of ``labels`` that sum to 1 (every label, each at least ``_MIN_SHARE``)."""
+    unknown = sorted(set(prior) - set(labels))
+    if unknown:
+        raise ConfigError(f"{where}: {', '.join(map(repr, unknown))} not among the labels {list(labels)}")
+    bad = [k for k, v in prior.items() if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0]
+    if bad:
+        raise ConfigError(f"{where}: shares must be numbers >= 0, got {', '.join(f'{k} = {prior[k]!r}' for k in bad)}")
+    total = float(sum(prior.values()))
+    if total <= 0:
+        raise ConfigError(f"{where}: the shares add up to 0; give each label its share, e.g. "
+                          f"{{ {labels[0]} = 0.8, {labels[-1]} = 0.2 }}")
+    shares = {x: max(float(prior.get(x, 0.0)) / total, _MIN_SHARE) for x in labels}
+    z = sum(shares.values())
+    return {x: v / z for x, v in shares.items()}
+
+
+def estimate_prior(gold: Sequence[str], labels: Sequence[str], *, min_items: int = MIN_PRIOR_ITEMS,
+                   alpha: float = PRIOR_ALPHA) -> dict[str, float] | None:
+    """The class shares of a gold sample drawn like the pool, or None (keep equal shares) when the sample is
+    smaller than ``min_items`` or a chi-square test does not reject equal shares at ``alpha``: a small or nearly
+    even sample would only add its sampling noise to the calibration."""
+    from scipy.stats import chi2  # scikit-learn's dependency
+
+    known = [g for g in gold if g in labels]
+    if len(known) < min_items or len(labels) < 2:
+        return None
+    counts = Counter(known)
+    expected = len(known) / len(labels)
+    stat = sum((counts.get(x, 0) - expected) ** 2 / expected for x in labels)
+    if chi2.sf(stat, len(labels) - 1) >= alpha:
+        return None
+    return normalize_prior({x: counts.get(x, 0) for x in labels}, labels)
 
 
 def _raw(v: Vote, labels: Sequence[str]) -> dict[str, float] | None:
@@ -46,36 +97,80 @@ def _raw(v: Vote, labels: Sequence[str]) -> dict[str, float] | None:
 class BatchCalibration:
     """Per-teacher batch calibration of logprob label distributions (Zhou et al., ICLR 2024), in log space.
 
-    ``fit`` takes every vote of the campaign so far (the teachers' raw distributions); ``apply`` returns the
-    votes with calibrated distributions, labels and confidences (votes of uncalibrated teachers unchanged).
+    ``fit`` takes every vote of the campaign so far (the teachers' raw distributions) and, optionally, the class
+    shares to fit to (``prior``; default: equal shares); ``apply`` returns the votes with calibrated
+    distributions, labels and confidences (votes of uncalibrated teachers unchanged). ``prior`` here is the
+    setting (``"auto"``, ``"uniform"`` or a table) the campaign resolves before each fit.
     """
 
     name = "batch"
     needs = frozenset({"label_set"})  # a teacher's bias between the labels of a set
 
-    def __init__(self, min_items: int = 20) -> None:
+    def __init__(self, min_items: int = 20, prior: str | Mapping[str, float] = "auto") -> None:
         if isinstance(min_items, bool) or not isinstance(min_items, int) or min_items < 1:
             raise ConfigError(f"aggregation.calibrate_min_items: must be a positive integer, got {min_items!r}")
+        if isinstance(prior, str) and prior not in PRIORS:
+            raise ConfigError(f"aggregation.calibrate_prior: must be \"auto\", \"uniform\" or a table of label shares "
+                              f"(e.g. {{ spam = 0.1, ham = 0.9 }}), got {prior!r}")
+        if not isinstance(prior, str | Mapping):
+            raise ConfigError(f"aggregation.calibrate_prior: must be \"auto\", \"uniform\" or a table of label shares, "
+                              f"got {prior!r}")
         self.min_items = min_items
+        self.prior = prior
         self.bias_: dict[str, dict[str, float]] = {}
         self.n_items_: dict[str, int] = {}
+        self.prior_: dict[str, float] | None = None  # the shares of the last fit (None: equal)
 
-    def fit(self, votes: Iterable[Sequence[Vote]], labels: Sequence[str]) -> BatchCalibration:
-        sums: dict[str, dict[str, float]] = {}
-        counts: dict[str, int] = {}
+    def fit(self, votes: Iterable[Sequence[Vote]], labels: Sequence[str],
+            prior: Mapping[str, float] | None = None) -> BatchCalibration:
+        """Each teacher's bias from its answers so far. With ``prior``, the teachers that answered the most items
+        are fitted to those shares, and a teacher asked about fewer (a cascade's later tier, asked where the first
+        was unsure) to the shares the teachers fitted before it give those same items: its items are not a sample
+        of the pool, so the pool's shares would over-correct it."""
+        items: list[list[tuple[str, list[float]]]] = []  # per item: (teacher, log probabilities) of each answer
         for item_votes in votes:
+            row: list[tuple[str, list[float]]] = []
             for v in item_votes:
                 d = _raw(v, labels)
-                if d is None:
-                    continue
-                acc = sums.setdefault(v.teacher, {x: 0.0 for x in labels})
-                for x in labels:
-                    acc[x] += math.log(max(float(d[x]), _FLOOR))
-                counts[v.teacher] = counts.get(v.teacher, 0) + 1
+                if d is not None:
+                    row.append((v.teacher, [math.log(max(float(d[x]), _FLOOR)) for x in labels]))
+            items.append(row)
+        counts: dict[str, int] = {}
+        for row in items:
+            for t, _ in row:
+                counts[t] = counts.get(t, 0) + 1
         self.n_items_ = counts
-        self.bias_ = {t: {x: s / counts[t] for x, s in acc.items()}
-                      for t, acc in sums.items() if counts[t] >= self.min_items}
+        self.prior_ = normalize_prior(prior, labels) if prior is not None else None
+        self.bias_ = {}
+        most = max(counts.values(), default=0)
+        for t in sorted(counts, key=lambda t: -counts[t]):  # the teachers that saw the most items first
+            if counts[t] < self.min_items:
+                continue
+            rows = [logs for row in items for u, logs in row if u == t]
+            bias = [sum(col) / len(rows) for col in zip(*rows)]
+            if self.prior_ is not None:
+                shares = [self.prior_[x] for x in labels]
+                if counts[t] < most:
+                    seen = [self._shares_of_others(row, t, labels) for row in items if any(u == t for u, _ in row)]
+                    seen = [p for p in seen if p is not None]
+                    if len(seen) >= self.min_items:
+                        shares = normalize_list([sum(col) / len(seen) for col in zip(*seen)])
+                bias = _fit_to_shares(rows, bias, shares)
+            self.bias_[t] = dict(zip(labels, bias))
         return self
+
+    def _shares_of_others(self, row: Sequence[tuple[str, list[float]]], teacher: str,
+                          labels: Sequence[str]) -> list[float] | None:
+        """The mean calibrated distribution of the already-fitted teachers (not ``teacher``) on one item."""
+        dists = []
+        for u, logs in row:
+            if u == teacher or u not in self.bias_:
+                continue
+            z = [lp - self.bias_[u][x] for lp, x in zip(logs, labels)]
+            top = max(z)
+            e = [math.exp(v - top) for v in z]
+            dists.append([v / sum(e) for v in e])
+        return [sum(col) / len(dists) for col in zip(*dists)] if dists else None
 
     def calibrated(self, v: Vote, labels: Sequence[str]) -> Vote:
         bias = self.bias_.get(v.teacher)
@@ -95,7 +190,36 @@ class BatchCalibration:
         return {ex: [self.calibrated(v, labels) for v in vs] for ex, vs in votes.items()}
 
 
-def build_calibration(kind: str, min_items: int = 20) -> BatchCalibration | None:
+def normalize_list(shares: Sequence[float]) -> list[float]:
+    """``shares`` floored at ``_MIN_SHARE`` and summing to 1."""
+    floored = [max(float(v), _MIN_SHARE) for v in shares]
+    return [v / sum(floored) for v in floored]
+
+
+def _fit_to_shares(rows: list[list[float]], bias: list[float], shares: list[float], *, iters: int = 200,
+                   tol: float = 1e-7) -> list[float]:
+    """The bias whose calibrated distributions of ``rows`` (log probabilities, one row per answer) average to
+    ``shares``: each label's bias moved by the log ratio of its mean calibrated probability to its share until
+    they agree (a fixed point that exists whenever every label is some answer's most likely one after a shift)."""
+    import numpy as np
+
+    logp = np.asarray(rows, dtype=float)
+    b = np.asarray(bias, dtype=float)
+    target = np.log(np.asarray(shares, dtype=float))
+    for _ in range(iters):
+        z = logp - b
+        z -= z.max(axis=1, keepdims=True)
+        post = np.exp(z)
+        post /= post.sum(axis=1, keepdims=True)
+        step = np.log(np.maximum(post.mean(axis=0), 1e-300)) - target
+        b += step
+        b -= b.mean()  # only differences between labels matter
+        if np.abs(step).max() < tol:
+            break
+    return [float(x) for x in b]
+
+
+def build_calibration(kind: str, min_items: int = 20, prior: str | Mapping[str, float] = "auto") -> BatchCalibration | None:
     if kind not in CALIBRATIONS:
         raise ConfigError(f"aggregation.calibrate: must be one of {', '.join(CALIBRATIONS)}, got {kind!r}")
-    return BatchCalibration(min_items) if kind == "batch" else None
+    return BatchCalibration(min_items, prior) if kind == "batch" else None

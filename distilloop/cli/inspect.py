@@ -38,6 +38,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             s["warnings"] = diagnostics.warnings(store, config.space, config.evaluation.metric,
                                                  config.aggregation.params.get("calibrate") == "batch", config.student)
             s["short_votes"] = store.short_votes()
+            s["calibration_prior"] = store.get_meta("calibration_prior")
             print(json.dumps(s, indent=2, default=str))
             return 0
         out = console()
@@ -54,6 +55,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             out.print(f"{short} verdict(s) rest on fewer valid votes than teachers asked (a failed, refused or "
                       "invalid answer counts as dissent)")
         _print_teachers(out, s)
+        prior = store.get_meta("calibration_prior")
+        if config.aggregation.params.get("calibrate") == "batch" and prior:
+            out.print(escape(_calibration_line(prior, config.aggregation.params.get("calibrate_prior", "auto"))))
         ch = s["charging"]
         if ch["estimated"] or ch["recovered"] or ch["resent"]:
             out.print(f"charged at an estimate (the provider may have billed them; no answer came): {ch['estimated']} "
@@ -75,6 +79,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _calibration_line(prior: dict[str, Any], setting: Any) -> str:
+    """What the teachers' votes were calibrated to (the store's ``calibration_prior``)."""
+    if prior.get("shares"):
+        shares = ", ".join(f"{x} {100 * v:.0f}%" for x, v in prior["shares"].items())
+        return f"calibration: fitted to the class shares of {prior['source']} ({shares})"
+    why = ("no gold sample shows otherwise; if a label is rare in your data, give it a dev split with gold labels, "
+           "an audit set, or [aggregation] calibrate_prior" if setting == "auto"
+           else '[aggregation] calibrate_prior = "uniform"')
+    return f"calibration: every label taken as equally common ({why})"
 
 
 def _print_spend(out: Any, s: dict[str, Any], caps: Any) -> None:

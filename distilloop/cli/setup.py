@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,8 @@ cascade_min_confidence = 0.8
 
 [aggregation]
 method = "confidence_weighted"
-calibrate = "batch"   # remove each teacher's lean toward one label (assumes no label is very rare)
+calibrate = "batch"   # remove each teacher's lean toward one label, fitted to the label shares of the dev gold
+calibrate_prior = "auto"   # labels (or an audit set) where unequal, else equal shares; or yours: {shares}
 
 [rationales]
 policy = "auto"       # rationales only where they are used: a student that learns from them, or a reviewer
@@ -79,6 +81,12 @@ stabilizing = false   # true: stop once the student's predictions on a fixed sto
 '''
 
 
+def shares_example(labels: list[str]) -> str:
+    """An inline TOML table of label shares for the starter's comment: the first label 80%, the rest even."""
+    keys = [x if re.fullmatch(r"[A-Za-z0-9_-]+", x) else json.dumps(x) for x in labels]
+    return "{ " + ", ".join(f"{k} = {0.8 if i == 0 else round(0.2 / (len(keys) - 1), 3)}" for i, k in enumerate(keys)) + " }"
+
+
 def numeric_starter(text: str) -> str:
     """The starter for a campaign whose answers are numbers: no label set, random selection (the other strategies
     need label probabilities), majority votes, a student that generates its answer, room for the working."""
@@ -90,7 +98,7 @@ def numeric_starter(text: str) -> str:
         ('cascade = ["qwen-1.5b", "qwen-0.5b"]   # the stronger teacher first, the second only where it is unsure\n'
          "cascade_min_confidence = 0.8\n", ""),
         ('method = "confidence_weighted"\n', 'method = "majority"\n'),
-        ('calibrate = "batch"   # remove each teacher\'s lean toward one label (assumes no label is very rare)\n', ""),
+        (STARTER[STARTER.index('calibrate = "batch"'):STARTER.index("[rationales]")], "\n"),
         ('kind = "embedding_linear"\nmodel = "mpnet"       # all-mpnet-base-v2, a frozen encoder (the mpnet extra)\n'
          "C = 1.0\n", 'kind = "step_by_step"  # generates its answer (a GPU helps: see README)\n'),
     ]
@@ -190,7 +198,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     task = args.task or (NUMERIC_TASK if numeric else "Classify the input.")
     text = (numeric_starter(STARTER) if numeric else STARTER).format(
         name=json.dumps(args.name or out.stem), labels=json.dumps(labels), task=json.dumps(task),
-        path=json.dumps(str(rel)), fields=json.dumps(fields))
+        path=json.dumps(str(rel)), fields=json.dumps(fields), shares=shares_example(labels))
     if label_field != "label":
         text = text.replace(f"input_fields = {json.dumps(fields)}\n",
                             f"input_fields = {json.dumps(fields)}\nlabel_field = {json.dumps(label_field)}\n", 1)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distilloop.annotators.base import Teacher
-from distilloop.annotators.calibration import BatchCalibration
+from distilloop.annotators.calibration import BatchCalibration, normalize_prior
 from distilloop.annotators.calibration import build_calibration as _build_calibration
 from distilloop.annotators.review import Reviewer
 from distilloop.core.answers import AnswerSpace
@@ -22,7 +22,7 @@ from distilloop.strategies.base import Strategy
 from distilloop.students.base import Student
 
 #: keys of [aggregation] that configure calibration, not the aggregator
-CALIBRATION_KEYS = ("calibrate", "calibrate_min_items")
+CALIBRATION_KEYS = ("calibrate", "calibrate_min_items", "calibrate_prior")
 
 
 def build_teachers(config: CampaignConfig) -> list[Teacher]:
@@ -57,12 +57,16 @@ def build_aggregator(config: CampaignConfig) -> Any:
 
 
 def build_calibration(config: CampaignConfig) -> BatchCalibration | None:
-    """``[aggregation] calibrate = "batch"``: per-teacher batch calibration of logprob label distributions."""
+    """``[aggregation] calibrate = "batch"``: per-teacher batch calibration of logprob label distributions, fitted
+    to the class shares ``calibrate_prior`` says (``auto``: a gold sample's, when it shows they are unequal)."""
     params = config.aggregation.params
     kind = params.get("calibrate", "none")
     if not isinstance(kind, str):
         raise ConfigError(f"aggregation.calibrate: must be a string, got {kind!r}")
-    return _build_calibration(kind, params.get("calibrate_min_items", 20))
+    prior = params.get("calibrate_prior", "auto")
+    if isinstance(prior, dict) and config.space.labels:
+        prior = normalize_prior(prior, config.space.labels, where="aggregation.calibrate_prior")
+    return _build_calibration(kind, params.get("calibrate_min_items", 20), prior)
 
 
 def engine_for(config: CampaignConfig, store: Store) -> Engine:

@@ -24,7 +24,9 @@ class Progress:
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(f"[dim]{message}[/dim]")
+            from rich.markup import escape
+
+            self.console.print(f"[dim]{escape(message)}[/dim]")  # "[aggregation]" is not markup
 
     def warn(self, message: str) -> None:
         if not self.warnings:

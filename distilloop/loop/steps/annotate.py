@@ -8,9 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from distilloop.annotators.aggregation import votes_from_rows
+from distilloop.annotators.calibration import estimate_prior
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.core.types import LabelingItem, Vote
 from distilloop.errors import BatchPending, BudgetExhausted, TeachersFailed
+from distilloop.loop import references
 from distilloop.loop.env import Env
 from distilloop.loop.routing import ASK_NEXT
 
@@ -42,8 +44,38 @@ def calibrate(env: Env, votes: dict[str, list[Vote]], round_votes: dict[str, lis
     labels = env.parts.space.labels
     fit = dict(stored_votes(env) if history is None else history)
     fit.update(votes if round_votes is None else round_votes)
-    cal.fit(fit.values(), labels)
+    cal.fit(fit.values(), labels, prior=class_shares(env))
     return cal.apply(votes, labels)
+
+
+#: the gold samples drawn like the pool that ``calibrate_prior = "auto"`` reads class shares from, in this order
+PRIOR_SOURCES = ("audit", "gold:dev")
+
+
+def class_shares(env: Env) -> dict[str, float] | None:
+    """The class shares calibration fits each teacher to (None: equal shares), by ``[aggregation]
+    calibrate_prior``: a table as given; ``auto``: those of the audit answers, else of the dev split's gold labels,
+    where they show the labels are not equally common (:func:`~distilloop.annotators.calibration.estimate_prior`).
+    A change of the shares used is said once and kept in the store (``status`` shows it)."""
+    cal = env.parts.calibration
+    setting = cal.prior if cal is not None else "uniform"
+    shares: dict[str, float] | None = None
+    source = "uniform"
+    if isinstance(setting, dict):
+        shares, source = dict(setting), "[aggregation] calibrate_prior"
+    elif setting == "auto":
+        refs = references.available(env.store, env.examples)
+        ref = next((refs[n] for n in PRIOR_SOURCES if n in refs), None)
+        if ref is not None:
+            shares = estimate_prior(ref.labels, env.parts.space.labels)
+            source = ref.describe() if shares is not None else "uniform"
+    used = {"source": source, "shares": shares}
+    if env.store.get_meta("calibration_prior") != used:
+        env.store.set_meta("calibration_prior", used)
+        if shares is not None:
+            env.progress.note("calibrating the teachers to the class shares of " + source + ": "
+                              + ", ".join(f"{x} {100 * v:.0f}%" for x, v in shares.items()))
+    return shares
 
 
 def annotate(env: Env, round_no: int) -> Annotation:

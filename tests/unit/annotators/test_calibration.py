@@ -169,3 +169,133 @@ def test_the_cascade_decides_on_calibrated_confidences(tmp_path):
         assert unsure and asked == unsure and unsure != raw_unsure
     finally:
         campaign.close()
+
+
+def noisy_vote(teacher: str, positive: bool, rng: np.random.Generator, *, shift: float = 0.0, sep: float = 1.0,
+               noise: float = 1.0) -> Vote:
+    """A teacher whose log-odds of "positive" are ``shift`` plus ``sep`` toward the right label, plus noise."""
+    logit = shift + (sep if positive else -sep) + rng.normal(0, noise)
+    p = 1 / (1 + math.exp(-logit))
+    return Vote(teacher, "positive" if p >= 0.5 else "negative", "r", max(p, 1 - p), True,
+                {"negative": 1 - p, "positive": p})
+
+
+def _accuracy(out: dict[str, list[Vote]], gold: list[bool], teacher: int = 0) -> float:
+    return float(np.mean([out[f"x{i}"][teacher].label == ("positive" if g else "negative") for i, g in enumerate(gold)]))
+
+
+def test_on_a_skewed_pool_fitting_to_the_class_shares_beats_equal_shares():
+    rng = np.random.default_rng(4)
+    gold = [bool(rng.random() < 0.85) for _ in range(400)]
+    votes = {f"x{i}": [noisy_vote("t", g, rng, shift=-1.0)] for i, g in enumerate(gold)}
+    equal = BatchCalibration().fit(votes.values(), LABELS).apply(votes, LABELS)
+    fitted_cal = BatchCalibration().fit(votes.values(), LABELS, prior={"positive": 0.85, "negative": 0.15})
+    fitted = fitted_cal.apply(votes, LABELS)
+    # equal shares pull many positives over to the minority label; the fitted shares do not
+    assert np.mean([v[0].label == "positive" for v in equal.values()]) < 0.65
+    assert _accuracy(fitted, gold) > _accuracy(equal, gold) + 0.1
+    # the calibrated distributions average to the shares fitted to
+    mean_pos = np.mean([v[0].distribution["positive"] for v in fitted.values()])
+    assert mean_pos == pytest.approx(0.85, abs=1e-4)
+    assert fitted_cal.prior_ == pytest.approx({"negative": 0.15, "positive": 0.85})
+
+
+def test_a_teacher_asked_about_part_of_the_items_is_fitted_to_the_shares_of_those_items():
+    """A cascade's second tier answers only the items the first was unsure of (here, mostly negatives): fitting it
+    to the pool's shares would push those items to "positive"; it is fitted to what the first teacher says of them."""
+    rng = np.random.default_rng(5)
+    gold = [bool(rng.random() < 0.85) for _ in range(600)]
+    votes: dict[str, list[Vote]] = {}
+    for i, g in enumerate(gold):
+        votes[f"x{i}"] = [noisy_vote("first", g, rng, sep=2.0)]
+        if not g or i % 10 == 0:  # the second tier sees the negatives and a few positives
+            votes[f"x{i}"].append(noisy_vote("second", g, rng, shift=1.5, sep=2.0, noise=0.5))
+    prior = {"positive": 0.85, "negative": 0.15}
+    cal = BatchCalibration().fit(votes.values(), LABELS, prior=prior)
+    out = cal.apply(votes, LABELS)
+    second = [(out[k][1], g) for k, g in zip(votes, gold) if len(votes[k]) > 1]
+    acc = np.mean([v.label == ("positive" if g else "negative") for v, g in second])
+    naive = BatchCalibration()
+    naive.fit([vs[1:] for vs in votes.values()], LABELS, prior=prior)  # the second teacher alone, pool shares
+    naive_acc = np.mean([naive.calibrated(votes[k][1], LABELS).label == ("positive" if g else "negative")
+                         for k, g in zip(votes, gold) if len(votes[k]) > 1])
+    assert acc > 0.85 and acc > naive_acc + 0.2
+
+
+def test_estimate_prior_keeps_equal_shares_unless_the_sample_shows_otherwise():
+    from distilloop.annotators.calibration import estimate_prior
+
+    assert estimate_prior(["positive"] * 20 + ["negative"] * 5, LABELS) is None  # too few to tell
+    assert estimate_prior(["positive"] * 110 + ["negative"] * 90, LABELS) is None  # 55/45: not shown unequal
+    shares = estimate_prior(["positive"] * 160 + ["negative"] * 40 + ["other"] * 7, LABELS)
+    assert shares == pytest.approx({"negative": 0.2, "positive": 0.8})
+    only = estimate_prior(["positive"] * 50, LABELS)  # a label never seen keeps a little mass
+    assert only is not None and 0 < only["negative"] < 0.01
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ('"skewed"', 'must be "auto", "uniform" or a table'),
+    ("{ positive = 0.9, neutral = 0.1 }", "'neutral' not among the labels"),
+    ("{ positive = -1, negative = 2 }", "shares must be numbers >= 0"),
+    ("{ positive = 0, negative = 0 }", "the shares add up to 0"),
+    ("3", 'must be "auto", "uniform" or a table'),
+])
+def test_a_bad_calibrate_prior_is_a_config_error(tmp_path, value, message):
+    from distilloop.loop.parts import build_parts
+
+    path = replay_config(tmp_path, extra=f'[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n'
+                                         f"calibrate_prior = {value}\n")
+    with pytest.raises(ConfigError, match=message):
+        build_parts(load_config(path))
+
+
+def _skewed_data(path: Path, rng: np.random.Generator) -> tuple[Path, dict[str, str]]:
+    """A pool (and a dev split) 85% positive, and one replay teacher that leans negative and is noisy."""
+    data, rec, gold = path / "skewed.jsonl", path / "skewed.jsonl.gz", {}
+    with open(data, "w") as f, gzip.open(rec, "wt") as g:
+        for i in range(260):
+            split = "pool" if i < 200 else "dev"
+            lab = "positive" if rng.random() < 0.85 else "negative"
+            gold[f"s{i}"] = lab
+            f.write(json.dumps({"id": f"s{i}", "split": split, "text": f"snippet number {i} {lab[:3]}",
+                                "label": lab}) + "\n")
+            v = noisy_vote("lean", lab == "positive", rng, shift=-1.0)
+            g.write(json.dumps({"teacher": "lean", "example_id": f"s{i}", "label": v.label, "rationale": "r",
+                                "confidence": v.confidence, "distribution": v.distribution,
+                                "raw": json.dumps({"label": v.label, "rationale": "r"}),
+                                "tokens_in": 90, "tokens_out": 20}) + "\n")
+    return data, gold
+
+
+@pytest.mark.parametrize("prior", ["uniform", "auto"])
+def test_a_campaign_fits_calibration_to_the_dev_splits_class_shares(tmp_path, prior, capsys):
+    data, gold = _skewed_data(tmp_path, np.random.default_rng(6))
+    rec = tmp_path / "skewed.jsonl.gz"
+    path = replay_config(tmp_path, teachers=(), data=data, rounds="max_rounds = 1\ninitial_size = 150",
+                         extra=f'[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n'
+                               f'calibrate_prior = "{prior}"\n'
+                               f'[[teachers]]\nname = "lean"\nkind = "replay"\nmodel = "lean"\npath = "{rec}"\n'
+                               'source = "lean"\n')
+    path.write_text(path.read_text().replace("min_agreement = 0.7", "min_agreement = 0.0"))
+    from distilloop.loop.progress import Progress
+
+    campaign = Campaign.open(load_config(path), progress=Progress())
+    try:
+        campaign.run()
+        labeled = campaign.store.labeled()
+        acc = np.mean([r["label"] == gold[r["example_id"]] for r in labeled])
+        used = campaign.store.get_meta("calibration_prior")
+    finally:
+        campaign.close()
+    if prior == "uniform":
+        assert used == {"source": "uniform", "shares": None}
+        assert acc < 0.75
+    else:
+        assert used["source"].startswith("gold labels of the dev split (n=60)")
+        assert used["shares"]["positive"] > 0.75
+        assert acc > 0.85
+        assert "calibrating the teachers to the class shares of gold labels of the dev split" in capsys.readouterr().err
+        from distilloop.cli import main
+
+        assert main(["status", str(path)]) == 0
+        assert "calibration: fitted to the class shares of gold labels of the dev split" in capsys.readouterr().out
