@@ -37,7 +37,10 @@ class RoundRow:
         metrics), else the one the campaign decided on."""
         if "accuracy" in self.metrics or "refs" not in self.metrics:
             refs = self.metrics.get("refs") or {}
-            name = next((n for n, sc in refs.items() if sc.get("accuracy") == self.metrics.get("accuracy")), None)
+            # the flat metrics are a copy of one reference's scores: every score matches (two references can tie
+            # on accuracy, e.g. a student answering the majority label on dev and test splits of the same shares)
+            name = next((n for n, sc in refs.items() if sc and all(self.metrics.get(k) == v for k, v in sc.items())),
+                        None)
             return name, self.metrics
         name = self.metrics.get("reference")
         return name, (self.metrics.get("refs") or {}).get(name) or {}

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from distilloop.annotators.aggregation import votes_from_rows
-from distilloop.annotators.calibration import estimate_prior
+from distilloop.annotators.calibration import MIN_PRIOR_ITEMS, estimate_prior
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.core.types import LabelingItem, Vote
 from distilloop.errors import BatchPending, BudgetExhausted, TeachersFailed
@@ -54,8 +54,8 @@ PRIOR_SOURCES = ("audit", "gold:dev")
 
 def class_shares(env: Env) -> dict[str, float] | None:
     """The class shares calibration fits each teacher to (None: equal shares), by ``[aggregation]
-    calibrate_prior``: a table as given; ``auto``: those of the audit answers, else of the dev split's gold labels,
-    where they show the labels are not equally common (:func:`~distilloop.annotators.calibration.estimate_prior`).
+    calibrate_prior``: a table as given; ``auto``: those of the audit answers, else of the dev split's gold labels
+    (the first with ``MIN_PRIOR_ITEMS``), where they show the labels are not equally common (:func:`~distilloop.annotators.calibration.estimate_prior`).
     A change of the shares used is said once and kept in the store (``status`` shows it)."""
     cal = env.parts.calibration
     setting = cal.prior if cal is not None else "uniform"
@@ -65,7 +65,7 @@ def class_shares(env: Env) -> dict[str, float] | None:
         shares, source = dict(setting), "[aggregation] calibrate_prior"
     elif setting == "auto":
         refs = references.available(env.store, env.examples)
-        ref = next((refs[n] for n in PRIOR_SOURCES if n in refs), None)
+        ref = next((refs[n] for n in PRIOR_SOURCES if n in refs and len(refs[n].ids) >= MIN_PRIOR_ITEMS), None)
         if ref is not None:
             shares = estimate_prior(ref.labels, env.parts.space.labels)
             source = ref.describe() if shares is not None else "uniform"

@@ -133,3 +133,15 @@ def test_wilson_interval_and_baseline():
     lo, hi = references.wilson(80, 100)
     assert lo == pytest.approx(0.711, abs=0.002) and hi == pytest.approx(0.867, abs=0.002)
     assert references.baseline(["a", "a", "b"]) == pytest.approx(2 / 3)
+
+
+def test_a_round_row_names_the_reference_its_accuracy_is_from_when_two_tie():
+    """A student answering the majority label scores the same accuracy on dev and test splits of the same shares:
+    the row still names the split its flat metrics were copied from (the evaluation split)."""
+    from distilloop.storage.queries import RoundRow
+
+    dev = {"accuracy": 0.85, "macro_f1": 0.46, "n": 120, "baseline": 0.85, "ci_low": 0.78, "ci_high": 0.9}
+    test = {"accuracy": 0.85, "macro_f1": 0.46, "n": 600, "baseline": 0.85, "ci_low": 0.82, "ci_high": 0.88}
+    metrics = {**test, "dev_accuracy": 0.85, "refs": {"gold:dev": dev, "gold:test": test}, "reference": "gold:dev"}
+    row = RoundRow(1, "done", "mixture", 20, 20, 0, 100, 10, 0.0, 0.9, 0.9, metrics, True, "v1")
+    assert row.reference == "gold:test" and row.accuracy == 0.85 and row.baseline == 0.85
