@@ -299,3 +299,38 @@ def test_a_campaign_fits_calibration_to_the_dev_splits_class_shares(tmp_path, pr
 
         assert main(["status", str(path)]) == 0
         assert "calibration: fitted to the class shares of gold labels of the dev split" in capsys.readouterr().out
+
+
+def test_the_shares_come_from_the_audit_answers_once_there_are_enough_else_from_the_dev_split(tmp_path):
+    from distilloop.loop.steps.annotate import class_shares
+
+    data, _ = _skewed_data(tmp_path, np.random.default_rng(7))  # dev: 60 rows, about 85% positive
+    rec = tmp_path / "skewed.jsonl.gz"
+    path = replay_config(tmp_path, teachers=(), data=data, rounds="max_rounds = 1\ninitial_size = 10",
+                         extra='[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n'
+                               f'[[teachers]]\nname = "lean"\nkind = "replay"\nmodel = "lean"\npath = "{rec}"\n'
+                               'source = "lean"\n')
+    campaign = Campaign.open(load_config(path))
+    try:
+        env, store = campaign.env, campaign.store
+        assert class_shares(env)["positive"] > 0.75  # the dev split's
+        audit = [f"s{i}" for i in range(150, 190)]  # pool items, answered by a person: 20 negative, then 20 positive
+        store.reserve_reference("audit", audit)
+        for k, i in enumerate(audit[:25]):
+            store.set_reference_label("audit", i, "negative" if k < 20 else "positive", source="human", round_no=1)
+        assert class_shares(env)["positive"] > 0.75  # 25 audit answers: too few, the dev split still decides
+        for i in audit[25:]:
+            store.set_reference_label("audit", i, "positive", source="human", round_no=1)
+        shares = class_shares(env)  # 40 answers, 20 of each: equal shares are not rejected
+        assert shares is None and store.get_meta("calibration_prior") == {"source": "uniform", "shares": None}
+    finally:
+        campaign.close()
+    table = path.read_text().replace('calibrate = "batch"\n', 'calibrate = "batch"\n'
+                                     "calibrate_prior = { positive = 3, negative = 1 }\n")
+    path.write_text(table)
+    campaign = Campaign.open(load_config(path))
+    try:
+        assert class_shares(campaign.env) == pytest.approx({"negative": 0.25, "positive": 0.75})
+        assert campaign.store.get_meta("calibration_prior")["source"] == "[aggregation] calibrate_prior"
+    finally:
+        campaign.close()
