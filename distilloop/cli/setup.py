@@ -5,108 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from distilloop.cli.common import DEFAULT_CONFIG
+from distilloop.cli.starter import STARTER, numeric_starter, shares_example, skewed_metric
 from distilloop.errors import UserInputError
-
-# -- init -------------------------------------------------------------------------------------------------
-STARTER = '''# distilloop campaign, written by `distilloop init`. Every key is documented in docs/campaign-file.md.
-# The settings are the demo's (examples/rt_demo), which benchmarks/defaults.py measured (docs/benchmarks.md).
-[campaign]
-name = {name}
-labels = {labels}
-task = {task}
-seed = 0
-
-[data]
-path = {path}
-input_fields = {fields}
-test_fraction = 0.2   # for rows without a "split" field: held out (rows with a gold label only) to report on...
-dev_fraction = 0.1    # ...and to choose the student on
-
-[budget]
-max_tokens_in = 200000
-max_tokens_out = 50000
-max_usd = 1.00
-
-[rounds]
-max_rounds = 5
-initial_size = 20     # first round: before any student exists
-batch_size = 20
-
-[strategy]
-name = "mixture"      # half random, half k-means: representative batches that cover the pool
-
-[[teachers]]
-name = "qwen-1.5b"
-kind = "llama_cpp"
-model = "qwen2.5-coder-1.5b"
-max_tokens = 96
-
-[[teachers]]
-name = "qwen-0.5b"
-kind = "llama_cpp"
-model = "qwen2.5-coder-0.5b"
-max_tokens = 96
-
-[routing]
-min_agreement = 0.75  # a split between the teachers goes to review
-cascade = ["qwen-1.5b", "qwen-0.5b"]   # the stronger teacher first, the second only where it is unsure
-cascade_min_confidence = 0.8
-
-[aggregation]
-method = "confidence_weighted"
-calibrate = "batch"   # remove each teacher's lean toward one label, fitted to the label shares of the dev gold
-calibrate_prior = "auto"   # labels (or an audit set) where unequal, else equal shares; or yours: {shares}
-
-[rationales]
-policy = "auto"       # rationales only where they are used: a student that learns from them, or a reviewer
-
-[review]
-kind = "auto"         # "label_studio" sends the disagreements to people (docs/review.md)
-
-[student]
-kind = "embedding_linear"
-model = "mpnet"       # all-mpnet-base-v2, a frozen encoder (the mpnet extra)
-C = 1.0
-
-[evaluation]
-metric = "accuracy"
-
-[stopping]
-stabilizing = false   # true: stop once the student's predictions on a fixed stop set stop changing
-'''
-
-
-def shares_example(labels: list[str]) -> str:
-    """An inline TOML table of label shares for the starter's comment: the first label 80%, the rest even."""
-    keys = [x if re.fullmatch(r"[A-Za-z0-9_-]+", x) else json.dumps(x) for x in labels]
-    return "{ " + ", ".join(f"{k} = {0.8 if i == 0 else round(0.2 / (len(keys) - 1), 3)}" for i, k in enumerate(keys)) + " }"
-
-
-def numeric_starter(text: str) -> str:
-    """The starter for a campaign whose answers are numbers: no label set, random selection (the other strategies
-    need label probabilities), majority votes, a student that generates its answer, room for the working."""
-    swaps = [
-        ("labels = {labels}\n", 'answer = "number"   # open numeric answers (math word problems): no label set\n'),
-        ('name = "mixture"      # half random, half k-means: representative batches that cover the pool\n',
-         'name = "random"      # the other strategies need label probabilities\n'),
-        ("max_tokens = 96\n", "max_tokens = 300\nrationale_max_chars = 700   # room for the working\n"),
-        ('cascade = ["qwen-1.5b", "qwen-0.5b"]   # the stronger teacher first, the second only where it is unsure\n'
-         "cascade_min_confidence = 0.8\n", ""),
-        ('method = "confidence_weighted"\n', 'method = "majority"\n'),
-        (STARTER[STARTER.index('calibrate = "batch"'):STARTER.index("[rationales]")], "\n"),
-        ('kind = "embedding_linear"\nmodel = "mpnet"       # all-mpnet-base-v2, a frozen encoder (the mpnet extra)\n'
-         "C = 1.0\n", 'kind = "step_by_step"  # generates its answer (a GPU helps: see README)\n'),
-    ]
-    for old, new in swaps:
-        assert old in text, old
-        text = text.replace(old, new)
-    return text
-
 
 #: columns of a data file that are never input fields (the defaults of [data]'s field names)
 NOT_INPUT = frozenset({"id", "label", "split", "rationale"})
@@ -199,12 +103,17 @@ def cmd_init(args: argparse.Namespace) -> int:
     text = (numeric_starter(STARTER) if numeric else STARTER).format(
         name=json.dumps(args.name or out.stem), labels=json.dumps(labels), task=json.dumps(task),
         path=json.dumps(str(rel)), fields=json.dumps(fields), shares=shares_example(labels))
+    note = None
+    if not numeric:
+        text, note = skewed_metric(text, [str(e.gold) for e in examples if e.gold is not None])
     if label_field != "label":
         text = text.replace(f"input_fields = {json.dumps(fields)}\n",
                             f"input_fields = {json.dumps(fields)}\nlabel_field = {json.dumps(label_field)}\n", 1)
     out.write_text(text, encoding="utf-8")
     what = "numeric answers" if numeric else f"labels {labels}"
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
+    if note:
+        print(note)
     if not args.task and not numeric:
         from distilloop.core.answers import normalize_number
 

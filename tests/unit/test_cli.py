@@ -117,6 +117,22 @@ def test_init_writes_a_campaign_that_validates(tmp_path):
     assert_one_line_error(cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", out), "already exists")
 
 
+def test_init_decides_on_macro_f1_when_the_gold_labels_are_skewed(tmp_path):
+    from distilloop.loop.config import load_config
+
+    rows = [{"id": i, "text": f"message {i}", "label": "spam" if i % 10 == 0 else "ham"} for i in range(60)]
+    skewed = tmp_path / "mail.jsonl"
+    skewed.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = cli("init", skewed, "--out", tmp_path / "s.toml", "--task", "Spam?")
+    assert proc.returncode == 0, proc.stderr
+    assert "90% of the gold labels are 'ham'" in proc.stdout
+    cfg = load_config(tmp_path / "s.toml")
+    assert cfg.evaluation.metric == "macro_f1" and cfg.aggregation.params["calibrate_prior"] == "auto"
+    # the RT fixture (63% positive) keeps accuracy
+    proc = cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", tmp_path / "rt.toml", "--task", "Sentiment?")
+    assert proc.returncode == 0 and load_config(tmp_path / "rt.toml").evaluation.metric == "accuracy"
+
+
 def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
     data = tmp_path / "news.csv"
     data.write_text("id,headline,label\n1,Shares fell,business\n2,Cup final won,sports\n", encoding="utf-8")

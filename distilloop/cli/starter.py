@@ -1,0 +1,127 @@
+"""The starter campaign file `distilloop init` writes: the demo's settings (``examples/rt_demo``), measured by
+``benchmarks/defaults.py``, filled in for a data file, and the changes its data call for (numeric answers; labels
+whose gold shares are skewed)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+STARTER = '''# distilloop campaign, written by `distilloop init`. Every key is documented in docs/campaign-file.md.
+# The settings are the demo's (examples/rt_demo), which benchmarks/defaults.py measured (docs/benchmarks.md).
+[campaign]
+name = {name}
+labels = {labels}
+task = {task}
+seed = 0
+
+[data]
+path = {path}
+input_fields = {fields}
+test_fraction = 0.2   # for rows without a "split" field: held out (rows with a gold label only) to report on...
+dev_fraction = 0.1    # ...and to choose the student on
+
+[budget]
+max_tokens_in = 200000
+max_tokens_out = 50000
+max_usd = 1.00
+
+[rounds]
+max_rounds = 5
+initial_size = 20     # first round: before any student exists
+batch_size = 20
+
+[strategy]
+name = "mixture"      # half random, half k-means: representative batches that cover the pool
+
+[[teachers]]
+name = "qwen-1.5b"
+kind = "llama_cpp"
+model = "qwen2.5-coder-1.5b"
+max_tokens = 96
+
+[[teachers]]
+name = "qwen-0.5b"
+kind = "llama_cpp"
+model = "qwen2.5-coder-0.5b"
+max_tokens = 96
+
+[routing]
+min_agreement = 0.75  # a split between the teachers goes to review
+cascade = ["qwen-1.5b", "qwen-0.5b"]   # the stronger teacher first, the second only where it is unsure
+cascade_min_confidence = 0.8
+
+[aggregation]
+method = "confidence_weighted"
+calibrate = "batch"   # remove each teacher's lean toward one label, fitted to the label shares of the dev gold
+calibrate_prior = "auto"   # labels (or an audit set) where unequal, else equal shares; or yours: {shares}
+
+[rationales]
+policy = "auto"       # rationales only where they are used: a student that learns from them, or a reviewer
+
+[review]
+kind = "auto"         # "label_studio" sends the disagreements to people (docs/review.md)
+
+[student]
+kind = "embedding_linear"
+model = "mpnet"       # all-mpnet-base-v2, a frozen encoder (the mpnet extra)
+C = 1.0
+
+[evaluation]
+metric = "accuracy"
+
+[stopping]
+stabilizing = false   # true: stop once the student's predictions on a fixed stop set stop changing
+'''
+
+
+def shares_example(labels: list[str]) -> str:
+    """An inline TOML table of label shares for the starter's comment: the first label 80%, the rest even."""
+    keys = [x if re.fullmatch(r"[A-Za-z0-9_-]+", x) else json.dumps(x) for x in labels]
+    return "{ " + ", ".join(f"{k} = {0.8 if i == 0 else round(0.2 / (len(keys) - 1), 3)}" for i, k in enumerate(keys)) + " }"
+
+
+def numeric_starter(text: str) -> str:
+    """The starter for a campaign whose answers are numbers: no label set, random selection (the other strategies
+    need label probabilities), majority votes, a student that generates its answer, room for the working."""
+    swaps = [
+        ("labels = {labels}\n", 'answer = "number"   # open numeric answers (math word problems): no label set\n'),
+        ('name = "mixture"      # half random, half k-means: representative batches that cover the pool\n',
+         'name = "random"      # the other strategies need label probabilities\n'),
+        ("max_tokens = 96\n", "max_tokens = 300\nrationale_max_chars = 700   # room for the working\n"),
+        ('cascade = ["qwen-1.5b", "qwen-0.5b"]   # the stronger teacher first, the second only where it is unsure\n'
+         "cascade_min_confidence = 0.8\n", ""),
+        ('method = "confidence_weighted"\n', 'method = "majority"\n'),
+        (STARTER[STARTER.index('calibrate = "batch"'):STARTER.index("[rationales]")], "\n"),
+        ('kind = "embedding_linear"\nmodel = "mpnet"       # all-mpnet-base-v2, a frozen encoder (the mpnet extra)\n'
+         "C = 1.0\n", 'kind = "step_by_step"  # generates its answer (a GPU helps: see README)\n'),
+    ]
+    for old, new in swaps:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+#: the share of the most common gold label from which `init` writes ``metric = "macro_f1"``
+SKEWED = 0.7
+#: gold labels needed to call the shares skewed
+MIN_GOLD = 30
+
+
+def skewed_metric(text: str, gold: Sequence[str]) -> tuple[str, str | None]:
+    """``text`` deciding on macro-F1 when the file's gold labels are skewed (the most common at least ``SKEWED``):
+    decided on accuracy, a student on a 90%-positive pool answered the majority label almost always (macro-F1 52%;
+    on macro-F1 71%, ``benchmarks/skewed_pool.py``). Returns the text and a note for the user (None: unchanged)."""
+    if len(gold) < MIN_GOLD:
+        return text, None
+    label, n = Counter(gold).most_common(1)[0]
+    share = n / len(gold)
+    if share < SKEWED:
+        return text, None
+    why = f"{100 * share:.0f}% of the gold labels are {label!r}"
+    text = text.replace('metric = "accuracy"\n', 'metric = "macro_f1"   # ' + why + ": accuracy would favor a student "
+                        "answering the majority label; macro-F1 weighs every label\n", 1)
+    return text, (f"note: {why}: the student is decided on macro-F1 ([evaluation] metric), and calibration fits the "
+                  "teachers to the dev split's label shares where it has gold labels ([aggregation] calibrate_prior)")
