@@ -17,7 +17,7 @@ from typing import Any
 
 from distilloop.annotators.agreement import cohen_kappa
 from distilloop.core.answers import AnswerSpace
-from distilloop.loop.references import decision_score
+from distilloop.loop.references import baseline_key, decision_score
 from distilloop.storage.store import Store
 
 #: answers a teacher must have given before its label rates mean anything
@@ -95,7 +95,7 @@ def weak_student(store: Store, metric: str, student: Any = None, n_classes: int 
     ref = m.get("reference")
     score = decision_score(m, metric)
     scored = (m.get("refs") or {}).get(ref) or {}
-    base = scored.get("baseline")
+    base = scored.get(baseline_key(metric))
     if score is None or base is None or score > base + 0.01:
         return []
     if (active.get("n_train") or 0) < WEAK_MIN_PER_CLASS * max(2, n_classes) or \

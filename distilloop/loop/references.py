@@ -88,11 +88,22 @@ def baseline(labels: Sequence[str]) -> float:
 
 
 def score(predictions: Sequence[str], ref: Reference, space: AnswerSpace) -> dict[str, Any]:
-    """The student's metrics on ``ref`` (``predictions`` in ``ref.ids`` order), its baseline and interval."""
+    """The student's metrics on ``ref`` (``predictions`` in ``ref.ids`` order), the majority-label baselines
+    (``baseline``: its accuracy; ``baseline_macro_f1``) and the accuracy's 95% interval."""
     m = space.metrics(ref.labels, predictions)
     k = sum(a == b for a, b in zip(ref.labels, predictions, strict=True))
     lo, hi = wilson(k, len(ref.labels))
-    return {**m, "baseline": baseline(ref.labels), "ci_low": lo, "ci_high": hi}
+    out = {**m, "baseline": baseline(ref.labels), "ci_low": lo, "ci_high": hi}
+    if "macro_f1" in m and ref.labels:  # the macro-F1 of always answering the majority label (not its accuracy)
+        major = Counter(ref.labels).most_common(1)[0][0]
+        out["baseline_macro_f1"] = space.metrics(ref.labels, [major] * len(ref.labels))["macro_f1"]
+    return out
+
+
+def baseline_key(metric: str) -> str:
+    """The key of a score's majority-label baseline for ``metric``: ``baseline`` (accuracy) or ``baseline_<metric>``
+    (the majority label's macro-F1 is far below its accuracy: 0.46 against 0.85 at 85/15)."""
+    return "baseline" if metric == "accuracy" else f"baseline_{metric}"
 
 
 def choose(pool_ids: Sequence[str], n: int, rng: Any) -> list[str]:

@@ -27,8 +27,12 @@ def describe_scores(metrics: dict[str, Any], metric: str = "accuracy") -> str:
     refs = metrics.get("refs")
     if refs is None:  # a student recorded before references existed
         return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-    parts = [f"{metric} {pct(sc.get(metric))} on {name} (n={sc.get('n')}, baseline {pct(sc.get('baseline'))}, 95% CI "
-             f"{pct(sc.get('ci_low'))}-{pct(sc.get('ci_high'))})" for name, sc in refs.items()]
+    # the majority label's score on the metric shown; the 95% interval is the accuracy's (a proportion)
+    base = "baseline" if metric == "accuracy" else f"baseline_{metric}"
+    parts = [f"{metric} {pct(sc.get(metric))} on {name} (n={sc.get('n')}, baseline {pct(sc.get(base))}"
+             + (f", 95% CI {pct(sc.get('ci_low'))}-{pct(sc.get('ci_high'))})" if metric == "accuracy" else
+                f"; accuracy {pct(sc.get('accuracy'))}, 95% CI {pct(sc.get('ci_low'))}-{pct(sc.get('ci_high'))})")
+             for name, sc in refs.items()]
     decided = metrics.get("reference")
     parts.append(f"decided on {decided}" if decided else "no reference to decide on: promoted as the newest")
     trust = metrics.get("review_trust")

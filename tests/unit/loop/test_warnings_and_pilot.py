@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import FIXTURES, campaign_toml
 
 
@@ -135,3 +137,29 @@ def test_the_pilot_counts_items_not_calls_where_texts_repeat(tmp_path):
     paid = con.execute("select count(*) from teacher_calls where status = 'ok'").fetchone()[0]
     con.close()
     assert paid == 16  # 8 distinct texts, 2 teachers: a repeated text is asked once
+
+
+def test_a_macro_f1_student_is_compared_with_the_majority_labels_macro_f1():
+    """At 85/15 always answering the majority label is 85% accurate but has a macro-F1 of 0.46: a student at 0.81
+    macro-F1 is well above it, and its scores are shown beside that baseline (the interval is the accuracy's)."""
+    from distilloop.core.answers import LabelSet
+    from distilloop.loop.config import Component
+    from distilloop.loop.diagnostics import weak_student
+    from distilloop.loop.references import Reference, score
+    from distilloop.reports.table import describe_scores
+
+    gold = ["pos"] * 102 + ["neg"] * 18
+    ref = Reference("gold:dev", [str(i) for i in range(120)], gold)
+    pred = ["pos"] * 97 + ["neg"] * 5 + ["neg"] * 12 + ["pos"] * 6
+    sc = score(pred, ref, LabelSet(("neg", "pos")))
+    assert sc["baseline"] == pytest.approx(0.85) and sc["baseline_macro_f1"] == pytest.approx(0.4595, abs=1e-3)
+    assert sc["macro_f1"] > 0.75
+
+    class Active:
+        def active_student(self):
+            return {"metrics": {**sc, "reference": "gold:dev", "refs": {"gold:dev": sc}}, "n_train": 100}
+
+    mpnet = Component("embedding_linear", {"model": "mpnet"}, "[student]")
+    assert weak_student(Active(), "macro_f1", mpnet) == []
+    text = describe_scores({"reference": "gold:dev", "refs": {"gold:dev": sc}}, "macro_f1")
+    assert f"macro_f1 {100 * sc['macro_f1']:.1f}% on gold:dev (n=120, baseline 45.9%; accuracy 90.8%, 95% CI" in text
