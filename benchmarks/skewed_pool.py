@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         work = tmp / f"share-{share:g}"
         work.mkdir(exist_ok=True)
         data = write_data(rows, pool, real, work / "data.jsonl", rng)
-        dev = [json.loads(line)["label"] for line in open(data) if json.loads(line)["split"] == "dev"]
+        with open(data) as f:
+            dev = [r["label"] for r in map(json.loads, f) if r["split"] == "dev"]
         found = estimate_prior(dev, spec.labels)
         pools[share] = {"pool": len(pool), "positive": real, "dev_shares": found,
                         "majority": max(real, 1 - real)}

@@ -38,6 +38,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from distilloop.core.types import Vote
 from distilloop.errors import ConfigError
 
@@ -65,9 +67,7 @@ def normalize_prior(prior: Mapping[str, float], labels: Sequence[str], *, where:
     if total <= 0:
         raise ConfigError(f"{where}: the shares add up to 0; give each label its share, e.g. "
                           f"{{ {labels[0]} = 0.8, {labels[-1]} = 0.2 }}")
-    shares = {x: max(float(prior.get(x, 0.0)) / total, _MIN_SHARE) for x in labels}
-    z = sum(shares.values())
-    return {x: v / z for x, v in shares.items()}
+    return dict(zip(labels, normalize_list([float(prior.get(x, 0.0)) / total for x in labels])))
 
 
 def estimate_prior(gold: Sequence[str], labels: Sequence[str], *, min_items: int = MIN_PRIOR_ITEMS,
@@ -109,12 +109,9 @@ class BatchCalibration:
     def __init__(self, min_items: int = 20, prior: str | Mapping[str, float] = "auto") -> None:
         if isinstance(min_items, bool) or not isinstance(min_items, int) or min_items < 1:
             raise ConfigError(f"aggregation.calibrate_min_items: must be a positive integer, got {min_items!r}")
-        if isinstance(prior, str) and prior not in PRIORS:
+        if not isinstance(prior, Mapping) and prior not in PRIORS:
             raise ConfigError(f"aggregation.calibrate_prior: must be \"auto\", \"uniform\" or a table of label shares "
                               f"(e.g. {{ spam = 0.1, ham = 0.9 }}), got {prior!r}")
-        if not isinstance(prior, str | Mapping):
-            raise ConfigError(f"aggregation.calibrate_prior: must be \"auto\", \"uniform\" or a table of label shares, "
-                              f"got {prior!r}")
         self.min_items = min_items
         self.prior = prior
         self.bias_: dict[str, dict[str, float]] = {}
@@ -201,8 +198,6 @@ def _fit_to_shares(rows: list[list[float]], bias: list[float], shares: list[floa
     """The bias whose calibrated distributions of ``rows`` (log probabilities, one row per answer) average to
     ``shares``: each label's bias moved by the log ratio of its mean calibrated probability to its share until
     they agree (a fixed point that exists whenever every label is some answer's most likely one after a shift)."""
-    import numpy as np
-
     logp = np.asarray(rows, dtype=float)
     b = np.asarray(bias, dtype=float)
     target = np.log(np.asarray(shares, dtype=float))
