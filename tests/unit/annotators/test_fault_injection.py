@@ -20,6 +20,15 @@ HTTP_FAULTS = NOT_BILLED + BILLED_LOST
 ANSWER_FAULTS = ("bad_label", "bad_content", "empty_content")  # a 200 with a usage: billed, an invalid vote
 
 
+def tokens_in(u: dict) -> int:
+    return (u.get("prompt_tokens", 0) + u.get("input_tokens", 0) + u.get("cache_read_input_tokens", 0)
+            + u.get("cache_creation_input_tokens", 0))
+
+
+def tokens_out(u: dict) -> int:
+    return u.get("completion_tokens", 0) + u.get("output_tokens", 0)
+
+
 def remote_config(tmp_path, n=20):
     path = tmp_path / "campaign.toml"
     path.write_text(campaign_toml(name="faults", rounds=f"max_rounds = 1\ninitial_size = {n}\nconcurrency = 8",
@@ -82,19 +91,23 @@ def test_a_round_with_30_percent_mixed_failures(tmp_path, api):
     # answers outside the label set are invalid votes, not failures; they were billed
     invalid = [c for c in ok if not c.valid]
     assert len(invalid) == sum(f in ANSWER_FAULTS for f in api.injected) > 0
-    # the ledger is what the server billed, to the token and the cent (each lost answer re-based on the answer
-    # the same question got: the same prompt, the same usage)
+    # the ledger is what the server billed (each lost answer re-based on the answer the same question got: the
+    # same prompt, so the same input tokens; its output tokens are the answer's, which differ from the lost one's
+    # only where the answer that came was itself a broken one, e.g. a label outside the set)
     assert len(api.billed) == len(ok) + len(lost)
-    billed_in = sum(u.get("prompt_tokens", 0) + u.get("input_tokens", 0) + u.get("cache_read_input_tokens", 0)
-                    + u.get("cache_creation_input_tokens", 0) for u in api.billed)
-    billed_out = sum(u.get("completion_tokens", 0) + u.get("output_tokens", 0) for u in api.billed)
     spent = store.spent()
-    assert (spent.tokens_in, spent.tokens_out) == (billed_in, billed_out)
+    assert spent.tokens_in == sum(tokens_in(u) for u in api.billed)
+    questions: dict[tuple[str, str], list[dict]] = {}
+    for b in api.bills:  # a question's bills in the order the server sent them: the last is the answer received
+        questions.setdefault((b["example"], b["model"]), []).append(b)
+    assert len(questions) == 2 * n_items
     by_model = {t.model: t for t in campaign.teachers}
-    billed_usd = sum(by_model[b["model"]].cost(Usage(
-        b["usage"].get("prompt_tokens", 0) + b["usage"].get("input_tokens", 0),
-        b["usage"].get("completion_tokens", 0) + b["usage"].get("output_tokens", 0))) for b in api.bills)
-    assert spent.usd == pytest.approx(billed_usd)
+    rebased = [(len(bs), bs[-1]) for bs in questions.values()]
+    assert spent.tokens_out == sum(n * tokens_out(last["usage"]) for n, last in rebased)
+    if all(last["fault"] not in ANSWER_FAULTS for n, last in rebased if n > 1):  # re-based on sound answers:
+        assert spent.tokens_out == sum(tokens_out(u) for u in api.billed)  # exactly the bill
+    assert spent.usd == pytest.approx(sum(n * by_model[last["model"]].cost(
+        Usage(tokens_in(last["usage"]), tokens_out(last["usage"]))) for n, last in rebased))
 
     # rerun the same round's questions: everything is reused, nothing is sent or paid again
     sent = len(api.requests)
@@ -104,4 +117,27 @@ def test_a_round_with_30_percent_mixed_failures(tmp_path, api):
     again = asyncio.run(ensemble.annotate(items, 1))
     assert again.paid_calls == 0 and again.reused_calls == 2 * n_items and len(api.requests) == sent
     assert store.spent() == spent
+    campaign.close()
+
+
+def test_a_lost_answer_is_rebased_on_the_answer_its_question_got_even_a_broken_one(tmp_path, monkeypatch):
+    """Both teachers' first answers are lost on the way (billed), and the answers that then come are labels
+    outside the set (billed, invalid votes): each lost call is charged what the answer received cost, so the
+    ledger's input tokens are the bill's and its output tokens are twice the broken answers' (the estimate the
+    re-basing promises; the server billed the lost answers' own, longer output)."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    api = FakeLLMAPI(api_key=KEY, faults=["disconnect", "disconnect", "bad_label", "bad_label"],
+                     retry_after_s=0.001, prompt_cache=False)
+    campaign = open_campaign(remote_config(tmp_path, n=1), api)
+    campaign.run()
+    store = campaign.store
+    assert [b["fault"] for b in api.bills] == ["disconnect", "disconnect", "bad_label", "bad_label"]
+    rows = list(store.db.query("select status, charged from teacher_calls order by id"))
+    assert sorted((r["status"], r["charged"]) for r in rows) == [("error", "estimate")] * 2 + [("ok", "usage")] * 2
+    spent = store.spent()
+    assert spent.tokens_in == sum(tokens_in(u) for u in api.billed)
+    answered = [b["usage"] for b in api.bills if b["fault"] == "bad_label"]
+    assert spent.tokens_out == 2 * sum(tokens_out(u) for u in answered)
+    assert spent.tokens_out != sum(tokens_out(u) for u in api.billed)  # the lost answers were not broken ones
     campaign.close()
