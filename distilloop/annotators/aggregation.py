@@ -191,8 +191,9 @@ class DawidSkene:
     by the runner) with optional ``known`` labels from human review, which are clamped: they act as ground
     truth when estimating each teacher's confusion matrix. ``smoothing`` is a Dirichlet pseudo-count added to
     every cell (and ``diag_prior`` more to the diagonal) so a teacher seen on few items is assumed better than
-    chance rather than perfect or useless. A single item (``aggregate``) falls back to majority-vote
-    initialisation, which is all EM can do with one item.
+    chance rather than perfect or useless. The confusion matrices are learnt only from items with answers of two
+    or more teachers or a known label (``n_informative_``); every item's posterior uses them. A single item
+    (``aggregate``) falls back to majority-vote initialisation, which is all EM can do with one item.
     """
 
     name = "dawid_skene"
@@ -210,6 +211,7 @@ class DawidSkene:
         self.reliability_: dict[str, Reliability] = {}
         self.priors_: dict[str, float] = {}
         self.n_iter_ = 0
+        self.n_informative_ = 0  # items the confusion matrices were learnt from (two or more answers, or known)
 
     def aggregate(self, votes: Sequence[Vote], labels: Sequence[str]) -> Verdict:
         return self.aggregate_many({"_": list(votes)}, labels)["_"]
@@ -250,6 +252,11 @@ class DawidSkene:
         post /= post.sum(axis=1, keepdims=True)
         post[clamp] = clamped[clamp]
         prior_cells = self.smoothing + self.diag_prior * np.eye(k)
+        # the confusion matrices are learnt from the items that can say something about them: answered by two or
+        # more teachers, or with a known label. An item one teacher answered alone only echoes the starting guess
+        # (a cascade's items, mostly): fitted on those, EM keeps each teacher's own confidence as its reliability
+        informative = clamp | ((obs >= 0).sum(axis=1) >= 2)
+        self.n_informative_ = int(informative.sum())
         pi = np.full(k, 1.0 / k)
         conf = np.zeros((m, k, k))
         self.n_iter_ = 0
@@ -257,7 +264,7 @@ class DawidSkene:
             self.n_iter_ = it + 1
             # M-step: class priors and confusion matrices
             pi = (post.sum(axis=0) + 1.0) / (n + k)
-            conf = np.einsum("ik,ijl->jkl", post, onehot) + prior_cells[None]
+            conf = np.einsum("ik,ijl->jkl", post[informative], onehot[informative]) + prior_cells[None]
             conf /= conf.sum(axis=2, keepdims=True)
             # E-step
             log_post = np.log(pi)[None, :] + np.einsum("ijl,jkl->ik", onehot, np.log(conf))
@@ -269,7 +276,7 @@ class DawidSkene:
             post = new
             if delta < self.tol:
                 break
-        support = np.einsum("ik,ij->jk", post, (obs >= 0).astype(float))
+        support = np.einsum("ik,ij->jk", post[informative], (obs[informative] >= 0).astype(float))
         self.priors_ = {x: float(pi[lab_idx[x]]) for x in labels}
         self.reliability_ = {
             t: Reliability(t, {a: {b: float(conf[j, lab_idx[a], lab_idx[b]]) for b in labels} for a in labels},

@@ -135,26 +135,49 @@ def _print_versions(out: Any, versions: dict[str, Any]) -> None:
                   f"({by or '-'}), {d['n_skipped']} skipped" + (f", sha256 {d['sha256'][:12]}" if d["sha256"] else ""))
 
 
+MIN_RELIABILITY_ITEMS = 10  # a teacher's per-class rates on fewer items are mostly the prior
+
+
+def _print_reliability(out: Any, rel: list[dict[str, Any]]) -> None:
+    """Each teacher's per-class reliability (Dawid-Skene), and what it rests on: the items answered by two or
+    more teachers or reviewed (an item one teacher answered alone says nothing of that teacher's errors)."""
+    r0 = rel[0]
+    if not r0["n_items"]:
+        out.print("teacher reliability per class: not estimated yet (no item has answers of two teachers or a human "
+                  "review; a cascade asks its next teacher only where the first is unsure)")
+        return
+    out.print(f"teacher reliability per class ({r0['method']} over {r0['n_items']} items answered by two or more "
+              f"teachers or reviewed, {r0['n_known']} human-reviewed as known truth): "
+              "P(teacher says the class | true class)")
+    per: dict[str, list[str]] = {}
+    recall: dict[str, list[float]] = {}
+    seen: dict[str, float] = {}
+    for r in rel:
+        if r["true_label"] == r["given_label"]:
+            per.setdefault(r["teacher"], []).append(f"{r['true_label']} {r['prob']:.2f} (n~{r['support']:.0f})")
+            recall.setdefault(r["teacher"], []).append(r["prob"])
+            seen[r["teacher"]] = seen.get(r["teacher"], 0.0) + r["support"]
+    for teacher, parts in per.items():
+        if seen[teacher] < MIN_RELIABILITY_ITEMS:
+            out.print(f"  {teacher}: not estimated yet (it answered {seen[teacher]:.0f} of those items; "
+                      f"{MIN_RELIABILITY_ITEMS} needed)")
+            continue
+        # the mean of the per-class rates: a teacher that says one label to everything scores chance
+        balanced = sum(recall[teacher]) / len(recall[teacher])
+        out.print(f"  {teacher}: balanced accuracy {balanced:.2f} (chance {1 / len(recall[teacher]):.2f}); "
+                  f"{', '.join(parts)}")
+    if not r0["n_known"] and len(per) == 2:
+        out.print("  (two teachers and no review: where they disagree nothing says which is right, so these rest on "
+                  "agreement; reviewed items make them a measurement)")
+
+
 def _print_review_state(out: Any, store: Any, config: Any) -> None:
     """Teacher reliability per class, rationale agreement, inter-reviewer kappa, and a simulation notice."""
     from distilloop.loop.steps.review import review_agreement
 
     rel = store.reliability()
     if rel:
-        r0 = rel[0]
-        out.print(f"teacher reliability per class ({r0['method']} over {r0['n_items']} items, "
-                  f"{r0['n_known']} human-reviewed as known truth): P(teacher says the class | true class)")
-        per: dict[str, list[str]] = {}
-        recall: dict[str, list[float]] = {}
-        for r in rel:
-            if r["true_label"] == r["given_label"]:
-                per.setdefault(r["teacher"], []).append(f"{r['true_label']} {r['prob']:.2f} (n~{r['support']:.0f})")
-                recall.setdefault(r["teacher"], []).append(r["prob"])
-        for teacher, parts in per.items():
-            # the mean of the per-class rates: a teacher that says one label to everything scores chance
-            balanced = sum(recall[teacher]) / len(recall[teacher])
-            out.print(f"  {teacher}: balanced accuracy {balanced:.2f} (chance {1 / len(recall[teacher]):.2f}); "
-                      f"{', '.join(parts)}")
+        _print_reliability(out, rel)
     agree, sided = store.rationale_agreement()
     if sided:
         out.print(f"rationales support one label on {agree} of {sided} items where they take a side")

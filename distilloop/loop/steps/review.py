@@ -29,7 +29,7 @@ def update_reliability(store: Store, labels: Sequence[str]) -> None:
     known = store.human_labels()
     ds = DawidSkene()
     ds.fit(history, labels, known)
-    store.save_reliability(reliability_rows(ds.reliability_), method=ds.name, n_items=len(history),
+    store.save_reliability(reliability_rows(ds.reliability_), method=ds.name, n_items=ds.n_informative_,
                            n_known=sum(1 for ex in history if ex in known))
 
 

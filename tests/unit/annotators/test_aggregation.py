@@ -115,6 +115,29 @@ def test_dawid_skene_clamps_human_reviewed_items_and_learns_from_them():
     assert abs(informed.reliability_["t2"].accuracy("negative") - 0.5) < 0.2
 
 
+def test_dawid_skene_learns_reliability_only_from_items_two_teachers_answered():
+    """A cascade's items mostly carry one teacher's answer: those say nothing of its errors. The confusion
+    matrices are learnt from the items answered together (``n_informative_``, what ``status`` reports them on);
+    every item still gets its posterior, and a teacher that answered alone everywhere keeps the prior."""
+    rng = np.random.default_rng(3)
+    truth, both = synthetic(80, [0.9, 0.9, 0.9], rng)
+    alone = {f"s{i}": [v("t0", L[i % 2], conf=0.55, dist={L[i % 2]: 0.55, L[1 - i % 2]: 0.45})] for i in range(300)}
+    fitted = DawidSkene()
+    out = fitted.aggregate_many({**both, **alone}, L)
+    reference = DawidSkene()
+    reference.fit(both, L)
+    assert fitted.n_informative_ == 80 and reference.n_informative_ == 80
+    assert all(fitted.reliability_["t0"].accuracy(label) > 0.8 for label in L)
+    assert sum(fitted.reliability_["t0"].support.values()) == pytest.approx(80)  # the items answered together
+    assert all(out[f"s{i}"].label == L[i % 2] for i in range(300))
+    # one teacher alone on every item: nothing to learn from, the prior (better than chance) is all it has
+    lone = DawidSkene()
+    lone.fit(alone, L)
+    assert lone.n_informative_ == 0
+    assert lone.reliability_["t0"].accuracy("positive") == pytest.approx(2 / 3)
+    assert sum(lone.reliability_["t0"].support.values()) == 0
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.lists(st.sampled_from(["negative", "positive", None]), min_size=3, max_size=3),
                 min_size=1, max_size=15))

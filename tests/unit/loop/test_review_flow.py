@@ -129,3 +129,45 @@ def test_reviewer_kappa_and_cli_pull_with_the_simulated_reviewer(tmp_path, capsy
     assert "reviewer agreement: cohen kappa" in capsys.readouterr().out
     assert main(["review", "status", str(path)]) == 0
     assert re.search(r"reviews recorded: \d+ \((human|simulated): \d+, (human|simulated): \d+\)", capsys.readouterr().out)
+
+
+class Lines:
+    def __init__(self):
+        self.lines = []
+
+    def print(self, text):
+        self.lines.append(text)
+
+
+def reliability_lines(items, known=None):
+    from distilloop.annotators.aggregation import DawidSkene, reliability_rows
+    from distilloop.cli.inspect import _print_reliability
+    from distilloop.core.types import Vote
+
+    ds = DawidSkene()
+    ds.fit({ex: [Vote(t, lab) for t, lab in vs] for ex, vs in items.items()}, ("negative", "positive"), known)
+    rows = [{**r, "method": ds.name, "n_items": ds.n_informative_, "n_known": len(known or {})}
+            for r in reliability_rows(ds.reliability_)]
+    out = Lines()
+    _print_reliability(out, rows)
+    return out.lines
+
+
+def test_status_says_what_teacher_reliability_rests_on():
+    # a cascade whose first teacher was sure everywhere: nothing to estimate from, and status says so
+    alone = {f"x{i}": [("a", "positive" if i % 2 else "negative")] for i in range(40)}
+    assert reliability_lines(alone) == [
+        "teacher reliability per class: not estimated yet (no item has answers of two teachers or a human review; a "
+        "cascade asks its next teacher only where the first is unsure)"]
+    # 4 items answered together: counted, too few to show rates, and the two-teacher caveat
+    both = {f"y{i}": [("a", "positive"), ("b", "positive" if i % 2 else "negative")] for i in range(4)}
+    lines = reliability_lines({**alone, **both})
+    assert "over 4 items answered by two or more teachers or reviewed, 0 human-reviewed" in lines[0]
+    assert "  a: not estimated yet (it answered 4 of those items; 10 needed)" in lines
+    assert "nothing says which is right" in lines[-1]
+    # 30 items answered together, 10 reviewed: per-class rates, and no caveat
+    many = {f"z{i}": [("a", "positive" if i % 3 else "negative"), ("b", "positive")] for i in range(30)}
+    lines = reliability_lines({**alone, **many}, known={f"z{i}": "positive" for i in range(10)})
+    assert "over 30 items" in lines[0] and "10 human-reviewed as known truth" in lines[0]
+    assert any(line.startswith("  a: balanced accuracy") for line in lines)
+    assert not any("nothing says which is right" in line for line in lines)
