@@ -157,6 +157,7 @@ def _print_reliability(out: Any, rel: list[dict[str, Any]]) -> None:
             per.setdefault(r["teacher"], []).append(f"{r['true_label']} {r['prob']:.2f} (n~{r['support']:.0f})")
             recall.setdefault(r["teacher"], []).append(r["prob"])
             seen[r["teacher"]] = seen.get(r["teacher"], 0.0) + r["support"]
+    shown = 0
     for teacher, parts in per.items():
         if seen[teacher] < MIN_RELIABILITY_ITEMS:
             out.print(f"  {teacher}: not estimated yet (it answered {seen[teacher]:.0f} of those items; "
@@ -166,7 +167,8 @@ def _print_reliability(out: Any, rel: list[dict[str, Any]]) -> None:
         balanced = sum(recall[teacher]) / len(recall[teacher])
         out.print(f"  {teacher}: balanced accuracy {balanced:.2f} (chance {1 / len(recall[teacher]):.2f}); "
                   f"{', '.join(parts)}")
-    if not r0["n_known"] and len(per) == 2:
+        shown += 1
+    if shown and not r0["n_known"] and len(per) == 2:
         out.print("  (two teachers and no review: where they disagree nothing says which is right, so these rest on "
                   "agreement; reviewed items make them a measurement)")
 

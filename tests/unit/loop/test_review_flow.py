@@ -163,8 +163,12 @@ def test_status_says_what_teacher_reliability_rests_on():
     both = {f"y{i}": [("a", "positive"), ("b", "positive" if i % 2 else "negative")] for i in range(4)}
     lines = reliability_lines({**alone, **both})
     assert "over 4 items answered by two or more teachers or reviewed, 0 human-reviewed" in lines[0]
-    assert "  a: not estimated yet (it answered 4 of those items; 10 needed)" in lines
-    assert "nothing says which is right" in lines[-1]
+    assert lines[1:] == ["  a: not estimated yet (it answered 4 of those items; 10 needed)",
+                         "  b: not estimated yet (it answered 4 of those items; 10 needed)"]
+    # 12 items answered together without a review: rates, resting on agreement alone, and said so
+    twelve = {f"w{i}": [("a", "positive"), ("b", "positive" if i % 4 else "negative")] for i in range(12)}
+    lines = reliability_lines({**alone, **twelve})
+    assert lines[1].startswith("  a: balanced accuracy") and "nothing says which is right" in lines[-1]
     # 30 items answered together, 10 reviewed: per-class rates, and no caveat
     many = {f"z{i}": [("a", "positive" if i % 3 else "negative"), ("b", "positive")] for i in range(30)}
     lines = reliability_lines({**alone, **many}, known={f"z{i}": "positive" for i in range(10)})
