@@ -5,7 +5,8 @@ round (``run``) and by ``status`` and the HTML report.
 - training labels that hold one class: the student can only learn a constant;
 - teachers that agree no better than chance (Cohen's kappa, corrected for each teacher's own label rates, so two
   teachers that both say the majority label to everything do not look like they agree);
-- a student at or below the majority-class baseline of its reference.
+- a student at or below the majority-class baseline of its reference;
+- a teacher that answered none of its questions in the last round it was asked (a dead server, a wrong key).
 """
 
 from __future__ import annotations
@@ -118,8 +119,38 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
              student: Any = None) -> list[str]:
     """Every warning that holds for the campaign now (``calibrated``: the votes are batch-calibrated; ``student``:
     the campaign's ``[student]``, for the advice on a weak student)."""
-    return [*constant_teachers(store, space, calibrated), *one_class(store, space), *chance_agreement(store, space),
-            *weak_student(store, metric, student, len(space.labels))]
+    return [*failing_teachers(store), *constant_teachers(store, space, calibrated), *one_class(store, space),
+            *chance_agreement(store, space), *weak_student(store, metric, student, len(space.labels))]
+
+
+def failing_teachers(store: Store) -> list[str]:
+    """Teachers whose every call failed in the last rounds they were asked in: the items they were asked about
+    were decided on the other teachers' answers alone (or not at all)."""
+    streak: dict[str, list[dict[str, Any]]] = {}  # per teacher, its latest rounds without one answer
+    for r in store.db.query(
+            "select teacher, round, sum(status = 'ok') ok, sum(status = 'error') failed, count(distinct example_id) "
+            "items, max(case when status = 'error' then id end) last_error from teacher_calls group by teacher, round "
+            "order by round"):
+        if r["ok"] or not r["failed"]:
+            streak[r["teacher"]] = []
+        else:
+            streak.setdefault(r["teacher"], []).append(r)
+    out = []
+    for teacher, rounds in streak.items():
+        if not rounds:
+            continue
+        error = store.db.execute("select error from teacher_calls where id = ?", [rounds[-1]["last_error"]]).fetchone()
+        error = (error[0] or "").removeprefix(f"teacher {teacher}: ")[:300]
+        nums = [r["round"] for r in rounds]
+        where = f"round {nums[0]}" if len(nums) == 1 else f"rounds {nums[0]}-{nums[-1]}"
+        again = [n for n in nums if n > 0]  # round 0 is the evaluation set, not labels to relabel
+        fix = (f", then `distilloop relabel --round N` (N = {', '.join(map(str, again))}) asks those items again "
+               "(answers already paid for are reused)" if again else "")
+        out.append(f"teacher {teacher} answered none of its {sum(r['items'] for r in rounds)} question(s) in {where} "
+                   f"({sum(r['failed'] for r in rounds)} failed call(s), the last: {error}): those items were decided "
+                   "on the other teachers' answers. Fix it (its base_url, API key or server; `distilloop pilot` tries "
+                   f"every teacher on a few items){fix}")
+    return out
 
 
 def warn_once(store: Store, space: AnswerSpace, metric: str, said: set[str], warn: Callable[[str], None],

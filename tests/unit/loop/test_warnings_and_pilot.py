@@ -163,3 +163,34 @@ def test_a_macro_f1_student_is_compared_with_the_majority_labels_macro_f1():
     assert weak_student(Active(), "macro_f1", mpnet) == []
     text = describe_scores({"reference": "gold:dev", "refs": {"gold:dev": sc}}, "macro_f1")
     assert f"macro_f1 {100 * sc['macro_f1']:.1f}% on gold:dev (n=120, baseline 45.9%; accuracy 90.8%, 95% CI" in text
+
+
+def test_a_teacher_that_answers_nothing_is_called_out_with_what_failed_and_how_to_ask_again(tmp_path):
+    """A teacher whose server is down (a closed port on loopback) fails every question of the round: `status` says
+    which teacher, how many questions, the last error, and the relabel that asks them again once it is fixed;
+    after the fix that relabel pays only for the teacher that failed, and the warning is gone."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    replay = f'kind = "replay"\nmodel = "m"\npath = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\n'
+    dead = f'kind = "openai_compatible"\nmodel = "m"\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+    cfg = tmp_path / "c.toml"
+    body = campaign_toml(name="dead", rounds="max_rounds = 1\ninitial_size = 12",
+                         extra=f'[[teachers]]\nname = "a"\n{replay}source = "a"\n[[teachers]]\nname = "b"\nDEAD')
+    cfg.write_text(body.replace("DEAD", dead))
+    assert cli("run", cfg).returncode == 0
+    out = " ".join(cli("status", cfg).stdout.split())
+    said = re.search(r"teacher b answered none of its (\d+) question\(s\) in round 1 \((\d+) failed call\(s\), the "
+                     r"last: cannot reach [^)]*\): those items were decided on the other teachers' answers", out)
+    assert said and int(said[1]) == 12 and int(said[2]) >= 12
+    assert "`distilloop relabel --round N` (N = 1)" in out
+    assert any("teacher b answered none" in w for w in json.loads(cli("status", cfg, "--json").stdout)["warnings"])
+    cfg.write_text(body.replace("DEAD", f'{replay}source = "b"\n'))  # fixed
+    relabel = cli("relabel", cfg, "--round", "1", "--json")
+    assert relabel.returncode == 0, relabel.stderr
+    result = json.loads(relabel.stdout)
+    assert (result["paid_calls"], result["reused"]) == (12, 12)  # b's twelve answers; a's reused
+    out = " ".join(cli("status", cfg).stdout.split())
+    assert "answered none" not in out
