@@ -46,6 +46,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(est.as_dict(), indent=2, default=str))
         return 0
+    if not est.campaign_items:
+        why = ("every pool item is labeled or set aside for a reference; `distilloop add DATA` grows the pool"
+               if not est.pool_left else f"the campaign has run its {est.next_round - 1} round(s), {est.pool_left} "
+               "pool item(s) unlabeled; raise \\[rounds] max_rounds for more")
+        console().print(f"{est.name}: nothing left to estimate: {why}")
+        return 0
     table = Table(title=f"Estimate for {est.name}: the next round, {est.next_round} ({est.next_round_items} items); "
                         f"the campaign: {est.remaining_rounds} round(s) left, this one included "
                         f"({est.campaign_items} items)")
@@ -62,6 +68,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     caps = est.caps
     c.print(f"budget: ${est.spent.usd:.4f} spent of {'no cap' if caps.usd is None else f'${caps.usd:.2f}'}; "
             f"{est.verdict()}")
+    for note in est.notes:
+        c.print(f"note: {note}")
     c.print(f"method: {est.method}")
     return 0
 

@@ -77,6 +77,7 @@ class CampaignEstimate:
     caps: Caps
     teachers: list[TeacherEstimate] = field(default_factory=list)
     method: str = METHOD
+    notes: list[str] = field(default_factory=list)  # what the figures assume that the campaign may not do
 
     def total(self, attr: str) -> Spend:
         out = Spend()
@@ -139,7 +140,8 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
         try:
             corrections = Corrections.from_store(store, parts.teachers)
             examples = store.examples()
-            taken = store.annotated_ids()
+            # as `run` takes its pool: neither annotated nor set aside for a reference nor skipped as too long
+            taken = store.annotated_ids() | store.reserved_ids() | set(store.get_meta("too_long") or [])
             rounds = store.rounds()
             done = sum(1 for r in rounds if r["status"] == "done" and r["strategy"] != RELABEL)  # max_rounds' count
             if rounds and rounds[-1]["status"] == "annotating":
@@ -162,15 +164,27 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     items = [make_item(config, parts, e) for e in picked]  # as `run` asks them: the same rationale policy
     k = max(1, len(picked))
     n_next, n_all = est.next_round_items, est.campaign_items
+    later = (config.routing.cascade or [])[1:]
+    never = [name for name in later if seen and name not in observed]  # the tiers before it were always sure
     for t in parts.teachers:
         exp, up = Spend(), Spend()
         for it in items:
             exp = exp + corrections.expected(t, it)
             up = up + upper_bound(t, it, exact=False)
-        total, n = (observed[t.name], seen) if t.name in observed else (exp, k)
+        total, n = (observed[t.name], seen) if t.name in observed else (Spend(), seen) if t.name in never else (exp, k)
         est.teachers.append(TeacherEstimate(
             t.name, t.model, getattr(t, "mode", "live"), total.scaled(1 / n), up.scaled(1 / k),
             total.scaled(n_next / n), up.scaled(n_next / k), total.scaled(n_all / n), up.scaled(n_all / k)))
+    unseen = [name for name in later if not seen]
+    if unseen:
+        est.notes.append(
+            f"{', '.join(unseen)}: a later tier of the cascade, counted here on every item until the campaign has "
+            f"labeled {MIN_ITEMS} items; the cascade asks it only where the teachers before it are unsure, so expect "
+            "less (`distilloop pilot` or a first round measures how often)")
+    if never:
+        est.notes.append(
+            f"{', '.join(never)}: a later tier of the cascade the campaign has not asked about any of its {seen} "
+            "labeled items (the teachers before it were sure): counted at nothing; its upper bound stands")
     return est
 
 

@@ -80,3 +80,74 @@ def test_an_existing_campaign_is_estimated_from_its_store(tmp_path):
     assert est.spent == spent and est.pool_left == pool - 20
     # the replay teachers' recorded usage is the exact per-item bound where they have the item
     assert all(t.per_item_upper.tokens_in > 0 for t in est.teachers)
+
+
+def cascade_config(tmp_path, sure: float):
+    """Teachers a then b in a cascade; a's recorded answers carry a confidence of ``sure``."""
+    import gzip
+
+    from tests.conftest import FIXTURES
+
+    rows = [json.loads(x) for x in gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt")]
+    out = []
+    for r in rows:
+        out.append({**r, "confidence": sure} if r["teacher"] == "a" else r)
+    rec = tmp_path / "rec.jsonl"
+    rec.write_text("".join(json.dumps(r) + "\n" for r in out))
+    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "gpt-4o-mini"\npath = "{rec}"\n'
+                       f'source = "{t}"\n' for t in ("a", "b"))
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(name="casc", rounds="max_rounds = 3\ninitial_size = 20\nbatch_size = 10",
+                                  extra=teachers + '[routing]\ncascade = ["a", "b"]\n'))
+    return load_config(path)
+
+
+def test_a_cascade_later_tier_is_said_to_be_counted_on_every_item_until_measured(tmp_path):
+    from distilloop.loop.campaign import Campaign
+
+    cfg = cascade_config(tmp_path, sure=0.99)
+    est = estimate_campaign(cfg)
+    a, b = est.teachers
+    assert b.campaign.tokens_in == pytest.approx(a.campaign.tokens_in, rel=0.05)  # every item, and said so
+    assert len(est.notes) == 1 and est.notes[0].startswith("b: a later tier of the cascade, counted here on every")
+    c = Campaign.open(cfg)
+    c.run(max_rounds=1)
+    asked_b = sum(1 for x in c.store.calls() if x.teacher == "b")
+    c.close()
+    assert asked_b == 0  # a was sure of every item
+    est = estimate_campaign(cfg)
+    a, b = est.teachers
+    assert b.campaign.tokens_in == 0 and b.campaign_upper.tokens_in > 0 and a.campaign.tokens_in > 0
+    assert len(est.notes) == 1 and "has not asked about any of its 20 labeled items" in est.notes[0]
+
+
+def test_items_set_aside_for_a_reference_are_not_left_to_label(tmp_path):
+    from distilloop.loop.campaign import Campaign
+    from tests.conftest import replay_config
+
+    path = replay_config(tmp_path, rounds="max_rounds = 3\ninitial_size = 20\nbatch_size = 10",
+                         extra='[evaluation]\nreference = "teachers"\nheldout_size = 8\n')
+    cfg = load_config(path)
+    c = Campaign.open(cfg)
+    c.run(max_rounds=1)
+    pool = c.store.count("examples", "split = 'pool'")
+    reserved = len(c.store.reserved_ids())
+    c.close()
+    assert reserved == 8
+    assert estimate_campaign(cfg).pool_left == pool - 20 - 8
+
+
+def test_the_cli_says_why_nothing_is_left(tmp_path):
+    from distilloop.loop.campaign import Campaign
+    from tests.conftest import replay_config
+
+    path = replay_config(tmp_path, rounds="max_rounds = 1\ninitial_size = 20")
+    c = Campaign.open(load_config(path))
+    c.run()
+    c.close()
+    out = subprocess.run([sys.executable, "-m", "distilloop.cli", "estimate", str(path)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    said = " ".join(out.stdout.split())
+    assert "nothing left to estimate: the campaign has run its 1 round(s)," in said
+    assert "raise [rounds] max_rounds for more" in said
