@@ -75,6 +75,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_pilot(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from distilloop.loop.campaign import Campaign
@@ -96,12 +97,12 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     how = ("every teacher" if not config.routing.cascade else
            "the teachers as the campaign asks them (cascade: a later tier only where the one before is unsure)")
     table = Table(title=f"Pilot of {config.campaign.name}: {how} on {rep.n} pool items")
-    for col in ("teacher", "answered", "invalid", "labels given", "accuracy (gold)", "tokens / item", "$ / item",
-                "seconds / item"):
+    for col in ("teacher", "answered", "invalid", "failed", "labels given", "accuracy (gold)", "tokens / item",
+                "$ / item", "seconds / item"):
         table.add_column(col, justify="left" if col in ("teacher", "labels given") else "right")
     for p in rep.teachers:
         n = max(1, p.answered)
-        table.add_row(p.teacher, str(p.answered), str(p.invalid), describe_counts(p.labels),
+        table.add_row(p.teacher, str(p.answered), str(p.invalid), str(p.failed), describe_counts(p.labels),
                       "-" if p.accuracy is None else f"{100 * p.accuracy:.1f}% (n={p.judged})",
                       f"{p.spend.tokens / n:,.0f}", f"${p.spend.usd / n:.5f}", f"{p.seconds / n:.2f}")
     c.print(table)
@@ -115,6 +116,10 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     c.print(f"projected campaign: {rep.campaign_items} items, {rep.projected.tokens:,} tokens, ${rep.projected.usd:.4f}, "
             f"about {rep.projected_seconds / 60:.0f} min of teacher time, about {rep.projected_reviews:.0f} reviews")
     for p in rep.teachers:
+        if p.failed:
+            c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave no answer to {p.failed} of the "
+                    f"{p.failed + p.answered} items it was asked about" + (f"; the last error: {escape(p.error)}"
+                                                                          if p.error else ""))
         top = max(p.labels.values(), default=0)
         if p.answered >= 10 and top >= 0.95 * sum(p.labels.values()) and len(config.space.labels) > 1:
             c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave one label to {top} of {sum(p.labels.values())} "

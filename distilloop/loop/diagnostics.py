@@ -148,8 +148,8 @@ def failing_teachers(store: Store) -> list[str]:
                "(answers already paid for are reused)" if again else "")
         out.append(f"teacher {teacher} answered none of its {sum(r['items'] for r in rounds)} question(s) in {where} "
                    f"({sum(r['failed'] for r in rounds)} failed call(s), the last: {error}): those items were decided "
-                   "on the other teachers' answers. Fix it (its base_url, API key or server; `distilloop pilot` tries "
-                   f"every teacher on a few items){fix}")
+                   "on the other teachers' answers. Fix it (its base_url, API key or server; `distilloop pilot` asks "
+                   f"the teachers about a few items and shows what failed){fix}")
     return out
 
 

@@ -32,6 +32,8 @@ class TeacherPilot:
     teacher: str
     answered: int = 0
     invalid: int = 0
+    failed: int = 0  # items it was asked about and gave no answer to (every attempt failed, or it was taken out)
+    error: str | None = None  # the last failure's message
     labels: dict[str, int] = field(default_factory=dict)
     correct: int = 0
     judged: int = 0
@@ -88,9 +90,17 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
     per = {t.name: TeacherPilot(t.name) for t in env.parts.teachers}
     wanted = set(ids)
     for call in store.calls(round_no=0):  # what was paid: one call serves every item with the same prompt
-        if call.example_id in wanted and call.status == "ok" and call.teacher in per:
+        if call.example_id in wanted and call.teacher in per:
             p = per[call.teacher]
-            p.spend = p.spend + Spend(call.tokens_in, call.tokens_out, call.cost_usd)
+            if call.status == "ok":
+                p.spend = p.spend + Spend(call.tokens_in, call.tokens_out, call.cost_usd)
+            elif call.status == "error" and call.error:
+                p.error = call.error.removeprefix(f"teacher {call.teacher}: ")
+    for i in ids:  # asked and not answered: failed (a missing vote is dissent, and the table says it)
+        got = {v.teacher for v in result.votes.get(i, [])}
+        for name in asked(env, ann, i):
+            if name in per and name not in got:
+                per[name].failed += 1
     for i in ids:  # what each item got: its teachers' own answers (before calibration), duplicates included
         for v in result.votes.get(i, []):
             tp = per.get(v.teacher)

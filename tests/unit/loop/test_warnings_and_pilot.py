@@ -194,3 +194,26 @@ def test_a_teacher_that_answers_nothing_is_called_out_with_what_failed_and_how_t
     assert (result["paid_calls"], result["reused"]) == (12, 12)  # b's twelve answers; a's reused
     out = " ".join(cli("status", cfg).stdout.split())
     assert "answered none" not in out
+
+
+def test_the_pilot_shows_a_teacher_that_fails_and_why(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="pilot-dead", extra=(
+        f'[[teachers]]\nname = "a"\nkind = "replay"\nmodel = "m"\npath = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\n'
+        f'source = "a"\n[[teachers]]\nname = "b"\nkind = "openai_compatible"\nmodel = "m"\n'
+        f'base_url = "http://127.0.0.1:{port}/v1"\n')))
+    out = cli("pilot", cfg, "-n", "6")
+    assert out.returncode == 0, out.stderr
+    said = " ".join(out.stdout.split())
+    assert re.search(r"│ b +│ +0 │ +0 │ +6 │", out.stdout)  # answered, invalid, failed
+    assert "warning: teacher b gave no answer to 6 of the 6 items it was asked about; the last error: cannot reach" \
+        in said
+    rep = json.loads(cli("pilot", cfg, "-n", "6", "--json").stdout)
+    by = {t["teacher"]: t for t in rep["teachers"]}
+    assert (by["a"]["answered"], by["a"]["failed"]) == (6, 0)
+    assert by["b"]["failed"] == 6 and "cannot reach" in by["b"]["error"]
