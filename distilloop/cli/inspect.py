@@ -11,10 +11,17 @@ from distilloop.cli.common import console, open_store, with_config
 from distilloop.errors import UserInputError
 
 
+def _warnings(store: Any, config: Any) -> list[str]:
+    """Every warning that holds for the campaign now (what `run` says after each round)."""
+    from distilloop.loop import diagnostics
+
+    return diagnostics.warnings(store, config.space, config.evaluation.metric,
+                                config.aggregation.params.get("calibrate") == "batch", config.student)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from distilloop.loop import diagnostics
     from distilloop.loop.steps.review import review_agreement
     from distilloop.loop.stopping import kappa_history, stop_set
     from distilloop.reports.table import rounds_table, row_dict, summary, versions_summary
@@ -35,8 +42,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             s["rounds_table"] = [row_dict(r) for r in rows]
             s["teacher_reliability"] = store.reliability()
             s["review_agreement"] = review_agreement(store, config.space)
-            s["warnings"] = diagnostics.warnings(store, config.space, config.evaluation.metric,
-                                                 config.aggregation.params.get("calibrate") == "batch", config.student)
+            s["warnings"] = _warnings(store, config)
             s["short_votes"] = store.short_votes()
             s["calibration_prior"] = store.get_meta("calibration_prior")
             print(json.dumps(s, indent=2, default=str))
@@ -67,8 +73,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _print_review_state(out, store, config)
         _print_versions(out, versions)
         out.print(rounds_table(rows))
-        calibrated = config.aggregation.params.get("calibrate") == "batch"
-        for message in diagnostics.warnings(store, config.space, config.evaluation.metric, calibrated, config.student):
+        for message in _warnings(store, config):
             out.print(f"[yellow]warning:[/yellow] {escape(message)}")
         if kappas:
             by_round = ", ".join(f"round {k['round']} {k['kappa']:.3f}" for k in kappas)
@@ -194,6 +199,8 @@ def _print_review_state(out: Any, store: Any, config: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from distilloop.reports.table import rounds_table, row_dict, summary
 
     config, store = open_store(args)
@@ -201,15 +208,17 @@ def cmd_report(args: argparse.Namespace) -> int:
         caps, _ = config.budget.caps()
         s = summary(store, caps)
         rows = store.round_rows()
+        warned = _warnings(store, config)
         if args.html is not None:
             from distilloop.reports.html import write_html_report
 
             path = Path(args.html) if args.html else config.beside_store(".report.html")
-            write_html_report(store, path, caps=caps, eval_split=config.evaluation.split)
+            write_html_report(store, path, caps=caps, eval_split=config.evaluation.split, warnings=warned)
             print(f"wrote the HTML report to {path}")
             return 0
         if args.json:
-            print(json.dumps({"summary": s, "rounds": [row_dict(r) for r in rows]}, indent=2, default=str))
+            print(json.dumps({"summary": s, "rounds": [row_dict(r) for r in rows], "warnings": warned}, indent=2,
+                             default=str))
             return 0
         out = console()
         out.rule(f"distilloop report: {s['name']}")
@@ -217,6 +226,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         _print_spend(out, s, caps)
         _print_teachers(out, s)
         _print_student(out, s, config.evaluation.metric)
+        for message in warned:
+            out.print(f"[yellow]warning:[/yellow] {escape(message)}")
         out.print(f"stop reason: {s['stop_reason'] or 'not stopped (`distilloop run` continues it)'}")
     finally:
         store.close()

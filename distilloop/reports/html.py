@@ -38,6 +38,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 a
 color:#1d2430;background:#fff;font-size:14px;line-height:1.4}
 h1{font-size:24px;margin:8px 0 4px}h2{font-size:19px;border-bottom:2px solid #d8dee8;padding-bottom:4px;margin-top:28px}
 h3{font-size:15px;margin:16px 0 6px}nav a{margin-right:12px;color:#2456a6}.muted{color:#667085}
+.warn{background:#fff7e6;border-left:4px solid #f5a623;padding:8px 12px 8px 28px}
 table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}th,td{border:1px solid #d8dee8;padding:3px 8px}
 th{background:#f2f5f9;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.total td{font-weight:600;background:#f8fafc}img{max-width:100%;border:1px solid #eef1f5}
@@ -287,9 +288,10 @@ def _hardest(store: Store, n: int) -> str:
 
 # -- the document ----------------------------------------------------------------------------------------
 def render_html(store: Store, *, caps: Any = None, eval_split: str | None = None, n_hardest: int = 12,
-                student_loader: Callable[[str], Any] | None = None) -> str:
+                student_loader: Callable[[str], Any] | None = None, warnings: Sequence[str] = ()) -> str:
     """The report as a string. ``caps`` (a :class:`~distilloop.core.ledger.Caps`) defaults to the budget in
-    the campaign's recorded config; ``eval_split`` to its ``[evaluation] split`` (``test``)."""
+    the campaign's recorded config; ``eval_split`` to its ``[evaluation] split`` (``test``); ``warnings`` (what
+    ``status`` warns of) open the summary."""
     if caps is None:
         from distilloop.core.ledger import Caps
 
@@ -298,7 +300,9 @@ def render_html(store: Store, *, caps: Any = None, eval_split: str | None = None
     eval_split = eval_split or _config_value(store, "evaluation", "split", "test")
     space = answer_space(_config_value(store, "campaign", "answer", "label"), store.get_meta("labels") or [])
     name = store.get_meta("name") or "campaign"
-    bodies = {"summary": _summary(store, caps, eval_split), "learning-curve": _learning_curve(store),
+    warned = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    bodies = {"summary": (f'<ul id="warnings" class="warn">{warned}</ul>' if warned else "")
+              + _summary(store, caps, eval_split), "learning-curve": _learning_curve(store),
               "spend": _spend(store), "agreement": _agreement(store), "reviews": _reviews(store),
               "confusion": _confusion(store, eval_split, space, student_loader), "versions": _versions(store),
               "hardest": _hardest(store, n_hardest)}

@@ -187,6 +187,10 @@ def test_a_teacher_that_answers_nothing_is_called_out_with_what_failed_and_how_t
     assert said and int(said[1]) == 12 and int(said[2]) >= 12
     assert "`distilloop relabel --round N` (N = 1)" in out
     assert any("teacher b answered none" in w for w in json.loads(cli("status", cfg, "--json").stdout)["warnings"])
+    assert "warning: teacher b answered none" in " ".join(cli("report", cfg).stdout.split())  # the report says it
+    assert any("teacher b answered none" in w for w in json.loads(cli("report", cfg, "--json").stdout)["warnings"])
+    assert cli("report", cfg, "--html", tmp_path / "r.html").returncode == 0
+    assert re.search(r'<ul id="warnings" class="warn"><li>teacher b answered none', (tmp_path / "r.html").read_text())
     cfg.write_text(body.replace("DEAD", f'{replay}source = "b"\n'))  # fixed
     relabel = cli("relabel", cfg, "--round", "1", "--json")
     assert relabel.returncode == 0, relabel.stderr
