@@ -114,15 +114,31 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
     if note:
         print(note)
+    answers = not numeric and not args.labels and looks_like_answers(labels)
+    if answers:
+        print(f"note: every label is a number and they are not codes 0, 1, 2... ({', '.join(labels[:6])}"
+              f"{', ...' if len(labels) > 6 else ''}): if these are answers to work out (math word problems), run "
+              "init again with --answer number; as written, the campaign treats them as a fixed set of classes")
     if not args.task and not numeric:
         from distilloop.core.answers import normalize_number
 
-        codes = all(normalize_number(x) is not None for x in labels)
+        codes = not answers and all(normalize_number(x) is not None for x in labels)
         print(f"note: the teachers' instruction is a placeholder ({task!r}): say what to label and how, with "
               f"--task or [campaign] task"
               + (f"; the labels are codes ({', '.join(labels[:5])}), so say what each one means there, or name "
                  "them in the data (negative, positive...)" if codes else ""))
     return 0
+
+
+def looks_like_answers(labels: list[str]) -> bool:
+    """Labels that are all numbers but not a run of codes (0, 1, 2... or 1, 2, 3...): open numeric answers."""
+    from distilloop.core.answers import normalize_number
+
+    values = [normalize_number(x) for x in labels]
+    if len(values) < 2 or any(v is None for v in values):
+        return False
+    ints = sorted(int(v) for v in values if v is not None and float(v).is_integer())
+    return len(ints) < len(values) or ints[0] not in (0, 1) or ints != list(range(ints[0], ints[0] + len(ints)))
 
 
 # -- models -----------------------------------------------------------------------------------------------

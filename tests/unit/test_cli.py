@@ -252,3 +252,20 @@ def test_an_unexpected_failure_is_one_line_pointing_to_debug_not_a_traceback(mon
     assert "--debug" in err[0]
     with pytest.raises(ValueError, match="inside broke"):
         main(["--debug", "status", "nowhere.toml"])
+
+
+def test_init_says_when_number_labels_look_like_answers_to_work_out(tmp_path):
+    rows = [("Tom has 3 apples and buys 5 more. How many?", 8), ("A box holds 12 eggs; 3 boxes?", 36),
+            ("Sara had 20 dollars and spent 7. Left?", 13)]
+    data = tmp_path / "math.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": q, "answer": a}) + "\n"
+                            for i, (q, a) in enumerate(rows * 3)))
+    proc = cli("init", data, "--task", "Solve it.", "--out", tmp_path / "c.toml")
+    said = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "note: every label is a number and they are not codes 0, 1, 2... (13, 36, 8)" in said
+    assert "run init again with --answer number" in said
+    assert "number" in cli("init", data, "--answer", "number", "--out", tmp_path / "n.toml").stdout  # as it says
+    stars = tmp_path / "stars.csv"  # ratings 1-5 are codes: no such note
+    stars.write_text("id,text,label\n" + "".join(f"{i},review {i},{i % 5 + 1}\n" for i in range(10)))
+    proc = cli("init", stars, "--out", tmp_path / "s.toml")
+    assert proc.returncode == 0 and "not codes" not in proc.stdout and "the labels are codes" in proc.stdout
