@@ -127,10 +127,7 @@ def failing_teachers(store: Store) -> list[str]:
     """Teachers whose every call failed in the last rounds they were asked in: the items they were asked about
     were decided on the other teachers' answers alone (or not at all)."""
     streak: dict[str, list[dict[str, Any]]] = {}  # per teacher, its latest rounds without one answer
-    for r in store.db.query(
-            "select teacher, round, sum(status = 'ok') ok, sum(status = 'error') failed, count(distinct example_id) "
-            "items, max(case when status = 'error' then id end) last_error from teacher_calls group by teacher, round "
-            "order by round"):
+    for r in store.call_outcomes_by_round():
         if r["ok"] or not r["failed"]:
             streak[r["teacher"]] = []
         else:
@@ -139,8 +136,7 @@ def failing_teachers(store: Store) -> list[str]:
     for teacher, rounds in streak.items():
         if not rounds:
             continue
-        error = store.db.execute("select error from teacher_calls where id = ?", [rounds[-1]["last_error"]]).fetchone()
-        error = (error[0] or "").removeprefix(f"teacher {teacher}: ")[:300]
+        error = (rounds[-1]["last_error"] or "").removeprefix(f"teacher {teacher}: ")[:300]
         nums = [r["round"] for r in rounds]
         where = f"round {nums[0]}" if len(nums) == 1 else f"rounds {nums[0]}-{nums[-1]}"
         again = [n for n in nums if n > 0]  # round 0 is the evaluation set, not labels to relabel
