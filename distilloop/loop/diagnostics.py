@@ -30,20 +30,33 @@ CHANCE_KAPPA = 0.1
 
 
 def constant_teachers(store: Store, space: AnswerSpace, calibrated: bool = False) -> list[str]:
+    """Teachers giving one label to (nearly) every item. With calibration on, judged on the calibrated votes the
+    campaign decides with: a lean that calibration removes (a small model's raw answers to the items a cascade
+    passes it, say) is not a teacher ignoring the input."""
     if not space.has_label_set:
         return []
+    counts: dict[str, dict[str, int]] = {}
+    if calibrated:
+        for votes in store.all_votes().values():
+            for v in votes:
+                if v.get("valid", True) and v.get("label") in space.labels:
+                    per = counts.setdefault(v["teacher"], {})
+                    per[v["label"]] = per.get(v["label"], 0) + 1
+    else:
+        counts = {s.teacher: s.label_counts for s in store.teacher_stats()}
     out = []
-    for s in store.teacher_stats():
-        n = sum(s.label_counts.values())
+    for teacher, label_counts in counts.items():
+        n = sum(label_counts.values())
         if n < MIN_ANSWERS:
             continue
-        label, k = Counter(s.label_counts).most_common(1)[0]
+        label, k = Counter(label_counts).most_common(1)[0]
         if k / n >= CONSTANT_SHARE:
             fix = ("; its votes are calibrated, which removes a lean but not a teacher that ignores the input: "
                    "check its accuracy in `distilloop pilot`" if calibrated else
                    ", or [aggregation] calibrate = \"batch\" if it reports logprobs; `distilloop pilot` shows each "
                    "teacher's answers on a sample")
-            out.append(f"teacher {s.teacher} answered {label!r} to {k} of {n} items: it is hardly reading the input. "
+            out.append(f"teacher {teacher} answered {label!r} to {k} of {n} items"
+                       f"{' (its calibrated votes)' if calibrated else ''}: it is hardly reading the input. "
                        "Try a stronger model, another prompt style (e.g. prompt = \"few_shot_cot\" with worked "
                        f"examples){fix}")
     return out

@@ -221,3 +221,29 @@ def test_the_pilot_shows_a_teacher_that_fails_and_why(tmp_path):
     by = {t["teacher"]: t for t in rep["teachers"]}
     assert (by["a"]["answered"], by["a"]["failed"]) == (6, 0)
     assert by["b"]["failed"] == 6 and "cannot reach" in by["b"]["error"]
+
+
+def test_with_calibration_a_lean_is_not_called_constant_but_a_constant_teacher_still_is(tmp_path):
+    """'lean' answers "positive" to everything, but its distribution follows the input (0.95 on positive items,
+    0.6 on negative ones): batch calibration turns its votes into labels that vary, so it is not called out;
+    'stuck' gives the same distribution to every item, and its calibrated votes are one label still."""
+    gold = {r["id"]: r["label"] for r in map(json.loads, (FIXTURES / "rt_tiny.jsonl").read_text().splitlines())}
+    rows = [json.loads(x) for x in gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt")]
+    out = [r for r in rows if r["teacher"] == "a"]
+    for r in (r for r in rows if r["teacher"] == "a"):
+        p = 0.95 if gold.get(r["example_id"]) == "positive" else 0.6
+        raw = json.dumps({"rationale": "ok", "label": "positive"})
+        out.append({**r, "teacher": "lean", "raw": raw, "distribution": {"positive": p, "negative": 1 - p}})
+        out.append({**r, "teacher": "stuck", "raw": raw, "distribution": {"positive": 0.9, "negative": 0.1}})
+    rec = tmp_path / "rec.jsonl"
+    rec.write_text("".join(json.dumps(r) + "\n" for r in out))
+    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "m"\npath = "{rec}"\nsource = "{t}"\n'
+                       for t in ("a", "lean", "stuck"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="lean", rounds="max_rounds = 1\ninitial_size = 40", extra=teachers + (
+        '[routing]\nmin_agreement = 0.5\n[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n')))
+    assert cli("run", cfg).returncode == 0
+    warnings = json.loads(cli("status", cfg, "--json").stdout)["warnings"]
+    said = [w for w in warnings if "hardly reading the input" in w]
+    assert len(said) == 1 and said[0].startswith("teacher stuck answered")
+    assert "(its calibrated votes)" in said[0]
