@@ -6,7 +6,8 @@ round (``run``) and by ``status`` and the HTML report.
 - teachers that agree no better than chance (Cohen's kappa, corrected for each teacher's own label rates, so two
   teachers that both say the majority label to everything do not look like they agree);
 - a student at or below the majority-class baseline of its reference;
-- a teacher that answered none of its questions in the last round it was asked (a dead server, a wrong key).
+- a teacher that answered none of its questions in the last round it was asked (a dead server, a wrong key);
+- items the `auto` reviewer cannot decide (an even split between the teachers).
 """
 
 from __future__ import annotations
@@ -132,8 +133,22 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
              student: Any = None) -> list[str]:
     """Every warning that holds for the campaign now (``calibrated``: the votes are batch-calibrated; ``student``:
     the campaign's ``[student]``, for the advice on a weak student)."""
-    return [*failing_teachers(store), *constant_teachers(store, space, calibrated), *one_class(store, space),
+    return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated),
+            *one_class(store, space),
             *chance_agreement(store, space), *weak_student(store, metric, student, len(space.labels))]
+
+
+def undecided_ties(store: Store) -> list[str]:
+    """Items routed to the ``auto`` reviewer that it cannot decide: the teachers split evenly and no confidence
+    broke the tie, so there is no ensemble label to accept, and no one else will answer."""
+    stuck = [r["example_id"] for r in store.pending_reviews() if r["backend"] == "auto"]
+    if not stuck:
+        return []
+    shown = ", ".join(stuck[:5]) + (", ..." if len(stuck) > 5 else "")
+    return [f"{len(stuck)} item(s) wait for a review that [review] kind = \"auto\" cannot give ({shown}): the "
+            "teachers split evenly on them and no confidence broke the tie, so there is no label to accept, and they "
+            "are not trained on. A reviewer decides them: with [review] kind = \"label_studio\" the next `run` (or "
+            "`distilloop review push`) sends them; a third teacher makes such splits rarer in later rounds"]
 
 
 def failing_teachers(store: Store) -> list[str]:

@@ -247,3 +247,26 @@ def test_with_calibration_a_lean_is_not_called_constant_but_a_constant_teacher_s
     said = [w for w in warnings if "hardly reading the input" in w]
     assert len(said) == 1 and said[0].startswith("teacher stuck answered")
     assert "(its calibrated votes)" in said[0]
+
+
+def test_items_the_auto_reviewer_cannot_decide_are_said_to_wait(tmp_path):
+    """Two teachers that disagree on every item, majority votes, no confidences: every split is even, the auto
+    reviewer has no label to accept, and `status` says which items wait and what decides them."""
+    rows = [json.loads(x) for x in gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt")]
+    out = []
+    for r in (r for r in rows if r["teacher"] == "a"):
+        label = json.loads(r["raw"])["label"]
+        other = "negative" if label == "positive" else "positive"
+        out += [r, {**r, "teacher": "contrary", "raw": json.dumps({"rationale": "ok", "label": other})}]
+    rec = tmp_path / "rec.jsonl"
+    rec.write_text("".join(json.dumps(r) + "\n" for r in out))
+    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "m"\npath = "{rec}"\nsource = "{t}"\n'
+                       for t in ("a", "contrary"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="ties", rounds="max_rounds = 1\ninitial_size = 12", extra=teachers + (
+        '[routing]\nmin_agreement = 0.75\n[aggregation]\nmethod = "majority"\n[review]\nkind = "auto"\n')))
+    assert cli("run", cfg).returncode == 0
+    warnings = json.loads(cli("status", cfg, "--json").stdout)["warnings"]
+    said = [w for w in warnings if "cannot give" in w]
+    assert len(said) == 1 and said[0].startswith('12 item(s) wait for a review that [review] kind = "auto" cannot give')
+    assert "[review] kind = \"label_studio\" the next `run` (or `distilloop review push`) sends them" in said[0]
