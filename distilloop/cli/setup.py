@@ -114,6 +114,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
     if note:
         print(note)
+    if numeric:
+        print("note: two teachers that give different numbers split evenly, and with [review] kind = \"auto\" (no "
+              "human) such an item has no answer to accept: it waits, untrained on. Math items split often (the "
+              "local teachers on 70-90%), so give the campaign a reviewer (docs/review.md) or a third teacher")
     answers = not numeric and not args.labels and looks_like_answers(labels)
     if answers:
         print(f"note: every label is a number and they are not codes 0, 1, 2... ({', '.join(labels[:6])}"

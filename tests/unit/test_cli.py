@@ -264,7 +264,8 @@ def test_init_says_when_number_labels_look_like_answers_to_work_out(tmp_path):
     said = " ".join(proc.stdout.split())
     assert proc.returncode == 0 and "note: every label is a number and they are not codes 0, 1, 2... (13, 36, 8)" in said
     assert "run init again with --answer number" in said
-    assert "number" in cli("init", data, "--answer", "number", "--out", tmp_path / "n.toml").stdout  # as it says
+    numeric = " ".join(cli("init", data, "--answer", "number", "--out", tmp_path / "n.toml").stdout.split())
+    assert "numeric answers" in numeric and "give the campaign a reviewer (docs/review.md) or a third teacher" in numeric
     stars = tmp_path / "stars.csv"  # ratings 1-5 are codes: no such note
     stars.write_text("id,text,label\n" + "".join(f"{i},review {i},{i % 5 + 1}\n" for i in range(10)))
     proc = cli("init", stars, "--out", tmp_path / "s.toml")
