@@ -135,9 +135,6 @@ class EmbeddingLinear(Student):
         if key not in _MODELS:
             st = require("sentence_transformers", "hf", purpose="EmbeddingLinear")
             offline_env()
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # "Loading weights" bars would break the campaign's own progress
             _MODELS[key] = st.SentenceTransformer(path, device=self.device)
         return path, _MODELS[key]
 

@@ -18,9 +18,15 @@ MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da
 
 
 def offline_env() -> None:
-    """No hub lookups: offline every lookup would hang ~23 s before failing."""
+    """No hub lookups: offline every lookup would hang ~23 s before failing. No transformers progress bars
+    either ("Loading weights", "Writing model shards" every round): they break the campaign's own progress."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # the student that called this says what to install
+        return
+    hf_logging.disable_progress_bar()
 
 
 def minilm_path() -> Path:
