@@ -19,16 +19,21 @@ def cli(*args):
                           timeout=300)
 
 
+def replay_teachers(tmp_path, rows, names):
+    """`[[teachers]]` tables of replay teachers ``names``, answering from the recorded ``rows`` written to a file."""
+    rec = tmp_path / "rec.jsonl"
+    rec.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "m"\npath = "{rec}"\nsource = "{t}"\n'
+                   for t in names)
+
+
 def stuck_campaign(tmp_path):
     """Teacher 'a' as recorded; teacher 'stuck' answers "positive" to everything."""
     rows = [json.loads(x) for x in gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt")]
     out = [r for r in rows if r["teacher"] == "a"]
     out += [{**r, "teacher": "stuck", "raw": json.dumps({"rationale": "ok", "label": "positive"})}
             for r in rows if r["teacher"] == "a"]
-    rec = tmp_path / "rec.jsonl"
-    rec.write_text("".join(json.dumps(r) + "\n" for r in out))
-    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "m"\npath = "{rec}"\nsource = "{t}"\n'
-                       for t in ("a", "stuck"))
+    teachers = replay_teachers(tmp_path, out, ("a", "stuck"))
     path = tmp_path / "c.toml"
     path.write_text(campaign_toml(name="stuck", rounds="max_rounds = 2\ninitial_size = 30\nbatch_size = 30",
                                   extra=teachers + "[routing]\nmin_agreement = 0.5\n"))
@@ -235,10 +240,7 @@ def test_with_calibration_a_lean_is_not_called_constant_but_a_constant_teacher_s
         raw = json.dumps({"rationale": "ok", "label": "positive"})
         out.append({**r, "teacher": "lean", "raw": raw, "distribution": {"positive": p, "negative": 1 - p}})
         out.append({**r, "teacher": "stuck", "raw": raw, "distribution": {"positive": 0.9, "negative": 0.1}})
-    rec = tmp_path / "rec.jsonl"
-    rec.write_text("".join(json.dumps(r) + "\n" for r in out))
-    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "m"\npath = "{rec}"\nsource = "{t}"\n'
-                       for t in ("a", "lean", "stuck"))
+    teachers = replay_teachers(tmp_path, out, ("a", "lean", "stuck"))
     cfg = tmp_path / "c.toml"
     cfg.write_text(campaign_toml(name="lean", rounds="max_rounds = 1\ninitial_size = 40", extra=teachers + (
         '[routing]\nmin_agreement = 0.5\n[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n')))
@@ -258,10 +260,7 @@ def test_items_the_auto_reviewer_cannot_decide_are_said_to_wait(tmp_path):
         label = json.loads(r["raw"])["label"]
         other = "negative" if label == "positive" else "positive"
         out += [r, {**r, "teacher": "contrary", "raw": json.dumps({"rationale": "ok", "label": other})}]
-    rec = tmp_path / "rec.jsonl"
-    rec.write_text("".join(json.dumps(r) + "\n" for r in out))
-    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "m"\npath = "{rec}"\nsource = "{t}"\n'
-                       for t in ("a", "contrary"))
+    teachers = replay_teachers(tmp_path, out, ("a", "contrary"))
     cfg = tmp_path / "c.toml"
     cfg.write_text(campaign_toml(name="ties", rounds="max_rounds = 1\ninitial_size = 12", extra=teachers + (
         '[routing]\nmin_agreement = 0.75\n[aggregation]\nmethod = "majority"\n[review]\nkind = "auto"\n')))
