@@ -30,19 +30,26 @@ CONSTANT_SHARE = 0.95
 CHANCE_KAPPA = 0.1
 
 
-def constant_teachers(store: Store, space: AnswerSpace, calibrated: bool = False) -> list[str]:
+def voted_labels(store: Store, space: AnswerSpace) -> dict[str, dict[str, str]]:
+    """Per teacher, its valid vote on each item as the campaign decided with it (calibrated where calibration is
+    on), read once from the consensus rows."""
+    by_teacher: dict[str, dict[str, str]] = {}
+    for ex, votes in store.all_votes().items():
+        for v in votes:
+            if v.get("valid", True) and v.get("label") in space.labels:
+                by_teacher.setdefault(v["teacher"], {})[ex] = v["label"]
+    return by_teacher
+
+
+def constant_teachers(store: Store, space: AnswerSpace, calibrated: bool = False,
+                      voted: dict[str, dict[str, str]] | None = None) -> list[str]:
     """Teachers giving one label to (nearly) every item. With calibration on, judged on the calibrated votes the
-    campaign decides with: a lean that calibration removes (a small model's raw answers to the items a cascade
-    passes it, say) is not a teacher ignoring the input."""
+    campaign decides with (``voted``, read here if not given): a lean that calibration removes (a small model's raw
+    answers to the items a cascade passes it, say) is not a teacher ignoring the input."""
     if not space.has_label_set:
         return []
-    counts: dict[str, dict[str, int]] = {}
     if calibrated:
-        for votes in store.all_votes().values():
-            for v in votes:
-                if v.get("valid", True) and v.get("label") in space.labels:
-                    per = counts.setdefault(v["teacher"], {})
-                    per[v["label"]] = per.get(v["label"], 0) + 1
+        counts = {t: dict(Counter(by_item.values())) for t, by_item in (voted or voted_labels(store, space)).items()}
     else:
         counts = {s.teacher: s.label_counts for s in store.teacher_stats()}
     out = []
@@ -72,14 +79,10 @@ def one_class(store: Store, space: AnswerSpace) -> list[str]:
             "label a few items of the other classes by hand"]
 
 
-def chance_agreement(store: Store, space: AnswerSpace) -> list[str]:
+def chance_agreement(store: Store, space: AnswerSpace, voted: dict[str, dict[str, str]] | None = None) -> list[str]:
     if not space.has_label_set:
         return []
-    by_teacher: dict[str, dict[str, str]] = {}
-    for ex, votes in store.all_votes().items():
-        for v in votes:
-            if v.get("valid", True) and v.get("label") in space.labels:
-                by_teacher.setdefault(v["teacher"], {})[ex] = v["label"]
+    by_teacher = voted if voted is not None else voted_labels(store, space)
     out = []
     for a, b in combinations(sorted(by_teacher), 2):
         common = sorted(set(by_teacher[a]) & set(by_teacher[b]))
@@ -133,9 +136,10 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
              student: Any = None) -> list[str]:
     """Every warning that holds for the campaign now (``calibrated``: the votes are batch-calibrated; ``student``:
     the campaign's ``[student]``, for the advice on a weak student)."""
-    return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated),
-            *one_class(store, space),
-            *chance_agreement(store, space), *weak_student(store, metric, student, len(space.labels))]
+    voted = voted_labels(store, space) if space.has_label_set else {}  # both readings of the votes, one read
+    return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
+            *one_class(store, space), *chance_agreement(store, space, voted),
+            *weak_student(store, metric, student, len(space.labels))]
 
 
 def undecided_ties(store: Store) -> list[str]:
