@@ -140,7 +140,7 @@ async def _submit(ens: TeacherEnsemble, teacher: Any, new: list[tuple[LabelingIt
                   result: AnnotationResult) -> tuple[str, list[_Call]] | None:
     store, budget = ens.store, ens.budget
     calls: list[_Call] = []
-    for item, prompt, h in new:
+    for k, (item, prompt, h) in enumerate(new):
         estimate = teacher.estimate(prompt, item.example_id)
         try:
             reservation = budget.reserve(estimate)
@@ -148,6 +148,7 @@ async def _submit(ens: TeacherEnsemble, teacher: Any, new: list[tuple[LabelingIt
             if not result.budget_exhausted:
                 log.info("budget: %s; the rest of this round's batch is not submitted", exc)
             result.budget_exhausted = True
+            result.refused.setdefault(teacher.name, []).extend(it.example_id for it, _, _ in new[k:])
             break
         call_id = store.begin_call(request_hash=h, round_no=round_no, example_id=item.example_id,
                                    teacher=teacher.name, model=teacher.model, prompt_style=prompt.style,

@@ -55,6 +55,7 @@ class AnnotationResult:
     failed_attempts: int = 0
     recovered_calls: int = 0
     pending_batches: dict[str, list[str]] = field(default_factory=dict)  # teacher -> batch ids still running
+    refused: dict[str, list[str]] = field(default_factory=dict)  # teacher -> items the budget had no room for
 
     def merge(self, other: AnnotationResult) -> AnnotationResult:
         """Fold a later tier's result (a cascade) into this one; returns self."""
@@ -67,6 +68,8 @@ class AnnotationResult:
         self.failed_attempts += other.failed_attempts
         self.recovered_calls += other.recovered_calls
         self.pending_batches.update(other.pending_batches)
+        for name, ids in other.refused.items():
+            self.refused.setdefault(name, []).extend(ids)
         return self
 
 
@@ -177,6 +180,7 @@ class TeacherEnsemble:
                 return None
             reservation = await self._reserve(estimate, result)
             if reservation is None:
+                result.refused.setdefault(teacher.name, []).append(item.example_id)
                 return None
             call_id: int | None = None
             try:

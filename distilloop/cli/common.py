@@ -32,3 +32,10 @@ def open_store(args: argparse.Namespace, writer: str | None = None) -> tuple[Any
 
 def with_config(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help=f"the campaign file (TOML); default: {DEFAULT_CONFIG}")
+
+
+def usd_cap(v: float | None) -> str:
+    """A dollar cap as users wrote it: "$1.00", "$0.0020" (a cap under a cent keeps its digits), "no cap"."""
+    if v is None:
+        return "no cap"
+    return f"${v:,.2f}" if v == round(v, 2) else f"${v:,.4f}"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distilloop.cli.common import console, open_store, with_config
+from distilloop.cli.common import console, open_store, usd_cap, with_config
 from distilloop.errors import UserInputError
 
 
@@ -105,7 +105,7 @@ def _print_spend(out: Any, s: dict[str, Any], caps: Any) -> None:
         return "no cap" if v is None else fmt.format(v)
 
     out.print(f"spent: {spent['tokens_in']:,} / {cap(caps.tokens_in)} tokens in, {spent['tokens_out']:,} / "
-              f"{cap(caps.tokens_out)} tokens out, ${spent['usd']:.4f} / {cap(caps.usd, '${:.2f}')}")
+              f"{cap(caps.tokens_out)} tokens out, ${spent['usd']:.4f} / {usd_cap(caps.usd)}")
     out.print(f"labeled: {s['labeled']} ({', '.join(f'{k}: {v}' for k, v in s['labeled_by'].items()) or '-'}); "
               f"pending review: {s['pending_reviews']}; calls: "
               f"{', '.join(f'{k}: {v}' for k, v in s['calls'].items()) or '-'}")

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from typing import Any
 
-from distilloop.cli.common import console, load, with_config
+from distilloop.cli.common import console, load, usd_cap, with_config
 from distilloop.errors import UserInputError
 
 
@@ -66,7 +66,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     c = console()
     c.print(table)
     caps = est.caps
-    c.print(f"budget: ${est.spent.usd:.4f} spent of {'no cap' if caps.usd is None else f'${caps.usd:.2f}'}; "
+    c.print(f"budget: ${est.spent.usd:.4f} spent of {usd_cap(caps.usd)}; "
             f"{est.verdict()}")
     for note in est.notes:
         c.print(f"note: {note}")

@@ -270,3 +270,11 @@ def test_init_says_when_number_labels_look_like_answers_to_work_out(tmp_path):
     stars.write_text("id,text,label\n" + "".join(f"{i},review {i},{i % 5 + 1}\n" for i in range(10)))
     proc = cli("init", stars, "--out", tmp_path / "s.toml")
     assert proc.returncode == 0 and "not codes" not in proc.stdout and "the labels are codes" in proc.stdout
+
+
+def test_a_dollar_cap_under_a_cent_is_shown_with_its_digits():
+    from distilloop.cli.common import usd_cap
+
+    assert usd_cap(0.002) == "$0.0020"  # it read "$0.00" beside "$0.0014 spent"
+    assert usd_cap(1.0) == "$1.00" and usd_cap(0.0) == "$0.00" and usd_cap(2500) == "$2,500.00"
+    assert usd_cap(None) == "no cap"

@@ -102,8 +102,27 @@ def annotate(env: Env, round_no: int) -> Annotation:
         raise TeachersFailed(f"round {round_no}: every teacher failed and no item was answered ({reasons[:600]}); "
                              "the campaign stops here instead of using up its rounds: fix the cause (the key, the "
                              "server, the model) and run `distilloop run` again to resume this round")
+    if result.refused:
+        env.progress.warn(refused_note(round_no, result))
     votes = calibrate(env, {i: result.votes[i] for i in ids if result.votes.get(i)})
     return Annotation(round_no, ids, votes, tiers_asked, result)
+
+
+def refused_note(round_no: int, result: AnnotationResult) -> str:
+    """What the budget refused in a round, and what became of those items: decided without the refused teachers'
+    answers (a missing answer counts as dissent), or back to the pool where nobody answered."""
+    calls = ", ".join(f"{len(refused)} call(s) of {name}" for name, refused in result.refused.items())
+    missing = {i for refused in result.refused.values() for i in refused}
+    unanswered = sum(1 for i in missing if not result.votes.get(i))
+    partial = len(missing) - unanswered
+    fate = []
+    if partial:
+        fate.append(f"{partial} item(s) were decided without those answers (a missing answer counts as dissent)")
+    if unanswered:
+        fate.append(f"{unanswered} item(s) no teacher answered went back to the pool")
+    return (f"round {round_no}: the budget had no room left for {calls} (a call reserves its prompt and "
+            f"max_tokens of answer before it is sent){': ' + '; '.join(fate) if fate else ''}. Raise the [budget] "
+            "cap, or lower that teacher's max_tokens, to have them asked")
 
 
 async def ask(env: Env, items: Sequence[LabelingItem], round_no: int,
@@ -130,8 +149,12 @@ async def ask(env: Env, items: Sequence[LabelingItem], round_no: int,
             # the cascade decides on calibrated votes when calibration is on (the raw ones go on to aggregation)
             seen = calibrate(env, {it.example_id: merged.votes.get(it.example_id, []) for it in todo},
                              round_votes=merged.votes, history=history)
+            settled = len(todo)
             todo = [it for it in todo if parts.cascade.next_step(
                 seen[it.example_id], k, parts.space.support(seen[it.example_id])) == ASK_NEXT]
+            # the later tiers' questions the settled items will not need: the progress bar still ends at its total
+            for _ in range((settled - len(todo)) * sum(len(t) for t in parts.cascade.tiers[k:])):
+                advance()
         return merged or AnnotationResult(), tiers_asked
     finally:
         for t in parts.teachers:

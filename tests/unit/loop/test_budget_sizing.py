@@ -3,6 +3,7 @@ wasted; estimates match what a round really costs; one huge row does not halt a 
 past max_tokens is taken out before it can take the ledger past its cap."""
 
 import asyncio
+import re
 import json
 import shutil
 
@@ -115,3 +116,94 @@ def test_max_tokens_must_be_a_positive_integer(tmp_path):
         with pytest.raises(ConfigError, match="max_tokens must be"):
             build_teachers(load_config(cfg))
     shutil.rmtree(tmp_path / "t.students", ignore_errors=True)
+
+
+def test_calls_the_budget_refused_are_said_with_what_became_of_their_items(tmp_path, monkeypatch):
+    """A cascade's second tier whose call reserves more than the cap has left (its prompt at a token per byte and
+    max_tokens of answer): the calls the budget had no room for are named per teacher in a warning, with the items
+    decided without them (their missing answer is dissent); nothing crosses the cap, and the progress bar still
+    ends at its total. Before, only a debug log said so, and the tier went unasked round after round in silence."""
+    from tests.unit.annotators.remote_helpers import anthropic_teacher
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    api = FakeLLMAPI(api_key=KEY, prompt_cache=False, confidence=0.6)  # every item unsure: the cascade asks on
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(
+        name="o", budget="max_usd = 0.002", rounds="max_rounds = 1\ninitial_size = 10\nconcurrency = 1",
+        extra='[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\nbase_url = "http://fake.test/v1"\n'
+              '[[teachers]]\nname = "claude"\nkind = "anthropic"\nmodel = "claude-haiku-4-5"\n'
+              'base_url = "http://fake.test"\n[routing]\ncascade = ["gpt", "claude"]\ncascade_min_confidence = 0.8\n'))
+    warned: list[str] = []
+    progress, steps = counting_progress(warned)
+    c = Campaign.open(load_config(path), progress=progress,
+                      teachers=[openai_teacher(api, structured="json_schema"), anthropic_teacher(api)])
+    try:
+        c.run()
+        spent = c.store.spent()
+        decided = c.store.count("consensus")
+        selected = len(c.store.selection(1))
+    finally:
+        c.close()
+    assert spent.usd <= 0.002
+    notes = [w for w in warned if "the budget had no room left for" in w]
+    assert len(notes) == 1, warned
+    refused = re.search(r"round 1: the budget had no room left for (\d+) call\(s\) of claude", notes[0])
+    assert refused and int(refused.group(1)) > 0, notes[0]
+    partial = re.search(r"(\d+) item\(s\) were decided without those answers", notes[0])
+    assert partial and int(partial.group(1)) == int(refused.group(1)), notes[0]  # gpt answered each of them
+    assert decided == selected
+    assert steps and all(n == total for n, total in steps), steps
+
+
+def counting_progress(warned: list[str]):
+    """A quiet progress whose warnings go to ``warned`` and whose bars record (times advanced, total)."""
+    from contextlib import contextmanager
+
+    from distilloop.loop.progress import Progress
+
+    steps: list[tuple[int, int]] = []
+    progress = Progress(quiet=True)
+    progress.warn = warned.append  # type: ignore[method-assign]
+
+    @contextmanager
+    def counting_bar(description, total):
+        n = [0]
+
+        def advance():
+            n[0] += 1
+        yield advance
+        steps.append((n[0], total))
+    progress.bar = counting_bar  # type: ignore[method-assign]
+    return progress, steps
+
+
+def test_a_cascade_round_s_progress_bar_ends_at_its_total(tmp_path):
+    """The bar counts every teacher on every item; the questions a cascade's later tiers were spared count as
+    done, so it ends at its total (it stopped at 15/30 where the first teacher was sure of every item)."""
+    import gzip
+
+    rec = tmp_path / "rec.jsonl.gz"
+    with gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt") as f, gzip.open(rec, "wt") as g:
+        for k, line in enumerate(f):
+            r = json.loads(line)
+            label = json.loads(r["raw"])["label"]
+            other = "negative" if label == "positive" else "positive"
+            p = 0.95 if k % 2 else 0.6  # the first teacher sure of half the items
+            g.write(json.dumps({**r, "label": label, "rationale": "r", "confidence": p,
+                                "distribution": {label: p, other: 1 - p}}) + "\n")
+    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "{t}"\npath = "{rec}"\nsource = "{t}"\n'
+                       for t in ("a", "b", "c"))
+    path = replay_config(tmp_path, teachers=(), rounds="max_rounds = 1\ninitial_size = 30", extra=teachers)
+    path.write_text(path.read_text().replace("[routing]\n", '[routing]\ncascade = ["a", ["b", "c"]]\n'
+                                                            "cascade_min_confidence = 0.8\n"))
+    progress, steps = counting_progress([])
+    c = Campaign.open(load_config(path), progress=progress)
+    try:
+        c.run()
+        later = c.store.db.execute("select count(*) from teacher_calls where teacher != 'a'").fetchone()[0]
+    finally:
+        c.close()
+    assert 0 < later < 2 * 30  # some items settled at the first tier, some did not
+    labeling = [(n, total) for n, total in steps if total == 90]
+    assert labeling == [(90, 90)], steps
