@@ -35,6 +35,13 @@ class StoreError(DistilloopError):
     """The campaign store is missing, locked or from an incompatible version."""
 
 
+class NotAStore(StoreError):
+    """The store path holds nothing yet, a folder, an empty or another application's file: the user's to fix;
+    exit code 2."""
+
+    exit_code = 2
+
+
 class StoreLocked(StoreError):
     """Another command is writing to the campaign store (one writer at a time); exit code 2."""
 

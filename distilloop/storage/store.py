@@ -20,7 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from distilloop.core.types import Example
-from distilloop.errors import StoreError, UserInputError
+from distilloop.errors import NotAStore, StoreError, UserInputError
 from distilloop.storage.calls import CallsPart
 from distilloop.storage.examples import ExamplesPart
 from distilloop.storage.labels import LabelsPart
@@ -166,19 +166,19 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 def check_store_file(path: Path) -> None:
     """Refuse what cannot be a store without writing to it: nothing there, a folder, an empty file, not SQLite."""
     if not path.exists():
-        raise StoreError(f"no campaign store at {path}; start one with `distilloop run <campaign.toml>`")
+        raise NotAStore(f"no campaign store at {path}; start one with `distilloop run <campaign.toml>`")
     if path.is_dir():
-        raise StoreError(f"{path} is a folder, not a campaign store; set [campaign] store to a file name")
+        raise NotAStore(f"{path} is a folder, not a campaign store; set [campaign] store to a file name")
     try:
         with open(path, "rb") as f:
             head = f.read(len(SQLITE_HEADER))
     except OSError as exc:
         raise StoreError(f"{path} cannot be read ({exc.strerror}); check its permissions") from None
     if not head:
-        raise StoreError(f"{path} is an empty file (0 bytes), not a campaign store; remove it, or set another "
+        raise NotAStore(f"{path} is an empty file (0 bytes), not a campaign store; remove it, or set another "
                          "[campaign] store path")
     if head != SQLITE_HEADER:
-        raise StoreError(f"{path} is not a distilloop campaign store (not an SQLite file); move it away or set "
+        raise NotAStore(f"{path} is not a distilloop campaign store (not an SQLite file); move it away or set "
                          "another [campaign] store path")
 
 

@@ -72,7 +72,7 @@ def test_a_bad_student_or_strategy_stops_run_before_any_store_is_written(tmp_pat
 
 def test_status_without_a_store_is_an_error_not_a_traceback(tmp_path):
     proc = cli("status", replay_config(tmp_path))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "no campaign store" in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "no campaign store" in proc.stderr
 
 
 def test_run_status_export_report_on_a_replay_campaign(tmp_path):
