@@ -153,6 +153,35 @@ class Row:
     lineno: int
 
 
+def fold(label: str) -> str:
+    """A label as compared across spellings: without surrounding spaces, case folded."""
+    return label.strip().casefold()
+
+
+def label_lookup(labels: Iterable[str]) -> dict[str, str]:
+    """Each label's folded spelling to the label, for the spellings only one label has: a gold label written
+    " Positive " or "POSITIVE" in a file is the campaign's "positive"."""
+    by: dict[str, list[str]] = {}
+    for label in labels:
+        by.setdefault(fold(label), []).append(label)
+    return {k: v[0] for k, v in by.items() if len(v) == 1}
+
+
+def merge_spellings(golds: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """The label set of a file's gold labels, spellings that differ only in case or surrounding spaces taken as
+    one label (the most common spelling, stripped; on a tie the lower-case one); and each other spelling to it."""
+    counts: dict[str, dict[str, int]] = {}
+    for g in golds:
+        group = counts.setdefault(fold(g), {})
+        group[g.strip()] = group.get(g.strip(), 0) + 1
+    labels, merged = [], {}
+    for key, group in counts.items():
+        best = max(group, key=lambda x: (group[x], x == x.lower(), x))
+        labels.append(best)
+        merged.update({g: best for g in group if g != best})
+    return sorted(labels), merged
+
+
 def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[str] | None = None,
               answer: str = "label") -> Iterator[Row]:
     """Each row of ``path``, validated, one at a time (constant memory); raise :class:`DataError` naming the
@@ -164,6 +193,7 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         raise DataError(f"data file not found: {path}; check the path (relative paths are resolved against "
                         "the campaign file's folder)")
     label_set = set(labels) if labels is not None and not numeric else None
+    lookup = label_lookup(label_set or ())
     for lineno, row in _rows(path):
         where = f"{path.name}:{lineno}"
         fields: dict[str, Any] = {}
@@ -187,6 +217,8 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
                 raise DataError(f"{where}: label {gold!r} is not a number, and this campaign's answers are numbers "
                                 "([campaign] answer = \"number\"); fix the row or leave its label empty")
             gold = number
+        if gold is not None and label_set is not None and gold not in label_set:
+            gold = lookup.get(fold(gold), gold)  # "POSITIVE" or " positive " in the file: the label "positive"
         if gold is not None and label_set is not None and gold not in label_set:
             raise DataError(f"{where}: label '{gold}' is not in the label set {sorted(label_set)}; fix the row "
                             "or add the label to [campaign] labels")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def infer_columns(data: Path, fields_arg: str | None) -> tuple[list[str], str]:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from distilloop.annotators.prompts import NUMERIC_TASK
-    from distilloop.data import DataSpec, check_pool, load_examples
+    from distilloop.data import DataSpec, check_pool, fold, label_lookup, load_examples, merge_spellings
 
     data = Path(args.data)
     fields, label_field = infer_columns(data, args.fields)
@@ -77,11 +78,19 @@ def cmd_init(args: argparse.Namespace) -> int:
         labels: list[str] = []
     elif args.labels:
         labels = [x.strip() for x in args.labels.split(",") if x.strip()]
-        bad = sorted({e.gold for e in examples if e.gold is not None and e.gold not in labels})
+        lookup = label_lookup(labels)
+        bad = sorted({e.gold for e in examples
+                      if e.gold is not None and e.gold not in labels and fold(e.gold) not in lookup})
         if bad:
             raise UserInputError(f"labels {bad} appear in {data} but not in --labels {labels}; add them")
     else:
-        labels = sorted({e.gold for e in examples if e.gold is not None})
+        labels, merged = merge_spellings(e.gold for e in examples if e.gold is not None)
+        if merged:
+            print("note: labels that differ only in case or surrounding spaces are taken as one: "
+                  + "; ".join(f"{k!r} as {v!r}" for k, v in sorted(merged.items()))
+                  + " (pass --labels to keep them apart)")
+        examples = [dataclasses.replace(e, gold=merged.get(e.gold.strip(), e.gold.strip()))
+                    if e.gold is not None else e for e in examples]
         if len(labels) < 2:
             raise UserInputError(f"cannot infer the label set from {data} (found {labels}); pass --labels a,b,...")
         if len(labels) > 50:

@@ -278,3 +278,23 @@ def test_a_dollar_cap_under_a_cent_is_shown_with_its_digits():
     assert usd_cap(0.002) == "$0.0020"  # it read "$0.00" beside "$0.0014 spent"
     assert usd_cap(1.0) == "$1.00" and usd_cap(0.0) == "$0.00" and usd_cap(2500) == "$2,500.00"
     assert usd_cap(None) == "no cap"
+
+
+def test_init_on_labels_spelled_several_ways_writes_one_label_each_and_says_so(tmp_path):
+    """A hand-made gold column ("ham", "HAM", " Ham "): one label each, not six classes, and the campaign it
+    writes reads the file (every spelling is that label)."""
+    data = tmp_path / "m.jsonl"
+    golds = ["spam", "ham", "HAM", " Ham ", "spam", "SPAM", "ham", None] * 5
+    data.write_text("".join(json.dumps({"id": str(i), "text": f"message {i}", "label": g}) + "\n"
+                            for i, g in enumerate(golds)))
+    out = tmp_path / "c.toml"
+    proc = cli("init", data, "--out", out, "--task", "Spam?")
+    assert proc.returncode == 0, proc.stderr
+    assert "taken as one: 'HAM' as 'ham'; 'Ham' as 'ham'; 'SPAM' as 'spam'" in proc.stdout
+    from distilloop.data import load_examples
+    from distilloop.loop.config import load_config
+
+    cfg = load_config(out)
+    assert cfg.campaign.labels == ["ham", "spam"]
+    got = [e.gold for e in load_examples(cfg.data_path, labels=cfg.campaign.labels)]
+    assert got.count("ham") == 20 and got.count("spam") == 15

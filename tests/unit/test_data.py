@@ -72,3 +72,22 @@ def test_limits_take_a_seeded_random_sample_not_the_first_rows(tmp_path):
     assert [e.id for e in a] == [e.id for e in b] and len(a) == 50
     assert max(int(e.id) for e in a) > 100  # not the first 50 rows
     assert [int(e.id) for e in a] == sorted(int(e.id) for e in a)  # file order kept
+
+
+def test_a_gold_label_spelled_with_other_case_or_spaces_is_the_campaign_s_label(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text("".join(json.dumps({"id": str(i), "text": "t", "label": g}) + "\n"
+                         for i, g in enumerate(["positive", "POSITIVE", " Negative ", "negative", None])))
+    assert [e.gold for e in load_examples(p, labels=["negative", "positive"])] == \
+        ["positive", "positive", "negative", "negative", None]
+    with pytest.raises(DataError, match="label 'POSITIVE' is not in the label set"):  # two labels spell it so
+        load_examples(p, labels=["negative", "positive", "Positive"])
+
+
+def test_init_s_label_set_takes_spellings_of_one_label_as_one():
+    from distilloop.data import merge_spellings
+
+    labels, merged = merge_spellings(["spam", "Spam", " spam ", "HAM", "ham", "ham ", "Ham"])
+    assert labels == ["ham", "spam"]  # the most common spelling, stripped
+    assert merged == {"Spam": "spam", "HAM": "ham", "Ham": "ham"}
+    assert merge_spellings(["A", "a"]) == (["a"], {"A": "a"})  # a tie: the lower-case one
