@@ -175,7 +175,7 @@ def merge_spellings(golds: Iterable[str]) -> tuple[list[str], dict[str, str]]:
         group = counts.setdefault(fold(g), {})
         group[g.strip()] = group.get(g.strip(), 0) + 1
     labels, merged = [], {}
-    for key, group in counts.items():
+    for group in counts.values():
         best = max(group, key=lambda x: (group[x], x == x.lower(), x))
         labels.append(best)
         merged.update({g: best for g in group if g != best})

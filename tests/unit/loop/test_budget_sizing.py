@@ -3,8 +3,8 @@ wasted; estimates match what a round really costs; one huge row does not halt a 
 past max_tokens is taken out before it can take the ledger past its cap."""
 
 import asyncio
-import re
 import json
+import re
 import shutil
 
 import pytest
