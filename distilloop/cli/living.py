@@ -85,7 +85,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
             print(json.dumps({**vars(result), "spent": vars(result.spent)}, indent=2, default=str))
             return 0
         if result.stop:
-            out.print(f"stopped: {result.stop}")
+            out.print(f"stopped: {result.stop}", markup=False)
             return 0
         out.print(f"relabel round {result.round_no}: re-asked {result.asked} item(s) under guideline "
                   f"{plan.guideline if plan else campaign.store.current_guideline()}: {len(result.changed)} label(s) "
@@ -122,12 +122,17 @@ def _print_plan(out: Any, plan: Any) -> None:
     out.print(f"teacher requests: {plan.requests}: {plan.reused} answered already (reused for free), "
               f"{plan.requests - plan.reused} to pay"
               + (" at most: the cascade asks " + ", ".join(f"{k} about {v:.0%}" for k, v in plan.reach.items())
-                 + " of the items, as in the campaign's rounds (the expected cost counts that)" if plan.reach else ""))
+                 + " of them, as their last verdicts did (else as the campaign's rounds did; the expected cost "
+                 "counts that)" if plan.reach else ""))
     out.print(f"estimated cost: {e.tokens_in:,} tokens in, {e.tokens_out:,} out, ${e.usd:.4f} expected; "
               f"${u.usd:.4f} ({u.tokens_in:,} in, {u.tokens_out:,} out) at most")
     left = ", ".join(f"{k} {'no cap' if v is None else (f'${v:.4f}' if k == 'usd' else f'{v:,.0f}')}"
                      for k, v in plan.budget_left.items())
     out.print(f"budget left: {left}")
+    short = plan.short_of()
+    if short:
+        out.print(f"the expected cost is more than the budget has left ({', '.join(short)}): the calls it has no room "
+                  "for are not sent (their items are decided without them); raise the [budget] cap first", markup=False)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

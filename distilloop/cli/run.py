@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         reason = campaign.run(max_rounds=args.rounds, on_round=on_round)
         out.print(rounds_table(campaign.store.round_rows(), title=f"Campaign {config.campaign.name}: learning curve"))
-        out.print(f"stopped: {reason}")
+        out.print(f"stopped: {reason}", markup=False)
         out.print(f"store: {config.store_path}", soft_wrap=True)
     finally:
         campaign.close()
@@ -69,7 +69,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     c.print(f"budget: ${est.spent.usd:.4f} spent of {usd_cap(caps.usd)}; "
             f"{est.verdict()}")
     for note in est.notes:
-        c.print(f"note: {note}")
+        c.print(f"note: {note}", markup=False)
     c.print(f"method: {est.method}")
     return 0
 

@@ -77,8 +77,13 @@ class RelabelPlan:
     budget_left: dict[str, float | None] = field(default_factory=dict)
     new_guideline: bool = False  # the campaign file's guideline is not recorded yet (a dry run): it will be
 
+    def short_of(self) -> list[str]:
+        """The budget's resources the expected cost needs more of than is left."""
+        return [k for k, v in self.budget_left.items() if v is not None and getattr(self.expected, k) > v]
+
     def as_dict(self) -> dict[str, Any]:
         return {"guideline": self.guideline, "ids": self.ids, "kept_reviewed": self.kept_reviewed,
+                "short_of": self.short_of(),
                 "not_labeled": self.not_labeled, "requests": self.requests, "reused": self.reused,
                 "to_pay": self.requests - self.reused, "expected": vars(self.expected), "upper": vars(self.upper),
                 "budget_left": self.budget_left, "new_guideline": self.new_guideline, "reach": self.reach}
@@ -120,7 +125,9 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
     labeled = {s.example_id for s in states}
     plan = RelabelPlan(guideline, ids, kept, [i for i in selectors.ids or () if i not in labeled],
                        new_guideline=guideline != store.current_guideline())
-    plan.reach = cascade_reach(campaign)
+    shares = item_reach(campaign, ids)
+    later = cascade_reach(campaign).keys()
+    plan.reach = {n: sum(shares[i][n] for i in ids) / len(ids) for n in later} if ids else {}
     for i in ids:
         item = env.item(env.examples[i])
         for t in env.parts.teachers:
@@ -132,12 +139,27 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
             up, exp = upper_bound(t, item, exact=False), t.expected(prompt)
             plan.upper = plan.upper + up
             # an expectation above the reservation (a replay teacher knows its exact cost) is the reservation
-            share = plan.reach.get(t.name, 1.0)
+            share = shares[i].get(t.name, 1.0)
             plan.expected = plan.expected + Spend(round(share * min(exp.tokens_in, up.tokens_in)),
                                                   round(share * min(exp.tokens_out, up.tokens_out)),
                                                   share * min(exp.usd, up.usd))
     plan.budget_left = env.budget.remaining()
     return plan
+
+
+def item_reach(campaign: Campaign, ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per item, the chance each later cascade tier's teacher is asked about it again: 1 or 0 where the item's
+    last verdict records how far its cascade went (the answers it got are reused, so it goes as far again; the
+    tier the budget had no room for counts as reached), else the share of items the campaign's rounds asked it
+    about (:func:`cascade_reach`). Empty per item without a cascade."""
+    overall = cascade_reach(campaign)
+    cascade = campaign.env.parts.cascade
+    if not overall or cascade is None:
+        return {i: {} for i in ids}
+    level = {name: k for k, tier in enumerate(cascade.tiers, 1) for name in tier}
+    reached = campaign.store.tiers_asked(ids)
+    return {i: ({n: float(level[n] <= reached[i]) for n in overall} if reached.get(i) else dict(overall))
+            for i in ids}
 
 
 def cascade_reach(campaign: Campaign) -> dict[str, float]:

@@ -35,6 +35,12 @@ class LabelsPart(StoreBase):
             rows = self.db.query("select * from consensus where round = ? order by example_id", [round_no])
         return [self._consensus(r) for r in rows]
 
+    def tiers_asked(self, example_ids: Iterable[str]) -> dict[str, int]:
+        """Per item with a verdict that records it, how many cascade tiers its last verdict was asked through."""
+        wanted = set(example_ids)
+        return {r["example_id"]: int(r["tiers_asked"]) for r in self.db.query(
+            "select example_id, tiers_asked from consensus where tiers_asked is not null") if r["example_id"] in wanted}
+
     def all_votes(self) -> dict[str, list[dict[str, Any]]]:
         """Every item's recorded votes (from the consensus table), for fitting aggregators on the history."""
         rows = self.db.query("select example_id, votes from consensus order by round, example_id")

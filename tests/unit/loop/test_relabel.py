@@ -193,3 +193,27 @@ def test_a_cascade_campaigns_relabel_expects_its_later_tier_on_the_share_of_item
     # it on every item would overshoot by the tokens of the items it was not asked about
     assert abs(plan["expected"]["tokens_in"] - spent) <= 0.15 * spent, (plan["expected"], spent)
     assert plan["upper"]["tokens_in"] > 1.3 * spent
+
+
+def test_a_cascade_relabel_of_doubtful_items_expects_the_later_tier_where_their_verdicts_went(tmp_path):
+    """The items a relabel re-asks are rarely a sample of the campaign's: doubtful ones (low agreement) are the
+    ones the cascade took to its later tier. The forecast counts each item as far as its last verdict went, not
+    the campaign-wide share (which undershot the relabel's cost)."""
+    from tests.unit.loop.test_references import config, recorded_pool
+
+    data = recorded_pool(tmp_path, gold=True)
+    data.write_text("".join(data.read_text().splitlines(keepends=True)[:120]))
+    cfg = config(tmp_path, data, rounds=2)
+    edit(cfg, "min_agreement = 0.5", 'min_agreement = 0.5\ncascade = ["qwen-1.5b", "qwen-0.5b"]\n'
+                                     "cascade_min_confidence = 0.8")
+    assert cli("run", "-q", cfg).returncode == 0
+    db = tmp_path / "nogold.distilloop.db"
+    edit(cfg, 'task = "Classify', 'task = "Read the snippet closely. Classify')
+    overall = json.loads(cli("relabel", "--stale", "--dry-run", "--json", cfg).stdout)["reach"]["qwen-0.5b"]
+    plan = json.loads(cli("relabel", "--stale", "--below-agreement", "0.95", "--dry-run", "--json", cfg).stdout)
+    doubtful = sqlite_count(db, "select count(*) from consensus where agreement < 0.95 and tiers_asked = 2")
+    assert plan["reach"]["qwen-0.5b"] == pytest.approx(doubtful / len(plan["ids"]))
+    assert plan["reach"]["qwen-0.5b"] > overall  # the doubtful items went further than the campaign's average
+    assert cli("relabel", "--stale", "--below-agreement", "0.95", cfg).returncode == 0
+    spent = sqlite_count(db, "select sum(tokens_in) from ledger where round = 3")
+    assert abs(plan["expected"]["tokens_in"] - spent) <= 0.15 * spent, (plan["expected"], spent)
