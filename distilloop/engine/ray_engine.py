@@ -169,6 +169,9 @@ class RayEngine(Engine):
         self.last.update(scored=len(ctx.unlabeled_texts), score_s=time.perf_counter() - started)
         return out
 
+    def embed_pool(self, strategy: Strategy, ctx: SelectionContext, progress: Any) -> int:
+        return 0  # the cluster embeds the pool, in prepare()
+
     def prepare(self, strategy: Strategy, ctx: SelectionContext, n: int) -> Selection | None:
         student = ctx.student
         if student is None or not student.is_fitted() or not ({"probabilities", "embeddings"} & strategy.needs):

@@ -48,9 +48,10 @@ class Progress:
         self.console.print(f"[dim]{message}: done[/dim]")
 
     @contextmanager
-    def bar(self, description: str, total: int) -> Iterator[Callable[[], None]]:
+    def bar(self, description: str, total: int) -> Iterator[Callable[..., None]]:
+        """A bar to ``total``; what it yields advances it by one, or by the number it is given."""
         if self.quiet:
-            yield lambda: None
+            yield lambda k=1: None
             return
         from rich.progress import (
             BarColumn,
@@ -64,4 +65,4 @@ class Progress:
         with RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False) as p:
             task = p.add_task(description, total=total)
-            yield lambda: p.advance(task)
+            yield lambda k=1: p.advance(task, k)

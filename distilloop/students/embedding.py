@@ -15,7 +15,7 @@ data).
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,6 +33,10 @@ from distilloop.students.hf_common import MINILM, offline_env, resolve_model
 CLASS_WEIGHTS = ("none", "balanced")
 _MODELS: dict[tuple[str, str], Any] = {}
 _MEMORY: dict[str, dict[str, np.ndarray]] = {}
+#: a pass over at least this many texts reports its progress, in steps of ``PROGRESS_STEP`` texts (about 6 s each
+#: for the mpnet encoder on two cores; a smaller pass is encoded in one call)
+PROGRESS_MIN = 2000
+PROGRESS_STEP = 256
 
 
 def memory_snapshot() -> dict[str, dict[str, np.ndarray]]:
@@ -143,11 +147,10 @@ class EmbeddingLinear(Student):
         """The name of this frozen encoder in the embedding cache (the same across rounds and restarts)."""
         return f"{self.model}|norm={self.normalize}"
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of ``texts`` (rows L2-normalised when ``normalize``), through both caches."""
+    def _lookup(self, keys: Sequence[str]) -> list[str]:
+        """Bring what the campaign's cache holds of ``keys`` into memory; the keys still to embed, once each."""
         encoder = self.embedding_key
         memory = _MEMORY.setdefault(encoder, {})
-        keys = [text_hash(t) for t in texts]
         unique = list(dict.fromkeys(keys))
         cache = getattr(self, "_cache", None)
         if cache is not None:  # what this process has not yet seen in (or put into) the campaign's cache
@@ -160,27 +163,47 @@ class EmbeddingLinear(Student):
             if known:
                 cache.put_vectors(encoder, known)
                 stored.update(known)
-        unseen = [k for k in unique if k not in memory]
+        return [k for k in unique if k not in memory]
+
+    def to_embed(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` are in neither this process's memory nor the campaign's cache."""
+        return len(self._lookup([text_hash(t) for t in texts]))
+
+    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Embeddings of ``texts`` (rows L2-normalised when ``normalize``), through both caches; ``progress`` is
+        told how many texts each step embedded, where the texts are many (:meth:`encode_uncached`)."""
+        memory = _MEMORY.setdefault(self.embedding_key, {})
+        keys = [text_hash(t) for t in texts]
+        unseen = self._lookup(keys)
         if unseen:
             by_key = dict(zip(keys, texts))
-            fresh = dict(zip(unseen, self.encode_uncached([by_key[k] for k in unseen])))
+            fresh = dict(zip(unseen, self.encode_uncached([by_key[k] for k in unseen], progress)))
             memory.update(fresh)
-            if cache is not None:
-                cache.put_vectors(encoder, fresh)
+            if getattr(self, "_cache", None) is not None:
+                self._cache.put_vectors(self.embedding_key, fresh)
                 self._stored.update(fresh)
         self.n_encoded_ = getattr(self, "n_encoded_", 0) + len(unseen)
         if not keys:
             return self.encode_uncached([])
         return np.stack([memory[k] for k in keys])
 
-    def encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
-        """The encoder's vectors of ``texts``, float32, through no cache (what a compute engine's worker runs)."""
+    def encode_uncached(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """The encoder's vectors of ``texts``, float32, through no cache (what a compute engine's worker runs).
+        With ``progress`` and at least ``PROGRESS_MIN`` texts, in steps of ``PROGRESS_STEP`` texts, each reported
+        (fewer are encoded in one call, as before: the same batches, the same vectors to the last bit)."""
         _, model = self._encoder()
         if not texts:
             return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
-        vecs = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                            normalize_embeddings=self.normalize, show_progress_bar=False)
-        return np.asarray(vecs, dtype=np.float32)
+        step = PROGRESS_STEP if progress is not None and len(texts) >= PROGRESS_MIN else len(texts)
+        parts = []
+        for start in range(0, len(texts), step):
+            chunk = list(texts[start:start + step])
+            parts.append(np.asarray(model.encode(chunk, batch_size=self.batch_size, convert_to_numpy=True,
+                                                 normalize_embeddings=self.normalize, show_progress_bar=False),
+                                    dtype=np.float32))
+            if step < len(texts) and progress is not None:
+                progress(len(chunk))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     # -- the contract ------------------------------------------------------------------------------
     def _fit(self, texts: list[str], labels: list[str], *, rationales: Sequence[str | None] | None,

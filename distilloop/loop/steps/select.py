@@ -43,6 +43,7 @@ def select(env: Env, round_no: int) -> Selection | None:
             student=student, round_no=round_no)
         if strategy.needs_costs:
             ctx.extra["item_cost"] = item_costs(env.parts.teachers, rest, env.item, corrections)
+        env.engine.embed_pool(strategy, ctx, env.progress)  # a long first pass with a bar, not under the spinner
         with env.progress.status(f"round {round_no}: selecting {plan.n - len(paid)} of {len(rest)} with "
                                  f"{strategy.name}"):
             sel = env.engine.select(strategy, ctx, plan.n - len(paid))

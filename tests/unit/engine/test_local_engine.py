@@ -61,7 +61,7 @@ def test_a_frozen_encoders_pool_vectors_go_to_shards_and_a_resumed_campaign_reus
     encoded: list[int] = []
     real = embedding.EmbeddingLinear.encode_uncached
     monkeypatch.setattr(embedding.EmbeddingLinear, "encode_uncached",
-                        lambda self, texts: encoded.append(len(texts)) or real(self, texts))
+                        lambda self, texts, *rest: encoded.append(len(texts)) or real(self, texts, *rest))
     extra = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[compute]\nmin_shard_vectors = 50\n'
     path = replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 10\nbatch_size = 10", extra=extra)
     campaign = Campaign.open(load_config(path))
@@ -96,3 +96,33 @@ def test_engine_ray_without_the_extra_stops_at_open_with_the_install_command(tmp
     with pytest.raises(MissingExtraError, match=r"pip install -c constraints.txt 'distilloop\[ray\]'"):
         Campaign.open(load_config(path))
     assert not (tmp_path / "t.distilloop.db").exists()  # nothing written
+
+
+def test_a_long_first_pass_over_the_pool_has_a_progress_bar_and_is_made_once(tmp_path, tiny_bert_dir, monkeypatch):
+    """The first selection that needs a frozen encoder's vectors embeds the whole pool: minutes for a pool of
+    thousands on a CPU, under a spinner that said nothing of how far it was. It is done before the selection,
+    with a bar counting the texts, and never again: the next round finds every vector kept."""
+    from distilloop.students import embedding
+    from tests.unit.loop.test_budget_sizing import counting_progress
+
+    monkeypatch.setattr(embedding, "PROGRESS_MIN", 40)  # the fixture's pool is small: a "long" pass here
+    monkeypatch.setattr(embedding, "PROGRESS_STEP", 16)
+    embedding._MEMORY.clear()
+    extra = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[strategy]\nname = "entropy"\n'
+    path = replay_config(tmp_path, rounds="max_rounds = 3\ninitial_size = 10\nbatch_size = 10", extra=extra)
+    progress, steps = counting_progress([])
+    described: list[str] = []
+    bar = progress.bar
+    progress.bar = lambda description, total: described.append(description) or bar(description, total)
+    campaign = Campaign.open(load_config(path), progress=progress)
+    try:
+        campaign.run()
+        passes = [(d, s) for d, s in zip(described, steps, strict=True) if d.startswith("embedding")]
+        left = len(campaign.env.unlabeled_pool()) + 20  # the pool round 2 selected from
+    finally:
+        campaign.close()
+        embedding._MEMORY.clear()
+    assert len(passes) == 1, described  # round 2's selection; round 3 found the vectors kept
+    description, (advanced, total) = passes[0]
+    assert description.startswith(f"embedding {total:,} pool texts") and 40 <= total <= left
+    assert advanced == total

@@ -170,8 +170,8 @@ def counting_progress(warned: list[str]):
     def counting_bar(description, total):
         n = [0]
 
-        def advance():
-            n[0] += 1
+        def advance(k=1):
+            n[0] += k
         yield advance
         steps.append((n[0], total))
     progress.bar = counting_bar  # type: ignore[method-assign]
