@@ -39,13 +39,17 @@ class Progress:
             print(f"warning: {message}", file=sys.stderr)
 
     @contextmanager
-    def status(self, message: str) -> Iterator[None]:
+    def status(self, message: str) -> Iterator[Callable[[str], None]]:
+        """A spinner with ``message``, then one line "message: done"; what it yields shows another text on the
+        spinner meanwhile (the step of the work it is at)."""
         if self.quiet:
-            yield
+            yield lambda text: None
             return
-        with self.console.status(message):
-            yield
-        self.console.print(f"[dim]{message}: done[/dim]")
+        from rich.markup import escape
+
+        with self.console.status(escape(message)) as spinner:
+            yield lambda text: spinner.update(escape(text))
+        self.console.print(f"[dim]{escape(message)}: done[/dim]")
 
     @contextmanager
     def bar(self, description: str, total: int) -> Iterator[Callable[..., None]]:

@@ -141,17 +141,17 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
     targets: dict[str, list[dict[str, float] | None]] = {}
     fitted: list[Fitted] = []
 
+    what = f"round {round_no}: training {env.parts.student.kind} on {len(texts)} labels"
+
     def fit(candidates: list[tuple[str, dict[str, Any], Student]]) -> bool:
         """Fit and score ``candidates``; False once only the test split could choose (nothing more is fitted)."""
         for how, params, student in candidates:
             if how not in targets:
                 targets[how] = review_targets(env.store, labeled, how)
             extra = [f"reviews read as {how}"] * (len(readings) > 1) + [_params(params)] * bool(params)
-            what = f"round {round_no}: training {student.kind} on {len(texts)} labels"
-            with env.progress.status(what + (f" ({'; '.join(extra)})" if extra else "")):
-                student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
-                            rationales=[r["rationale"] for r in labeled], soft_labels=targets[how],
-                            warm_start=previous)
+            show(what + (f" ({'; '.join(extra)})" if extra else ""))
+            student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
+                        rationales=[r["rationale"] for r in labeled], soft_labels=targets[how], warm_start=previous)
             metrics = evaluate(env, student)
             ref = metrics["reference"]
             score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
@@ -161,9 +161,10 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
         return True
 
     configured = env.parts.student
-    if fit([(how, params, student) for how in readings for params, student in configured.variants()]):
-        how, params = kept(fitted)[:2]
-        fit([(how, p, s) for p, s in configured.variants(chosen=params)])
+    with env.progress.status(what) as show:  # one line a round, the variant being fitted on the spinner
+        if fit([(how, params, student) for how in readings for params, student in configured.variants()]):
+            how, params = kept(fitted)[:2]
+            fit([(how, p, s) for p, s in configured.variants(chosen=params)])
     how, params, student, metrics, _ = kept(fitted)
     reviewed = sum(r["source"] in REVIEWED for r in labeled)
 
