@@ -125,9 +125,9 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
     labeled = {s.example_id for s in states}
     plan = RelabelPlan(guideline, ids, kept, [i for i in selectors.ids or () if i not in labeled],
                        new_guideline=guideline != store.current_guideline())
-    shares = item_reach(campaign, ids)
-    later = cascade_reach(campaign).keys()
-    plan.reach = {n: sum(shares[i][n] for i in ids) / len(ids) for n in later} if ids else {}
+    overall = cascade_reach(campaign)
+    shares = item_reach(campaign, ids, overall)
+    plan.reach = {n: sum(shares[i][n] for i in ids) / len(ids) for n in overall} if ids else {}
     for i in ids:
         item = env.item(env.examples[i])
         for t in env.parts.teachers:
@@ -147,12 +147,11 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
     return plan
 
 
-def item_reach(campaign: Campaign, ids: Sequence[str]) -> dict[str, dict[str, float]]:
+def item_reach(campaign: Campaign, ids: Sequence[str], overall: dict[str, float]) -> dict[str, dict[str, float]]:
     """Per item, the chance each later cascade tier's teacher is asked about it again: 1 or 0 where the item's
     last verdict records how far its cascade went (the answers it got are reused, so it goes as far again; the
     tier the budget had no room for counts as reached), else the share of items the campaign's rounds asked it
-    about (:func:`cascade_reach`). Empty per item without a cascade."""
-    overall = cascade_reach(campaign)
+    about (``overall``, :func:`cascade_reach`). Empty per item without a cascade."""
     cascade = campaign.env.parts.cascade
     if not overall or cascade is None:
         return {i: {} for i in ids}
