@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from distilloop._extras import require
@@ -27,6 +30,26 @@ def offline_env() -> None:
     except ImportError:  # the student that called this says what to install
         return
     hf_logging.disable_progress_bar()
+
+
+@contextmanager
+def quiet_gguf() -> Iterator[None]:
+    """No "Converting and de-quantizing GGUF tensors" bar while a GGUF model loads: transformers draws it with
+    plain tqdm, not through its own logging (which :func:`offline_env` silences)."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # no GGUF support in this transformers: nothing to silence
+        yield
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar  # type: ignore[attr-defined]
 
 
 def minilm_path() -> Path:

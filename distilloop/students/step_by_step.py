@@ -42,7 +42,7 @@ from distilloop._extras import require
 from distilloop.errors import StudentError
 from distilloop.students import top_layers
 from distilloop.students.base import Student
-from distilloop.students.hf_common import SMOLLM2, device, generator, offline_env, resolve_model
+from distilloop.students.hf_common import SMOLLM2, device, generator, offline_env, quiet_gguf, resolve_model
 
 log = logging.getLogger(__name__)
 _STEP_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -115,8 +115,9 @@ class StepByStepStudent(Student):
         if cache and key in _PRETRAINED:
             model, tok = (copy.deepcopy(x) for x in _PRETRAINED[key])
         else:
-            tok = transformers.AutoTokenizer.from_pretrained(str(where), **kw)
-            model = auto.from_pretrained(str(where), dtype=torch.float32, **kw)
+            with quiet_gguf():
+                tok = transformers.AutoTokenizer.from_pretrained(str(where), **kw)
+                model = auto.from_pretrained(str(where), dtype=torch.float32, **kw)
             if kw:
                 # dequantised from GGUF into plain fp32 weights: nothing quantized is left, but transformers keeps
                 # the GGUF marker, and save_pretrained refuses a "quantized" model; drop it so the student saves

@@ -91,3 +91,17 @@ def test_the_packaged_student_overfits_a_tiny_training_set(packaged_model):
     assert after >= 0.95, f"training accuracy {after:.0%} after {s.steps_} steps (untrained: {before:.0%})"
     first, last = np.mean([x[1] for x in s.losses_[:4]]), np.mean([x[1] for x in s.losses_[-4:]])
     assert last < first / 4, f"L_label fell only from {first:.2f} to {last:.2f}"
+
+
+def test_loading_the_packaged_model_draws_no_progress_bar(packaged_model, capfd):
+    """The campaign's progress is the only one on the terminal: transformers' "Loading weights" bar (its logging)
+    and its GGUF converter's "Converting and de-quantizing GGUF tensors" bar (plain tqdm) both printed into every
+    round of a step-by-step campaign."""
+    from distilloop.students import step_by_step
+    from distilloop.students.hf_common import SMOLLM2, resolve_model
+
+    step_by_step._PRETRAINED.clear()  # a load from the file, as a campaign's first round does
+    capfd.readouterr()
+    student()._load_pretrained(resolve_model(SMOLLM2, SMOLLM2), cache=False)
+    out, err = capfd.readouterr()
+    assert "GGUF tensors" not in err + out and "Loading weights" not in err + out, err[-500:]
