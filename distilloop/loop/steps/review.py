@@ -91,7 +91,7 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
                 recorded += 1
                 continue
             cons = store.consensus(d.example_id) or {}
-            store.accept_label(d.example_id, d.label, rationale=d.rationale or cons.get("rationale"),
+            store.accept_label(d.example_id, d.label, rationale=d.rationale or rationale_for(d.label, cons, space),
                                source=d.source, round_no=round_no,
                                # a person's answer is certain; an automatic acceptance keeps the teachers' doubt
                                soft_label=(cons.get("soft_label") if d.source == "auto" and cons.get("soft_label")
@@ -101,6 +101,18 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
     if recorded and space.has_label_set and any(d.source != "auto" for d in decisions):
         update_reliability(store, space.labels)
     return recorded
+
+
+def rationale_for(label: str, cons: dict[str, Any], space: AnswerSpace) -> str | None:
+    """The teachers' rationale that goes with a reviewer's ``label`` when the reviewer wrote none: the verdict's
+    where the reviewer kept its label, else that of the most confident teacher who answered ``label``, else none
+    (a rationale arguing for the label the reviewer overruled would teach a step-by-step student the opposite)."""
+    if cons.get("label") is not None and space.normalize(str(cons["label"])) == label:
+        return cons.get("rationale")
+    agreeing = [v for v in cons.get("votes") or [] if v.get("valid", True) and v.get("rationale")
+                and v.get("label") is not None and space.normalize(str(v["label"])) == label]
+    best = max(agreeing, key=lambda v: v.get("confidence") or 0.0, default=None)
+    return best["rationale"] if best is not None else None
 
 
 def review_agreement(store: Store, space: AnswerSpace) -> dict[str, Any]:

@@ -175,3 +175,36 @@ def test_status_says_what_teacher_reliability_rests_on():
     assert "over 30 items" in lines[0] and "10 human-reviewed as known truth" in lines[0]
     assert any(line.startswith("  a: balanced accuracy") for line in lines)
     assert not any("nothing says which is right" in line for line in lines)
+
+
+def test_a_reviewer_who_overrules_the_label_does_not_get_the_overruled_rationale(tmp_path):
+    """A reviewer who gives another label and writes no rationale: the training rationale is that of a teacher
+    who answered the reviewer's label (the most confident), else none, never the verdict's rationale arguing for
+    the overruled label (a step-by-step student would learn to explain one label with the other's reasons)."""
+    from distilloop.loop.steps.review import rationale_for
+
+    _, c = run(tmp_path, extra='[review]\nkind = "simulated"\ndelay_rounds = 0\n', min_agreement=0.99)
+    try:
+        labels = {r["example_id"]: r for r in c.store.labeled()}
+        overruled = 0
+        for r in c.store.reviews():
+            cons = c.store.consensus(r["example_id"])
+            got = labels[r["example_id"]]["rationale"]
+            if r["label"] == cons["label"]:
+                assert got == (r["rationale"] or cons["rationale"])
+                continue
+            overruled += 1
+            votes = [v for v in cons["votes"] if v["label"] == r["label"] and v.get("rationale")]
+            want = max(votes, key=lambda v: v["confidence"] or 0.0)["rationale"] if votes else None
+            assert got == (r["rationale"] or want) and (got is None or got != cons["rationale"] or votes)
+        assert overruled > 0
+    finally:
+        c.close()
+    space = c.env.parts.space
+    cons = {"label": "positive", "rationale": "glowing praise",
+            "votes": [{"teacher": "a", "label": "positive", "rationale": "glowing praise", "confidence": 0.9},
+                      {"teacher": "b", "label": "negative", "rationale": "a dull plot", "confidence": 0.6},
+                      {"teacher": "c", "label": "negative", "rationale": "tedious", "confidence": 0.7}]}
+    assert rationale_for("positive", cons, space) == "glowing praise"
+    assert rationale_for("negative", cons, space) == "tedious"
+    assert rationale_for("negative", {**cons, "votes": cons["votes"][:1]}, space) is None
