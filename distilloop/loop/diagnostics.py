@@ -139,7 +139,31 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
     voted = voted_labels(store, space) if space.has_label_set else {}  # both readings of the votes, one read
     return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
             *one_class(store, space), *chance_agreement(store, space, voted),
-            *weak_student(store, metric, student, len(space.labels))]
+            *weak_student(store, metric, student, len(space.labels)), *small_reference(store, metric)]
+
+
+#: decision-reference rows below which promotion is said to rest on too few items (at 30, a 95% interval on an
+#: accuracy near 80% is still about +-15 points)
+MIN_DECISION_ROWS = 30
+
+
+def small_reference(store: Store, metric: str) -> list[str]:
+    """Students promoted and tuned on a reference of a handful of rows: each decision is a coin flip."""
+    active = store.active_student()
+    if active is None:
+        return []
+    m = active["metrics"]
+    ref = m.get("reference")
+    scored = (m.get("refs") or {}).get(ref) or {}
+    n = scored.get("n") or 0
+    if not ref or not n or n >= MIN_DECISION_ROWS:
+        return []
+    ci = (f" (the active student's {metric} there: 95% interval {100 * scored['ci_low']:.0f}%-"
+          f"{100 * scored['ci_high']:.0f}%)" if scored.get("ci_low") is not None and metric == "accuracy" else "")
+    return [f"students are chosen and promoted on {ref}, which has {n} row(s){ci}: too few to tell a better student "
+            f"from a luckier one. Give the decisions at least {MIN_DECISION_ROWS}: more gold dev rows (rows with "
+            "split = \"dev\", or a larger [data] dev_fraction), or [evaluation] reference = \"teachers\" with "
+            "heldout_size (a held-out set the teachers label)"]
 
 
 def undecided_ties(store: Store) -> list[str]:

@@ -269,3 +269,24 @@ def test_items_the_auto_reviewer_cannot_decide_are_said_to_wait(tmp_path):
     said = [w for w in warnings if "cannot give" in w]
     assert len(said) == 1 and said[0].startswith('12 item(s) wait for a review that [review] kind = "auto" cannot give')
     assert "[review] kind = \"label_studio\" the next `run` (or `distilloop review push`) sends them" in said[0]
+
+
+def test_decisions_on_a_handful_of_reference_rows_are_called_out(tmp_path):
+    """A 90-row file with gold on half its rows and init's 10% dev split leaves 4 dev rows: every promotion and
+    choice of C was a coin flip (a round promoted at 37.5% test accuracy after one at 62.5%), and nothing said so."""
+    from distilloop.loop.diagnostics import MIN_DECISION_ROWS, small_reference
+
+    class Store:
+        def __init__(self, n, ref="gold:dev"):
+            self.metrics = {"reference": ref, "refs": {ref: {"accuracy": 0.5, "n": n, "ci_low": 0.15,
+                                                             "ci_high": 0.85}}}
+
+        def active_student(self):
+            return {"metrics": self.metrics}
+
+    [said] = small_reference(Store(4), "accuracy")
+    assert "on gold:dev, which has 4 row(s) (the active student's accuracy there: 95% interval 15%-85%)" in said
+    assert "dev_fraction" in said and "heldout_size" in said
+    assert small_reference(Store(MIN_DECISION_ROWS), "accuracy") == []
+    assert small_reference(Store(0), "accuracy") == []  # nothing scored yet: nothing to say
+    assert "95% interval" not in small_reference(Store(12), "macro_f1")[0]
