@@ -166,7 +166,9 @@ def test_selectors_narrow_each_other_and_reviewed_labels_are_kept_unless_asked(t
         campaign.close()
 
 
-def test_a_cascade_campaigns_relabel_expects_its_later_tier_on_the_share_of_items_it_was_asked(tmp_path):
+def cascade_campaign(tmp_path):
+    """Two rounds of a campaign on 120 recorded RT items, the strong teacher first in a cascade: its file and
+    store."""
     from tests.unit.loop.test_references import config, recorded_pool
 
     data = recorded_pool(tmp_path, gold=True)
@@ -175,7 +177,11 @@ def test_a_cascade_campaigns_relabel_expects_its_later_tier_on_the_share_of_item
     edit(cfg, "min_agreement = 0.5", 'min_agreement = 0.5\ncascade = ["qwen-1.5b", "qwen-0.5b"]\n'
                                      "cascade_min_confidence = 0.8")
     assert cli("run", "-q", cfg).returncode == 0
-    db = tmp_path / "nogold.distilloop.db"
+    return cfg, tmp_path / "nogold.distilloop.db"
+
+
+def test_a_cascade_campaigns_relabel_expects_its_later_tier_on_the_share_of_items_it_was_asked(tmp_path):
+    cfg, db = cascade_campaign(tmp_path)
     weak = sqlite_count(db, "select count(distinct example_id) from teacher_calls where teacher = 'qwen-0.5b' "
                             "and round > 0")
     labeled = sqlite_count(db, "select count(*) from labels")
@@ -199,15 +205,7 @@ def test_a_cascade_relabel_of_doubtful_items_expects_the_later_tier_where_their_
     """The items a relabel re-asks are rarely a sample of the campaign's: doubtful ones (low agreement) are the
     ones the cascade took to its later tier. The forecast counts each item as far as its last verdict went, not
     the campaign-wide share (which undershot the relabel's cost)."""
-    from tests.unit.loop.test_references import config, recorded_pool
-
-    data = recorded_pool(tmp_path, gold=True)
-    data.write_text("".join(data.read_text().splitlines(keepends=True)[:120]))
-    cfg = config(tmp_path, data, rounds=2)
-    edit(cfg, "min_agreement = 0.5", 'min_agreement = 0.5\ncascade = ["qwen-1.5b", "qwen-0.5b"]\n'
-                                     "cascade_min_confidence = 0.8")
-    assert cli("run", "-q", cfg).returncode == 0
-    db = tmp_path / "nogold.distilloop.db"
+    cfg, db = cascade_campaign(tmp_path)
     edit(cfg, 'task = "Classify', 'task = "Read the snippet closely. Classify')
     overall = json.loads(cli("relabel", "--stale", "--dry-run", "--json", cfg).stdout)["reach"]["qwen-0.5b"]
     plan = json.loads(cli("relabel", "--stale", "--below-agreement", "0.95", "--dry-run", "--json", cfg).stdout)
