@@ -11,7 +11,7 @@ from typing import Any
 
 from distilloop.cli.common import DEFAULT_CONFIG
 from distilloop.cli.starter import STARTER, numeric_starter, shares_example, skewed_metric
-from distilloop.errors import UserInputError
+from distilloop.errors import DataError, UserInputError
 
 #: columns of a data file that are never input fields (the defaults of [data]'s field names)
 NOT_INPUT = frozenset({"id", "label", "split", "rationale"})
@@ -21,19 +21,34 @@ LABEL_LIKE = frozenset({"labels", "target", "targets", "class", "category", "gol
                         "label_text", "label_id"})
 
 
+#: column names that name a row (besides ``id`` and names ending in ``_id``/``Id``)
+ID_NAMES = frozenset({"uuid", "guid", "uid", "key", "idx", "_id", "identifier", "row_id", "example_id"})
+
 #: column names that are inputs wherever they appear together (multiple choice, sentence pairs, a titled text)
 INPUT_NAMES = frozenset({"question", "choices", "options", "premise", "hypothesis", "sentence", "sentence1", "sentence2",
                          "context", "passage", "title", "body", "review", "content", "headline", "document", "query",
                          "text_a", "text_b", "description", "summary"})
 
 
-def infer_columns(data: Path, fields_arg: str | None) -> tuple[list[str], str]:
-    """The input fields and the gold label's column ``init`` writes. Input fields: ``--fields``, else ``text`` where
-    the first row has one, else the one other column of the first row that is not an id, label, split or rationale,
-    nor named like a label (a CSV's ``headline``), or several that are inputs by name (a multiple-choice file's
-    ``question`` and ``choices``); any other mix is the user's to choose (a column may hold the answer). The label:
-    ``label``, else the one column named like a label (``sentiment``, ``target``...). Both said on the way, so that
-    the user sees the choice."""
+def id_column(row: dict[str, Any]) -> str:
+    """The column that names a row: ``id``, else the one column named like an id (``ticket_id``, ``uuid``,
+    ``docId``...), else ``id`` (absent: rows are known by their line)."""
+    if "id" in row:
+        return "id"
+    like = [k for k, v in row.items() if k.lower() not in LABEL_LIKE and isinstance(v, str | int)
+            and not isinstance(v, bool)
+            and (k.lower() in ID_NAMES or k.lower().endswith(("_id", "-id", " id")) or k.endswith("Id")
+                 or k.endswith("ID"))]
+    return like[0] if len(like) == 1 else "id"
+
+
+def infer_columns(data: Path, fields_arg: str | None) -> tuple[list[str], str, str]:
+    """The input fields, the gold label's column and the id column ``init`` writes. Input fields: ``--fields``, else
+    ``text`` where the first row has one, else the one other column of the first row that is not an id, label,
+    split or rationale, nor named like a label (a CSV's ``headline``), or several that are inputs by name (a
+    multiple-choice file's ``question`` and ``choices``); any other mix is the user's to choose (a column may hold
+    the answer). The label: ``label``, else the one column named like a label (``sentiment``, ``target``...). The
+    id: :func:`id_column`. Each said on the way, so that the user sees the choice."""
     from distilloop.data import first_row
 
     row = first_row(data) or {}
@@ -41,12 +56,13 @@ def infer_columns(data: Path, fields_arg: str | None) -> tuple[list[str], str]:
     label_field = "label" if "label" in row or len(like) != 1 else like[0]
     if label_field != "label":
         print(f"gold labels: column {label_field!r} (the file has no 'label' column)")
+    id_field = id_column(row)
     if fields_arg is not None:
-        return [f.strip() for f in fields_arg.split(",") if f.strip()], label_field
+        return [f.strip() for f in fields_arg.split(",") if f.strip()], label_field, id_field
     if not row or "text" in row:
-        return ["text"], label_field
-    fields = [k for k, v in row.items()
-              if k not in NOT_INPUT and k.lower() not in LABEL_LIKE and isinstance(v, str | list | dict)]
+        return ["text"], label_field, id_field
+    fields = [k for k, v in row.items() if k not in NOT_INPUT and k != id_field and k.lower() not in LABEL_LIKE
+              and isinstance(v, str | list | dict)]
     if not fields:
         raise UserInputError(f"{data}: the first row has no 'text' column nor another input column (columns: "
                              f"{', '.join(row) or 'none'}); pass --fields with the column(s) the teachers should read")
@@ -54,22 +70,45 @@ def infer_columns(data: Path, fields_arg: str | None) -> tuple[list[str], str]:
         # an extra column may hold the answer (a worked equation, an explanation) and would leak it to the teachers
         raise UserInputError(f"{data}: no 'text' column, and several that could be inputs ({', '.join(fields)}); pass "
                              "--fields with the ones the teachers should read (never one that holds the answer)")
-    left = [k for k in row if k not in fields and k not in NOT_INPUT and k != label_field]
+    left = [k for k in row if k not in fields and k not in NOT_INPUT and k not in (label_field, id_field)]
     print(f"input fields: {', '.join(fields)} (the first row's columns; --fields to choose others)"
           + (f"; not read: {', '.join(left)}" if left else ""))
-    return fields, label_field
+    return fields, label_field, id_field
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     from distilloop.annotators.prompts import NUMERIC_TASK
-    from distilloop.data import DataSpec, check_pool, fold, label_lookup, load_examples, merge_spellings
+    from distilloop.data import (
+        DataSpec,
+        check_pool,
+        first_row,
+        fold,
+        label_lookup,
+        load_examples,
+        merge_spellings,
+    )
 
     data = Path(args.data)
-    fields, label_field = infer_columns(data, args.fields)
+    fields, label_field, id_field = infer_columns(data, args.fields)
     numeric = args.answer == "number"
-    spec = DataSpec(input_fields=tuple(fields), label_field=label_field,
+    spec = DataSpec(input_fields=tuple(fields), label_field=label_field, id_field=id_field,
                     fields_hint="or pass --fields with the file's input column(s)")
-    examples = load_examples(data, spec, answer=args.answer)
+    repeated = ""
+    try:
+        examples = load_examples(data, spec, answer=args.answer)
+    except DataError as err:
+        if id_field == "id" or "duplicate id" not in str(err):
+            raise
+        repeated = f" (column {id_field!r} repeats a value, so it does not name a row)"
+        id_field = "id"
+        spec = dataclasses.replace(spec, id_field=id_field)
+        examples = load_examples(data, spec, answer=args.answer)
+    if id_field != "id":
+        print(f"ids: column {id_field!r} (the file has no 'id' column)")
+    elif (first_row(data) or {}).get("id") is None:
+        print(f"note: the file has no 'id' column{repeated}: rows are known by their line (row-<line>) in exports "
+              "and predictions, and a file added later (distilloop add) needs ids of its own; give the rows an "
+              "'id' column to keep your own")
     check_pool(examples, data)
     if numeric:
         if args.labels:
@@ -115,9 +154,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     note = None
     if not numeric:
         text, note = skewed_metric(text, [str(e.gold) for e in examples if e.gold is not None])
-    if label_field != "label":
-        text = text.replace(f"input_fields = {json.dumps(fields)}\n",
-                            f"input_fields = {json.dumps(fields)}\nlabel_field = {json.dumps(label_field)}\n", 1)
+    named = "".join(f"{key} = {json.dumps(value)}\n" for key, value, default in
+                    (("label_field", label_field, "label"), ("id_field", id_field, "id")) if value != default)
+    text = text.replace(f"input_fields = {json.dumps(fields)}\n", f"input_fields = {json.dumps(fields)}\n{named}", 1)
     out.write_text(text, encoding="utf-8")
     what = "numeric answers" if numeric else f"labels {labels}"
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distilloop.core.types import Example
-from distilloop.data import file_sha256, for_campaign_rows, read_rows
+from distilloop.data import file_sha256, first_row, for_campaign_rows, read_rows
 from distilloop.errors import DataError
 from distilloop.loop import guidelines
 from distilloop.loop.config import CampaignConfig
@@ -59,6 +59,11 @@ def read_additions(config: CampaignConfig, store: Store, path: str | Path) -> tu
     known = store.known_examples(seen)
     changed = [r.example.id for r in rows if r.example.id in known
                and not _same(known[r.example.id], r.example, r.split_given)]
+    if changed and (first_row(path) or {}).get(config.data.id_field) in (None, ""):
+        raise DataError(f"{path.name} has no '{config.data.id_field}' column, so its rows are known by their line "
+                        f"(row-<line>), and {len(changed)} of those ids are taken by rows already in the campaign "
+                        f"with other content; nothing was added: give every row an '{config.data.id_field}' "
+                        "that no row of the campaign has")
     if changed:
         shown = ", ".join(changed[:SHOWN]) + (f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else "")
         raise DataError(f"{path.name}: {len(changed)} row(s) have the id of a row already in the campaign but other "

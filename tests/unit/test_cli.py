@@ -298,3 +298,34 @@ def test_init_on_labels_spelled_several_ways_writes_one_label_each_and_says_so(t
     assert cfg.campaign.labels == ["ham", "spam"]
     got = [e.gold for e in load_examples(cfg.data_path, labels=cfg.campaign.labels)]
     assert got.count("ham") == 20 and got.count("spam") == 15
+
+
+def test_init_takes_an_id_column_under_another_name_and_says_when_rows_have_none(tmp_path):
+    """A file whose ids are in 'ticket_id' had its rows known as row-2, row-3... in exports and predictions (and a
+    later `add` collided on those); init now names the column, and says so where there is none."""
+    from distilloop.data import load_examples
+    from distilloop.loop.config import load_config
+
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text('{"ticket_id": "T7", "subject": "Refund", "body": "charged twice", "label": "billing"}\n'
+                       '{"ticket_id": "T9", "subject": "Login", "body": "cannot log in", "label": "account"}\n')
+    proc = cli("init", tickets, "--fields", "subject,body", "--out", tmp_path / "t.toml")
+    assert proc.returncode == 0 and "ids: column 'ticket_id'" in proc.stdout, proc.stderr
+    cfg = load_config(tmp_path / "t.toml")
+    assert cfg.data.id_field == "ticket_id" and list(cfg.data.input_fields) == ["subject", "body"]
+    assert sorted(e.id for e in load_examples(tickets, cfg.data_spec())) == ["T7", "T9"]
+    docs = tmp_path / "docs.csv"  # without --fields: the id column is never taken for an input
+    docs.write_text("docId,text,label\nd1,fine,ok\nd2,broken,bad\n", encoding="utf-8")
+    proc = cli("init", docs, "--out", tmp_path / "d.toml")
+    assert proc.returncode == 0 and load_config(tmp_path / "d.toml").data.id_field == "docId", proc.stderr
+    people = tmp_path / "people.csv"  # a column named like an id whose values repeat does not name a row
+    people.write_text("customer_id,text,label\n7,charged twice,billing\n7,cannot log in,account\n", encoding="utf-8")
+    proc = cli("init", people, "--out", tmp_path / "p.toml")
+    assert proc.returncode == 0 and "column 'customer_id' repeats a value" in proc.stdout, proc.stderr
+    assert "rows are known by their line" in proc.stdout and load_config(tmp_path / "p.toml").data.id_field == "id"
+    bare = tmp_path / "bare.csv"
+    bare.write_text("text,label\ncharged twice,billing\ncannot log in,account\n", encoding="utf-8")
+    proc = cli("init", bare, "--out", tmp_path / "b.toml")
+    assert proc.returncode == 0 and "the file has no 'id' column" in proc.stdout and "repeats" not in proc.stdout
+    with_ids = cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", tmp_path / "r.toml")
+    assert with_ids.returncode == 0 and "ids:" not in with_ids.stdout and "'id' column" not in with_ids.stdout

@@ -81,3 +81,22 @@ def test_add_checks_rows_like_the_campaign_data_and_needs_a_data_file(tmp_path):
     one_line_error(cli("add", cfg, bad), "label 'neutral' is not in the label set")
     one_line_error(cli("add", cfg), r"name the data file: `distilloop add \[CONFIG\] DATA`")
     assert sqlite_count(tmp_path / "t.distilloop.db", "select count(*) from examples") == 140
+
+
+def test_a_second_file_without_ids_is_refused_with_the_fix(tmp_path):
+    """Rows without ids are known by their line: the first such file joins (row-1...), the second one's lines
+    are taken by the first's rows; the refusal says the file has no ids, not that rows changed."""
+    part, _, pool = split_data(tmp_path)
+    cfg = replay_config(tmp_path, data=part, rounds="max_rounds = 1\ninitial_size = 10\nbatch_size = 10")
+    assert cli("run", "-q", cfg).returncode == 0
+    db = tmp_path / "t.distilloop.db"
+
+    def without_ids(name, rows):
+        return write_jsonl(tmp_path / name, [{k: v for k, v in r.items() if k != "id"} for r in rows])
+
+    first = cli("add", cfg, without_ids("a.jsonl", pool[60:65]))
+    assert first.returncode == 0 and "added 5 row(s)" in first.stdout, first.stderr
+    one_line_error(cli("add", cfg, without_ids("b.jsonl", pool[65:70])),
+                   r"b.jsonl has no 'id' column, so its rows are known by their line .*5 of those ids are taken.*"
+                   r"give every row an 'id'")
+    assert sqlite_count(db, "select count(*) from examples where id like 'row-%'") == 5
