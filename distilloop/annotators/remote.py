@@ -91,9 +91,11 @@ def _never_sent(exc: BaseException) -> bool:
 
 
 def map_sdk_error(exc: BaseException, sdk: Any, *, teacher: str, provider: str, secrets: tuple[str | None, ...],
-                  timeout_s: float) -> TeacherError:
+                  timeout_s: float, key_env: str = "", key_set: bool = True) -> TeacherError:
     """Turn an exception of the ``openai``/``anthropic`` SDK (or a broken response) into a TeacherError; a failure
-    after the request was sent (a timeout, a dropped connection, a broken 200) is ``maybe_billed``."""
+    after the request was sent (a timeout, a dropped connection, a broken 200) is ``maybe_billed``. ``key_env``:
+    the variable the key was read from ("" where none is configured: a server of one's own sent no key);
+    ``key_set``: whether that variable held one."""
     status = getattr(exc, "status_code", None)
     retry_after = None
     maybe_billed = False
@@ -101,7 +103,11 @@ def map_sdk_error(exc: BaseException, sdk: Any, *, teacher: str, provider: str, 
         retryable = status in RETRYABLE_STATUS or (status is not None and status >= 500)
         retry_after = retry_after_seconds(getattr(exc.response, "headers", None))
         body = getattr(exc, "message", "") or str(exc)
-        hint = {401: " (check the API key in the environment variable)", 403: " (the key lacks access)",
+        unauthorized = (f" (check the API key in ${key_env})" if key_env and key_set else
+                        f" (${key_env} is not set: export the server's API key there)" if key_env else
+                        " (the server wants an API key and none is configured: name the environment variable that "
+                        f"holds it with api_key_env in teacher {teacher}'s [[teachers]] entry)")
+        hint = {401: unauthorized, 403: " (the key lacks access)",
                 404: " (check the model name and base_url)"}.get(status or 0, "")
         message = f"HTTP {status} from {provider}{hint}: {body}"
     elif isinstance(exc, sdk.APITimeoutError):
@@ -254,7 +260,7 @@ class RemoteTeacher(Teacher):
         # the key is looked up again to scrub it, never kept on the teacher
         secret = os.environ.get(self.api_key_env) if self.api_key_env else None
         return map_sdk_error(exc, sdk, teacher=self.name, provider=self.provider, secrets=(secret,),
-                             timeout_s=self.timeout_s)
+                             timeout_s=self.timeout_s, key_env=self.api_key_env, key_set=bool(secret))
 
     def pause(self, seconds: float) -> None:
         self.limiter.pause(seconds)

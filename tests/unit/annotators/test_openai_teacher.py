@@ -90,6 +90,25 @@ def test_a_missing_key_says_which_variable_to_set(monkeypatch):
     assert not exc.value.retryable
 
 
+def test_a_server_that_wants_a_key_says_where_to_configure_one(monkeypatch):
+    """A compatible server behind a key (vLLM --api-key): the 401 names the fix, not a variable nobody set."""
+    monkeypatch.setattr(openai_module, "_DETECTED", {})
+    monkeypatch.delenv("SERVER_KEY", raising=False)
+    api = FakeLLMAPI(api_key=KEY)
+    for kw, hint in (({}, "api_key_env in teacher llama's \\[\\[teachers\\]\\] entry"),
+                     ({"api_key_env": "SERVER_KEY"}, "\\$SERVER_KEY is not set")):
+        t = OpenAICompatibleTeacher(name="llama", model="local", base_url="http://fake.test/v1",
+                                    http_client=api.async_client(), **kw)
+        with pytest.raises(TeacherError, match=f"HTTP 401.*{hint}") as exc:
+            ask(t, items()[0])
+        assert not exc.value.retryable
+    monkeypatch.setenv("SERVER_KEY", "sk-wrong-secret-9876543210")
+    t = OpenAICompatibleTeacher(name="llama", model="local", base_url="http://fake.test/v1",
+                                http_client=api.async_client(), api_key_env="SERVER_KEY")
+    with pytest.raises(TeacherError, match="check the API key in \\$SERVER_KEY"):
+        ask(t, items()[0])
+
+
 def test_json_schema_unsupported_falls_back_once_and_is_remembered(monkeypatch):
     monkeypatch.setattr(openai_module, "_DETECTED", {})
     api = FakeLLMAPI(api_key=KEY, supports_json_schema=False)
