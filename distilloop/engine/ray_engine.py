@@ -37,6 +37,14 @@ from distilloop.strategies.base import SelectionContext, Strategy
 log = logging.getLogger(__name__)
 
 
+def quiet_console(logger: logging.Logger) -> None:
+    """Ray Data's console lines ("Progress bars disabled...", "Dataset ... execution finished in 83.14 seconds")
+    off the campaign's terminal, errors kept; its log file in the session folder keeps everything."""
+    for handler in logger.handlers:
+        if type(handler).__name__ != "SessionFileHandler":
+            handler.setLevel(max(handler.level, logging.ERROR))
+
+
 class RayEngine(Engine):
     """``[compute] engine = "ray"``: the pool's embedding and scoring on the Ray cluster at ``address``."""
 
@@ -76,6 +84,7 @@ class RayEngine(Engine):
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         ctx.enable_auto_log_stats = False
+        quiet_console(logging.getLogger("ray.data"))
         self._ray = ray
         return ray
 
@@ -110,9 +119,14 @@ class RayEngine(Engine):
         """Count time the driver itself spent on per-item work (blocks, shards, the merge) in ``last``."""
         self.last["driver_s"] = self.last.get("driver_s", 0.0) + time.perf_counter() - since
 
-    def _map(self, ds: Any, fn: type, args: tuple[Any, ...], embedding: bool = False) -> Any:
+    def blocks(self, rows: int) -> int:
+        return max(1, -(-rows // self.batch_rows))
+
+    def _map(self, ds: Any, fn: type, args: tuple[Any, ...], rows: int, embedding: bool = False) -> Any:
+        """``fn`` over the blocks by a pool of actors: one per worker, never more than blocks (each actor loads
+        the student: an idle one costs its memory and start-up for nothing)."""
         gpus = self.gpus_per_worker if embedding and self.gpus_per_worker else None
-        pool = self.connect().data.ActorPoolStrategy(size=self.worker_count())
+        pool = self.connect().data.ActorPoolStrategy(size=min(self.worker_count(), self.blocks(rows)))
         return ds.map_batches(fn, fn_constructor_args=args, batch_size=None, batch_format="numpy", compute=pool,
                               num_cpus=1, num_gpus=gpus)
 
@@ -124,13 +138,18 @@ class RayEngine(Engine):
                               "the worker's log is in the cluster's session logs") from None
 
     # -- the work ----------------------------------------------------------------------------------------
-    def embed(self, student: Any, texts: list[str]) -> int:
+    def embed(self, student: Any, texts: list[str], advance: Any = None) -> int:
         """Embed the texts the shards do not hold yet on the cluster; write what comes back as shards (here,
-        in the campaign's process). Returns how many vectors were written."""
+        in the campaign's process). Returns how many vectors were written; ``advance(k)`` is told each block's
+        texts as it comes back."""
         encoder = student.embedding_key
-        started, written = time.perf_counter(), 0
-        ds = self._map(self.dataset({"text": texts}), EmbedBatch, (student, self.vectors.reader(encoder)), True)
+        started, written, left = time.perf_counter(), 0, len(texts)
+        ds = self._map(self.dataset({"text": texts}), EmbedBatch, (student, self.vectors.reader(encoder)),
+                       len(texts), embedding=True)
         for out in self._batches(ds):
+            if advance is not None:  # one batch per block: every block but the last holds batch_rows texts
+                advance(min(self.batch_rows, left))
+                left -= min(self.batch_rows, left)
             if len(out["hash"]):
                 t = time.perf_counter()
                 self.vectors.write_shard(encoder, dict(zip((str(h) for h in out["hash"]), out["vector"])))
@@ -139,7 +158,7 @@ class RayEngine(Engine):
         self.last.update(embedded=written, embed_s=time.perf_counter() - started)
         return written
 
-    def ensure_embedded(self, student: Any, texts: list[str]) -> int:
+    def ensure_embedded(self, student: Any, texts: list[str], advance: Any = None) -> int:
         """Embed the pool once per encoder: after a whole pool was embedded, every later pool (the same items
         less those labeled since) is in the shards, so the pass is skipped (the store remembers, so a resumed
         campaign skips it too)."""
@@ -147,7 +166,7 @@ class RayEngine(Engine):
         if self.vectors.store.get_meta(key):
             self.last["embedded"] = 0
             return 0
-        written = self.embed(student, texts)
+        written = self.embed(student, texts, advance)
         self.vectors.store.set_meta(key, True)
         return written
 
@@ -160,7 +179,7 @@ class RayEngine(Engine):
                                    "text": ctx.unlabeled_texts}
         if jitter is not None:
             columns["jitter"] = jitter
-        ds = self._map(self.dataset(columns), ScoreBatch, (student, reader, score_fn, n))
+        ds = self._map(self.dataset(columns), ScoreBatch, (student, reader, score_fn, n), len(ctx.unlabeled_texts))
         parts = list(self._batches(ds))
         t = time.perf_counter()
         keys = ("pos", "score", "jitter") if n is not None else ("pos", "proba")
@@ -170,7 +189,18 @@ class RayEngine(Engine):
         return out
 
     def embed_pool(self, strategy: Strategy, ctx: SelectionContext, progress: Any) -> int:
-        return 0  # the cluster embeds the pool, in prepare()
+        """The pool's first embedding on the cluster, with a bar that moves as blocks come back (before the
+        selection's spinner; ``prepare`` then finds the pool embedded)."""
+        student: Any = ctx.student
+        if (student is None or not vector_student(student) or not student.is_fitted()
+                or not ({"probabilities", "embeddings"} & strategy.needs)
+                or self.vectors.store.get_meta(f"pool_embedded:{student.embedding_key}")):
+            return 0
+        n, name = len(ctx.unlabeled_texts), getattr(student, "model", "the encoder")
+        blocks = self.blocks(n)
+        with progress.bar(f"embedding {n:,} pool texts with {name} on the Ray cluster ({blocks:,} block(s); once: "
+                          "they are kept)", n) as advance:
+            return self.ensure_embedded(student, ctx.unlabeled_texts, advance)
 
     def prepare(self, strategy: Strategy, ctx: SelectionContext, n: int) -> Selection | None:
         student = ctx.student

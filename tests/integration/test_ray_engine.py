@@ -26,11 +26,11 @@ def cluster():
         yield c
 
 
-def _run(folder, extra: str, compute: str) -> tuple[dict, Campaign]:
+def _run(folder, extra: str, compute: str, progress=None) -> tuple[dict, Campaign]:
     folder.mkdir()
     path = replay_config(folder, rounds="max_rounds = 3\ninitial_size = 20\nbatch_size = 15",
                          extra=f"{extra}\n[compute]\n{compute}\n")
-    campaign = Campaign.open(load_config(path))
+    campaign = Campaign.open(load_config(path), progress=progress)
     try:
         campaign.run()
         store = campaign.store
@@ -59,10 +59,22 @@ def test_a_frozen_encoder_campaign_on_the_cluster_equals_the_local_one(cluster, 
     import ray
 
     student = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[strategy]\nname = "entropy"'
+    from tests.unit.loop.test_budget_sizing import counting_progress
+
     local, _ = _run(tmp_path / "local", student, "min_shard_vectors = 50")
+    progress, steps = counting_progress([])
+    described: list[str] = []
+    bar = progress.bar
+    progress.bar = lambda description, total: described.append(description) or bar(description, total)
     on_ray, campaign = _run(tmp_path / "ray", student,
-                            f'engine = "ray"\naddress = "{cluster.address}"\nbatch_rows = 40\nmin_shard_vectors = 50')
+                            f'engine = "ray"\naddress = "{cluster.address}"\nbatch_rows = 40\nmin_shard_vectors = 50',
+                            progress)
     _same(local, on_ray)
+    # the pool's one embedding pass (round 2's 100 items, three blocks) has a bar that ends at its total
+    passes = [(d, s) for d, s in zip(described, steps, strict=True) if d.startswith("embedding")]
+    assert [d for d, _ in passes] == ["embedding 100 pool texts with " + str(tiny_bert_dir)
+                                      + " on the Ray cluster (3 block(s); once: they are kept)"]
+    assert passes[0][1] == (100, 100)
     engine = campaign.env.engine
     assert engine.name == "ray" and engine.last["scored"] == 120 - 35 and engine.last["embedded"] == 0
     assert on_ray["shards"] >= 120 - 20  # the pool of round 2 embedded on the workers, written here as shards

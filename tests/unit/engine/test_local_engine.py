@@ -126,3 +126,25 @@ def test_a_long_first_pass_over_the_pool_has_a_progress_bar_and_is_made_once(tmp
     description, (advanced, total) = passes[0]
     assert description.startswith(f"embedding {total:,} pool texts") and 40 <= total <= left
     assert advanced == total
+
+
+def test_the_ray_engine_starts_no_more_actors_than_blocks_and_keeps_ray_data_off_the_console():
+    """Each actor loads the student: a pool of two for a pool of one block started an idle copy of the encoder
+    (and Ray warned about it); Ray Data's console lines are errors only, its log file keeps the rest."""
+    import logging
+    from types import SimpleNamespace
+
+    from distilloop.engine.ray_engine import RayEngine, quiet_console
+
+    sizes: list[int] = []
+    fake_ray = SimpleNamespace(data=SimpleNamespace(ActorPoolStrategy=lambda size: sizes.append(size) or size))
+    engine = RayEngine(None, address="127.0.0.2:6379", batch_rows=40, workers=4)  # type: ignore[arg-type]
+    engine.connect = lambda: fake_ray  # type: ignore[method-assign]
+    ds = SimpleNamespace(map_batches=lambda fn, **kw: kw["compute"])
+    assert [engine._map(ds, object, (), rows) for rows in (1, 40, 41, 100, 10_000)] == [1, 1, 2, 3, 4]
+    logger = logging.getLogger("test.ray.data")
+    console, file = logging.StreamHandler(), type("SessionFileHandler", (logging.Handler,), {})()
+    console.setLevel(logging.INFO)
+    logger.handlers = [console, file]
+    quiet_console(logger)
+    assert console.level == logging.ERROR and file.level == logging.NOTSET
