@@ -128,9 +128,12 @@ def campaign_stop_reason(store: Store, config: CampaignConfig, unlabeled: Sequen
     from distilloop.loop.references import decision_score
     from distilloop.loop.relabel import RELABEL
 
-    done = [r for r in store.rounds() if r["status"] == "done" and r["strategy"] != RELABEL]
+    rounds = store.rounds()
+    done = [r for r in rounds if r["status"] == "done" and r["strategy"] != RELABEL]
     if len(done) >= config.rounds.max_rounds:
-        return f"max rounds reached ({config.rounds.max_rounds})"
+        relabels = sum(r["strategy"] == RELABEL for r in rounds)
+        return (f"max rounds reached ({config.rounds.max_rounds}"
+                + (f", not counting {relabels} relabel round(s)" if relabels else "") + ")")
     target, active, metric = config.rounds.target, store.active_student(), config.evaluation.metric
     value = decision_score(active["metrics"], metric) if active is not None else None
     if target is not None and value is not None and value >= target:

@@ -194,3 +194,12 @@ def references(db: Database) -> None:
     db.table("reference_labels").create(
         {"reference": str, "example_id": str, "label": str, "source": str, "round": int, "created_at": str},
         pk=("reference", "example_id"))
+
+
+@migrations(name="0008_round_summary")
+def round_summary(db: Database) -> None:
+    """A round's agreement and review count as it finished: a later relabel round moves its items' verdicts to
+    itself, and the learning curve would lose what the round did."""
+    rounds = db.table("rounds")
+    rounds.add_column("agreement", float)
+    rounds.add_column("n_review", int)

@@ -148,20 +148,29 @@ class QueriesPart(StoreBase):
             students[st["round"]] = st
         spend = {r["round"]: Spend(int(r["a"]), int(r["b"]), float(r["c"])) for r in self.db.query(
             "select round, sum(tokens_in) a, sum(tokens_out) b, sum(usd) c from ledger group by round")}
+        # an item counts from the round that first selected it: a relabel round re-decides items of earlier
+        # rounds (their label rows move to it), and the curve must still show what those rounds labeled
+        first = {r["example_id"]: r["first"] for r in self.db.query(
+            "select example_id, min(round) first from selections group by example_id")}
+        labels = [(first.get(r["example_id"], r["round"]), r["example_id"], r["label"])
+                  for r in self.db.query("select example_id, label, round from labels")]
         rows: list[RoundRow] = []
         total = spend.get(0, Spend())  # before round 1: the pilot and the evaluation set
         for r in self.db.query("select * from rounds order by round"):
             n = r["round"]
             total = total + spend.get(n, Spend())
             cons = list(self.db.query("select agreement, route from consensus where round = ?", [n]))
-            labels = list(self.db.query("select example_id, label from labels where round <= ?", [n]))
-            judged = [lab for lab in labels if lab["example_id"] in gold]
+            review, agreement = sum(1 for c in cons if c["route"] == "review"), \
+                (sum(c["agreement"] or 0.0 for c in cons) / len(cons)) if cons else None
+            if r.get("n_review") is not None:  # as the round finished (a later relabel may have moved its verdicts)
+                review, agreement = r["n_review"], r["agreement"]
+            upto = [(i, label) for rnd, i, label in labels if rnd <= n]
+            judged = [gold[i] == label for i, label in upto if i in gold]
             s = students.get(n)
             rows.append(RoundRow(
-                n, r["status"], r["strategy"], r["n_selected"], len(labels),
-                sum(1 for c in cons if c["route"] == "review"), total.tokens_in, total.tokens_out, total.usd,
-                (sum(c["agreement"] or 0.0 for c in cons) / len(cons)) if cons else None,
-                (sum(gold[lab["example_id"]] == lab["label"] for lab in judged) / len(judged)) if judged else None,
+                n, r["status"], r["strategy"], r["n_selected"], len(upto), review,
+                total.tokens_in, total.tokens_out, total.usd, agreement,
+                sum(judged) / len(judged) if judged else None,
                 loads(s["metrics"], {}) if s else {}, bool(s["promoted"]) if s else None,
                 s["version"] if s else None))
         return rows

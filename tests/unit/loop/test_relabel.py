@@ -71,7 +71,15 @@ def test_stale_labels_after_a_teacher_is_added_are_relabeled_reusing_every_uncha
     one_line_error(cli("relabel", "--stale", cfg), "no labeled item matches the selectors")
     # a relabel round does not count towards max_rounds: the campaign is still at 3 rounds of 3
     rerun = cli("run", "-q", cfg)
-    assert "max rounds reached (3)" in rerun.stdout and sqlite_count(db, "select count(*) from rounds") == 4
+    assert "max rounds reached (3, not counting 1 relabel round(s))" in rerun.stdout
+    assert sqlite_count(db, "select count(*) from rounds") == 4
+    # the learning curve keeps what rounds 1-3 did: the relabel round moved their labels' verdicts to round 4,
+    # and the table showed 0 labeled and no agreement for them
+    table = json.loads(cli("status", "--json", cfg).stdout)["rounds_table"]
+    labeled = [r["labeled"] for r in table]
+    assert 0 < labeled[0] < labeled[1] < labeled[2] <= labeled[3] == sqlite_count(db, "select count(*) from labels")
+    assert all(r["agreement"] is not None for r in table) and table[3]["review"] >= 0
+    assert all(r["label_acc"] is not None for r in table)
 
 
 def _rows(db, sql):
