@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from distilloop.annotators.aggregation import votes_from_rows
+from distilloop.annotators.base import Teacher
 from distilloop.annotators.calibration import MIN_PRIOR_ITEMS, estimate_prior
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.core.types import LabelingItem, Vote
 from distilloop.errors import BatchPending, BudgetExhausted, TeachersFailed
-from distilloop.loop import references
+from distilloop.loop import fit, references
 from distilloop.loop.env import Env
 from distilloop.loop.routing import ASK_NEXT
 
@@ -84,6 +86,10 @@ def annotate(env: Env, round_no: int) -> Annotation:
     ids = env.store.selection(round_no)
     explanations = env.store.selection_explanations(round_no)
     items = [env.item(env.examples[i], explanations.get(i)) for i in ids]
+    note = truncated_note(round_no, [(env.examples[i].fields, item.fields) for i, item in zip(ids, items, strict=True)],
+                          env.parts.teachers)
+    if note:
+        env.progress.warn(note)
     with env.progress.bar(f"round {round_no}: teachers labeling", len(items) * len(env.parts.teachers)) as advance:
         result, tiers_asked = asyncio.run(ask(env, items, round_no, advance))
     if result.pending_batches:
@@ -106,6 +112,26 @@ def annotate(env: Env, round_no: int) -> Annotation:
         env.progress.warn(refused_note(round_no, result))
     votes = calibrate(env, {i: result.votes[i] for i in ids if result.votes.get(i)})
     return Annotation(round_no, ids, votes, tiers_asked, result)
+
+
+def truncated_note(round_no: int, fields: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+                   teachers: Sequence[Teacher]) -> str | None:
+    """What ``[data] too_long = "truncate"`` did to a round's items (their fields as in the data and as sent), said
+    once a round: long documents were labeled on their first lines, silently."""
+    cut = [(full, sent) for full, sent in fields if full != sent]
+    if not cut:
+        return None
+
+    def size(f: dict[str, Any]) -> int:
+        return sum(len(v) for v in f.values() if isinstance(v, str))
+
+    read = sum(size(sent) - len(fit.MARK) for _, sent in cut) / max(1, sum(size(full) for full, _ in cut))
+    windows = sorted((t.context_tokens, t.name) for t in teachers if t.context_tokens)
+    window = f" of {windows[0][1]} ({windows[0][0]:,} tokens)" if windows else ""
+    return (f"round {round_no}: {len(cut)} of {len(fields)} item(s) were cut to fit the context window{window}: "
+            f"the teachers read {100 * read:.0f}% of their text on average. [data] too_long = \"skip\" leaves such "
+            "items out instead; a larger window (a local model's n_ctx, a remote one's context_tokens) lets the "
+            "teachers read more")
 
 
 def refused_note(round_no: int, result: AnnotationResult) -> str:
