@@ -143,9 +143,10 @@ def _print_versions(out: Any, versions: dict[str, Any]) -> None:
 MIN_RELIABILITY_ITEMS = 10  # a teacher's per-class rates on fewer items are mostly the prior
 
 
-def _print_reliability(out: Any, rel: list[dict[str, Any]]) -> None:
+def _print_reliability(out: Any, rel: list[dict[str, Any]], cascade: list[str] | None = None) -> None:
     """Each teacher's per-class reliability (Dawid-Skene), and what it rests on: the items answered by two or
-    more teachers or reviewed (an item one teacher answered alone says nothing of that teacher's errors)."""
+    more teachers or reviewed (an item one teacher answered alone says nothing of that teacher's errors); with a
+    cascade those are the items its first teacher was unsure of, not a sample of the pool."""
     r0 = rel[0]
     if not r0["n_items"]:
         out.print("teacher reliability per class: not estimated yet (no item has answers of two teachers or a human "
@@ -176,6 +177,10 @@ def _print_reliability(out: Any, rel: list[dict[str, Any]]) -> None:
     if shown and not r0["n_known"] and len(per) == 2:
         out.print("  (two teachers and no review: where they disagree nothing says which is right, so these rest on "
                   "agreement; reviewed items make them a measurement)")
+    if shown and cascade:
+        first = cascade[0] if isinstance(cascade[0], str) else " and ".join(map(str, cascade[0]))
+        out.print(f"  (with the cascade these are the items {first} was unsure of, not a sample of the pool: the "
+                  "rates understate it on the items it settled alone, most for the labels it is surest of)")
 
 
 def _print_review_state(out: Any, store: Any, config: Any) -> None:
@@ -184,7 +189,7 @@ def _print_review_state(out: Any, store: Any, config: Any) -> None:
 
     rel = store.reliability()
     if rel:
-        _print_reliability(out, rel)
+        _print_reliability(out, rel, list(config.routing.cascade or []))
     agree, sided = store.rationale_agreement()
     if sided:
         out.print(f"rationales support one label on {agree} of {sided} items where they take a side")

@@ -223,3 +223,12 @@ def test_a_cascade_relabel_of_doubtful_items_expects_the_later_tier_where_their_
     assert cli("relabel", "--stale", "--below-agreement", "0.95", cfg).returncode == 0
     spent = sqlite_count(db, "select sum(tokens_in) from ledger where round = 3")
     assert abs(plan["expected"]["tokens_in"] - spent) <= 0.15 * spent, (plan["expected"], spent)
+
+
+def test_status_says_a_cascade_s_reliability_rests_on_the_items_its_first_teacher_was_unsure_of(tmp_path):
+    """With a cascade only the items the first teacher was unsure of have two answers: the per-class rates come
+    from them, and are low where that teacher is surest (it settled those items alone); status says so."""
+    cfg, _ = cascade_campaign(tmp_path)
+    out = " ".join(cli("status", cfg).stdout.split())
+    assert "teacher reliability per class (dawid_skene over" in out
+    assert "(with the cascade these are the items qwen-1.5b was unsure of, not a sample of the pool" in out
