@@ -158,16 +158,25 @@ class RayEngine(Engine):
         self.last.update(embedded=written, embed_s=time.perf_counter() - started)
         return written
 
+    def embedded_version(self, student: Any) -> int | None:
+        """The data version the pool was last embedded at with this student's encoder (None: never)."""
+        got = self.vectors.store.get_meta(f"pool_embedded:{student.embedding_key}")
+        if not got:
+            return None
+        return 1 if got is True else int(got)  # True: a store from before rows could be added
+
     def ensure_embedded(self, student: Any, texts: list[str], advance: Any = None) -> int:
-        """Embed the pool once per encoder: after a whole pool was embedded, every later pool (the same items
-        less those labeled since) is in the shards, so the pass is skipped (the store remembers, so a resumed
-        campaign skips it too)."""
-        key = f"pool_embedded:{student.embedding_key}"
-        if self.vectors.store.get_meta(key):
+        """Embed the pool once per encoder and data version: after a whole pool was embedded, every later pool
+        (the same items less those labeled since) is in the shards, so the pass is skipped (the store remembers,
+        so a resumed campaign skips it too); rows added since (``distilloop add``) are embedded by the next pass,
+        the workers skipping every text the shards hold."""
+        version = self.vectors.store.latest_data_version() or 1
+        done = self.embedded_version(student)
+        if done is not None and done >= version:
             self.last["embedded"] = 0
             return 0
         written = self.embed(student, texts, advance)
-        self.vectors.store.set_meta(key, True)
+        self.vectors.store.set_meta(f"pool_embedded:{student.embedding_key}", version)
         return written
 
     def scores(self, student: Any, ctx: SelectionContext, score_fn: Any, n: int | None,
@@ -193,12 +202,14 @@ class RayEngine(Engine):
         selection's spinner; ``prepare`` then finds the pool embedded)."""
         student: Any = ctx.student
         if (student is None or not vector_student(student) or not student.is_fitted()
-                or not ({"probabilities", "embeddings"} & strategy.needs)
-                or self.vectors.store.get_meta(f"pool_embedded:{student.embedding_key}")):
+                or not ({"probabilities", "embeddings"} & strategy.needs)):
+            return 0
+        done = self.embedded_version(student)
+        if done is not None and done >= (self.vectors.store.latest_data_version() or 1):
             return 0
         n, name = len(ctx.unlabeled_texts), getattr(student, "model", "the encoder")
-        blocks = self.blocks(n)
-        with progress.bar(f"embedding {n:,} pool texts with {name} on the Ray cluster ({blocks:,} block(s); once: "
+        what = f"{n:,} pool texts" if done is None else f"the rows added to the pool ({n:,} texts to look up)"
+        with progress.bar(f"embedding {what} with {name} on the Ray cluster ({self.blocks(n):,} block(s); once: "
                           "they are kept)", n) as advance:
             return self.ensure_embedded(student, ctx.unlabeled_texts, advance)
 

@@ -99,3 +99,45 @@ def test_an_unreachable_cluster_is_one_line_with_the_fix(tmp_path):
     with pytest.raises(EngineError, match=r"cannot reach the Ray cluster at '127.0.0.2:1'.*ray start --head"):
         engine.connect()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _close_after(path) -> None:
+    """Open the campaign at ``path``, run it, close it."""
+    campaign = Campaign.open(load_config(path))
+    try:
+        campaign.run()
+    finally:
+        campaign.close()
+
+
+def test_rows_added_later_are_embedded_on_the_cluster_by_the_next_pass(cluster, tmp_path, tiny_bert_dir):
+    """The pool's embedding was done once per encoder: rows added afterwards (`distilloop add`) were never put
+    in the shards, so every later round embedded them again under the selection's spinner. A pass runs again
+    for the new data version, the workers skipping every text the shards hold."""
+    from distilloop.loop.additions import add_data
+    from tests.unit.loop.living_helpers import split_data
+    from tests.unit.loop.test_budget_sizing import counting_progress
+
+    part, rest, _ = split_data(tmp_path, n_first=80, overlap=0)
+    student = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[strategy]\nname = "entropy"'
+    path = replay_config(tmp_path, data=part, rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 15",
+                         extra=f'{student}\n[compute]\nengine = "ray"\naddress = "{cluster.address}"\n'
+                               "batch_rows = 40\nmin_shard_vectors = 10\n")
+    _close_after(path)
+    config = load_config(path)
+    assert add_data(config, rest).version == 2
+    path.write_text(path.read_text().replace("max_rounds = 2", "max_rounds = 3"))
+    progress, steps = counting_progress([])
+    described: list[str] = []
+    bar = progress.bar
+    progress.bar = lambda description, total: described.append(description) or bar(description, total)
+    campaign = Campaign.open(load_config(path), progress=progress)
+    try:
+        before = sum(s["rows"] for s in campaign.store.vector_shards())
+        campaign.run()
+        after = sum(s["rows"] for s in campaign.store.vector_shards())
+    finally:
+        campaign.close()
+    passes = [(d, s) for d, s in zip(described, steps, strict=True) if d.startswith("embedding")]
+    assert len(passes) == 1 and passes[0][0].startswith("embedding the rows added to the pool"), described
+    assert after - before == 40  # the 40 added rows, and only them: the rest were in the shards
