@@ -59,22 +59,17 @@ def test_a_frozen_encoder_campaign_on_the_cluster_equals_the_local_one(cluster, 
     import ray
 
     student = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[strategy]\nname = "entropy"'
-    from tests.unit.loop.test_budget_sizing import counting_progress
+    from tests.unit.loop.test_budget_sizing import described_progress
 
     local, _ = _run(tmp_path / "local", student, "min_shard_vectors = 50")
-    progress, steps = counting_progress([])
-    described: list[str] = []
-    bar = progress.bar
-    progress.bar = lambda description, total: described.append(description) or bar(description, total)
+    progress, embedding_passes = described_progress()
     on_ray, campaign = _run(tmp_path / "ray", student,
                             f'engine = "ray"\naddress = "{cluster.address}"\nbatch_rows = 40\nmin_shard_vectors = 50',
                             progress)
     _same(local, on_ray)
     # the pool's one embedding pass (round 2's 100 items, three blocks) has a bar that ends at its total
-    passes = [(d, s) for d, s in zip(described, steps, strict=True) if d.startswith("embedding")]
-    assert [d for d, _ in passes] == ["embedding 100 pool texts with " + str(tiny_bert_dir)
-                                      + " on the Ray cluster (3 block(s); once: they are kept)"]
-    assert passes[0][1] == (100, 100)
+    assert embedding_passes() == [("embedding 100 pool texts with " + str(tiny_bert_dir)
+                                   + " on the Ray cluster (3 block(s); once: they are kept)", 100, 100)]
     engine = campaign.env.engine
     assert engine.name == "ray" and engine.last["scored"] == 120 - 35 and engine.last["embedded"] == 0
     assert on_ray["shards"] >= 120 - 20  # the pool of round 2 embedded on the workers, written here as shards
@@ -116,7 +111,7 @@ def test_rows_added_later_are_embedded_on_the_cluster_by_the_next_pass(cluster, 
     for the new data version, the workers skipping every text the shards hold."""
     from distilloop.loop.additions import add_data
     from tests.unit.loop.living_helpers import split_data
-    from tests.unit.loop.test_budget_sizing import counting_progress
+    from tests.unit.loop.test_budget_sizing import described_progress
 
     part, rest, _ = split_data(tmp_path, n_first=80, overlap=0)
     student = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[strategy]\nname = "entropy"'
@@ -127,10 +122,7 @@ def test_rows_added_later_are_embedded_on_the_cluster_by_the_next_pass(cluster, 
     config = load_config(path)
     assert add_data(config, rest).version == 2
     path.write_text(path.read_text().replace("max_rounds = 2", "max_rounds = 3"))
-    progress, steps = counting_progress([])
-    described: list[str] = []
-    bar = progress.bar
-    progress.bar = lambda description, total: described.append(description) or bar(description, total)
+    progress, embedding_passes = described_progress()
     campaign = Campaign.open(load_config(path), progress=progress)
     try:
         before = sum(s["rows"] for s in campaign.store.vector_shards())
@@ -138,6 +130,6 @@ def test_rows_added_later_are_embedded_on_the_cluster_by_the_next_pass(cluster, 
         after = sum(s["rows"] for s in campaign.store.vector_shards())
     finally:
         campaign.close()
-    passes = [(d, s) for d, s in zip(described, steps, strict=True) if d.startswith("embedding")]
-    assert len(passes) == 1 and passes[0][0].startswith("embedding the rows added to the pool"), described
+    passes = embedding_passes()
+    assert len(passes) == 1 and passes[0][0].startswith("embedding the rows added to the pool"), passes
     assert after - before == 40  # the 40 added rows, and only them: the rest were in the shards

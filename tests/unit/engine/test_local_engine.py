@@ -103,27 +103,24 @@ def test_a_long_first_pass_over_the_pool_has_a_progress_bar_and_is_made_once(tmp
     thousands on a CPU, under a spinner that said nothing of how far it was. It is done before the selection,
     with a bar counting the texts, and never again: the next round finds every vector kept."""
     from distilloop.students import embedding
-    from tests.unit.loop.test_budget_sizing import counting_progress
+    from tests.unit.loop.test_budget_sizing import described_progress
 
     monkeypatch.setattr(embedding, "PROGRESS_MIN", 40)  # the fixture's pool is small: a "long" pass here
     monkeypatch.setattr(embedding, "PROGRESS_STEP", 16)
     embedding._MEMORY.clear()
     extra = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[strategy]\nname = "entropy"\n'
     path = replay_config(tmp_path, rounds="max_rounds = 3\ninitial_size = 10\nbatch_size = 10", extra=extra)
-    progress, steps = counting_progress([])
-    described: list[str] = []
-    bar = progress.bar
-    progress.bar = lambda description, total: described.append(description) or bar(description, total)
+    progress, embedding_passes = described_progress()
     campaign = Campaign.open(load_config(path), progress=progress)
     try:
         campaign.run()
-        passes = [(d, s) for d, s in zip(described, steps, strict=True) if d.startswith("embedding")]
+        passes = embedding_passes()
         left = len(campaign.env.unlabeled_pool()) + 20  # the pool round 2 selected from
     finally:
         campaign.close()
         embedding._MEMORY.clear()
-    assert len(passes) == 1, described  # round 2's selection; round 3 found the vectors kept
-    description, (advanced, total) = passes[0]
+    assert len(passes) == 1, passes  # round 2's selection; round 3 found the vectors kept
+    description, advanced, total = passes[0]
     assert description.startswith(f"embedding {total:,} pool texts") and 40 <= total <= left
     assert advanced == total
 

@@ -178,6 +178,19 @@ def counting_progress(warned: list[str]):
     return progress, steps
 
 
+def described_progress():
+    """A quiet progress whose bars record (description, times advanced, total), and a function that lists the
+    embedding passes among them."""
+    progress, steps = counting_progress([])
+    described: list[str] = []
+    bar = progress.bar
+    progress.bar = lambda description, total: described.append(description) or bar(description, total)
+
+    def passes():
+        return [(d, *s) for d, s in zip(described, steps, strict=True) if d.startswith("embedding")]
+    return progress, passes
+
+
 def test_a_cascade_round_s_progress_bar_ends_at_its_total(tmp_path):
     """The bar counts every teacher on every item; the questions a cascade's later tiers were spared count as
     done, so it ends at its total (it stopped at 15/30 where the first teacher was sure of every item)."""
