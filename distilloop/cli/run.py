@@ -87,6 +87,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     config = load(args)
     campaign = Campaign.open(config, progress=Progress(quiet=args.quiet))
     try:
+        campaign.settle_cut_calls()
         rep = run_pilot(campaign.env, args.n)
     finally:
         campaign.close()

@@ -101,16 +101,25 @@ class Campaign:
             raise
 
     # -- the loop ------------------------------------------------------------------------------------
-    def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:
-        """Run rounds until a stopping rule holds; return the stop reason."""
+    def settle_cut_calls(self) -> int:
+        """Before a writer asks the teachers again (``run``, ``relabel``, ``pilot``): the calls a killed command
+        left in flight are charged at their expected cost (a provider may have billed them) and found again where
+        it keeps them; a model run in the process billed nothing; the rest are asked again (counted as re-sent in
+        ``distilloop status``). Returns how many there were."""
         env, store = self.env, self.store
         cut = store.recover_interrupted_calls(unbilled={t.name for t in env.parts.teachers if not t.billed_when_cut})
         if cut:
-            log.warning("%d call(s) were in flight when the last run stopped: a provider's are charged at their "
-                        "expected cost (it may have billed them) and found again where it keeps them; a model run "
-                        "in the process billed nothing; the rest are asked again (counted as re-sent in "
+            log.warning("%d call(s) were in flight when the last command stopped: a provider's are charged at "
+                        "their expected cost (it may have billed them) and found again where it keeps them; a model "
+                        "run in the process billed nothing; the rest are asked again (counted as re-sent in "
                         "`distilloop status`)", cut)
             env.budget.spent = store.spent()
+        return cut
+
+    def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:
+        """Run rounds until a stopping rule holds; return the stop reason."""
+        env, store = self.env, self.store
+        self.settle_cut_calls()
         if self.config.stopping.stabilizing:
             train.stop_set(env)  # before the first selection of this campaign (or of the rule): from the whole pool
         reference.prepare(env)  # the evaluation references set aside (once) and the held-out set labeled

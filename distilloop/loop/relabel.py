@@ -198,6 +198,7 @@ def relabel(campaign: Campaign, plan: RelabelPlan | None) -> RelabelResult:
     if last is not None and last["status"] != "done" and last["strategy"] != RELABEL:
         raise UserInputError(f"round {last['round']} is not finished (at step '{last['status']}'); finish it "
                              "with `distilloop run --rounds 1` before relabeling")
+    campaign.settle_cut_calls()  # a relabel killed mid-round left calls in flight: charged before anything is asked
     resumed = unfinished(campaign)
     if resumed is not None:
         round_no = resumed

@@ -25,12 +25,12 @@ def config(tmp_path, teacher):
     return path
 
 
-def run(cfg, failpoint=None):
+def run(cfg, failpoint=None, command=("run",)):
     env = {**os.environ, "OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": KEY}
     env.pop("DISTILLOOP_FAILPOINT", None)
     if failpoint:
         env["DISTILLOOP_FAILPOINT"] = failpoint
-    return subprocess.run([*CLI, "run", "-q", str(cfg)], capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([*CLI, *command, "-q", str(cfg)], capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.fixture
@@ -85,3 +85,39 @@ def test_elsewhere_it_is_asked_again_charged_at_its_expected_cost_and_counted(tm
     status = subprocess.run([*CLI, "status", "--json", str(cfg)], capture_output=True, text=True, timeout=120)
     charging = json.loads(status.stdout)["charging"]
     assert charging["resent"] == 1 and charging["estimated"] == 1
+
+
+def test_a_killed_relabel_charges_its_cut_call_before_it_resumes(tmp_path, server):
+    """`relabel` resumed its round without settling the calls the killed one left in flight: they stayed
+    'in_flight', uncharged (the provider may have billed them: the budget undercounted), and their items were
+    asked again as if never asked. Now the resumed relabel charges them at their expected cost and counts the
+    re-sends, as a resumed run does."""
+    cfg = config(tmp_path, f'[[teachers]]\nname = "claude"\nkind = "anthropic"\nmodel = "claude-haiku-4-5"\n'
+                           f'base_url = "{server.anthropic_url}"\n')
+    assert run(cfg).returncode == 0
+    cfg.write_text(cfg.read_text().replace('task = "Classify the sentiment."', 'task = "Classify the sentiment (v2)."'))
+    relabel = ("relabel", "--stale")
+    assert run(cfg, failpoint="answer_received:3", command=relabel).returncode == -9
+    resumed = run(cfg, command=("relabel",))
+    assert resumed.returncode == 0, resumed.stderr
+    rows = [r for r in calls(tmp_path / "cut.distilloop.db") if r["round"] == 2]
+    assert not [r for r in rows if r["status"] == "in_flight"]
+    cut = [r for r in rows if r["status"] == "interrupted"]
+    assert len(cut) == 1 and cut[0]["charged"] == "estimate" and cut[0]["cost_usd"] == pytest.approx(
+        cut[0]["expected_usd"])
+    resent = [r for r in rows if r["resend_of"] == cut[0]["id"]]
+    assert len(resent) == 1 and resent[0]["status"] == "ok"
+    assert len([r for r in rows if r["status"] == "ok"]) == 6
+
+
+def test_a_killed_pilot_s_cut_call_is_charged_by_the_next_pilot(tmp_path, server):
+    cfg = config(tmp_path, f'[[teachers]]\nname = "claude"\nkind = "anthropic"\nmodel = "claude-haiku-4-5"\n'
+                           f'base_url = "{server.anthropic_url}"\n')
+    pilot = ("pilot", "-n", "6")
+    assert run(cfg, failpoint="answer_received:3", command=pilot).returncode == -9
+    again = run(cfg, command=pilot)
+    assert again.returncode == 0, again.stderr
+    rows = calls(tmp_path / "cut.distilloop.db")
+    cut = [r for r in rows if r["status"] == "interrupted"]
+    assert not [r for r in rows if r["status"] == "in_flight"] and len(cut) == 1 and cut[0]["charged"] == "estimate"
+    assert [r["status"] for r in rows if r["resend_of"] == cut[0]["id"]] == ["ok"]
