@@ -147,7 +147,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         rel = rel.relative_to(out.resolve().parent)
     except ValueError:
         pass
-    task = args.task or (NUMERIC_TASK if numeric else "Classify the input.")
+    choice = not args.task and not numeric and lettered_choices(examples, fields, labels)
+    task = args.task or (NUMERIC_TASK if numeric else MULTIPLE_CHOICE_TASK if choice else "Classify the input.")
     text = (numeric_starter(STARTER) if numeric else STARTER).format(
         name=json.dumps(args.name or out.stem), labels=json.dumps(labels), task=json.dumps(task),
         path=json.dumps(str(rel)), fields=json.dumps(fields), shares=shares_example(labels))
@@ -171,7 +172,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"note: every label is a number and they are not codes 0, 1, 2... ({', '.join(labels[:6])}"
               f"{', ...' if len(labels) > 6 else ''}): if these are answers to work out (math word problems), run "
               "init again with --answer number; as written, the campaign treats them as a fixed set of classes")
-    if not args.task and not numeric:
+    if choice:
+        print(f"note: the teachers' instruction is {task!r}: the labels are the keys of each row's "
+              f"'{choice}' (a multiple-choice file); say more with --task or [campaign] task")
+    elif not args.task and not numeric:
         from distilloop.core.answers import normalize_number
 
         codes = not answers and all(normalize_number(x) is not None for x in labels)
@@ -180,6 +184,22 @@ def cmd_init(args: argparse.Namespace) -> int:
               + (f"; the labels are codes ({', '.join(labels[:5])}), so say what each one means there, or name "
                  "them in the data (negative, positive...)" if codes else ""))
     return 0
+
+
+#: the instruction ``init`` writes for a multiple-choice file (the one the recorded CommonsenseQA teachers answered)
+MULTIPLE_CHOICE_TASK = "Answer the question: pick the letter of the best choice."
+
+
+def lettered_choices(examples: list[Any], fields: list[str], labels: list[str]) -> str:
+    """The input field that holds each row's choices keyed by the labels (``{"A": ..., "B": ...}`` with labels
+    A, B...) in nine rows of ten or more (a data set has the odd malformed row): a multiple-choice file; ""
+    when there is none."""
+    for name in fields:
+        values = [e.fields.get(name) for e in examples[:200]]
+        keyed = sum(isinstance(v, dict) and bool(v) and set(map(str, v)) <= set(labels) for v in values)
+        if values and all(isinstance(v, dict) for v in values) and keyed >= 0.9 * len(values):
+            return name
+    return ""
 
 
 def looks_like_answers(labels: list[str]) -> bool:

@@ -154,6 +154,10 @@ def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
                           "several that could be inputs \\(question, equation, type\\); pass --fields")
     cqa = cli("init", ROOT / "data" / "commonsenseqa.jsonl.gz", "--out", tmp_path / "q.toml")
     assert cqa.returncode == 0 and "input fields: question, choices" in cqa.stdout
+    # choices keyed by the labels (one row of the file has a stray "." key): a multiple-choice instruction, not
+    # the placeholder
+    assert load_config(tmp_path / "q.toml").campaign.task == "Answer the question: pick the letter of the best choice."
+    assert "placeholder" not in cqa.stdout and "a multiple-choice file" in cqa.stdout
     only_ids = tmp_path / "ids.csv"
     only_ids.write_text("id,label\n1,a\n2,b\n", encoding="utf-8")
     assert_one_line_error(cli("init", only_ids, "--out", tmp_path / "d.toml"), "no 'text' column.*pass --fields")
