@@ -31,6 +31,10 @@ class StoreBase:
         with self.db.atomic():
             yield self
 
+    def round_summary(self, round_no: int) -> dict[str, Any]:
+        """A round's verdicts summed up, kept on the round as it finishes (see the reports' read models)."""
+        return {}
+
     def _one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
         rows = list(self.db.query(sql, list(params)))
         return rows[0] if rows else None

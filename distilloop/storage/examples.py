@@ -78,9 +78,7 @@ class ExamplesPart(StoreBase):
         values: dict[str, Any] = {"status": status}
         if status == "done":
             values["finished_at"] = now()
-            cons = list(self.db.query("select agreement, route from consensus where round = ?", [round_no]))
-            values["n_review"] = sum(c["route"] == "review" for c in cons)
-            values["agreement"] = sum(c["agreement"] or 0.0 for c in cons) / len(cons) if cons else None
+            values["summary"] = json.dumps(self.round_summary(round_no))
         if stop_reason is not None:
             values["stop_reason"] = stop_reason
         self.db.table("rounds").update(round_no, values)

@@ -198,8 +198,6 @@ def references(db: Database) -> None:
 
 @migrations(name="0008_round_summary")
 def round_summary(db: Database) -> None:
-    """A round's agreement and review count as it finished: a later relabel round moves its items' verdicts to
-    itself, and the learning curve would lose what the round did."""
-    rounds = db.table("rounds")
-    rounds.add_column("agreement", float)
-    rounds.add_column("n_review", int)
+    """A round's verdicts summed up as it finished (items, agreement, reviews...: JSON): a later relabel round
+    moves its items' verdicts to itself, and the reports would lose what the round did."""
+    db.table("rounds").add_column("summary", str)

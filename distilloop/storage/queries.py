@@ -156,14 +156,11 @@ class QueriesPart(StoreBase):
                   for r in self.db.query("select example_id, label, round from labels")]
         rows: list[RoundRow] = []
         total = spend.get(0, Spend())  # before round 1: the pilot and the evaluation set
+        summaries = self._summaries()  # as each round finished (a later relabel may have moved its verdicts)
         for r in self.db.query("select * from rounds order by round"):
             n = r["round"]
             total = total + spend.get(n, Spend())
-            cons = list(self.db.query("select agreement, route from consensus where round = ?", [n]))
-            review, agreement = sum(1 for c in cons if c["route"] == "review"), \
-                (sum(c["agreement"] or 0.0 for c in cons) / len(cons)) if cons else None
-            if r.get("n_review") is not None:  # as the round finished (a later relabel may have moved its verdicts)
-                review, agreement = r["n_review"], r["agreement"]
+            review, agreement = summaries[n]["review"], summaries[n]["agreement"]
             upto = [(i, label) for rnd, i, label in labels if rnd <= n]
             judged = [gold[i] == label for i, label in upto if i in gold]
             s = students.get(n)
@@ -175,21 +172,31 @@ class QueriesPart(StoreBase):
                 s["version"] if s else None))
         return rows
 
+    def round_summary(self, round_no: int) -> dict[str, Any]:
+        """The round's verdicts as they stand (an :class:`AgreementRow`'s fields), kept on the round when it
+        finishes: a later relabel round moves its items' verdicts to itself."""
+        gold = {r["id"]: r["gold"] for r in self.db.query(
+            "select e.id, e.gold from examples e join consensus c on c.example_id = e.id where c.round = ? and "
+            "e.gold is not null", [round_no])}
+        cons = list(self.db.query("select example_id, label, agreement, entropy, route, votes from consensus "
+                                  "where round = ?", [round_no]))
+        judged = [c for c in cons if c["example_id"] in gold and c["label"] is not None]
+        n = len(cons)
+        return {"items": n, "agreement": sum(c["agreement"] or 0 for c in cons) / n if n else None,
+                "unanimous": sum(1 for c in cons if unanimous(loads(c["votes"], []))) / n if n else None,
+                "entropy": sum(c["entropy"] or 0 for c in cons) / n if n else None,
+                "review": sum(1 for c in cons if c["route"] == "review"),
+                "accept": sum(1 for c in cons if c["route"] == "accept"),
+                "consensus_acc": sum(gold[c["example_id"]] == c["label"] for c in judged) / len(judged)
+                if judged else None}
+
+    def _summaries(self) -> dict[int, dict[str, Any]]:
+        """Every round's summary: as it finished where it was kept, else as its verdicts stand now."""
+        return {r["round"]: loads(r.get("summary"), None) or self.round_summary(r["round"])
+                for r in self.db.query("select * from rounds order by round")}
+
     def agreement_rows(self) -> list[AgreementRow]:
-        gold = {r["id"]: r["gold"] for r in self.db.query("select id, gold from examples where gold is not null")}
-        out = []
-        for rnd in self.db.query("select round from rounds order by round"):
-            cons = list(self.db.query("select example_id, label, agreement, entropy, route, votes from consensus "
-                                      "where round = ?", [rnd["round"]]))
-            judged = [c for c in cons if c["example_id"] in gold and c["label"] is not None]
-            n = len(cons)
-            out.append(AgreementRow(
-                rnd["round"], n, sum(c["agreement"] or 0 for c in cons) / n if n else None,
-                sum(1 for c in cons if unanimous(loads(c["votes"], []))) / n if n else None,
-                sum(c["entropy"] or 0 for c in cons) / n if n else None,
-                sum(1 for c in cons if c["route"] == "review"), sum(1 for c in cons if c["route"] == "accept"),
-                sum(gold[c["example_id"]] == c["label"] for c in judged) / len(judged) if judged else None))
-        return out
+        return [AgreementRow(n, **summary) for n, summary in self._summaries().items()]
 
     def teacher_stats(self) -> list[TeacherStats]:
         gold = {r["id"]: r["gold"] for r in self.db.query("select id, gold from examples where gold is not null")}

@@ -79,6 +79,14 @@ def test_stale_labels_after_a_teacher_is_added_are_relabeled_reusing_every_uncha
     labeled = [r["labeled"] for r in table]
     assert 0 < labeled[0] < labeled[1] < labeled[2] <= labeled[3] == sqlite_count(db, "select count(*) from labels")
     assert all(r["agreement"] is not None for r in table) and table[3]["review"] >= 0
+    from distilloop.storage.store import Store
+
+    store = Store.open(db)
+    try:  # the report's agreement table: each round's verdicts as it finished
+        items = [row.items for row in store.agreement_rows()]
+    finally:
+        store.close()
+    assert items[0] > 0 and items[1] > 0 and items[2] > 0 and items[3] == n
     assert all(r["label_acc"] is not None for r in table)
 
 
