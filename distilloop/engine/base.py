@@ -81,23 +81,11 @@ class Engine:
         return None
 
     def embed_pool(self, strategy: Strategy, ctx: SelectionContext, progress: Any) -> int:
-        """Before the round's selection (and its spinner): a frozen-encoder student's unlabeled pool embedded
-        into the campaign's cache where the strategy will read it, with a progress bar when the texts to embed
-        are many (the first selection of a large pool: minutes on a CPU). Returns how many were embedded; the
-        strategy then finds every vector cached, the same vectors it would have made itself."""
-        student: Any = ctx.student
-        if (student is None or not vector_student(student) or not hasattr(student, "to_embed")
-                or not student.is_fitted() or not ({"probabilities", "embeddings"} & strategy.needs)):
-            return 0
-        from distilloop.students.embedding import PROGRESS_MIN
-
-        n = student.to_embed(ctx.unlabeled_texts)
-        if n < PROGRESS_MIN:
-            return 0  # a short pass: the strategy embeds them under its spinner
-        name = getattr(student, "model", "the encoder")
-        with progress.bar(f"embedding {n:,} pool texts with {name} (once: they are kept)", n) as advance:
-            student.encode(ctx.unlabeled_texts, progress=advance)
-        return n
+        """Before the round's selection (and its spinner), for an engine that embeds the whole pool up front (Ray,
+        into shards): that pass, with a bar; how many texts it embedded. Here nothing: the strategy embeds what it
+        reads (a diversity strategy on a large pool: its candidate sample only), and a long pass says how far it
+        is on the selection's spinner."""
+        return 0
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the engine's connections."""

@@ -16,7 +16,9 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,26 @@ import numpy as np
 
 from distilloop.core.answers import AnswerSpace
 from distilloop.errors import StudentError
+
+#: where a long encoding pass reports how far it is (texts done, texts in the pass), while :func:`reporting` holds
+_REPORT: ContextVar[Callable[[int, int], None] | None] = ContextVar("distilloop_encoding_report", default=None)
+
+
+@contextmanager
+def reporting(report: Callable[[int, int], None]) -> Iterator[None]:
+    """While inside, a student's pass over many texts (a frozen encoder embedding a pool, whatever part of it a
+    strategy asks for) calls ``report(done, total)`` after each step. A context variable, not an attribute: a
+    student is copied to other processes (Ray workers), a callback is not."""
+    token = _REPORT.set(report)
+    try:
+        yield
+    finally:
+        _REPORT.reset(token)
+
+
+def encoding_report() -> Callable[[int, int], None] | None:
+    """The current :func:`reporting` callback, if any."""
+    return _REPORT.get()
 
 
 class Student(ABC):

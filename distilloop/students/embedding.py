@@ -25,7 +25,7 @@ from distilloop._extras import require
 from distilloop.core.protocols import VectorCache
 from distilloop.core.types import text_hash
 from distilloop.errors import StudentError
-from distilloop.students.base import Student
+from distilloop.students.base import Student, encoding_report
 from distilloop.students.encoder import soft_targets
 from distilloop.students.hf_common import MINILM, offline_env, resolve_model
 
@@ -175,6 +175,14 @@ class EmbeddingLinear(Student):
         memory = _MEMORY.setdefault(self.embedding_key, {})
         keys = [text_hash(t) for t in texts]
         unseen = self._lookup(keys)
+        report = encoding_report()
+        if unseen and progress is None and report is not None and len(unseen) >= PROGRESS_MIN:
+            done, total = [0], len(unseen)
+            report(0, total)
+
+            def progress(k: int) -> None:  # the pass's steps, told to whoever asked for reports
+                done[0] += k
+                report(done[0], total)
         if unseen:
             by_key = dict(zip(keys, texts))
             fresh = dict(zip(unseen, self.encode_uncached([by_key[k] for k in unseen], progress)))

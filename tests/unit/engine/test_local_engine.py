@@ -98,31 +98,86 @@ def test_engine_ray_without_the_extra_stops_at_open_with_the_install_command(tmp
     assert not (tmp_path / "t.distilloop.db").exists()  # nothing written
 
 
-def test_a_long_first_pass_over_the_pool_has_a_progress_bar_and_is_made_once(tmp_path, tiny_bert_dir, monkeypatch):
-    """The first selection that needs a frozen encoder's vectors embeds the whole pool: minutes for a pool of
-    thousands on a CPU, under a spinner that said nothing of how far it was. It is done before the selection,
-    with a bar counting the texts, and never again: the next round finds every vector kept."""
+def spinner_progress():
+    """A quiet progress whose spinners record every text they are told to show: (message, [updates])."""
+    from contextlib import contextmanager
+
+    from distilloop.loop.progress import Progress
+
+    progress = Progress(quiet=True)
+    spins: list[tuple[str, list[str]]] = []
+
+    @contextmanager
+    def status(message):
+        spins.append((message, []))
+        yield spins[-1][1].append
+    progress.status = status  # type: ignore[method-assign]
+    return progress, spins
+
+
+def embedding_passes(spins):
+    """Per spinner, the embedding pass it showed: (texts done at the last update, texts in the pass)."""
+    import re
+
+    out = []
+    for message, updates in spins:
+        counts = [re.search(r": embedding (\d+)/(\d+) texts(, about \d+ (s|min) left)? \(\w+, kept for later rounds\)$", u) for u in updates]
+        counts = [(int(m[1]), int(m[2])) for m in counts if m]
+        if counts:
+            assert all(u.startswith(message) for u in updates) and counts[0][0] == 0
+            out.append((message, counts[-1]))
+    return out
+
+
+def test_a_long_pass_over_the_pool_says_how_far_it_is_and_is_made_once(tmp_path, tiny_bert_dir, monkeypatch):
+    """The first selection that needs a frozen encoder's vectors embeds the pool: minutes for a pool of thousands
+    on a CPU, under a spinner that said nothing of how far it was. The spinner counts the texts and the time
+    left, and the pass is never made again: the next round finds every vector kept."""
     from distilloop.students import embedding
-    from tests.unit.loop.test_budget_sizing import described_progress
 
     monkeypatch.setattr(embedding, "PROGRESS_MIN", 40)  # the fixture's pool is small: a "long" pass here
     monkeypatch.setattr(embedding, "PROGRESS_STEP", 16)
     embedding._MEMORY.clear()
     extra = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[strategy]\nname = "entropy"\n'
     path = replay_config(tmp_path, rounds="max_rounds = 3\ninitial_size = 10\nbatch_size = 10", extra=extra)
-    progress, embedding_passes = described_progress()
+    progress, spins = spinner_progress()
     campaign = Campaign.open(load_config(path), progress=progress)
     try:
         campaign.run()
-        passes = embedding_passes()
         left = len(campaign.env.unlabeled_pool()) + 20  # the pool round 2 selected from
     finally:
         campaign.close()
         embedding._MEMORY.clear()
-    assert len(passes) == 1, passes  # round 2's selection; round 3 found the vectors kept
-    description, advanced, total = passes[0]
-    assert description.startswith(f"embedding {total:,} pool texts") and 40 <= total <= left
-    assert advanced == total
+    passes = embedding_passes(spins)
+    assert len(passes) == 1, spins  # round 2's selection; round 3 found the vectors kept
+    message, (done, total) = passes[0]
+    assert message.startswith("round 2: selecting") and done == total and 40 <= total <= left
+
+
+def test_a_diversity_strategy_embeds_only_its_candidates_of_a_large_pool(tmp_path, tiny_bert_dir, monkeypatch):
+    """k-means on a pool larger than its candidate sample embeds the sample, not the pool: the pass before the
+    selection (last release) embedded every pool text first, 4.5 times the work on a pool of 450,000."""
+    from distilloop.students import embedding
+
+    monkeypatch.setattr(embedding, "PROGRESS_MIN", 20)
+    monkeypatch.setattr(embedding, "PROGRESS_STEP", 16)
+    embedding._MEMORY.clear()
+    extra = (f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[strategy]\nname = "kmeans"\n'
+             "max_candidates = 30\n")
+    path = replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 10\nbatch_size = 10", extra=extra)
+    progress, spins = spinner_progress()
+    campaign = Campaign.open(load_config(path), progress=progress)
+    try:
+        campaign.run()
+        from distilloop.core.types import text_hash
+
+        unlabeled = {text_hash(e.text) for e in campaign.env.unlabeled_pool()}  # after round 2: 10 fewer
+        kept = {r["text_hash"] for r in campaign.store.db.query("select text_hash from embeddings")}
+    finally:
+        campaign.close()
+        embedding._MEMORY.clear()
+    assert [counts for _, counts in embedding_passes(spins)] == [(30, 30)]  # the candidates, said on the spinner
+    assert len(unlabeled) > 90 and len(unlabeled & kept) <= 30  # of the pool, at most the candidates: not all of it
 
 
 def test_the_ray_engine_starts_no_more_actors_than_blocks_and_keeps_ray_data_off_the_console():
