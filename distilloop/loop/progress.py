@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -70,3 +72,23 @@ class Progress:
                           TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False) as p:
             task = p.add_task(description, total=total)
             yield lambda k=1: p.advance(task, k)
+
+
+def embedding_status(message: str, student: Any, update: Callable[[str], None]) -> Callable[[int, int], None]:
+    """What a spinner (``message``, shown by ``update``) says while the student embeds many texts (the first
+    selection of a large pool with a frozen encoder, a large test split at the first evaluation: minutes to hours
+    on a CPU): how many, how far, and the time left at the pace so far. Pass it to
+    :func:`distilloop.students.base.reporting`."""
+    started: list[float] = []
+    name = Path(str(getattr(student, "model", None) or "the encoder")).name  # a model's folder: its name
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if not started or done == 0:
+            started[:] = [now]
+        left = ""
+        if done and now > started[0]:
+            seconds = (total - done) * (now - started[0]) / done
+            left = f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
+        update(f"{message}: embedding {done:,}/{total:,} texts{left} ({name}, kept for later rounds)")
+    return report

@@ -3,15 +3,11 @@ round 1 the pilot's items first: their answers are paid already)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
 from distilloop.core.failpoints import failpoint
 from distilloop.core.types import Example, Selection, Spend
 from distilloop.loop.env import Env
 from distilloop.loop.plan import Corrections, item_costs, plan_round
+from distilloop.loop.progress import embedding_status
 from distilloop.loop.steps.train import load_active
 from distilloop.strategies.base import SelectionContext
 from distilloop.students.base import reporting
@@ -23,24 +19,6 @@ def pilot_first(env: Env, round_no: int, pool: list[Example], n: int) -> list[st
         return []
     in_pool = {e.id for e in pool}
     return [i for i in env.store.get_meta("pilot_ids") or [] if i in in_pool][:n]
-
-
-def embedding_status(message: str, student: Any, update: Callable[[str], None]) -> Callable[[int, int], None]:
-    """What the selection's spinner says while the student embeds many texts (the first selection of a large pool
-    with a frozen encoder: minutes to hours on a CPU): how many, how far, and the time left at the pace so far."""
-    started: list[float] = []
-    name = Path(str(getattr(student, "model", None) or "the encoder")).name  # a model's folder: its name
-
-    def report(done: int, total: int) -> None:
-        now = time.monotonic()
-        if not started or done == 0:
-            started[:] = [now]
-        left = ""
-        if done and now > started[0]:
-            seconds = (total - done) * (now - started[0]) / done
-            left = f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
-        update(f"{message}: embedding {done:,}/{total:,} texts{left} ({name}, kept for later rounds)")
-    return report
 
 
 def select(env: Env, round_no: int) -> Selection | None:

@@ -28,8 +28,9 @@ from typing import Any
 from distilloop.core.failpoints import failpoint
 from distilloop.loop import references, stopping
 from distilloop.loop.env import Env
+from distilloop.loop.progress import embedding_status
 from distilloop.storage.store import Store
-from distilloop.students.base import Student
+from distilloop.students.base import Student, reporting
 from distilloop.students.promotion import should_promote
 
 #: label sources that are a reviewer's answer
@@ -161,7 +162,8 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
         return True
 
     configured = env.parts.student
-    with env.progress.status(what) as show:  # one line a round, the variant being fitted on the spinner
+    # one line a round, the variant being fitted on the spinner (and a long embedding pass: a large test split)
+    with env.progress.status(what) as show, reporting(embedding_status(what, configured, show)):
         if fit([(how, params, student) for how in readings for params, student in configured.variants()]):
             how, params = kept(fitted)[:2]
             fit([(how, p, s) for p, s in configured.variants(chosen=params)])

@@ -132,7 +132,8 @@ def embedding_passes(spins):
 def test_a_long_pass_over_the_pool_says_how_far_it_is_and_is_made_once(tmp_path, tiny_bert_dir, monkeypatch):
     """The first selection that needs a frozen encoder's vectors embeds the pool: minutes for a pool of thousands
     on a CPU, under a spinner that said nothing of how far it was. The spinner counts the texts and the time
-    left, and the pass is never made again: the next round finds every vector kept."""
+    left, and the pass is never made again: the next round finds every vector kept. The first training's
+    evaluation on a large test split says so the same way."""
     from distilloop.students import embedding
 
     monkeypatch.setattr(embedding, "PROGRESS_MIN", 40)  # the fixture's pool is small: a "long" pass here
@@ -149,8 +150,11 @@ def test_a_long_pass_over_the_pool_says_how_far_it_is_and_is_made_once(tmp_path,
         campaign.close()
         embedding._MEMORY.clear()
     passes = embedding_passes(spins)
-    assert len(passes) == 1, spins  # round 2's selection; round 3 found the vectors kept
-    message, (done, total) = passes[0]
+    # round 1's training embeds the test split to evaluate on (a large one is minutes too); round 2's selection
+    # the pool; round 3 found every vector kept
+    assert [message.split(":")[1].split()[0] for message, _ in passes] == ["training", "selecting"], spins
+    assert passes[0][0].startswith("round 1: training") and passes[0][1] == (80, 80)
+    message, (done, total) = passes[1]
     assert message.startswith("round 2: selecting") and done == total and 40 <= total <= left
 
 
@@ -176,7 +180,8 @@ def test_a_diversity_strategy_embeds_only_its_candidates_of_a_large_pool(tmp_pat
     finally:
         campaign.close()
         embedding._MEMORY.clear()
-    assert [counts for _, counts in embedding_passes(spins)] == [(30, 30)]  # the candidates, said on the spinner
+    selecting = [counts for message, counts in embedding_passes(spins) if ": selecting" in message]
+    assert selecting == [(30, 30)]  # the candidates, said on the selection's spinner
     assert len(unlabeled) > 90 and len(unlabeled & kept) <= 30  # of the pool, at most the candidates: not all of it
 
 
