@@ -165,10 +165,6 @@ class EmbeddingLinear(Student):
                 stored.update(known)
         return [k for k in unique if k not in memory]
 
-    def to_embed(self, texts: Sequence[str]) -> int:
-        """How many of ``texts`` are in neither this process's memory nor the campaign's cache."""
-        return len(self._lookup([text_hash(t) for t in texts]))
-
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embeddings of ``texts`` (rows L2-normalised when ``normalize``), through both caches; ``progress`` is
         told how many texts each step embedded, where the texts are many (:meth:`encode_uncached`)."""
