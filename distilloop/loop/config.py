@@ -205,7 +205,15 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> CampaignConfi
 
 
 def load_config(path: str | Path) -> CampaignConfig:
+    """The campaign file at ``path``, or a folder's ``campaign.toml`` (``distilloop run examples/rt_demo``)."""
     path = Path(path)
+    if path.is_dir():
+        files = sorted(f.name for f in path.glob("*.toml"))
+        if not (path / "campaign.toml").is_file():
+            raise ConfigError(f"{path} is a folder and holds no campaign.toml; pass the campaign file"
+                              + (f" ({', '.join(files[:5])} are there)" if files else "") + ", or create one "
+                              "with `distilloop init <data file>`")
+        path = path / "campaign.toml"
     if not path.exists():
         raise ConfigError(f"campaign file not found: {path}; create one with `distilloop init <data file>`")
     try:

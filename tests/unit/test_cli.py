@@ -333,3 +333,16 @@ def test_init_takes_an_id_column_under_another_name_and_says_when_rows_have_none
     assert proc.returncode == 0 and "the file has no 'id' column" in proc.stdout and "repeats" not in proc.stdout
     with_ids = cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", tmp_path / "r.toml")
     assert with_ids.returncode == 0 and "ids:" not in with_ids.stdout and "'id' column" not in with_ids.stdout
+
+
+def test_a_folder_stands_for_its_campaign_toml(tmp_path):
+    """`distilloop estimate examples/rt_demo` read the folder as a file ("Is a directory")."""
+    cfg = replay_config(tmp_path)
+    assert cfg.name == "campaign.toml"
+    proc = cli("estimate", tmp_path)
+    assert proc.returncode == 0 and "Estimate for" in proc.stdout, proc.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.toml").write_text("")
+    assert_one_line_error(cli("estimate", other), r"other is a folder and holds no campaign.toml; pass the campaign "
+                                                  r"file \(a.toml are there\)")
