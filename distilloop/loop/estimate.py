@@ -95,9 +95,14 @@ class CampaignEstimate:
             left = cap - getattr(self.spent, res)
             if getattr(need, res) > left + 1e-12:
                 per = getattr(self.total("per_item") if self.teachers else Spend(), res)
-                n = int(left // per) if per > 0 else 0
+                # a call is sent only while the cap has room for its upper bound (its reservation): the last
+                # item's calls need that much left, not their expected cost
+                room = max((getattr(t.per_item_upper, res) for t in self.teachers), default=0.0)
+                n = int((left - room) // per) + 1 if per > 0 and left >= room else 0
+                shown = f"${room:,.4f}" if res == "usd" else f"{room:,.0f} tokens"
                 return (f"the budget's {res} cap is reached before the campaign ends: about {max(0, n)} of "
-                        f"{self.campaign_items} items fit")
+                        f"{self.campaign_items} items fit (a call is sent only while the cap has room for its "
+                        f"upper bound, {shown})")
         return "the expected spend fits in the budget"
 
     def as_dict(self) -> dict[str, Any]:

@@ -151,3 +151,35 @@ def test_the_cli_says_why_nothing_is_left(tmp_path):
     said = " ".join(out.stdout.split())
     assert "nothing left to estimate: the campaign has run its 1 round(s)," in said
     assert "raise [rounds] max_rounds for more" in said
+
+
+def test_the_items_that_fit_a_tight_cap_count_each_call_s_reservation(tmp_path, monkeypatch):
+    """A call is sent only while the cap has room for its upper bound: on a cap a few calls wide, the estimate
+    said about 10 items fit where the campaign bought 5 (it counted the cap at the expected cost per item). It
+    now keeps the last call's reservation aside, and what a campaign on the fake API buys is what it said."""
+    import re
+
+    from distilloop.testing.fake_api import FakeLLMAPI
+    from distilloop.testing.fake_api.http import serve
+
+    key = "sk-estimate-test-key-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    with serve(FakeLLMAPI(api_key=key, prompt_cache=False)) as server:
+        gpt = (f'[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\nmax_tokens = 100\n'
+               f'base_url = "{server.openai_url}"\n')
+        rounds = "max_rounds = 1\ninitial_size = 20\nconcurrency = 1"
+        t = estimate_campaign(load_config(config(tmp_path, gpt, rounds=rounds))).teachers[0]
+        cap = t.per_item_upper.usd + 4.5 * t.per_item.usd  # the last call's reservation and 4.5 calls' worth
+        cfg = config(tmp_path, gpt, rounds=rounds, budget=f"max_usd = {cap:.8f}")
+        said = estimate_campaign(load_config(cfg)).verdict()
+        fit = int(re.search(r"about (\d+) of 20 items fit", said)[1])
+        assert fit == 5 and "room for its upper bound" in said
+        run = subprocess.run([sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)], capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+    import sqlite3
+
+    bought = sqlite3.connect(tmp_path / "est.distilloop.db").execute(
+        "select count(*) from teacher_calls where status = 'ok'").fetchone()[0]
+    assert abs(bought - fit) <= 1, (bought, fit)
+    assert int(cap // t.per_item.usd) >= 2 * bought  # the cap over the expected cost per item: twice too many
