@@ -165,14 +165,15 @@ class EmbeddingLinear(Student):
                 stored.update(known)
         return [k for k in unique if k not in memory]
 
-    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Embeddings of ``texts`` (rows L2-normalised when ``normalize``), through both caches; ``progress`` is
-        told how many texts each step embedded, where the texts are many (:meth:`encode_uncached`)."""
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts`` (rows L2-normalised when ``normalize``), through both caches; a pass over many
+        texts tells the current :func:`~distilloop.students.base.reporting` callback how far it is."""
         memory = _MEMORY.setdefault(self.embedding_key, {})
         keys = [text_hash(t) for t in texts]
         unseen = self._lookup(keys)
         report = encoding_report()
-        if unseen and progress is None and report is not None and len(unseen) >= PROGRESS_MIN:
+        progress: Callable[[int], None] | None = None
+        if report is not None and len(unseen) >= PROGRESS_MIN:
             done, total = [0], len(unseen)
             report(0, total)
 

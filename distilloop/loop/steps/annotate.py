@@ -152,7 +152,7 @@ def refused_note(round_no: int, result: AnnotationResult) -> str:
 
 
 async def ask(env: Env, items: Sequence[LabelingItem], round_no: int,
-               advance: Callable[[], None]) -> tuple[AnnotationResult, dict[str, int]]:
+               advance: Callable[..., None]) -> tuple[AnnotationResult, dict[str, int]]:
     """Every teacher, or with a cascade the tiers in order, each only for the items still unsure."""
     parts = env.parts
     ensemble = TeacherEnsemble(parts.teachers, env.store, env.budget, concurrency=env.config.rounds.concurrency,
@@ -179,8 +179,7 @@ async def ask(env: Env, items: Sequence[LabelingItem], round_no: int,
             todo = [it for it in todo if parts.cascade.next_step(
                 seen[it.example_id], k, parts.space.support(seen[it.example_id])) == ASK_NEXT]
             # the later tiers' questions the settled items will not need: the progress bar still ends at its total
-            for _ in range((settled - len(todo)) * sum(len(t) for t in parts.cascade.tiers[k:])):
-                advance()
+            advance((settled - len(todo)) * sum(len(t) for t in parts.cascade.tiers[k:]))
         return merged or AnnotationResult(), tiers_asked
     finally:
         for t in parts.teachers:
