@@ -199,7 +199,10 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         fields: dict[str, Any] = {}
         for name in spec.input_fields:
             value = row.get(name)
-            if value is None or (isinstance(value, str) and not value.strip()):
+            if isinstance(value, str) and not value.strip():
+                raise DataError(f"{where}: '{name}' (an input field) is empty; a teacher cannot label an empty "
+                                "input: fill it in or delete the row")
+            if value is None:
                 raise DataError(f"{where}: row has no '{name}' (an input field); every row needs "
                                 f"{', '.join(repr(f) for f in spec.input_fields)}, {spec.fields_hint}")
             fields[name] = _input_value(where, name, value)

@@ -190,8 +190,10 @@ class DawidSkene:
     :meth:`aggregate_many` fits on a batch of items (the round's items plus the campaign's history, passed in
     by the runner) with optional ``known`` labels from human review, which are clamped: they act as ground
     truth when estimating each teacher's confusion matrix. ``smoothing`` is a Dirichlet pseudo-count added to
-    every cell (and ``diag_prior`` more to the diagonal) so a teacher seen on few items is assumed better than
-    chance rather than perfect or useless. The confusion matrices are learnt only from items with answers of two
+    every cell of a two-label matrix (and ``diag_prior`` more to the diagonal) so a teacher seen on few items is
+    assumed better than chance rather than perfect or useless; with k labels a row's ``2 * smoothing`` is spread
+    over its k cells, so the prior weighs as much as with two (at 1 a cell, a 30-label teacher right on all 4
+    items of a class read 0.17 there, each item outweighed by the 31 pseudo-counts; now 0.72). The confusion matrices are learnt only from items with answers of two
     or more teachers or a known label (``n_informative_``); every item's posterior uses them. A single item
     (``aggregate``) falls back to majority-vote initialisation, which is all EM can do with one item.
     """
@@ -251,7 +253,7 @@ class DawidSkene:
                     post[i] = [soft[x] + 1e-9 for x in labels]
         post /= post.sum(axis=1, keepdims=True)
         post[clamp] = clamped[clamp]
-        prior_cells = self.smoothing + self.diag_prior * np.eye(k)
+        prior_cells = self.smoothing * 2 / max(k, 2) + self.diag_prior * np.eye(k)
         # the confusion matrices are learnt from the items that can say something about them: answered by two or
         # more teachers, or with a known label. An item one teacher answered alone only echoes the starting guess
         # (a cascade's items, mostly): fitted on those, EM keeps each teacher's own confidence as its reliability

@@ -140,47 +140,27 @@ def _print_versions(out: Any, versions: dict[str, Any]) -> None:
                   f"({by or '-'}), {d['n_skipped']} skipped" + (f", sha256 {d['sha256'][:12]}" if d["sha256"] else ""))
 
 
-MIN_RELIABILITY_ITEMS = 10  # a teacher's per-class rates on fewer items are mostly the prior
-
-
 def _print_reliability(out: Any, rel: list[dict[str, Any]], cascade: list[str] | None = None) -> None:
     """Each teacher's per-class reliability (Dawid-Skene), and what it rests on: the items answered by two or
     more teachers or reviewed (an item one teacher answered alone says nothing of that teacher's errors); with a
     cascade those are the items its first teacher was unsure of, not a sample of the pool."""
-    r0 = rel[0]
-    if not r0["n_items"]:
-        out.print("teacher reliability per class: not estimated yet (no item has answers of two teachers or a human "
-                  "review; a cascade asks its next teacher only where the first is unsure)")
+    from distilloop.reports.table import MIN_RELIABILITY_ITEMS, RELIABILITY_NOT_YET, reliability_summary
+
+    s = reliability_summary(rel, cascade)
+    if s is None:
+        out.print(f"teacher reliability per class: {RELIABILITY_NOT_YET}")
         return
-    out.print(f"teacher reliability per class ({r0['method']} over {r0['n_items']} items answered by two or more "
-              f"teachers or reviewed, {r0['n_known']} human-reviewed as known truth): "
+    out.print(f"teacher reliability per class ({s.method} over {s.n_items} items answered by two or more "
+              f"teachers or reviewed, {s.n_known} human-reviewed as known truth): "
               "P(teacher says the class | true class)")
-    per: dict[str, list[str]] = {}
-    recall: dict[str, list[float]] = {}
-    seen: dict[str, float] = {}
-    for r in rel:
-        if r["true_label"] == r["given_label"]:
-            per.setdefault(r["teacher"], []).append(f"{r['true_label']} {r['prob']:.2f} (n~{r['support']:.0f})")
-            recall.setdefault(r["teacher"], []).append(r["prob"])
-            seen[r["teacher"]] = seen.get(r["teacher"], 0.0) + r["support"]
-    shown = 0
-    for teacher, parts in per.items():
-        if seen[teacher] < MIN_RELIABILITY_ITEMS:
-            out.print(f"  {teacher}: not estimated yet (it answered {seen[teacher]:.0f} of those items; "
+    for t in s.teachers:
+        if t.balanced is None:
+            out.print(f"  {t.teacher}: not estimated yet (it answered {t.items:.0f} of those items; "
                       f"{MIN_RELIABILITY_ITEMS} needed)")
             continue
-        # the mean of the per-class rates: a teacher that says one label to everything scores chance
-        balanced = sum(recall[teacher]) / len(recall[teacher])
-        out.print(f"  {teacher}: balanced accuracy {balanced:.2f} (chance {1 / len(recall[teacher]):.2f}); "
-                  f"{', '.join(parts)}")
-        shown += 1
-    if shown and not r0["n_known"] and len(per) == 2:
-        out.print("  (two teachers and no review: where they disagree nothing says which is right, so these rest on "
-                  "agreement; reviewed items make them a measurement)")
-    if shown and cascade:
-        first = cascade[0] if isinstance(cascade[0], str) else " and ".join(map(str, cascade[0]))
-        out.print(f"  (with the cascade these are the items {first} was unsure of, not a sample of the pool: the "
-                  "rates understate it on the items it settled alone, most for the labels it is surest of)")
+        out.print(f"  {t.teacher}: balanced accuracy {t.balanced:.2f} (chance {t.chance:.2f}); {t.classes()}")
+    for note in s.notes:
+        out.print(f"  ({note})")
 
 
 def _print_review_state(out: Any, store: Any, config: Any) -> None:

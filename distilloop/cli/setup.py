@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from distilloop.cli.common import DEFAULT_CONFIG
-from distilloop.cli.starter import STARTER, numeric_starter, shares_example, skewed_metric
+from distilloop.cli.starter import STARTER, label_list, numeric_starter, shares_example, skewed_metric
 from distilloop.errors import DataError, UserInputError
 
 #: columns of a data file that are never input fields (the defaults of [data]'s field names)
@@ -159,7 +159,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                     (("label_field", label_field, "label"), ("id_field", id_field, "id")) if value != default)
     text = text.replace(f"input_fields = {json.dumps(fields)}\n", f"input_fields = {json.dumps(fields)}\n{named}", 1)
     out.write_text(text, encoding="utf-8")
-    what = "numeric answers" if numeric else f"labels {labels}"
+    what = "numeric answers" if numeric else f"labels {label_list(labels)}"
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
     if note:
         print(note)

@@ -77,10 +77,24 @@ stabilizing = false   # true: stop once the student's predictions on a fixed sto
 '''
 
 
+#: the most labels the starter's comment spells out a share table for (a longer one would fill the line)
+SHARES_SPELLED = 4
+
+
 def shares_example(labels: list[str]) -> str:
-    """An inline TOML table of label shares for the starter's comment: the first label 80%, the rest even."""
+    """An inline TOML table of label shares for the starter's comment: the first label 80%, the rest even; for
+    more than ``SHARES_SPELLED`` labels its shape only (a label the table leaves out gets almost no share)."""
     keys = [x if re.fullmatch(r"[A-Za-z0-9_-]+", x) else json.dumps(x) for x in labels]
+    if len(keys) > SHARES_SPELLED:
+        return f"{{ {keys[0]} = 0.3, {keys[1]} = 0.1, ... }}, every label's share"
     return "{ " + ", ".join(f"{k} = {0.8 if i == 0 else round(0.2 / (len(keys) - 1), 3)}" for i, k in enumerate(keys)) + " }"
+
+
+def label_list(labels: Sequence[str], most: int = 8) -> str:
+    """The labels for a one-line message: every one up to ``most``, else the first and last few and the count."""
+    if len(labels) <= most:
+        return str(list(labels))
+    return f"{len(labels)}: {', '.join(labels[:3])}, ... {', '.join(labels[-2:])}"
 
 
 def numeric_starter(text: str) -> str:

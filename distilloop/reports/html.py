@@ -25,7 +25,12 @@ from typing import Any
 from distilloop.core.answers import AnswerSpace, answer_space
 from distilloop.errors import DistilloopError
 from distilloop.reports import plots
-from distilloop.reports.table import describe_scores
+from distilloop.reports.table import (
+    MIN_RELIABILITY_ITEMS,
+    RELIABILITY_NOT_YET,
+    describe_scores,
+    reliability_summary,
+)
 from distilloop.storage.store import Store
 
 SECTIONS = [("summary", "Summary"), ("learning-curve", "Learning curve"), ("spend", "Spend per teacher and round"),
@@ -194,8 +199,8 @@ def _agreement(store: Store) -> str:
         html.append('<p class="muted">No rounds yet.</p>')
     estimated = store.reliability()
     if estimated:  # each teacher's confusion matrix, estimated by Dawid-Skene with the reviews as known truth
-        html.append("<h3>Teacher reliability estimated by the aggregation</h3>")
-        html.append(_table("stored-reliability_estimates", list(estimated[0]), [list(d.values()) for d in estimated]))
+        html.append("<h3>Teacher reliability per class: P(teacher says the class | true class)</h3>")
+        html.append(_estimated_reliability(estimated, _config_value(store, "routing", "cascade")))
     rel = store.teacher_stats()
     html.append("<h3>Teacher reliability (accuracy against gold where it exists, else the accepted label)</h3>")
     if rel:
@@ -207,6 +212,21 @@ def _agreement(store: Store) -> str:
     else:
         html.append('<p class="muted">No teacher calls yet.</p>')
     return "".join(html)
+
+
+def _estimated_reliability(rel: list[dict[str, Any]], cascade: Any) -> str:
+    """The Dawid-Skene estimate as ``status`` words it: what it rests on, each teacher's rates, the caveats."""
+    s = reliability_summary(rel, cascade or None)
+    if s is None:
+        return f'<p class="muted">{_e(RELIABILITY_NOT_YET[0].upper() + RELIABILITY_NOT_YET[1:])}.</p>'
+    rows = [[t.teacher, round(t.items), t.balanced, t.chance,
+             t.classes() if t.balanced is not None else f"not estimated yet: {MIN_RELIABILITY_ITEMS} items needed"]
+            for t in s.teachers]
+    notes = "".join(f'<p class="muted">{_e(n[0].upper() + n[1:])}.</p>' for n in s.notes)
+    return (f"<p>{_e(s.method)} over {_e(s.n_items)} items answered by two or more teachers or reviewed, "
+            f"{_e(s.n_known)} human-reviewed as known truth.</p>"
+            + _table("reliability-estimates", ["teacher", "items", "balanced accuracy", "chance",
+                                               "per class: P(says it | true), items"], rows) + notes)
 
 
 def _reviews(store: Store) -> str:

@@ -4,6 +4,7 @@ campaign summary that ``distilloop run``, ``status`` and ``report`` print."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from distilloop.storage.queries import RoundRow
@@ -109,3 +110,83 @@ def versions_summary(store: Store) -> dict[str, Any]:
     from distilloop.loop.guidelines import guideline_summary
 
     return {"guidelines": guideline_summary(store), "data_versions": store.data_versions()}
+
+
+#: a teacher's per-class rates on fewer items than this are mostly the prior
+MIN_RELIABILITY_ITEMS = 10
+#: the most classes whose rates are all shown (beyond it, the lowest ones)
+SPELLED_CLASSES = 8
+
+
+@dataclasses.dataclass
+class TeacherReliability:
+    """One teacher's estimated reliability: per class, P(it says the class | the class is true) and the items
+    that rate rests on; ``balanced`` (their mean: a teacher that says one label to everything scores chance) is
+    None while it answered fewer than ``MIN_RELIABILITY_ITEMS`` of the items the estimate rests on."""
+
+    teacher: str
+    items: float
+    per_class: list[tuple[str, float, float]]
+    balanced: float | None
+
+    @property
+    def chance(self) -> float:
+        return 1 / len(self.per_class) if self.per_class else 0.0
+
+    def classes(self, most: int = SPELLED_CLASSES) -> str:
+        """The per-class rates as one line: every class up to ``most``, else the lowest ``most`` of those the
+        estimate has items for (a class with none shows only the prior) and how many have none."""
+        def spell(classes: list[tuple[str, float, float]]) -> str:
+            return ", ".join(f"{label} {p:.2f} (n~{n:.0f})" for label, p, n in classes)
+
+        if len(self.per_class) <= most:
+            return spell(self.per_class)
+        seen = [c for c in self.per_class if c[2] >= 0.5]
+        text = f"lowest {min(most, len(seen))} of {len(self.per_class)}: {spell(sorted(seen, key=lambda c: c[1])[:most])}"
+        unseen = len(self.per_class) - len(seen)
+        return text + (f"; {unseen} with no items yet" if unseen else "")
+
+
+@dataclasses.dataclass
+class ReliabilitySummary:
+    """The stored Dawid-Skene estimate as people read it (``status`` and the HTML report): what it rests on,
+    each teacher's rates, and the caveats that apply."""
+
+    method: str
+    n_items: int
+    n_known: int
+    teachers: list[TeacherReliability]
+    notes: list[str]
+
+
+def reliability_summary(rel: Sequence[dict[str, Any]], cascade: Sequence[Any] | None = None) -> ReliabilitySummary | None:
+    """``rel`` (the store's ``reliability()`` rows: one per teacher, true label and given label) summarized, or
+    None when nothing rests on it yet (no item has answers of two teachers or a human review). Only the diagonal
+    is kept: with many labels the full matrices are thousands of rows of priors."""
+    if not rel or not rel[0]["n_items"]:
+        return None
+    r0 = rel[0]
+    teachers: dict[str, TeacherReliability] = {}
+    for r in rel:
+        if r["true_label"] == r["given_label"]:
+            t = teachers.setdefault(r["teacher"], TeacherReliability(r["teacher"], 0.0, [], None))
+            t.per_class.append((r["true_label"], r["prob"], r["support"]))
+            t.items += r["support"]
+    for t in teachers.values():
+        if t.items >= MIN_RELIABILITY_ITEMS:
+            t.balanced = sum(p for _, p, _ in t.per_class) / len(t.per_class)
+    shown = any(t.balanced is not None for t in teachers.values())
+    notes = []
+    if shown and not r0["n_known"] and len(teachers) == 2:
+        notes.append("two teachers and no review: where they disagree nothing says which is right, so these rest on "
+                     "agreement; reviewed items make them a measurement")
+    if shown and cascade:
+        first = cascade[0] if isinstance(cascade[0], str) else " and ".join(map(str, cascade[0]))
+        notes.append(f"with the cascade these are the items {first} was unsure of, not a sample of the pool: the "
+                     "rates understate it on the items it settled alone, most for the labels it is surest of")
+    return ReliabilitySummary(r0["method"], r0["n_items"], r0["n_known"], list(teachers.values()), notes)
+
+
+#: why there is no estimate yet, for ``status`` and the report
+RELIABILITY_NOT_YET = ("not estimated yet (no item has answers of two teachers or a human review; a cascade asks its "
+                       "next teacher only where the first is unsure)")

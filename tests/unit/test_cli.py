@@ -32,6 +32,7 @@ def test_missing_data_file(tmp_path):
 
 @pytest.mark.parametrize("row,match", [
     ({"id": "x", "label": "positive"}, "row has no 'text'"),
+    ({"id": "x", "text": "  ", "label": "positive"}, "'text' .an input field. is empty.*delete the row"),
     ({"id": "x", "text": "meh", "label": "neutral"}, "label 'neutral' is not in the label set"),
 ])
 def test_bad_rows(tmp_path, row, match):
@@ -115,6 +116,21 @@ def test_init_writes_a_campaign_that_validates(tmp_path):
     cfg = load_config(out)
     assert cfg.campaign.labels == ["negative", "positive"] and cfg.data_path.exists()
     assert_one_line_error(cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", out), "already exists")
+
+
+def test_init_on_thirty_intents_keeps_its_lines_short(tmp_path):
+    """30 labels: the summary line named all 30 and the calibration comment spelled a 30-entry share table
+    (0.8 for the first label, 0.007 for each other) on one line; both now say the shape, not every label."""
+    labels = [f"intent_{i:02d}" for i in range(30)]
+    data = tmp_path / "intents.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "text": f"message {i}", "label": labels[i % 30]}) + "\n"
+                            for i in range(90)))
+    proc = cli("init", data, "--out", tmp_path / "c.toml", "--task", "Which intent?")
+    assert proc.returncode == 0, proc.stderr
+    assert "labels 30: intent_00, intent_01, intent_02, ... intent_28, intent_29." in proc.stdout
+    assert "intent_15" not in proc.stdout
+    prior = next(line for line in (tmp_path / "c.toml").read_text().splitlines() if "calibrate_prior" in line)
+    assert prior.endswith("or yours: { intent_00 = 0.3, intent_01 = 0.1, ... }, every label's share") and len(prior) < 170
 
 
 def test_init_decides_on_macro_f1_when_the_gold_labels_are_skewed(tmp_path):

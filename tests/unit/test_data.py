@@ -36,7 +36,7 @@ def test_splits_are_assigned_deterministically_and_only_rows_with_gold_are_held_
 
 @pytest.mark.parametrize("rows,match", [
     ([{"id": "1", "label": "pos"}], "no 'text'"),
-    ([{"id": "1", "text": "  "}], "no 'text'"),
+    ([{"id": "1", "text": "  "}], "'text' .an input field. is empty"),
     ([{"id": "1", "text": "x", "label": "maybe"}], "not in the label set"),
     ([{"id": "1", "text": "x"}, {"id": "1", "text": "y"}], "duplicate id"),
     ([{"id": "1", "text": "x", "split": "train"}], "split 'train'"),

@@ -153,3 +153,17 @@ def test_dawid_skene_soft_labels_are_distributions(rows):
                 assert sum(p == pytest.approx(top) for p in verdict.soft_label.values()) > 1
         else:
             assert verdict.label is None
+
+
+def test_dawid_skene_prior_weighs_the_same_with_many_labels():
+    """With 30 labels and 1 pseudo-count a cell, a teacher right on all 4 items of a class read 0.17 there (31
+    pseudo-counts against 4 items): status showed teachers right half the time as barely above chance. The row's
+    prior mass is now that of a two-label matrix, spread over the labels."""
+    labels = [f"intent_{i:02d}" for i in range(30)]
+    items = {f"x{i}": [v("a", labels[i % 30]), v("b", labels[i % 30])] for i in range(120)}  # 4 an intent
+    ds = DawidSkene()
+    ds.fit(items, labels)
+    assert all(ds.reliability_[t].accuracy(x) > 0.6 for t in ("a", "b") for x in labels)
+    lone = DawidSkene()
+    lone.fit({"s": [v("a", labels[0])]}, labels)  # nothing learnt: the prior alone, still well above chance
+    assert lone.reliability_["a"].accuracy(labels[0]) == pytest.approx((1 + 2 / 30) / 3)

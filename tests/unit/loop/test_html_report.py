@@ -207,12 +207,37 @@ def test_no_external_resources_and_no_scripts(store):
 
 
 def test_the_estimated_reliability_table_is_shown(store_copy):
-    store_copy.save_reliability([{"teacher": "a", "true_label": "negative", "given_label": "negative", "prob": 0.91,
-                                  "support": 10.0}], method="dawid_skene", n_items=10, n_known=2)
-    doc = _Doc(render_html(store_copy))
-    table = doc.tables["stored-reliability_estimates"]
-    assert table[0][:5] == ["teacher", "true_label", "given_label", "prob", "support"]
-    assert table[1][:4] == ["a", "negative", "negative", "0.910"] and len(table) == 2
+    store_copy.save_reliability([
+        {"teacher": "a", "true_label": t, "given_label": g, "prob": p, "support": n}
+        for t, g, p, n in [("negative", "negative", 0.91, 10.0), ("negative", "positive", 0.09, 10.0),
+                           ("positive", "negative", 0.3, 4.0), ("positive", "positive", 0.7, 4.0)]],
+        method="dawid_skene", n_items=14, n_known=2)
+    html = render_html(store_copy)
+    table = _Doc(html).tables["reliability-estimates"]
+    assert table[0][:4] == ["teacher", "items", "balanced accuracy", "chance"]
+    assert table[1] == ["a", "14", "0.805", "0.500", "negative 0.91 (n~10), positive 0.70 (n~4)"] and len(table) == 2
+    assert "dawid_skene over 14 items answered by two or more teachers or reviewed, 2 human-reviewed" in html
+
+
+def test_many_labels_show_each_teachers_lowest_rates_not_the_whole_matrix(store_copy):
+    labels = [f"intent_{i:02d}" for i in range(30)]
+    rows = [{"teacher": t, "true_label": a, "given_label": b, "prob": (0.2 + i / 100 if a == b else 0.01),
+             "support": 3.0 if a == b else 0.0} for t in ("gpt", "claude") for i, a in enumerate(labels) for b in labels]
+    store_copy.save_reliability(rows, method="dawid_skene", n_items=90, n_known=0)
+    html = render_html(store_copy)
+    table = _Doc(html).tables["reliability-estimates"]
+    assert [r[0] for r in table[1:]] == ["claude", "gpt"]  # one row a teacher, not 900
+    assert table[1][4].startswith("lowest 8 of 30: intent_00 0.20 (n~3), intent_01 0.21 (n~3)")
+    assert "intent_08" not in table[1][4]
+    assert "Two teachers and no review" in html
+
+
+def test_reliability_resting_on_no_item_says_it_is_not_estimated(store_copy):
+    store_copy.save_reliability([{"teacher": "a", "true_label": "negative", "given_label": "negative", "prob": 0.5,
+                                  "support": 0.0}], method="dawid_skene", n_items=0, n_known=0)
+    html = render_html(store_copy)
+    assert "reliability-estimates" not in _Doc(html).tables
+    assert "Not estimated yet (no item has answers of two teachers or a human review" in html
 
 
 def test_a_student_that_cannot_be_reloaded_is_reported_not_raised(store):
