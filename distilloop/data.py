@@ -198,14 +198,18 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         where = f"{path.name}:{lineno}"
         fields: dict[str, Any] = {}
         for name in spec.input_fields:
-            value = row.get(name)
-            if isinstance(value, str) and not value.strip():
-                raise DataError(f"{where}: '{name}' (an input field) is empty; a teacher cannot label an empty "
-                                "input: fill it in or delete the row")
-            if value is None:
+            if name not in row:
                 raise DataError(f"{where}: row has no '{name}' (an input field); every row needs "
                                 f"{', '.join(repr(f) for f in spec.input_fields)}, {spec.fields_hint}")
-            fields[name] = _input_value(where, name, value)
+            value = row[name]
+            # one empty field of several (a ticket without a subject) is fine; an empty input is not
+            empty = value is None or (isinstance(value, str) and not value.strip())
+            fields[name] = "" if empty else _input_value(where, name, value)
+        if not any(fields.values()):
+            what = (f"'{spec.input_fields[0]}' (the input field) is" if len(spec.input_fields) == 1 else
+                    f"every input field ({', '.join(repr(f) for f in spec.input_fields)}) is")
+            raise DataError(f"{where}: {what} empty, and an empty input cannot be labeled: fill it in or delete "
+                            "the row")
         rid = row.get(spec.id_field)
         if isinstance(rid, bool) or not isinstance(rid, str | int | None):
             raise DataError(f"{where}: id must be a string or an integer, got {type(rid).__name__} {str(rid)[:40]!r}")

@@ -23,6 +23,8 @@ def render_input(fields: dict[str, Any]) -> str:
         return str(fields["text"])
     parts = []
     for key, value in fields.items():
+        if value == "":  # an empty field of several (a ticket without a subject)
+            continue
         if key == "choices" and isinstance(value, dict):
             parts.append(" ".join(f"({k}) {v}" for k, v in value.items()))
         else:

@@ -32,7 +32,7 @@ def test_missing_data_file(tmp_path):
 
 @pytest.mark.parametrize("row,match", [
     ({"id": "x", "label": "positive"}, "row has no 'text'"),
-    ({"id": "x", "text": "  ", "label": "positive"}, "'text' .an input field. is empty.*delete the row"),
+    ({"id": "x", "text": "  ", "label": "positive"}, "'text' .the input field. is empty.*delete the row"),
     ({"id": "x", "text": "meh", "label": "neutral"}, "label 'neutral' is not in the label set"),
 ])
 def test_bad_rows(tmp_path, row, match):

@@ -36,7 +36,7 @@ def test_splits_are_assigned_deterministically_and_only_rows_with_gold_are_held_
 
 @pytest.mark.parametrize("rows,match", [
     ([{"id": "1", "label": "pos"}], "no 'text'"),
-    ([{"id": "1", "text": "  "}], "'text' .an input field. is empty"),
+    ([{"id": "1", "text": "  "}], "'text' .the input field. is empty"),
     ([{"id": "1", "text": "x", "label": "maybe"}], "not in the label set"),
     ([{"id": "1", "text": "x"}, {"id": "1", "text": "y"}], "duplicate id"),
     ([{"id": "1", "text": "x", "split": "train"}], "split 'train'"),
@@ -91,3 +91,20 @@ def test_init_s_label_set_takes_spellings_of_one_label_as_one():
     assert labels == ["ham", "spam"]  # the most common spelling, stripped
     assert merged == {"Spam": "spam", "HAM": "ham", "Ham": "ham"}
     assert merge_spellings(["A", "a"]) == (["a"], {"A": "a"})  # a tie: the lower-case one
+
+
+def test_one_empty_field_of_several_is_kept_and_an_all_empty_row_is_not(tmp_path):
+    """A ticket without a subject is a ticket: it used to stop `init` and `run` ("row has no 'subject'")."""
+    spec = DataSpec(input_fields=("subject", "body"))
+    p = write(tmp_path / "t.jsonl", [{"id": "1", "subject": "", "body": "my card is lost"},
+                                     {"id": "2", "subject": None, "body": "refund?"},
+                                     {"id": "3", "subject": "hello", "body": " "}])
+    assert [e.fields for e in load_examples(p, spec)] == [
+        {"subject": "", "body": "my card is lost"}, {"subject": "", "body": "refund?"},
+        {"subject": "hello", "body": ""}]
+    p = write(tmp_path / "e.jsonl", [{"id": "1", "subject": "x", "body": "y"}, {"id": "2", "subject": "", "body": None}])
+    with pytest.raises(DataError, match=r"e.jsonl:2: every input field \('subject', 'body'\) is empty"):
+        load_examples(p, spec)
+    p = write(tmp_path / "m.jsonl", [{"id": "1", "subject": "x"}])  # a field the row lacks: a typo, most often
+    with pytest.raises(DataError, match="row has no 'body'"):
+        load_examples(p, spec)
