@@ -56,12 +56,14 @@ class AnnotationResult:
     recovered_calls: int = 0
     pending_batches: dict[str, list[str]] = field(default_factory=dict)  # teacher -> batch ids still running
     refused: dict[str, list[str]] = field(default_factory=dict)  # teacher -> items the budget had no room for
+    gave_up: dict[str, str] = field(default_factory=dict)  # teacher -> the last error of a question it failed for good
 
     def merge(self, other: AnnotationResult) -> AnnotationResult:
         """Fold a later tier's result (a cascade) into this one; returns self."""
         for ex, vs in other.votes.items():
             self.votes.setdefault(ex, []).extend(vs)
         self.disabled.update(other.disabled)
+        self.gave_up.update(other.gave_up)
         self.budget_exhausted |= other.budget_exhausted
         self.paid_calls += other.paid_calls
         self.reused_calls += other.reused_calls
@@ -334,6 +336,7 @@ class TeacherEnsemble:
     def _gave_up(self, teacher: Teacher, result: AnnotationResult, failures: dict[str, int], message: str) -> None:
         """A question of ``teacher`` failed for good; enough of them in a row take it out of the round."""
         failures[teacher.name] += 1
+        result.gave_up[teacher.name] = message
         if failures[teacher.name] >= self.retry.max_consecutive_failures and teacher.name not in result.disabled:
             reason = f"{failures[teacher.name]} questions in a row failed, last: {message[:300]}"
             result.disabled[teacher.name] = reason

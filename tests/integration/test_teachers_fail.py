@@ -57,3 +57,21 @@ def test_an_outage_stops_the_campaign_instead_of_burning_its_rounds(tmp_path, se
     assert r.returncode == 1 and "every teacher failed" in r.stderr and "HTTP 500" in r.stderr
     status = json.loads(cli("status", "--json", str(cfg)).stdout)
     assert status["rounds"] == 1 and status["labeled"] == 0
+
+
+def test_a_wrong_key_is_the_reason_given_even_when_the_cascades_next_teacher_no_longer_fits_the_cap(tmp_path, server):
+    """A cascade whose first teacher answers 401 on every item escalates to the second, whose calls reserve more
+    than the cap has left: the stop said "budget spent ... raise the cap", which would not have helped."""
+    cfg = tmp_path / "campaign.toml"
+    teachers = "".join(f'[[teachers]]\nname = "{n}"\nkind = "{k}"\nmodel = "{m}"\nbase_url = "{u}"\n'
+                       for n, k, m, u in [("gpt", "openai", "gpt-4o-mini", server.openai_url),
+                                          ("claude", "anthropic", "claude-haiku-4-5", server.anthropic_url)])
+    cfg.write_text(campaign_toml(name="cut", budget="max_usd = 0.0006", rounds="max_rounds = 1\ninitial_size = 8",
+                                 extra=teachers + '[routing]\ncascade = ["gpt", "claude"]\n'))
+    env = {**os.environ, "OPENAI_API_KEY": "sk-a-wrong-key-9876543210", "ANTHROPIC_API_KEY": KEY}
+    r = subprocess.run([*CLI, "run", "-q", str(cfg)], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "round 1: no item was answered: the teachers asked failed, and what is left of the " \
+        "budget does not cover a call of the others (gpt: " in errors[0], r.stderr
+    assert "HTTP 401" in errors[0] and "raise the cap" not in errors[0] and "fix the cause (the key" in errors[0]

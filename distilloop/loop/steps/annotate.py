@@ -99,15 +99,21 @@ def annotate(env: Env, round_no: int) -> Annotation:
     for name, reason in result.disabled.items():
         env.progress.warn(f"teacher {name} was taken out of round {round_no}: {reason}")
     answered = result.paid_calls + result.reused_calls + result.recovered_calls
+    # nothing answered: a teacher that failed a question for good (a wrong key, a dead server) is the cause to fix
+    # first; the budget is only the cause when none did (a cascade whose first teacher fails on a wrong
+    # key and whose next one no longer fits the cap said "raise the cap", which would not have helped)
+    failed = {**result.gave_up, **result.disabled}  # teachers that failed a question for good, and why
+    if items and not answered and (failed or (result.failed_attempts and not result.budget_exhausted)):
+        reasons = "; ".join(f"{n}: {r}" for n, r in failed.items()) or \
+            f"{result.failed_attempts} failed attempt(s), see `distilloop status`"
+        what = ("no item was answered: the teachers asked failed, and what is left of the budget does not cover a "
+                "call of the others" if result.budget_exhausted else "every teacher failed and no item was answered")
+        raise TeachersFailed(f"round {round_no}: {what} ({reasons[:600]}); "
+                             "the campaign stops here instead of using up its rounds: fix the cause (the key, the "
+                             "server, the model) and run `distilloop run` again to resume this round")
     if items and not answered and result.budget_exhausted:
         raise BudgetExhausted(f"budget spent: what is left does not cover one more call (round {round_no} could not "
                               "buy a single answer); raise the cap and `distilloop run` resumes this round")
-    if items and not answered and not result.budget_exhausted and (result.disabled or result.failed_attempts):
-        reasons = "; ".join(f"{n}: {r}" for n, r in result.disabled.items()) or \
-            f"{result.failed_attempts} failed attempt(s), see `distilloop status`"
-        raise TeachersFailed(f"round {round_no}: every teacher failed and no item was answered ({reasons[:600]}); "
-                             "the campaign stops here instead of using up its rounds: fix the cause (the key, the "
-                             "server, the model) and run `distilloop run` again to resume this round")
     if result.refused:
         env.progress.warn(refused_note(round_no, result))
     votes = calibrate(env, {i: result.votes[i] for i in ids if result.votes.get(i)})
