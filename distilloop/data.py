@@ -71,7 +71,9 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     name = path.name.lower()
     try:
         with _open_text(path) as handle:
-            if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json.gz", ".ndjson.gz")):
+            if name.endswith((".json", ".json.gz")) and _starts_with(handle, "["):
+                yield from _json_array_rows(path, handle.read())
+            elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".ndjson.gz")):
                 for lineno, line in enumerate(handle, 1):
                     if not line.strip():
                         continue
@@ -91,13 +93,65 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                 yield from _csv_rows(path, handle, "\t" if ".tsv" in name else ",")
             else:
                 raise DataError(
-                    f"{path}: unknown data format; use .jsonl, .jsonl.gz, .csv or .tsv (got '{path.suffix}')"
+                    f"{path}: unknown data format; use .jsonl, .json (JSON Lines or one array of objects), .csv or "
+                    f".tsv, each optionally .gz (got '{path.suffix}')"
                 )
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise DataError(f"data file not found: {path}; check the path (relative paths are resolved "
                             "against the campaign file's folder)") from None
         raise DataError(f"{path}: cannot be read ({exc}); is it a UTF-8 text or gzip file?") from None
+
+
+def _starts_with(handle: Any, char: str) -> bool:
+    """Whether the text's first non-blank character is ``char``; the handle is left at its start."""
+    while True:
+        c = handle.read(1)
+        if not c or not c.isspace():
+            handle.seek(0)
+            return c == char
+
+
+def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    """The objects of a file holding one JSON array (``pandas.to_json(orient="records")``, a Label Studio or
+    spreadsheet export), each with the line it starts on."""
+    decoder = json.JSONDecoder(parse_constant=_no_constant)
+    pos, line = text.index("[") + 1, 1 + text.count("\n", 0, text.index("["))
+
+    def skip(at: int) -> int:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        return at
+
+    def bad(at: int, msg: str) -> DataError:
+        return DataError(f"{path}:{line + text.count(chr(10), start, at)}: {msg}")
+
+    start = pos
+    pos = skip(pos)
+    if text[pos:pos + 1] == "]":
+        return
+    while True:
+        line += text.count("\n", start, pos)
+        start = pos
+        try:
+            row, end = decoder.raw_decode(text, pos)
+        except ValueError as exc:
+            at = exc.pos if isinstance(exc, json.JSONDecodeError) else pos
+            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise bad(at, f"not valid JSON ({msg}); the file must be one JSON array of objects") from None
+        except RecursionError:
+            raise bad(pos, "a JSON value nested too deeply") from None
+        if not isinstance(row, dict):
+            raise bad(pos, f"expected a JSON object in the array, got {type(row).__name__}")
+        yield line, row
+        pos = skip(end)
+        if text[pos:pos + 1] == ",":
+            pos = skip(pos + 1)
+            continue
+        if text[pos:pos + 1] == "]" and not text[skip(pos + 1):].strip():
+            return
+        raise bad(pos, "expected ',' or the array's closing ']' after an object; the file must be one JSON array "
+                       "of objects")
 
 
 def first_row(path: str | Path) -> dict[str, Any] | None:

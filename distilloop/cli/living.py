@@ -165,7 +165,7 @@ def register(sub: Any) -> None:
                                     "counted; a known id with other content stops the command (exit 2) and nothing "
                                     "is added. Each addition is a data version: when, how many, the file's sha256.")
     with_config(sp)
-    sp.add_argument("data", nargs="?", help="the data file to add (.jsonl, .jsonl.gz, .csv, .tsv)")
+    sp.add_argument("data", nargs="?", help="the data file to add (.jsonl, .json, .csv, .tsv; optionally .gz)")
     sp.set_defaults(func=cmd_add)
 
     sp = sub.add_parser("relabel", help="re-ask chosen labeled items under the current guideline",
@@ -193,7 +193,7 @@ def register(sub: Any) -> None:
                                     "the student, streaming in batches with constant memory; each output line has "
                                     "the id, the label, the label distribution and the student version.")
     with_config(sp)
-    sp.add_argument("data", nargs="?", help="the file to label (.jsonl, .jsonl.gz, .csv, .tsv)")
+    sp.add_argument("data", nargs="?", help="the file to label (.jsonl, .json, .csv, .tsv; optionally .gz)")
     sp.add_argument("-o", "--out", help="output JSONL file, '-' for stdout (default: <DATA>.predictions.jsonl)")
     sp.add_argument("--version", help="the student version to use (default: the active one)")
     sp.add_argument("--batch-size", type=int, default=256, help="rows labeled per batch (default: 256)")

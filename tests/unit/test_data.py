@@ -108,3 +108,32 @@ def test_one_empty_field_of_several_is_kept_and_an_all_empty_row_is_not(tmp_path
     p = write(tmp_path / "m.jsonl", [{"id": "1", "subject": "x"}])  # a field the row lacks: a typo, most often
     with pytest.raises(DataError, match="row has no 'body'"):
         load_examples(p, spec)
+
+
+def test_a_json_file_is_one_array_of_objects_or_json_lines(tmp_path):
+    """`.json` was refused as an unknown format, yet it is what `pandas.to_json(orient="records")` and a Label
+    Studio export write (an array), and what `datasets.Dataset.to_json` writes (JSON Lines)."""
+    rows = [{"id": "1", "text": "good", "label": "pos"}, {"id": "2", "text": "bad", "label": "neg"}]
+    array = tmp_path / "a.json"
+    array.write_text("\n" + json.dumps(rows, indent=2))
+    lines = tmp_path / "l.json"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    packed = tmp_path / "a.json.gz"
+    with gzip.open(packed, "wt") as f:
+        f.write(json.dumps(rows))
+    for p in (array, lines, packed):
+        assert [(e.id, e.gold) for e in load_examples(p, labels=["pos", "neg"])] == [("1", "pos"), ("2", "neg")]
+
+
+@pytest.mark.parametrize("text,match", [
+    ('[\n{"id": "1", "text": "x"},\n{"id": "2", "text": "y"},\n]', r"a.json:4: not valid JSON"),
+    ('[\n{"id": "1", "text": "x"},\n5\n]', r"a.json:3: expected a JSON object in the array, got int"),
+    ('[\n{"id": "1", "text": "x"}\n{"id": "2", "text": "y"}\n]', r"a.json:3: expected ',' or the array's closing"),
+    ('[{"id": "1", "text": "x"}] [', r"a.json:1: expected ',' or the array's closing"),
+    ('[\n{"id": "1",\n "text": ""}\n]', r"a.json:2: 'text' \(the input field\) is empty"),
+])
+def test_a_bad_json_array_names_the_line(tmp_path, text, match):
+    p = tmp_path / "a.json"
+    p.write_text(text)
+    with pytest.raises(DataError, match=match):
+        load_examples(p)
