@@ -90,7 +90,7 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                         raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
                     yield lineno, row
             elif name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
-                yield from _csv_rows(path, handle, "\t" if ".tsv" in name else ",")
+                yield from _csv_rows(path, handle, "\t" if ".tsv" in name else _csv_delimiter(handle))
             else:
                 raise DataError(
                     f"{path}: unknown data format; use .jsonl, .json (JSON Lines or one array of objects), .csv or "
@@ -110,6 +110,14 @@ def _starts_with(handle: Any, char: str) -> bool:
         if not c or not c.isspace():
             handle.seek(0)
             return c == char
+
+
+def _csv_delimiter(handle: Any) -> str:
+    """A CSV file's delimiter: a comma, or a semicolon where the header has semicolons and no comma (what
+    spreadsheets write where the comma is the decimal mark); the handle is left at its start."""
+    header = handle.readline()
+    handle.seek(0)
+    return ";" if ";" in header and "," not in header else ","
 
 
 def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -137,3 +137,15 @@ def test_a_bad_json_array_names_the_line(tmp_path, text, match):
     p.write_text(text)
     with pytest.raises(DataError, match=match):
         load_examples(p)
+
+
+def test_a_semicolon_csv_is_read_by_its_header(tmp_path):
+    """A spreadsheet where the comma is the decimal mark writes `;`: the whole line was one column named
+    'text;label', and `init` offered it as the input field."""
+    p = tmp_path / "d.csv"
+    p.write_text('id;text;label\n1;"Schlecht, kaputt";neg\n2;Tolles Produkt;pos\n', encoding="utf-8")
+    assert [(e.fields, e.gold) for e in load_examples(p, labels=["pos", "neg"])] == [
+        ({"text": "Schlecht, kaputt"}, "neg"), ({"text": "Tolles Produkt"}, "pos")]
+    one = tmp_path / "o.csv"  # one column whose texts hold semicolons: still a comma file
+    one.write_text("text\nfirst; second\n", encoding="utf-8")
+    assert [e.fields for e in load_examples(one)] == [{"text": "first; second"}]
