@@ -277,8 +277,11 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
             raise DataError(f"{where}: id must be a string or an integer, got {type(rid).__name__} {str(rid)[:40]!r}")
         rid = str(rid) if rid not in (None, "") else f"row-{lineno}"
         gold = row.get(spec.label_field)
-        if isinstance(gold, bool) or not isinstance(gold, str | int | float | None):
-            raise DataError(f"{where}: label must be a string or a number, got {type(gold).__name__}")
+        if isinstance(gold, bool):  # a yes/no column (is_spam: true): the labels "true" and "false", as JSON spells them
+            gold = "true" if gold else "false"
+        if not isinstance(gold, str | int | float | None):
+            raise DataError(f"{where}: label must be a string, a number or true/false, got {type(gold).__name__}; "
+                            "write it as one of those")
         gold = None if gold in (None, "") else str(gold)
         if gold is not None and numeric:
             number = normalize_number(gold)

@@ -149,3 +149,12 @@ def test_a_semicolon_csv_is_read_by_its_header(tmp_path):
     one = tmp_path / "o.csv"  # one column whose texts hold semicolons: still a comma file
     one.write_text("text\nfirst; second\n", encoding="utf-8")
     assert [e.fields for e in load_examples(one)] == [{"text": "first; second"}]
+
+
+def test_a_true_false_label_column_gives_the_labels_true_and_false(tmp_path):
+    p = write(tmp_path / "d.jsonl", [{"id": "1", "text": "win money now", "label": True},
+                                     {"id": "2", "text": "lunch at 1?", "label": False}])
+    assert [e.gold for e in load_examples(p, labels=["false", "true"])] == ["true", "false"]
+    p = write(tmp_path / "n.jsonl", [{"id": "1", "text": "x", "label": {"a": 1}}])
+    with pytest.raises(DataError, match="n.jsonl:1: label must be a string, a number or true/false, got dict"):
+        load_examples(p)
