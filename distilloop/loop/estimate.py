@@ -76,6 +76,7 @@ class CampaignEstimate:
     spent: Spend
     caps: Caps
     teachers: list[TeacherEstimate] = field(default_factory=list)
+    reference_items: int = 0  # the teachers' held-out set still to label, before the first round (in the totals)
     method: str = METHOD
     notes: list[str] = field(default_factory=list)  # what the figures assume that the campaign may not do
 
@@ -98,7 +99,7 @@ class CampaignEstimate:
                 # a call is sent only while the cap has room for its upper bound (its reservation): the last
                 # item's calls need that much left, not their expected cost
                 room = max((getattr(t.per_item_upper, res) for t in self.teachers), default=0.0)
-                n = int((left - room) // per) + 1 if per > 0 and left >= room else 0
+                n = int((left - room) // per) + 1 - self.reference_items if per > 0 and left >= room else 0
                 shown = f"${room:,.4f}" if res == "usd" else f"{room:,.0f} tokens"
                 return (f"the budget's {res} cap is reached before the campaign ends: about {max(0, n)} of "
                         f"{self.campaign_items} items fit (a call is sent only while the cap has room for its "
@@ -136,6 +137,8 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     """The estimate of the campaign ``config`` describes (resumed from its store where it exists); the config
     is checked exactly as ``run`` checks it."""
     parts = build_parts(config, teachers=teachers)
+    from distilloop.loop.steps.reference import heldout_todo
+
     spent, done, current = Spend(), 0, None
     corrections = Corrections()
     observed: dict[str, Spend] = {}  # per teacher: what the ledger charged over ``seen`` labeled items
@@ -153,22 +156,27 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
                 current = (rounds[-1]["round"], len(store.selection(rounds[-1]["round"])))
             spent = store.spent()
             seen, observed = observed_spend(store, rounds)
+            pool: list[Example] = [e for e in examples if e.split == "pool" and e.id not in taken]
+            # the teachers' held-out set still to label; it leaves the pool first unless already set aside
+            reference = heldout_todo(config, examples, len(pool), store)
+            aside = 0 if store.get_meta("references_chosen") else reference
         finally:
             store.close()
     else:
         examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
         check_pool(examples, config.data_path)
-        taken = set()
-    pool: list[Example] = [e for e in examples if e.split == "pool" and e.id not in taken]
+        pool = [e for e in examples if e.split == "pool"]
+        reference = aside = heldout_todo(config, examples, len(pool))
     next_no = current[0] if current else done + 1
-    sizes = schedule(config, next_no, len(pool), current[1] if current else None)
+    sizes = schedule(config, next_no, len(pool) - aside, current[1] if current else None)
     picked = sample(pool, sample_size)
     caps, _ = config.budget.caps()
-    est = CampaignEstimate(config.campaign.name, next_no, sizes[0] if sizes else 0, len(sizes), sum(sizes), len(pool),
-                           spent, caps)
+    est = CampaignEstimate(config.campaign.name, next_no, sizes[0] if sizes else 0, len(sizes), sum(sizes),
+                           len(pool) - aside, spent, caps, reference_items=reference)
     items = [make_item(config, parts, e) for e in picked]  # as `run` asks them: the same rationale policy
     k = max(1, len(picked))
-    n_next, n_all = est.next_round_items, est.campaign_items
+    # the held-out set is labeled before the next round, as its items are: in both totals
+    n_next, n_all = est.next_round_items + reference, est.campaign_items + reference
     later = (config.routing.cascade or [])[1:]
     never = [name for name in later if seen and name not in observed]  # the tiers before it were always sure
     for t in parts.teachers:
@@ -180,6 +188,11 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
         est.teachers.append(TeacherEstimate(
             t.name, t.model, getattr(t, "mode", "live"), total.scaled(1 / n), up.scaled(1 / k),
             total.scaled(n_next / n), up.scaled(n_next / k), total.scaled(n_all / n), up.scaled(n_all / k)))
+    if reference:
+        est.notes.append(
+            f"before round {next_no} the teachers label {reference} held-out items, the evaluation reference of a "
+            "campaign without gold dev or test rows to choose its student on ([evaluation] heldout_size): counted in "
+            "the next round and the campaign")
     unseen = [name for name in later if not seen]
     if unseen:
         est.notes.append(
@@ -210,4 +223,10 @@ def observed_spend(store: Store, rounds: list[dict[str, Any]]) -> tuple[int, dic
         if round_no in counted:
             for name, s in by_teacher.items():
                 per[name] = per.get(name, Spend()) + s
+    # round 0 also holds the held-out set the teachers labeled (80 items): spread over the first round's 20, it
+    # made every later round forecast at 4.6 times its cost
+    for name, s in store.spend_on_reference("teachers").items():
+        if name in per:
+            per[name] = Spend(max(0, per[name].tokens_in - s.tokens_in), max(0, per[name].tokens_out - s.tokens_out),
+                              max(0.0, per[name].usd - s.usd))
     return items, per

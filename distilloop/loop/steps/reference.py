@@ -5,14 +5,17 @@ to the reviewer, whose answers come back with the reviews (:mod:`distilloop.loop
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
-from distilloop.core.types import ReviewItem, Verdict
+from distilloop.core.types import Example, ReviewItem, Verdict
 from distilloop.errors import ReviewError
 from distilloop.loop import references
+from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import Env
 from distilloop.loop.steps.annotate import Annotation, ask, calibrate
 from distilloop.loop.steps.decide import aggregate, asked, degrade, with_missing_votes
+from distilloop.storage.store import Store
 
 #: salt of the references' generator (round 0), apart from the stop set's and every round's draws
 REFERENCE_SALT = 71
@@ -24,8 +27,25 @@ MAX_REFERENCE_SHARE = 0.2
 def wanted(env: Env) -> dict[str, int]:
     """The references this campaign sets aside, with their sizes: a teachers' held-out set when it has no gold
     to decide on (or asks for one), an audit set when ``audit_size`` asks for one."""
-    cfg = env.config.evaluation
-    gold = any(e.gold is not None and e.split in ("dev", "test") for e in env.examples.values())
+    return wanted_for(env.config, env.examples.values())
+
+
+def heldout_todo(config: CampaignConfig, examples: Iterable[Example], pool: int, store: Store | None = None) -> int:
+    """How many items of the teachers' held-out set are still to be labeled (what ``estimate`` adds to the first
+    round): all of it, capped as :func:`prepare` caps it on a ``pool``-item pool, until it has been set aside."""
+    sizes = wanted_for(config, examples)
+    if "teachers" not in sizes:
+        return 0
+    if store is not None and store.get_meta("references_chosen"):
+        done = set(store.reference_labels("teachers")) | store.unresolved_reference_ids("teachers")
+        return sum(1 for i in store.reference_ids("teachers") if i not in done)
+    return capped(sizes, pool, lambda _: None)["teachers"]
+
+
+def wanted_for(config: CampaignConfig, examples: Iterable[Example]) -> dict[str, int]:
+    """:func:`wanted` of a campaign file and its examples."""
+    cfg = config.evaluation
+    gold = any(e.gold is not None and e.split in ("dev", "test") for e in examples)
     out = {}
     if cfg.heldout_size and (cfg.reference == "teachers" or (cfg.reference == "auto" and not gold)):
         out["teachers"] = cfg.heldout_size

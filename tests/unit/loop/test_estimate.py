@@ -137,6 +137,35 @@ def test_items_set_aside_for_a_reference_are_not_left_to_label(tmp_path):
     assert estimate_campaign(cfg).pool_left == pool - 20 - 8
 
 
+def test_the_teachers_held_out_set_is_in_the_forecast_and_out_of_the_per_item_figure(tmp_path):
+    """A campaign without gold dev or test rows has the teachers label a held-out set before round 1 (charged to
+    round 0). The estimate left it out before the campaign (2 rounds of 20 tickets: 9,224 tokens said, 19,299
+    spent), then spread it over round 1's items (the next 2 rounds: 19,299 said, 6,440 spent)."""
+    from distilloop.loop.campaign import Campaign
+    from tests.conftest import replay_config
+
+    path = replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 10\nbatch_size = 10",
+                         extra='[evaluation]\nreference = "teachers"\nheldout_size = 12\n')
+    cfg = load_config(path)
+    before = estimate_campaign(cfg)
+    assert before.reference_items == 12 and before.campaign_items == 20
+    assert any(n.startswith("before round 1 the teachers label 12 held-out items") for n in before.notes)
+    c = Campaign.open(cfg)
+    c.run()
+    spent = c.store.spent()
+    on_reference = sum(s.tokens_in for s in c.store.spend_on_reference("teachers").values())
+    c.close()
+    assert 0 < on_reference < spent.tokens_in
+    # replay teachers: the forecast of every call is its recorded usage, so the whole campaign is forecast closely
+    assert before.total("campaign").tokens_in == pytest.approx(spent.tokens_in, rel=0.1)
+    cfg.raw["rounds"]["max_rounds"] = 4
+    cfg.rounds.max_rounds = 4
+    after = estimate_campaign(cfg)
+    assert after.reference_items == 0 and not any("held-out" in n for n in after.notes)
+    per_round = (spent.tokens_in - on_reference) / 2  # two rounds of 10 items
+    assert after.total("next_round").tokens_in == pytest.approx(per_round, rel=0.15)
+
+
 def test_the_cli_says_why_nothing_is_left(tmp_path):
     from distilloop.loop.campaign import Campaign
     from tests.conftest import replay_config
