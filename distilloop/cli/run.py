@@ -114,7 +114,10 @@ def cmd_pilot(args: argparse.Namespace) -> int:
             f"would go to review{acc}")
     c.print(f"pilot: {rep.spend.tokens:,} tokens, ${rep.spend.usd:.4f}, {rep.seconds:.0f} s (charged to the budget; "
             "the campaign reuses these answers)")
-    c.print(f"projected campaign: {rep.campaign_items} items, {rep.projected.tokens:,} tokens, ${rep.projected.usd:.4f}, "
+    held = (f" and {rep.reference_items} held-out items the teachers label first (no gold dev or test rows to choose "
+            "the student on)" if rep.reference_items else "")
+    c.print(f"projected campaign: {rep.campaign_items} items{held}, {rep.projected.tokens:,} tokens, "
+            f"${rep.projected.usd:.4f}, "
             f"about {rep.projected_seconds / 60:.0f} min of teacher time, about {rep.projected_reviews:.0f} reviews")
     for p in rep.teachers:
         if p.failed:

@@ -20,6 +20,7 @@ from distilloop.loop.references import choose
 from distilloop.loop.routing import REVIEW
 from distilloop.loop.steps.annotate import Annotation, ask, calibrate
 from distilloop.loop.steps.decide import aggregate, asked, degrade, with_missing_votes
+from distilloop.loop.steps.reference import heldout_todo
 
 #: the meta key of the pilot's items
 PILOT_META = "pilot_ids"
@@ -58,6 +59,7 @@ class PilotReport:
     projected: Spend  # the campaign's teacher cost at the pilot's cost per item
     projected_seconds: float
     projected_reviews: float
+    reference_items: int = 0  # the teachers' held-out set still to label (a campaign without gold): in the projection
 
 
 def sample_ids(env: Env, n: int) -> list[str]:
@@ -127,13 +129,16 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
     review_share = sum(r == REVIEW for r in routes.values()) / len(ids) if ids else 0.0
     per_item = sum((p.spend for p in per.values()), Spend()).scaled(1 / max(1, len(ids)))
     done = sum(1 for r in store.rounds() if r["status"] == "done")
-    sizes = schedule(env.config, done + 1, len(env.unlabeled_pool()))
+    pool = len(env.unlabeled_pool())
+    reference = heldout_todo(env.config, env.examples.values(), pool, store)
+    sizes = schedule(env.config, done + 1, pool - (0 if store.get_meta("references_chosen") else reference))
     items_left = sum(sizes)
+    n_asked = items_left + reference  # the held-out set is asked as the rounds' items are
     return PilotReport(
         len(ids), list(per.values()), kappa, review_share,
         sum(verdicts[i].label == gold[i] for i in judged) / len(judged) if judged else None,
         store.spent() + Spend(-spent_before.tokens_in, -spent_before.tokens_out, -spent_before.usd), seconds,
-        items_left, per_item.scaled(items_left), seconds / max(1, len(ids)) * items_left, review_share * items_left)
+        items_left, per_item.scaled(n_asked), seconds / max(1, len(ids)) * n_asked, review_share * items_left, reference)
 
 
 def describe_counts(labels: dict[str, int]) -> str:

@@ -290,3 +290,19 @@ def test_decisions_on_a_handful_of_reference_rows_are_called_out(tmp_path):
     assert small_reference(Store(MIN_DECISION_ROWS), "accuracy") == []
     assert small_reference(Store(0), "accuracy") == []  # nothing scored yet: nothing to say
     assert "95% interval" not in small_reference(Store(12), "macro_f1")[0]
+
+
+def test_the_pilot_projection_counts_the_held_out_set_the_teachers_label_first(tmp_path):
+    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "gpt-4o-mini"\n'
+                       f'path = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\nsource = "{t}"\n' for t in ("a", "b"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="held", rounds="max_rounds = 2\ninitial_size = 10\nbatch_size = 10",
+                                 extra=teachers + '[evaluation]\nreference = "teachers"\nheldout_size = 12\n'))
+    pilot = cli("pilot", cfg, "-n", "6")
+    assert pilot.returncode == 0, pilot.stderr
+    out = " ".join(pilot.stdout.split())
+    m = re.search(r"projected campaign: 20 items and 12 held-out items the teachers label first \(no gold dev or "
+                  r"test rows to choose the student on\), ([\d,]+) tokens", out)
+    assert m, out
+    per_item = re.search(r"pilot: ([\d,]+) tokens", out)
+    assert int(m.group(1).replace(",", "")) == pytest.approx(int(per_item.group(1).replace(",", "")) / 6 * 32, rel=0.02)
