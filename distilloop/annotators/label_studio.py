@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
+from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 from distilloop._extras import require
@@ -213,7 +214,7 @@ class LabelStudioReviewer(Reviewer):
         """The project's id: the configured or remembered one, else one with this title, else a new one."""
         c = self.client()
         if self.project_id is not None:
-            self._call("open the project", c.projects.get, id=int(self.project_id))
+            self._grow_labels(self._call("open the project", c.projects.get, id=int(self.project_id)), space)
             return int(self.project_id)
         if self.project_title is None:
             self.project_title = "distilloop review"
@@ -221,6 +222,7 @@ class LabelStudioReviewer(Reviewer):
                  if getattr(p, "title", None) == self.project_title]
         if found:
             self.project_id = int(found[0].id)
+            self._grow_labels(found[0], space)
         else:
             self._own_project = True
             p = self._call("create the project", c.projects.create, title=self.project_title,
@@ -233,6 +235,22 @@ class LabelStudioReviewer(Reviewer):
             self._store.set_meta("label_studio_project_title", self.project_title)
         self._start_webhook()
         return int(self.project_id)
+
+    def _grow_labels(self, project: Any, space: AnswerSpace | Sequence[str]) -> None:
+        """A campaign whose guideline added a label: the project's choices gain it (Label Studio keeps the
+        annotations made before; it refuses only a config that drops a label they use)."""
+        if not isinstance(space, AnswerSpace):
+            space = LabelSet(space)
+        if space.review_control != "choices":
+            return
+        try:  # the choices the project offers, however its config spells them
+            have = {c.get("value") for c in ElementTree.fromstring(str(project.label_config)).iter("Choice")}
+        except (ElementTree.ParseError, AttributeError, TypeError):
+            return  # a config this cannot read is left as its owner wrote it
+        if set(space.labels) <= have:
+            return
+        self._call("add the campaign's new labels to the project", self.client().projects.update,
+                   id=int(project.id), label_config=labeling_config(space))
 
     def _start_webhook(self) -> None:
         if self.webhook_port is None or self._listener is not None:

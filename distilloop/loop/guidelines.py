@@ -8,7 +8,8 @@ accepted label records the version it was made under, so stale labels can be fou
 
 Settings that change no answer (:data:`FREE_KNOBS`: rate limits, concurrency, prices, timeouts, latency, batch
 polling, the key's variable) change freely and make no version. What the stored answers and labels are made of
-(:data:`FIXED`: the label set, the answer kind, the input fields) cannot change under a running campaign.
+(:data:`FIXED`: the answer kind, the input fields) cannot change under a running campaign; the label set can
+grow (a new category in a revised guideline: a new version, every earlier label stale), never lose a label.
 """
 
 from __future__ import annotations
@@ -29,25 +30,32 @@ FREE_KNOBS = frozenset({"requests_per_minute", "tokens_per_minute", "max_concurr
                         "latency_s", "batch_poll_s", "batch_wait_s", "mode", "api_key_env", "n_threads"})
 
 #: what a running campaign cannot change: (section, key, what depends on it)
-FIXED = (("campaign", "labels", "the label set"), ("campaign", "answer", "the answer kind"),
-         ("data", "input_fields", "the input fields"))
+FIXED = (("campaign", "answer", "the answer kind"), ("data", "input_fields", "the input fields"))
 
 
 @dataclass(frozen=True)
 class Guideline:
-    """The part of a campaign file that decides what the teachers answer."""
+    """The part of a campaign file that decides what the teachers answer; ``labels`` only where the label set
+    is no longer the one the campaign started with (so the versions of a campaign that never changed it keep
+    their hashes)."""
 
     task: str
     teachers: dict[str, dict[str, Any]]  # name -> every answer-changing setting
+    labels: list[str] | None = None
 
     @property
     def hash(self) -> str:
-        key = {"task": self.task, "teachers": self.teachers}
+        key: dict[str, Any] = {"task": self.task, "teachers": self.teachers}
+        if self.labels is not None:
+            key["labels"] = self.labels
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def guideline_of(raw: dict[str, Any]) -> Guideline:
-    """The guideline of a raw (parsed TOML) campaign file."""
+def guideline_of(raw: dict[str, Any], first_labels: list[str] | None = None) -> Guideline:
+    """The guideline of a raw (parsed TOML) campaign file; its labels count where they differ from
+    ``first_labels`` (the campaign's label set at its start)."""
+    labels = list((raw.get("campaign") or {}).get("labels") or [])
+    first = list(first_labels) if first_labels is not None else labels
     task = str((raw.get("campaign") or {}).get("task", "Classify the input."))
     teachers = {}
     for t in raw.get("teachers") or []:
@@ -55,7 +63,25 @@ def guideline_of(raw: dict[str, Any]) -> Guideline:
             defaults = _defaults(str(t.get("kind")))
             teachers[str(t.get("name"))] = {k: v for k, v in t.items() if k not in FREE_KNOBS and k != "name"
                                             and not (k in defaults and defaults[k] == v)}
-    return Guideline(task, teachers)
+    return Guideline(task, teachers, labels if labels != first else None)
+
+
+def first_labels(store: Store) -> list[str]:
+    """The label set the campaign started with (its recorded campaign file's)."""
+    return list(((store.get_meta("config") or {}).get("campaign") or {}).get("labels") or [])
+
+
+def current_labels(store: Store) -> list[str]:
+    """The campaign's label set now: its start's, grown by every label a later guideline added."""
+    return list(store.get_meta("labels") or first_labels(store))
+
+
+def label_changes(before: list[str], now: list[str]) -> str | None:
+    """What a new label set changed, in words (``labels added: refund``), or None."""
+    if before == now:
+        return None
+    added = [x for x in now if x not in before]
+    return f"labels added: {', '.join(added)}" if added else "labels reordered"
 
 
 def _defaults(kind: str) -> dict[str, Any]:
@@ -99,10 +125,19 @@ def _fixed(raw: dict[str, Any], section: str, key: str) -> Any:
 
 
 def check_fixed(store: Store, config: CampaignConfig) -> None:
-    """Refuse a campaign file that changed what a running campaign is made of, with the reason and the way out."""
+    """Refuse a campaign file that changed what a running campaign is made of, with the reason and the way out:
+    the answer kind, the input fields, or a label the campaign has (labels may be added)."""
     recorded = store.get_meta("config") or {}
     if not recorded:
         return
+    before, now = current_labels(store), list(config.campaign.labels)
+    removed = [x for x in before if x not in now]
+    if removed:
+        raise ConfigError(
+            f"campaign.labels: {', '.join(map(repr, removed))} removed from {before!r}, but a running campaign can "
+            "gain labels, never lose one (its stored answers, labels and students use it); put it back, or start a "
+            "new campaign with a new [campaign] name or store (to retire a label, relabel its items under a "
+            "guideline that says not to use it)")
     for section, key, what in FIXED:
         before, now = _fixed(recorded, section, key), _fixed(config.raw, section, key)
         if before != now:
@@ -117,7 +152,7 @@ def sync(store: Store, config: CampaignConfig, progress: Progress | None = None)
     current version. A store without any (new, or written before guideline versions) records the guideline it
     was created with as version 1 first."""
     check_fixed(store, config)
-    current = guideline_of(config.raw)
+    current = guideline_of(config.raw, first_labels(store) if store.get_meta("config") else None)
     versions = store.guidelines()
     if not versions:
         recorded = store.get_meta("config")
@@ -128,6 +163,10 @@ def sync(store: Store, config: CampaignConfig, progress: Progress | None = None)
     if last["hash"] == current.hash:
         return int(last["version"])
     what = changes(Guideline(last["task"], last["teachers"]), current)
+    relabeled = label_changes(current_labels(store), list(config.campaign.labels))
+    if relabeled:
+        what = relabeled if what == "no change" else f"{relabeled}; {what}"
+        store.set_meta("labels", list(config.campaign.labels))
     version = store.record_guideline(hash=current.hash, task=current.task, teachers=current.teachers, changes=what)
     stale = sum(n for v, n in store.labels_by_guideline().items() if v is None or v < version)
     if progress is not None:
@@ -139,7 +178,7 @@ def sync(store: Store, config: CampaignConfig, progress: Progress | None = None)
 def version_of(store: Store, config: CampaignConfig) -> int:
     """The guideline version the campaign file stands for, without recording anything: the current one, or the
     number :func:`sync` will give it when the file's guideline is new."""
-    current = guideline_of(config.raw)
+    current = guideline_of(config.raw, first_labels(store) if store.get_meta("config") else None)
     versions = store.guidelines()
     if not versions:
         recorded = store.get_meta("config")

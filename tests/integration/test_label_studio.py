@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 
@@ -41,6 +42,29 @@ def test_import_is_idempotent_and_tasks_carry_every_rationale(ls_env):
     assert "nice" in task.data["teachers_html"] and "dull" in task.data["teachers_html"]
     [pred] = task.predictions
     assert pred.result[0]["value"]["choices"] == ["positive"]  # pre-filled with the ensemble's vote
+
+
+def test_a_label_the_guideline_added_joins_the_projects_choices(ls_env):
+    """A running campaign that gains a label ("refund" beside "billing") reviews with it: the project made with
+    the first label set gets the new choice, and what was annotated before stays."""
+    from xml.etree import ElementTree
+
+    title = f"grow-{uuid.uuid4().hex[:8]}"
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=title)
+    first = r.submit([review_item(0)])
+    answer_task(r.client(), int(first["ex0"]), "positive")
+
+    def choices():
+        config = r.client().projects.get(id=r.project_id).label_config
+        return [c.get("value") for c in ElementTree.fromstring(config).iter("Choice")]
+
+    assert choices() == ["negative", "positive"]
+    again = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=title)  # the next run
+    item = dataclasses.replace(review_item(1), labels=("negative", "positive", "mixed"))
+    again.submit([item])
+    assert again.project_id == r.project_id and choices() == ["negative", "positive", "mixed"]
+    assert len(list(r.client().tasks.list(project=r.project_id))) == 2
+    assert again.collect([{"example_id": "ex0", "external_id": first["ex0"]}])[0].label == "positive"
 
 
 def test_html_in_rationales_is_escaped(ls_env):

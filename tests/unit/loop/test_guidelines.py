@@ -1,6 +1,6 @@
 """Guideline versions: editing the task (or a prompt, or the teachers) is a new version the campaign goes on under;
-every answer and label records its version; knobs that change no answer change freely; the label set, the answer
-kind and the input fields are refused with the reason and the way out."""
+every answer and label records its version; knobs that change no answer change freely; a label added is a new
+version, a label removed, the answer kind and the input fields are refused with the reason and the way out."""
 
 import json
 
@@ -127,10 +127,11 @@ def test_rate_limits_prices_and_latency_change_between_runs_without_blocking_the
 
 @pytest.mark.parametrize("old,new,match", [
     ('labels = ["negative", "positive"]', 'labels = ["neg", "pos"]',
-     r"campaign.labels: changed from \['negative', 'positive'\] to \['neg', 'pos'\], but the label set cannot "
-     r"change under a running campaign .*set labels back to \['negative', 'positive'\], or start a new campaign"),
+     r"campaign.labels: 'negative', 'positive' removed from \['negative', 'positive'\], but a running campaign can "
+     r"gain labels, never lose one .*put it back, or start a new campaign"),
+    ('labels = ["negative", "positive"]', 'labels = ["positive", "mixed"]', r"campaign.labels: 'negative' removed"),
     ('task = "Classify the sentiment."', 'task = "Classify the sentiment."\nanswer = "number"\nlabels = []',
-     r"campaign.(labels|answer): changed from"),
+     r"campaign.(labels: 'negative', 'positive' removed|answer: changed from)"),
     ("[data]", '[data]\ninput_fields = ["question"]', r"data.input_fields: changed from \['text'\] to \['question'\]"),
 ])
 def test_what_a_running_campaign_is_made_of_cannot_change(tmp_path, old, new, match):
@@ -143,3 +144,37 @@ def test_what_a_running_campaign_is_made_of_cannot_change(tmp_path, old, new, ma
     with pytest.raises(ConfigError):
         Campaign.open(load_config(cfg))
     one_line_error(cli("run", cfg), match)
+
+
+def test_a_label_added_to_a_running_campaign_is_a_new_guideline_version(tmp_path):
+    """A revised guideline with a new category ("mixed" beside negative and positive) was refused: the label set
+    was fixed at the start. It is now a new version; the next rounds ask with the new label set and train on
+    it, the earlier labels are stale (relabel re-asks them), and a label that is gone is still refused."""
+    cfg = replay_config(tmp_path, rounds=ROUNDS)
+    assert run(cfg)[0].startswith("max rounds")
+    edit(cfg, 'labels = ["negative", "positive"]', 'labels = ["negative", "positive", "mixed"]')
+    edit(cfg, "max_rounds = 1", "max_rounds = 2")
+    reason, versions = run(cfg)
+    assert reason.startswith("max rounds reached (2)")
+    assert [(v["version"], v["changes"]) for v in versions] == [(1, "first guideline"), (2, "labels added: mixed")]
+    campaign = Campaign.open(load_config(cfg))
+    try:
+        store = campaign.store
+        assert store.get_meta("labels") == ["negative", "positive", "mixed"]
+        from distilloop.students.base import Student
+
+        newest = store.students()[-1]
+        assert newest["round"] == 2
+        assert Student.load(newest["path"]).classes_ == ["negative", "positive", "mixed"]  # it can answer "mixed"
+        round_of = {c["example_id"]: c["round"] for c in store.consensus_rows()}
+        assert {s.guideline for s in store.label_states() if round_of[s.example_id] == 2} == {2}
+    finally:
+        campaign.close()
+    text = " ".join(cli("status", cfg).stdout.split())
+    assert "guideline: version 2 (labels added: mixed); labels by guideline: v1 20, v2 20; stale: 20" in text
+    dry = cli("relabel", "--stale", "--dry-run", cfg)
+    assert dry.returncode == 0 and "20" in dry.stdout, dry.stderr
+    again = run(cfg)[1]  # the same file again: no new version
+    assert [v["version"] for v in again] == [1, 2]
+    edit(cfg, 'labels = ["negative", "positive", "mixed"]', 'labels = ["negative", "positive"]')
+    one_line_error(cli("run", cfg), r"campaign.labels: 'mixed' removed from \['negative', 'positive', 'mixed'\]")
