@@ -152,6 +152,13 @@ class LabelsPart(StoreBase):
                                                   "source": source, "round": round_no, "created_at": now()},
                                                  pk=("reference", "example_id"))
 
+    def clear_reference_labels(self, reference: str) -> int:
+        """Forget ``reference``'s answers (its items stay set aside) so that they are asked again; returns how many
+        items it has."""
+        with self.db.atomic():
+            self.db.execute("update reference_labels set label = null, source = null where reference = ?", [reference])
+        return int(self._scalar("select count(*) from reference_labels where reference = ?", [reference]) or 0)
+
     def reference_of(self, example_id: str) -> str | None:
         """The reference an item was set aside for, if any."""
         row = self._one("select reference from reference_labels where example_id = ?", [example_id])

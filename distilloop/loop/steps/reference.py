@@ -10,7 +10,7 @@ from typing import Any
 
 from distilloop.core.types import Example, ReviewItem, Verdict
 from distilloop.errors import ReviewError
-from distilloop.loop import references
+from distilloop.loop import guidelines, references
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import Env
 from distilloop.loop.steps.annotate import Annotation, ask, calibrate
@@ -19,6 +19,8 @@ from distilloop.storage.store import Store
 
 #: salt of the references' generator (round 0), apart from the stop set's and every round's draws
 REFERENCE_SALT = 71
+#: meta key: the label set the teachers' held-out set was labeled with (asked again when it grows)
+HELDOUT_LABELS = "heldout_labels"
 #: the most of the pool the references together take: a small unlabeled file keeps most of its rows to label and
 #: train on (``heldout_size = 100`` of a 42-row file would leave nothing)
 MAX_REFERENCE_SHARE = 0.2
@@ -37,6 +39,9 @@ def heldout_todo(config: CampaignConfig, examples: Iterable[Example], pool: int,
     if "teachers" not in sizes:
         return 0
     if store is not None and store.get_meta("references_chosen"):
+        asked_with = store.get_meta(HELDOUT_LABELS) or guidelines.first_labels(store)
+        if asked_with != list(config.campaign.labels):  # the label set grew: asked again (:func:`prepare`)
+            return len(store.reference_ids("teachers"))
         done = set(store.reference_labels("teachers")) | store.unresolved_reference_ids("teachers")
         return sum(1 for i in store.reference_ids("teachers") if i not in done)
     return capped(sizes, pool, lambda _: None)["teachers"]
@@ -69,7 +74,19 @@ def prepare(env: Env) -> None:
                 store.reserve_reference(name, references.choose(pool, n, rng))
             store.set_meta("references_chosen", sorted(sizes))
     if "teachers" in sizes:
-        label_heldout(env)
+        labels = list(env.parts.space.labels)
+        asked_with = store.get_meta(HELDOUT_LABELS) or guidelines.first_labels(store)
+        round_no = 0
+        if asked_with != labels and store.reference_labels("teachers"):
+            n = store.clear_reference_labels("teachers")
+            env.progress.warn(f"the label set grew ({', '.join(x for x in labels if x not in asked_with)}): the "
+                              f"teachers label the {n} held-out items again, so that students are judged on the "
+                              "labels they can now give")
+        if asked_with != labels:  # charged to the round it runs before, not to the past rounds' figures
+            rounds = store.rounds()
+            round_no = (rounds[-1]["round"] + (rounds[-1]["status"] == "done")) if rounds else 0
+        label_heldout(env, round_no)
+        store.set_meta(HELDOUT_LABELS, labels)
     if "audit" in sizes:
         send_audit(env)
 
@@ -91,26 +108,27 @@ def capped(sizes: dict[str, int], pool: int, warn: Any) -> dict[str, int]:
     return out
 
 
-def label_heldout(env: Env) -> None:
+def label_heldout(env: Env, round_no: int = 0) -> None:
+    """The teachers label the held-out set's unanswered items, charged to ``round_no`` (0: the campaign's start)."""
     store = env.store
     todo = [i for i in store.reference_ids("teachers") if i not in store.reference_labels("teachers")
             and i not in store.unresolved_reference_ids("teachers")]
     if not todo:
         return
-    env.budget.new_round(0, store.spent(0))
+    env.budget.new_round(round_no, store.spent(round_no))
     items = [env.item(env.examples[i]) for i in todo]
     with env.progress.bar("evaluation set: teachers labeling", len(items) * len(env.parts.teachers)) as advance:
-        result, tiers = asyncio.run(ask(env, items, 0, advance))
+        result, tiers = asyncio.run(ask(env, items, round_no, advance))
     for name, reason in result.disabled.items():
         env.progress.warn(f"teacher {name} was taken out of labeling the evaluation set: {reason}")
-    ann = Annotation(0, todo, calibrate(env, {i: result.votes[i] for i in todo if result.votes.get(i)}), tiers, result)
+    ann = Annotation(round_no, todo, calibrate(env, {i: result.votes[i] for i in todo if result.votes.get(i)}), tiers, result)
     votes = {i: with_missing_votes(v, asked(env, ann, i)) for i, v in ann.votes.items()}
     verdicts = aggregate(env.parts.aggregator, env.parts.space, store, votes)
     with store.atomic():
         for i, v in verdicts.items():
             v = degrade(v, len(asked(env, ann, i)))
             store.set_reference_label("teachers", i, v.label, source="teachers" if v.label else "teachers: no winner",
-                                      round_no=0)
+                                      round_no=round_no)
 
 
 def send_audit(env: Env) -> None:

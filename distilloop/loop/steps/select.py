@@ -4,7 +4,7 @@ round 1 the pilot's items first: their answers are paid already)."""
 from __future__ import annotations
 
 from distilloop.core.failpoints import failpoint
-from distilloop.core.types import Example, Selection, Spend
+from distilloop.core.types import Example, Selection
 from distilloop.loop.env import Env
 from distilloop.loop.plan import Corrections, item_costs, plan_round
 from distilloop.loop.progress import embedding_status
@@ -24,7 +24,7 @@ def pilot_first(env: Env, round_no: int, pool: list[Example], n: int) -> list[st
 def select(env: Env, round_no: int) -> Selection | None:
     """Pick and record round ``round_no``'s items; None when the budget cannot pay for a single one."""
     pool = env.unlabeled_pool()
-    env.budget.new_round(round_no, Spend())
+    env.budget.new_round(round_no, env.store.spent(round_no))  # a held-out set labeled again before it: its cost
     corrections = Corrections.from_store(env.store, env.parts.teachers)
     plan = plan_round(round_no, env.config.rounds.size(round_no), pool, env.parts.teachers, env.budget, env.item,
                       corrections=corrections)

@@ -70,13 +70,15 @@ def evaluate(env: Env, student: Student) -> dict[str, Any]:
 
 
 def active_score(env: Env, active: dict[str, Any] | None, reference: str | None) -> dict[str, Any] | None:
-    """The active student's scores on ``reference``: as recorded when it was scored on the same items, else
-    scored again now (a reference that grew, such as an audit set answered since)."""
+    """The active student's scores on ``reference``: as recorded when it was scored on the same items and labels,
+    else scored again now (a reference that grew, such as an audit set answered since, or whose items were labeled
+    again, such as the teachers' held-out set after the label set grew)."""
     if active is None or reference is None:
         return None
     ref = references.available(env.store, env.examples).get(reference)
     recorded = (active["metrics"].get("refs") or {}).get(reference)
-    if ref is None or (recorded is not None and recorded.get("n") == len(ref.ids)):
+    if ref is None or (recorded is not None and recorded.get("n") == len(ref.ids)
+                       and recorded.get("labels_sha", references.labels_sha(ref)) == references.labels_sha(ref)):
         return recorded
     student = Student.load(active["path"])
     return references.score(student.predict([env.examples[i].text for i in ref.ids]), ref, env.parts.space)

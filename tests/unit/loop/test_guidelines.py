@@ -178,3 +178,37 @@ def test_a_label_added_to_a_running_campaign_is_a_new_guideline_version(tmp_path
     assert [v["version"] for v in again] == [1, 2]
     edit(cfg, 'labels = ["negative", "positive", "mixed"]', 'labels = ["negative", "positive"]')
     one_line_error(cli("run", cfg), r"campaign.labels: 'mixed' removed from \['negative', 'positive', 'mixed'\]")
+
+
+def test_the_teachers_held_out_set_is_labeled_again_when_the_label_set_grows(tmp_path):
+    """Without gold, students are judged on a held-out set the teachers labeled: labeled with the first label set,
+    it can never say "mixed", so a student that learnt the new label would be judged wrong wherever it uses it.
+    It is asked again before the next round (charged to that round, not to the past rounds' figures), and the
+    active student is scored again on the new labels before any comparison."""
+    cfg = replay_config(tmp_path, rounds=ROUNDS, extra='[evaluation]\nreference = "teachers"\nheldout_size = 12\n')
+    assert run(cfg)[0].startswith("max rounds")
+    before = json.loads(cli("status", "--json", cfg).stdout)["rounds_table"][0]
+    edit(cfg, 'labels = ["negative", "positive"]', 'labels = ["negative", "positive", "mixed"]')
+    edit(cfg, "max_rounds = 1", "max_rounds = 2")
+    proc = cli("run", cfg)
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert "the label set grew (mixed): the teachers label the 12 held-out items again" in said
+    status = json.loads(cli("status", "--json", cfg).stdout)
+    assert status["rounds_table"][0]["tokens_in"] == before["tokens_in"]  # round 1 as it was
+    campaign = Campaign.open(load_config(cfg))
+    try:
+        store = campaign.store
+        held = set(store.reference_ids("teachers"))
+        assert len(held) == 12 and set(store.reference_labels("teachers")) == held
+        assert {c.round for c in store.calls() if c.example_id in held} == {0, 2}  # asked at the start, then again
+        assert store.get_meta("heldout_labels") == ["negative", "positive", "mixed"]
+        from distilloop.loop import references
+
+        ref = references.available(store, campaign.env.examples)["teachers"]
+        newest = store.students()[-1]
+        assert newest["metrics"]["refs"]["teachers"]["labels_sha"] == references.labels_sha(ref)
+    finally:
+        campaign.close()
+    again = cli("run", cfg)  # nothing grew since: not asked a third time
+    assert again.returncode == 0 and "held-out items again" not in again.stderr
