@@ -112,6 +112,9 @@ def _starts_with(handle: Any, char: str) -> bool:
             return c == char
 
 
+NEWLINE = "\n"
+
+
 def _csv_delimiter(handle: Any) -> str:
     """A CSV file's delimiter: a comma, or a semicolon where the header has semicolons and no comma (what
     spreadsheets write where the comma is the decimal mark); the handle is left at its start."""
@@ -124,7 +127,7 @@ def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any
     """The objects of a file holding one JSON array (``pandas.to_json(orient="records")``, a Label Studio or
     spreadsheet export), each with the line it starts on."""
     decoder = json.JSONDecoder(parse_constant=_no_constant)
-    pos, line = text.index("[") + 1, 1 + text.count("\n", 0, text.index("["))
+    pos, line = text.index("[") + 1, 1 + text.count(NEWLINE, 0, text.index("["))
 
     def skip(at: int) -> int:
         while at < len(text) and text[at] in " \t\r\n":
@@ -132,14 +135,14 @@ def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any
         return at
 
     def bad(at: int, msg: str) -> DataError:
-        return DataError(f"{path}:{line + text.count(chr(10), start, at)}: {msg}")
+        return DataError(f"{path}:{line + text.count(NEWLINE, start, at)}: {msg}")
 
     start = pos
     pos = skip(pos)
     if text[pos:pos + 1] == "]":
         return
     while True:
-        line += text.count("\n", start, pos)
+        line += text.count(NEWLINE, start, pos)
         start = pos
         try:
             row, end = decoder.raw_decode(text, pos)
