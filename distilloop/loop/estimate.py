@@ -225,7 +225,7 @@ def observed_spend(store: Store, rounds: list[dict[str, Any]]) -> tuple[int, dic
                 per[name] = per.get(name, Spend()) + s
     # round 0 also holds the held-out set the teachers labeled (80 items): spread over the first round's 20, it
     # made every later round forecast at 4.6 times its cost
-    for name, s in store.spend_on_reference("teachers").items():
+    for name, s in store.spend_on_reference("teachers", sorted(counted)).items():
         if name in per:
             per[name] = Spend(max(0, per[name].tokens_in - s.tokens_in), max(0, per[name].tokens_out - s.tokens_out),
                               max(0.0, per[name].usd - s.usd))

@@ -210,13 +210,17 @@ class CallsPart(StoreBase):
                                                                  float(r["c"] or 0.0))
         return out
 
-    def spend_on_reference(self, reference: str) -> dict[str, Spend]:
-        """Per teacher, what the ledger charged for the calls about ``reference``'s items (the held-out set the
-        teachers label at the start, charged to round 0 beside a pilot's calls)."""
+    def spend_on_reference(self, reference: str, rounds: Sequence[int] | None = None) -> dict[str, Spend]:
+        """Per teacher, what the ledger charged (in ``rounds``, default all) for the calls about ``reference``'s
+        items (the held-out set the teachers label at the start, charged to round 0 beside a pilot's calls, and
+        again before a round after the label set grew)."""
+        if rounds is not None and not rounds:
+            return {}
+        where = "" if rounds is None else f" and l.round in ({', '.join('?' * len(rounds))})"
         return {r["teacher"]: Spend(int(r["a"] or 0), int(r["b"] or 0), float(r["c"] or 0.0)) for r in self.db.query(
             "select l.teacher, sum(l.tokens_in) a, sum(l.tokens_out) b, sum(l.usd) c from ledger l "
             "join teacher_calls t on t.id = l.call_id join reference_labels r on r.example_id = t.example_id "
-            "where r.reference = ? group by l.teacher", [reference])}
+            f"where r.reference = ?{where} group by l.teacher", [reference, *(rounds or [])])}
 
     def call_outcomes_by_round(self) -> list[dict[str, Any]]:
         """Per teacher and round (in round order): its ``ok`` and ``failed`` calls, the ``items`` it was asked
