@@ -130,6 +130,13 @@ def check_fixed(store: Store, config: CampaignConfig) -> None:
     recorded = store.get_meta("config") or {}
     if not recorded:
         return
+    for section, key, what in FIXED:
+        before, now = _fixed(recorded, section, key), _fixed(config.raw, section, key)
+        if before != now:
+            raise ConfigError(
+                f"{section}.{key}: changed from {before!r} to {now!r}, but {what} cannot change under a running "
+                f"campaign (its stored answers, labels and students are made of it); set {key} back to {before!r}, "
+                f"or start a new campaign on the changed file with a new [campaign] name or store")
     before, now = current_labels(store), list(config.campaign.labels)
     removed = [x for x in before if x not in now]
     if removed:
@@ -138,13 +145,6 @@ def check_fixed(store: Store, config: CampaignConfig) -> None:
             "gain labels, never lose one (its stored answers, labels and students use it); put it back, or start a "
             "new campaign with a new [campaign] name or store (to retire a label, relabel its items under a "
             "guideline that says not to use it)")
-    for section, key, what in FIXED:
-        before, now = _fixed(recorded, section, key), _fixed(config.raw, section, key)
-        if before != now:
-            raise ConfigError(
-                f"{section}.{key}: changed from {before!r} to {now!r}, but {what} cannot change under a running "
-                f"campaign (its stored answers, labels and students are made of it); set {key} back to {before!r}, "
-                f"or start a new campaign on the changed file with a new [campaign] name or store")
 
 
 def sync(store: Store, config: CampaignConfig, progress: Progress | None = None) -> int:
