@@ -100,3 +100,22 @@ def test_a_second_file_without_ids_is_refused_with_the_fix(tmp_path):
                    r"b.jsonl has no 'id' column, so its rows are known by their line .*5 of those ids are taken.*"
                    r"give every row an 'id'")
     assert sqlite_count(db, "select count(*) from examples where id like 'row-%'") == 5
+
+
+def test_rows_appended_to_the_campaigns_data_file_are_pointed_to_add(tmp_path):
+    """Rows appended to the data file a campaign was created from were ignored without a word, and `run` said
+    the pool was used up; `run` now says the file changed and how to add them, until they are added."""
+    part, _, pool = split_data(tmp_path)
+    cfg = replay_config(tmp_path, data=part, rounds=ROUNDS)
+    first = cli("run", cfg)
+    assert first.returncode == 0 and "has changed since the campaign read it" not in first.stderr
+    with part.open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in pool[60:70]))
+    edit(cfg, "max_rounds = 3", "max_rounds = 4")
+    said = " ".join(cli("run", cfg).stderr.split())
+    assert "part.jsonl has changed since the campaign read it: the pool is the campaign's own, so rows added to " \
+           "the file are not in it; `distilloop add" in said
+    assert cli("add", cfg, part).returncode == 0
+    edit(cfg, "max_rounds = 4", "max_rounds = 5")
+    after = cli("run", cfg)
+    assert after.returncode == 0 and "has changed since" not in after.stderr
