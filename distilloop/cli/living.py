@@ -64,7 +64,8 @@ def cmd_relabel(args: argparse.Namespace) -> int:
 
         raise UserInputError(f"no campaign store at {config.store_path}; run the campaign first (`distilloop run`)")
     selectors = Selectors(stale=args.stale, below_agreement=args.below_agreement, round=args.round,
-                          ids=_read_ids(args.ids) if args.ids else None, include_reviewed=args.include_reviewed)
+                          ids=_read_ids(args.ids) if args.ids else None, include_reviewed=args.include_reviewed,
+                          labels=args.label)
     campaign = Campaign.open(config, progress=Progress(quiet=args.quiet or args.json),
                              record_guideline=not args.dry_run,
                              writer="relabel --dry-run" if args.dry_run else "relabel")
@@ -179,6 +180,8 @@ def register(sub: Any) -> None:
     sp.add_argument("--below-agreement", type=float, metavar="X", help="items whose teachers agreed less than X")
     sp.add_argument("--round", type=int, metavar="N", help="items annotated in round N")
     sp.add_argument("--ids", metavar="FILE", help="items listed in FILE, one id a line")
+    sp.add_argument("--label", action="append", metavar="L",
+                    help="items labeled L now (repeat for several): the items of a label a new one splits")
     sp.add_argument("--include-reviewed", action="store_true",
                     help="also re-ask items whose label a person gave in review (kept otherwise)")
     sp.add_argument("--dry-run", action="store_true",

@@ -2,7 +2,8 @@
 
 The items are chosen by selectors that narrow each other: ``stale`` (labeled under an older guideline version,
 :mod:`distilloop.loop.guidelines`), ``below_agreement`` (the teachers' agreement was lower), ``round`` (annotated
-in that round), ``ids`` (listed). Human-reviewed labels are kept unless ``include_reviewed``.
+in that round), ``ids`` (listed), ``labels`` (currently labeled one of them: the items of a label a new one splits).
+Human-reviewed labels are kept unless ``include_reviewed``.
 
 A relabel is a round of its own (strategy ``relabel``): its items are recorded as the round's selection, then
 annotated, decided, reviewed and trained on exactly like any round, so it is charged to the budget like a round
@@ -42,11 +43,18 @@ class Selectors:
     round: int | None = None
     ids: Sequence[str] | None = None
     include_reviewed: bool = False
+    labels: Sequence[str] | None = None
 
-    def check(self) -> None:
-        if not (self.stale or self.below_agreement is not None or self.round is not None or self.ids is not None):
-            raise UserInputError("relabel: choose the items: --stale, --below-agreement X, --round N or --ids FILE "
-                                 "(they combine: each narrows the choice)")
+    def check(self, known: Sequence[str] = ()) -> None:
+        """Refuse no selector, an agreement outside (0, 1], and a label the campaign does not have (``known``)."""
+        if not (self.stale or self.below_agreement is not None or self.round is not None or self.ids is not None
+                or self.labels):
+            raise UserInputError("relabel: choose the items: --stale, --below-agreement X, --round N, --ids FILE or "
+                                 "--label L (they combine: each narrows the choice)")
+        unknown = [x for x in self.labels or () if known and x not in known]
+        if unknown:
+            raise UserInputError(f"relabel --label: {', '.join(map(repr, unknown))} is not a label of this campaign "
+                                 f"({', '.join(known)})")
         if self.below_agreement is not None and not 0 < self.below_agreement <= 1:
             raise UserInputError(f"relabel --below-agreement: must be an agreement in (0, 1], got "
                                  f"{self.below_agreement}")
@@ -56,7 +64,8 @@ class Selectors:
         return ((not self.stale or s.guideline is None or s.guideline < guideline)
                 and (self.below_agreement is None or (s.agreement is not None and s.agreement < self.below_agreement))
                 and (self.round is None or s.round == self.round)
-                and (self.ids is None or s.example_id in listed))
+                and (self.ids is None or s.example_id in listed)
+                and (not self.labels or s.label in self.labels))
 
 
 @dataclass
@@ -108,7 +117,7 @@ class RelabelResult:
 
 def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
     """Choose the items and estimate the relabel under the current guideline (nothing is sent or written)."""
-    selectors.check()
+    selectors.check(list(campaign.env.parts.space.labels))
     store, env = campaign.store, campaign.env
     guideline = guidelines.version_of(store, campaign.config)  # the campaign file's (a dry run records nothing)
     states = store.label_states()

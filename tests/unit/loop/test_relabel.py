@@ -171,6 +171,15 @@ def test_selectors_narrow_each_other_and_reviewed_labels_are_kept_unless_asked(t
             plan_relabel(campaign, Selectors())
         with pytest.raises(Exception, match="not in this campaign: nope"):
             plan_relabel(campaign, Selectors(ids=["nope"]))
+        # the items of one label (a new label splits it): those labeled "negative" now, narrowed by the others
+        negative = {i for i, s in states.items() if s.label == "negative"}
+        plan = plan_relabel(campaign, Selectors(labels=["negative"]))
+        assert negative and set(plan.ids) == negative - reviewed and set(plan.kept_reviewed) == negative & reviewed
+        plan = plan_relabel(campaign, Selectors(labels=["negative"], round=2))
+        assert set(plan.ids) == {i for i in negative - reviewed if states[i].round == 2}
+        with pytest.raises(Exception, match=r"relabel --label: 'neg' is not a label of this campaign \(negative, "
+                                            r"positive\)"):
+            plan_relabel(campaign, Selectors(labels=["neg"]))
         plan = plan_relabel(campaign, Selectors(round=1, include_reviewed=True))
         result = relabel(campaign, plan)
         # the guideline did not change: every request is unchanged, nothing is paid, the same verdicts come back
