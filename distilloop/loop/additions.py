@@ -93,3 +93,17 @@ def add_data(config: CampaignConfig, path: str | Path) -> Addition:
         return Addition(version, n_rows, added, skipped, sha)
     finally:
         store.close()
+
+
+def data_file_changed(config: CampaignConfig, store: Store) -> str | None:
+    """A note when the campaign's data file is not what the campaign read (rows appended to it, or edited):
+    the pool is the store's, so the new rows are not in it and ``run`` would say the pool is used up."""
+    path = config.data_path
+    versions = store.data_versions()
+    if not versions or not path.is_file():
+        return None
+    if file_sha256(path) in {v["sha256"] for v in versions}:
+        return None
+    return (f"{path.name} has changed since the campaign read it: the pool is the campaign's own, so rows added "
+            f"to the file are not in it; `distilloop add {config.path or 'campaign.toml'} {path}` adds the "
+            "new ones (rows already in the campaign are skipped, an edited one is refused)")

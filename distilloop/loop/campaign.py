@@ -116,25 +116,9 @@ class Campaign:
             env.budget.spent = store.spent()
         return cut
 
-    def data_file_changed(self) -> str | None:
-        """A note when the campaign's data file is not what the campaign read (rows appended to it, or edited):
-        the pool is the store's, so the new rows are not in it and ``run`` would say the pool is used up."""
-        path = self.config.data_path
-        versions = self.store.data_versions()
-        if not versions or not path.is_file():
-            return None
-        if file_sha256(path) in {v["sha256"] for v in versions}:
-            return None
-        return (f"{path.name} has changed since the campaign read it: the pool is the campaign's own, so rows added "
-                f"to the file are not in it; `distilloop add {self.config.path or 'campaign.toml'} {path}` adds the "
-                "new ones (rows already in the campaign are skipped, an edited one is refused)")
-
     def run(self, *, max_rounds: int | None = None, on_round: Callable[[int], None] | None = None) -> str:
         """Run rounds until a stopping rule holds; return the stop reason."""
         env, store = self.env, self.store
-        changed = self.data_file_changed()
-        if changed:
-            env.progress.warn(changed)
         self.settle_cut_calls()
         if self.config.stopping.stabilizing:
             train.stop_set(env)  # before the first selection of this campaign (or of the rule): from the whole pool
