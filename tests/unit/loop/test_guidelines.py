@@ -26,13 +26,21 @@ def run(cfg):
         campaign.close()
 
 
-def test_editing_the_task_is_a_new_guideline_version_and_the_campaign_continues(tmp_path):
+def edited_second_round(tmp_path, old, new):
+    """A one-round campaign on replay teachers, its file edited (``old`` to ``new``), run for a second round:
+    the campaign file, the stop reason and the guideline versions."""
     cfg = replay_config(tmp_path, rounds=ROUNDS)
     assert run(cfg)[0].startswith("max rounds")
-    edit(cfg, 'task = "Classify the sentiment."', 'task = "Is the critic recommending the film?"')
+    edit(cfg, old, new)
     edit(cfg, "max_rounds = 1", "max_rounds = 2")
     reason, versions = run(cfg)
     assert reason.startswith("max rounds reached (2)")
+    return cfg, versions
+
+
+def test_editing_the_task_is_a_new_guideline_version_and_the_campaign_continues(tmp_path):
+    cfg, versions = edited_second_round(tmp_path, 'task = "Classify the sentiment."',
+                                        'task = "Is the critic recommending the film?"')
     assert [(v["version"], v["changes"]) for v in versions] == [(1, "first guideline"), (2, "task edited")]
     assert versions[1]["task"] == "Is the critic recommending the film?"
     campaign = Campaign.open(load_config(cfg))
@@ -150,12 +158,8 @@ def test_a_label_added_to_a_running_campaign_is_a_new_guideline_version(tmp_path
     """A revised guideline with a new category ("mixed" beside negative and positive) was refused: the label set
     was fixed at the start. It is now a new version; the next rounds ask with the new label set and train on
     it, the earlier labels are stale (relabel re-asks them), and a label that is gone is still refused."""
-    cfg = replay_config(tmp_path, rounds=ROUNDS)
-    assert run(cfg)[0].startswith("max rounds")
-    edit(cfg, 'labels = ["negative", "positive"]', 'labels = ["negative", "positive", "mixed"]')
-    edit(cfg, "max_rounds = 1", "max_rounds = 2")
-    reason, versions = run(cfg)
-    assert reason.startswith("max rounds reached (2)")
+    cfg, versions = edited_second_round(tmp_path, 'labels = ["negative", "positive"]',
+                                        'labels = ["negative", "positive", "mixed"]')
     assert [(v["version"], v["changes"]) for v in versions] == [(1, "first guideline"), (2, "labels added: mixed")]
     campaign = Campaign.open(load_config(cfg))
     try:

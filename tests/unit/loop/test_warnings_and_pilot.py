@@ -58,13 +58,19 @@ def test_a_constant_teacher_is_called_out_in_run_and_status_and_scores_show_thei
     assert all(r["baseline"] is not None for r in st["rounds_table"])
 
 
-def test_the_pilot_shows_each_teacher_and_the_campaign_reuses_its_answers(tmp_path):
+def pilot_of(tmp_path, name, rounds, extra, n):
+    """`distilloop pilot -n n` on a campaign of two replay teachers, a and b, on the tiny RT fixture."""
     teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "gpt-4o-mini"\n'
                        f'path = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\nsource = "{t}"\n' for t in ("a", "b"))
     cfg = tmp_path / "c.toml"
-    cfg.write_text(campaign_toml(name="pilot", rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 10",
-                                 extra=teachers + "[routing]\nmin_agreement = 0.75\n"))
-    pilot = cli("pilot", cfg, "-n", "12")
+    cfg.write_text(campaign_toml(name=name, rounds=rounds, extra=teachers + extra))
+    return cli("pilot", cfg, "-n", str(n))
+
+
+def test_the_pilot_shows_each_teacher_and_the_campaign_reuses_its_answers(tmp_path):
+    pilot = pilot_of(tmp_path, "pilot", "max_rounds = 2\ninitial_size = 20\nbatch_size = 10",
+                     "[routing]\nmin_agreement = 0.75\n", 12)
+    cfg = tmp_path / "c.toml"
     assert pilot.returncode == 0, pilot.stderr
     out = " ".join(pilot.stdout.split())
     for needed in ("Pilot of pilot", "accuracy (gold)", "tokens / item", "agreement a / b: Cohen's kappa",
@@ -293,12 +299,8 @@ def test_decisions_on_a_handful_of_reference_rows_are_called_out(tmp_path):
 
 
 def test_the_pilot_projection_counts_the_held_out_set_the_teachers_label_first(tmp_path):
-    teachers = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "gpt-4o-mini"\n'
-                       f'path = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\nsource = "{t}"\n' for t in ("a", "b"))
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(campaign_toml(name="held", rounds="max_rounds = 2\ninitial_size = 10\nbatch_size = 10",
-                                 extra=teachers + '[evaluation]\nreference = "teachers"\nheldout_size = 12\n'))
-    pilot = cli("pilot", cfg, "-n", "6")
+    pilot = pilot_of(tmp_path, "held", "max_rounds = 2\ninitial_size = 10\nbatch_size = 10",
+                     '[evaluation]\nreference = "teachers"\nheldout_size = 12\n', 6)
     assert pilot.returncode == 0, pilot.stderr
     out = " ".join(pilot.stdout.split())
     m = re.search(r"projected campaign: 20 items and 12 held-out items the teachers label first \(no gold dev or "
