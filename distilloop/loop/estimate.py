@@ -157,16 +157,14 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
             spent = store.spent()
             seen, observed = observed_spend(store, rounds)
             pool: list[Example] = [e for e in examples if e.split == "pool" and e.id not in taken]
-            # the teachers' held-out set still to label; it leaves the pool first unless already set aside
-            reference = heldout_todo(config, examples, len(pool), store)
-            aside = 0 if store.get_meta("references_chosen") else reference
+            reference, aside = heldout_todo(config, examples, len(pool), store)  # the held-out set still to label
         finally:
             store.close()
     else:
         examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
         check_pool(examples, config.data_path)
         pool = [e for e in examples if e.split == "pool"]
-        reference = aside = heldout_todo(config, examples, len(pool))
+        reference, aside = heldout_todo(config, examples, len(pool))
     next_no = current[0] if current else done + 1
     sizes = schedule(config, next_no, len(pool) - aside, current[1] if current else None)
     picked = sample(pool, sample_size)
@@ -224,7 +222,7 @@ def observed_spend(store: Store, rounds: list[dict[str, Any]]) -> tuple[int, dic
             for name, s in by_teacher.items():
                 per[name] = per.get(name, Spend()) + s
     # round 0 also holds the held-out set the teachers labeled (80 items): spread over the first round's 20, it
-    # made every later round forecast at 4.6 times its cost
+    # made the next rounds forecast at 3 times their cost
     for name, s in store.spend_on_reference("teachers", sorted(counted)).items():
         if name in per:
             per[name] = Spend(max(0, per[name].tokens_in - s.tokens_in), max(0, per[name].tokens_out - s.tokens_out),

@@ -130,8 +130,8 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
     per_item = sum((p.spend for p in per.values()), Spend()).scaled(1 / max(1, len(ids)))
     done = sum(1 for r in store.rounds() if r["status"] == "done")
     pool = len(env.unlabeled_pool())
-    reference = heldout_todo(env.config, env.examples.values(), pool, store)
-    sizes = schedule(env.config, done + 1, pool - (0 if store.get_meta("references_chosen") else reference))
+    reference, aside = heldout_todo(env.config, env.examples.values(), pool, store)
+    sizes = schedule(env.config, done + 1, pool - aside)
     items_left = sum(sizes)
     n_asked = items_left + reference  # the held-out set is asked as the rounds' items are
     return PilotReport(

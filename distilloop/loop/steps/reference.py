@@ -32,19 +32,22 @@ def wanted(env: Env) -> dict[str, int]:
     return wanted_for(env.config, env.examples.values())
 
 
-def heldout_todo(config: CampaignConfig, examples: Iterable[Example], pool: int, store: Store | None = None) -> int:
-    """How many items of the teachers' held-out set are still to be labeled (what ``estimate`` adds to the first
-    round): all of it, capped as :func:`prepare` caps it on a ``pool``-item pool, until it has been set aside."""
+def heldout_todo(config: CampaignConfig, examples: Iterable[Example], pool: int,
+                 store: Store | None = None) -> tuple[int, int]:
+    """The items of the teachers' held-out set still to be labeled (what ``estimate`` and ``pilot`` add to the next
+    round), and how many of them still leave the ``pool``-item pool: all of it, capped as :func:`prepare` caps it,
+    until it has been set aside; then its unlabeled items, or all of them after the label set grew."""
     sizes = wanted_for(config, examples)
     if "teachers" not in sizes:
-        return 0
+        return 0, 0
     if store is not None and store.get_meta("references_chosen"):
         asked_with = store.get_meta(HELDOUT_LABELS) or guidelines.first_labels(store)
         if asked_with != list(config.campaign.labels):  # the label set grew: asked again (:func:`prepare`)
-            return len(store.reference_ids("teachers"))
+            return len(store.reference_ids("teachers")), 0
         done = set(store.reference_labels("teachers")) | store.unresolved_reference_ids("teachers")
-        return sum(1 for i in store.reference_ids("teachers") if i not in done)
-    return capped(sizes, pool, lambda _: None)["teachers"]
+        return sum(1 for i in store.reference_ids("teachers") if i not in done), 0
+    n = capped(sizes, pool, lambda _: None)["teachers"]
+    return n, n
 
 
 def wanted_for(config: CampaignConfig, examples: Iterable[Example]) -> dict[str, int]:
