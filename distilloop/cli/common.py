@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG = "campaign.toml"
@@ -28,6 +29,21 @@ def open_store(args: argparse.Namespace, writer: str | None = None) -> tuple[Any
 
     config = load(args)
     return config, Store.open(config.store_path, writer=writer)
+
+
+def refuse_overwriting(out: str | Path, config: Any, **inputs: str | Path) -> None:
+    """Stop (exit 2) before an output replaces a file the campaign reads: its campaign file, data file or store,
+    or an input of this command (``inputs``: what it is -> its path). Any other existing file is replaced."""
+    from distilloop.errors import UserInputError
+
+    target = Path(out).expanduser().resolve()
+    files = {"the campaign's data file": config.data_path, "the campaign file": config.path,
+             "the campaign's store": config.store_path, "the campaign's students": config.students_dir,
+             **{what.replace("_", " "): path for what, path in inputs.items()}}
+    for what, path in files.items():
+        if path is not None and Path(path).expanduser().resolve() == target:
+            raise UserInputError(f"{out} is {what}: writing the output there would replace it; choose another "
+                                 "path for the output")
 
 
 def with_config(sp: argparse.ArgumentParser) -> None:

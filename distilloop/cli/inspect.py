@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distilloop.cli.common import console, open_store, usd_cap, with_config
+from distilloop.cli.common import console, open_store, refuse_overwriting, usd_cap, with_config
 from distilloop.errors import UserInputError
 
 
@@ -198,6 +198,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             from distilloop.reports.html import write_html_report
 
             path = Path(args.html) if args.html else config.beside_store(".report.html")
+            refuse_overwriting(path, config)
             write_html_report(store, path, caps=caps, eval_split=config.evaluation.split, warnings=warned)
             print(f"wrote the HTML report to {path}")
             return 0
@@ -240,6 +241,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"wrote {n} labeled examples to stdout", file=sys.stderr)
             return 0
         path = Path(args.out) if args.out else config.beside_store(suffix)
+        refuse_overwriting(path, config)
         if args.format == "jsonl":
             n = export_jsonl(store, path, include_gold=args.include_gold)
         else:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distilloop.cli.common import console, load, open_store, with_config
+from distilloop.cli.common import console, load, open_store, refuse_overwriting, with_config
 
 
 def _config_and_data(args: argparse.Namespace) -> None:
@@ -152,6 +152,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for ext in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
         stem = stem.removesuffix(ext)
     out = args.out if args.out is not None else str(data.with_name(stem + ".predictions.jsonl"))
+    if out != "-":
+        refuse_overwriting(out, config, the_file_to_label=data)
     n = predict_file(served, data, for_campaign_rows(config.data_spec()), out, batch_size=args.batch_size,
                      progress=Progress(quiet=args.quiet))
     if out != "-":

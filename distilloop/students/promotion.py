@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from distilloop.errors import StudentError
+from distilloop.errors import StudentError, UserInputError
 from distilloop.students.base import Student
 
 #: metrics where lower is better; every other metric is "higher is better"
@@ -112,8 +112,8 @@ class StudentRegistry:
         keep a ``hf/`` folder that ``transformers.AutoModel*.from_pretrained(dest / "hf")`` reads."""
         src = Path(self._row(version)["path"])
         dest = Path(dest)
-        if dest.exists() and any(dest.iterdir()):
-            raise StudentError(f"export target {dest} exists and is not empty; choose a new directory")
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise UserInputError(f"export target {dest} exists and is not an empty folder; choose a new directory")
         shutil.copytree(src, dest, dirs_exist_ok=True)
         return dest
 

@@ -146,3 +146,26 @@ def test_the_progress_bar_can_be_shown_in_process(campaign, tmp_path):
     n = predict_file(Served(Student.load(campaign.parent / path), "v"), texts_file(tmp_path / "a.jsonl", 300),
                      DataSpec(("text",)), tmp_path / "b.jsonl", batch_size=64, progress=progress)
     assert n == 300 and "300/300" in buf.getvalue()
+
+
+def test_no_output_replaces_a_file_the_campaign_or_the_command_reads(campaign, tmp_path):
+    """`-o` on the file being labeled, or `--html`/`-o`/`--export` on the campaign's data file, campaign file or
+    store replaced it (a user's `predict new.json -o new.json` lost the data): each is refused, exit 2, untouched."""
+    from distilloop.loop.config import load_config
+
+    config = load_config(campaign)
+    data = texts_file(tmp_path / "incoming.jsonl", 5)
+    before = {p: p.read_bytes() for p in (data, config.data_path, campaign, config.store_path)}
+    for args, what in (
+            (("predict", campaign, data, "-o", data), "is the file to label"),
+            (("predict", campaign, data, "-o", config.data_path), "is the campaign's data file"),
+            (("report", campaign, "--html", config.data_path), "is the campaign's data file"),
+            (("export", campaign, "-o", campaign), "is the campaign file"),
+            (("export", campaign, "--format", "parquet", "-o", config.store_path), "is the campaign's store"),
+            (("students", campaign, "--export", config.data_path), "exists and is not an empty folder")):
+        proc = cli(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        one_line_error(proc, what)
+    assert {p: p.read_bytes() for p in before} == before
+    assert cli("predict", campaign, data, "-q").returncode == 0  # the default output is beside the input
+    assert len((tmp_path / "incoming.predictions.jsonl").read_text().splitlines()) == 5
