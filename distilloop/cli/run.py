@@ -12,7 +12,7 @@ from distilloop.errors import UserInputError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from distilloop.loop.additions import data_file_changed
+    from distilloop.loop.additions import data_file_changed, other_campaigns_on_this_data
     from distilloop.loop.campaign import Campaign
     from distilloop.loop.progress import Progress
     from distilloop.reports.table import rounds_table
@@ -20,6 +20,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load(args)
     progress = Progress(quiet=args.quiet)
     out = console()
+    elsewhere = other_campaigns_on_this_data(config)
     campaign = Campaign.open(config, progress=progress)
     try:
         def on_round(n: int) -> None:
@@ -29,6 +30,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress.note(f"round {n} done: {row.labeled} labeled, {row.tokens_in + row.tokens_out:,} tokens, "
                               f"${row.usd:.4f}, student accuracy {'-' if acc is None else f'{100 * acc:.1f}%'}")
 
+        if elsewhere:
+            progress.warn(elsewhere)
         if changed := data_file_changed(config, campaign.store):  # rows appended to the file are not in the pool
             progress.warn(changed)
         reason = campaign.run(max_rounds=args.rounds, on_round=on_round)

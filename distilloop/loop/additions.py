@@ -17,7 +17,7 @@ from distilloop.data import file_sha256, first_row, for_campaign_rows, read_rows
 from distilloop.errors import DataError
 from distilloop.loop import guidelines
 from distilloop.loop.config import CampaignConfig
-from distilloop.storage.store import Store
+from distilloop.storage.store import Store, stores_reading
 
 #: known ids with changed content named in the error message
 SHOWN = 10
@@ -107,3 +107,19 @@ def data_file_changed(config: CampaignConfig, store: Store) -> str | None:
     return (f"{path.name} has changed since the campaign read it: the pool is the campaign's own, so rows added "
             f"to the file are not in it; `distilloop add {config.path or 'campaign.toml'} {path}` adds the "
             "new ones (rows already in the campaign are skipped, an edited one is refused)")
+
+
+def other_campaigns_on_this_data(config: CampaignConfig) -> str | None:
+    """Before a new store is made: a note naming the stores beside it that hold a campaign on this same data
+    file (a renamed [campaign] name starts again from nothing, paying for every label again)."""
+    path = config.data_path
+    if config.store_path.exists() or not path.is_file():
+        return None
+    found = [(p, n) for p, n in stores_reading(config.store_path.parent, file_sha256(path), besides=config.store_path)
+             if n]
+    if not found:
+        return None
+    names = ", ".join(f"{p.name} ({n} labels)" for p, n in found)
+    return (f"a new campaign starts in {config.store_path.name}, while {names} beside it holds a campaign on this "
+            f"same data file; to go on with that one (its labels and budget), set [campaign] store = "
+            f"\"{found[0][0].name}\" (a renamed [campaign] name starts a new store)")

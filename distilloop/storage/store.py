@@ -206,3 +206,24 @@ def inspect_store(path: Path) -> list[str]:
         return [m.name for m in migrations.pending(db)]
     finally:
         con.close()
+
+
+def stores_reading(folder: Path, sha256: str, *, besides: Path) -> list[tuple[Path, int]]:
+    """The campaign stores in ``folder`` (other than ``besides``) that read a data file of this sha256, with how
+    many labels each holds: read-only, and a file that is not a readable store is passed over."""
+    found = []
+    for path in sorted(folder.glob("*.db")):
+        if path.resolve() == besides.resolve():
+            continue
+        try:
+            con = read_only(path)
+        except sqlite3.Error:
+            continue
+        try:
+            if con.execute("select count(*) from data_versions where sha256 = ?", (sha256,)).fetchone()[0]:
+                found.append((path, con.execute("select count(*) from labels").fetchone()[0]))
+        except sqlite3.Error:
+            pass
+        finally:
+            con.close()
+    return found

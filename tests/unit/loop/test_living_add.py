@@ -119,3 +119,22 @@ def test_rows_appended_to_the_campaigns_data_file_are_pointed_to_add(tmp_path):
     edit(cfg, "max_rounds = 4", "max_rounds = 5")
     after = cli("run", cfg)
     assert after.returncode == 0 and "has changed since" not in after.stderr
+
+
+def test_a_renamed_campaign_is_told_of_the_store_that_holds_its_labels(tmp_path):
+    """Renaming [campaign] name starts a new store beside the old one: every label paid again, the budget anew,
+    without a word. `run` now names the store that holds a campaign on the same data file and how to go on with
+    it; an unrelated store beside it, or an existing campaign, gets no note."""
+    cfg = replay_config(tmp_path, rounds="max_rounds = 1\ninitial_size = 20\nbatch_size = 20")
+    (tmp_path / "other.db").write_bytes(b"not a database at all" * 10)
+    first = cli("run", cfg)
+    assert first.returncode == 0 and "a new campaign starts" not in first.stderr
+    again = cli("run", cfg)
+    assert "a new campaign starts" not in again.stderr
+    edit(cfg, 'name = "t"', 'name = "t2"')
+    said = " ".join(cli("run", cfg).stderr.split())
+    assert ("warning: a new campaign starts in t2.distilloop.db, while t.distilloop.db (20 labels) beside it holds a "
+            'campaign on this same data file; to go on with that one (its labels and budget), set [campaign] store = '
+            '"t.distilloop.db"') in said
+    edit(cfg, 'name = "t2"', 'name = "t3"\nstore = "t.distilloop.db"')
+    assert "a new campaign starts" not in cli("run", cfg).stderr
