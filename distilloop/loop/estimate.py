@@ -141,8 +141,8 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
 
     spent, done, current = Spend(), 0, None
     corrections = Corrections()
-    observed: dict[str, Spend] = {}  # per teacher: what the ledger charged over ``seen`` labeled items
-    seen = 0
+    observed: dict[str, Spend] = {}  # per teacher: what the ledger charged over ``asked[name]`` labeled items
+    seen, asked = 0, {}
     if config.store_path.exists():
         store = Store.open(config.store_path)
         try:
@@ -155,7 +155,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
             if rounds and rounds[-1]["status"] == "annotating":
                 current = (rounds[-1]["round"], len(store.selection(rounds[-1]["round"])))
             spent = store.spent()
-            seen, observed = observed_spend(store, rounds)
+            seen, asked, observed = observed_spend(store, rounds)
             pool: list[Example] = [e for e in examples if e.split == "pool" and e.id not in taken]
             reference, aside = heldout_todo(config, examples, len(pool), store)  # the held-out set still to label
         finally:
@@ -176,13 +176,18 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     # the held-out set is labeled before the next round, as its items are: in both totals
     n_next, n_all = est.next_round_items + reference, est.campaign_items + reference
     later = (config.routing.cascade or [])[1:]
-    never = [name for name in later if seen and name not in observed]  # the tiers before it were always sure
+    # a later tier the ledger never charged over enough rounds it was in: the tiers before it were always sure
+    never = [name for name in later if asked.get(name, 0) >= MIN_ITEMS and name not in observed]
+    # one the campaign's rounds did not have (or on too few items to tell): new to it
+    fresh = [name for name in later if seen and asked.get(name, 0) < MIN_ITEMS]
     for t in parts.teachers:
         exp, up = Spend(), Spend()
         for it in items:
             exp = exp + corrections.expected(t, it)
             up = up + upper_bound(t, it, exact=False)
-        total, n = (observed[t.name], seen) if t.name in observed else (Spend(), seen) if t.name in never else (exp, k)
+        measured = asked.get(t.name, 0) >= MIN_ITEMS
+        total, n = ((observed[t.name], asked[t.name]) if measured and t.name in observed else
+                    (Spend(), asked[t.name]) if t.name in never else (exp, k))
         est.teachers.append(TeacherEstimate(
             t.name, t.model, getattr(t, "mode", "live"), total.scaled(1 / n), up.scaled(1 / k),
             total.scaled(n_next / n), up.scaled(n_next / k), total.scaled(n_all / n), up.scaled(n_all / k)))
@@ -197,6 +202,10 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
             f"{', '.join(unseen)}: a later tier of the cascade, counted here on every item until the campaign has "
             f"labeled {MIN_ITEMS} items; the cascade asks it only where the teachers before it are unsure, so expect "
             "less (`distilloop pilot` or a first round measures how often)")
+    if fresh:
+        est.notes.append(
+            f"{', '.join(fresh)}: a later tier of the cascade new to the campaign, counted here on every item until "
+            "a round measures how often the teachers before it are unsure")
     if never:
         est.notes.append(
             f"{', '.join(never)}: a later tier of the cascade the campaign has not asked about any of its {seen} "
@@ -204,18 +213,25 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     return est
 
 
-def observed_spend(store: Store, rounds: list[dict[str, Any]]) -> tuple[int, dict[str, Spend]]:
-    """The labeled items of the campaign's finished annotation rounds and, per teacher, what the ledger charged
-    over them (with the pilot's calls, whose items the first round reuses), or the pilot's items and calls before
-    any round has finished; nothing before ``MIN_ITEMS`` items. A teacher the ledger never charged is left out
-    (its expected figure stands)."""
+def observed_spend(store: Store, rounds: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[str, Spend]]:
+    """The labeled items of the campaign's finished annotation rounds, per teacher how many of them were labeled
+    in rounds whose guideline had it (a teacher added later was not there to ask before), and per teacher what
+    the ledger charged over them (with the pilot's calls, whose items the first round reuses), or the pilot's
+    items and calls before any round has finished; nothing before ``MIN_ITEMS`` items. A teacher the ledger never
+    charged is left out of the spend (its expected figure stands, or nothing where it had items to be asked)."""
     from distilloop.loop.pilot import PILOT_META
 
     finished = [r for r in rounds if r["status"] == "done" and r["strategy"] != RELABEL and r["round"] > 0]
     counted = {0} | {r["round"] for r in finished}
     items = sum(int(r["n_selected"] or 0) for r in finished) or len(store.get_meta(PILOT_META) or [])
     if items < MIN_ITEMS:
-        return 0, {}
+        return 0, {}, {}
+    guides = store.guidelines()
+    asked: dict[str, int] = {}
+    for r in finished or [{"n_selected": items, "started_at": "~"}]:  # the pilot: asked with every teacher now
+        under = [g for g in guides if g["created_at"] <= r["started_at"]] or guides[:1]
+        for name in under[-1]["teachers"] if under else []:
+            asked[name] = asked.get(name, 0) + int(r["n_selected"] or 0)
     per: dict[str, Spend] = {}
     for round_no, by_teacher in store.spend_by_round_and_teacher().items():
         if round_no in counted:
@@ -227,4 +243,6 @@ def observed_spend(store: Store, rounds: list[dict[str, Any]]) -> tuple[int, dic
         if name in per:
             per[name] = Spend(max(0, per[name].tokens_in - s.tokens_in), max(0, per[name].tokens_out - s.tokens_out),
                               max(0.0, per[name].usd - s.usd))
-    return items, per
+    if not guides:  # a store from before guideline versions: every teacher the ledger charged, on every item
+        asked = dict.fromkeys(per, items)
+    return items, asked, per

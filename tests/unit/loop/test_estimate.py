@@ -212,3 +212,34 @@ def test_the_items_that_fit_a_tight_cap_count_each_call_s_reservation(tmp_path, 
         "select count(*) from teacher_calls where status = 'ok'").fetchone()[0]
     assert abs(bought - fit) <= 1, (bought, fit)
     assert int(cap // t.per_item.usd) >= 2 * bought  # the cap over the expected cost per item: twice too many
+
+
+def test_a_teacher_new_to_the_campaign_is_counted_on_its_own_rounds(tmp_path):
+    """A later tier swapped in mid-campaign (b replaced by c) was said to be "not asked about any of its labeled
+    items (the teachers before it were sure)" and counted at nothing, though b had been asked about every one;
+    after a round with it, its spend was spread over every round's items. Now it is new until measured, then
+    measured over the rounds it was in."""
+    from distilloop.loop.campaign import Campaign
+
+    cfg = cascade_config(tmp_path, sure=0.5)  # a is never sure: b is asked about every item
+    c = Campaign.open(cfg)
+    c.run(max_rounds=1)
+    c.close()
+    path = cfg.path
+    path.write_text(path.read_text().replace('name = "b"', 'name = "c"').replace('source = "b"', 'source = "c"')
+                    .replace('cascade = ["a", "b"]', 'cascade = ["a", "c"]'))
+    cfg = load_config(path)
+    est = estimate_campaign(cfg)
+    a, new = est.teachers
+    assert new.teacher == "c" and new.campaign.tokens_in == pytest.approx(a.campaign.tokens_in, rel=0.05)
+    assert est.notes == ["c: a later tier of the cascade new to the campaign, counted here on every item until a "
+                         "round measures how often the teachers before it are unsure"]
+    c = Campaign.open(cfg)
+    c.run(max_rounds=1)  # the second round: 10 items, c asked about each
+    paid = sum(x.tokens_in for x in c.store.calls() if x.teacher == "c")
+    asked = sum(1 for x in c.store.calls() if x.teacher == "c")
+    c.close()
+    assert asked == 10 and paid > 0
+    est = estimate_campaign(cfg)
+    new = est.teachers[1]
+    assert new.per_item.tokens_in == pytest.approx(paid / 10, rel=0.01) and not est.notes
