@@ -142,7 +142,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     spent, done, current = Spend(), 0, None
     corrections = Corrections()
     observed: dict[str, Spend] = {}  # per teacher: what the ledger charged over ``asked[name]`` labeled items
-    seen, asked = 0, {}
+    seen, asked = 0, dict[str, int]()
     if config.store_path.exists():
         store = Store.open(config.store_path)
         try:
