@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from distilloop.core.answers import AnswerSpace
-from distilloop.errors import StudentError
+from distilloop.errors import StudentError, UserInputError
 
 #: where a long encoding pass reports how far it is (texts done, texts in the pass), while :func:`reporting` holds
 _REPORT: ContextVar[Callable[[int, int], None] | None] = ContextVar("distilloop_encoding_report", default=None)
@@ -200,6 +200,10 @@ class Student(ABC):
     def load(path: str | Path) -> Student:
         path = Path(path)
         meta_file = path / "distilloop_student.json"
+        if not path.exists() and path.parent.name.endswith(".students"):
+            raise UserInputError(
+                f"the saved student {path.name} is not in {path.parent}: a campaign's students folder goes with its "
+                f"store; copy {path.parent.name} beside the store")
         if not meta_file.exists():
             raise StudentError(f"{path} is not a saved distilloop student (no distilloop_student.json)")
         meta = json.loads(meta_file.read_text())

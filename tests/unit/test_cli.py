@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from distilloop.cli import build_parser, main
-from tests.conftest import ROOT, replay_config
+from tests.conftest import FIXTURES, ROOT, replay_config
 
 
 def cli(*args, cwd=None):
@@ -362,3 +362,23 @@ def test_a_folder_stands_for_its_campaign_toml(tmp_path):
     (other / "a.toml").write_text("")
     assert_one_line_error(cli("estimate", other), r"other is a folder and holds no campaign.toml; pass the campaign "
                                                   r"file \(a.toml are there\)")
+
+
+def test_a_store_moved_without_its_students_folder_says_what_to_copy(tmp_path):
+    """A campaign's .db copied to another folder without `<name>.students` stopped `run` and `predict` with
+    "... is not a saved distilloop student (no distilloop_student.json)", exit 1: now exit 2, naming the folder."""
+    import shutil
+
+    (tmp_path / "a").mkdir()
+    cfg = replay_config(tmp_path / "a", rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 20")
+    assert cli("run", "-q", cfg).returncode == 0
+    moved = tmp_path / "b"
+    moved.mkdir()
+    shutil.copy(cfg.parent / "t.distilloop.db", moved / "t.distilloop.db")
+    (moved / "campaign.toml").write_text(cfg.read_text().replace("max_rounds = 2", "max_rounds = 3"))
+    data = FIXTURES / "rt_tiny.jsonl"
+    for args in (("run", "-q", moved / "campaign.toml"), ("predict", moved / "campaign.toml", data)):
+        assert_one_line_error(cli(*args), r"the saved student r00\d-\S+ is not in .*b/t.students: a campaign's "
+                                          r"students folder goes with its store; copy t.students beside the store")
+    shutil.copytree(cfg.parent / "t.students", moved / "t.students")
+    assert cli("predict", moved / "campaign.toml", data, "-o", tmp_path / "p.jsonl", "-q").returncode == 0
