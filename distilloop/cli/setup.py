@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from distilloop.cli.common import DEFAULT_CONFIG
-from distilloop.cli.starter import STARTER, label_list, numeric_starter, shares_example, skewed_metric
+from distilloop.cli.starter import (
+    STARTER,
+    label_list,
+    numeric_starter,
+    shares_example,
+    skewed_metric,
+    toml_value,
+)
 from distilloop.errors import DataError, UserInputError
 
 #: columns of a data file that are never input fields (the defaults of [data]'s field names)
@@ -150,14 +157,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     choice = not args.task and not numeric and lettered_choices(examples, fields, labels)
     task = args.task or (NUMERIC_TASK if numeric else MULTIPLE_CHOICE_TASK if choice else "Classify the input.")
     text = (numeric_starter(STARTER) if numeric else STARTER).format(
-        name=json.dumps(args.name or out.stem), labels=json.dumps(labels), task=json.dumps(task),
-        path=json.dumps(str(rel)), fields=json.dumps(fields), shares=shares_example(labels))
+        name=toml_value(args.name or out.stem), labels=toml_value(labels), task=toml_value(task),
+        path=toml_value(str(rel)), fields=toml_value(fields), shares=shares_example(labels))
     note = None
     if not numeric:
         text, note = skewed_metric(text, [str(e.gold) for e in examples if e.gold is not None])
-    named = "".join(f"{key} = {json.dumps(value)}\n" for key, value, default in
+    named = "".join(f"{key} = {toml_value(value)}\n" for key, value, default in
                     (("label_field", label_field, "label"), ("id_field", id_field, "id")) if value != default)
-    text = text.replace(f"input_fields = {json.dumps(fields)}\n", f"input_fields = {json.dumps(fields)}\n{named}", 1)
+    text = text.replace(f"input_fields = {toml_value(fields)}\n", f"input_fields = {toml_value(fields)}\n{named}", 1)
     out.write_text(text, encoding="utf-8")
     what = "numeric answers" if numeric else f"labels {label_list(labels)}"
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")

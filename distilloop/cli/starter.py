@@ -81,10 +81,16 @@ stabilizing = false   # true: stop once the student's predictions on a fixed sto
 SHARES_SPELLED = 4
 
 
+def toml_value(value: object) -> str:
+    """A TOML value for a string or a list of strings, written as people type them (``"très bien"``, not
+    ``"tr\\u00e8s bien"``): JSON's escapes are TOML's, except DEL, which TOML wants escaped."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def shares_example(labels: list[str]) -> str:
     """An inline TOML table of label shares for the starter's comment: the first label 80%, the rest even; for
     more than ``SHARES_SPELLED`` labels its shape only (a label the table leaves out gets almost no share)."""
-    keys = [x if re.fullmatch(r"[A-Za-z0-9_-]+", x) else json.dumps(x) for x in labels]
+    keys = [x if re.fullmatch(r"[A-Za-z0-9_-]+", x) else toml_value(x) for x in labels]
     if len(keys) > SHARES_SPELLED:
         return f"{{ {keys[0]} = 0.3, {keys[1]} = 0.1, ... }}, every label's share"
     return "{ " + ", ".join(f"{k} = {0.8 if i == 0 else round(0.2 / (len(keys) - 1), 3)}" for i, k in enumerate(keys)) + " }"

@@ -118,6 +118,22 @@ def test_init_writes_a_campaign_that_validates(tmp_path):
     assert_one_line_error(cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", out), "already exists")
 
 
+def test_init_writes_labels_and_task_in_other_scripts_as_typed(tmp_path):
+    """French labels and task were written "tr\\u00e8s bien" (JSON's ASCII escapes): valid TOML, unreadable to
+    the person editing it. Written as typed now; a DEL in a label stays escaped, as TOML wants."""
+    data = tmp_path / "avis.csv"
+    data.write_text("id,text,label\na,super,très bien\nb,bof,pas terrible\nc,x,\"del\x7fl\"\n", encoding="utf-8")
+    out = tmp_path / "c.toml"
+    assert cli("init", data, "--out", out, "--task", "Évaluez l'avis").returncode == 0
+    text = out.read_text(encoding="utf-8")
+    assert 'labels = ["del\\u007fl", "pas terrible", "très bien"]' in text and 'task = "Évaluez l\'avis"' in text
+    assert '"très bien" = 0.' in text and "\\u00e8" not in text
+    from distilloop.loop.config import load_config
+
+    cfg = load_config(out)
+    assert cfg.campaign.labels == ["del\x7fl", "pas terrible", "très bien"] and cfg.campaign.task == "Évaluez l'avis"
+
+
 def test_init_on_thirty_intents_keeps_its_lines_short(tmp_path):
     """30 labels: the summary line named all 30 and the calibration comment spelled a 30-entry share table
     (0.8 for the first label, 0.007 for each other) on one line; both now say the shape, not every label."""
