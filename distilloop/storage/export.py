@@ -100,6 +100,8 @@ def export_table(store: Store, path: str | Path, fmt: str, *, include_gold: bool
         raise UserInputError("export: no accepted label yet; run a round first (`distilloop run`)")
     table = arrow_table(records)
     path = Path(path)
+    if fmt == "parquet" and path.is_dir():
+        raise UserInputError(f"{path} is a folder; give the export a file name, e.g. -o {path / 'export.parquet'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:

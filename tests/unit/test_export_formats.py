@@ -68,3 +68,7 @@ def test_export_refuses_to_replace_a_folder_that_is_not_an_export(campaign, tmp_
     (keep / "notes.txt").write_text("mine")
     one_line_error(cli("export", cfg, "--format", "hf", "-o", keep), "holds something else than a dataset")
     assert (keep / "notes.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    # parquet into a folder (an earlier hf export): its name, not the temporary file's ("x.tmp/data.parquet")
+    one_line_error(cli("export", cfg, "--format", "parquet", "-o", keep),
+                   rf"{keep} is a folder; give the export a file name, e.g. -o {keep}/export.parquet")
+    assert (keep / "notes.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
