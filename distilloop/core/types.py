@@ -18,17 +18,21 @@ if TYPE_CHECKING:
 
 # -- inputs ---------------------------------------------------------------------------------------------
 def render_input(fields: dict[str, Any]) -> str:
-    """Flatten input fields into one string (``text`` as is; multiple choice as question plus options)."""
+    """Flatten input fields into one string: ``text`` as is; multiple choice as question plus options; two or
+    more text fields each on its line after its name (``premise: ...`` / ``hypothesis: ...``: which is which is
+    the task's meaning, for teachers and reviewers alike)."""
     if "text" in fields and len(fields) == 1:
         return str(fields["text"])
+    named = sum(1 for key in fields if key != "choices") >= 2
     parts = []
     for key, value in fields.items():
         if value == "":  # an empty field of several (a ticket without a subject)
             continue
         if key == "choices" and isinstance(value, dict):
-            parts.append(" ".join(f"({k}) {v}" for k, v in value.items()))
+            line = " ".join(f"({k}) {v}" for k, v in value.items())
         else:
-            parts.append(str(value))
+            line = str(value)
+        parts.append(f"{key}: {line}" if named else line)
     return "\n".join(parts)
 
 

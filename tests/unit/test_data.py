@@ -158,3 +158,45 @@ def test_a_true_false_label_column_gives_the_labels_true_and_false(tmp_path):
     p = write(tmp_path / "n.jsonl", [{"id": "1", "text": "x", "label": {"a": 1}}])
     with pytest.raises(DataError, match="n.jsonl:1: label must be a string, a number or true/false, got dict"):
         load_examples(p)
+
+
+def test_several_text_fields_are_rendered_with_their_names():
+    """An NLI pair was rendered "A man sleeps.\\nThe man is awake.": the teachers (and the reviewers in Label
+    Studio) were asked whether "the hypothesis follows from the premise" without being told which line was
+    which. Two or more text fields now come with their names; one field, or a question with its choices, as
+    before (the recorded prompts of the benchmarks)."""
+    assert render_input({"premise": "A man sleeps.", "hypothesis": "The man is awake."}) == \
+        "premise: A man sleeps.\nhypothesis: The man is awake."
+    assert render_input({"subject": "", "body": "my card is lost"}) == "body: my card is lost"
+    assert render_input({"question": "2+2?"}) == "2+2?" and render_input({"text": "fine"}) == "fine"
+    assert render_input({"question": "Where?", "context": "A park.", "choices": {"A": "here"}}) == \
+        "question: Where?\ncontext: A park.\nchoices: (A) here"
+
+
+def test_a_parquet_file_is_read_as_json_would_give_its_rows(tmp_path):
+    """A data set from the Hugging Face hub (or pandas' to_parquet) was "unknown data format". Parquet is read in
+    batches; its multiple-choice column in the hub's shape ({"label": [...], "text": [...]}) is the choices."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    import distilloop.data as data
+
+    rows = [{"id": f"q{i}", "question": f"Where {i}?", "choices": {"label": ["A", "B"], "text": ["here", "there"]},
+             "answerKey": "AB"[i % 2]} for i in range(10)]
+    path = tmp_path / "cqa.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    spec = DataSpec(input_fields=("question", "choices"), label_field="answerKey")
+    with_batches_of_3 = data.PARQUET_BATCH
+    try:
+        data.PARQUET_BATCH = 3
+        examples = load_examples(path, spec)
+    finally:
+        data.PARQUET_BATCH = with_batches_of_3
+    assert [e.id for e in examples] == [f"q{i}" for i in range(10)]
+    assert examples[1].fields == {"question": "Where 1?", "choices": {"A": "here", "B": "there"}}
+    assert examples[1].gold == "B" and render_input(examples[1].fields) == "Where 1?\n(A) here (B) there"
+    (tmp_path / "bad.parquet").write_text("id,text\n1,x\n")
+    with pytest.raises(DataError, match=r"bad.parquet: not a readable Parquet file"):
+        load_examples(tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match="data file not found"):
+        load_examples(tmp_path / "none.parquet")

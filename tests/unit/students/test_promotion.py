@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from distilloop.errors import StudentError
+from distilloop.errors import StudentError, UserInputError
 from distilloop.storage.store import Store
 from distilloop.students.base import Student
 from distilloop.students.promotion import StudentRegistry, evaluate, should_promote
@@ -72,7 +72,7 @@ def test_export_is_loadable(tmp_path):
     reg.register(good, round_no=1, metrics={"accuracy": 1.0}, n_train=8)
     out = reg.export(tmp_path / "export")
     assert Student.load(out).predict(TEXTS) == good.predict(TEXTS)
-    with pytest.raises(StudentError, match="not empty"):
+    with pytest.raises(UserInputError, match="not an empty folder"):
         reg.export(tmp_path / "export")
 
 
