@@ -1,4 +1,5 @@
-"""Reading labeled and unlabeled example files (JSONL, JSONL.gz, CSV) into :class:`Example` records.
+"""Reading labeled and unlabeled example files (JSONL, JSON, CSV/TSV, each optionally gzipped, and Parquet) into
+:class:`Example` records.
 
 A row carries an id, the input fields (``text``, or ``question`` and ``choices`` for multiple choice), an
 optional ``split`` (pool / dev / test) and an optional gold ``label`` and human ``rationale``. Gold labels are
@@ -67,8 +68,35 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+#: rows read from a Parquet file at a time (it is streamed: memory stays flat however long the file)
+PARQUET_BATCH = 4096
+
+
+def _parquet_rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    """A Parquet file's rows (what `datasets` and pandas write), numbered from 1, as Python values: a struct
+    column a dict, a list column a list, as JSON would give them."""
+    from distilloop._extras import require
+
+    pq = require("pyarrow.parquet", "export", purpose="reading Parquet data files")
+    try:
+        handle = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}; check the path (relative paths are resolved against the "
+                        "campaign file's folder)") from None
+    except Exception as exc:  # pyarrow's own errors (ArrowInvalid: not Parquet) share no base with OSError
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    n = 0
+    for batch in handle.iter_batches(batch_size=PARQUET_BATCH):
+        for row in batch.to_pylist():
+            n += 1
+            yield n, row
+
+
 def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     name = path.name.lower()
+    if name.endswith(".parquet"):
+        yield from _parquet_rows(path)
+        return
     try:
         with _open_text(path) as handle:
             if name.endswith((".json", ".json.gz")) and _starts_with(handle, "["):
@@ -94,7 +122,7 @@ def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
             else:
                 raise DataError(
                     f"{path}: unknown data format; use .jsonl, .json (JSON Lines or one array of objects), .csv or "
-                    f".tsv, each optionally .gz (got '{path.suffix}')"
+                    f".tsv, each optionally .gz, or .parquet (got '{path.suffix}')"
                 )
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
@@ -204,6 +232,12 @@ def _input_value(where: str, name: str, value: Any) -> Any:
         return "\n".join(value)
     if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()) and value and name == "choices":
         return value
+    if name == "choices" and isinstance(value, dict) and set(value) == {"label", "text"}:
+        # Hugging Face's multiple-choice shape (commonsense_qa, openbookqa, ai2_arc): {"label": [...], "text": [...]}
+        keys, texts = value["label"], value["text"]
+        if (isinstance(keys, list) and isinstance(texts, list) and len(keys) == len(texts) and keys
+                and all(isinstance(v, str) for v in [*keys, *texts])):
+            return dict(zip(keys, texts))
     raise DataError(f"{where}: input field '{name}' must be text, got {type(value).__name__} {str(value)[:60]!r}; "
                     "write it as a string")
 

@@ -149,7 +149,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         store.close()
     data = Path(args.data)
     stem = data.name.removesuffix(".gz")
-    for ext in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
+    for ext in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"):
         stem = stem.removesuffix(ext)
     out = args.out if args.out is not None else str(data.with_name(stem + ".predictions.jsonl"))
     if out != "-":
@@ -168,7 +168,7 @@ def register(sub: Any) -> None:
                                     "counted; a known id with other content stops the command (exit 2) and nothing "
                                     "is added. Each addition is a data version: when, how many, the file's sha256.")
     with_config(sp)
-    sp.add_argument("data", nargs="?", help="the data file to add (.jsonl, .json, .csv, .tsv; optionally .gz)")
+    sp.add_argument("data", nargs="?", help="the data file to add (.jsonl, .json, .csv, .tsv, optionally .gz; .parquet)")
     sp.set_defaults(func=cmd_add)
 
     sp = sub.add_parser("relabel", help="re-ask chosen labeled items under the current guideline",
@@ -198,7 +198,7 @@ def register(sub: Any) -> None:
                                     "the student, streaming in batches with constant memory; each output line has "
                                     "the id, the label, the label distribution and the student version.")
     with_config(sp)
-    sp.add_argument("data", nargs="?", help="the file to label (.jsonl, .json, .csv, .tsv; optionally .gz)")
+    sp.add_argument("data", nargs="?", help="the file to label (.jsonl, .json, .csv, .tsv, optionally .gz; .parquet)")
     sp.add_argument("-o", "--out", help="output JSONL file, '-' for stdout (default: <DATA>.predictions.jsonl)")
     sp.add_argument("--version", help="the student version to use (default: the active one)")
     sp.add_argument("--batch-size", type=int, default=256, help="rows labeled per batch (default: 256)")

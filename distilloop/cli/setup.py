@@ -25,7 +25,7 @@ NOT_INPUT = frozenset({"id", "label", "split", "rationale"})
 #: column names that usually hold a gold label under another name: never guessed to be an input (a label shown to
 #: the teachers would leak the answer)
 LABEL_LIKE = frozenset({"labels", "target", "targets", "class", "category", "gold", "answer", "sentiment", "y",
-                        "label_text", "label_id"})
+                        "label_text", "label_id", "gold_label", "answerkey", "answer_key"})
 
 
 #: column names that name a row (besides ``id`` and names ending in ``_id``/``Id``)
@@ -49,7 +49,7 @@ def id_column(row: dict[str, Any]) -> str:
     return like[0] if len(like) == 1 else "id"
 
 
-def infer_columns(data: Path, fields_arg: str | None) -> tuple[list[str], str, str]:
+def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = None) -> tuple[list[str], str, str]:
     """The input fields, the gold label's column and the id column ``init`` writes. Input fields: ``--fields``, else
     ``text`` where the first row has one, else the one other column of the first row that is not an id, label,
     split or rationale, nor named like a label (a CSV's ``headline``), or several that are inputs by name (a
@@ -60,16 +60,18 @@ def infer_columns(data: Path, fields_arg: str | None) -> tuple[list[str], str, s
 
     row = first_row(data) or {}
     like = [k for k in row if k.lower() in LABEL_LIKE]
-    label_field = "label" if "label" in row or len(like) != 1 else like[0]
-    if label_field != "label":
+    label_field = label_arg or ("label" if "label" in row or len(like) != 1 else like[0])
+    if label_arg and row and label_arg not in row:
+        raise UserInputError(f"--label-field {label_arg}: {data} has no such column (columns: {', '.join(row)})")
+    if label_field != "label" and not label_arg:
         print(f"gold labels: column {label_field!r} (the file has no 'label' column)")
     id_field = id_column(row)
     if fields_arg is not None:
         return [f.strip() for f in fields_arg.split(",") if f.strip()], label_field, id_field
     if not row or "text" in row:
         return ["text"], label_field, id_field
-    fields = [k for k, v in row.items() if k not in NOT_INPUT and k != id_field and k.lower() not in LABEL_LIKE
-              and isinstance(v, str | list | dict)]
+    fields = [k for k, v in row.items() if k not in NOT_INPUT and k not in (id_field, label_field)
+              and k.lower() not in LABEL_LIKE and isinstance(v, str | list | dict)]
     if not fields:
         raise UserInputError(f"{data}: the first row has no 'text' column nor another input column (columns: "
                              f"{', '.join(row) or 'none'}); pass --fields with the column(s) the teachers should read")
@@ -96,7 +98,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     )
 
     data = Path(args.data)
-    fields, label_field, id_field = infer_columns(data, args.fields)
+    fields, label_field, id_field = infer_columns(data, args.fields, args.label_field)
     numeric = args.answer == "number"
     spec = DataSpec(input_fields=tuple(fields), label_field=label_field, id_field=id_field,
                     fields_hint="or pass --fields with the file's input column(s)")
@@ -338,12 +340,16 @@ def _bench_output(out: str | None, table: str, payload: dict[str, Any]) -> None:
 
 def register(sub: Any) -> None:
     sp = sub.add_parser("init", help="write a starter campaign file for a data file",
-                        description="Validate a data file (JSONL, JSONL.gz or CSV) and write a starter campaign "
-                                    "file that uses the local teacher; edit it, then `distilloop run`.")
+                        description="Validate a data file (JSON Lines, JSON, CSV or TSV, optionally gzipped, or Parquet) and "
+                                    "write a starter campaign file that uses the local teacher; edit it, then "
+                                    "`distilloop run`.")
     sp.add_argument("data", help="the data file: one example per row with an id, input field(s), optional split/label")
     sp.add_argument("--labels", help="comma-separated label set (default: the labels found in the file)")
     sp.add_argument("--fields", default=None, help="comma-separated input fields (default: text, or where the "
                     "file has no text column, every column but id, label, split and rationale)")
+    sp.add_argument("--label-field", default=None, metavar="COLUMN",
+                    help="the column holding gold labels (default: label, or the one column named like a label: "
+                         "gold, target, answerKey...)")
     sp.add_argument("--task", default=None, help="the instruction the teachers get (default: \"Classify the "
                     "input.\", or with --answer number an instruction to solve the problem step by step)")
     sp.add_argument("--answer", choices=["label", "number"], default="label",

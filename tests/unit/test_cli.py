@@ -134,6 +134,30 @@ def test_init_writes_labels_and_task_in_other_scripts_as_typed(tmp_path):
     assert cfg.campaign.labels == ["del\x7fl", "pas terrible", "très bien"] and cfg.campaign.task == "Évaluez l'avis"
 
 
+def test_init_finds_the_label_under_the_hubs_names_or_where_told(tmp_path):
+    """MNLI's `gold_label` and CommonsenseQA's `answerKey` were not taken for the label ("cannot infer the label
+    set ... found []") and nothing let the user name the column; both are found now, and --label-field names any."""
+    from distilloop.loop.config import load_config
+
+    nli = tmp_path / "mnli.csv"
+    nli.write_text("pairID,sentence1,sentence2,gold_label\n1,A man sleeps.,He is awake.,contradiction\n"
+                   "2,A dog runs.,An animal moves.,entailment\n")
+    proc = cli("init", nli, "--out", tmp_path / "a.toml", "--task", "NLI")
+    assert proc.returncode == 0, proc.stderr
+    cfg = load_config(tmp_path / "a.toml")
+    assert (cfg.data.label_field, cfg.data.input_fields, cfg.data.id_field) == (
+        "gold_label", ["sentence1", "sentence2"], "pairID") and cfg.campaign.labels == ["contradiction", "entailment"]
+    stance = tmp_path / "s.jsonl"
+    stance.write_text("".join(json.dumps({"id": i, "text": f"t{i}", "stance": "for" if i % 2 else "against"}) + "\n"
+                              for i in range(6)))
+    proc = cli("init", stance, "--out", tmp_path / "b.toml", "--label-field", "stance")
+    assert proc.returncode == 0, proc.stderr
+    cfg = load_config(tmp_path / "b.toml")
+    assert cfg.data.label_field == "stance" and cfg.campaign.labels == ["against", "for"]
+    assert_one_line_error(cli("init", stance, "--out", tmp_path / "c.toml", "--label-field", "stanse"),
+                          r"--label-field stanse: .*s.jsonl has no such column \(columns: id, text, stance\)")
+
+
 def test_init_on_thirty_intents_keeps_its_lines_short(tmp_path):
     """30 labels: the summary line named all 30 and the calibration comment spelled a 30-entry share table
     (0.8 for the first label, 0.007 for each other) on one line; both now say the shape, not every label."""
