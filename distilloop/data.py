@@ -9,11 +9,6 @@ ground-truth priming.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +19,7 @@ import numpy as np
 from distilloop.core.answers import normalize_number
 from distilloop.core.types import Example
 from distilloop.errors import DataError
+from distilloop.formats import rows
 
 SPLITS = ("pool", "dev", "test")
 
@@ -53,173 +49,12 @@ def for_campaign_rows(spec: DataSpec) -> DataSpec:
     return dataclasses.replace(spec, fields_hint="as the campaign's data does (its [data] input_fields)")
 
 
-#: the largest CSV field read (Python's csv module stops at 128 KiB by default)
-CSV_FIELD_LIMIT = 2**31 - 1
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    # utf-8-sig: a byte-order mark (Excel's default for CSV) is not part of the first column's name
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-#: rows read from a Parquet file at a time (it is streamed: memory stays flat however long the file)
-PARQUET_BATCH = 4096
-
-
-def _parquet_rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    """A Parquet file's rows (what `datasets` and pandas write), numbered from 1, as Python values: a struct
-    column a dict, a list column a list, as JSON would give them."""
-    from distilloop._extras import require
-
-    pq = require("pyarrow.parquet", "export", purpose="reading Parquet data files")
-    try:
-        handle = pq.ParquetFile(path)
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}; check the path (relative paths are resolved against the "
-                        "campaign file's folder)") from None
-    except Exception as exc:  # pyarrow's own errors (ArrowInvalid: not Parquet) share no base with OSError
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-    n = 0
-    for batch in handle.iter_batches(batch_size=PARQUET_BATCH):
-        for row in batch.to_pylist():
-            n += 1
-            yield n, row
-
-
-def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        yield from _parquet_rows(path)
-        return
-    try:
-        with _open_text(path) as handle:
-            if name.endswith((".json", ".json.gz")) and _starts_with(handle, "["):
-                yield from _json_array_rows(path, handle.read())
-            elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".ndjson.gz")):
-                for lineno, line in enumerate(handle, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line, parse_constant=_no_constant)
-                    except ValueError as exc:
-                        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                        raise DataError(
-                            f"{path}:{lineno}: not valid JSON ({msg}); each line must be one JSON object"
-                        ) from None
-                    except RecursionError:
-                        raise DataError(f"{path}:{lineno}: a JSON value nested too deeply") from None
-                    if not isinstance(row, dict):
-                        raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                    yield lineno, row
-            elif name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
-                yield from _csv_rows(path, handle, "\t" if ".tsv" in name else _csv_delimiter(handle))
-            else:
-                raise DataError(
-                    f"{path}: unknown data format; use .jsonl, .json (JSON Lines or one array of objects), .csv or "
-                    f".tsv, each optionally .gz, or .parquet (got '{path.suffix}')"
-                )
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise DataError(f"data file not found: {path}; check the path (relative paths are resolved "
-                            "against the campaign file's folder)") from None
-        raise DataError(f"{path}: cannot be read ({exc}); is it a UTF-8 text or gzip file?") from None
-
-
-def _starts_with(handle: Any, char: str) -> bool:
-    """Whether the text's first non-blank character is ``char``; the handle is left at its start."""
-    while True:
-        c = handle.read(1)
-        if not c or not c.isspace():
-            handle.seek(0)
-            return c == char
-
-
-NEWLINE = "\n"
-
-
-def _csv_delimiter(handle: Any) -> str:
-    """A CSV file's delimiter: a comma, or a semicolon where the header has semicolons and no comma (what
-    spreadsheets write where the comma is the decimal mark); the handle is left at its start."""
-    header = handle.readline()
-    handle.seek(0)
-    return ";" if ";" in header and "," not in header else ","
-
-
-def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
-    """The objects of a file holding one JSON array (``pandas.to_json(orient="records")``, a Label Studio or
-    spreadsheet export), each with the line it starts on."""
-    decoder = json.JSONDecoder(parse_constant=_no_constant)
-    pos, line = text.index("[") + 1, 1 + text.count(NEWLINE, 0, text.index("["))
-
-    def skip(at: int) -> int:
-        while at < len(text) and text[at] in " \t\r\n":
-            at += 1
-        return at
-
-    def bad(at: int, msg: str) -> DataError:
-        return DataError(f"{path}:{line + text.count(NEWLINE, start, at)}: {msg}")
-
-    start = pos
-    pos = skip(pos)
-    if text[pos:pos + 1] == "]":
-        return
-    while True:
-        line += text.count(NEWLINE, start, pos)
-        start = pos
-        try:
-            row, end = decoder.raw_decode(text, pos)
-        except ValueError as exc:
-            at = exc.pos if isinstance(exc, json.JSONDecodeError) else pos
-            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-            raise bad(at, f"not valid JSON ({msg}); the file must be one JSON array of objects") from None
-        except RecursionError:
-            raise bad(pos, "a JSON value nested too deeply") from None
-        if not isinstance(row, dict):
-            raise bad(pos, f"expected a JSON object in the array, got {type(row).__name__}")
-        yield line, row
-        pos = skip(end)
-        if text[pos:pos + 1] == ",":
-            pos = skip(pos + 1)
-            continue
-        if text[pos:pos + 1] == "]" and not text[skip(pos + 1):].strip():
-            return
-        raise bad(pos, "expected ',' or the array's closing ']' after an object; the file must be one JSON array "
-                       "of objects")
-
-
 def first_row(path: str | Path) -> dict[str, Any] | None:
     """The first row of a data file as read (None for an empty file); the same errors as reading it all."""
-    for _, row in _rows(Path(path)):
+    for _, row in rows(Path(path)):
         return row
     return None
 
-
-def _csv_rows(path: Path, handle: Any, delimiter: str) -> Iterable[tuple[int, dict[str, Any]]]:
-    """CSV rows as dicts; a row with more or fewer cells than the header is an error, never silently cut."""
-    csv.field_size_limit(CSV_FIELD_LIMIT)
-    reader = csv.reader(handle, delimiter=delimiter)
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
-        if len(set(header)) != len(header):
-            raise DataError(f"{path}:1: the header names a column twice ({header}); give each column its own name")
-        for row in reader:
-            lineno = reader.line_num
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise DataError(f"{path}:{lineno}: {len(row)} cells where the header has {len(header)}; quote cells "
-                                "that hold the delimiter, or fix the row")
-            yield lineno, dict(zip(header, row))
-    except csv.Error as exc:
-        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
 
 
 def _input_value(where: str, name: str, value: Any) -> Any:
@@ -293,7 +128,7 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
                         "the campaign file's folder)")
     label_set = set(labels) if labels is not None and not numeric else None
     lookup = label_lookup(label_set or ())
-    for lineno, row in _rows(path):
+    for lineno, row in rows(path):
         where = f"{path.name}:{lineno}"
         fields: dict[str, Any] = {}
         for name in spec.input_fields:

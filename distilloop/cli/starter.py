@@ -1,6 +1,6 @@
 """The starter campaign file `distilloop init` writes: the demo's settings (``examples/rt_demo``), measured by
-``benchmarks/defaults.py``, filled in for a data file, and the changes its data call for (numeric answers; labels
-whose gold shares are skewed)."""
+``benchmarks/defaults.py``, filled in for a data file (its input, label and id columns, read off its first row),
+and the changes its data call for (numeric answers; labels whose gold shares are skewed)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from distilloop.errors import UserInputError
 
 STARTER = '''# distilloop campaign, written by `distilloop init`. Every key is documented in docs/campaign-file.md.
 # The settings are the demo's (examples/rt_demo), which benchmarks/defaults.py measured (docs/benchmarks.md).
@@ -145,3 +149,68 @@ def skewed_metric(text: str, gold: Sequence[str]) -> tuple[str, str | None]:
                         "answering the majority label; macro-F1 weighs every label\n", 1)
     return text, (f"note: {why}: the student is decided on macro-F1 ([evaluation] metric), and calibration fits the "
                   "teachers to the dev split's label shares where it has gold labels ([aggregation] calibrate_prior)")
+
+
+#: columns of a data file that are never input fields (the defaults of [data]'s field names)
+NOT_INPUT = frozenset({"id", "label", "split", "rationale"})
+#: column names that usually hold a gold label under another name: never guessed to be an input (a label shown to
+#: the teachers would leak the answer)
+LABEL_LIKE = frozenset({"labels", "target", "targets", "class", "category", "gold", "answer", "sentiment", "y",
+                        "label_text", "label_id", "gold_label", "answerkey", "answer_key"})
+
+
+#: column names that name a row (besides ``id`` and names ending in ``_id``/``Id``)
+ID_NAMES = frozenset({"uuid", "guid", "uid", "key", "idx", "_id", "identifier", "row_id", "example_id"})
+
+#: column names that are inputs wherever they appear together (multiple choice, sentence pairs, a titled text)
+INPUT_NAMES = frozenset({"question", "choices", "options", "premise", "hypothesis", "sentence", "sentence1", "sentence2",
+                         "context", "passage", "title", "body", "review", "content", "headline", "document", "query",
+                         "text_a", "text_b", "description", "summary"})
+
+
+def id_column(row: dict[str, Any]) -> str:
+    """The column that names a row: ``id``, else the one column named like an id (``ticket_id``, ``uuid``,
+    ``docId``...), else ``id`` (absent: rows are known by their line)."""
+    if "id" in row:
+        return "id"
+    like = [k for k, v in row.items() if k.lower() not in LABEL_LIKE and isinstance(v, str | int)
+            and not isinstance(v, bool)
+            and (k.lower() in ID_NAMES or k.lower().endswith(("_id", "-id", " id")) or k.endswith("Id")
+                 or k.endswith("ID"))]
+    return like[0] if len(like) == 1 else "id"
+
+
+def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = None) -> tuple[list[str], str, str]:
+    """The input fields, the gold label's column and the id column ``init`` writes. Input fields: ``--fields``, else
+    ``text`` where the first row has one, else the one other column of the first row that is not an id, label,
+    split or rationale, nor named like a label (a CSV's ``headline``), or several that are inputs by name (a
+    multiple-choice file's ``question`` and ``choices``); any other mix is the user's to choose (a column may hold
+    the answer). The label: ``label``, else the one column named like a label (``sentiment``, ``target``...). The
+    id: :func:`id_column`. Each said on the way, so that the user sees the choice."""
+    from distilloop.data import first_row
+
+    row = first_row(data) or {}
+    like = [k for k in row if k.lower() in LABEL_LIKE]
+    label_field = label_arg or ("label" if "label" in row or len(like) != 1 else like[0])
+    if label_arg and row and label_arg not in row:
+        raise UserInputError(f"--label-field {label_arg}: {data} has no such column (columns: {', '.join(row)})")
+    if label_field != "label" and not label_arg:
+        print(f"gold labels: column {label_field!r} (the file has no 'label' column)")
+    id_field = id_column(row)
+    if fields_arg is not None:
+        return [f.strip() for f in fields_arg.split(",") if f.strip()], label_field, id_field
+    if not row or "text" in row:
+        return ["text"], label_field, id_field
+    fields = [k for k, v in row.items() if k not in NOT_INPUT and k not in (id_field, label_field)
+              and k.lower() not in LABEL_LIKE and isinstance(v, str | list | dict)]
+    if not fields:
+        raise UserInputError(f"{data}: the first row has no 'text' column nor another input column (columns: "
+                             f"{', '.join(row) or 'none'}); pass --fields with the column(s) the teachers should read")
+    if len(fields) > 1 and not set(fields) <= INPUT_NAMES:
+        # an extra column may hold the answer (a worked equation, an explanation) and would leak it to the teachers
+        raise UserInputError(f"{data}: no 'text' column, and several that could be inputs ({', '.join(fields)}); pass "
+                             "--fields with the ones the teachers should read (never one that holds the answer)")
+    left = [k for k in row if k not in fields and k not in NOT_INPUT and k not in (label_field, id_field)]
+    print(f"input fields: {', '.join(fields)} (the first row's columns; --fields to choose others)"
+          + (f"; not read: {', '.join(left)}" if left else ""))
+    return fields, label_field, id_field

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "distilloop"
 LAYERS: list[set[str]] = [
     {"errors"},
     {"", "core", "_extras"},
+    {"formats"},  # the file formats a data file comes in, read as numbered rows
     {"data", "registry"},
     {"storage"},
     {"strategies", "students", "annotators", "testing"},

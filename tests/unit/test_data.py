@@ -173,25 +173,19 @@ def test_several_text_fields_are_rendered_with_their_names():
         "question: Where?\ncontext: A park.\nchoices: (A) here"
 
 
-def test_a_parquet_file_is_read_as_json_would_give_its_rows(tmp_path):
+def test_a_parquet_file_is_read_as_json_would_give_its_rows(tmp_path, monkeypatch):
     """A data set from the Hugging Face hub (or pandas' to_parquet) was "unknown data format". Parquet is read in
     batches; its multiple-choice column in the hub's shape ({"label": [...], "text": [...]}) is the choices."""
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
-
-    import distilloop.data as data
 
     rows = [{"id": f"q{i}", "question": f"Where {i}?", "choices": {"label": ["A", "B"], "text": ["here", "there"]},
              "answerKey": "AB"[i % 2]} for i in range(10)]
     path = tmp_path / "cqa.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     spec = DataSpec(input_fields=("question", "choices"), label_field="answerKey")
-    with_batches_of_3 = data.PARQUET_BATCH
-    try:
-        data.PARQUET_BATCH = 3
-        examples = load_examples(path, spec)
-    finally:
-        data.PARQUET_BATCH = with_batches_of_3
+    monkeypatch.setattr("distilloop.formats.PARQUET_BATCH", 3)  # read in batches of 3
+    examples = load_examples(path, spec)
     assert [e.id for e in examples] == [f"q{i}" for i in range(10)]
     assert examples[1].fields == {"question": "Where 1?", "choices": {"A": "here", "B": "there"}}
     assert examples[1].gold == "B" and render_input(examples[1].fields) == "Where 1?\n(A) here (B) there"
