@@ -77,7 +77,12 @@ def cmd_init(args: argparse.Namespace) -> int:
         examples = [dataclasses.replace(e, gold=merged.get(e.gold.strip(), e.gold.strip()))
                     if e.gold is not None else e for e in examples]
         if len(labels) < 2:
-            raise UserInputError(f"cannot infer the label set from {data} (found {labels}); pass --labels a,b,...")
+            columns = list(first_row(data) or {})
+            where = (f"column {label_field!r} holds only {labels}:" if label_field in columns else
+                     f"no column {label_field!r} (columns: {', '.join(columns)}); name the gold labels' column with "
+                     "--label-field COLUMN, or")
+            raise UserInputError(f"cannot infer the label set from {data}: {where} give the labels to ask for with "
+                                 "--labels a,b,...")
         if len(labels) > 50:
             from distilloop.core.answers import normalize_number
 

@@ -156,6 +156,10 @@ def test_init_finds_the_label_under_the_hubs_names_or_where_told(tmp_path):
     assert cfg.data.label_field == "stance" and cfg.campaign.labels == ["against", "for"]
     assert_one_line_error(cli("init", stance, "--out", tmp_path / "c.toml", "--label-field", "stanse"),
                           r"--label-field stanse: .*s.jsonl has no such column \(columns: id, text, stance\)")
+    # without it, the error said only "pass --labels a,b,..." (the labels found: none), not where to look
+    assert_one_line_error(cli("init", stance, "--out", tmp_path / "c.toml"),
+                          r"cannot infer the label set from .*s.jsonl: no column 'label' \(columns: id, text, stance\); "
+                          r"name the gold labels' column with --label-field COLUMN, or give the labels to ask for")
 
 
 def test_init_on_thirty_intents_keeps_its_lines_short(tmp_path):
