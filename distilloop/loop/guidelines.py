@@ -27,7 +27,10 @@ from distilloop.storage.store import Store
 
 #: teacher settings that change no answer: they never make a new guideline version
 FREE_KNOBS = frozenset({"requests_per_minute", "tokens_per_minute", "max_concurrency", "price", "timeout_s",
-                        "latency_s", "batch_poll_s", "batch_wait_s", "mode", "api_key_env", "n_threads"})
+                        "latency_s", "batch_poll_s", "batch_wait_s", "mode", "api_key_env", "n_threads",
+                        # where a teacher runs, not what it is (``model`` names the weights): a server moved, a
+                        # replica added for throughput, a gateway; and transport settings
+                        "base_url", "base_urls", "server_retry_s", "cache_prompt", "store", "max_tokens_param"})
 
 #: what a running campaign cannot change: (section, key, what depends on it)
 FIXED = (("campaign", "answer", "the answer kind"), ("data", "input_fields", "the input fields"))
@@ -160,9 +163,9 @@ def sync(store: Store, config: CampaignConfig, progress: Progress | None = None)
         store.record_guideline(hash=first.hash, task=first.task, teachers=first.teachers, changes="first guideline")
         versions = store.guidelines()
     last = versions[-1]
-    if last["hash"] == current.hash:
+    if _same(store, config, last, current):
         return int(last["version"])
-    what = changes(Guideline(last["task"], last["teachers"]), current)
+    what = changes(Guideline(last["task"], _answering(last["teachers"])), current)
     relabeled = label_changes(current_labels(store), list(config.campaign.labels))
     if relabeled:
         what = relabeled if what == "no change" else f"{relabeled}; {what}"
@@ -184,7 +187,22 @@ def version_of(store: Store, config: CampaignConfig) -> int:
         recorded = store.get_meta("config")
         return 1 if (guideline_of(recorded) if recorded else current).hash == current.hash else 2
     last = versions[-1]
-    return int(last["version"]) + (last["hash"] != current.hash)
+    return int(last["version"]) + (not _same(store, config, last, current))
+
+
+def _answering(teachers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A recorded version's teacher settings without the knobs that change no answer (a version recorded before
+    a knob was known to be one still holds it)."""
+    return {name: {k: v for k, v in settings.items() if k not in FREE_KNOBS} for name, settings in teachers.items()}
+
+
+def _same(store: Store, config: CampaignConfig, last: dict[str, Any], current: Guideline) -> bool:
+    """Whether the campaign file's guideline is the last recorded version: the same hash, or the same task,
+    answer-changing teacher settings and label set (a version recorded with a knob now known to change nothing)."""
+    if last["hash"] == current.hash:
+        return True
+    return (changes(Guideline(last["task"], _answering(last["teachers"])), current) == "no change"
+            and label_changes(current_labels(store), list(config.campaign.labels)) is None)
 
 
 def guideline_summary(store: Store) -> dict[str, Any]:

@@ -104,13 +104,47 @@ def test_writing_out_a_default_or_changing_a_knob_that_changes_no_answer_is_no_n
         {"name": "r", "kind": "replay", "model": "m", "path": "p.jsonl"}]}
     knobs = {"requests_per_minute": 30, "tokens_per_minute": 1000, "max_concurrency": 2, "timeout_s": 5.0,
              "price": {"input": 1.0, "output": 2.0}, "batch_poll_s": 1.0, "batch_wait_s": 60.0, "mode": "batch",
-             "api_key_env": "MY_KEY", "prompt": "zero_shot_rationale", "temperature": 0.0}
+             "api_key_env": "MY_KEY", "prompt": "zero_shot_rationale", "temperature": 0.0,
+             "base_url": "http://gateway/v1", "store": True, "max_tokens_param": "max_completion_tokens"}
     tuned = json.loads(json.dumps(base))
     tuned["teachers"][0].update(knobs)
     tuned["teachers"][1].update(latency_s=0.5, price={"input": 0.0, "output": 0.0})
     assert guidelines.guideline_of(tuned).hash == guidelines.guideline_of(base).hash
     tuned["teachers"][0]["temperature"] = 0.7  # sampling changes the answers
     assert guidelines.guideline_of(tuned).hash != guidelines.guideline_of(base).hash
+
+
+def test_a_server_moved_or_a_replica_added_is_no_new_version(tmp_path, monkeypatch):
+    """Moving a teacher to another server, or adding a replica to its base_urls for throughput, was a new guideline
+    version ("teacher gpt: base_url changed") and every earlier label stale; `model` names what answers. A store
+    whose versions were recorded with the server in them is not given a new version for it either."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with serve(FakeLLMAPI(api_key=KEY)) as one, serve(FakeLLMAPI(api_key=KEY)) as two:
+        cfg = tmp_path / "campaign.toml"
+        cfg.write_text(campaign_toml(
+            name="moved", rounds="max_rounds = 1\ninitial_size = 10\nbatch_size = 10",
+            extra=f'[[teachers]]\nname = "gpt"\nkind = "openai_compatible"\nmodel = "qwen"\n'
+                  f'base_url = "{one.openai_url}"\napi_key_env = "OPENAI_API_KEY"\n'))
+        assert run(cfg)[0].startswith("max rounds")
+        edit(cfg, f'base_url = "{one.openai_url}"', f'base_urls = ["{one.openai_url}", "{two.openai_url}"]')
+        edit(cfg, "max_rounds = 1", "max_rounds = 2")
+        reason, versions = run(cfg)
+        assert reason.startswith("max rounds reached (2)") and [v["version"] for v in versions] == [1]
+        # a version recorded by an earlier distilloop, the server among its settings
+        from distilloop.storage.store import Store
+
+        store = Store.open(load_config(cfg).store_path)
+        store.db.execute("update guidelines set teachers = ?",
+                         [json.dumps({"gpt": {"kind": "openai_compatible", "model": "qwen", "base_url": "x"}})])
+        store.db.conn.commit()
+        store.close()
+        edit(cfg, "max_rounds = 2", "max_rounds = 3")
+        reason, versions = run(cfg)
+        assert reason.startswith("max rounds reached (3)") and [v["version"] for v in versions] == [1]
+        edit(cfg, 'model = "qwen"', 'model = "qwen-2"')  # other weights: a new version
+        edit(cfg, "max_rounds = 3", "max_rounds = 4")
+        reason, versions = run(cfg)
+        assert [v["changes"] for v in versions] == ["first guideline", "teacher gpt: model changed"]
 
 
 def test_rate_limits_prices_and_latency_change_between_runs_without_blocking_the_resume(tmp_path, monkeypatch):
