@@ -194,8 +194,8 @@ def register(sub: Any) -> None:
     sp.set_defaults(func=cmd_relabel)
 
     sp = sub.add_parser("predict", help="label a file with the active (or a named) student",
-                        description="Label every row of DATA (JSONL or CSV with the campaign's input fields) with "
-                                    "the student, streaming in batches with constant memory; each output line has "
+                        description="Label every row of DATA (JSONL, JSON, CSV, TSV or Parquet with the campaign's "
+                                    "input fields) with the student, streaming in batches with constant memory; each output line has "
                                     "the id, the label, the label distribution and the student version.")
     with_config(sp)
     sp.add_argument("data", nargs="?", help="the file to label (.jsonl, .json, .csv, .tsv, optionally .gz; .parquet)")
