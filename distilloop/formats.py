@@ -92,7 +92,28 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         if isinstance(exc, FileNotFoundError):
             raise DataError(f"data file not found: {path}; check the path (relative paths are resolved "
                             "against the campaign file's folder)") from None
+        if isinstance(exc, UnicodeDecodeError) and (bad_line := _first_non_utf8_line(path)) is not None:
+            name = path.name
+            convert = (f"zcat {name} | iconv -f cp1252 -t utf-8 | gzip > utf8-{name}" if path.suffix == ".gz" else
+                       f"iconv -f cp1252 -t utf-8 {name} > utf8-{name}")
+            raise DataError(f"{path}:{bad_line}: not UTF-8 (byte {exc.object[exc.start]:#04x} there is not valid "
+                            "UTF-8; a spreadsheet's plain 'CSV' is often Windows-1252): save the file as "
+                            f"UTF-8 (Excel: 'CSV UTF-8'), or convert it: {convert}") from None
         raise DataError(f"{path}: cannot be read ({exc}); is it a UTF-8 text or gzip file?") from None
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    """The number of the first line of a file (gzipped or not) that is not UTF-8, or None."""
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as raw:
+            for n, line in enumerate(raw, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return n
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
 
 
 def _starts_with(handle: Any, char: str) -> bool:

@@ -194,3 +194,20 @@ def test_a_parquet_file_is_read_as_json_would_give_its_rows(tmp_path, monkeypatc
         load_examples(tmp_path / "bad.parquet")
     with pytest.raises(DataError, match="data file not found"):
         load_examples(tmp_path / "none.parquet")
+
+
+def test_a_windows_1252_csv_names_its_line_and_how_to_convert_it(tmp_path):
+    """Excel's plain "CSV" on Windows is cp1252: the error was Python's codec message with a byte offset into a
+    read buffer; it names the line now and the conversion (for a gzipped file, through zcat)."""
+    p = tmp_path / "avis.csv"
+    p.write_bytes("id,text,label\n1,fine,pos\n2,café très bon,pos\n".encode("cp1252"))
+    with pytest.raises(DataError, match=r"avis.csv:3: not UTF-8 \(byte 0xe9 there is not valid UTF-8; .*save the "
+                                        r"file as UTF-8 \(Excel: 'CSV UTF-8'\), or convert it: iconv -f cp1252 -t "
+                                        r"utf-8 avis.csv > utf8-avis.csv"):
+        load_examples(p)
+    z = tmp_path / "avis.csv.gz"
+    z.write_bytes(gzip.compress(p.read_bytes()))
+    with pytest.raises(DataError, match=r"avis.csv.gz:3: .*zcat avis.csv.gz \| iconv -f cp1252 -t utf-8 \| gzip"):
+        load_examples(z)
+    p.write_bytes(p.read_bytes().decode("cp1252").encode("utf-8"))
+    assert load_examples(p)[1].text == "café très bon"
