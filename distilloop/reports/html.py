@@ -169,17 +169,25 @@ def _learning_curve(store: Store) -> str:
     return "".join(html)
 
 
+#: how round 0 (what was paid before the first round) is named in the spend table
+BEFORE_ROUND_1 = "0 (before round 1)"
+
+
 def _spend(store: Store) -> str:
     table = store.spend_by_round_and_teacher()
     if not table:
         return '<p class="muted">Nothing spent yet.</p>'
     teachers = sorted({t for by in table.values() for t in by})
     total = store.spent()
-    rows = [[r, t, s.tokens_in, s.tokens_out, (s.usd, "usd")]
+    rows = [[BEFORE_ROUND_1 if r == 0 else r, t, s.tokens_in, s.tokens_out, (s.usd, "usd")]
             for r in sorted(table) for t in teachers if (s := table[r].get(t)) is not None]
     by_teacher = [[t, sp.tokens_in, sp.tokens_out, (sp.usd, "usd")] for t, sp in store.spend_by_teacher().items()]
+    # a round that paid nothing (the first, on a pilot's answers) is a bar of nothing, not a round left out
+    rounds = sorted(set(table) | {int(r["round"]) for r in store.rounds()})
+    note = ('<p class="muted">Round 0 is what was paid before round 1: a pilot\'s answers (the first round reuses '
+            "them for free) and the teachers' labels of a held-out set.</p>" if 0 in table else "")
     return "".join([
-        plots.spend(table, teachers, use_usd=total.usd > 0), "<h3>Per teacher</h3>",
+        plots.spend(table, teachers, use_usd=total.usd > 0, rounds=rounds), note, "<h3>Per teacher</h3>",
         _table("spend-teacher-table", ["teacher", "tokens in", "tokens out", "USD"], by_teacher,
                total=["total", total.tokens_in, total.tokens_out, (total.usd, "usd")]),
         "<h3>Per round and teacher</h3>",

@@ -53,15 +53,17 @@ def learning_curve(pts: Sequence[RoundRow]) -> str:
     return png(fig)
 
 
-def spend(table: dict[int, dict[str, Spend]], teachers: Sequence[str], *, use_usd: bool) -> str:
-    """Spend per round, stacked by teacher (dollars, or tokens when nothing cost a dollar)."""
-    rounds = sorted(table)
+def spend(table: dict[int, dict[str, Spend]], teachers: Sequence[str], *, use_usd: bool,
+          rounds: Sequence[int] | None = None) -> str:
+    """Spend per round, stacked by teacher (dollars, or tokens when nothing cost a dollar); ``rounds``: every
+    round to show, one that paid nothing too (default: the rounds that paid). Round 0 is "before 1"."""
+    rounds = sorted(rounds if rounds is not None else table)
     fig, ax = figure(8, 3.2)
     bottom = [0.0] * len(rounds)
     for t in teachers:
-        vals = [(s.usd if use_usd else float(s.tokens)) if (s := table[r].get(t)) is not None else 0.0
+        vals = [(s.usd if use_usd else float(s.tokens)) if (s := table.get(r, {}).get(t)) is not None else 0.0
                 for r in rounds]
-        ax.bar([str(r) for r in rounds], vals, bottom=bottom, label=plain(t))
+        ax.bar(["before 1" if r == 0 else str(r) for r in rounds], vals, bottom=bottom, label=plain(t))
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xlabel("round")
     ax.set_ylabel("USD" if use_usd else "tokens (in + out)")

@@ -3,6 +3,7 @@ untrusted text, no external resources, empty campaigns, atomic writes, the CLI, 
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -316,3 +317,24 @@ def test_renders_in_headless_chromium(store, tmp_path):
     colours = len({tuple(c) for c in rgb[::97]})
     assert non_white > 0.03, f"the page looks blank ({non_white:.1%} non-white pixels)"
     assert colours > 50, f"the page has too little variety to hold plots ({colours} colours)"
+
+
+def test_what_was_paid_before_round_1_is_named_and_a_round_that_paid_nothing_is_kept(tmp_path, monkeypatch):
+    """After a pilot, the spend chart's first bar was "0" and round 1 (on the pilot's answers, free) was left out:
+    the first round seemed to be round 0. Round 0 is "before round 1" now, said in a note, and round 1 is there."""
+    from tests.unit.loop.living_helpers import cli
+
+    cfg = replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 10")
+    assert cli("pilot", cfg, "-n", "20", "-q").returncode == 0
+    assert cli("run", cfg, "-q").returncode == 0
+    shown = {}
+    monkeypatch.setattr(html_report.plots, "spend", lambda table, teachers, **kw: shown.update(kw) or "")
+    store = Store.open(load_config(cfg).store_path)
+    try:
+        assert 1 not in store.spend_by_round_and_teacher()  # the pilot's answers paid for round 1
+        text = render_html(store)
+    finally:
+        store.close()
+    assert shown["rounds"] == [0, 1, 2]
+    assert {row[0] for row in _Doc(text).tables["spend-table"][1:-1]} == {"0 (before round 1)", "2"}
+    assert "Round 0 is what was paid before round 1: a pilot's answers" in html.unescape(text)
