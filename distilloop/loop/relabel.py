@@ -115,6 +115,17 @@ class RelabelResult:
     stop: str | None = None  # a provider batch still running: the relabel resumes with `distilloop relabel`
 
 
+def _spans(numbers: Sequence[int]) -> str:
+    """Sorted numbers as runs: ``1-5, 7``."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
 def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
     """Choose the items and estimate the relabel under the current guideline (nothing is sent or written)."""
     selectors.check(list(campaign.env.parts.space.labels))
@@ -126,6 +137,10 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
         if unknown:
             raise UserInputError(f"relabel --ids: {len(unknown)} id(s) are not in this campaign: "
                                  f"{', '.join(unknown[:10])}; list ids of labeled items, one per line")
+    if selectors.round is not None and not any(s.round == selectors.round for s in states):
+        rounds = sorted({s.round for s in states if s.round is not None})
+        raise UserInputError(f"relabel --round {selectors.round}: no label of this campaign was made in round "
+                             f"{selectors.round} (its labels come from round(s) {_spans(rounds) or 'none yet'})")
     listed = frozenset(selectors.ids or ())
     chosen = [s for s in states if selectors.matches(s, guideline, listed)]
     reviewed = [s.source not in NOT_REVIEWED and not selectors.include_reviewed for s in chosen]

@@ -171,6 +171,10 @@ def test_selectors_narrow_each_other_and_reviewed_labels_are_kept_unless_asked(t
             plan_relabel(campaign, Selectors())
         with pytest.raises(Exception, match="not in this campaign: nope"):
             plan_relabel(campaign, Selectors(ids=["nope"]))
+        # a round that made no label (a typo, a round not run): said, not "would re-ask 0 item(s)"
+        with pytest.raises(Exception, match=r"relabel --round 9: no label of this campaign was made in round 9 "
+                                            r"\(its labels come from round\(s\) 1-2\)"):
+            plan_relabel(campaign, Selectors(round=9))
         # the items of one label (a new label splits it): those labeled "negative" now, narrowed by the others
         negative = {i for i, s in states.items() if s.label == "negative"}
         plan = plan_relabel(campaign, Selectors(labels=["negative"]))
