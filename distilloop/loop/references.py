@@ -33,6 +33,8 @@ TRUST = ("gold:dev", "audit", "teachers", "gold:test")
 #: answers an audit set needs before it can decide
 MIN_AUDIT = 20
 DESCRIBE = {"gold:dev": "gold labels of the dev split", "gold:test": "gold labels of the test split",
+            "gold:dev added": "gold labels of dev rows added later (distilloop add)",
+            "gold:test added": "gold labels of test rows added later (distilloop add)",
             "audit": "a human audit set", "teachers": "a held-out set labeled by the teacher ensemble"}
 
 
@@ -49,7 +51,8 @@ class Reference:
 def available(store: Store, examples: dict[str, Example]) -> dict[str, Reference]:
     """Every reference the campaign has now, by name. A gold split is frozen when rows are first added to the
     campaign (``distilloop add``): rows added to it later are not part of its reference, so every student of a
-    living campaign is scored on the same rows."""
+    living campaign is scored on the same rows; they are a reference of their own (``gold:test added``), scored
+    and shown (how the student does on the new data), never decided on."""
     out: dict[str, Reference] = {}
     for split in ("dev", "test"):
         cutoff = store.evaluation_cutoff(split)
@@ -57,6 +60,12 @@ def available(store: Store, examples: dict[str, Example]) -> dict[str, Reference
                 if e.split == split and e.gold is not None]
         if rows:
             out[f"gold:{split}"] = Reference(f"gold:{split}", [e.id for e in rows], [str(e.gold) for e in rows])
+        if cutoff is not None:  # rows of the split added since: reported apart (new data), never decided on
+            frozen = {e.id for e in rows}
+            added = [e for e in examples.values() if e.split == split and e.gold is not None and e.id not in frozen]
+            if added:
+                name = f"gold:{split} added"
+                out[name] = Reference(name, [e.id for e in added], [str(e.gold) for e in added])
     for name in ("audit", "teachers"):
         answered = store.reference_labels(name)
         if answered and (name != "audit" or len(answered) >= MIN_AUDIT):

@@ -57,6 +57,17 @@ class StudentsPart(StoreBase):
                 "guideline": self._scalar("select max(version) from guidelines"),
                 "data_version": self._scalar("select max(version) from data_versions")}, pk="version")
 
+    def add_student_scores(self, version: str, refs: dict[str, Any]) -> None:
+        """Add scores on more references to a recorded student's metrics (the active student kept by a round,
+        scored on gold rows added since it was)."""
+        with self.db.atomic():
+            row = next(iter(self.db.query("select metrics from students where version = ?", [version])), None)
+            if row is None:
+                raise StoreError(f"no student version '{version}'; see `distilloop students` for the versions")
+            metrics = loads(row["metrics"], {})
+            metrics["refs"] = {**(metrics.get("refs") or {}), **refs}
+            self.db.execute("update students set metrics = ? where version = ?", [json.dumps(metrics), version])
+
     def students(self) -> list[dict[str, Any]]:
         rows = list(self.db.query("select * from students order by created_at, round"))
         for r in rows:

@@ -230,4 +230,22 @@ def train(env: Env, round_no: int) -> dict[str, Any] | None:
         if stop_ids:
             stopping.record_predictions(store, round_no, version, stop_ids, stop_pred)
     failpoint("student_recorded")  # recorded (and promoted), the round not marked done: never trained twice
+    if not promote:
+        _score_kept_on_added_rows(env, active)
     return metrics
+
+
+def _score_kept_on_added_rows(env: Env, active: dict[str, Any] | None) -> None:
+    """The active student a round kept, scored on the gold rows added to a split since it was scored (the
+    ``gold:test added`` reference: how it does on the new data, as `status` shows it)."""
+    if active is None:
+        return
+    recorded = active["metrics"].get("refs") or {}
+    todo = {name: ref for name, ref in references.available(env.store, env.examples).items()
+            if name.endswith(" added") and (recorded.get(name) or {}).get("n") != len(ref.ids)}
+    if not todo:
+        return
+    ids = list(dict.fromkeys(i for ref in todo.values() for i in ref.ids))
+    pred = dict(zip(ids, Student.load(active["path"]).predict([env.examples[i].text for i in ids]), strict=True))
+    env.store.add_student_scores(active["version"], {
+        name: references.score([pred[i] for i in ref.ids], ref, env.parts.space) for name, ref in todo.items()})

@@ -4,6 +4,7 @@ among the new rows."""
 
 import hashlib
 import json
+import re
 
 from distilloop.loop.campaign import Campaign
 from distilloop.loop.config import load_config
@@ -69,8 +70,17 @@ def test_added_rows_may_name_their_split_and_the_evaluation_reference_stays_froz
         refs = [s["reference"] for s in students.store.students()]
         assert students.store.split_counts()["test"] == 110
         assert refs[0] == refs[1] and refs[1]["n"] == 80  # the 30 new test rows are not in the reference
+        # ...they are scored apart (how the student does on the new data), never decided on
+        scored = students.store.students()[1]["metrics"]["refs"]
+        assert scored["gold:test"]["n"] == 80 and scored["gold:test added"]["n"] == 30
+        assert students.store.students()[1]["metrics"]["reference"] != "gold:test added"
+        # round 2's student was not promoted: the one kept, scored before the rows came, is scored on them too
+        kept = students.store.active_student()
+        assert kept["round"] == 1 and kept["metrics"]["refs"]["gold:test added"]["n"] == 30
     finally:
         students.close()
+    status = " ".join(cli("status", cfg).stdout.split())
+    assert re.search(r"accuracy [\d.]+% on gold:test \(n=80, .*accuracy [\d.]+% on gold:test added \(n=30, ", status)
 
 
 def test_add_checks_rows_like_the_campaign_data_and_needs_a_data_file(tmp_path):
