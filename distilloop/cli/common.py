@@ -54,4 +54,6 @@ def usd_cap(v: float | None) -> str:
     """A dollar cap as users wrote it: "$1.00", "$0.0020" (a cap under a cent keeps its digits), "no cap"."""
     if v is None:
         return "no cap"
-    return f"${v:,.2f}" if v == round(v, 2) else f"${v:,.4f}"
+    if v == round(v, 2):
+        return f"${v:,.2f}"
+    return f"${v:,.4f}" if v == round(v, 4) else f"${v:,.8f}".rstrip("0")  # $0.00001, not $0.0000

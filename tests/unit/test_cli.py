@@ -342,6 +342,7 @@ def test_a_dollar_cap_under_a_cent_is_shown_with_its_digits():
     assert usd_cap(0.002) == "$0.0020"  # it read "$0.00" beside "$0.0014 spent"
     assert usd_cap(1.0) == "$1.00" and usd_cap(0.0) == "$0.00" and usd_cap(2500) == "$2,500.00"
     assert usd_cap(None) == "no cap"
+    assert usd_cap(0.00001) == "$0.00001"  # a test cap read "$0.0000"
 
 
 def test_init_on_labels_spelled_several_ways_writes_one_label_each_and_says_so(tmp_path):
