@@ -6,7 +6,7 @@ rather than hours. Not a model to distil into: a stand-in with the same shapes a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -29,11 +29,15 @@ class HashingEncoderStudent(EmbeddingLinear):
         if self.dim < 2:
             raise ValueError(f"dim must be >= 2, got {self.dim}")
 
-    def encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_uncached(self, texts: Sequence[str], progress: Callable[[int], None] | None = None, *,
+                        stepped: bool = False) -> np.ndarray:
         from sklearn.feature_extraction.text import HashingVectorizer
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         hv = HashingVectorizer(n_features=self.dim, alternate_sign=True,
                                norm="l2" if self.normalize else None)
-        return np.asarray(hv.transform(list(texts)).toarray(), dtype=np.float32)
+        out = np.asarray(hv.transform(list(texts)).toarray(), dtype=np.float32)
+        if progress is not None:
+            progress(len(texts))
+        return out

@@ -9,10 +9,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+#: seconds between the plain lines that stand for a spinner or a bar where stderr is not a terminal
+HEARTBEAT_S = 30.0
+
 
 class Progress:
     """Bars, spinners and notes on stderr; all no-ops when ``quiet``. Warnings are said even when quiet, unless
-    ``warnings`` is false (a benchmark's campaigns, whose weak teachers are the point, not the user's problem)."""
+    ``warnings`` is false (a benchmark's campaigns, whose weak teachers are the point, not the user's problem).
+
+    Where stderr is not a terminal (a log file, nohup, CI), a spinner or a bar would show nothing until it ends
+    (an hour's embedding of a large pool, silent): there a plain line says how far it is every ``HEARTBEAT_S``
+    seconds."""
 
     def __init__(self, quiet: bool = False, console: Any = None, warnings: bool = True) -> None:
         self.quiet = quiet
@@ -49,9 +56,25 @@ class Progress:
             return
         from rich.markup import escape
 
+        if not self.console.is_terminal:
+            yield self._heartbeat(lambda text: text)
+            self.console.print(f"{escape(message)}: done", markup=False)
+            return
         with self.console.status(escape(message)) as spinner:
             yield lambda text: spinner.update(escape(text))
         self.console.print(f"[dim]{escape(message)}: done[/dim]")
+
+    def _heartbeat(self, line: Callable[[Any], str]) -> Callable[..., None]:
+        """What stands for a spinner's or a bar's update off a terminal: ``line(arg)`` printed when
+        ``HEARTBEAT_S`` seconds have passed since the last one."""
+        last = [time.monotonic()]
+
+        def update(arg: Any = None) -> None:
+            now = time.monotonic()
+            if now - last[0] >= HEARTBEAT_S:
+                last[0] = now
+                self.console.print(line(arg), markup=False, highlight=False)
+        return update
 
     @contextmanager
     def bar(self, description: str, total: int) -> Iterator[Callable[..., None]]:
@@ -71,7 +94,24 @@ class Progress:
         with RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False) as p:
             task = p.add_task(description, total=total)
-            yield lambda k=1: p.advance(task, k)
+            if self.console.is_terminal:
+                yield lambda k=1: p.advance(task, k)
+                return
+            done, started = [0], time.monotonic()
+
+            def line(_: Any) -> str:
+                elapsed = time.monotonic() - started
+                left = (total - done[0]) * elapsed / done[0] if done[0] else None
+                return (f"{description}: {done[0]:,}/{total:,}, {elapsed:.0f} s"
+                        + (f", about {left / 60:.0f} min left" if left and left >= 90 else
+                           f", about {left:.0f} s left" if left is not None else ""))
+            beat = self._heartbeat(line)
+
+            def advance(k: int = 1) -> None:
+                done[0] += k
+                p.advance(task, k)
+                beat()
+            yield advance
 
 
 def embedding_status(message: str, student: Any, update: Callable[[str], None]) -> Callable[[int, int], None]:

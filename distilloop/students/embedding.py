@@ -37,6 +37,9 @@ _MEMORY: dict[str, dict[str, np.ndarray]] = {}
 #: for the mpnet encoder on two cores; a smaller pass is encoded in one call)
 PROGRESS_MIN = 2000
 PROGRESS_STEP = 256
+#: a long pass (the pool's first, with the campaign's cache attached) is saved this many texts at a time: an
+#: interrupted one (Ctrl-C, a crash; an hour for 200,000 texts with mpnet on a CPU) keeps what it embedded
+SAVE_EVERY = 64 * PROGRESS_STEP
 
 
 def memory_snapshot() -> dict[str, dict[str, np.ndarray]]:
@@ -182,24 +185,32 @@ class EmbeddingLinear(Student):
                 report(done[0], total)
         if unseen:
             by_key = dict(zip(keys, texts))
-            fresh = dict(zip(unseen, self.encode_uncached([by_key[k] for k in unseen], progress)))
-            memory.update(fresh)
-            if getattr(self, "_cache", None) is not None:
-                self._cache.put_vectors(self.embedding_key, fresh)
-                self._stored.update(fresh)
+            cache = getattr(self, "_cache", None)
+            size = SAVE_EVERY if cache is not None and progress is not None else len(unseen)
+            for start in range(0, len(unseen), size):  # in steps of PROGRESS_STEP: the same vectors as one call
+                part = unseen[start:start + size]
+                fresh = dict(zip(part, self.encode_uncached([by_key[k] for k in part], progress,
+                                                            stepped=progress is not None)))
+                memory.update(fresh)
+                if cache is not None:
+                    cache.put_vectors(self.embedding_key, fresh)
+                    self._stored.update(fresh)
         self.n_encoded_ = getattr(self, "n_encoded_", 0) + len(unseen)
         if not keys:
             return self.encode_uncached([])
         return np.stack([memory[k] for k in keys])
 
-    def encode_uncached(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode_uncached(self, texts: Sequence[str], progress: Callable[[int], None] | None = None, *,
+                        stepped: bool = False) -> np.ndarray:
         """The encoder's vectors of ``texts``, float32, through no cache (what a compute engine's worker runs).
-        With ``progress`` and at least ``PROGRESS_MIN`` texts, in steps of ``PROGRESS_STEP`` texts, each reported
-        (fewer are encoded in one call, as before: the same batches, the same vectors to the last bit)."""
+        With ``progress`` and at least ``PROGRESS_MIN`` texts (or ``stepped``: a part of a longer pass), in steps
+        of ``PROGRESS_STEP`` texts, each reported (fewer are encoded in one call, as before: the same batches, the
+        same vectors to the last bit)."""
         _, model = self._encoder()
         if not texts:
             return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
-        step = PROGRESS_STEP if progress is not None and len(texts) >= PROGRESS_MIN else len(texts)
+        step = (PROGRESS_STEP if progress is not None and (len(texts) >= PROGRESS_MIN or stepped)
+                else len(texts))
         parts = []
         for start in range(0, len(texts), step):
             chunk = list(texts[start:start + step])

@@ -61,7 +61,7 @@ def test_a_frozen_encoders_pool_vectors_go_to_shards_and_a_resumed_campaign_reus
     encoded: list[int] = []
     real = embedding.EmbeddingLinear.encode_uncached
     monkeypatch.setattr(embedding.EmbeddingLinear, "encode_uncached",
-                        lambda self, texts, *rest: encoded.append(len(texts)) or real(self, texts, *rest))
+                        lambda self, texts, *rest, **kw: encoded.append(len(texts)) or real(self, texts, *rest, **kw))
     extra = f'[student]\nkind = "embedding_linear"\nmodel = "{tiny_bert_dir}"\n[compute]\nmin_shard_vectors = 50\n'
     path = replay_config(tmp_path, rounds="max_rounds = 2\ninitial_size = 10\nbatch_size = 10", extra=extra)
     campaign = Campaign.open(load_config(path))

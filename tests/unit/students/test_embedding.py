@@ -88,3 +88,58 @@ def test_tune_C_must_be_a_boolean(tiny_bert_dir):
         EmbeddingLinear(model=tiny_bert_dir, tune_class_weight=1).fit(TEXTS, LABELS, classes=CLASSES)
     with pytest.raises(StudentError, match="class_weight must be one of 'none', 'balanced', got 'equal'"):
         EmbeddingLinear(model=tiny_bert_dir, class_weight="equal").fit(TEXTS, LABELS, classes=CLASSES)
+
+
+def test_a_long_pass_is_saved_as_it_goes_and_an_interrupted_one_keeps_what_it_embedded(tiny_bert_dir, monkeypatch):
+    """The pool's first pass (an hour for 200,000 texts with mpnet on a CPU) was written to the campaign's cache
+    only at its end: a Ctrl-C at minute 55 lost it all. It is saved every SAVE_EVERY texts now, with the same
+    vectors as one call; a pass interrupted after two parts embeds only the rest when run again."""
+    from distilloop.students import embedding
+    from distilloop.students.base import reporting
+
+    monkeypatch.setattr(embedding, "PROGRESS_MIN", 10)
+    monkeypatch.setattr(embedding, "PROGRESS_STEP", 4)
+    monkeypatch.setattr(embedding, "SAVE_EVERY", 8)
+    texts = [f"review number {i} of a film" for i in range(30)]
+
+    class Cache:
+        def __init__(self):
+            self.vectors, self.writes = {}, []
+
+        def get_vectors(self, encoder, hashes):
+            return {h: self.vectors[h] for h in hashes if h in self.vectors}
+
+        def put_vectors(self, encoder, vectors):
+            self.writes.append(len(vectors))
+            self.vectors.update(vectors)
+
+    whole = EmbeddingLinear(model=str(tiny_bert_dir))
+    with reporting(lambda done, total: None):
+        expected = whole.encode(texts)  # no cache: one pass, as before
+    embedding._MEMORY.clear()
+
+    cache = Cache()
+    student = EmbeddingLinear(model=str(tiny_bert_dir)).attach_cache(cache)
+    real, parts = embedding.EmbeddingLinear.encode_uncached, []
+
+    def two_parts_then_ctrl_c(self, texts, *rest, **kw):
+        if len(parts) == 2:
+            raise KeyboardInterrupt
+        parts.append(len(texts))
+        return real(self, texts, *rest, **kw)
+
+    monkeypatch.setattr(embedding.EmbeddingLinear, "encode_uncached", two_parts_then_ctrl_c)
+    seen = []
+    with reporting(lambda done, total: seen.append((done, total))):
+        try:
+            student.encode(texts)
+        except KeyboardInterrupt:
+            pass
+    assert parts == [8, 8] and cache.writes == [8, 8] and seen[-1] == (16, 30)  # saved part by part
+    embedding._MEMORY.clear()  # a new process
+    monkeypatch.setattr(embedding.EmbeddingLinear, "encode_uncached", real)
+    again = EmbeddingLinear(model=str(tiny_bert_dir)).attach_cache(cache)
+    with reporting(lambda done, total: seen.append((done, total))):
+        vectors = again.encode(texts)
+    assert cache.writes == [8, 8, 8, 6] and again.n_encoded_ == 14  # only the rest
+    assert np.array_equal(vectors, expected)  # the same vectors to the last bit

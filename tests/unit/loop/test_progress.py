@@ -1,0 +1,53 @@
+"""Progress off a terminal: a spinner or a bar showed nothing until it ended (an hour's embedding of a 200,000-row
+pool under nohup: an empty log), so a plain line says how far it is every HEARTBEAT_S seconds."""
+
+import io
+
+from rich.console import Console
+
+from distilloop.loop import progress as progress_module
+from distilloop.loop.progress import Progress
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_off_a_terminal_a_line_every_heartbeat_says_how_far(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+    out = io.StringIO()
+    p = Progress(console=Console(file=out, force_terminal=False, width=200))
+    with p.bar("round 4: teachers labeling", 100) as advance:
+        for _ in range(100):
+            clock.t += 1.0  # 1 s an item: a line at 30, 60 and 90 s
+            advance()
+    with p.status("round 5: selecting 20 of 200,122 with entropy") as update:
+        for done in range(0, 200_000, 20_000):
+            clock.t += 10.0  # a line at 30, 60 and 90 s
+            update(f"round 5: selecting 20 of 200,122 with entropy: embedding {done:,}/200,000 texts")
+    lines = out.getvalue().splitlines()
+    assert lines[:3] == ["round 4: teachers labeling: 30/100, 30 s, about 70 s left",
+                         "round 4: teachers labeling: 60/100, 60 s, about 40 s left",
+                         "round 4: teachers labeling: 90/100, 90 s, about 10 s left"]
+    assert lines[3].startswith("round 4: teachers labeling ━") and "100/100" in lines[3]
+    assert lines[4:] == ["round 5: selecting 20 of 200,122 with entropy: embedding 40,000/200,000 texts",
+                         "round 5: selecting 20 of 200,122 with entropy: embedding 100,000/200,000 texts",
+                         "round 5: selecting 20 of 200,122 with entropy: embedding 160,000/200,000 texts",
+                         "round 5: selecting 20 of 200,122 with entropy: done"]
+
+
+def test_on_a_terminal_the_bar_and_spinner_speak_for_themselves(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+    out = io.StringIO()
+    p = Progress(console=Console(file=out, force_terminal=True, width=200))
+    with p.bar("labeling", 100) as advance:
+        for _ in range(100):
+            clock.t += 1.0
+            advance()
+    assert "labeling: 30/100" not in out.getvalue()  # no heartbeat lines among the bar's redraws
