@@ -21,6 +21,9 @@ from distilloop.storage.store import Store
 REFERENCE_SALT = 71
 #: meta key: the label set the teachers' held-out set was labeled with (asked again when it grows)
 HELDOUT_LABELS = "heldout_labels"
+#: meta key: the guideline version it was labeled under (asked again under a newer one: an edited task, another
+#: teacher); a store from before it was kept has none, and is asked again only when the label set grows
+HELDOUT_GUIDELINE = "heldout_guideline"
 #: the most of the pool the references together take: a small unlabeled file keeps most of its rows to label and
 #: train on (``heldout_size = 100`` of a 42-row file would leave nothing)
 MAX_REFERENCE_SHARE = 0.2
@@ -41,9 +44,8 @@ def heldout_todo(config: CampaignConfig, examples: Iterable[Example], pool: int,
     if "teachers" not in sizes:
         return 0, 0
     if store is not None and store.get_meta("references_chosen"):
-        asked_with = store.get_meta(HELDOUT_LABELS) or guidelines.first_labels(store)
-        if asked_with != list(config.campaign.labels):  # the label set grew: asked again (:func:`prepare`)
-            return len(store.reference_ids("teachers")), 0
+        if stale_heldout(store, list(config.campaign.labels), guidelines.version_of(store, config)):
+            return len(store.reference_ids("teachers")), 0  # asked again (:func:`prepare`)
         done = set(store.reference_labels("teachers")) | store.unresolved_reference_ids("teachers")
         return sum(1 for i in store.reference_ids("teachers") if i not in done), 0
     n = capped(sizes, pool, lambda _: None)["teachers"]
@@ -79,19 +81,37 @@ def prepare(env: Env) -> None:
     if "teachers" in sizes:
         labels = list(env.parts.space.labels)
         asked_with = store.get_meta(HELDOUT_LABELS) or guidelines.first_labels(store)
+        version = store.current_guideline()
         round_no = 0
-        if asked_with != labels and store.reference_labels("teachers"):
+        why = stale_heldout(store, labels, version)
+        if why and store.reference_labels("teachers"):
             n = store.clear_reference_labels("teachers")
-            env.progress.warn(f"the label set grew ({', '.join(x for x in labels if x not in asked_with)}): the "
-                              f"teachers label the {n} held-out items again, so that students are judged on the "
-                              "labels they can now give")
-        if asked_with != labels:  # charged to the round it runs before, not to the past rounds' figures
+            grown = ", ".join(x for x in labels if x not in asked_with)
+            env.progress.warn((f"the label set grew ({grown})" if grown else f"the guideline changed ({why})")
+                              + f": the teachers label the {n} held-out items again (answers whose request is "
+                              "unchanged are reused), so that students are judged on the current guideline")
+        if why:  # charged to the round it runs before, not to the past rounds' figures
             rounds = store.rounds()
             round_no = (rounds[-1]["round"] + (rounds[-1]["status"] == "done")) if rounds else 0
         label_heldout(env, round_no)
         store.set_meta(HELDOUT_LABELS, labels)
+        store.set_meta(HELDOUT_GUIDELINE, version)
     if "audit" in sizes:
         send_audit(env)
+
+
+def stale_heldout(store: Store, labels: list[str], version: int | None) -> str | None:
+    """Why the teachers' held-out set must be labeled again before the next round (its labels are of another
+    label set, or of an older guideline version than ``version``), or None."""
+    if not store.get_meta("references_chosen"):
+        return None
+    if (store.get_meta(HELDOUT_LABELS) or guidelines.first_labels(store)) != labels:
+        return "labels added"
+    was = store.get_meta(HELDOUT_GUIDELINE)
+    if was is None or version is None or int(was) == int(version):
+        return None
+    changes = {int(g["version"]): g["changes"] for g in store.guidelines()}
+    return f"version {version}: {changes.get(int(version), 'edited')}"
 
 
 def capped(sizes: dict[str, int], pool: int, warn: Any) -> dict[str, int]:

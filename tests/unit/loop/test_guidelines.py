@@ -250,3 +250,32 @@ def test_the_teachers_held_out_set_is_labeled_again_when_the_label_set_grows(tmp
         campaign.close()
     again = cli("run", cfg)  # nothing grew since: not asked a third time
     assert again.returncode == 0 and "held-out items again" not in again.stderr
+
+
+def test_the_teachers_held_out_set_is_labeled_again_under_an_edited_task(tmp_path):
+    """A campaign without gold judges its students on a held-out set the teachers labeled; after the task was
+    edited (a revised guideline) that set kept the old guideline's labels, so students trained on the new labels
+    were judged by the old ones. It is labeled again before the next round, in the estimate first."""
+    from distilloop.loop.estimate import estimate_campaign
+
+    cfg = replay_config(tmp_path, rounds=ROUNDS, extra='[evaluation]\nreference = "teachers"\nheldout_size = 12\n')
+    assert run(cfg)[0].startswith("max rounds")
+    edit(cfg, 'task = "Classify the sentiment."', 'task = "Is the critic recommending the film?"')
+    edit(cfg, "max_rounds = 1", "max_rounds = 2")
+    assert estimate_campaign(load_config(cfg)).reference_items == 12
+    proc = cli("run", cfg)
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert ("the guideline changed (version 2: task edited): the teachers label the 12 held-out items again "
+            "(answers whose request is unchanged are reused)") in said
+    campaign = Campaign.open(load_config(cfg))
+    try:
+        held = set(campaign.store.reference_ids("teachers"))
+        assert {c.round for c in campaign.store.calls() if c.example_id in held} == {0, 2}
+        assert campaign.store.get_meta("heldout_guideline") == 2
+    finally:
+        campaign.close()
+    assert estimate_campaign(load_config(cfg)).reference_items == 0
+    edit(cfg, "max_rounds = 2", "max_rounds = 3")
+    again = cli("run", cfg)  # the same guideline: not asked a third time
+    assert again.returncode == 0 and "held-out items again" not in again.stderr
