@@ -38,6 +38,13 @@ def cmd_review(args: argparse.Namespace) -> int:
                 if sources.get("simulated"):
                     print("note: simulated reviews (SimulatedReviewer answers from gold labels) are not human work")
             return 0
+        if config.review.kind == "auto":  # nothing to send or fetch: the round itself accepts what it routes
+            print(f"review {args.action}: [review] kind = \"auto\" has no reviewer to {args.action} "
+                  f"{'to' if args.action == 'push' else 'from'}: routed items are accepted with the ensemble's label "
+                  "as the round runs" + (f" ({waiting} wait: the teachers split evenly, no label to accept)"
+                                           if (waiting := store.pending_review_count()) else "")
+                  + "; set kind = \"label_studio\" to send them to people (docs/review.md)")
+            return 0
         reviewer = build_reviewer(config)
         reviewer.attach(store)
         try:

@@ -427,3 +427,16 @@ def test_a_store_moved_without_its_students_folder_says_what_to_copy(tmp_path):
                                           r"students folder goes with its store; copy t.students beside the store")
     shutil.copytree(cfg.parent / "t.students", moved / "t.students")
     assert cli("predict", moved / "campaign.toml", data, "-o", tmp_path / "p.jsonl", "-q").returncode == 0
+
+
+def test_review_push_or_pull_without_a_reviewer_says_there_is_none(tmp_path):
+    """`review push` on a campaign whose [review] kind is "auto" said "pushed 0 pending item(s) to auto", as if
+    something had been looked for; it says that the rounds accept routed items themselves and how to get people."""
+    cfg = replay_config(tmp_path, rounds="max_rounds = 1\ninitial_size = 10\nbatch_size = 10")
+    assert cli("run", "-q", cfg).returncode == 0
+    for action, word in (("push", "to"), ("pull", "from")):
+        proc = cli("review", action, cfg)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(f'review {action}: [review] kind = "auto" has no reviewer to {action} {word}: '
+                                      "routed items are accepted with the ensemble's label as the round runs")
+        assert 'set kind = "label_studio"' in proc.stdout
