@@ -92,8 +92,11 @@ def cmd_relabel(args: argparse.Namespace) -> int:
                   f"{plan.guideline if plan else campaign.store.current_guideline()}: {len(result.changed)} label(s) "
                   f"changed, {result.unchanged} unchanged, {result.in_review} waiting for review, {result.no_answer} "
                   "without an answer (kept)")
+        h = result.heldout
         out.print(f"teacher answers: {result.paid_calls} paid, {result.reused} reused from the store; spent "
-                  f"{result.spent.tokens_in:,} tokens in, {result.spent.tokens_out:,} out, ${result.spent.usd:.4f}")
+                  f"{result.spent.tokens_in:,} tokens in, {result.spent.tokens_out:,} out, ${result.spent.usd:.4f}"
+                  + (f" (of which the held-out set, labeled again under this guideline first: {h.tokens_in:,} in, "
+                     f"{h.tokens_out:,} out, ${h.usd:.4f})" if h.tokens_in or h.tokens_out else ""))
         if result.changed:
             out.print("changed: " + ", ".join(result.changed[:20]) + (" ..." if len(result.changed) > 20 else ""))
         s = result.student
@@ -130,6 +133,9 @@ def _print_plan(out: Any, plan: Any) -> None:
     left = ", ".join(f"{k} {'no cap' if v is None else (f'${v:.4f}' if k == 'usd' else f'{v:,.0f}')}"
                      for k, v in plan.budget_left.items())
     out.print(f"budget left: {left}")
+    if plan.heldout:
+        out.print(f"first, the teachers label the {plan.heldout} items of the held-out set again (the guideline "
+                  "changed; students are judged on it): not in the cost above (`distilloop estimate` counts it)")
     short = plan.short_of()
     if short:
         out.print(f"the expected cost is more than the budget has left ({', '.join(short)}): the calls it has no room "

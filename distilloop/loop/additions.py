@@ -82,8 +82,12 @@ def add_data(config: CampaignConfig, path: str | Path) -> Addition:
         sha = file_sha256(path)
         if not new:
             return Addition(None, n_rows, {}, skipped, sha)
+        # rows added to a gold split from now on are not in its reference; a split with no gold row yet has no
+        # reference to keep: the first gold rows added to it become its reference (a campaign without gold, judged
+        # on the teachers' held-out set, gains gold dev rows labeled by hand)
+        gold = [split for split in ("dev", "test") if any(e.gold is not None for e in store.examples(split))]
         with store.atomic():
-            for split in ("dev", "test"):  # rows added to a gold split from now on are not in its reference
+            for split in gold:
                 store.freeze_evaluation(split)
             version = store.add_examples(new, path=str(Path(path).resolve()), sha256=sha, n_rows=n_rows,
                                          n_skipped=skipped)

@@ -160,10 +160,14 @@ def small_reference(store: Store, metric: str) -> list[str]:
         return []
     ci = (f" (the active student's {metric} there: 95% interval {100 * scored['ci_low']:.0f}%-"
           f"{100 * scored['ci_high']:.0f}%)" if scored.get("ci_low") is not None and metric == "accuracy" else "")
+    by_hand = ("gold dev rows labeled by hand (`distilloop add` a file of them with split = \"dev\": they become "
+               "the reference)")
+    fix = {"teachers": f"{by_hand}, or in a new campaign a larger [evaluation] heldout_size",
+           "audit": f"{by_hand}, or in a new campaign a larger [evaluation] audit_size"}.get(
+        ref, "more gold dev rows (rows with split = \"dev\", or a larger [data] dev_fraction), or [evaluation] "
+             "reference = \"teachers\" with heldout_size (a held-out set the teachers label)")
     return [f"students are chosen and promoted on {ref}, which has {n} row(s){ci}: too few to tell a better student "
-            f"from a luckier one. Give the decisions at least {MIN_DECISION_ROWS}: more gold dev rows (rows with "
-            "split = \"dev\", or a larger [data] dev_fraction), or [evaluation] reference = \"teachers\" with "
-            "heldout_size (a held-out set the teachers label)"]
+            f"from a luckier one. Give the decisions at least {MIN_DECISION_ROWS}: {fix}"]
 
 
 def undecided_ties(store: Store) -> list[str]:

@@ -52,20 +52,21 @@ def available(store: Store, examples: dict[str, Example]) -> dict[str, Reference
     """Every reference the campaign has now, by name. A gold split is frozen when rows are first added to the
     campaign (``distilloop add``): rows added to it later are not part of its reference, so every student of a
     living campaign is scored on the same rows; they are a reference of their own (``gold:test added``), scored
-    and shown (how the student does on the new data), never decided on."""
+    and shown (how the student does on the new data), never decided on. A split frozen with no gold row (a
+    store from before a split was frozen only with gold) has nothing to keep: its gold rows are its reference."""
     out: dict[str, Reference] = {}
     for split in ("dev", "test"):
         cutoff = store.evaluation_cutoff(split)
-        rows = [e for e in (examples.values() if cutoff is None else store.examples_before(split, cutoff))
-                if e.split == split and e.gold is not None]
+        every = [e for e in examples.values() if e.split == split and e.gold is not None]
+        rows = [e for e in (store.examples_before(split, cutoff) if cutoff is not None else every)
+                if e.split == split and e.gold is not None] or every  # frozen empty: nothing to keep
         if rows:
             out[f"gold:{split}"] = Reference(f"gold:{split}", [e.id for e in rows], [str(e.gold) for e in rows])
-        if cutoff is not None:  # rows of the split added since: reported apart (new data), never decided on
-            frozen = {e.id for e in rows}
-            added = [e for e in examples.values() if e.split == split and e.gold is not None and e.id not in frozen]
-            if added:
-                name = f"gold:{split} added"
-                out[name] = Reference(name, [e.id for e in added], [str(e.gold) for e in added])
+        frozen = {e.id for e in rows}
+        added = [e for e in every if e.id not in frozen]  # rows of the split added since: reported apart
+        if added:
+            name = f"gold:{split} added"
+            out[name] = Reference(name, [e.id for e in added], [str(e.gold) for e in added])
     for name in ("audit", "teachers"):
         answered = store.reference_labels(name)
         if answered and (name != "audit" or len(answered) >= MIN_AUDIT):

@@ -85,6 +85,8 @@ class RelabelPlan:
     upper: Spend = field(default_factory=Spend)  # what the budget reserves for the calls to pay
     budget_left: dict[str, float | None] = field(default_factory=dict)
     new_guideline: bool = False  # the campaign file's guideline is not recorded yet (a dry run): it will be
+    #: items of the teachers' held-out set labeled again first (under a new guideline), not in the cost above
+    heldout: int = 0
 
     def short_of(self) -> list[str]:
         """The budget's resources the expected cost needs more of than is left."""
@@ -95,7 +97,8 @@ class RelabelPlan:
                 "short_of": self.short_of(),
                 "not_labeled": self.not_labeled, "requests": self.requests, "reused": self.reused,
                 "to_pay": self.requests - self.reused, "expected": vars(self.expected), "upper": vars(self.upper),
-                "budget_left": self.budget_left, "new_guideline": self.new_guideline, "reach": self.reach}
+                "budget_left": self.budget_left, "new_guideline": self.new_guideline, "reach": self.reach,
+                "heldout": self.heldout}
 
 
 @dataclass
@@ -113,6 +116,7 @@ class RelabelResult:
     spent: Spend
     student: dict[str, Any] | None
     stop: str | None = None  # a provider batch still running: the relabel resumes with `distilloop relabel`
+    heldout: Spend = field(default_factory=Spend)  # of ``spent``: the held-out set labeled again first
 
 
 def _spans(numbers: Sequence[int]) -> str:
@@ -168,6 +172,9 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
                                                   round(share * min(exp.tokens_out, up.tokens_out)),
                                                   share * min(exp.usd, up.usd))
     plan.budget_left = env.budget.remaining()
+    from distilloop.loop.steps.reference import heldout_todo
+
+    plan.heldout = heldout_todo(campaign.config, env.examples.values(), 0, store)[0]
     return plan
 
 
@@ -232,6 +239,11 @@ def relabel(campaign: Campaign, plan: RelabelPlan | None) -> RelabelResult:
     else:
         if plan is None or not plan.ids:
             raise UserInputError("relabel: no labeled item matches the selectors; nothing to do")
+        # the teachers' held-out set labeled under this guideline first: the relabel round's student is judged on
+        # it (charged to this round)
+        from distilloop.loop.steps import reference
+
+        reference.prepare(campaign.env)
         round_no = (last["round"] + 1) if last else 1
         ids = plan.ids
         before = store.accepted_labels(ids)
@@ -245,8 +257,10 @@ def relabel(campaign: Campaign, plan: RelabelPlan | None) -> RelabelResult:
     verdicts = {c["example_id"]: c for c in store.consensus_rows(round_no)}
     changed = [i for i in ids if i in verdicts and after.get(i) != before.get(i)]
     in_review = [i for i in ids if i in verdicts and i in pending and i not in changed]
-    paid = len(store.calls(round_no=round_no, status="ok"))
+    chosen = set(ids)
+    paid = sum(1 for c in store.calls(round_no=round_no, status="ok") if c.example_id in chosen)
     votes = sum(len(c["votes"] or []) for c in verdicts.values())
+    heldout = sum(store.spend_on_reference("teachers", [round_no]).values(), Spend())
     return RelabelResult(round_no, len(ids), changed, len(verdicts) - len(changed) - len(in_review), len(in_review),
                          len(ids) - len(verdicts), paid, max(0, votes - paid), store.spent(round_no),
-                         store.student_of_round(round_no), stop)
+                         store.student_of_round(round_no), stop, heldout)

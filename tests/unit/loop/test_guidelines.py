@@ -279,3 +279,28 @@ def test_the_teachers_held_out_set_is_labeled_again_under_an_edited_task(tmp_pat
     edit(cfg, "max_rounds = 2", "max_rounds = 3")
     again = cli("run", cfg)  # the same guideline: not asked a third time
     assert again.returncode == 0 and "held-out items again" not in again.stderr
+
+
+def test_a_relabel_after_an_edited_task_labels_the_held_out_set_first(tmp_path):
+    """`relabel --stale` (the documented next step after an edit) trains a student and decides on it, on the
+    held-out set: that set is labeled under the new guideline first (charged to the relabel round), and the dry
+    run says so."""
+    cfg = replay_config(tmp_path, rounds=ROUNDS, extra='[evaluation]\nreference = "teachers"\nheldout_size = 12\n')
+    assert run(cfg)[0].startswith("max rounds")
+    edit(cfg, 'task = "Classify the sentiment."', 'task = "Is the critic recommending the film?"')
+    dry = cli("relabel", "--stale", "--dry-run", cfg)
+    assert dry.returncode == 0, dry.stderr
+    assert "first, the teachers label the 12 items of the held-out set again" in " ".join(dry.stdout.split())
+    done = cli("relabel", "--stale", "-q", cfg)
+    assert done.returncode == 0, done.stderr
+    campaign = Campaign.open(load_config(cfg))
+    try:
+        held = set(campaign.store.reference_ids("teachers"))
+        relabel_round = campaign.store.rounds()[-1]
+        assert relabel_round["strategy"] == "relabel" and relabel_round["round"] == 2
+        assert {c.round for c in campaign.store.calls() if c.example_id in held} == {0, 2}
+        assert campaign.store.get_meta("heldout_guideline") == 2
+    finally:
+        campaign.close()
+    after = cli("relabel", "--label", "negative", "--dry-run", cfg)  # labeled under this guideline now: not again
+    assert after.returncode == 0 and "would re-ask" in after.stdout and "held-out set again" not in after.stdout

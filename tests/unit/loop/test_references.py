@@ -145,3 +145,43 @@ def test_a_round_row_names_the_reference_its_accuracy_is_from_when_two_tie():
     metrics = {**test, "dev_accuracy": 0.85, "refs": {"gold:dev": dev, "gold:test": test}, "reference": "gold:dev"}
     row = RoundRow(1, "done", "mixture", 20, 20, 0, 100, 10, 0.0, 0.9, 0.9, metrics, True, "v1")
     assert row.reference == "gold:test" and row.accuracy == 0.85 and row.baseline == 0.85
+
+
+def test_gold_dev_rows_added_to_a_campaign_without_gold_become_its_reference(tmp_path):
+    """A campaign on unlabeled data decides on the teachers' held-out set; its user labels 40 dev rows by hand and
+    adds them. The first addition froze every split as it was, the empty dev split too, so the 40 rows were "added
+    later" and never decided on: the campaign could never gain a gold reference. A split with no gold row is not
+    frozen; its first gold rows are its reference, and the decisions move to them (more trusted)."""
+    from tests.unit.loop.living_helpers import cli, edit, write_jsonl
+
+    path = config(tmp_path, recorded_pool(tmp_path, gold=False), rounds=1)
+    assert cli("run", "-q", path).returncode == 0
+    pool_ids = {json.loads(x)["id"] for x in (tmp_path / "rt.jsonl").read_text().splitlines()}
+    dev = []
+    for line in gzip.open(ROOT / "data" / "rt_polarity.jsonl.gz", "rt"):
+        r = json.loads(line)
+        if r["id"] not in pool_ids and len(dev) < 40:
+            dev.append({"id": r["id"], "text": r["text"], "label": r["label"], "split": "dev"})
+    added = cli("add", path, write_jsonl(tmp_path / "dev.jsonl", dev))
+    assert added.returncode == 0 and "(dev 40)" in added.stdout, added.stderr
+    edit(path, "max_rounds = 1", "max_rounds = 2")
+    assert cli("run", "-q", path).returncode == 0
+    campaign = Campaign.open(load_config(path))
+    try:
+        first, second = campaign.store.students()
+        assert first["metrics"]["reference"] == "teachers"
+        assert second["metrics"]["reference"] == "gold:dev" and second["metrics"]["refs"]["gold:dev"]["n"] == 40
+        assert "gold:dev added" not in second["metrics"]["refs"]
+    finally:
+        campaign.close()
+    # a second addition of dev rows: the first 40 are now the frozen reference, the new ones reported apart
+    more = cli("add", path, write_jsonl(tmp_path / "dev2.jsonl", [dict(r, id=r["id"] + "-b") for r in dev[:10]]))
+    assert more.returncode == 0, more.stderr
+    edit(path, "max_rounds = 2", "max_rounds = 3")
+    assert cli("run", "-q", path).returncode == 0
+    campaign = Campaign.open(load_config(path))
+    try:
+        refs = campaign.store.students()[-1]["metrics"]["refs"]
+        assert refs["gold:dev"]["n"] == 40 and refs["gold:dev added"]["n"] == 10
+    finally:
+        campaign.close()
