@@ -17,15 +17,21 @@ class Clock:
         return self.t
 
 
-def test_off_a_terminal_a_line_every_heartbeat_says_how_far(monkeypatch):
+def labeled_100_items(monkeypatch, *, terminal):
+    """A bar of 100 items at 1 s an item, on a console that is a terminal or not: the clock and the output."""
     clock = Clock()
     monkeypatch.setattr(progress_module.time, "monotonic", clock)
     out = io.StringIO()
-    p = Progress(console=Console(file=out, force_terminal=False, width=200))
+    p = Progress(console=Console(file=out, force_terminal=terminal, width=200))
     with p.bar("round 4: teachers labeling", 100) as advance:
         for _ in range(100):
-            clock.t += 1.0  # 1 s an item: a line at 30, 60 and 90 s
+            clock.t += 1.0
             advance()
+    return p, clock, out
+
+
+def test_off_a_terminal_a_line_every_heartbeat_says_how_far(monkeypatch):
+    p, clock, out = labeled_100_items(monkeypatch, terminal=False)  # a line at 30, 60 and 90 s
     with p.status("round 5: selecting 20 of 200,122 with entropy") as update:
         for done in range(0, 200_000, 20_000):
             clock.t += 10.0  # a line at 30, 60 and 90 s
@@ -42,12 +48,5 @@ def test_off_a_terminal_a_line_every_heartbeat_says_how_far(monkeypatch):
 
 
 def test_on_a_terminal_the_bar_and_spinner_speak_for_themselves(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(progress_module.time, "monotonic", clock)
-    out = io.StringIO()
-    p = Progress(console=Console(file=out, force_terminal=True, width=200))
-    with p.bar("labeling", 100) as advance:
-        for _ in range(100):
-            clock.t += 1.0
-            advance()
+    _, _, out = labeled_100_items(monkeypatch, terminal=True)
     assert "labeling: 30/100" not in out.getvalue()  # no heartbeat lines among the bar's redraws
