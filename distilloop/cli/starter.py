@@ -190,8 +190,10 @@ def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = No
     from distilloop.data import first_row
 
     row = first_row(data) or {}
+    named = {k.lower(): k for k in row}  # a spreadsheet's "Text" and "Label" are the text and the label
     like = [k for k in row if k.lower() in LABEL_LIKE]
-    label_field = label_arg or ("label" if "label" in row or len(like) != 1 else like[0])
+    label_field = label_arg or ("label" if "label" in row else named.get("label") or
+                                (like[0] if len(like) == 1 else "label"))
     if label_arg and row and label_arg not in row:
         raise UserInputError(f"--label-field {label_arg}: {data} has no such column (columns: {', '.join(row)})")
     if label_field != "label" and not label_arg:
@@ -201,7 +203,10 @@ def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = No
         return [f.strip() for f in fields_arg.split(",") if f.strip()], label_field, id_field
     if not row or "text" in row:
         return ["text"], label_field, id_field
-    fields = [k for k, v in row.items() if k not in NOT_INPUT and k not in (id_field, label_field)
+    if "text" in named:
+        print(f"input fields: {named['text']} (the first row's columns; --fields to choose others)")
+        return [named["text"]], label_field, id_field
+    fields = [k for k, v in row.items() if k.lower() not in NOT_INPUT and k not in (id_field, label_field)
               and k.lower() not in LABEL_LIKE and isinstance(v, str | list | dict)]
     if not fields:
         raise UserInputError(f"{data}: the first row has no 'text' column nor another input column (columns: "
@@ -210,7 +215,7 @@ def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = No
         # an extra column may hold the answer (a worked equation, an explanation) and would leak it to the teachers
         raise UserInputError(f"{data}: no 'text' column, and several that could be inputs ({', '.join(fields)}); pass "
                              "--fields with the ones the teachers should read (never one that holds the answer)")
-    left = [k for k in row if k not in fields and k not in NOT_INPUT and k not in (label_field, id_field)]
+    left = [k for k in row if k not in fields and k.lower() not in NOT_INPUT and k not in (label_field, id_field)]
     print(f"input fields: {', '.join(fields)} (the first row's columns; --fields to choose others)"
           + (f"; not read: {', '.join(left)}" if left else ""))
     return fields, label_field, id_field

@@ -162,6 +162,21 @@ def test_init_finds_the_label_under_the_hubs_names_or_where_told(tmp_path):
                           r"name the gold labels' column with --label-field COLUMN, or give the labels to ask for")
 
 
+def test_init_reads_a_spreadsheets_capitalised_headers(tmp_path):
+    """A spreadsheet's CSV headed "ID,Text,Label" was refused: no 'text' column, and "Label" offered as an input
+    (the answer, shown to the teachers, had the user picked it). The headers are read whatever their case."""
+    from distilloop.loop.config import load_config
+
+    data = tmp_path / "caps.csv"
+    data.write_text("ID,Text,Label\n1,great film,Positive\n2,awful,Negative\n3,fine,Positive\n")
+    proc = cli("init", data, "--out", tmp_path / "c.toml")
+    assert proc.returncode == 0, proc.stderr
+    assert "gold labels: column 'Label'" in proc.stdout and "input fields: Text" in proc.stdout
+    cfg = load_config(tmp_path / "c.toml")
+    assert (cfg.data.input_fields, cfg.data.label_field, cfg.data.id_field) == (["Text"], "Label", "ID")
+    assert cfg.campaign.labels == ["Negative", "Positive"]
+
+
 def test_init_on_thirty_intents_keeps_its_lines_short(tmp_path):
     """30 labels: the summary line named all 30 and the calibration comment spelled a 30-entry share table
     (0.8 for the first label, 0.007 for each other) on one line; both now say the shape, not every label."""
