@@ -182,11 +182,13 @@ def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any
 def _csv_rows(path: Path, handle: Any, delimiter: str) -> Iterable[tuple[int, dict[str, Any]]]:
     """CSV rows as dicts; a row with more or fewer cells than the header is an error, never silently cut."""
     csv.field_size_limit(CSV_FIELD_LIMIT)
-    reader = csv.reader(handle, delimiter=delimiter)
+    # "id, text, label": the space after a delimiter is not part of a cell (nor of a quoted one's opening)
+    reader = csv.reader(handle, delimiter=delimiter, skipinitialspace=True)
     try:
         header = next(reader, None)
         if header is None:
             return
+        header = [name.strip() for name in header]
         if len(set(header)) != len(header):
             raise DataError(f"{path}:1: the header names a column twice ({header}); give each column its own name")
         for row in reader:

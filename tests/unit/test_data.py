@@ -211,3 +211,13 @@ def test_a_windows_1252_csv_names_its_line_and_how_to_convert_it(tmp_path):
         load_examples(z)
     p.write_bytes(p.read_bytes().decode("cp1252").encode("utf-8"))
     assert load_examples(p)[1].text == "café très bon"
+
+
+def test_a_csv_with_a_space_after_each_comma_is_read_by_its_names(tmp_path):
+    """"id, text, label" (a hand-written or exported CSV) had columns " text" and " label": init found no text
+    column, and a quoted cell after a space ( "great, really") was split at its comma."""
+    p = tmp_path / "sp.csv"
+    p.write_text('id, text, label\n1, "great, really", pos\n2, awful, neg\n')
+    examples = load_examples(p, DataSpec(test_fraction=0))
+    assert [(e.id, e.fields, e.gold) for e in examples] == [("1", {"text": "great, really"}, "pos"),
+                                                             ("2", {"text": "awful"}, "neg")]
