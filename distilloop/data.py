@@ -164,7 +164,7 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         if gold is not None and label_set is not None and gold not in label_set:
             gold = lookup.get(fold(gold), gold)  # "POSITIVE" or " positive " in the file: the label "positive"
         if gold is not None and label_set is not None and gold not in label_set:
-            raise DataError(f"{where}: label '{gold}' is not in the label set {sorted(label_set)}; fix the row "
+            raise DataError(f"{where}: label {gold!r} is not in the label set {sorted(label_set)}; fix the row "
                             "or add the label to [campaign] labels")
         split = row.get(spec.split_field)
         if not isinstance(split, str | None):
@@ -172,7 +172,7 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         if split in (None, ""):
             split = None
         elif split not in SPLITS:
-            raise DataError(f"{where}: split '{split}' is not one of {', '.join(SPLITS)}")
+            raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
         rationale = row.get(spec.rationale_field)
         if rationale is not None and not isinstance(rationale, str):
             raise DataError(f"{where}: rationale must be text, got {type(rationale).__name__}")

@@ -189,8 +189,11 @@ def _csv_rows(path: Path, handle: Any, delimiter: str) -> Iterable[tuple[int, di
         if header is None:
             return
         header = [name.strip() for name in header]
-        if len(set(header)) != len(header):
+        named = [name for name in header if name]
+        if len(set(named)) != len(named):
             raise DataError(f"{path}:1: the header names a column twice ({header}); give each column its own name")
+        # a spreadsheet's trailing columns without a name ("id,text,label,,"): left out while their cells are empty
+        unnamed = [i for i, name in enumerate(header) if not name]
         for row in reader:
             lineno = reader.line_num
             if not row:
@@ -198,6 +201,10 @@ def _csv_rows(path: Path, handle: Any, delimiter: str) -> Iterable[tuple[int, di
             if len(row) != len(header):
                 raise DataError(f"{path}:{lineno}: {len(row)} cells where the header has {len(header)}; quote cells "
                                 "that hold the delimiter, or fix the row")
-            yield lineno, dict(zip(header, row))
+            full = [i for i in unnamed if row[i].strip()]
+            if full:
+                raise DataError(f"{path}:{lineno}: column {full[0] + 1} has a value ({row[full[0]][:40]!r}) but no "
+                                "name in the header; name the column, or delete it")
+            yield lineno, {name: cell for name, cell in zip(header, row, strict=True) if name}
     except csv.Error as exc:
         raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None

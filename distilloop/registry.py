@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -93,5 +94,10 @@ def build(part: str, name: str, params: dict[str, Any], *, where: str, **context
     check_params(cls, params, where=where, reserved=tuple(context))
     try:
         return cls(**params, **context)
+    except ConfigError as exc:  # said by the part itself: where it is in the campaign file, unless it says so
+        message = str(exc)
+        if message.startswith(re.split(r"[\[.]", where)[0]):  # "review.project_title: ...", "teachers[0] ..."
+            raise
+        raise ConfigError(f"{where}: {re.sub(r'^teacher [^:]+: ', '', message)}") from None
     except (TypeError, ValueError) as exc:  # a constructor's own check of its parameters: a config error
         raise ConfigError(f"{where}: {exc}") from None

@@ -52,6 +52,9 @@ class Price:
     @classmethod
     def resolve(cls, model: str, override: dict[str, float] | None, *, kind: str) -> Price:
         if override is not None:
+            if not isinstance(override, dict):
+                raise ConfigError(f"price: must be a table such as {{input = 0.15, output = 0.6}} (USD per 1M "
+                                  f"tokens), got {override!r}")
             allowed = {"input", "output", "cached_input", "cache_write", "batch_discount"}
             bad = set(override) - allowed
             if bad:

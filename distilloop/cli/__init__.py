@@ -56,6 +56,12 @@ def system_error(exc: OSError | sqlite3.OperationalError) -> tuple[str, int]:
     return f"{type(exc).__name__}: {exc}; check the files and folders the command uses", 1
 
 
+def one_line(message: str) -> str:
+    """An error on one line: a line break that came with a value of the user's (a cell, a label) is shown, not
+    obeyed."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DistilloopError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: the campaign is checkpointed; `distilloop run` resumes it", file=sys.stderr)
@@ -86,12 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message, code = system_error(exc)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(message)}", file=sys.stderr)
         return code
     except Exception as exc:  # a bug, not bad input: one line, the way to the traceback, and nothing lost
         if args.debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {exc}. This is a bug in distilloop: run the command again with "
+        print(f"internal error: {type(exc).__name__}: {one_line(str(exc))}. This is a bug in distilloop: run the command again with "
               "--debug for the traceback and report it. A campaign is checkpointed after every step: "
               "`distilloop run` resumes it.", file=sys.stderr)
         return 1

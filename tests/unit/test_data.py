@@ -221,3 +221,15 @@ def test_a_csv_with_a_space_after_each_comma_is_read_by_its_names(tmp_path):
     examples = load_examples(p, DataSpec(test_fraction=0))
     assert [(e.id, e.fields, e.gold) for e in examples] == [("1", {"text": "great, really"}, "pos"),
                                                              ("2", {"text": "awful"}, "neg")]
+
+
+def test_a_spreadsheets_unnamed_empty_columns_are_left_out(tmp_path):
+    """"id,text,label,," (Excel's trailing empty columns) was refused: "the header names a column twice". They are
+    left out while empty; a value under a column without a name is refused, naming the column."""
+    p = tmp_path / "ex.csv"
+    p.write_text("id,text,label,,\n1,great,pos,,\n2,awful,neg, ,\n")
+    assert [(e.fields, e.gold) for e in load_examples(p, DataSpec(test_fraction=0))] == [
+        ({"text": "great"}, "pos"), ({"text": "awful"}, "neg")]
+    p.write_text("id,text,,label\n1,great,x,pos\n")
+    with pytest.raises(DataError, match=r"ex.csv:2: column 3 has a value \('x'\) but no name in the header"):
+        load_examples(p)

@@ -82,7 +82,10 @@ def test_every_data_file_loads_correctly_or_is_refused_on_one_line(tmp_path_fact
         one_line_error(captured.err)
         assert sorted(p.name for p in folder.iterdir()) == [path.name]  # nothing written
         return
-    examples = load_examples(path, labels=["negative", "positive"])
+    from distilloop.loop.config import load_config
+
+    # read as the campaign init wrote reads it (a file without `text` gets its one other column as the input)
+    examples = load_examples(path, load_config(out).data_spec(), labels=["negative", "positive"])
     assert out.exists() and len({e.id for e in examples}) == len(examples)
     for e in examples:
         assert all(isinstance(v, str | dict) for v in e.fields.values()) and e.text.strip()

@@ -61,3 +61,7 @@ def test_prices_batch_and_cache_rates():
     assert Price.resolve("local", None, kind="llama_cpp").cost(10**6, 10**6) == 0.0
     with pytest.raises(ConfigError, match="price.input"):
         Price.resolve("x", {"input": -1}, kind="openai")
+    # `price = ""` (or a number) in a campaign file was an internal error ("'str' object has no attribute 'items'")
+    for bad in ("", 0.15, ["input", 1]):
+        with pytest.raises(ConfigError, match=r"price: must be a table such as \{input = 0.15, output = 0.6\}"):
+            Price.resolve("gpt-4o-mini", bad, kind="openai")
