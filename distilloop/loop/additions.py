@@ -117,8 +117,8 @@ def other_campaigns_on_this_data(config: CampaignConfig) -> str | None:
     """Before a new store is made: a note naming the stores beside it that hold a campaign on this same data
     file (a renamed [campaign] name starts again from nothing, paying for every label again)."""
     path = config.data_path
-    if config.store_path.exists() or not path.is_file():
-        return None
+    if config.store_path.exists() or not path.is_file() or not any(config.store_path.parent.glob("*.db")):
+        return None  # (the file is hashed only where a store beside it could have read it)
     found = [(p, n) for p, n in stores_reading(config.store_path.parent, file_sha256(path), besides=config.store_path)
              if n]
     if not found:

@@ -58,15 +58,20 @@ def evaluate(env: Env, student: Student) -> dict[str, Any]:
     """``student``'s scores on every reference the campaign has (each with its majority-class baseline and a 95%
     interval), the one decisions use, and, at the top level, its score on ``[evaluation] split``'s gold labels."""
     refs = references.available(env.store, env.examples)
-    ids = list(dict.fromkeys(i for ref in refs.values() for i in ref.ids))
-    pred = dict(zip(ids, student.predict([env.examples[i].text for i in ids]) if ids else []))
-    scores = {name: references.score([pred[i] for i in ref.ids], ref, env.parts.space) for name, ref in refs.items()}
+    scores = _scored(env, student, refs)
     chosen = references.decision(env.config.evaluation.reference, refs)
     metrics: dict[str, Any] = dict(scores.get(f"gold:{env.config.evaluation.split}", {}))
     metrics.update({f"dev_{k}": v for k, v in scores.get("gold:dev", {}).items() if k in ("accuracy", "macro_f1")})
     metrics["refs"] = scores
     metrics["reference"] = chosen.name if chosen else None
     return metrics
+
+
+def _scored(env: Env, student: Student, refs: dict[str, references.Reference]) -> dict[str, dict[str, Any]]:
+    """``student``'s scores on each of ``refs`` (each item predicted once, however many references hold it)."""
+    ids = list(dict.fromkeys(i for ref in refs.values() for i in ref.ids))
+    pred = dict(zip(ids, student.predict([env.examples[i].text for i in ids]) if ids else []))
+    return {name: references.score([pred[i] for i in ref.ids], ref, env.parts.space) for name, ref in refs.items()}
 
 
 def active_score(env: Env, active: dict[str, Any] | None, reference: str | None) -> dict[str, Any] | None:
@@ -245,7 +250,4 @@ def _score_kept_on_added_rows(env: Env, active: dict[str, Any] | None) -> None:
             if name.endswith(" added") and (recorded.get(name) or {}).get("n") != len(ref.ids)}
     if not todo:
         return
-    ids = list(dict.fromkeys(i for ref in todo.values() for i in ref.ids))
-    pred = dict(zip(ids, Student.load(active["path"]).predict([env.examples[i].text for i in ids]), strict=True))
-    env.store.add_student_scores(active["version"], {
-        name: references.score([pred[i] for i in ref.ids], ref, env.parts.space) for name, ref in todo.items()})
+    env.store.add_student_scores(active["version"], _scored(env, Student.load(active["path"]), todo))
