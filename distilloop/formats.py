@@ -11,7 +11,7 @@ import json
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from distilloop.errors import DataError
 
@@ -82,7 +82,9 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                         raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
                     yield lineno, row
             elif name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
-                yield from _csv_rows(path, handle, "\t" if ".tsv" in name else _csv_delimiter(handle))
+                tsv = ".tsv" in name
+                yield from _csv_rows(path, handle, "\t" if tsv else _csv_delimiter(handle),
+                                     _tsv_quoting(path) if tsv else csv.QUOTE_MINIMAL)
             else:
                 raise DataError(
                     f"{path}: unknown data format; use .jsonl, .json (JSON Lines or one array of objects), .csv or "
@@ -179,11 +181,29 @@ def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any
 
 
 
-def _csv_rows(path: Path, handle: Any, delimiter: str) -> Iterable[tuple[int, dict[str, Any]]]:
-    """CSV rows as dicts; a row with more or fewer cells than the header is an error, never silently cut."""
+def _tsv_quoting(path: Path) -> Literal[0, 3]:
+    """How a TSV file quotes: as CSV does (pandas, spreadsheets: a cell holding a tab, a line break or a quote is
+    quoted, its quotes doubled) where the whole file reads so, else not at all (GLUE's and many tools' TSV: a
+    quote is text, as in ``"Wow" he said``, which read as CSV loses its quotes or swallows the rows after it)."""
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    with _open_text(path) as handle:
+        try:
+            for _ in csv.reader(handle, delimiter="\t", strict=True):
+                pass
+        except csv.Error:
+            return csv.QUOTE_NONE
+    return csv.QUOTE_MINIMAL
+
+
+def _csv_rows(path: Path, handle: Any, delimiter: str,
+              quoting: Literal[0, 3] = csv.QUOTE_MINIMAL) -> Iterable[tuple[int, dict[str, Any]]]:
+    """CSV rows as dicts; a row with more or fewer cells than the header is an error, never silently cut, and so
+    is a stray quote (one that closes before its cell ends or never closes: read leniently, it drops the quotes
+    or takes the rows after it into one cell)."""
     csv.field_size_limit(CSV_FIELD_LIMIT)
     # "id, text, label": the space after a delimiter is not part of a cell (nor of a quoted one's opening)
-    reader = csv.reader(handle, delimiter=delimiter, skipinitialspace=True)
+    reader = csv.reader(handle, delimiter=delimiter, skipinitialspace=True, strict=True, quoting=quoting)
+    start = 1
     try:
         header = next(reader, None)
         if header is None:
@@ -194,12 +214,17 @@ def _csv_rows(path: Path, handle: Any, delimiter: str) -> Iterable[tuple[int, di
             raise DataError(f"{path}:1: the header names a column twice ({header}); give each column its own name")
         # a spreadsheet's trailing columns without a name ("id,text,label,,"): left out while their cells are empty
         unnamed = [i for i, name in enumerate(header) if not name]
-        for row in reader:
+        while True:
+            start = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                break
             lineno = reader.line_num
             if not row:
                 continue
             if len(row) != len(header):
-                raise DataError(f"{path}:{lineno}: {len(row)} cells where the header has {len(header)}; quote cells "
+                where = f"{start}" if lineno == start else f"{start}-{lineno} (one row: a quoted cell spans the lines)"
+                raise DataError(f"{path}:{where}: {len(row)} cells where the header has {len(header)}; quote cells "
                                 "that hold the delimiter, or fix the row")
             full = [i for i in unnamed if row[i].strip()]
             if full:
@@ -207,4 +232,8 @@ def _csv_rows(path: Path, handle: Any, delimiter: str) -> Iterable[tuple[int, di
                                 "name in the header; name the column, or delete it")
             yield lineno, {name: cell for name, cell in zip(header, row, strict=True) if name}
     except csv.Error as exc:
-        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+        where = "never closes" if "end of data" in str(exc) else (
+            "closes before the cell ends" if reader.line_num == start else
+            f"runs to line {reader.line_num} and closes before the cell ends")
+        raise DataError(f"{path}:{start}: a quote opens a cell there and {where} ({exc}); a quote inside a cell is "
+                        'written twice, in a quoted cell ("""Wow"" he said"), or delete the stray quote') from None

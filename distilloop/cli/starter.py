@@ -156,7 +156,8 @@ NOT_INPUT = frozenset({"id", "label", "split", "rationale"})
 #: column names that usually hold a gold label under another name: never guessed to be an input (a label shown to
 #: the teachers would leak the answer)
 LABEL_LIKE = frozenset({"labels", "target", "targets", "class", "category", "gold", "answer", "sentiment", "y",
-                        "label_text", "label_id", "gold_label", "answerkey", "answer_key"})
+                        "label_text", "label_id", "gold_label", "answerkey", "answer_key", "intent", "emotion",
+                        "polarity"})
 
 
 #: column names that name a row (besides ``id`` and names ending in ``_id``/``Id``)

@@ -147,6 +147,10 @@ def test_init_finds_the_label_under_the_hubs_names_or_where_told(tmp_path):
     cfg = load_config(tmp_path / "a.toml")
     assert (cfg.data.label_field, cfg.data.input_fields, cfg.data.id_field) == (
         "gold_label", ["sentence1", "sentence2"], "pairID") and cfg.campaign.labels == ["contradiction", "entailment"]
+    intents = tmp_path / "intents.tsv"  # an intent classifier's data (CLINC's column)
+    intents.write_text("id\ttext\tintent\n1\twhen will my card come\tcard arrival\n2\tclose my account\taccount closure\n")
+    assert cli("init", intents, "--out", tmp_path / "i.toml").returncode == 0
+    assert load_config(tmp_path / "i.toml").data.label_field == "intent"
     stance = tmp_path / "s.jsonl"
     stance.write_text("".join(json.dumps({"id": i, "text": f"t{i}", "stance": "for" if i % 2 else "against"}) + "\n"
                               for i in range(6)))

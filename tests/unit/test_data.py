@@ -233,3 +233,30 @@ def test_a_spreadsheets_unnamed_empty_columns_are_left_out(tmp_path):
     p.write_text("id,text,,label\n1,great,x,pos\n")
     with pytest.raises(DataError, match=r"ex.csv:2: column 3 has a value \('x'\) but no name in the header"):
         load_examples(p)
+
+
+def test_a_tsv_whose_quotes_are_text_keeps_them_and_a_stray_csv_quote_names_its_line(tmp_path):
+    """A TSV written without quoting (GLUE's, many tools'): '"Wow" he said' lost its quotes, and a cell opening
+    a quote it never closed took the rows after it into one cell (three rows became one, silently). Such a TSV
+    is read with its quotes as text; a TSV that quotes as CSV does (pandas) is read as before; in a CSV a stray
+    quote is refused naming the line where it opens."""
+    tsv = tmp_path / "glue.tsv"
+    tsv.write_text('id\ttext\tlabel\n1\t"Wow" he said\tpos\n2\t"bad start\tneg\n3\tthe best" film\tpos\n4\tok\tneg\n')
+    assert [e.text for e in load_examples(tsv, DataSpec(test_fraction=0))] == [
+        '"Wow" he said', '"bad start', 'the best" film', "ok"]
+    quoted = tmp_path / "pandas.tsv"
+    quoted.write_text('id\ttext\tlabel\n1\t"He said ""hi""\tthen\n left"\tpos\n2\tplain\tneg\n')
+    assert [e.text for e in load_examples(quoted, DataSpec(test_fraction=0))] == ['He said "hi"\tthen\n left',
+                                                                                 "plain"]
+    csv = tmp_path / "d.csv"
+    csv.write_text('id,text,label\n1,"Wow he said,pos\n2,bye,neg\n3,the best" film,pos\n4,ok,neg\n')
+    with pytest.raises(DataError, match=r"d.csv:2: a quote opens a cell there and runs to line 4 and closes before"):
+        load_examples(csv)
+    csv.write_text('id,text,label\n1,ok,pos\n2,"Wow" he said,neg\n')
+    with pytest.raises(DataError, match=r"d.csv:3: a quote opens a cell there and closes before the cell ends"):
+        load_examples(csv)
+    csv.write_text('id,text,label\n1,ok,pos\n2,"never closed,neg\n')
+    with pytest.raises(DataError, match=r"d.csv:3: a quote opens a cell there and never closes"):
+        load_examples(csv)
+    csv.write_text('id,text,label\n1,He said "hi" ok,pos\n')  # a quote inside an unquoted cell is text
+    assert load_examples(csv, DataSpec(test_fraction=0))[0].text == 'He said "hi" ok'
