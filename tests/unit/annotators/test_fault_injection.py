@@ -81,6 +81,9 @@ def test_a_round_with_30_percent_mixed_failures(tmp_path, api):
     assert 0.1 * len(calls) < len(injected) == len(errors)
     assert any("429" in c.error for c in errors) and any("malformed" in c.error for c in errors)
     assert any("cannot reach" in c.error for c in errors)
+    # the server named by its address (one's own, a proxy), not as if it were the provider's
+    assert all(("OpenAI at http://fake.test/v1" if c.teacher == "gpt" else "Anthropic at http://fake.test") in c.error
+               for c in errors if "cannot reach" in c.error or "HTTP" in c.error)
     # a failure the server never billed costs nothing; one it billed without an answer is charged, flagged
     rows = {r["id"]: r for r in store.db.query("select * from teacher_calls")}
     lost = [c for c in errors if rows[c.id]["charged"] == "estimate"]
