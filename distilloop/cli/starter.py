@@ -181,6 +181,11 @@ def id_column(row: dict[str, Any]) -> str:
     return like[0] if len(like) == 1 else "id"
 
 
+def _is_code(value: object) -> bool:
+    """Whether a label value is a class code (``0``, ``"1"``) rather than a name."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.isdigit())
+
+
 def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = None) -> tuple[list[str], str, str]:
     """The input fields, the gold label's column and the id column ``init`` writes. Input fields: ``--fields``, else
     ``text`` where the first row has one, else the one other column of the first row that is not an id, label,
@@ -197,7 +202,12 @@ def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = No
                                 (like[0] if len(like) == 1 else "label"))
     if label_arg and row and label_arg not in row:
         raise UserInputError(f"--label-field {label_arg}: {data} has no such column (columns: {', '.join(row)})")
-    if label_field != "label" and not label_arg:
+    names = next((k for k in row if k.lower() in ("label_text", "label_name")), None)
+    if not label_arg and names and _is_code(row.get(label_field)) and isinstance(row[names], str) and row[names]:
+        # a hub export's label 0/1 beside its names (SetFit's label_text): the teachers are asked for the names
+        print(f"gold labels: column {names!r} (the names of the codes in {label_field!r})")
+        label_field = names
+    elif label_field != "label" and not label_arg:
         print(f"gold labels: column {label_field!r} (the file has no 'label' column)")
     id_field = id_column(row)
     if fields_arg is not None:

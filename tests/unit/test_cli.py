@@ -151,6 +151,14 @@ def test_init_finds_the_label_under_the_hubs_names_or_where_told(tmp_path):
     intents.write_text("id\ttext\tintent\n1\twhen will my card come\tcard arrival\n2\tclose my account\taccount closure\n")
     assert cli("init", intents, "--out", tmp_path / "i.toml").returncode == 0
     assert load_config(tmp_path / "i.toml").data.label_field == "intent"
+    # a hub export's codes beside their names (SetFit's label/label_text): the teachers were asked for "0" or "1"
+    setfit = tmp_path / "sst2.jsonl"
+    setfit.write_text("".join(json.dumps({"text": t, "label": i % 2, "label_text": ["negative", "positive"][i % 2]})
+                              + "\n" for i, t in enumerate(["awful", "great", "dull", "fine"])))
+    proc = cli("init", setfit, "--out", tmp_path / "h.toml")
+    assert proc.returncode == 0 and "gold labels: column 'label_text' (the names of the codes in 'label')" in proc.stdout
+    cfg = load_config(tmp_path / "h.toml")
+    assert cfg.data.label_field == "label_text" and cfg.campaign.labels == ["negative", "positive"]
     stance = tmp_path / "s.jsonl"
     stance.write_text("".join(json.dumps({"id": i, "text": f"t{i}", "stance": "for" if i % 2 else "against"}) + "\n"
                               for i in range(6)))
