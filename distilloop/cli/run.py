@@ -122,9 +122,13 @@ def cmd_pilot(args: argparse.Namespace) -> int:
             "the campaign reuses these answers)")
     held = (f" and {rep.reference_items} held-out items the teachers label first (no gold dev or test rows to choose "
             "the student on)" if rep.reference_items else "")
-    c.print(f"projected campaign: {rep.campaign_items} items{held}, {rep.projected.tokens:,} tokens, "
-            f"${rep.projected.usd:.4f}, "
-            f"about {rep.projected_seconds / 60:.0f} min of teacher time, about {rep.projected_reviews:.0f} reviews")
+    if rep.campaign_items or rep.reference_items:
+        c.print(f"projected campaign: {rep.campaign_items} items{held}, {rep.projected.tokens:,} tokens, "
+                f"${rep.projected.usd:.4f}, "
+                f"about {rep.projected_seconds / 60:.0f} min of teacher time, about {rep.projected_reviews:.0f} reviews")
+    else:  # "projected campaign: 0 items, 0 tokens" read as if the pilot had found the campaign free
+        c.print("projected campaign: nothing left to label (its rounds are run or its pool is labeled: `distilloop "
+                "estimate` says which and what to raise)")
     for p in rep.teachers:
         if p.failed:
             c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave no answer to {p.failed} of the "

@@ -92,6 +92,10 @@ def test_the_pilot_shows_each_teacher_and_the_campaign_reuses_its_answers(tmp_pa
     con.close()
     assert first[:12] == pilot_ids  # round 1 starts with the pilot's items, already paid
     assert twice == 0  # no answer bought twice
+    # a pilot of a campaign whose rounds are run said "projected campaign: 0 items, 0 tokens, $0.0000"
+    again = cli("pilot", cfg)
+    assert again.returncode == 0, again.stderr
+    assert "projected campaign: nothing left to label" in " ".join(again.stdout.split())
 
 
 def test_the_advice_on_a_student_at_chance_depends_on_the_student():
