@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,24 +58,49 @@ class Progress:
         from rich.markup import escape
 
         if not self.console.is_terminal:
-            yield self._heartbeat(lambda text: text)
+            current, started = [message], time.monotonic()
+
+            def line(text: str | None) -> str:  # an update's text; the watch's: the last one, and for how long
+                return text if text is not None else f"{current[0]}: {time.monotonic() - started:.0f} s so far"
+            with self._heartbeat(line) as beat:
+                def update(text: str) -> None:
+                    current[0] = text
+                    beat(text)
+                yield update
             self.console.print(f"{escape(message)}: done", markup=False)
             return
         with self.console.status(escape(message)) as spinner:
             yield lambda text: spinner.update(escape(text))
         self.console.print(f"[dim]{escape(message)}: done[/dim]")
 
-    def _heartbeat(self, line: Callable[[Any], str]) -> Callable[..., None]:
+    @contextmanager
+    def _heartbeat(self, line: Callable[[Any], str]) -> Iterator[Callable[..., None]]:
         """What stands for a spinner's or a bar's update off a terminal: ``line(arg)`` printed when
-        ``HEARTBEAT_S`` seconds have passed since the last one."""
+        ``HEARTBEAT_S`` seconds have passed since the last line; and where no update comes for that long (a
+        student training, a teacher that is slow to answer), ``line(None)`` from a watching thread."""
         last = [time.monotonic()]
 
+        def say(arg: Any) -> None:
+            last[0] = time.monotonic()
+            self.console.print(line(arg), markup=False, highlight=False)
+
         def update(arg: Any = None) -> None:
-            now = time.monotonic()
-            if now - last[0] >= HEARTBEAT_S:
-                last[0] = now
-                self.console.print(line(arg), markup=False, highlight=False)
-        return update
+            if time.monotonic() - last[0] >= HEARTBEAT_S:
+                say(arg)
+
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(HEARTBEAT_S / 6):
+                if time.monotonic() - last[0] >= HEARTBEAT_S:
+                    say(None)
+        watcher = threading.Thread(target=watch, name="distilloop-heartbeat", daemon=True)
+        watcher.start()
+        try:
+            yield update
+        finally:
+            stop.set()
+            watcher.join()
 
     @contextmanager
     def bar(self, description: str, total: int) -> Iterator[Callable[..., None]]:
@@ -105,13 +131,12 @@ class Progress:
                 return (f"{description}: {done[0]:,}/{total:,}, {elapsed:.0f} s"
                         + (f", about {left / 60:.0f} min left" if left and left >= 90 else
                            f", about {left:.0f} s left" if left is not None else ""))
-            beat = self._heartbeat(line)
-
-            def advance(k: int = 1) -> None:
-                done[0] += k
-                p.advance(task, k)
-                beat()
-            yield advance
+            with self._heartbeat(line) as beat:
+                def advance(k: int = 1) -> None:
+                    done[0] += k
+                    p.advance(task, k)
+                    beat()
+                yield advance
 
 
 def embedding_status(message: str, student: Any, update: Callable[[str], None]) -> Callable[[int, int], None]:

@@ -50,3 +50,23 @@ def test_off_a_terminal_a_line_every_heartbeat_says_how_far(monkeypatch):
 def test_on_a_terminal_the_bar_and_spinner_speak_for_themselves(monkeypatch):
     _, _, out = labeled_100_items(monkeypatch, terminal=True)
     assert "labeling: 30/100" not in out.getvalue()  # no heartbeat lines among the bar's redraws
+
+
+def test_off_a_terminal_work_that_reports_no_steps_still_says_it_is_alive(monkeypatch):
+    """A student training (step_by_step: minutes on a CPU, hours of a large one) or a teacher slow to answer gives
+    its spinner or bar no update: the log said nothing until it ended. A watching thread says how long so far."""
+    import time
+
+    monkeypatch.setattr(progress_module, "HEARTBEAT_S", 0.3)
+    out = io.StringIO()
+    p = Progress(console=Console(file=out, force_terminal=False, width=200))
+    with p.status("round 1: training step_by_step on 100 labels"):
+        time.sleep(0.75)
+    with p.bar("round 2: teachers labeling", 10) as advance:
+        advance()
+        time.sleep(0.75)
+    lines = out.getvalue().splitlines()
+    training = [x for x in lines if x.startswith("round 1: training step_by_step on 100 labels: ")]
+    assert len(training) >= 3 and training[0] == "round 1: training step_by_step on 100 labels: 0 s so far"
+    assert training[-1] == "round 1: training step_by_step on 100 labels: done"
+    assert any(x.startswith("round 2: teachers labeling: 1/10, ") for x in lines)
