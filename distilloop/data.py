@@ -22,6 +22,9 @@ from distilloop.errors import DataError
 from distilloop.formats import rows
 
 SPLITS = ("pool", "dev", "test")
+#: the hub's and scikit-learn's split names: a train split is the pool to label, a validation split the dev split
+SPLIT_NAMES = {"train": "pool", "training": "pool", "validation": "dev", "valid": "dev", "val": "dev",
+               "testing": "test", **{s: s for s in SPLITS}}
 
 
 @dataclass
@@ -169,10 +172,13 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         split = row.get(spec.split_field)
         if not isinstance(split, str | None):
             raise DataError(f"{where}: split must be one of {', '.join(SPLITS)}, got {str(split)[:40]!r}")
-        if split in (None, ""):
+        if split is None or not split.strip():
             split = None
-        elif split not in SPLITS:
-            raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+        elif split.strip().lower() in SPLIT_NAMES:
+            split = SPLIT_NAMES[split.strip().lower()]
+        else:
+            raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)} (or train, validation: "
+                            "the pool and the dev split); fix the row, or name the column with [data] split_field")
         rationale = row.get(spec.rationale_field)
         if rationale is not None and not isinstance(rationale, str):
             raise DataError(f"{where}: rationale must be text, got {type(rationale).__name__}")

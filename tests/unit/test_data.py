@@ -39,7 +39,7 @@ def test_splits_are_assigned_deterministically_and_only_rows_with_gold_are_held_
     ([{"id": "1", "text": "  "}], "'text' .the input field. is empty"),
     ([{"id": "1", "text": "x", "label": "maybe"}], "not in the label set"),
     ([{"id": "1", "text": "x"}, {"id": "1", "text": "y"}], "duplicate id"),
-    ([{"id": "1", "text": "x", "split": "train"}], "split 'train'"),
+    ([{"id": "1", "text": "x", "split": "holdout"}], "split 'holdout'"),
 ])
 def test_bad_rows_name_the_line_and_the_problem(tmp_path, rows, match):
     p = write(tmp_path / "d.jsonl", rows)
@@ -260,3 +260,14 @@ def test_a_tsv_whose_quotes_are_text_keeps_them_and_a_stray_csv_quote_names_its_
         load_examples(csv)
     csv.write_text('id,text,label\n1,He said "hi" ok,pos\n')  # a quote inside an unquoted cell is text
     assert load_examples(csv, DataSpec(test_fraction=0))[0].text == 'He said "hi" ok'
+
+
+def test_the_hubs_split_names_are_the_pool_and_the_dev_split(tmp_path):
+    """A hub or scikit-learn export's split column says train/validation/test: every row was refused ("split 'train'
+    is not one of pool, dev, test"). A train split is the pool to label, a validation split the dev split."""
+    rows = [{"id": str(i), "text": f"t{i}", "label": "pos", "split": s}
+            for i, s in enumerate(["train", "validation", "test", "Train", " VAL ", "dev", "pool", ""])]
+    examples = load_examples(write(tmp_path / "hub.jsonl", rows), DataSpec(test_fraction=0, dev_fraction=0))
+    assert [e.split for e in examples] == ["pool", "dev", "test", "pool", "dev", "dev", "pool", "pool"]
+    with pytest.raises(DataError, match=r"hub.jsonl:1: split 'holdout' is not one of pool, dev, test \(or train, "):
+        load_examples(write(tmp_path / "hub.jsonl", [{"id": "1", "text": "t", "split": "holdout"}]))
