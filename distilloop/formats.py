@@ -47,11 +47,30 @@ def _parquet_rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                         "campaign file's folder)") from None
     except Exception as exc:  # pyarrow's own errors (ArrowInvalid: not Parquet) share no base with OSError
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    names = _class_label_names(handle.schema_arrow.metadata)
     n = 0
     for batch in handle.iter_batches(batch_size=PARQUET_BATCH):
         for row in batch.to_pylist():
             n += 1
+            for column, labels in names.items():
+                code = row.get(column)
+                if isinstance(code, int) and not isinstance(code, bool):  # -1: the hub's "no label" (a test split)
+                    row[column] = labels[code] if 0 <= code < len(labels) else None
             yield n, row
+
+
+def _class_label_names(metadata: dict[bytes, bytes] | None) -> dict[str, list[str]]:
+    """The class names of each ``ClassLabel`` column that `datasets` recorded in a Parquet file's metadata (a
+    hub export's ``label`` holds codes 0, 1...: its rows are read with the names, as the hub shows them)."""
+    try:
+        features = json.loads((metadata or {}).get(b"huggingface", b"{}"))["info"]["features"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(features, dict):
+        return {}
+    return {column: [str(x) for x in f["names"]] for column, f in features.items()
+            if isinstance(f, dict) and f.get("_type") == "ClassLabel" and isinstance(f.get("names"), list)
+            and f["names"]}
 
 
 def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:

@@ -196,6 +196,29 @@ def test_a_parquet_file_is_read_as_json_would_give_its_rows(tmp_path, monkeypatc
         load_examples(tmp_path / "none.parquet")
 
 
+def test_a_hub_parquets_class_codes_are_read_as_their_names(tmp_path):
+    """A hub export (`datasets`' to_parquet) keeps a ClassLabel column as codes 0, 1 and the names in the file's
+    metadata: init made a campaign asking the teachers for "0" or "1", and the hub's -1 ("no label", a test split)
+    was a label. The rows are read with the names, -1 as no label; a column that is not a ClassLabel is untouched."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([{"id": str(i), "text": f"t{i}", "label": code, "stars": code}
+                                  for i, code in enumerate([0, 1, -1, 1])])
+    hub = {"info": {"features": {"text": {"dtype": "string", "_type": "Value"},
+                                 "label": {"names": ["neg", "pos"], "_type": "ClassLabel"}}}}
+    path = tmp_path / "train.parquet"
+    pq.write_table(table.replace_schema_metadata({"huggingface": json.dumps(hub)}), path)
+    from distilloop.formats import rows
+
+    read = [r for _, r in rows(path)]
+    assert [r["label"] for r in read] == ["neg", "pos", None, "pos"] and [r["stars"] for r in read] == [0, 1, -1, 1]
+    examples = load_examples(path, DataSpec(test_fraction=0))
+    assert [e.gold for e in examples] == ["neg", "pos", None, "pos"]
+    pq.write_table(table.replace_schema_metadata({"huggingface": "not json"}), path)  # unreadable: left as codes
+    assert [r["label"] for _, r in rows(path)] == [0, 1, -1, 1]
+
+
 def test_a_windows_1252_csv_names_its_line_and_how_to_convert_it(tmp_path):
     """Excel's plain "CSV" on Windows is cp1252: the error was Python's codec message with a byte offset into a
     read buffer; it names the line now and the conversion (for a gzipped file, through zcat)."""
