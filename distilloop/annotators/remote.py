@@ -259,8 +259,7 @@ class RemoteTeacher(Teacher):
     def _error(self, exc: BaseException, sdk: Any) -> TeacherError:
         # the key is looked up again to scrub it, never kept on the teacher
         secret = os.environ.get(self.api_key_env) if self.api_key_env else None
-        # a server of one's own (or a proxy) is named by its address: "cannot reach OpenAI" sent users to the wrong one
-        provider = f"{self.provider} at {self.base_url}" if self.base_url else self.provider
+        provider = f"{self.provider} at {self.base_url}" if self.base_url else self.provider  # one's own server
         return map_sdk_error(exc, sdk, teacher=self.name, provider=provider, secrets=(secret,),
                              timeout_s=self.timeout_s, key_env=self.api_key_env, key_set=bool(secret))
 
