@@ -46,9 +46,11 @@ def _read_ids(path: str) -> list[str]:
     from distilloop.errors import UserInputError
 
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
         raise UserInputError(f"relabel --ids: cannot read {path} ({exc.strerror}); give a file of ids, one a line") from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"relabel --ids: {path} is not UTF-8 text; give a file of ids, one a line") from None
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 

@@ -217,9 +217,11 @@ def load_config(path: str | Path) -> CampaignConfig:
     if not path.exists():
         raise ConfigError(f"campaign file not found: {path}; create one with `distilloop init <data file>`")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad's byte-order mark is not TOML's error
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the campaign file as UTF-8") from None
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from None
     return parse_config(raw, path.resolve())

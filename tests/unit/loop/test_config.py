@@ -65,6 +65,14 @@ def test_load_config_errors(tmp_path):
     bad.write_text("[campaign\nname=1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+    # Notepad saves UTF-8 with a byte-order mark: "not valid TOML (Invalid statement (at line 1, column 1))"
+    good = tmp_path / "bom.toml"
+    good.write_bytes(b"\xef\xbb\xbf" + ('[campaign]\nname="c"\nlabels=["a","b"]\n[data]\npath="d.jsonl"\n'
+                                          '[budget]\nmax_usd=1\n[[teachers]]\nname="t"\nkind="replay"\n').encode())
+    assert load_config(good).campaign.name == "c"
+    good.write_bytes(good.read_bytes()[3:].decode().encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"bom.toml: not UTF-8 text; save the campaign file as UTF-8"):
+        load_config(good)
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
