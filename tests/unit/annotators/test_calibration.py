@@ -50,6 +50,26 @@ def test_batch_calibration_removes_a_teachers_label_bias():
     assert kept.label == "positive" and kept.answered is None
 
 
+def test_labels_the_api_left_out_of_an_answer_do_not_take_it_over():
+    """OpenAI's top_logprobs hold a few of a dozen labels; the rest were zero, floored at 1e-6 in the fit, and
+    wherever a mostly left-out label was given at all (2%) the calibration made it the label: a 12-label intent
+    campaign's teacher, right on all 20 answers, was flipped on some and its items sent to review as split votes.
+    A left-out label counts as half the smallest probability given: the right answers stay."""
+    rng = np.random.default_rng(3)
+    labels = tuple(f"intent{i}" for i in range(12))
+    votes, gold = {}, {}
+    for i in range(20):
+        g = labels[i % 12]
+        dist = dict.fromkeys(labels, 0.0)
+        dist[g] = float(rng.uniform(0.6, 0.99))
+        for x in rng.choice([x for x in labels if x != g], size=4, replace=False):  # 4 more given, the rest left out
+            dist[str(x)] = (1 - dist[g]) / 4
+        votes[f"x{i}"], gold[f"x{i}"] = [Vote("gpt", g, None, dist[g], True, dist)], g
+    out = BatchCalibration().fit(votes.values(), labels).apply(votes, labels)
+    assert all(out[k][0].label == gold[k] for k in votes)
+    assert out["x0"][0].raw_distribution == votes["x0"][0].distribution  # the teacher's own, kept as it said it
+
+
 def test_calibration_waits_for_enough_answers_and_skips_teachers_without_distributions():
     rng = np.random.default_rng(1)
     few = {f"x{i}": [biased_vote("t", bool(i % 2), rng)] for i in range(5)}

@@ -67,8 +67,8 @@ def test_load_config_errors(tmp_path):
         load_config(bad)
     # Notepad saves UTF-8 with a byte-order mark: "not valid TOML (Invalid statement (at line 1, column 1))"
     good = tmp_path / "bom.toml"
-    good.write_bytes(b"\xef\xbb\xbf" + ('[campaign]\nname="c"\nlabels=["a","b"]\n[data]\npath="d.jsonl"\n'
-                                          '[budget]\nmax_usd=1\n[[teachers]]\nname="t"\nkind="replay"\n').encode())
+    good.write_bytes(b"\xef\xbb\xbf" + (b'[campaign]\nname="c"\nlabels=["a","b"]\n[data]\npath="d.jsonl"\n'
+                                          b'[budget]\nmax_usd=1\n[[teachers]]\nname="t"\nkind="replay"\n'))
     assert load_config(good).campaign.name == "c"
     good.write_bytes(good.read_bytes()[3:].decode().encode("utf-16"))
     with pytest.raises(ConfigError, match=r"bom.toml: not UTF-8 text; save the campaign file as UTF-8"):
