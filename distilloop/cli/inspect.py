@@ -268,8 +268,15 @@ def cmd_students(args: argparse.Namespace) -> int:
             print(f"exported {args.version or 'the active student'} to {dest} (load with "
                   "distilloop.students.base.Student.load)")
         if args.rollback is None and not args.export:
-            metric = config.evaluation.metric
-            for row in store.students():
+            metric, rows = config.evaluation.metric, store.students()
+            if args.json:  # what a script needs: each version, where it lies (Student.load), its scores
+                keys = ("version", "round", "active", "promoted", "n_train", "guideline", "data_version", "path",
+                        "metrics", "reference", "newest")
+                print(json.dumps([{k: bool(row[k]) if k in ("active", "promoted") else row.get(k) for k in keys}
+                                  for row in rows], indent=2, default=str))
+            elif not rows:
+                print("no student yet: `distilloop run` trains one each round")
+            for row in rows if not args.json else []:
                 mark = "*" if row["active"] else " "
                 ref, newest = row.get("reference") or {}, row.get("newest") or {}
                 where = f"{ref.get('name') or ref.get('split')}, {ref['n']} rows" if ref else "none"
@@ -329,4 +336,5 @@ def register(sub: Any) -> None:
                     help="make VERSION active (default: the promoted version before the active one)")
     sp.add_argument("--export", metavar="DIR", help="copy a version's directory to DIR")
     sp.add_argument("--version", help="the version to export (default: the active one)")
+    sp.add_argument("--json", action="store_true", help="the list, machine-readable (each version's path included)")
     sp.set_defaults(func=cmd_students)

@@ -300,6 +300,13 @@ def test_students_list_rollback_and_export(tmp_path):
     store.close()
     listing = cli("students", cfg)
     assert listing.returncode == 0 and listing.stdout.count("round") == len(rows)
+    # a script picks the active version and loads it: the list as JSON, each version's path in it
+    listed = json.loads(cli("students", cfg, "--json").stdout)
+    assert [r["version"] for r in listed] == [r["version"] for r in rows]
+    [active] = [r for r in listed if r["active"] is True]
+    from distilloop.students.base import Student
+
+    assert Student.load(active["path"]).predict(["a great film"])[0] in ("negative", "positive")
     oldest = rows[0]["version"]
     back = cli("students", cfg, "--rollback", oldest)
     assert back.returncode == 0 and oldest in back.stdout
@@ -309,13 +316,19 @@ def test_students_list_rollback_and_export(tmp_path):
     out = tmp_path / "exported"
     exp = cli("students", cfg, "--export", out)
     assert exp.returncode == 0, exp.stderr
-    from distilloop.students.base import Student
-
     exported = Student.load(out)
     assert oldest.startswith(exported.version_)  # the store may suffix a repeated version with -r<round>
     assert exported.predict(["a great film"])[0] in ("negative", "positive")
     bad = cli("students", cfg, "--rollback", "nope")
     assert bad.returncode == 1 and "no student version" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_students_before_any_round_says_so(tmp_path):
+    cfg = replay_config(tmp_path)
+    assert cli("pilot", cfg, "-n", "6").returncode == 0  # a store, and no student yet (the list was empty)
+    listing = cli("students", cfg)
+    assert listing.returncode == 0 and "no student yet" in listing.stdout
+    assert json.loads(cli("students", cfg, "--json").stdout) == []
 
 
 def test_status_shows_the_kappa_history_of_stabilizing_predictions(tmp_path):
