@@ -17,6 +17,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from distilloop.loop.progress import Progress
     from distilloop.reports.table import rounds_table
 
+    if args.rounds is not None and args.rounds < 1:  # 0 or -2 ran nothing and said the campaign had stopped
+        raise UserInputError(f"--rounds: run at least one round, got {args.rounds}")
     config = load(args)
     progress = Progress(quiet=args.quiet)
     out = console()

@@ -217,6 +217,8 @@ def _bench(args: argparse.Namespace) -> int:
         raise UserInputError(f"--workers: must be at least 1, got {args.workers}")
     if args.seeds is not None and args.seeds < 1:
         raise UserInputError(f"--seeds: must be at least 1, got {args.seeds}")
+    if args.pool is not None and args.pool < 1:  # -1 left out the last item, 0 used them all
+        raise UserInputError(f"--pool: must be at least 1 item, got {args.pool}")
     if args.selection and args.levers:
         raise UserInputError("--selection and --levers are two grids: name one (the lever grid is the default)")
     if not args.selection:

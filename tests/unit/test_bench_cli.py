@@ -15,6 +15,7 @@ from distilloop.cli import main
     (["--calibrate", "none"], "--calibrate: an option of the selection grid"),
     (["--selection", "--levers"], "--selection and --levers are two grids"),
     (["--seeds", "0"], "--seeds: must be at least 1, got 0"),
+    (["--selection", "--pool", "-1"], "--pool: must be at least 1 item, got -1"),
 ])
 def test_options_of_the_other_grid_are_a_one_line_error(argv, message, capsys):
     assert main(["bench", *argv]) == 2

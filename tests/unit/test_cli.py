@@ -323,6 +323,13 @@ def test_students_list_rollback_and_export(tmp_path):
     assert bad.returncode == 1 and "no student version" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_run_refuses_to_run_no_rounds(tmp_path):
+    """`run --rounds 0` (or -2) ran nothing, printed the table and "stopped: ...", exit 0."""
+    cfg = replay_config(tmp_path)
+    for n in ("0", "-2"):
+        assert_one_line_error(cli("run", cfg, "--rounds", n), rf"--rounds: run at least one round, got {n}")
+
+
 def test_students_before_any_round_says_so(tmp_path):
     cfg = replay_config(tmp_path)
     assert cli("pilot", cfg, "-n", "6").returncode == 0  # a store, and no student yet (the list was empty)
