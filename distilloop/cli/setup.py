@@ -22,6 +22,21 @@ from distilloop.cli.starter import (
 from distilloop.errors import DataError, UserInputError
 
 
+def _check_starter(text: str, out: Path) -> None:
+    """The file ``init`` is about to write, read as every command will read it: one they would all refuse is not
+    written (the refusal said at once, not at the first ``run``)."""
+    import tomllib
+
+    from distilloop.errors import ConfigError
+    from distilloop.loop.config import parse_config
+
+    try:
+        parse_config(tomllib.loads(text), out.resolve())
+    except ConfigError as exc:
+        raise UserInputError(f"the campaign file for this data would be refused ({exc}); fix the data or the "
+                             "options") from None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from distilloop.annotators.prompts import NUMERIC_TASK
     from distilloop.data import (
@@ -63,6 +78,12 @@ def cmd_init(args: argparse.Namespace) -> int:
         labels: list[str] = []
     elif args.labels:
         labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+        if len(set(labels)) < 2:  # the campaign file written would be refused by every command
+            raise UserInputError(f"--labels: a campaign asks the teachers to choose, so it needs two labels or more, "
+                                 f"got {labels}; e.g. --labels negative,positive (a label for the rest: other)")
+        if len(set(labels)) < len(labels):
+            raise UserInputError(f"--labels: {sorted({x for x in labels if labels.count(x) > 1})} given twice; "
+                                 "name each label once")
         lookup = label_lookup(labels)
         bad = sorted({e.gold for e in examples
                       if e.gold is not None and e.gold not in labels and fold(e.gold) not in lookup})
@@ -109,6 +130,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     named = "".join(f"{key} = {toml_value(value)}\n" for key, value, default in
                     (("label_field", label_field, "label"), ("id_field", id_field, "id")) if value != default)
     text = text.replace(f"input_fields = {toml_value(fields)}\n", f"input_fields = {toml_value(fields)}\n{named}", 1)
+    _check_starter(text, out)
     out.write_text(text, encoding="utf-8")
     what = "numeric answers" if numeric else f"labels {label_list(labels)}"
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")

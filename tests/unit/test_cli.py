@@ -323,6 +323,18 @@ def test_students_list_rollback_and_export(tmp_path):
     assert bad.returncode == 1 and "no student version" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_init_refuses_labels_no_campaign_could_ask_for(tmp_path):
+    """`init --labels positive` wrote a campaign file that every command then refused ("at least two label
+    names"); `--labels a,b,a` one with a label twice. Neither is written."""
+    data = tmp_path / "d.csv"
+    data.write_text("id,text\n1,hello\n2,bye\n")
+    out = tmp_path / "c.toml"
+    assert_one_line_error(cli("init", data, "--labels", "positive", "--out", out),
+                          r"--labels: a campaign asks the teachers to choose, so it needs two labels or more")
+    assert_one_line_error(cli("init", data, "--labels", "a,b,a", "--out", out), r"--labels: \['a'\] given twice")
+    assert not out.exists()
+
+
 def test_run_refuses_to_run_no_rounds(tmp_path):
     """`run --rounds 0` (or -2) ran nothing, printed the table and "stopped: ...", exit 0."""
     cfg = replay_config(tmp_path)
