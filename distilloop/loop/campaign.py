@@ -1,9 +1,8 @@
 """The campaign: opened (created from its data file, or resumed from its store), then run round after round
-of steps until a stopping rule holds.
-
-Each step ends in a checkpoint (the round's ``status`` in the store), so a campaign killed at any point
-continues with ``distilloop run``: a round is resumed at the step it was in, and teacher answers already paid
-for are reused by request hash, never bought again.
+of steps until a stopping rule holds. Each step ends in a checkpoint (the round's ``status`` in the store), so a
+campaign killed at any point continues with ``distilloop run``: a round is resumed at the step it was in, and
+teacher answers already paid for are reused by request hash, never bought again. ``with Campaign.open(config) as
+campaign:`` closes it (the store, its lock, the reviewer's and the engine's connections) however the block ends.
 """
 
 from __future__ import annotations
@@ -66,9 +65,8 @@ class Campaign:
     # -- opening -------------------------------------------------------------------------------------
     @classmethod
     def open(cls, config: CampaignConfig, **kwargs: Any) -> Campaign:
-        """Create the store from the data file (every part built and checked first, the data validated: bad
-        input leaves nothing behind) or reopen it, recording an edited guideline as a new version (not with
-        ``record_guideline=False``: a dry run)."""
+        """Create the store from the data file (every part built and checked first, the data validated: bad input
+        leaves nothing behind) or reopen it, an edited guideline a new version (not ``record_guideline=False``)."""
         path, record = config.store_path, kwargs.pop("record_guideline", True)
         # before looking: one writer, and no race to create the store
         lock = WriterLock.acquire(path, kwargs.pop("writer", "run"))
@@ -102,17 +100,14 @@ class Campaign:
 
     # -- the loop ------------------------------------------------------------------------------------
     def settle_cut_calls(self) -> int:
-        """Before a writer asks the teachers again (``run``, ``relabel``, ``pilot``): the calls a killed command
-        left in flight are charged at their expected cost (a provider may have billed them) and found again where
-        it keeps them; a model run in the process billed nothing; the rest are asked again (counted as re-sent in
-        ``distilloop status``). Returns how many there were."""
+        """Before a writer asks the teachers again: the calls a killed command left in flight are charged at their
+        expected cost and found again where a provider keeps them (a model in the process billed nothing); the
+        rest are asked again (re-sent in ``distilloop status``). Returns how many there were."""
         env, store = self.env, self.store
         cut = store.recover_interrupted_calls(unbilled={t.name for t in env.parts.teachers if not t.billed_when_cut})
         if cut:
-            log.warning("%d call(s) were in flight when the last command stopped: a provider's are charged at "
-                        "their expected cost (it may have billed them) and found again where it keeps them; a model "
-                        "run in the process billed nothing; the rest are asked again (counted as re-sent in "
-                        "`distilloop status`)", cut)
+            log.warning("%d call(s) were in flight when the last command stopped: charged at their expected cost "
+                        "where a provider may have billed them, else asked again (`distilloop status`)", cut)
             env.budget.spent = store.spent()
         return cut
 
@@ -195,4 +190,10 @@ class Campaign:
         self.env.parts.reviewer.close()
         self.env.engine.close()
         self.store.close()
+
+    def __enter__(self) -> Campaign:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
