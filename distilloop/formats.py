@@ -251,6 +251,8 @@ def _csv_rows(path: Path, handle: Any, delimiter: str,
                                 "name in the header; name the column, or delete it")
             yield lineno, {name: cell for name, cell in zip(header, row, strict=True) if name}
     except csv.Error as exc:
+        if "end of data" not in str(exc) and "expected after" not in str(exc):  # not a quote's: a NUL byte...
+            raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
         where = "never closes" if "end of data" in str(exc) else (
             "closes before the cell ends" if reader.line_num == start else
             f"runs to line {reader.line_num} and closes before the cell ends")
