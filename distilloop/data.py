@@ -76,8 +76,28 @@ def _input_value(where: str, name: str, value: Any) -> Any:
         if (isinstance(keys, list) and isinstance(texts, list) and len(keys) == len(texts) and keys
                 and all(isinstance(v, str) for v in [*keys, *texts])):
             return dict(zip(keys, texts))
+    if isinstance(value, dict) and value:  # an API dump's {"review": {"title": ..., "body": ...}}
+        parts = ", ".join(f'"{name}.{k}"' for k in list(value)[:3])
+        raise DataError(f"{where}: input field '{name}' is an object ({str(value)[:60]!r}); name the parts to read "
+                        f"with dotted fields, e.g. input_fields = [{parts}] (init: --fields)")
     raise DataError(f"{where}: input field '{name}' must be text, got {type(value).__name__} {str(value)[:60]!r}; "
                     "write it as a string")
+
+
+_MISSING = object()
+
+
+def _field(row: dict[str, Any], name: str) -> Any:
+    """``row[name]``; where there is no such key, a dotted name is a path into nested objects (``review.body``
+    of ``{"review": {"body": ...}}``); ``_MISSING`` where neither finds it."""
+    if name in row:
+        return row[name]
+    value: Any = row
+    for part in name.split(".") if "." in name else [name]:
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
 
 
 @dataclass(frozen=True)
@@ -135,10 +155,10 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         where = f"{path.name}:{lineno}"
         fields: dict[str, Any] = {}
         for name in spec.input_fields:
-            if name not in row:
+            value = _field(row, name)
+            if value is _MISSING:
                 raise DataError(f"{where}: row has no '{name}' (an input field); every row needs "
                                 f"{', '.join(repr(f) for f in spec.input_fields)}, {spec.fields_hint}")
-            value = row[name]
             # one empty field of several (a ticket without a subject) is fine; an empty input is not
             empty = value is None or (isinstance(value, str) and not value.strip())
             fields[name] = "" if empty else _input_value(where, name, value)

@@ -294,3 +294,19 @@ def test_the_hubs_split_names_are_the_pool_and_the_dev_split(tmp_path):
     assert [e.split for e in examples] == ["pool", "dev", "test", "pool", "dev", "dev", "pool", "pool"]
     with pytest.raises(DataError, match=r"hub.jsonl:1: split 'holdout' is not one of pool, dev, test \(or train, "):
         load_examples(write(tmp_path / "hub.jsonl", [{"id": "1", "text": "t", "split": "holdout"}]))
+
+
+def test_a_nested_object_is_read_by_dotted_field_names(tmp_path):
+    """An API dump's {"review": {"title": ..., "body": ...}} was refused ("must be text ... write it as a
+    string"): the user had to flatten the file. A dotted input field reads into the object; naming the object
+    itself says which dotted names to use."""
+    rows = [{"id": "1", "review": {"title": "Bad", "body": "awful"}, "label": "neg"},
+            {"id": "2", "review": {"title": "Good", "body": "fine"}, "label": "pos"}]
+    p = write(tmp_path / "api.jsonl", rows)
+    examples = load_examples(p, DataSpec(input_fields=("review.title", "review.body"), test_fraction=0))
+    assert examples[0].text == "review.title: Bad\nreview.body: awful" and examples[1].gold == "pos"
+    with pytest.raises(DataError, match=r"api.jsonl:1: input field 'review' is an object .*input_fields = "
+                                        r'\["review.title", "review.body"\]'):
+        load_examples(p, DataSpec(input_fields=("review",)))
+    with pytest.raises(DataError, match=r"api.jsonl:1: row has no 'review.stars'"):
+        load_examples(p, DataSpec(input_fields=("review.stars",)))
