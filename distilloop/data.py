@@ -87,6 +87,12 @@ def _input_value(where: str, name: str, value: Any) -> Any:
 _MISSING = object()
 
 
+def _get(row: dict[str, Any], name: str) -> Any:
+    """:func:`_field`, None where it finds nothing (the label, id, split and rationale: each may be absent)."""
+    value = _field(row, name)
+    return None if value is _MISSING else value
+
+
 def _field(row: dict[str, Any], name: str) -> Any:
     """``row[name]``; where there is no such key, a dotted name is a path into nested objects (``review.body``
     of ``{"review": {"body": ...}}``); ``_MISSING`` where neither finds it."""
@@ -167,11 +173,11 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
                     f"every input field ({', '.join(repr(f) for f in spec.input_fields)}) is")
             raise DataError(f"{where}: {what} empty, and an empty input cannot be labeled: fill it in or delete "
                             "the row")
-        rid = row.get(spec.id_field)
+        rid = _get(row, spec.id_field)
         if isinstance(rid, bool) or not isinstance(rid, str | int | None):
             raise DataError(f"{where}: id must be a string or an integer, got {type(rid).__name__} {str(rid)[:40]!r}")
         rid = str(rid) if rid not in (None, "") else f"row-{lineno}"
-        gold = row.get(spec.label_field)
+        gold = _get(row, spec.label_field)
         if isinstance(gold, bool):  # a yes/no column (is_spam: true): the labels "true" and "false", as JSON spells them
             gold = "true" if gold else "false"
         if not isinstance(gold, str | int | float | None):
@@ -189,7 +195,7 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         if gold is not None and label_set is not None and gold not in label_set:
             raise DataError(f"{where}: label {gold!r} is not in the label set {sorted(label_set)}; fix the row "
                             "or add the label to [campaign] labels")
-        split = row.get(spec.split_field)
+        split = _get(row, spec.split_field)
         if not isinstance(split, str | None):
             raise DataError(f"{where}: split must be one of {', '.join(SPLITS)}, got {str(split)[:40]!r}")
         if split is None or not split.strip():
@@ -199,7 +205,7 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         else:
             raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)} (or train, validation: "
                             "the pool and the dev split); fix the row, or name the column with [data] split_field")
-        rationale = row.get(spec.rationale_field)
+        rationale = _get(row, spec.rationale_field)
         if rationale is not None and not isinstance(rationale, str):
             raise DataError(f"{where}: rationale must be text, got {type(rationale).__name__}")
         yield Row(Example(rid, fields, split or "pool", gold, rationale or None),

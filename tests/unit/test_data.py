@@ -310,3 +310,6 @@ def test_a_nested_object_is_read_by_dotted_field_names(tmp_path):
         load_examples(p, DataSpec(input_fields=("review",)))
     with pytest.raises(DataError, match=r"api.jsonl:1: row has no 'review.stars'"):
         load_examples(p, DataSpec(input_fields=("review.stars",)))
+    nested = write(tmp_path / "meta.jsonl", [{"meta": {"id": "a", "gold": "pos", "split": "test"}, "text": "fine"}])
+    [e] = load_examples(nested, DataSpec(id_field="meta.id", label_field="meta.gold", split_field="meta.split"))
+    assert (e.id, e.gold, e.split) == ("a", "pos", "test")
