@@ -84,6 +84,8 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         with _open_text(path) as handle:
             if name.endswith((".json", ".json.gz")) and _starts_with(handle, "["):
                 yield from _json_array_rows(path, handle.read())
+            elif name.endswith((".json", ".json.gz")) and (frame := _pandas_frame(handle)) is not None:
+                yield from enumerate(frame, 1)
             elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".ndjson.gz")):
                 for lineno, line in enumerate(handle, 1):
                     if not line.strip():
@@ -157,10 +159,54 @@ def _csv_delimiter(handle: Any) -> str:
     return ";" if ";" in header and "," not in header else ","
 
 
+def _pandas_frame(handle: Any) -> list[dict[str, Any]] | None:
+    """The rows of a file holding one JSON object in a shape ``pandas.DataFrame.to_json`` writes other than
+    records (its default ``columns``: ``{"text": {"0": ...}}``; ``index``, ``split``, ``table``), else None (JSON
+    Lines: one object a line; the handle is left at its start). Read as JSON Lines, such a file was one row."""
+    first = handle.readline()
+    more = handle.read(1 << 16)
+    handle.seek(0)
+    if not first.lstrip().startswith("{"):
+        return None
+    try:
+        obj = json.loads(first)
+        if more.strip():
+            return None  # one object a line
+    except ValueError:
+        try:  # an object over several lines (to_json(indent=2))
+            obj = json.loads(handle.read())
+        except (ValueError, RecursionError):
+            return None
+        finally:
+            handle.seek(0)
+    if not isinstance(obj, dict):
+        return None
+    if set(obj) in ({"columns", "index", "data"}, {"columns", "data"}) and isinstance(obj["data"], list):
+        return [dict(zip(obj["columns"], values)) for values in obj["data"] if isinstance(values, list)]
+    if set(obj) == {"schema", "data"} and isinstance(obj["data"], list):
+        return [{k: v for k, v in r.items() if k != "index"} if isinstance(r, dict) else r for r in obj["data"]]
+    inner = [set(v) for v in obj.values() if isinstance(v, dict)]
+    if len(obj) < 2 or len(inner) != len(obj) or any(keys != inner[0] for keys in inner):
+        return None
+    # columns: {column: {row: value}}, index: {row: {column: value}}; the rows are the numbered side (pandas'
+    # default index), else the longer one
+    numbered_inner, numbered_outer = (all(str(k).isdigit() for k in keys) for keys in (inner[0], obj))
+    if numbered_outer and not numbered_inner or (numbered_outer == numbered_inner and len(obj) > len(inner[0])):
+        index, frame = list(obj), [dict(v) for v in obj.values()]
+    else:
+        index = list(obj[next(iter(obj))])
+        frame = [{column: obj[column][i] for column in obj} for i in index]
+    if index != [str(i) for i in range(len(index))] and not any("id" in row for row in frame):
+        frame = [{"id": key, **row} for key, row in zip(index, frame)]  # an index of one's own: the rows' ids
+    return frame
+
+
 def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any]]]:
     """The objects of a file holding one JSON array (``pandas.to_json(orient="records")``, a Label Studio or
-    spreadsheet export), each with the line it starts on."""
+    spreadsheet export), each with the line it starts on; in an array written on one line (pandas'), each with
+    its place in it (every row was on line 1: rows without ids were all ``row-1``, a duplicate id)."""
     decoder = json.JSONDecoder(parse_constant=_no_constant)
+    one_line, ordinal = NEWLINE not in text.strip(), 0
     pos, line = text.index("[") + 1, 1 + text.count(NEWLINE, 0, text.index("["))
 
     def skip(at: int) -> int:
@@ -188,7 +234,8 @@ def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any
             raise bad(pos, "a JSON value nested too deeply") from None
         if not isinstance(row, dict):
             raise bad(pos, f"expected a JSON object in the array, got {type(row).__name__}")
-        yield line, row
+        ordinal += 1
+        yield ordinal if one_line else line, row
         pos = skip(end)
         if text[pos:pos + 1] == ",":
             pos = skip(pos + 1)

@@ -313,3 +313,21 @@ def test_a_nested_object_is_read_by_dotted_field_names(tmp_path):
     nested = write(tmp_path / "meta.jsonl", [{"meta": {"id": "a", "gold": "pos", "split": "test"}, "text": "fine"}])
     [e] = load_examples(nested, DataSpec(id_field="meta.id", label_field="meta.gold", split_field="meta.split"))
     assert (e.id, e.gold, e.split) == ("a", "pos", "test")
+
+
+@pytest.mark.parametrize("orient", ["columns", "index", "split", "table", "records"])
+def test_a_json_file_in_any_shape_pandas_writes_is_read_by_rows(tmp_path, orient):
+    """`df.to_json("data.json")` writes pandas' default, column by column ({"text": {"0": ...}}): read as JSON Lines
+    it was one row whose text was an object ("name the parts with dotted fields: text.0, text.1"); the index
+    and split shapes were "several columns that could be inputs (0, 1, 2)". Each shape is read as its rows, an
+    index of one's own as their ids."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"text": ["good film", "bad film", "fine"], "label": ["pos", "neg", "pos"]})
+    p = tmp_path / "frame.json"
+    frame.to_json(p, orient=orient)
+    examples = load_examples(p, DataSpec(test_fraction=0))
+    assert [(e.text, e.gold) for e in examples] == [("good film", "pos"), ("bad film", "neg"), ("fine", "pos")]
+    frame.index = ["a", "b", "c"]
+    if orient in ("columns", "index"):
+        frame.to_json(p, orient=orient, indent=2)
+        assert [e.id for e in load_examples(p, DataSpec(test_fraction=0))] == ["a", "b", "c"]
