@@ -107,9 +107,11 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                 yield from _csv_rows(path, handle, "\t" if tsv else _csv_delimiter(handle),
                                      _tsv_quoting(path) if tsv else csv.QUOTE_MINIMAL)
             else:
+                sheet = (" (a spreadsheet: save it as 'CSV UTF-8', Excel's File > Save As, or LibreOffice's CSV with "
+                         "UTF-8)" if name.endswith((".xlsx", ".xls", ".ods", ".numbers")) else "")
                 raise DataError(
                     f"{path}: unknown data format; use .jsonl, .json (JSON Lines or one array of objects), .csv or "
-                    f".tsv, each optionally .gz, or .parquet (got '{path.suffix}')"
+                    f".tsv, each optionally .gz, or .parquet (got '{path.suffix}'){sheet}"
                 )
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):

@@ -57,6 +57,9 @@ def test_malformed_and_missing_files(tmp_path):
         load_examples(tmp_path / "nope.jsonl")
     with pytest.raises(DataError, match="unknown data format"):
         load_examples(write(tmp_path / "d.txt", [{"id": "1"}]))
+    (tmp_path / "d.xlsx").write_bytes(b"PK\x03\x04")  # a spreadsheet says how to save it as CSV
+    with pytest.raises(DataError, match=r"unknown data format.*\(a spreadsheet: save it as 'CSV UTF-8'"):
+        load_examples(tmp_path / "d.xlsx")
 
 
 def test_multiple_choice_rendering():
