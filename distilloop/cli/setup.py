@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -104,13 +106,15 @@ def cmd_init(args: argparse.Namespace) -> int:
                      "--label-field COLUMN, or")
             raise UserInputError(f"cannot infer the label set from {data}: {where} give the labels to ask for with "
                                  "--labels a,b,...")
-        if len(labels) > 50:
-            from distilloop.core.answers import normalize_number
-
-            if all(normalize_number(x) is not None for x in labels):
+        golds = Counter(e.gold for e in examples if e.gold is not None)
+        if len(labels) > 50 and (len(labels) > MAX_LABELS or sorted(golds.values())[len(golds) // 2] < 2):
+            # most values once: free text or answers to work out, not a set of classes (banking77's 77 are fine)
+            if all(plain_number(x) for x in labels):
                 raise UserInputError(f"{data} has {len(labels)} distinct labels, all numbers: if the answers are "
                                      "numbers (math word problems), pass --answer number; else pass --labels")
-            raise UserInputError(f"{data} has {len(labels)} distinct labels; pass --labels explicitly")
+            raise UserInputError(f"{data} has {len(labels)} distinct values in column {label_field!r}, most of them "
+                                 "once: not a set of labels. Name the labels' column with --label-field, or give the "
+                                 "labels with --labels a,b,...")
     out = Path(args.out)
     if out.exists() and not args.force:
         raise UserInputError(f"{out} already exists; pass --force to overwrite or --out another file")
@@ -149,9 +153,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"note: the teachers' instruction is {task!r}: the labels are the keys of each row's "
               f"'{choice}' (a multiple-choice file); say more with --task or [campaign] task")
     elif not args.task and not numeric:
-        from distilloop.core.answers import normalize_number
-
-        codes = not answers and all(normalize_number(x) is not None for x in labels)
+        codes = not answers and all(plain_number(x) for x in labels)
         print(f"note: the teachers' instruction is a placeholder ({task!r}): say what to label and how, with "
               f"--task or [campaign] task"
               + (f"; the labels are codes ({', '.join(labels[:5])}), so say what each one means there, or name "
@@ -175,11 +177,21 @@ def lettered_choices(examples: list[Any], fields: list[str], labels: list[str]) 
     return ""
 
 
-def looks_like_answers(labels: list[str]) -> bool:
-    """Labels that are all numbers but not a run of codes (0, 1, 2... or 1, 2, 3...): open numeric answers."""
+#: more distinct labels than this is never a set of classes for ``init`` to guess
+MAX_LABELS = 1000
+
+
+def plain_number(label: str) -> str | None:
+    """The number a label is (``"18"``, ``"$1,800"``, ``"-2.5"``), or None: one that merely holds a digit
+    (``"topic a1"``, ``"grade 3"``) is a name."""
     from distilloop.core.answers import normalize_number
 
-    values = [normalize_number(x) for x in labels]
+    return normalize_number(label) if re.fullmatch(r"\s*[-+]?\$?\s*[\d,]*\.?\d+\s*", label) else None
+
+
+def looks_like_answers(labels: list[str]) -> bool:
+    """Labels that are all numbers but not a run of codes (0, 1, 2... or 1, 2, 3...): open numeric answers."""
+    values = [plain_number(x) for x in labels]
     if len(values) < 2 or any(v is None for v in values):
         return False
     ints = sorted(int(v) for v in values if v is not None and float(v).is_integer())

@@ -257,6 +257,29 @@ def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
     assert cfg.data.label_field == "sentiment" and cfg.campaign.labels == ["neg", "pos"]
 
 
+def test_init_takes_many_labels_and_refuses_free_text(tmp_path):
+    """A 77-intent file (banking77) was refused ("77 distinct labels; pass --labels explicitly": 77 labels on the
+    command line), and labels such as "topic a1" were called numbers ("not codes 0, 1, 2... --answer number").
+    Many labels are taken; a column whose values are mostly once (free text) is refused, naming the column."""
+    rows = [f"{i},text about intent {i % 77},intent_{i % 77}" for i in range(400)]
+    many = tmp_path / "b77.csv"
+    many.write_text("id,text,label\n" + "\n".join(rows) + "\n")
+    proc = cli("init", many, "--out", tmp_path / "a.toml")
+    assert proc.returncode == 0, proc.stderr
+    from distilloop.loop.config import load_config
+
+    assert len(load_config(tmp_path / "a.toml").campaign.labels) == 77
+    topics = tmp_path / "t.csv"
+    topics.write_text("id,text,label\n" + "".join(f"{i},about {c}{i % 3},topic {c}{i % 3}\n"
+                                                  for i, c in enumerate("abcdefabcdef")))
+    proc = cli("init", topics, "--out", tmp_path / "t.toml")
+    assert proc.returncode == 0 and "every label is a number" not in proc.stdout and "codes" not in proc.stdout
+    free = tmp_path / "free.csv"
+    free.write_text("id,text,label\n" + "".join(f"{i},q{i},an answer in words {i}\n" for i in range(60)))
+    assert_one_line_error(cli("init", free, "--out", tmp_path / "f.toml"),
+                          r"60 distinct values in column 'label', most of them once: not a set of labels")
+
+
 def test_init_for_numeric_answers_writes_a_campaign_that_opens(tmp_path):
     svamp = ROOT / "data" / "svamp.jsonl.gz"
     assert_one_line_error(cli("init", svamp, "--fields", "question", "--out", tmp_path / "x.toml"),
