@@ -144,7 +144,7 @@ def _print_reliability(out: Any, rel: list[dict[str, Any]], cascade: list[str] |
     """Each teacher's per-class reliability (Dawid-Skene), and what it rests on: the items answered by two or
     more teachers or reviewed (an item one teacher answered alone says nothing of that teacher's errors); with a
     cascade those are the items its first teacher was unsure of, not a sample of the pool."""
-    from distilloop.reports.table import MIN_RELIABILITY_ITEMS, RELIABILITY_NOT_YET, reliability_summary
+    from distilloop.reports.table import RELIABILITY_NOT_YET, reliability_summary
 
     s = reliability_summary(rel, cascade)
     if s is None:
@@ -155,8 +155,7 @@ def _print_reliability(out: Any, rel: list[dict[str, Any]], cascade: list[str] |
               "P(teacher says the class | true class)")
     for t in s.teachers:
         if t.balanced is None:
-            out.print(f"  {t.teacher}: not estimated yet (it answered {t.items:.0f} of those items; "
-                      f"{MIN_RELIABILITY_ITEMS} needed)")
+            out.print(f"  {t.teacher}: {t.not_yet()}")
             continue
         out.print(f"  {t.teacher}: balanced accuracy {t.balanced:.2f} (chance {t.chance:.2f}); {t.classes()}")
     for note in s.notes:

@@ -26,7 +26,6 @@ from distilloop.core.answers import AnswerSpace, answer_space
 from distilloop.errors import DistilloopError
 from distilloop.reports import plots
 from distilloop.reports.table import (
-    MIN_RELIABILITY_ITEMS,
     RELIABILITY_NOT_YET,
     describe_scores,
     reliability_summary,
@@ -228,7 +227,7 @@ def _estimated_reliability(rel: list[dict[str, Any]], cascade: Any) -> str:
     if s is None:
         return f'<p class="muted">{_e(RELIABILITY_NOT_YET[0].upper() + RELIABILITY_NOT_YET[1:])}.</p>'
     rows = [[t.teacher, round(t.items), t.balanced, t.chance,
-             t.classes() if t.balanced is not None else f"not estimated yet: {MIN_RELIABILITY_ITEMS} items needed"]
+             t.classes() if t.balanced is not None else t.not_yet()]
             for t in s.teachers]
     notes = "".join(f'<p class="muted">{_e(n[0].upper() + n[1:])}.</p>' for n in s.notes)
     return (f"<p>{_e(s.method)} over {_e(s.n_items)} items answered by two or more teachers or reviewed, "

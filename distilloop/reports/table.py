@@ -116,6 +116,9 @@ def versions_summary(store: Store) -> dict[str, Any]:
 MIN_RELIABILITY_ITEMS = 10
 #: the most classes whose rates are all shown (beyond it, the lowest ones)
 SPELLED_CLASSES = 8
+#: a class's rate on fewer items than this is mostly the prior (0.50 for a teacher right on its one item): beyond
+#: ``SPELLED_CLASSES`` classes it is neither ranked nor in the balanced accuracy, where other classes have more
+MIN_CLASS_ITEMS = 3
 
 
 @dataclasses.dataclass
@@ -129,6 +132,12 @@ class TeacherReliability:
     per_class: list[tuple[str, float, float]]
     balanced: float | None
 
+    def not_yet(self) -> str:
+        """Why there is no balanced accuracy yet."""
+        if self.items < MIN_RELIABILITY_ITEMS:
+            return f"not estimated yet (it answered {self.items:.0f} of those items; {MIN_RELIABILITY_ITEMS} needed)"
+        return f"not estimated yet ({self.classes()})"
+
     @property
     def chance(self) -> float:
         return 1 / len(self.per_class) if self.per_class else 0.0
@@ -141,10 +150,20 @@ class TeacherReliability:
 
         if len(self.per_class) <= most:
             return spell(self.per_class)
-        seen = [c for c in self.per_class if c[2] >= 0.5]
-        text = f"lowest {min(most, len(seen))} of {len(self.per_class)}: {spell(sorted(seen, key=lambda c: c[1])[:most])}"
-        unseen = len(self.per_class) - len(seen)
-        return text + (f"; {unseen} with no items yet" if unseen else "")
+        seen = rated(self.per_class)
+        if not seen:
+            return f"each of the {len(self.per_class)} classes on fewer than {MIN_CLASS_ITEMS} items: too few to rank"
+        few = len(self.per_class) - len(seen)
+        ranked = spell(sorted(seen, key=lambda c: c[1])[:most])
+        if not few:
+            return f"lowest {min(most, len(seen))} of {len(self.per_class)}: {ranked}"
+        return (f"lowest {min(most, len(seen))} of the {len(seen)} classes on {MIN_CLASS_ITEMS}+ items: {ranked}; "
+                f"{few} on fewer")
+
+
+def rated(per_class: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """The classes whose rate rests on ``MIN_CLASS_ITEMS`` items or more."""
+    return [c for c in per_class if c[2] >= MIN_CLASS_ITEMS - 1e-9]
 
 
 @dataclasses.dataclass
@@ -173,8 +192,10 @@ def reliability_summary(rel: Sequence[dict[str, Any]], cascade: Sequence[Any] | 
             t.per_class.append((r["true_label"], r["prob"], r["support"]))
             t.items += r["support"]
     for t in teachers.values():
-        if t.items >= MIN_RELIABILITY_ITEMS:
-            t.balanced = sum(p for _, p, _ in t.per_class) / len(t.per_class)
+        many = len(t.per_class) > SPELLED_CLASSES  # many labels: over the classes with items enough to rate
+        over = rated(t.per_class) if many else t.per_class
+        if t.items >= MIN_RELIABILITY_ITEMS and over:
+            t.balanced = sum(p for _, p, _ in over) / len(over)
     shown = any(t.balanced is not None for t in teachers.values())
     notes = []
     if shown and not r0["n_known"] and len(teachers) == 2:

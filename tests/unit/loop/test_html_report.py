@@ -233,6 +233,26 @@ def test_many_labels_show_each_teachers_lowest_rates_not_the_whole_matrix(store_
     assert "Two teachers and no review" in html
 
 
+def test_many_labels_rate_only_the_classes_with_items_enough(store_copy):
+    """77 intents on 60 items: two teachers right on every item read "balanced accuracy 0.45" and "lowest 8 of 77:
+    intent_58 0.50 (n~1)...": each class's rate on its one item is mostly the prior. Classes on fewer than 3
+    items are neither ranked nor averaged; where none has 3, nothing is."""
+    labels = [f"intent_{i:02d}" for i in range(40)]
+
+    def save(support):
+        store_copy.save_reliability([
+            {"teacher": "gpt", "true_label": a, "given_label": b, "prob": (0.95 if support(i) >= 3 else 0.5)
+             if a == b else 0.0, "support": support(i) if a == b else 0.0}
+            for i, a in enumerate(labels) for b in labels], method="dawid_skene", n_items=60, n_known=0)
+        return _Doc(render_html(store_copy)).tables["reliability-estimates"][1]
+
+    row = save(lambda i: 1.0 if i >= 10 else 5.0)  # 10 classes on 5 items, 30 on one
+    assert row[2] == "0.950" and row[4].startswith("lowest 8 of the 10 classes on 3+ items: intent_00 0.95 (n~5)")
+    assert row[4].endswith("; 30 on fewer")
+    row = save(lambda i: 1.5)
+    assert row[2] == "-" and row[4] == "not estimated yet (each of the 40 classes on fewer than 3 items: too few to rank)"
+
+
 def test_reliability_resting_on_no_item_says_it_is_not_estimated(store_copy):
     store_copy.save_reliability([{"teacher": "a", "true_label": "negative", "given_label": "negative", "prob": 0.5,
                                   "support": 0.0}], method="dawid_skene", n_items=0, n_known=0)
