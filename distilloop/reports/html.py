@@ -260,9 +260,20 @@ def _confusion(store: Store, split: str, space: AnswerSpace, loader: Callable[[s
     k = len(labels)
     correct = sum(m[i][i] for i in range(k))
     n = sum(map(sum, m))
+    if k <= MATRIX_TABLE_LABELS:
+        table = _table("confusion-table", ["gold \\ predicted", *labels], [[labels[i], *m[i]] for i in range(k)])
+    else:  # a 77-intent matrix as a table is 6,000 cells nobody reads: the confusions that happen most
+        pairs = sorted(((m[i][j], labels[i], labels[j]) for i in range(k) for j in range(k) if i != j and m[i][j]),
+                       key=lambda x: (-x[0], x[1], x[2]))[:CONFUSED_PAIRS]
+        table = (f"<p>The {len(pairs)} most frequent confusions (of {k} labels the full table would be {k} x {k}):"
+                 "</p>" + _table("confusion-pairs", ["gold", "predicted", "items"], [[g, p, c] for c, g, p in pairs]))
     return "".join([f"<p>{_e(note)} Accuracy {_e(_num(correct / n if n else None, 'pct'))}.</p>",
-                    plots.confusion(m, labels),
-                    _table("confusion-table", ["gold \\ predicted", *labels], [[labels[i], *m[i]] for i in range(k)])])
+                    plots.confusion(m, labels), table])
+
+
+#: beyond this many labels the confusion matrix is shown as its most frequent confusions, not a table of every cell
+MATRIX_TABLE_LABELS = 12
+CONFUSED_PAIRS = 15
 
 
 def _versions(store: Store) -> str:

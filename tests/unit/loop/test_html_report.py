@@ -358,3 +358,20 @@ def test_what_was_paid_before_round_1_is_named_and_a_round_that_paid_nothing_is_
     assert shown["rounds"] == [0, 1, 2]
     assert {row[0] for row in _Doc(text).tables["spend-table"][1:-1]} == {"0 (before round 1)", "2"}
     assert "Round 0 is what was paid before round 1: a pilot's answers" in html.unescape(text)
+
+
+def test_many_labels_show_the_most_frequent_confusions_not_every_cell(monkeypatch):
+    """A 77-intent campaign's report held a 77 x 78 table (6,000 cells) under the matrix image: beyond 12 labels
+    the table is the confusions that happen most, gold and predicted, with their counts."""
+    from distilloop.core.answers import answer_space
+    from distilloop.reports import html as html_module
+
+    labels = [f"intent_{i:02d}" for i in range(20)]
+    m = [[10 if i == j else 0 for j in range(20)] for i in range(20)]
+    m[3][4], m[7][2], m[9][1] = 6, 2, 2
+    monkeypatch.setattr(html_module, "confusion", lambda store, **kw: (m, "On the test split."))
+    monkeypatch.setattr(html_module.plots, "confusion", lambda m, labels: "<img>")
+    doc = _Doc(html_module._confusion(None, "test", answer_space("label", labels), None))
+    assert "confusion-table" not in doc.tables
+    assert doc.tables["confusion-pairs"] == [["gold", "predicted", "items"], ["intent_03", "intent_04", "6"],
+                                             ["intent_07", "intent_02", "2"], ["intent_09", "intent_01", "2"]]
