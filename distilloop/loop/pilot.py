@@ -141,6 +141,12 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
         items_left, per_item.scaled(n_asked), seconds / max(1, len(ids)) * n_asked, review_share * items_left, reference)
 
 
-def describe_counts(labels: dict[str, int]) -> str:
+def describe_counts(labels: dict[str, int], most: int = 8) -> str:
+    """The labels a teacher gave, the commonest first, with their shares; beyond ``most``, how many others."""
     total = sum(labels.values())
-    return ", ".join(f"{lab} {100 * k / total:.0f}%" for lab, k in Counter(labels).most_common()) if total else "-"
+    if not total:
+        return "-"
+    common = Counter(labels).most_common()
+    rest = sum(k for _, k in common[most:])
+    return (", ".join(f"{lab} {100 * k / total:.0f}%" for lab, k in common[:most])
+            + (f", {len(common) - most} others {100 * rest / total:.0f}%" if rest else ""))

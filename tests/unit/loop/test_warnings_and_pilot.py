@@ -312,3 +312,14 @@ def test_the_pilot_projection_counts_the_held_out_set_the_teachers_label_first(t
     assert m, out
     per_item = re.search(r"pilot: ([\d,]+) tokens", out)
     assert int(m.group(1).replace(",", "")) == pytest.approx(int(per_item.group(1).replace(",", "")) / 6 * 32, rel=0.02)
+
+
+def test_the_pilot_lists_a_teachers_commonest_labels_and_counts_the_rest():
+    """A 77-intent pilot listed every label a teacher gave in one table cell; the 8 commonest are named."""
+    from distilloop.loop.pilot import describe_counts
+
+    given = {f"intent_{i:02d}": 20 - i for i in range(12)}
+    text = describe_counts(given)
+    assert text.startswith("intent_00 11%, intent_01 11%, intent_02 10%") and "intent_08" not in text
+    assert text.endswith("intent_07 7%, 4 others 24%")  # 12 + 11 + 10 + 9 = 42 of 174
+    assert describe_counts({"a": 3, "b": 1}) == "a 75%, b 25%" and describe_counts({}) == "-"
