@@ -139,7 +139,40 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
     voted = voted_labels(store, space) if space.has_label_set else {}  # both readings of the votes, one read
     return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
             *one_class(store, space), *chance_agreement(store, space, voted),
-            *weak_student(store, metric, student, len(space.labels)), *small_reference(store, metric)]
+            *weak_student(store, metric, student, len(space.labels)), *small_reference(store, metric),
+            *(diluted_confidence(store, space) if calibrated else [])]
+
+
+#: a calibrated confidence below this share of the teacher's own is said (with labels left out of its answers)
+DILUTED_SHARE = 0.8
+
+
+def diluted_confidence(store: Store, space: AnswerSpace) -> list[str]:
+    """Teachers whose answers leave labels out (an API's top logprobs with many labels) and whose confidence the
+    calibration lowers by a fifth or more: the left-out labels hold mass, so a cascade asks its next teacher
+    and review takes items the teachers agree on (``benchmarks/calibration_labels.py``)."""
+    own: dict[str, list[float]] = {}
+    calibrated: dict[str, list[float]] = {}
+    left_out: dict[str, list[int]] = {}
+    for votes in store.all_votes().values():
+        for v in votes:
+            raw, conf = v.get("distribution"), v.get("confidence")
+            if not (v.get("calibrated_distribution") and isinstance(raw, dict) and raw and conf is not None):
+                continue
+            own.setdefault(v["teacher"], []).append(max(raw.values()))
+            calibrated.setdefault(v["teacher"], []).append(float(conf))
+            left_out.setdefault(v["teacher"], []).append(sum(1 for p in raw.values() if not p))
+    out = []
+    for teacher, values in own.items():
+        before, after = sum(values) / len(values), sum(calibrated[teacher]) / len(values)
+        missing = sum(left_out[teacher]) / len(values)
+        if len(values) >= MIN_ANSWERS and missing >= 1 and after < DILUTED_SHARE * before:
+            out.append(f"teacher {teacher}'s answers leave out {missing:.0f} of {len(space.labels)} labels on average "
+                       f"(its API's top alternatives), and the calibration lowers its mean confidence from {before:.2f} "
+                       f"to {after:.2f}: a cascade asks the next teacher, and review takes items the teachers agree "
+                       "on, more often. With a strong teacher, [aggregation] calibrate = \"none\" may pay; "
+                       "`distilloop pilot` on gold rows shows its accuracy either way")
+    return out
 
 
 #: decision-reference rows below which promotion is said to rest on too few items (at 30, a 95% interval on an

@@ -15,21 +15,31 @@ from distilloop.testing.fake_api.base import _TOKEN, FakeResponse, Generation, R
 
 class OpenAIRoutes(Routes):
     def _logprob_tokens(self, gen: Generation, top_n: int) -> list[dict[str, Any]]:
-        """Tokens of the answer with logprobs; at the label's first token, alternatives for every label."""
+        """Tokens of the answer with logprobs. The fake's belief: the chosen label at ``confidence``, the other
+        labels sharing the rest; at each token of the label's value, the alternatives are the next tokens of the
+        labels that begin as the answer has so far, each with its conditional probability (labels that begin
+        alike, ``card arrival`` and ``card payment``, share a first token and part at a later one, as a real
+        API's top_logprobs show them)."""
         out = []
         m = re.search(r'"label":\s*"', gen.text)
         label_at = m.end() if m else -1
-        pos = 0
+        spelled = {lab: _TOKEN.findall(lab) for lab in gen.labels}
+        chosen = spelled.get(gen.label, [])
+        belief = {lab: self.confidence if lab == gen.label else (1 - self.confidence) / max(1, len(spelled) - 1)
+                  for lab in spelled}
+        pos, step = 0, -1
         for tok in _TOKEN.findall(gen.text):
             entry: dict[str, Any] = {"token": tok, "logprob": -0.01, "bytes": list(tok.encode()), "top_logprobs": []}
-            if pos == label_at and gen.labels:
-                firsts = {lab: _TOKEN.findall(lab)[0] for lab in gen.labels}
-                chosen = firsts.get(gen.label, tok)
-                rest = [f for lab, f in firsts.items() if lab != gen.label]
-                p_rest = (1 - self.confidence) / max(1, len(rest))
-                alts = [(chosen, self.confidence)] + [(f, p_rest) for f in rest]
-                entry["logprob"] = math.log(self.confidence) if tok == chosen else math.log(p_rest)
-                entry["top_logprobs"] = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())}
+            step = 0 if pos == label_at else step + 1 if step >= 0 else -1
+            if 0 <= step < len(chosen) and gen.labels:
+                nexts: dict[str, float] = {}
+                for lab, toks in spelled.items():
+                    if toks[:step] == chosen[:step] and len(toks) > step:
+                        nexts[toks[step]] = nexts.get(toks[step], 0.0) + belief[lab]
+                total = sum(nexts.values())
+                alts = sorted(nexts.items(), key=lambda kv: (kv[0] != tok, -kv[1]))
+                entry["logprob"] = math.log(nexts.get(tok, total) / total)
+                entry["top_logprobs"] = [{"token": t, "logprob": math.log(p / total), "bytes": list(t.encode())}
                                          for t, p in alts[:max(1, top_n)]]
             elif top_n:
                 entry["top_logprobs"] = [{"token": tok, "logprob": -0.01, "bytes": list(tok.encode())}]

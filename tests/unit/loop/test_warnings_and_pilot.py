@@ -323,3 +323,32 @@ def test_the_pilot_lists_a_teachers_commonest_labels_and_counts_the_rest():
     assert text.startswith("intent_00 11%, intent_01 11%, intent_02 10%") and "intent_08" not in text
     assert text.endswith("intent_07 7%, 4 others 24%")  # 12 + 11 + 10 + 9 = 42 of 174
     assert describe_counts({"a": 3, "b": 1}) == "a 75%, b 25%" and describe_counts({}) == "-"
+
+
+def test_a_teacher_whose_confidence_the_calibration_dilutes_is_named():
+    """With many labels an API's answers leave most of them out, and the calibration gives those mass: a 12-intent
+    teacher's confidence fell from 0.92 to 0.70, so the cascade asked its next teacher and review took items the
+    teachers agreed on, with nothing said. Said once it is a fifth or more, where labels are left out."""
+    from distilloop.core.answers import answer_space
+    from distilloop.loop.diagnostics import diluted_confidence
+
+    labels = [f"intent_{i}" for i in range(12)]
+    space = answer_space("label", labels)
+
+    class Store:
+        def __init__(self, calibrated_conf, left_out):
+            raw = {x: (0.92 if i == 0 else 0.02 if i < 5 else 0.0) for i, x in enumerate(labels)}
+            if not left_out:
+                raw = {x: (0.92 if i == 0 else 0.08 / 11) for i, x in enumerate(labels)}
+            self.votes = {f"e{i}": [{"teacher": "gpt", "label": labels[0], "confidence": calibrated_conf,
+                                     "distribution": raw, "calibrated_distribution": {labels[0]: calibrated_conf}}]
+                          for i in range(30)}
+
+        def all_votes(self):
+            return self.votes
+
+    [said] = diluted_confidence(Store(0.70, True), space)
+    assert said.startswith("teacher gpt's answers leave out 7 of 12 labels on average") and "0.92 to 0.70" in said
+    assert 'calibrate = "none"' in said
+    assert diluted_confidence(Store(0.85, True), space) == []  # lowered less than a fifth
+    assert diluted_confidence(Store(0.50, False), space) == []  # a full distribution: the calibration's own say
