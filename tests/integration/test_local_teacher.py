@@ -40,6 +40,19 @@ def test_answers_with_a_label_from_the_set_a_rationale_and_a_logprob_confidence(
     assert ans.usage.tokens_in <= est.tokens_in and ans.usage.tokens_out <= est.tokens_out == 64
 
 
+def test_labels_that_begin_with_the_same_token_still_give_a_distribution(model_path):
+    """banking77's labels (card_arrival, card_linking, top_up_failed...) share first tokens: the teacher had no
+    distribution, so no confidence (a cascade asked its next teacher about every item) and no calibration."""
+    from distilloop.annotators.local import LlamaCppTeacher
+
+    t = LlamaCppTeacher(name="q", model=str(model_path), max_tokens=64)
+    labels = ("card_arrival", "card_linking", "top_up_failed", "top_up_reverted", "balance_not_updated")
+    item = LabelingItem("x", {"text": "My top up failed twice today."}, labels, "Classify the bank customer's message.")
+    ans = asyncio.run(t.answer(t.render(item), item))
+    assert ans.valid and ans.confidence_source == "logprobs" and set(ans.distribution) == set(labels)
+    assert abs(sum(ans.distribution.values()) - 1) < 1e-6 and ans.confidence == ans.distribution[ans.label] > 0
+
+
 def test_a_numeric_answer_comes_after_the_working_and_parses_as_a_number(model_path):
     from distilloop.annotators.local import LlamaCppTeacher
 
