@@ -3,7 +3,8 @@
 The answer is constrained to the prompt's JSON schema by a llama.cpp grammar, so the label is always one of
 the label set. The confidence is the model's own probability of its label: after generating, the prefix up
 to the label's opening quote is scored once more (the KV cache makes this a few tokens of work) and the
-next-token distribution is read at the first token of each label, normalised over the label set.
+next-token distribution is read at the first token of each label, normalised over the label set (labels
+that share a first token are told apart along the answer's label: :meth:`LlamaCppTeacher._label_distribution`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Structured output: chat completions with ``response_format`` json_schema (strict
 ``structured = "auto"``: the first call tries json_schema, then ``json_object`` with the schema, then plain
 prompt-and-parse; the first that works is remembered for the teacher's server and model (in this process).
 Confidence: the probability of the label's first token among ``top_logprobs``, normalised over the label
-set (:mod:`distilloop.annotators.logprobs`), where the server returns logprobs. Usage includes cached
+set (labels that begin alike told apart further on: :mod:`distilloop.annotators.logprobs`), where the server
+returns logprobs. Usage includes cached
 prompt tokens (``prompt_tokens_details.cached_tokens``), billed at the cached-input rate.
 """
 
