@@ -30,11 +30,12 @@ CONSTANT_SHARE = 0.95
 CHANCE_KAPPA = 0.1
 
 
-def voted_labels(store: Store, space: AnswerSpace) -> dict[str, dict[str, str]]:
+def voted_labels(store: Store, space: AnswerSpace,
+                 votes_by_item: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, dict[str, str]]:
     """Per teacher, its valid vote on each item as the campaign decided with it (calibrated where calibration is
-    on), read once from the consensus rows."""
+    on), from the consensus rows (``votes_by_item``: already read)."""
     by_teacher: dict[str, dict[str, str]] = {}
-    for ex, votes in store.all_votes().items():
+    for ex, votes in (store.all_votes() if votes_by_item is None else votes_by_item).items():
         for v in votes:
             if v.get("valid", True) and v.get("label") in space.labels:
                 by_teacher.setdefault(v["teacher"], {})[ex] = v["label"]
@@ -136,25 +137,27 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
              student: Any = None) -> list[str]:
     """Every warning that holds for the campaign now (``calibrated``: the votes are batch-calibrated; ``student``:
     the campaign's ``[student]``, for the advice on a weak student)."""
-    voted = voted_labels(store, space) if space.has_label_set else {}  # both readings of the votes, one read
+    rows = store.all_votes() if space.has_label_set else {}  # the consensus votes, read once for every check
+    voted = voted_labels(store, space, rows) if space.has_label_set else {}
     return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
             *one_class(store, space), *chance_agreement(store, space, voted),
             *weak_student(store, metric, student, len(space.labels)), *small_reference(store, metric),
-            *(diluted_confidence(store, space) if calibrated else [])]
+            *(diluted_confidence(store, space, rows) if calibrated else [])]
 
 
 #: a calibrated confidence below this share of the teacher's own is said (with labels left out of its answers)
 DILUTED_SHARE = 0.8
 
 
-def diluted_confidence(store: Store, space: AnswerSpace) -> list[str]:
+def diluted_confidence(store: Store, space: AnswerSpace,
+                       votes_by_item: dict[str, list[dict[str, Any]]] | None = None) -> list[str]:
     """Teachers whose answers leave labels out (an API's top logprobs with many labels) and whose confidence the
     calibration lowers by a fifth or more: the left-out labels hold mass, so a cascade asks its next teacher
     and review takes items the teachers agree on (``benchmarks/calibration_labels.py``)."""
     own: dict[str, list[float]] = {}
     calibrated: dict[str, list[float]] = {}
     left_out: dict[str, list[int]] = {}
-    for votes in store.all_votes().values():
+    for votes in (store.all_votes() if votes_by_item is None else votes_by_item).values():
         for v in votes:
             raw, conf = v.get("distribution"), v.get("confidence")
             if not (v.get("calibrated_distribution") and isinstance(raw, dict) and raw and conf is not None):
