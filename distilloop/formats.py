@@ -5,6 +5,7 @@ objects, CSV (comma or semicolon) and TSV, each optionally gzipped, and Parquet.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -252,7 +253,14 @@ def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any
 def _tsv_quoting(path: Path) -> Literal[0, 3]:
     """How a TSV file quotes: as CSV does (pandas, spreadsheets: a cell holding a tab, a line break or a quote is
     quoted, its quotes doubled) where the whole file reads so, else not at all (GLUE's and many tools' TSV: a
-    quote is text, as in ``"Wow" he said``, which read as CSV loses its quotes or swallows the rows after it)."""
+    quote is text, as in ``"Wow" he said``, which read as CSV loses its quotes or swallows the rows after it).
+    Found once per version of the file (``init`` and a campaign read it more than once)."""
+    stat = path.stat()
+    return _tsv_quoting_of(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _tsv_quoting_of(path: Path, size: int, mtime_ns: int) -> Literal[0, 3]:
     csv.field_size_limit(CSV_FIELD_LIMIT)
     with _open_text(path) as handle:
         try:
