@@ -15,6 +15,7 @@ from distilloop.cli.common import DEFAULT_CONFIG
 from distilloop.cli.starter import (
     STARTER,
     infer_columns,
+    label_column_hint,
     label_list,
     numeric_starter,
     shares_example,
@@ -104,8 +105,10 @@ def cmd_init(args: argparse.Namespace) -> int:
             where = (f"column {label_field!r} holds only {labels}:" if label_field in columns else
                      f"no column {label_field!r} (columns: {', '.join(columns)}); name the gold labels' column with "
                      "--label-field COLUMN, or")
+            hint = "" if label_field in columns else label_column_hint(
+                data, [c for c in columns if c not in fields and c != id_field])
             raise UserInputError(f"cannot infer the label set from {data}: {where} give the labels to ask for with "
-                                 "--labels a,b,...")
+                                 "--labels a,b,..." + hint)
         golds = Counter(e.gold for e in examples if e.gold is not None)
         if len(labels) > 50 and (len(labels) > MAX_LABELS or sorted(golds.values())[len(golds) // 2] < 2):
             # most values once: free text or answers to work out, not a set of classes (banking77's 77 are fine)

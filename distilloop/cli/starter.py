@@ -224,9 +224,41 @@ def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = No
                              f"{', '.join(row) or 'none'}); pass --fields with the column(s) the teachers should read")
     if len(fields) > 1 and not set(fields) <= INPUT_NAMES:
         # an extra column may hold the answer (a worked equation, an explanation) and would leak it to the teachers
+        hint = label_column_hint(data, fields) if label_field not in row else ""
         raise UserInputError(f"{data}: no 'text' column, and several that could be inputs ({', '.join(fields)}); pass "
-                             "--fields with the ones the teachers should read (never one that holds the answer)")
+                             "--fields with the ones the teachers should read (never one that holds the answer)"
+                             + hint)
     left = [k for k in row if k not in fields and k.lower() not in NOT_INPUT and k not in (label_field, id_field)]
     print(f"input fields: {', '.join(fields)} (the first row's columns; --fields to choose others)"
           + (f"; not read: {', '.join(left)}" if left else ""))
     return fields, label_field, id_field
+
+
+def label_column_hint(data: Path, columns: list[str]) -> str:
+    """Where a file has no label column by name: the columns whose values look like a label set (a few short
+    values, each on many rows: the SMS spam file's ``v1`` of ham/spam), said as the options that would name them
+    (``"; 'v1' looks like the labels (2 values: ham, spam): --label-field v1 --fields v2"``); "" when none does."""
+    from distilloop.errors import DataError
+    from distilloop.formats import rows
+
+    values: dict[str, Counter[str]] = {c: Counter() for c in columns}
+    try:
+        for n, (_, row) in enumerate(rows(data)):
+            if n == 2000:
+                break
+            for c in columns:
+                v = row.get(c)
+                if isinstance(v, str | int) and not isinstance(v, bool) and str(v).strip():
+                    values[c][str(v).strip()] += 1
+    except DataError:
+        return ""
+    like = [c for c, seen in values.items()
+            if 2 <= len(seen) <= 50 and all(len(v) <= 40 for v in seen)
+            and sum(seen.values()) >= 5 * len(seen) and min(seen.values()) >= 2]
+    if len(like) != 1:
+        return ""
+    seen = values[like[0]]
+    rest = [c for c in columns if c != like[0]]
+    shown = ", ".join(v for v, _ in seen.most_common(5)) + (", ..." if len(seen) > 5 else "")
+    return (f"; {like[0]!r} looks like the labels ({len(seen)} values: {shown}): --label-field {like[0]}"
+            + (f" --fields {','.join(rest)}" if len(rest) == 1 else ""))

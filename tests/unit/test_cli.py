@@ -174,6 +174,28 @@ def test_init_finds_the_label_under_the_hubs_names_or_where_told(tmp_path):
                           r"name the gold labels' column with --label-field COLUMN, or give the labels to ask for")
 
 
+def test_init_names_the_column_whose_values_look_like_labels(tmp_path):
+    """The SMS spam CSV (columns v1 = ham/spam, v2 = the message, three unnamed empty ones): init said only "several
+    that could be inputs (v1, v2)", then, given --fields v2, "no column 'label'". Both errors now say which column
+    looks like the labels, by its values, and the options that name it; a column of free text is never offered."""
+    data = tmp_path / "spam.csv"
+    data.write_text("v1,v2,,,\n" + "".join(f"{'spam' if i % 5 == 0 else 'ham'},message {i} text,,,\n"
+                                            for i in range(40)))
+    assert_one_line_error(cli("init", data, "--out", tmp_path / "a.toml"),
+                          r"several that could be inputs \(v1, v2\); .*'v1' looks like the labels \(2 values: ham, "
+                          r"spam\): --label-field v1 --fields v2$")
+    assert_one_line_error(cli("init", data, "--fields", "v2", "--out", tmp_path / "a.toml"),
+                          r"no column 'label' \(columns: v1, v2\).*'v1' looks like the labels \(2 values: ham, "
+                          r"spam\): --label-field v1$")
+    proc = cli("init", data, "--fields", "v2", "--label-field", "v1", "--out", tmp_path / "a.toml")
+    assert proc.returncode == 0, proc.stderr
+    # two free-text columns: nothing looks like labels, the error is as before
+    free = tmp_path / "free.csv"
+    free.write_text("a,b\n" + "".join(f"first {i},second {i}\n" for i in range(40)))
+    proc = cli("init", free, "--out", tmp_path / "b.toml")
+    assert proc.returncode == 2 and "looks like the labels" not in proc.stderr
+
+
 def test_init_reads_a_spreadsheets_capitalised_headers(tmp_path):
     """A spreadsheet's CSV headed "ID,Text,Label" was refused: no 'text' column, and "Label" offered as an input
     (the answer, shown to the teachers, had the user picked it). The headers are read whatever their case."""
