@@ -55,8 +55,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     data = Path(args.data)
     fields, label_field, id_field = infer_columns(data, args.fields, args.label_field)
     numeric = args.answer == "number"
-    spec = DataSpec(input_fields=tuple(fields), label_field=label_field, id_field=id_field,
-                    fields_hint="or pass --fields with the file's input column(s)")
+    # a spreadsheet's "Split" and "Rationale" headers, as its "Text" and "Label" are read (else ignored: a "Test"
+    # row went to the pool)
+    header = {k.lower(): k for k in first_row(data) or {} if k not in fields}
+    split_field, rationale_field = (header.get(name, name) for name in ("split", "rationale"))
+    spec = DataSpec(input_fields=tuple(fields), label_field=label_field, id_field=id_field, split_field=split_field,
+                    rationale_field=rationale_field, fields_hint="or pass --fields with the file's input column(s)")
     repeated = ""
     try:
         examples = load_examples(data, spec, answer=args.answer)
@@ -135,7 +139,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     if not numeric:
         text, note = skewed_metric(text, [str(e.gold) for e in examples if e.gold is not None])
     named = "".join(f"{key} = {toml_value(value)}\n" for key, value, default in
-                    (("label_field", label_field, "label"), ("id_field", id_field, "id")) if value != default)
+                    (("label_field", label_field, "label"), ("id_field", id_field, "id"),
+                     ("split_field", split_field, "split"), ("rationale_field", rationale_field, "rationale"))
+                    if value != default)
     text = text.replace(f"input_fields = {toml_value(fields)}\n", f"input_fields = {toml_value(fields)}\n{named}", 1)
     _check_starter(text, out)
     out.write_text(text, encoding="utf-8")

@@ -209,6 +209,20 @@ def test_init_reads_a_spreadsheets_capitalised_headers(tmp_path):
     cfg = load_config(tmp_path / "c.toml")
     assert (cfg.data.input_fields, cfg.data.label_field, cfg.data.id_field) == (["Text"], "Label", "ID")
     assert cfg.campaign.labels == ["Negative", "Positive"]
+    # its "Split" and "Rationale" too: the split column was ignored (split_field "split"), so the rows marked
+    # "Test" and "DEV" were split again by fraction and most went to the pool, to be labeled and paid for
+    from distilloop.data import load_examples
+
+    data.write_text("ID,Text,Label,Split,Rationale\n" + "".join(
+        f"{i},film {i},{'Positive' if i % 2 else 'Negative'},{'Test' if i < 10 else 'DEV' if i < 16 else ''},"
+        f"{'because' if i == 3 else ''}\n" for i in range(40)))
+    proc = cli("init", data, "--out", tmp_path / "c.toml", "--force")
+    assert proc.returncode == 0, proc.stderr
+    cfg = load_config(tmp_path / "c.toml")
+    assert (cfg.data.split_field, cfg.data.rationale_field) == ("Split", "Rationale")
+    examples = load_examples(data, cfg.data_spec())
+    assert [e.split for e in examples[:16]] == ["test"] * 10 + ["dev"] * 6
+    assert examples[3].gold_rationale == "because"
 
 
 def test_init_on_thirty_intents_keeps_its_lines_short(tmp_path):
