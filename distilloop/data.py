@@ -24,7 +24,8 @@ from distilloop.formats import rows
 SPLITS = ("pool", "dev", "test")
 #: the hub's and scikit-learn's split names: a train split is the pool to label, a validation split the dev split
 SPLIT_NAMES = {"train": "pool", "training": "pool", "validation": "dev", "valid": "dev", "val": "dev",
-               "testing": "test", **{s: s for s in SPLITS}}
+               "testing": "test", "unsupervised": "pool", "unlabeled": "pool", "unlabelled": "pool",
+               **{s: s for s in SPLITS}}
 
 
 @dataclass
@@ -203,8 +204,8 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         elif split.strip().lower() in SPLIT_NAMES:
             split = SPLIT_NAMES[split.strip().lower()]
         else:
-            raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)} (or train, validation: "
-                            "the pool and the dev split); fix the row, or name the column with [data] split_field")
+            raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)} (or train, validation, "
+                            "unlabeled: the pool and the dev split); fix the row, or name the column with [data] split_field")
         rationale = _get(row, spec.rationale_field)
         if rationale is not None and not isinstance(rationale, str):
             raise DataError(f"{where}: rationale must be text, got {type(rationale).__name__}")

@@ -199,12 +199,13 @@ def plain_number(label: str) -> str | None:
 
 
 def looks_like_answers(labels: list[str]) -> bool:
-    """Labels that are all numbers but not a run of codes (0, 1, 2... or 1, 2, 3...): open numeric answers."""
+    """Labels that are all numbers but not a run of codes (0, 1, 2..., 1, 2, 3... or a scale -1, 0, 1): open
+    numeric answers."""
     values = [plain_number(x) for x in labels]
     if len(values) < 2 or any(v is None for v in values):
         return False
     ints = sorted(int(v) for v in values if v is not None and float(v).is_integer())
-    return len(ints) < len(values) or ints[0] not in (0, 1) or ints != list(range(ints[0], ints[0] + len(ints)))
+    return len(ints) < len(values) or ints[0] not in (-1, 0, 1) or ints != list(range(ints[0], ints[0] + len(ints)))
 
 
 # -- models -----------------------------------------------------------------------------------------------

@@ -452,6 +452,10 @@ def test_init_says_when_number_labels_look_like_answers_to_work_out(tmp_path):
     stars.write_text("id,text,label\n" + "".join(f"{i},review {i},{i % 5 + 1}\n" for i in range(10)))
     proc = cli("init", stars, "--out", tmp_path / "s.toml")
     assert proc.returncode == 0 and "not codes" not in proc.stdout and "the labels are codes" in proc.stdout
+    scale = tmp_path / "scale.csv"  # a sentiment scale -1, 0, 1 is codes too (it was "not codes... --answer number")
+    scale.write_text("id,text,label\n" + "".join(f"{i},tweet {i},{i % 3 - 1}\n" for i in range(12)))
+    proc = cli("init", scale, "--out", tmp_path / "t.toml")
+    assert proc.returncode == 0 and "not codes" not in proc.stdout and "the labels are codes (-1, 0, 1)" in proc.stdout
 
 
 def test_a_dollar_cap_under_a_cent_is_shown_with_its_digits():

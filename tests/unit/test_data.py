@@ -292,9 +292,10 @@ def test_the_hubs_split_names_are_the_pool_and_the_dev_split(tmp_path):
     """A hub or scikit-learn export's split column says train/validation/test: every row was refused ("split 'train'
     is not one of pool, dev, test"). A train split is the pool to label, a validation split the dev split."""
     rows = [{"id": str(i), "text": f"t{i}", "label": "pos", "split": s}
-            for i, s in enumerate(["train", "validation", "test", "Train", " VAL ", "dev", "pool", ""])]
+            for i, s in enumerate(["train", "validation", "test", "Train", " VAL ", "dev", "pool", "", "unsupervised"])]
     examples = load_examples(write(tmp_path / "hub.jsonl", rows), DataSpec(test_fraction=0, dev_fraction=0))
-    assert [e.split for e in examples] == ["pool", "dev", "test", "pool", "dev", "dev", "pool", "pool"]
+    # IMDB's third split, "unsupervised", is rows without labels: the pool
+    assert [e.split for e in examples] == ["pool", "dev", "test", "pool", "dev", "dev", "pool", "pool", "pool"]
     with pytest.raises(DataError, match=r"hub.jsonl:1: split 'holdout' is not one of pool, dev, test \(or train, "):
         load_examples(write(tmp_path / "hub.jsonl", [{"id": "1", "text": "t", "split": "holdout"}]))
 
