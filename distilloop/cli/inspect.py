@@ -34,7 +34,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         s["writer"] = holder(config.store_path)
         kappas = kappa_history(store)
         rows = store.round_rows()
-        versions = versions_summary(store)
+        versions = versions_summary(store, config)
         if args.json:
             s.update(versions)
             s["stop_set_size"] = len(stop_set(store) or [])
@@ -134,6 +134,11 @@ def _print_versions(out: Any, versions: dict[str, Any]) -> None:
         out.print(f"guideline: version {g['current']} ({g['versions'][-1]['changes']}); labels by guideline: {per}; "
                   f"stale: {g['stale_labels']}" + (" (`distilloop relabel --stale` re-asks them)"
                                                      if g["stale_labels"] else ""))
+        if g.get("pending"):
+            labels = sum(v["labels"] for v in g["versions"])
+            out.print(f"guideline edited: the campaign file differs from version {g['current']} ({g['pending']}); it "
+                      f"becomes version {g['current'] + 1} at the next run or relabel, and the {labels} label(s) made "
+                      "so far stale (`distilloop relabel --stale --dry-run`: what re-asking them costs)")
     for d in versions["data_versions"]:
         by = ", ".join(f"{k} {n}" for k, n in sorted(d["splits"].items()))
         out.print(f"  data version {d['version']} ({(d['created_at'] or '-')[:19]}): {d['n_added']} row(s) added "

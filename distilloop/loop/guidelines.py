@@ -205,12 +205,28 @@ def _same(store: Store, config: CampaignConfig, last: dict[str, Any], current: G
             and label_changes(current_labels(store), list(config.campaign.labels)) is None)
 
 
-def guideline_summary(store: Store) -> dict[str, Any]:
-    """The current guideline version, every version with its change, and the labels made under each."""
+def pending_change(store: Store, config: CampaignConfig) -> str | None:
+    """What the campaign file's guideline changes against the last recorded version (``task edited``), not yet
+    recorded (that happens at the next ``run`` or ``relabel``); None where they are the same or nothing is
+    recorded. Read only: ``status`` says it while the file is edited."""
+    versions = store.guidelines()
+    if not versions or not store.get_meta("config"):
+        return None
+    last, current = versions[-1], guideline_of(config.raw, first_labels(store))
+    if _same(store, config, last, current):
+        return None
+    what = changes(Guideline(last["task"], _answering(last["teachers"])), current)
+    relabeled = label_changes(current_labels(store), list(config.campaign.labels))
+    return (relabeled if what == "no change" else f"{relabeled}; {what}") if relabeled else what
+
+
+def guideline_summary(store: Store, config: CampaignConfig | None = None) -> dict[str, Any]:
+    """The current guideline version, every version with its change, and the labels made under each; with the
+    campaign file's ``config``, what it changes that is not recorded yet (``pending``)."""
     versions = store.guidelines()
     current = versions[-1]["version"] if versions else None
     by = store.labels_by_guideline()
-    return {"current": current,
+    return {"current": current, "pending": pending_change(store, config) if config is not None else None,
             "versions": [{"version": v["version"], "created_at": v["created_at"], "changes": v["changes"],
                           "hash": v["hash"], "labels": by.get(v["version"], 0)} for v in versions],
             "stale_labels": sum(n for v, n in by.items() if current is not None and (v is None or v < current))}

@@ -105,11 +105,12 @@ def summary(store: Store, caps: Any = None) -> dict[str, Any]:
     return out
 
 
-def versions_summary(store: Store) -> dict[str, Any]:
-    """The guideline versions (labels made under each, the stale ones) and the data versions of a campaign."""
+def versions_summary(store: Store, config: Any = None) -> dict[str, Any]:
+    """The guideline versions (labels made under each, the stale ones; with the campaign's config, a change of its
+    file not recorded yet) and the data versions of a campaign."""
     from distilloop.loop.guidelines import guideline_summary
 
-    return {"guidelines": guideline_summary(store), "data_versions": store.data_versions()}
+    return {"guidelines": guideline_summary(store, config), "data_versions": store.data_versions()}
 
 
 #: a teacher's per-class rates on fewer items than this are mostly the prior

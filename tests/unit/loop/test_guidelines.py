@@ -75,6 +75,25 @@ def test_editing_the_task_is_a_new_guideline_version_and_the_campaign_continues(
     assert sorted({json.loads(x)["provenance"]["guideline"] for x in out.read_text().splitlines()}) == [1, 2]
 
 
+def test_status_says_an_edited_guideline_before_it_is_recorded(tmp_path):
+    """A user edits the task, then asks `status` what that does: it said "version 1 (first guideline); stale: 0",
+    as if nothing had changed, until the next run recorded version 2. It now says the edit and what it will do;
+    the store is not written (a status never is), and once recorded the line goes."""
+    cfg = replay_config(tmp_path, rounds=ROUNDS)
+    run(cfg)
+    assert "guideline edited" not in cli("status", cfg).stdout
+    edit(cfg, 'task = "Classify the sentiment."', 'task = "Is the critic recommending the film?"')
+    text = " ".join(cli("status", cfg).stdout.split())
+    assert ("guideline edited: the campaign file differs from version 1 (task edited); it becomes version 2 at the "
+            "next run or relabel, and the 20 label(s) made so far stale") in text
+    g = json.loads(cli("status", "--json", cfg).stdout)["guidelines"]
+    assert (g["current"], g["pending"], g["stale_labels"]) == (1, "task edited", 0)
+    edit(cfg, "max_rounds = 1", "max_rounds = 2")
+    run(cfg)
+    g = json.loads(cli("status", "--json", cfg).stdout)["guidelines"]
+    assert (g["current"], g["pending"], g["stale_labels"]) == (2, None, 20)
+
+
 @pytest.mark.parametrize("change", ["prompt", "prompt_options", "add", "remove"])
 def test_a_prompt_style_its_options_or_the_teachers_make_a_new_version(tmp_path, change):
     cfg = replay_config(tmp_path, rounds=ROUNDS)
