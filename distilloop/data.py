@@ -61,6 +61,14 @@ def first_row(path: str | Path) -> dict[str, Any] | None:
 
 
 
+def other_case(row: dict[str, Any], spec: DataSpec) -> list[tuple[str, str]]:
+    """The spec's field names (``[data]`` input, label, id, split, rationale) that ``row`` lacks but holds in
+    another case (``("Id", "id")``): a column found by its exact name only, so such a column would be ignored."""
+    names = [*spec.input_fields, spec.label_field, spec.id_field, spec.split_field, spec.rationale_field]
+    folded = {k.lower(): k for k in row}
+    return [(n, folded[n.lower()]) for n in names if n not in row and n.lower() in folded]
+
+
 def _input_value(where: str, name: str, value: Any) -> Any:
     """An input field's value: text; a multiple-choice field may be a list or a table of texts."""
     if isinstance(value, str):
@@ -164,8 +172,11 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         for name in spec.input_fields:
             value = _field(row, name)
             if value is _MISSING:
-                raise DataError(f"{where}: row has no '{name}' (an input field); every row needs "
-                                f"{', '.join(repr(f) for f in spec.input_fields)}, {spec.fields_hint}")
+                near = next((k for k in row if k.lower() == name.lower()), None)
+                raise DataError(f"{where}: row has no '{name}' (an input field)"
+                                + (f" but has {near!r} (columns are found by their exact name)" if near else "")
+                                + f"; every row needs {', '.join(repr(f) for f in spec.input_fields)}, "
+                                f"{spec.fields_hint}")
             # one empty field of several (a ticket without a subject) is fine; an empty input is not
             empty = value is None or (isinstance(value, str) and not value.strip())
             fields[name] = "" if empty else _input_value(where, name, value)

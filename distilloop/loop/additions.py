@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distilloop.core.types import Example
-from distilloop.data import file_sha256, first_row, for_campaign_rows, read_rows
+from distilloop.data import file_sha256, first_row, for_campaign_rows, other_case, read_rows
 from distilloop.errors import DataError
 from distilloop.loop import guidelines
 from distilloop.loop.config import CampaignConfig
@@ -48,7 +48,13 @@ def read_additions(config: CampaignConfig, store: Store, path: str | Path) -> tu
     """The new rows of ``path`` (every row validated as the campaign's data is), the number of rows, and the
     number already known with identical content; raise :class:`DataError` for a known id with other content."""
     path = Path(path)
-    rows = list(read_rows(path, for_campaign_rows(config.data_spec()), config.campaign.labels, config.campaign.answer))
+    spec = for_campaign_rows(config.data_spec())
+    mismatched = other_case(first_row(path) or {}, spec)
+    if mismatched:  # else ignored: its ids replaced by row-<line>, a "test" split or a gold label lost
+        raise DataError(f"{path.name}: " + ", ".join(f"column {theirs!r} is {ours!r} in the campaign" for ours, theirs
+                                                     in mismatched)
+                        + " (the [data] field names); rename the column(s) to match, case included: nothing was added")
+    rows = list(read_rows(path, spec, config.campaign.labels, config.campaign.answer))
     if not rows:
         raise DataError(f"{path}: no rows; the data file is empty")
     seen: set[str] = set()

@@ -112,6 +112,20 @@ def test_a_second_file_without_ids_is_refused_with_the_fix(tmp_path):
     assert sqlite_count(db, "select count(*) from examples where id like 'row-%'") == 5
 
 
+def test_a_file_whose_columns_differ_in_case_is_refused_naming_them(tmp_path):
+    """A file of new rows headed "ID,Text,Label,Split" for a campaign of id/text/label/split: its ids were ignored
+    (rows joined as row-<line>), its split and gold too, without a word; now refused, naming each column, before
+    anything is written."""
+    part, _, pool = split_data(tmp_path)
+    cfg = replay_config(tmp_path, data=part, rounds="max_rounds = 1\ninitial_size = 10\nbatch_size = 10")
+    assert cli("run", "-q", cfg).returncode == 0
+    rows = [{"ID": r["id"], "text": r["text"], "Label": r["label"], "split": "test"} for r in pool[60:65]]
+    one_line_error(cli("add", cfg, write_jsonl(tmp_path / "caps.jsonl", rows)),
+                   r"caps.jsonl: column 'Label' is 'label' in the campaign, column 'ID' is 'id' in the campaign "
+                   r"\(the \[data\] field names\); rename the column\(s\) to match, case included: nothing was added")
+    assert sqlite_count(tmp_path / "t.distilloop.db", "select count(*) from examples") == 140
+
+
 def test_rows_appended_to_the_campaigns_data_file_are_pointed_to_add(tmp_path):
     """Rows appended to the data file a campaign was created from were ignored without a word, and `run` said
     the pool was used up; `run` now says the file changed and how to add them, until they are added."""
