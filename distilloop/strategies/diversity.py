@@ -9,7 +9,7 @@
   :mod:`distilloop.strategies.kcenter`).
 
 On large pools both work on a seeded uniform candidate subsample of ``max_candidates`` items (default
-100,000; ``None`` uses the whole pool); k-means fits its centres on a further sample of at least 20 items
+100,000; ``None`` uses the whole pool), the same from one round to the next; k-means fits its centres on a further sample of at least 20 items
 per cluster (the centres of a uniform sample estimate the pool's, as in mini-batch k-means: Sculley,
 "Web-scale k-means clustering", WWW 2010) and then assigns every candidate to its nearest centre. Embeddings come from
 :mod:`distilloop.strategies.embeddings` (cached per example id in the campaign store).
@@ -31,10 +31,30 @@ __all__ = ["CoreSet", "KMeansSampling", "k_center_greedy", "kmeans_centres", "km
            "single_threaded_blas"]
 
 
-def _candidates(size: int, max_candidates: int | None, n: int, rng: np.random.Generator) -> np.ndarray:
+def _candidates(ctx: SelectionContext, max_candidates: int | None, n: int) -> np.ndarray:
+    """Positions of the unlabeled items a diversity strategy looks at: all of them, or on a pool larger than
+    ``max_candidates`` a uniform sample of that many, the same from round to round (the items whose seeded
+    hash of their id is lowest), so the pass that embeds them is paid once, not for a new sample every round
+    (on 200,000 items with mpnet, 20 minutes a round here); an item labeled leaves it, a row added may join."""
+    size = len(ctx.unlabeled_ids)
     if max_candidates is None or size <= max(max_candidates, n):
         return np.arange(size)
-    return np.sort(rng.choice(size, size=max(max_candidates, n), replace=False))
+    return np.sort(np.argpartition(stable_keys(ctx.unlabeled_ids, int(ctx.extra.get("seed", 0))),
+                                   max(max_candidates, n) - 1)[:max(max_candidates, n)])
+
+
+def stable_keys(ids: list[str], seed: int = 0) -> np.ndarray:
+    """A pseudo-random 64-bit key per id that depends only on the id and ``seed``: CRC-32 of the id, mixed with
+    the seed by splitmix64's finaliser (Steele et al., OOPSLA 2014) so that ids alike get unrelated keys; about
+    0.2 s per million ids."""
+    import zlib
+
+    x = np.fromiter((zlib.crc32(i.encode()) for i in ids), dtype=np.uint64, count=len(ids))
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(((seed + 1) * 0x9E3779B97F4A7C15) % 2**64)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 def _candidate_embeddings(ctx: SelectionContext, cand: np.ndarray) -> np.ndarray:
@@ -131,7 +151,7 @@ class KMeansSampling(Strategy):
         self.fit_size = fit_size
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
-        cand = _candidates(len(ctx.unlabeled_ids), self.max_candidates, n, ctx.rng)
+        cand = _candidates(ctx, self.max_candidates, n)
         X = _candidate_embeddings(ctx, cand)
         pos = cand[kmeans_pick(X, n, ctx.rng, fit_size=self.fit_size)]
         return Selection([ctx.unlabeled_ids[i] for i in pos], [0.0] * len(pos))
@@ -147,7 +167,7 @@ class CoreSet(Strategy):
         self.max_candidates = max_candidates
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
-        cand = _candidates(len(ctx.unlabeled_ids), self.max_candidates, n, ctx.rng)
+        cand = _candidates(ctx, self.max_candidates, n)
         X = _candidate_embeddings(ctx, cand)
         L = labeled_embeddings(ctx) if ctx.labeled_ids or ctx.extra.get("labeled_embeddings") is not None else None
         picked, scores = k_center_greedy(X, n, ctx.rng, labeled=L)

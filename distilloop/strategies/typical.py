@@ -81,7 +81,7 @@ class TypiClust(Strategy):
 
 
     def query(self, ctx: SelectionContext, n: int) -> Selection:
-        cand = _candidates(len(ctx.unlabeled_ids), self.max_candidates, n, ctx.rng)
+        cand = _candidates(ctx, self.max_candidates, n)
         U = _candidate_embeddings(ctx, cand)
         L = labeled_embeddings(ctx) if ctx.labeled_ids else np.zeros((0, U.shape[1]), dtype=np.float32)
         every = np.concatenate([L, U]).astype(np.float32) if len(L) else np.asarray(U, dtype=np.float32)

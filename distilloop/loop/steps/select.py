@@ -42,7 +42,7 @@ def select(env: Env, round_no: int) -> Selection | None:
             labeled_ids=[r["example_id"] for r in labeled],
             labeled_texts=[env.examples[r["example_id"]].text for r in labeled],
             labeled_y=[r["label"] for r in labeled], classes=list(env.parts.space.labels), rng=env.rng(round_no),
-            student=student, round_no=round_no)
+            student=student, round_no=round_no, extra={"seed": env.config.campaign.seed})
         if strategy.needs_costs:
             ctx.extra["item_cost"] = item_costs(env.parts.teachers, rest, env.item, corrections)
         env.engine.embed_pool(strategy, ctx, env.progress)  # an engine that embeds the whole pool first: a bar

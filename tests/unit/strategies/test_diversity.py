@@ -98,3 +98,36 @@ def test_only_the_candidate_subsample_is_embedded(cls):
     ctx = pool_ctx(60, emb=X)
     sel = cls(max_candidates=20).select(ctx, 4)
     assert ctx.student.embedded == 20 and len(sel.ids) == 4
+
+
+def test_the_candidate_sample_is_the_same_from_round_to_round():
+    """On a pool larger than max_candidates each round drew a new sample, so each round embedded another
+    (mpnet on 200,000 items: 20 minutes of every round's selection here). The sample now depends on the ids and
+    the campaign's seed only: a later round (another rng, its picks labeled) embeds nothing new but what joins;
+    it is still uniform over the pool, and another seed draws another one."""
+    from distilloop.strategies.diversity import _candidates
+
+    first = pool_ctx(2000, seed=1)
+    cand = {first.unlabeled_ids[i] for i in _candidates(first, 200, 4)}
+    later = pool_ctx(2000, seed=2, labeled=[int(i[1:]) for i in sorted(cand)[:4]])
+    again = {later.unlabeled_ids[i] for i in _candidates(later, 200, 4)}
+    assert len(cand) == len(again) == 200 and len(cand - again) == 4 and len(again - cand) == 4
+    positions = sorted(int(i[1:]) for i in cand)
+    assert 800 < np.mean(positions) < 1200 and positions[0] < 100 and positions[-1] > 1900
+    other = pool_ctx(2000, seed=1)
+    other.extra["seed"] = 7
+    assert len(cand & {other.unlabeled_ids[i] for i in _candidates(other, 200, 4)}) < 60  # ~20 by chance
+
+
+@pytest.mark.parametrize("cls", [KMeansSampling, CoreSet])
+def test_a_second_round_looks_at_the_first_rounds_candidates(cls):
+    X, _ = blobs([500, 500])
+    seen: list[set[str]] = []
+    picked: list[int] = []
+    for seed in (0, 5):  # the second round: another rng, the first round's picks labeled
+        ctx = pool_ctx(1000, emb=X, seed=seed, labeled=picked)
+        embed = ctx.student.embed
+        ctx.student.embed = lambda texts, embed=embed: (seen.append(set(texts)), embed(texts))[1]
+        picked = [int(i[1:]) for i in cls(max_candidates=100).select(ctx, 4).ids]
+    pools = [texts for texts in seen if len(texts) == 100]  # (CoreSet embeds the labeled items apart)
+    assert len(pools) == 2 and len(pools[1] - pools[0]) == 4
