@@ -25,6 +25,14 @@ def png(fig: Any) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">'
 
 
+def compact(value: float) -> str:
+    """A count as a tick says it: 950, 4k, 12.5k, 1.2M."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
 def figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
     from distilloop._extras import require
 
@@ -45,6 +53,13 @@ def learning_curve(pts: Sequence[RoundRow]) -> str:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("student accuracy")
         ax.grid(alpha=0.3)
+    # at most 6 ticks, tokens as 4k, 1.2M: "10000 12000 14000..." ran together under a 5-inch axis
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+
+    ax1.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact(v)))
+    for ax in (ax1, ax2):  # accuracy as the tables say it: 82%, not 0.82
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax1.set_title("accuracy against tokens (filled: promoted)", fontsize=10)
     ax2.set_title("accuracy against dollars (filled: promoted)", fontsize=10)
     if not any(r.usd for r in pts):

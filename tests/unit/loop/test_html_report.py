@@ -375,3 +375,11 @@ def test_many_labels_show_the_most_frequent_confusions_not_every_cell(monkeypatc
     assert "confusion-table" not in doc.tables
     assert doc.tables["confusion-pairs"] == [["gold", "predicted", "items"], ["intent_03", "intent_04", "6"],
                                              ["intent_07", "intent_02", "2"], ["intent_09", "intent_01", "2"]]
+
+
+def test_the_token_axis_says_counts_as_ticks_do():
+    """The learning curve's token axis printed every 2,000 tokens in full ("10000 12000 14000...") and the labels
+    ran together under a 5-inch axis: at most 6 ticks now, written 4k, 12.5k, 1.2M."""
+    from distilloop.reports.plots import compact
+
+    assert [compact(v) for v in (0, 950, 4000, 12500, 1.2e6, 3e9)] == ["0", "950", "4k", "12.5k", "1.2M", "3G"]
