@@ -122,15 +122,19 @@ def weak_student(store: Store, metric: str, student: Any = None, n_classes: int 
         return []
     kind = getattr(student, "kind", None)
     params = getattr(student, "params", None) or {}
-    if kind == "embedding_linear" and params.get("model") == "mpnet":
+    if kind == "step_by_step":  # the classifiers suggested below cannot answer numbers, and it already reads
+        advice = ("label more items (a student that generates its answer learns from hundreds, not dozens), train "
+                  "more of it (epochs, train_layers, a GPU), or a larger base model (model, docs/students.md)")
+    elif kind == "embedding_linear" and params.get("model") == "mpnet":
         advice = ("label more items, or use a student that reads the text itself (kind = \"encoder\" or "
                   "\"step_by_step\", docs/students.md): a linear model on frozen sentence embeddings cannot tell, "
                   "e.g., which choice a letter names")
     else:
         advice = ("label more items, use a stronger student (e.g. kind = \"embedding_linear\" with "
                   "model = \"mpnet\")")
+    common = "label" if n_classes else "answer"  # no label set: numbers
     return [f"the active student ({metric} {score:.3f} on {ref}) does no better than always answering the most "
-            f"common label (baseline {base:.3f}): {advice}, or check the labels (`distilloop status`)"]
+            f"common {common} (baseline {base:.3f}): {advice}, or check the {common}s (`distilloop status`)"]
 
 
 def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibrated: bool = False,

@@ -119,6 +119,10 @@ def test_the_advice_on_a_student_at_chance_depends_on_the_student():
     assert 'model = "mpnet"' in to_mpnet and "no better than always answering the most common label" in to_mpnet
     [reads_text] = weak_student(Active(0.22), "accuracy", mpnet)
     assert 'model = "mpnet"' not in reads_text and '"encoder"' in reads_text and '"step_by_step"' in reads_text
+    # a math campaign's generating student: "use embedding_linear" was advice its answers (numbers) refuse
+    [generates] = weak_student(Active(0.01), "accuracy", Component("step_by_step", {}, "[student]"), n_classes=0)
+    assert "embedding_linear" not in generates and "label more items" in generates and "train_layers" in generates
+    assert "the most common answer" in generates
     few = Active(0.22)
     few.n_train = 40  # five classes, 8 labels each: too few to call the student weak
     assert weak_student(few, "accuracy", mpnet, n_classes=5) == [] and weak_student(few, "accuracy", mpnet) != []
