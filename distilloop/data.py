@@ -263,11 +263,18 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-def check_pool(examples: Sequence[Example], path: str | Path) -> None:
-    """A campaign needs rows to label: refuse data whose rows all went to test or dev, before anything is written."""
+def check_pool(examples: Sequence[Example], path: str | Path, spec: DataSpec | None = None) -> None:
+    """A campaign needs rows to label: refuse data whose rows all went to test or dev, before anything is written;
+    with the campaign's ``spec``, refuse a column ``[data]`` names in another case (a hand-written campaign file's
+    default ``label`` over a spreadsheet's "Label": its gold labels, splits or ids were ignored)."""
     if not any(e.split == "pool" for e in examples):
         raise DataError(f"{path}: no row is left in the pool to label ({len(examples)} rows, all in test or dev); "
                         "lower [data] test_fraction / dev_fraction, or mark rows split = \"pool\"")
+    keys = {"label": "label_field", "id": "id_field", "split": "split_field", "rationale": "rationale_field"}
+    for ours, theirs in other_case(first_row(path) or {}, spec) if spec is not None else ():
+        key = next((v for k, v in keys.items() if getattr(spec, v) == ours), "input_fields")
+        raise DataError(f"{Path(path).name}: its column {theirs!r} is not read: [data] {key} is {ours!r} (column names "
+                        f"are matched exactly, case included); set {key} = \"{theirs}\" in the campaign file")
 
 
 def _assign_splits(examples: list[Example], idx: list[int], spec: DataSpec) -> list[Example]:

@@ -87,7 +87,7 @@ class Campaign:
             build_parts(config, teachers=kwargs.get("teachers"), reviewer=kwargs.get("reviewer"))
             examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels,
                                      config.campaign.answer)
-            check_pool(examples, config.data_path)
+            check_pool(examples, config.data_path, config.data_spec())
             stopping.check_dev_split(config, examples)
             created = Store.create(path, examples, {"name": config.campaign.name, "labels": config.campaign.labels,
                                                     "config": scrub(config.raw)},

@@ -162,7 +162,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
             store.close()
     else:
         examples = load_examples(config.data_path, config.data_spec(), config.campaign.labels, config.campaign.answer)
-        check_pool(examples, config.data_path)
+        check_pool(examples, config.data_path, config.data_spec())
         pool = [e for e in examples if e.split == "pool"]
         reference, aside = heldout_todo(config, examples, len(pool))
     next_no = current[0] if current else done + 1

@@ -223,6 +223,12 @@ def test_init_reads_a_spreadsheets_capitalised_headers(tmp_path):
     examples = load_examples(data, cfg.data_spec())
     assert [e.split for e in examples[:16]] == ["test"] * 10 + ["dev"] * 6
     assert examples[3].gold_rationale == "because"
+    # a campaign file written by hand, [data] label_field left at "label": the "Label" column's gold was ignored
+    # without a word; refused (exit 2) before anything is written, with the key to set
+    toml = tmp_path / "c.toml"
+    toml.write_text(toml.read_text().replace('label_field = "Label"\n', ""))
+    assert_one_line_error(cli("estimate", toml), r"caps.csv: its column 'Label' is not read: \[data\] label_field is "
+                                                 r"'label' .*; set label_field = \"Label\" in the campaign file")
 
 
 def test_init_on_thirty_intents_keeps_its_lines_short(tmp_path):
