@@ -77,6 +77,7 @@ class CampaignEstimate:
     caps: Caps
     teachers: list[TeacherEstimate] = field(default_factory=list)
     reference_items: int = 0  # the teachers' held-out set still to label, before the first round (in the totals)
+    later_tiers: list[str] = field(default_factory=list)  # a cascade's teachers asked only where earlier ones are unsure
     method: str = METHOD
     notes: list[str] = field(default_factory=list)  # what the figures assume that the campaign may not do
 
@@ -98,7 +99,10 @@ class CampaignEstimate:
                 per = getattr(self.total("per_item") if self.teachers else Spend(), res)
                 # a call is sent only while the cap has room for its upper bound (its reservation): the last
                 # item's calls need that much left, not their expected cost
-                room = max((getattr(t.per_item_upper, res) for t in self.teachers), default=0.0)
+                # (a cascade's first tier: where a later tier's reservation no longer fits, the first still labels
+                # the items it is sure of; a cap of $0.004 bought 109 items where this said 6)
+                room = max((getattr(t.per_item_upper, res) for t in self.teachers if t.teacher not in self.later_tiers),
+                           default=0.0)
                 n = int((left - room) // per) + 1 - self.reference_items if per > 0 and left >= room else 0
                 shown = f"${room:,.4f}" if res == "usd" else f"{room:,.0f} tokens"
                 return (f"the budget's {res} cap is reached before the campaign ends: about {max(0, n)} of "
@@ -176,6 +180,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     # the held-out set is labeled before the next round, as its items are: in both totals
     n_next, n_all = est.next_round_items + reference, est.campaign_items + reference
     later = (config.routing.cascade or [])[1:]
+    est.later_tiers = list(later)
     # a later tier the ledger never charged over enough rounds it was in: the tiers before it were always sure
     never = [name for name in later if asked.get(name, 0) >= MIN_ITEMS and name not in observed]
     # one the campaign's rounds did not have (or on too few items to tell): new to it

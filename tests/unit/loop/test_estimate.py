@@ -243,3 +243,39 @@ def test_a_teacher_new_to_the_campaign_is_counted_on_its_own_rounds(tmp_path):
     est = estimate_campaign(cfg)
     new = est.teachers[1]
     assert new.per_item.tokens_in == pytest.approx(paid / 10, rel=0.01) and not est.notes
+
+
+def test_a_cascades_later_tier_does_not_hold_back_the_first(tmp_path, monkeypatch):
+    """On a cap smaller than one call of the cascade's second teacher (claude: its reservation 10 times gpt's), the
+    estimate kept claude's reservation aside for the last item and said "about 6 items fit"; the campaign then
+    labeled 109 there, gpt alone once claude's reservation no longer fitted. The first tier's is kept aside now,
+    and the campaign on the fake API buys at least what the estimate says."""
+    import re
+
+    from distilloop.testing.fake_api import FakeLLMAPI
+    from distilloop.testing.fake_api.http import serve
+
+    key = "sk-estimate-test-key-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    with serve(FakeLLMAPI(api_key=key, prompt_cache=False)) as server:
+        teachers = (f'[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\nmax_tokens = 100\n'
+                    f'base_url = "{server.openai_url}"\n'
+                    f'[[teachers]]\nname = "claude"\nkind = "anthropic"\nmodel = "claude-haiku-4-5"\n'
+                    f'max_tokens = 100\nbase_url = "{server.anthropic_url}"\n'
+                    '[routing]\ncascade = ["gpt", "claude"]\ncascade_min_confidence = 0.8\n')
+        rounds = "max_rounds = 2\ninitial_size = 20\nbatch_size = 20\nconcurrency = 1"
+        gpt, claude = estimate_campaign(load_config(config(tmp_path, teachers, rounds=rounds))).teachers
+        assert claude.per_item_upper.usd > 3 * gpt.per_item_upper.usd
+        cap = claude.per_item_upper.usd * 0.9  # claude's reservation never fits
+        cfg = config(tmp_path, teachers, rounds=rounds, budget=f"max_usd = {cap:.8f}")
+        said = estimate_campaign(load_config(cfg)).verdict()
+        fit = int(re.search(r"about (\d+) of 40 items fit", said)[1])
+        assert fit >= 5 and f"${gpt.per_item_upper.usd:,.4f})" in said, said
+        run = subprocess.run([sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)], capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+    import sqlite3
+
+    labeled = sqlite3.connect(tmp_path / "est.distilloop.db").execute("select count(*) from labels").fetchone()[0]
+    assert labeled >= fit, (labeled, fit)
