@@ -302,6 +302,8 @@ def _csv_rows(path: Path, handle: Any, delimiter: str,
                 where = f"{start}" if lineno == start else f"{start}-{lineno} (one row: a quoted cell spans the lines)"
                 raise DataError(f"{path}:{where}: {len(row)} cells where the header has {len(header)}; quote cells "
                                 "that hold the delimiter, or fix the row")
+            if unnamed and unnamed[0] == 0 and row[0].strip().lstrip("-").isdigit():
+                unnamed = unnamed[1:]  # pandas' to_csv writes its index first, unnamed (0, 1, 2...): not read
             full = [i for i in unnamed if row[i].strip()]
             if full:
                 raise DataError(f"{path}:{lineno}: column {full[0] + 1} has a value ({row[full[0]][:40]!r}) but no "

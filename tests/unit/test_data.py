@@ -259,6 +259,14 @@ def test_a_spreadsheets_unnamed_empty_columns_are_left_out(tmp_path):
     p.write_text("id,text,,label\n1,great,x,pos\n")
     with pytest.raises(DataError, match=r"ex.csv:2: column 3 has a value \('x'\) but no name in the header"):
         load_examples(p)
+    # pandas' df.to_csv() (index=True, its default) writes the index first under no name: it was refused as
+    # "column 1 has a value ('0') but no name"; it is not read. A first unnamed column of text still is refused.
+    p.write_text(",id,text,label\n0,a1,great,pos\n1,a2,awful,neg\n7,a3,fine,pos\n")
+    assert [(e.id, e.text) for e in load_examples(p, DataSpec(test_fraction=0))] == [
+        ("a1", "great"), ("a2", "awful"), ("a3", "fine")]
+    p.write_text(",id,label\ngreat film,a1,pos\n")
+    with pytest.raises(DataError, match=r"ex.csv:2: column 1 has a value \('great film'\) but no name"):
+        load_examples(p, DataSpec(input_fields=("id",)))
 
 
 def test_a_tsv_whose_quotes_are_text_keeps_them_and_a_stray_csv_quote_names_its_line(tmp_path):
