@@ -255,13 +255,18 @@ def load_examples(path: str | Path, spec: DataSpec | None = None, labels: Sequen
 
 
 def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes, read in chunks."""
+    """The sha256 of a file's bytes, read in chunks; of a folder (a dataset saved to disk), of its files' names
+    and bytes, in order."""
     import hashlib
 
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    path = Path(path)
+    for f in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        if f != path:
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):  # noqa: B023 (called at once)
+                h.update(chunk)
     return h.hexdigest()
 def check_pool(examples: Sequence[Example], path: str | Path, spec: DataSpec | None = None) -> None:
     """A campaign needs rows to label: refuse data whose rows all went to test or dev, before anything is written;

@@ -53,11 +53,69 @@ def _parquet_rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     for batch in handle.iter_batches(batch_size=PARQUET_BATCH):
         for row in batch.to_pylist():
             n += 1
-            for column, labels in names.items():
-                code = row.get(column)
-                if isinstance(code, int) and not isinstance(code, bool):  # -1: the hub's "no label" (a test split)
-                    row[column] = labels[code] if 0 <= code < len(labels) else None
+            yield n, _with_names(row, names)
+
+
+def _with_names(row: dict[str, Any], names: dict[str, list[str]]) -> dict[str, Any]:
+    """``row`` with each ClassLabel column's code read as its name (-1: the hub's "no label", a test split)."""
+    for column, labels in names.items():
+        code = row.get(column)
+        if isinstance(code, int) and not isinstance(code, bool):
+            row[column] = labels[code] if 0 <= code < len(labels) else None
+    return row
+
+
+def _arrow_rows(path: Path, split: str | None = None, start: int = 0) -> Iterable[tuple[int, dict[str, Any]]]:
+    """An Arrow file's rows (a `datasets` ``save_to_disk`` shard: the IPC stream format; or the file format),
+    numbered on from ``start``; ``split``: the split they are in (a ``DatasetDict``'s), where a row names none."""
+    from distilloop._extras import require
+
+    pa = require("pyarrow", "export", purpose="reading Arrow data files (a Hugging Face dataset saved to disk)")
+    try:
+        with open(path, "rb") as handle:
+            try:
+                table = pa.ipc.open_stream(handle).read_all()
+            except pa.ArrowInvalid:
+                handle.seek(0)
+                table = pa.ipc.open_file(handle).read_all()
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}; check the path") from None
+    except Exception as exc:  # pyarrow's own errors share no base with OSError
+        raise DataError(f"{path}: not a readable Arrow file ({exc})") from None
+    names = _class_label_names(table.schema.metadata)
+    for n, row in enumerate(table.to_pylist(), start + 1):
+        if split is not None and row.get("split") is None:
+            row["split"] = split
+        yield n, _with_names(row, names)
+
+
+def _dataset_folder_rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    """A Hugging Face dataset saved with ``save_to_disk``: a ``Dataset`` folder (``state.json`` naming its Arrow
+    shards) or a ``DatasetDict`` one (``dataset_dict.json`` naming its splits, each such a folder, whose rows
+    take the split's name: train the pool, validation dev, test test). Rows numbered across the shards."""
+    def shards(folder: Path) -> list[Path]:
+        try:
+            state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+            return [folder / f["filename"] for f in state["_data_files"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{folder}: a folder that is not a Hugging Face dataset saved to disk (its state.json: "
+                            f"{exc}); name a data file, or save the dataset with ds.save_to_disk(...) or "
+                            "ds.to_json('data.jsonl')") from None
+
+    parts: list[tuple[Path, str | None]]
+    if (path / "dataset_dict.json").is_file():
+        try:
+            splits = [str(x) for x in json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{path}/dataset_dict.json: cannot be read ({exc})") from None
+        parts = [(shard, split) for split in splits for shard in shards(path / split)]
+    else:
+        parts = [(shard, None) for shard in shards(path)]
+    done = 0
+    for shard, split in parts:
+        for n, row in _arrow_rows(shard, split, done):
             yield n, row
+            done = n
 
 
 def _class_label_names(metadata: dict[bytes, bytes] | None) -> dict[str, list[str]]:
@@ -80,6 +138,12 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     name = path.name.lower()
     if name.endswith(".parquet"):
         yield from _parquet_rows(path)
+        return
+    if name.endswith(".arrow"):
+        yield from _arrow_rows(path)
+        return
+    if path.is_dir():
+        yield from _dataset_folder_rows(path)
         return
     try:
         with _open_text(path) as handle:
@@ -112,7 +176,7 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                          "UTF-8)" if name.endswith((".xlsx", ".xls", ".ods", ".numbers")) else "")
                 raise DataError(
                     f"{path}: unknown data format; use .jsonl, .json (JSON Lines or one array of objects), .csv or "
-                    f".tsv, each optionally .gz, or .parquet (got '{path.suffix}'){sheet}"
+                    f".tsv, each optionally .gz, .parquet, .arrow or a Hugging Face dataset's folder (got '{path.suffix}'){sheet}"
                 )
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):

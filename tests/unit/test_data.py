@@ -343,3 +343,32 @@ def test_a_json_file_in_any_shape_pandas_writes_is_read_by_rows(tmp_path, orient
     if orient in ("columns", "index"):
         frame.to_json(p, orient=orient, indent=2)
         assert [e.id for e in load_examples(p, DataSpec(test_fraction=0))] == ["a", "b", "c"]
+
+
+def test_a_hugging_face_dataset_saved_to_disk_is_read_with_its_splits(tmp_path):
+    """`ds.save_to_disk(folder)` (and distilloop's own `export --format hf`) writes a folder of Arrow shards: it was
+    "cannot be read ([Errno 21] Is a directory)", an .arrow shard "unknown data format". A DatasetDict's splits are
+    the rows' splits (train the pool, test the test split), its ClassLabel codes their names, and a folder has a
+    sha256 of its own (a data version)."""
+    datasets = pytest.importorskip("datasets")
+    from distilloop.data import file_sha256
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}, features=features),
+        "test": datasets.Dataset.from_dict({"text": ["c", "d"], "label": [1, -1]}, features=features)})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    examples = load_examples(tmp_path / "dd", DataSpec(test_fraction=0))
+    assert [(e.id, e.text, e.gold, e.split) for e in examples] == [
+        ("row-1", "a", "neg", "pool"), ("row-2", "b", "pos", "pool"), ("row-3", "c", "pos", "test"),
+        ("row-4", "d", None, "test")]
+    shard = next((tmp_path / "dd" / "train").glob("*.arrow"))
+    assert [(e.text, e.gold) for e in load_examples(shard, DataSpec(test_fraction=0))] == [("a", "neg"), ("b", "pos")]
+    before = file_sha256(tmp_path / "dd")
+    dd["train"].save_to_disk(str(tmp_path / "one"))  # a Dataset folder, no splits
+    assert [e.split for e in load_examples(tmp_path / "one", DataSpec(test_fraction=0))] == ["pool", "pool"]
+    assert file_sha256(tmp_path / "dd") == before != file_sha256(tmp_path / "one")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: a folder that is not a Hugging Face dataset saved to disk"):
+        load_examples(tmp_path / "empty")
