@@ -148,5 +148,8 @@ def describe_counts(labels: dict[str, int], most: int = 8) -> str:
         return "-"
     common = Counter(labels).most_common()
     rest = sum(k for _, k in common[most:])
-    return (", ".join(f"{lab} {100 * k / total:.0f}%" for lab, k in common[:most])
+    def said(lab: str) -> str:  # codes or numbers quoted: "1 40%, 0 27%" read as arithmetic
+        return f"'{lab}'" if lab.replace(".", "", 1).lstrip("-").isdigit() else lab
+
+    return (", ".join(f"{said(lab)} {100 * k / total:.0f}%" for lab, k in common[:most])
             + (f", {len(common) - most} others {100 * rest / total:.0f}%" if rest else ""))

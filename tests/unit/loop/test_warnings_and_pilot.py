@@ -327,6 +327,8 @@ def test_the_pilot_lists_a_teachers_commonest_labels_and_counts_the_rest():
     assert text.startswith("intent_00 11%, intent_01 11%, intent_02 10%") and "intent_08" not in text
     assert text.endswith("intent_07 7%, 4 others 24%")  # 12 + 11 + 10 + 9 = 42 of 174
     assert describe_counts({"a": 3, "b": 1}) == "a 75%, b 25%" and describe_counts({}) == "-"
+    # class codes (AG News' 0-3) read as arithmetic ("1 40%, 0 27%"): quoted
+    assert describe_counts({"1": 2, "0": 1, "-1": 1}) == "'1' 50%, '0' 25%, '-1' 25%"
 
 
 def test_a_teacher_whose_confidence_the_calibration_dilutes_is_named():
