@@ -110,7 +110,7 @@ def data_file_changed(config: CampaignConfig, store: Store) -> str | None:
     the pool is the store's, so the new rows are not in it and ``run`` would say the pool is used up."""
     path = config.data_path
     versions = store.data_versions()
-    if not versions or not path.is_file():
+    if not versions or not path.exists():  # a file, or a dataset folder
         return None
     if file_sha256(path) in {v["sha256"] for v in versions}:
         return None
@@ -123,7 +123,7 @@ def other_campaigns_on_this_data(config: CampaignConfig) -> str | None:
     """Before a new store is made: a note naming the stores beside it that hold a campaign on this same data
     file (a renamed [campaign] name starts again from nothing, paying for every label again)."""
     path = config.data_path
-    if config.store_path.exists() or not path.is_file() or not any(config.store_path.parent.glob("*.db")):
+    if config.store_path.exists() or not path.exists() or not any(config.store_path.parent.glob("*.db")):
         return None  # (the file is hashed only where a store beside it could have read it)
     found = [(p, n) for p, n in stores_reading(config.store_path.parent, file_sha256(path), besides=config.store_path)
              if n]
