@@ -192,6 +192,13 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         gold = _get(row, spec.label_field)
         if isinstance(gold, bool):  # a yes/no column (is_spam: true): the labels "true" and "false", as JSON spells them
             gold = "true" if gold else "false"
+        if isinstance(gold, list) and len(gold) <= 1 and all(isinstance(g, str | int) and not isinstance(g, bool)
+                                                             for g in gold):
+            gold = gold[0] if gold else None  # a multi-label export whose rows have one label each (or none)
+        if isinstance(gold, list):
+            raise DataError(f"{where}: label is a list ({str(gold)[:60]}): a campaign gives each row one label, and "
+                            "multi-label rows are not supported; keep one label per row (or one campaign per label, "
+                            "its labels yes/no)")
         if not isinstance(gold, str | int | float | None):
             raise DataError(f"{where}: label must be a string, a number or true/false, got {type(gold).__name__}; "
                             "write it as one of those")

@@ -372,3 +372,15 @@ def test_a_hugging_face_dataset_saved_to_disk_is_read_with_its_splits(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"empty: a folder that is not a Hugging Face dataset saved to disk"):
         load_examples(tmp_path / "empty")
+
+
+def test_a_list_label_is_one_label_or_refused_as_multi_label(tmp_path):
+    """A multi-label export's ["x", "y"] was "label must be a string, a number or true/false, got list": the user
+    could not tell that a row can have only one label. A one-element list is that label, an empty one none, and
+    two or more are refused saying so."""
+    p = write(tmp_path / "ml.jsonl", [{"id": "1", "text": "a", "label": ["x"]}, {"id": "2", "text": "b", "label": []},
+                                      {"id": "3", "text": "c", "label": "y"}])
+    assert [e.gold for e in load_examples(p, DataSpec(test_fraction=0))] == ["x", None, "y"]
+    p = write(tmp_path / "ml.jsonl", [{"id": "1", "text": "a", "label": ["x", "y"]}])
+    with pytest.raises(DataError, match=r"ml.jsonl:1: label is a list \(\['x', 'y'\]\): .* multi-label rows are not"):
+        load_examples(p)
