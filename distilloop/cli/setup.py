@@ -149,6 +149,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
     if note:
         print(note)
+    test = [e for e in examples if e.split == "test"]
+    if test and all(e.gold is None for e in test) and any(e.gold is not None for e in examples if e.split == "dev"):
+        print(f"note: the test split's {len(test)} rows have no gold label (a hub test split's -1): the student will "
+              "be reported on the dev split, which also chooses it; give some gold rows split = \"test\" for an "
+              "unbiased figure")
     if numeric:
         print("note: two teachers that give different numbers split evenly, and with [review] kind = \"auto\" (no "
               "human) such an item has no answer to accept: it waits, untrained on. Math items split often (the "

@@ -146,6 +146,7 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
     return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
             *one_class(store, space), *chance_agreement(store, space, voted),
             *weak_student(store, metric, student, len(space.labels)), *small_reference(store, metric),
+            *test_without_gold(store),
             *(diluted_confidence(store, space, rows) if calibrated else [])]
 
 
@@ -208,6 +209,20 @@ def small_reference(store: Store, metric: str) -> list[str]:
              "reference = \"teachers\" with heldout_size (a held-out set the teachers label)")
     return [f"students are chosen and promoted on {ref}, which has {n} row(s){ci}: too few to tell a better student "
             f"from a luckier one. Give the decisions at least {MIN_DECISION_ROWS}: {fix}"]
+
+
+def test_without_gold(store: Store) -> list[str]:
+    """A test split whose rows have no gold label (a hub DatasetDict's test split, its labels -1): the student is
+    then reported on the split it is chosen on (the dev split), an optimistic figure, and nothing says so."""
+    active = store.active_student()
+    gold = store.gold_counts()
+    if active is None or gold.get("test", 0) or not gold.get("dev", 0):  # no gold anywhere: nothing to hold out
+        return []
+    n_test = store.split_counts().get("test", 0)
+    what = (f"the test split's {n_test} row(s) have no gold label (a hub test split's -1)" if n_test else
+            "no row is in the test split")
+    return [f"{what}, so the student is reported on gold:dev, what it is also chosen on: an optimistic figure. For "
+            "an unbiased one, give some rows with a gold label split = \"test\" (e.g. a part of the train split)"]
 
 
 def undecided_ties(store: Store) -> list[str]:

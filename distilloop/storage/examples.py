@@ -47,6 +47,13 @@ class ExamplesPart(StoreBase):
             counts[r["split"]] = r["n"]
         return counts
 
+    def gold_counts(self) -> dict[str, int]:
+        """Examples with a gold label per split (every split named, 0 where none has one)."""
+        counts = {s: 0 for s in SPLITS}
+        for r in self.db.query("select split, count(*) n from examples where gold is not null group by split"):
+            counts[r["split"]] = r["n"]
+        return counts
+
     def gold_labels(self) -> dict[str, str]:
         """The gold label of every example that has one."""
         return {r["id"]: r["gold"] for r in self.db.query("select id, gold from examples where gold is not null")}

@@ -231,6 +231,19 @@ def test_init_reads_a_spreadsheets_capitalised_headers(tmp_path):
                                                  r"'label' .*; set label_field = \"Label\" in the campaign file")
 
 
+def test_init_says_a_test_split_without_gold_leaves_the_dev_split_to_report_on(tmp_path):
+    """A GLUE-style file: train and validation labeled, test not (-1 on the hub, no label here)."""
+    data = tmp_path / "glue.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "sentence": f"s{i}", "split": s,
+                                        **({"label": "pos" if i % 2 else "neg"} if s != "test" else {})}) + "\n"
+                            for i, s in enumerate(["train"] * 20 + ["validation"] * 6 + ["test"] * 8)))
+    proc = cli("init", data, "--out", tmp_path / "c.toml", "--task", "Sentiment.")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: the test split's 8 rows have no gold label" in " ".join(proc.stdout.split())
+    data.write_text(data.read_text().replace('"split": "test"', '"split": "test", "label": "neg"'))
+    assert "test split" not in cli("init", data, "--out", tmp_path / "c.toml", "--force", "--task", "S.").stdout
+
+
 def test_init_on_thirty_intents_keeps_its_lines_short(tmp_path):
     """30 labels: the summary line named all 30 and the calibration comment spelled a 30-entry share table
     (0.8 for the first label, 0.007 for each other) on one line; both now say the shape, not every label."""

@@ -358,3 +358,30 @@ def test_a_teacher_whose_confidence_the_calibration_dilutes_is_named():
     assert 'calibrate = "none"' in said
     assert diluted_confidence(Store(0.85, True), space) == []  # lowered less than a fifth
     assert diluted_confidence(Store(0.50, False), space) == []  # a full distribution: the calibration's own say
+
+
+def test_a_test_split_without_gold_is_said_where_the_dev_split_has_some():
+    """GLUE's and the hub's test splits have no labels (-1): the student was reported on the dev split that also
+    chose it, an optimistic figure, without a word. Said now; a campaign with no gold anywhere (the usual case)
+    is not told to hold any out."""
+    from distilloop.loop.diagnostics import test_without_gold
+
+    class Store:
+        def __init__(self, splits, gold):
+            self.splits, self.gold = splits, gold
+
+        def active_student(self):
+            return {"metrics": {"refs": {"gold:dev": {}}}}
+
+        def split_counts(self):
+            return self.splits
+
+        def gold_counts(self):
+            return self.gold
+
+    [said] = test_without_gold(Store({"pool": 300, "dev": 60, "test": 100}, {"pool": 300, "dev": 60, "test": 0}))
+    assert said.startswith("the test split's 100 row(s) have no gold label") and "optimistic" in said
+    [none] = test_without_gold(Store({"pool": 300, "dev": 60, "test": 0}, {"pool": 300, "dev": 60, "test": 0}))
+    assert none.startswith("no row is in the test split")
+    assert test_without_gold(Store({"pool": 300, "dev": 60, "test": 100}, {"pool": 0, "dev": 60, "test": 5})) == []
+    assert test_without_gold(Store({"pool": 300, "dev": 0, "test": 100}, {"pool": 0, "dev": 0, "test": 0})) == []
