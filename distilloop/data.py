@@ -60,7 +60,6 @@ def first_row(path: str | Path) -> dict[str, Any] | None:
     return None
 
 
-
 def other_case(row: dict[str, Any], spec: DataSpec) -> list[tuple[str, str]]:
     """The spec's field names (``[data]`` input, label, id, split, rationale) that ``row`` lacks but holds in
     another case (``("Id", "id")``): a column found by its exact name only, so such a column would be ignored."""
@@ -222,8 +221,8 @@ def read_rows(path: str | Path, spec: DataSpec | None = None, labels: Sequence[s
         elif split.strip().lower() in SPLIT_NAMES:
             split = SPLIT_NAMES[split.strip().lower()]
         else:
-            raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)} (or train, validation, "
-                            "unlabeled: the pool and the dev split); fix the row, or name the column with [data] split_field")
+            raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)} (or train or unlabeled: "
+                            "the pool, validation: the dev split); fix the row, or name the column with [data] split_field")
         rationale = _get(row, spec.rationale_field)
         if rationale is not None and not isinstance(rationale, str):
             raise DataError(f"{where}: rationale must be text, got {type(rationale).__name__}")
@@ -275,6 +274,8 @@ def file_sha256(path: str | Path) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):  # noqa: B023 (called at once)
                 h.update(chunk)
     return h.hexdigest()
+
+
 def check_pool(examples: Sequence[Example], path: str | Path, spec: DataSpec | None = None) -> None:
     """A campaign needs rows to label: refuse data whose rows all went to test or dev, before anything is written;
     with the campaign's ``spec``, refuse a column ``[data]`` names in another case (a hand-written campaign file's

@@ -304,7 +304,7 @@ def test_the_hubs_split_names_are_the_pool_and_the_dev_split(tmp_path):
     examples = load_examples(write(tmp_path / "hub.jsonl", rows), DataSpec(test_fraction=0, dev_fraction=0))
     # IMDB's third split, "unsupervised", is rows without labels: the pool
     assert [e.split for e in examples] == ["pool", "dev", "test", "pool", "dev", "dev", "pool", "pool", "pool"]
-    with pytest.raises(DataError, match=r"hub.jsonl:1: split 'holdout' is not one of pool, dev, test \(or train, "):
+    with pytest.raises(DataError, match=r"hub.jsonl:1: split 'holdout' is not one of pool, dev, test \(or train or unlabeled: the pool, validation: the dev split\)"):
         load_examples(write(tmp_path / "hub.jsonl", [{"id": "1", "text": "t", "split": "holdout"}]))
 
 
