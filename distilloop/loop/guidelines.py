@@ -165,10 +165,8 @@ def sync(store: Store, config: CampaignConfig, progress: Progress | None = None)
     last = versions[-1]
     if _same(store, config, last, current):
         return int(last["version"])
-    what = changes(Guideline(last["task"], _answering(last["teachers"])), current)
-    relabeled = label_changes(current_labels(store), list(config.campaign.labels))
-    if relabeled:
-        what = relabeled if what == "no change" else f"{relabeled}; {what}"
+    what = _what_changed(store, config, last, current)
+    if label_changes(current_labels(store), list(config.campaign.labels)):
         store.set_meta("labels", list(config.campaign.labels))
     version = store.record_guideline(hash=current.hash, task=current.task, teachers=current.teachers, changes=what)
     stale = sum(n for v, n in store.labels_by_guideline().items() if v is None or v < version)
@@ -215,6 +213,12 @@ def pending_change(store: Store, config: CampaignConfig) -> str | None:
     last, current = versions[-1], guideline_of(config.raw, first_labels(store))
     if _same(store, config, last, current):
         return None
+    return _what_changed(store, config, last, current)
+
+
+def _what_changed(store: Store, config: CampaignConfig, last: dict[str, Any], current: Guideline) -> str:
+    """What the campaign file's guideline ``current`` changes against the recorded version ``last``, in words: its
+    labels added first (``label neutral added; task edited``)."""
     what = changes(Guideline(last["task"], _answering(last["teachers"])), current)
     relabeled = label_changes(current_labels(store), list(config.campaign.labels))
     return (relabeled if what == "no change" else f"{relabeled}; {what}") if relabeled else what
