@@ -39,10 +39,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         reason = campaign.run(max_rounds=args.rounds, on_round=on_round)
         out.print(rounds_table(campaign.store.round_rows(), title=f"Campaign {config.campaign.name}: learning curve"))
         out.print(f"stopped: {reason}", markup=False)
+        if (waiting := campaign.store.pending_review_count()) and config.review.kind != "auto":
+            out.print(f"review: {waiting} item(s) wait for a reviewer{review_place(config, campaign.store)}; the next "
+                      "`distilloop run` (or `distilloop review pull`) takes the finished ones", markup=False)
         out.print(f"store: {config.store_path}", soft_wrap=True)
     finally:
         campaign.close()
     return 0
+
+
+def review_place(config: Any, store: Any) -> str:
+    """Where the items waiting for review are: a Label Studio project's address, else the reviewer's kind."""
+    if config.review.kind == "label_studio" and (project := store.get_meta("label_studio_project_id")) is not None:
+        return f" in Label Studio: {str(config.review.params.get('url', '')).rstrip('/')}/projects/{project}"
+    return f" ({config.review.kind})"
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:

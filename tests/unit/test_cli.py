@@ -581,3 +581,20 @@ def test_review_push_or_pull_without_a_reviewer_says_there_is_none(tmp_path):
         assert proc.stdout.startswith(f'review {action}: [review] kind = "auto" has no reviewer to {action} {word}: '
                                       "routed items are accepted with the ensemble's label as the round runs")
         assert 'set kind = "label_studio"' in proc.stdout
+
+
+def test_run_ends_saying_how_many_items_wait_for_review_and_where(tmp_path):
+    """A round that routes items to a reviewer ended with the table and "stopped: ...": nothing said that items
+    waited for a person (in Label Studio, its project's address), nor what takes their reviews in."""
+    from tests.conftest import sqlite_count
+
+    cfg = replay_config(tmp_path, rounds="max_rounds = 1\ninitial_size = 20\nconcurrency = 4",
+                        extra='[review]\nkind = "simulated"\ndelay_rounds = 5')
+    cfg.write_text(cfg.read_text().replace("min_agreement = 0.7", "min_agreement = 1.0"))
+    proc = cli("run", cfg)
+    said = " ".join(proc.stdout.split())
+    assert proc.returncode == 0, proc.stderr
+    waiting = int(re.search(r"review: (\d+) item\(s\) wait for a reviewer \(simulated\); the next `distilloop run` "
+                            r"\(or `distilloop review pull`\) takes the finished ones", said)[1])
+    assert waiting > 0 and waiting == sqlite_count(tmp_path / "t.distilloop.db",
+                                   "select count(*) from review_queue where status = 'pending'")
