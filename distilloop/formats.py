@@ -71,22 +71,29 @@ def _arrow_rows(path: Path, split: str | None = None, start: int = 0) -> Iterabl
     from distilloop._extras import require
 
     pa = require("pyarrow", "export", purpose="reading Arrow data files (a Hugging Face dataset saved to disk)")
+    n = start
     try:
         with open(path, "rb") as handle:
             try:
-                table = pa.ipc.open_stream(handle).read_all()
+                reader = pa.ipc.open_stream(handle)
+                batches = iter(reader)
             except pa.ArrowInvalid:
                 handle.seek(0)
-                table = pa.ipc.open_file(handle).read_all()
+                reader = pa.ipc.open_file(handle)
+                batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            names = _class_label_names(reader.schema.metadata)
+            for batch in batches:  # a batch at a time: a shard of millions of rows is not held as dicts at once
+                for row in batch.to_pylist():
+                    n += 1
+                    if split is not None and row.get("split") is None:
+                        row["split"] = split
+                    yield n, _with_names(row, names)
     except FileNotFoundError:
         raise DataError(f"data file not found: {path}; check the path") from None
+    except DataError:
+        raise
     except Exception as exc:  # pyarrow's own errors share no base with OSError
         raise DataError(f"{path}: not a readable Arrow file ({exc})") from None
-    names = _class_label_names(table.schema.metadata)
-    for n, row in enumerate(table.to_pylist(), start + 1):
-        if split is not None and row.get("split") is None:
-            row["split"] = split
-        yield n, _with_names(row, names)
 
 
 def _dataset_folder_rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:

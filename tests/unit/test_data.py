@@ -369,6 +369,15 @@ def test_a_hugging_face_dataset_saved_to_disk_is_read_with_its_splits(tmp_path):
     dd["train"].save_to_disk(str(tmp_path / "one"))  # a Dataset folder, no splits
     assert [e.split for e in load_examples(tmp_path / "one", DataSpec(test_fraction=0))] == ["pool", "pool"]
     assert file_sha256(tmp_path / "dd") == before != file_sha256(tmp_path / "one")
+    pa = pytest.importorskip("pyarrow")  # the Arrow file format (pyarrow's own), not only the stream datasets writes
+    table = pa.table({"id": ["a", "b"], "text": ["x", "y"], "label": ["pos", "neg"]})
+    with pa.OSFile(str(tmp_path / "f.arrow"), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+        w.write_table(table)
+    assert [(e.id, e.gold) for e in load_examples(tmp_path / "f.arrow", DataSpec(test_fraction=0))] == [
+        ("a", "pos"), ("b", "neg")]
+    (tmp_path / "bad.arrow").write_text("not arrow")
+    with pytest.raises(DataError, match=r"bad.arrow: not a readable Arrow file"):
+        load_examples(tmp_path / "bad.arrow")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"empty: a folder that is not a Hugging Face dataset saved to disk"):
         load_examples(tmp_path / "empty")
