@@ -4,6 +4,7 @@ and ``predict`` (the distilled student labels a file)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ def _print_plan(out: Any, plan: Any) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from distilloop.data import for_campaign_rows
+    from distilloop.data import first_row, for_campaign_rows, other_case
     from distilloop.loop.predict import predict_file, serving_student
     from distilloop.loop.progress import Progress
 
@@ -157,13 +158,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         store.close()
     data = Path(args.data)
     stem = data.name.removesuffix(".gz")
-    for ext in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"):
+    for ext in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".arrow"):
         stem = stem.removesuffix(ext)
     out = args.out if args.out is not None else str(data.with_name(stem + ".predictions.jsonl"))
     if out != "-":
         refuse_overwriting(out, config, the_file_to_label=data)
-    n = predict_file(served, data, for_campaign_rows(config.data_spec()), out, batch_size=args.batch_size,
-                     progress=Progress(quiet=args.quiet))
+    spec = for_campaign_rows(config.data_spec())
+    ids = dict(other_case(first_row(data) or {}, spec)).get(spec.id_field)
+    if ids is not None:  # the file's "id" for the campaign's "Id": its ids, not row-<line> (an output, not the store)
+        spec = dataclasses.replace(spec, id_field=ids)
+    n = predict_file(served, data, spec, out, batch_size=args.batch_size, progress=Progress(quiet=args.quiet))
     if out != "-":
         console().print(f"labeled {n} row(s) with student {served.version}; wrote {out}", soft_wrap=True)
     return 0

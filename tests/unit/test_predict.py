@@ -169,3 +169,17 @@ def test_no_output_replaces_a_file_the_campaign_or_the_command_reads(campaign, t
     assert {p: p.read_bytes() for p in before} == before
     assert cli("predict", campaign, data, "-q").returncode == 0  # the default output is beside the input
     assert len((tmp_path / "incoming.predictions.jsonl").read_text().splitlines()) == 5
+
+
+def test_a_file_whose_id_column_is_in_another_case_keeps_its_ids(campaign, tmp_path):
+    """A file headed "ID,text" for a campaign of "id": its ids were ignored and the predictions came out row-2,
+    row-3... (the user joins them back by id). Its own id column is read; a missing input field still is an error
+    naming the column of another case."""
+    cfg = campaign
+    data = tmp_path / "caps.csv"
+    data.write_text("ID,text\nq7,a fine film\nq9,an awful film\n")
+    proc = cli("predict", cfg, data, "-o", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(x)["id"] for x in proc.stdout.splitlines()] == ["q7", "q9"]
+    data.write_text("id,Text\nq7,a fine film\n")
+    one_line_error(cli("predict", cfg, data, "-o", "-"), r"row has no 'text' \(an input field\) but has 'Text'")
