@@ -5,6 +5,7 @@ round (``run``) and by ``status`` and the HTML report.
 - training labels that hold one class: the student can only learn a constant;
 - teachers that agree no better than chance (Cohen's kappa, corrected for each teacher's own label rates, so two
   teachers that both say the majority label to everything do not look like they agree);
+- the teachers' labels no closer than chance to the data's gold labels (codes read otherwise than the data means);
 - a student at or below the majority-class baseline of its reference;
 - a teacher that answered none of its questions in the last round it was asked (a dead server, a wrong key);
 - items the `auto` reviewer cannot decide (an even split between the teachers).
@@ -97,6 +98,33 @@ def chance_agreement(store: Store, space: AnswerSpace, voted: dict[str, dict[str
     return out
 
 
+#: gold items of each of two labels, at least, before the labels' agreement with gold is judged (a gold of one
+#: label gives every labeler a kappa of 0)
+MIN_GOLD_PER_CLASS = 5
+
+
+def labels_against_gold(store: Store, space: AnswerSpace) -> list[str]:
+    """The teachers' accepted labels no closer to the data's own gold labels than chance, while they may agree with
+    each other: codes the teachers read otherwise than the data (``0``/``1`` with ``0`` the positive class, star
+    ratings, an in-house scheme) or a task text that does not say what the labels mean."""
+    if not space.has_label_set:
+        return []
+    pairs = [(a, g) for a, g in store.teacher_labels_with_gold() if a in space.labels and g in space.labels]
+    if len(pairs) < MIN_ANSWERS or sum(n >= MIN_GOLD_PER_CLASS for n in Counter(g for _, g in pairs).values()) < 2:
+        return []
+    kappa = cohen_kappa([a for a, _ in pairs], [g for _, g in pairs], space.labels)
+    if kappa > CHANCE_KAPPA:
+        return []
+    same = sum(a == g for a, g in pairs) / len(pairs)
+    wrong = Counter((a, g) for a, g in pairs if a != g).most_common(1)
+    often = f"; most often {wrong[0][0][0]!r} where the gold says {wrong[0][0][1]!r}, {wrong[0][1]} times" if wrong else ""
+    return [f"the teachers' labels agree with the data's gold labels no better than chance (Cohen's kappa {kappa:.2f}, "
+            f"{same:.0%} the same over {len(pairs)} labeled items with gold{often}): the teachers do not read the "
+            "labels as the data means them. Say what each label means in [campaign] task (for codes, e.g. "
+            "\"0 = negative, 1 = positive\"), try it on a few items with `distilloop pilot`, then `distilloop relabel "
+            "--stale` asks the labeled items again"]
+
+
 #: labels per class, and reference items, below which a student at the majority baseline is not called out: a
 #: few labels or a few reference items cannot tell a weak student from an unlucky one
 WEAK_MIN_PER_CLASS, WEAK_MIN_REFERENCE = 10, 20
@@ -144,7 +172,7 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
     rows = store.all_votes() if space.has_label_set else {}  # the consensus votes, read once for every check
     voted = voted_labels(store, space, rows) if space.has_label_set else {}
     return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
-            *one_class(store, space), *chance_agreement(store, space, voted),
+            *one_class(store, space), *chance_agreement(store, space, voted), *labels_against_gold(store, space),
             *weak_student(store, metric, student, len(space.labels)), *small_reference(store, metric),
             *test_without_gold(store),
             *(diluted_confidence(store, space, rows) if calibrated else [])]

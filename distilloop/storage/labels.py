@@ -71,6 +71,13 @@ class LabelsPart(StoreBase):
         """Accepted labels by source (teachers, human, simulated, auto)."""
         return {r["source"]: r["n"] for r in self.db.query("select source, count(*) n from labels group by source")}
 
+    def teacher_labels_with_gold(self) -> list[tuple[str, str]]:
+        """(accepted label, gold label) of every item whose label the teachers gave (or the `auto` reviewer took from
+        them, not a person) and whose example has a gold label."""
+        return [(r["label"], r["gold"]) for r in self.db.query(
+            "select l.label, e.gold from labels l join examples e on e.id = l.example_id where e.gold is not null "
+            "and l.label is not null and l.source in ('teachers', 'auto')")]
+
     def labels_up_to(self, round_no: int) -> dict[str, str]:
         """The accepted label of each example labeled in ``round_no`` or before."""
         return {r["example_id"]: r["label"]

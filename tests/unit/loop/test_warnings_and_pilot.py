@@ -385,3 +385,48 @@ def test_a_test_split_without_gold_is_said_where_the_dev_split_has_some():
     assert none.startswith("no row is in the test split")
     assert test_without_gold(Store({"pool": 300, "dev": 60, "test": 100}, {"pool": 0, "dev": 60, "test": 5})) == []
     assert test_without_gold(Store({"pool": 300, "dev": 0, "test": 100}, {"pool": 0, "dev": 0, "test": 0})) == []
+
+
+def test_labels_that_gold_contradicts_are_called_out_with_the_commonest_confusion():
+    """Teachers can agree with each other and still read the labels otherwise than the data (codes with 0 the
+    positive class, star ratings): the label-accuracy column showed 17%, and no warning said what it means."""
+    from distilloop.core.answers import LabelSet, OpenNumber
+    from distilloop.loop.diagnostics import labels_against_gold
+
+    class Store:
+        def __init__(self, pairs):
+            self.pairs = pairs
+
+        def teacher_labels_with_gold(self):
+            return self.pairs
+
+    space = LabelSet(("0", "1"))
+    swapped = [("1", "0")] * 18 + [("0", "1")] * 12 + [("0", "0")] * 3 + [("1", "1")] * 2
+    [said] = labels_against_gold(Store(swapped), space)
+    assert "no better than chance" in said and "over 35 labeled items with gold" in said
+    assert "most often '1' where the gold says '0', 18 times" in said and "[campaign] task" in said
+    right = [("1", "1")] * 15 + [("0", "0")] * 15 + [("1", "0")] * 5
+    assert labels_against_gold(Store(right), space) == []
+    # too few items, or a gold of (nearly) one label (every labeler's kappa is then about 0): not judged
+    assert labels_against_gold(Store(swapped[:19]), space) == []
+    assert labels_against_gold(Store([("1", "1")] * 30 + [("0", "1")] * 3 + [("1", "0")] * 4), space) == []
+    assert labels_against_gold(Store(swapped), OpenNumber()) == []  # numbers: no label set
+
+
+def test_a_campaign_whose_teachers_swap_the_labels_is_warned_in_run_and_status(tmp_path):
+    rows = [json.loads(x) for x in gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt")]
+    flip = {"positive": "negative", "negative": "positive"}
+    out = []
+    for r in rows:
+        raw = json.loads(r["raw"])
+        out.append({**r, "raw": json.dumps({**raw, "label": flip[raw["label"]]})})
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="swapped", rounds="max_rounds = 1\ninitial_size = 40",
+                                 extra=replay_teachers(tmp_path, out, ("a", "b"))))
+    run = cli("run", cfg)
+    assert run.returncode == 0, run.stderr
+    said = " ".join(run.stderr.split())
+    assert re.search(r"the teachers' labels agree with the data's gold labels no better than chance \(Cohen's kappa "
+                     r"-0\.\d\d, \d+% the same over \d+ labeled items with gold", said), said
+    assert "teachers agree no better than chance" not in said  # they agree with each other
+    assert any("gold labels no better than chance" in w for w in json.loads(cli("status", cfg, "--json").stdout)["warnings"])
