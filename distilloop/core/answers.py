@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from distilloop.core.types import Vote
 
+#: separators between two word characters ("card arrival", "card_arrival", "card-arrival"; not the sign of "-1")
+_SEPARATORS = re.compile(r"(?<=\w)[\s_-]+(?=\w)")
+
 
 def normalize_label(value: Any, labels: Sequence[str]) -> str | None:
-    """Map a reply's label onto the label set: exact, then case-insensitive, then an option letter like "(B)"."""
+    """Map a reply's label onto the label set: exact, then case-insensitive, then with spaces, ``_`` and ``-`` taken
+    as one separator (where no two labels then read the same), then an option letter like "(B)"."""
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         return None
     text = str(value).strip()
@@ -30,6 +35,13 @@ def normalize_label(value: Any, labels: Sequence[str]) -> str | None:
     key = text.strip(" .\"'`").casefold()
     if key in folded:
         return folded[key]
+    # "card arrival" for the label card_arrival (a server without structured output, a model that spells it out):
+    # separators (spaces, _ and -) count as one, where that leaves no two labels the same
+    spaced = Counter(_SEPARATORS.sub(" ", x.casefold()) for x in labels)
+    loose = {_SEPARATORS.sub(" ", x.casefold()): x for x in labels}
+    wanted = _SEPARATORS.sub(" ", key)
+    if spaced.get(wanted) == 1:
+        return loose[wanted]
     m = re.match(r"^\(?([A-Za-z0-9]+)\)?[.):]?(\s|$)", text)
     if m and m.group(1) in labels:
         return m.group(1)

@@ -18,16 +18,42 @@ def test_parse_plain_fenced_and_embedded_json():
     assert (p.label, p.rationale, p.confidence) == ("positive", "nice", 0.9)
 
 
-@pytest.mark.parametrize("raw", ['{"label": "neutral"}', '{"rationale": "x"}', "positive", "[1, 2]", '{"label": 1}'])
+@pytest.mark.parametrize("raw", ['{"label": "neutral"}', '{"rationale": "x"}', "it is positive", "neutral", "[1, 2]",
+                                 '{"label": 1}', "positive\nnegative"])
 def test_answers_outside_the_label_set_or_format_are_invalid(raw):
     with pytest.raises(InvalidAnswer):
         parse_answer(raw, LABELS)
+
+
+def test_a_reply_that_is_only_the_answer_is_that_answer():
+    """An OpenAI-compatible server that does not hold the model to the JSON format asked for (no structured output)
+    gets "Positive." back for a label-only question: every such answer was invalid, the item decided on the other
+    teachers or not at all. The whole reply one label (or one number, for a numeric task) is that answer."""
+    assert (parse_answer("Positive.", LABELS).label, parse_answer("Positive.", LABELS).rationale) == ("positive", None)
+    assert parse_answer(" **negative**\n", LABELS).label == "negative"
+    assert parse_answer("1,234.5", (), "number").label == "1234.5"
+    for raw in ("42 apples", "about 42"):
+        with pytest.raises(InvalidAnswer):
+            parse_answer(raw, (), "number")
 
 
 def test_option_letters():
     assert normalize_label("(B)", ("A", "B", "C")) == "B"
     assert normalize_label("B) refrigerator", ("A", "B", "C")) == "B"
     assert normalize_label("D", ("A", "B", "C")) is None
+
+
+def test_labels_spelled_with_other_separators_map_onto_the_label_set_where_unambiguous():
+    """Banking77-style labels (card_arrival) come back as "card arrival" or "Card-Arrival" from a server without
+    structured output; they were invalid answers, the item decided on the other teachers or not at all."""
+    labels = ("card_arrival", "lost_or_stolen_card", "Refund not showing up")
+    assert normalize_label("card arrival", labels) == "card_arrival"
+    assert normalize_label("Card-Arrival", labels) == "card_arrival"
+    assert normalize_label("lost or  stolen card", labels) == "lost_or_stolen_card"
+    assert normalize_label("refund_not_showing_up", labels) == "Refund not showing up"
+    assert normalize_label("card", labels) is None
+    assert normalize_label("a b", ("a_b", "a-b")) is None  # two labels read the same: neither is guessed
+    assert normalize_label("1", ("-1", "0", "+1")) is None  # a sign is not a separator
 
 
 def test_untrusted_text_cannot_close_the_example_block():
