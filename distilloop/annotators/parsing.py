@@ -44,12 +44,28 @@ def extract_object(raw: str) -> dict[str, Any]:
     return obj
 
 
+def _bare_answer(raw: str, labels: tuple[str, ...], answer: str) -> str | None:
+    """The reply's answer where the whole reply is nothing but one label of the set (or one number): what a model
+    answers a label-only question with when its server does not hold it to the JSON format."""
+    text = raw.strip().strip("*`").strip()
+    if not text or "\n" in text or text.startswith(("{", "[")):
+        return None
+    return normalize_number(text) if answer == "number" and _NUMBER_ONLY.fullmatch(text) else (
+        normalize_label(text, labels) if answer != "number" else None)
+
+
+_NUMBER_ONLY = re.compile(r"[-+]?(\d[\d,]*(\.\d+)?|\.\d+)\.?")
+
+
 def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...], answer: str = "label",
                  student_steps: Sequence[str] | None = None) -> Parsed:
     """Parse ``raw`` (text or an already-decoded object); raise :class:`InvalidAnswer` if the label is not
     in ``labels`` (or, with ``answer="number"``, if the ``answer`` field is not one number). A revision of the
     student's explanation (``student_steps``, a reply with ``first_wrong_step``: ELAD) gives the spliced
     rationale (:func:`~distilloop.annotators.prompts.revised_rationale`)."""
+    bare = None if isinstance(raw, dict) else _bare_answer(raw, labels, answer)
+    if bare is not None:  # the answer alone ("positive", "42"): a server that ignored the JSON format asked for
+        return Parsed(bare, None, None)
     obj = raw if isinstance(raw, dict) else extract_object(raw)
     if answer == "number":
         key = "answer" if "answer" in obj else "label"

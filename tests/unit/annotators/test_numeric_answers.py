@@ -48,12 +48,13 @@ def test_parse_reads_the_answer_field_as_a_number():
     p = parse_answer('{"rationale": "48/2 = 24; 48 + 24 = 72", "answer": 72}', (), "number")
     assert (p.label, p.rationale) == ("72", "48/2 = 24; 48 + 24 = 72")
     assert parse_answer({"rationale": "r", "answer": "72.0"}, (), "number").label == "72"
-    # a reply that calls its answer "label" still counts
+    # a reply that calls its answer "label" still counts, and so does a reply that is only the number
     assert parse_answer('{"rationale": "r", "label": 72}', (), "number").label == "72"
+    assert (parse_answer("72", (), "number").label, parse_answer("72", (), "number").rationale) == ("72", None)
 
 
-@pytest.mark.parametrize("raw", ['{"rationale": "r"}', '{"answer": "many"}', '{"answer": true}', "72",
-                                 '{"answer": "3 or 4"}'])
+@pytest.mark.parametrize("raw", ['{"rationale": "r"}', '{"answer": "many"}', '{"answer": true}', "72 or 73",
+                                 '{"answer": "3 or 4"}', "[72]"])
 def test_a_reply_without_one_number_is_invalid(raw):
     with pytest.raises(InvalidAnswer):
         parse_answer(raw, (), "number")
