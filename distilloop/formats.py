@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from distilloop.errors import DataError
+from distilloop.ls_export import task_row, task_rows
 
 #: the largest CSV field read (Python's csv module stops at 128 KiB by default)
 CSV_FIELD_LIMIT = 2**31 - 1
@@ -155,7 +156,7 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     try:
         with _open_text(path) as handle:
             if name.endswith((".json", ".json.gz")) and _starts_with(handle, "["):
-                yield from _json_array_rows(path, handle.read())
+                yield from task_rows(_json_array_rows(path, handle.read()))
             elif name.endswith((".json", ".json.gz")) and (frame := _pandas_frame(handle)) is not None:
                 yield from enumerate(frame, 1)
             elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".ndjson.gz")):
@@ -173,7 +174,7 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                         raise DataError(f"{path}:{lineno}: a JSON value nested too deeply") from None
                     if not isinstance(row, dict):
                         raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                    yield lineno, row
+                    yield lineno, task_row(row)
             elif name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
                 tsv = ".tsv" in name
                 yield from _csv_rows(path, handle, "\t" if tsv else _csv_delimiter(handle),

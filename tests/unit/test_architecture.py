@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "distilloop"
 LAYERS: list[set[str]] = [
     {"errors"},
     {"", "core", "_extras"},
+    {"ls_export"},  # rows in the shape another tool exports them (a Label Studio project's tasks), flattened
     {"formats"},  # the file formats a data file comes in, read as numbered rows
     {"data", "registry"},
     {"storage"},

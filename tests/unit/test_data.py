@@ -1,5 +1,7 @@
 import gzip
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -393,3 +395,47 @@ def test_a_list_label_is_one_label_or_refused_as_multi_label(tmp_path):
     p = write(tmp_path / "ml.jsonl", [{"id": "1", "text": "a", "label": ["x", "y"]}])
     with pytest.raises(DataError, match=r"ml.jsonl:1: label is a list \(\['x', 'y'\]\): .* multi-label rows are not"):
         load_examples(p)
+
+
+def test_a_label_studio_json_export_is_read_as_its_tasks_fields_and_answers(tmp_path):
+    """Label Studio's JSON export nests each row ({"id", "data": {...}, "annotations": [...]}, the keys as a real
+    1.x server exports them): init said "several that could be inputs (data, annotations, predictions)". Its tasks
+    are read as their data fields, the task id, and the first annotation not cancelled, by control name."""
+    def task(i, data, annotations=(), **extra):
+        return {"id": i, "annotations": list(annotations), "drafts": [], "predictions": [], "data": data, "meta": {},
+                "created_at": "2026-12-05T12:00:23Z", "updated_at": "2026-12-05T12:00:24Z", "inner_id": i,
+                "total_annotations": len(annotations), "cancelled_annotations": 0, "total_predictions": 0,
+                "comment_count": 0, "unresolved_comment_count": 0, "last_comment_updated_at": None, "project": 1,
+                "updated_by": 1, "comment_authors": [], "allow_skip": True, **extra}
+
+    def annotation(*result, cancelled=False):
+        return {"id": 1, "completed_by": 1, "result": list(result), "was_cancelled": cancelled, "ground_truth": False}
+
+    choice = lambda v: {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [v]}}  # noqa: E731
+    why = {"from_name": "why", "to_name": "text", "type": "textarea", "value": {"text": ["the tone", "throughout"]}}
+    tasks = [task(1, {"text": "awful"}, [annotation(choice("Negative"), why)]),
+             task(2, {"text": "fine", "ref": "r2"}, [annotation(cancelled=True), annotation(choice("Positive"))]),
+             task(3, {"text": "meh", "id": "own-3"}, [annotation(cancelled=True)]),
+             task(4, {"text": "so so"}, predictions=[{"result": [choice("Positive")]}])]
+    array = tmp_path / "project-1-at-2026-12-05.json"
+    array.write_text(json.dumps(tasks, indent=2))
+    spec = DataSpec(label_field="sentiment", rationale_field="why", test_fraction=0)
+    examples = load_examples(array, spec)
+    assert [(e.id, e.text, e.gold) for e in examples] == [("1", "awful", "Negative"), ("2", "fine", "Positive"),
+                                                          ("own-3", "meh", None), ("4", "so so", None)]
+    assert examples[0].gold_rationale == "the tone\nthroughout"
+    lines = write(tmp_path / "tasks.jsonl", tasks)  # the same tasks one a line
+    assert [(e.id, e.gold) for e in load_examples(lines, spec)] == [(e.id, e.gold) for e in examples]
+    # a row with keys a task does not have is not a task: read as it is
+    odd = write(tmp_path / "odd.jsonl", [{"id": "1", "data": {"text": "x"}, "text": "plain", "label": "pos"}])
+    assert [(e.text, e.gold) for e in load_examples(odd, DataSpec(test_fraction=0))] == [("plain", "pos")]
+    # two choices in one control: the reader's multi-label refusal, not a silent first pick
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps([task(1, {"text": "x"}, [annotation({**choice("Negative"), "value": {
+        "choices": ["Negative", "Positive"]}})])]))
+    with pytest.raises(DataError, match="multi-label rows are not supported"):
+        load_examples(two, spec)
+    out = subprocess.run([sys.executable, "-m", "distilloop.cli", "init", str(array), "--out",
+                          str(tmp_path / "c.toml")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert 'label_field = "sentiment"' in (tmp_path / "c.toml").read_text()
