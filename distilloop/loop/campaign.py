@@ -132,7 +132,7 @@ class Campaign:
                     return reason
                 round_no = (last["round"] + 1) if last else 1
                 if select.select(env, round_no) is None:
-                    reason = "budget spent: not enough left for one more item"
+                    reason = select.NO_ROOM
                     store.set_meta("stop_reason", reason)
                     return reason
             else:

@@ -218,6 +218,22 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     return est
 
 
+def measured_per_item(store: Store, later_tiers: list[str]) -> dict[str, Spend]:
+    """Per teacher measured on ``MIN_ITEMS`` labeled items or more: what the ledger charged per labeled item (a
+    later tier of the cascade, only where it was asked; one never charged: nothing). What ``run`` sizes a round on,
+    as ``estimate`` forecasts it: counted on every item through every teacher, a cascade's expensive later tier made
+    each round near the cap buy a third of what was left, and a campaign on $0.02 ran 26 rounds of 17, 12, ... 1
+    items, a student trained after each."""
+    _, asked, observed = observed_spend(store, store.rounds())
+    out: dict[str, Spend] = {}
+    for name, n in asked.items():
+        if n >= MIN_ITEMS and name in observed:
+            out[name] = observed[name].scaled(1 / n)
+        elif n >= MIN_ITEMS and name in later_tiers:
+            out[name] = Spend()
+    return out
+
+
 def observed_spend(store: Store, rounds: list[dict[str, Any]]) -> tuple[int, dict[str, int], dict[str, Spend]]:
     """The labeled items of the campaign's finished annotation rounds, per teacher how many of them were labeled
     in rounds whose guideline had it (a teacher added later was not there to ask before), and per teacher what

@@ -6,7 +6,9 @@ real usage is known, at the least an item can cost). The cap itself is enforced 
 (its upper bound), so sizing on the expected cost uses a tight cap instead of wasting it, and never crosses it;
 the items a round could not pay for when their turn came go back to the pool. The expected cost is each teacher's
 :meth:`~distilloop.annotators.base.Teacher.expected`, corrected by what the campaign's own calls of that teacher
-used against it so far (:class:`Corrections`).
+used against it so far (:class:`Corrections`), or, once enough items are labeled, what the teacher cost per labeled
+item (a cascade's later tier only where it was asked). A teacher whose call's upper bound no longer fits what the
+budget has left is not counted (:func:`callable_teachers`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class Corrections:
     """Per teacher: real usage over expected so far (tokens in, tokens out, dollars), from its answered calls."""
 
     factors: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: per teacher, what one labeled item cost it so far where enough items tell (a cascade's later tier: only
+    #: where it was asked), which replaces its expected cost when a round is sized
+    per_item: dict[str, Spend] = field(default_factory=dict)
 
     @classmethod
     def from_store(cls, store: Store | None, teachers: Sequence[Teacher]) -> Corrections:
@@ -48,7 +53,7 @@ class Corrections:
 
     def known(self, t: Teacher) -> bool:
         """Whether ``t``'s expected cost rests on real usage: its recordings (replay) or the campaign's calls."""
-        return t.name in self.factors or t.kind == "replay"
+        return t.name in self.factors or t.name in self.per_item or t.kind == "replay"
 
     def expected(self, t: Teacher, item: LabelingItem) -> Spend:
         e = t.expected(t.render(item), item.example_id)
@@ -92,11 +97,12 @@ def upper_bound(t: Teacher, item: LabelingItem, *, exact: bool = True) -> Spend:
 
 def item_cost(teachers: Sequence[Teacher], item: LabelingItem, *, exact: bool = True,
               corrections: Corrections | None = None) -> tuple[Spend, Spend]:
-    """(expected, upper bound) of asking every teacher about one item."""
+    """(expected, upper bound) of asking every teacher about one item (a teacher with a measured cost per item,
+    :attr:`Corrections.per_item`, at that)."""
     corrections = corrections or Corrections()
     exp, up = Spend(), Spend()
     for t in teachers:
-        exp = exp + corrections.expected(t, item)
+        exp = exp + corrections.per_item.get(t.name, corrections.expected(t, item))
         up = up + upper_bound(t, item, exact=exact)
     return exp, up
 
@@ -112,11 +118,29 @@ def affordable(budget: Budget, per_item: Spend) -> int:
     return int(n) if n != math.inf else 10**9
 
 
+def fits(budget: Budget, spend: Spend) -> bool:
+    """Whether what the budget has left could reserve ``spend`` (one call's upper bound)."""
+    left = budget.remaining()
+    return all(left[res] is None or getattr(spend, res) <= left[res] for res in ("tokens_in", "tokens_out", "usd"))
+
+
+def callable_teachers(teachers: Sequence[Teacher], budget: Budget, items: Sequence[LabelingItem], *,
+                      exact: bool = True) -> list[Teacher]:
+    """The teachers whose call (its upper bound) on some of ``items`` the budget can still reserve. Near the
+    cap a teacher whose bound no longer fits is not asked: counted in a round's cost anyway, it made each last round
+    buy a fraction of what the others could (a $0.02 campaign whose claude bound was $0.0030: rounds of 23, 20, 15
+    ... 1 item, a student trained after each), and when none fits the campaign stops before an empty round."""
+    return [t for t in teachers if any(fits(budget, upper_bound(t, it, exact=exact)) for it in items)]
+
+
 def plan_round(round_no: int, size: int, pool: list[Example], teachers: Sequence[Teacher], budget: Budget,
                item: Callable[[Example], LabelingItem], *, exact: bool = True,
                corrections: Corrections | None = None) -> RoundPlan:
     exp, worst = Spend(), Spend()
     picked = sample(pool)
+    teachers = callable_teachers(teachers, budget, [item(e) for e in picked], exact=exact)
+    if not teachers:
+        return RoundPlan(round_no, pool, size, 0, Spend(), Spend())
     for e in picked:
         e_exp, e_up = item_cost(teachers, item(e), exact=exact, corrections=corrections)
         exp = exp + e_exp

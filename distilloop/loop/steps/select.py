@@ -6,11 +6,16 @@ from __future__ import annotations
 from distilloop.core.failpoints import failpoint
 from distilloop.core.types import Example, Selection
 from distilloop.loop.env import Env
+from distilloop.loop.estimate import measured_per_item
 from distilloop.loop.plan import Corrections, item_costs, plan_round
 from distilloop.loop.progress import embedding_status
 from distilloop.loop.steps.train import load_active
 from distilloop.strategies.base import SelectionContext
 from distilloop.students.base import reporting
+
+#: why a campaign stops when its budget cannot reserve one more call of any teacher
+NO_ROOM = ("budget spent: what is left does not cover one more call of any teacher; raise the cap ([budget]) and "
+           "`distilloop run` goes on")
 
 
 def pilot_first(env: Env, round_no: int, pool: list[Example], n: int) -> list[str]:
@@ -26,6 +31,7 @@ def select(env: Env, round_no: int) -> Selection | None:
     pool = env.unlabeled_pool()
     env.budget.new_round(round_no, env.store.spent(round_no))  # a held-out set labeled again before it: its cost
     corrections = Corrections.from_store(env.store, env.parts.teachers)
+    corrections.per_item = measured_per_item(env.store, (env.config.routing.cascade or [])[1:])
     plan = plan_round(round_no, env.config.rounds.size(round_no), pool, env.parts.teachers, env.budget, env.item,
                       corrections=corrections)
     if plan.n <= 0:

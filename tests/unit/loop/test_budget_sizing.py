@@ -130,7 +130,7 @@ def test_calls_the_budget_refused_are_said_with_what_became_of_their_items(tmp_p
     api = FakeLLMAPI(api_key=KEY, prompt_cache=False, confidence=0.6)  # every item unsure: the cascade asks on
     path = tmp_path / "c.toml"
     path.write_text(campaign_toml(
-        name="o", budget="max_usd = 0.002", rounds="max_rounds = 1\ninitial_size = 10\nconcurrency = 1",
+        name="o", budget="max_usd = 0.003", rounds="max_rounds = 1\ninitial_size = 10\nconcurrency = 1",
         extra='[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\nbase_url = "http://fake.test/v1"\n'
               '[[teachers]]\nname = "claude"\nkind = "anthropic"\nmodel = "claude-haiku-4-5"\n'
               'base_url = "http://fake.test"\n[routing]\ncascade = ["gpt", "claude"]\ncascade_min_confidence = 0.8\n'))
@@ -220,3 +220,37 @@ def test_a_cascade_round_s_progress_bar_ends_at_its_total(tmp_path):
     assert 0 < later < 2 * 30  # some items settled at the first tier, some did not
     labeling = [(n, total) for n, total in steps if total == 90]
     assert labeling == [(90, 90)], steps
+
+
+def test_the_last_rounds_of_a_cascade_near_its_cap_spend_what_is_left_in_a_few_rounds(tmp_path, monkeypatch):
+    """A $0.02 campaign with a gpt -> claude cascade ran 26 rounds, the last ones of 17, 12, 11 ... 1 item, a student
+    trained after each: every teacher was counted on every item when a round was sized (claude, asked about a
+    fifth of the items, at 7 times gpt's price), and claude counted on even once its $0.003 bound no longer fitted
+    the cap. Rounds are now sized on what each teacher has cost per labeled item, without a teacher the cap can no
+    longer call; the campaign stops before a round that could not buy anything."""
+    from tests.unit.annotators.remote_helpers import anthropic_teacher
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    rows = [json.loads(line) for line in (FIXTURES / "rt_tiny.jsonl").read_text().splitlines()]
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({**r, "split": "pool" if i < 180 else "test"}) for i, r in enumerate(rows)))
+    teachers = "".join(f'[[teachers]]\nname = "{n}"\nkind = "{k}"\nmodel = "{m}"\nbase_url = "http://fake.test{v}"\n'
+                       for n, k, m, v in [("gpt", "openai", "gpt-4o-mini", "/v1"),
+                                          ("claude", "anthropic", "claude-haiku-4-5", "")])
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(name="tail", data=data, budget="max_usd = 0.003",
+                                  rounds="max_rounds = 40\ninitial_size = 10\nbatch_size = 20",
+                                  extra=teachers + '[routing]\ncascade = ["gpt", "claude"]\ncascade_min_confidence = 0.8\n'
+                                        '[student]\nkind = "tfidf_logreg"\n'))
+    api = FakeLLMAPI(api_key=KEY)
+    c = Campaign.open(load_config(path), teachers=[openai_teacher(api, name="gpt", structured="json_schema"),
+                                                    anthropic_teacher(api, name="claude")])
+    reason = c.run()
+    rounds = c.store.rounds()
+    sizes = [r["n_selected"] for r in rounds]
+    spent = c.store.spent().usd
+    c.close()
+    assert reason.startswith("budget spent: what is left does not cover one more call of any teacher"), reason
+    assert spent <= 0.003 and sizes[-1] > 0, sizes  # no last round that bought nothing
+    assert len(rounds) <= 8, sizes  # 17 rounds before: 10, 18, 14, 12, 10, 8, 7, 6, 5, 4, 3, 2, 2, 2, 1, 1, 1
