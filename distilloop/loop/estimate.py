@@ -65,6 +65,11 @@ class TeacherEstimate:
     campaign_upper: Spend
 
 
+def amount(res: str, value: float) -> str:
+    """``value`` of resource ``res`` as said to a person: $0.0030, 1,386 tokens."""
+    return f"${value:,.4f}" if res == "usd" else f"{value:,.0f} tokens"
+
+
 @dataclass
 class CampaignEstimate:
     name: str
@@ -101,13 +106,28 @@ class CampaignEstimate:
                 # item's calls need that much left, not their expected cost
                 # (a cascade's first tier: where a later tier's reservation no longer fits, the first still labels
                 # the items it is sure of; a cap of $0.004 bought 109 items where this said 6)
-                room = max((getattr(t.per_item_upper, res) for t in self.teachers if t.teacher not in self.later_tiers),
-                           default=0.0)
+                first = [t for t in self.teachers if t.teacher not in self.later_tiers]
+                room = max((getattr(t.per_item_upper, res) for t in first), default=0.0)
                 n = int((left - room) // per) + 1 - self.reference_items if per > 0 and left >= room else 0
-                shown = f"${room:,.4f}" if res == "usd" else f"{room:,.0f} tokens"
+                # once what is left no longer fits a later tier's reservation, `run` asks the first tier alone
+                # (plan.callable_teachers): the last of the budget buys first-tier answers, at their cost
+                later = max((getattr(t.per_item_upper, res) for t in self.teachers if t.teacher in self.later_tiers),
+                            default=0.0)
+                alone = sum(getattr(t.per_item, res) for t in first)
+                end = ""
+                if later > room and alone > 0 and per > 0:
+                    tail = min(left, later)
+                    n = (int(max(0.0, left - later) // per) - self.reference_items
+                         + (int((tail - room) // alone) + 1 if tail >= room else 0))
+                    end = (f"; the last {amount(res, later)} buys {', '.join(t.teacher for t in first)}'s answers "
+                           "alone, the later tiers' bound no longer fitting")
+                if end and n >= self.campaign_items:
+                    return (f"the campaign's {self.campaign_items} items fit, the last of them answered by "
+                            f"{', '.join(t.teacher for t in first)} alone: what is left then no longer fits the later "
+                            f"tiers' reservation ({amount(res, later)})")
                 return (f"the budget's {res} cap is reached before the campaign ends: about {max(0, n)} of "
                         f"{self.campaign_items} items fit (a call is sent only while the cap has room for its "
-                        f"upper bound, {shown})")
+                        f"upper bound, {amount(res, room)}{end})")
         return "the expected spend fits in the budget"
 
     def as_dict(self) -> dict[str, Any]:
