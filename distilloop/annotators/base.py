@@ -11,6 +11,7 @@ import contextvars
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from distilloop.errors import ConfigError
 CALL_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("distilloop_call_key", default=None)
 #: tokens added by chat templates around the messages (role markers, special tokens); generous on purpose
 TEMPLATE_OVERHEAD_TOKENS = 64
+log = logging.getLogger(__name__)
+_SAID_NO_USAGE: set[str] = set()  # the teachers whose server's missing usage was said (once a process)
 _KINDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false", "dict": "a table",
           "list": "a list"}
 
@@ -153,6 +156,20 @@ class Teacher(ABC):
         about 60 (a sentence or two and the JSON around it), a worked numeric answer about 150."""
         typical = 12 if not self.style.gives_rationale or prompt.style == "label_only" else 150 if prompt.numeric else 60
         return max(1, min(self.max_tokens, typical))
+
+    def bounded_usage(self, usage: Usage, prompt: Prompt, raw: str) -> Usage:
+        """``usage`` as the server reported it; where it reported none (no usage in the response: a proxy, a
+        server of one's own), an upper bound of what the call used, one token per byte of the prompt (with what
+        the provider adds) and of the reply, so that the budget's caps still hold. Such calls were charged 0
+        tokens and $0: a token cap never stopped the campaign."""
+        if usage.tokens_in or usage.tokens_out:
+            return usage
+        if self.name not in _SAID_NO_USAGE:
+            _SAID_NO_USAGE.add(self.name)
+            log.warning("teacher %s: its server reports no token usage; each of its calls is charged at an upper bound "
+                        "(one token per byte of the prompt and of the reply) so that the budget holds", self.name)
+        tokens_in = self.estimate(prompt).tokens_in // max(1, self.requests_per_call)
+        return Usage(tokens_in, max(1, min(self.max_tokens, len(raw.encode("utf-8")))))
 
     def cost(self, usage: Usage, *, batch: bool = False) -> float:
         return self._price.cost(usage.tokens_in, usage.tokens_out, cached=usage.cached_tokens,

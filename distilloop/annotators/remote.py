@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distilloop.annotators.base import Teacher, upper_bound_tokens
+from distilloop.annotators.parsing import parse_answer
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.ratelimit import RateLimiter
 from distilloop.core.secrets import looks_like_key, redact
 from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
-from distilloop.errors import ConfigError, TeacherError
+from distilloop.errors import ConfigError, InvalidAnswer, TeacherError
 
 log = logging.getLogger(__name__)
 
@@ -333,9 +334,7 @@ class RemoteTeacher(Teacher):
     def finish(self, raw: str, parsed_obj: Any, usage: Usage, latency: float, prompt: Prompt,
                distribution: dict[str, float] | None, *, batch: bool = False) -> TeacherAnswer:
         """A parsed answer, or an invalid one (label outside the set, not JSON): still billed."""
-        from distilloop.annotators.parsing import parse_answer
-        from distilloop.errors import InvalidAnswer
-
+        usage = self.bounded_usage(usage, prompt, raw)
         try:
             parsed = parse_answer(parsed_obj if isinstance(parsed_obj, dict) else raw, prompt.labels, prompt.answer,
                                   prompt.extra.get("student_steps"))

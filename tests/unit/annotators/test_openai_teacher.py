@@ -226,3 +226,36 @@ def test_a_timeout_over_real_http_is_retryable(monkeypatch):
         with pytest.raises(TeacherError, match="did not answer within 0.05 s") as exc:
             ask(t, items()[0])
     assert exc.value.retryable and exc.value.status is None
+
+
+def test_a_server_that_reports_no_usage_is_charged_an_upper_bound_and_the_cap_holds(caplog):
+    """A proxy or a server of one's own that leaves ``usage`` out of its completions: every call was charged 0 tokens
+    and $0, so a token cap never stopped the campaign. Such a call is charged an upper bound of what it used (one
+    token per byte of the prompt and of the reply), said once; the cap then stops the calls."""
+    import httpx2
+
+    from distilloop.annotators.ensemble import Retry, TeacherEnsemble
+    from distilloop.core.ledger import Budget, Caps
+    from distilloop.storage.store import Store
+
+    reply = json.dumps({"rationale": "r", "label": "positive"})
+
+    def handler(request):
+        return httpx2.Response(200, json={"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+                                          "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                              "role": "assistant", "content": reply}}]})
+
+    t = OpenAICompatibleTeacher(name="own", model="m", base_url="http://127.0.0.1:9/v1", structured="json_schema",
+                                logprobs=False, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    prompt = t.render(items(1)[0])
+    bound = t.estimate(prompt)
+    store = Store.memory()
+    budget = Budget(Caps(tokens_in=bound.tokens_in * 3))
+    with caplog.at_level("WARNING"):
+        res = asyncio.run(TeacherEnsemble([t], store, budget, concurrency=1, retry=Retry(backoff_s=0)).annotate(
+            items(10), 1))
+    spent = store.spent()
+    assert spent.tokens_out == 3 * len(reply.encode()) and bound.tokens_in <= spent.tokens_in // 3
+    assert spent.tokens_in <= bound.tokens_in * 3 and res.paid_calls == 3 and res.budget_exhausted
+    said = [r.getMessage() for r in caplog.records if "reports no token usage" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("teacher own:"), said
