@@ -17,6 +17,7 @@ from distilloop.cli.starter import (
     infer_columns,
     label_column_hint,
     label_list,
+    numbers_hint,
     numeric_starter,
     shares_example,
     skewed_metric,
@@ -117,8 +118,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         if len(labels) > 50 and (len(labels) > MAX_LABELS or sorted(golds.values())[len(golds) // 2] < 2):
             # most values once: free text or answers to work out, not a set of classes (banking77's 77 are fine)
             if all(plain_number(x) for x in labels):
-                raise UserInputError(f"{data} has {len(labels)} distinct labels, all numbers: if the answers are "
-                                     "numbers (math word problems), pass --answer number; else pass --labels")
+                raise UserInputError(f"{data} has {len(labels)} distinct labels, all numbers: "
+                                     + numbers_hint(list(labels)))
             raise UserInputError(f"{data} has {len(labels)} distinct values in column {label_field!r}, most of them "
                                  "once: not a set of labels. Name the labels' column with --label-field, or give the "
                                  "labels with --labels a,b,...")

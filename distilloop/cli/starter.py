@@ -262,3 +262,18 @@ def label_column_hint(data: Path, columns: list[str]) -> str:
     shown = ", ".join(v for v, _ in seen.most_common(5)) + (", ..." if len(seen) > 5 else "")
     return (f"; {like[0]!r} looks like the labels ({len(seen)} values: {shown}): --label-field {like[0]}"
             + (f" --fields {','.join(rest)}" if len(rest) == 1 else ""))
+
+
+def numbers_hint(values: list[str]) -> str:
+    """What to do about a label column of many distinct numbers: exact answers (math word problems: --answer
+    number), or, where most have decimals (STS-B's 0.0-5.0 similarity), a continuous score no label set or exact
+    answer fits."""
+    from distilloop.core.answers import normalize_number
+
+    decimals = sum(1 for v in values if "." in (normalize_number(v) or ""))
+    if decimals * 2 > len(values):
+        return ("most of them with decimals, a continuous score: a campaign labels classes, or exact numeric answers "
+                "(--answer number, e.g. math word problems), not a score to regress; bin the scores into a column of "
+                "labels (e.g. low/mid/high) and pass it as --label-field")
+    return "if the answers are numbers (math word problems), pass --answer number; else pass --labels"
+

@@ -333,6 +333,13 @@ def test_init_takes_many_labels_and_refuses_free_text(tmp_path):
     free.write_text("id,text,label\n" + "".join(f"{i},q{i},an answer in words {i}\n" for i in range(60)))
     assert_one_line_error(cli("init", free, "--out", tmp_path / "f.toml"),
                           r"60 distinct values in column 'label', most of them once: not a set of labels")
+    # an STS-B-style similarity score (0.00-5.00): not answers to work out with --answer number, a score to bin
+    sts = tmp_path / "sts.csv"
+    sts.write_text("id,sentence1,sentence2,score\n" + "".join(f"{i},a man plays {i},he plays {i},{(i * 37 % 500) / 100}\n"
+                                                           for i in range(120)))
+    assert_one_line_error(cli("init", sts, "--fields", "sentence1,sentence2", "--label-field", "score", "--out",
+                              tmp_path / "s.toml"), r"all numbers: most of them with decimals, a continuous score: .*bin "
+                                                    r"the scores into a column of labels")
 
 
 def test_init_for_numeric_answers_writes_a_campaign_that_opens(tmp_path):
