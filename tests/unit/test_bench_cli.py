@@ -55,3 +55,17 @@ def test_json_to_a_file_keeps_the_table_on_stdout(monkeypatch, capsys, tmp_path)
     assert main(["bench", "-q", "--json", str(out_file)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("levers on rt_polarity") and json.loads(out_file.read_text())["full_tokens"] == 1000
+
+
+def test_a_bench_runs_scratch_folder_is_removed_when_it_ends():
+    """Each `distilloop bench` left its campaigns' stores in /tmp (601 MB for the lever grid)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("from pathlib import Path; from benchmarks.label_efficiency import tempfile_dir; p = Path(tempfile_dir()); "
+            "(p / 'c').mkdir(); (p / 'c' / 'store.db').write_text('x'); print(p)")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() and not Path(out.stdout.strip()).exists()
