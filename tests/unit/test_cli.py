@@ -620,3 +620,18 @@ def test_init_on_a_file_without_gold_labels_says_what_calibration_assumes(tmp_pa
     gold.write_text("".join(json.dumps({"id": str(i), "text": f"review {i}", "label": "ham" if i % 2 else "spam"}) + "\n"
                             for i in range(40)))
     assert "no gold labels" not in cli("init", gold, "--task", "Spam?", "--out", tmp_path / "g.toml").stdout
+
+
+@pytest.mark.parametrize("example", sorted(p.parent.name for p in (ROOT / "examples").glob("*/campaign.toml")))
+def test_every_example_campaign_opens_as_run_opens_it(example, monkeypatch):
+    """The example campaigns are what users copy: each is read and built as `run` reads and builds it (the API
+    one with keys in the environment, its Label Studio server not needed to build)."""
+    from distilloop.loop.config import load_config
+    from distilloop.loop.parts import build_parts
+
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LABEL_STUDIO_API_KEY"):
+        monkeypatch.setenv(var, "sk-example-test-key-0123456789")
+    cfg = load_config(ROOT / "examples" / example / "campaign.toml")
+    assert cfg.data_path.exists(), cfg.data_path
+    parts = build_parts(cfg)
+    assert parts.teachers and all(t.name in (cfg.routing.cascade or [t.name]) for t in parts.teachers)
