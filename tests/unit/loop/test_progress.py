@@ -70,3 +70,23 @@ def test_off_a_terminal_work_that_reports_no_steps_still_says_it_is_alive(monkey
     assert len(training) >= 3 and training[0] == "round 1: training step_by_step on 100 labels: 0 s so far"
     assert training[-1] == "round 1: training step_by_step on 100 labels: done"
     assert any(x.startswith("round 2: teachers labeling: 1/10, ") for x in lines)
+
+
+def test_off_a_terminal_the_time_left_follows_the_recent_pace(monkeypatch):
+    """The bench's 90 campaigns: the first ended after 240 s (the long ones start first), then one every few
+    seconds; the pace since the start said "about 356 min left" at 1 of 90 and 33 min at 12 where 6 were left.
+    The time left follows the pace of the last two minutes, and nothing is said after one item."""
+    clock = Clock()
+    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+    out = io.StringIO()
+    p = Progress(console=Console(file=out, force_terminal=False, width=200))
+    with p.bar("levers", 90) as advance:
+        clock.t += 240.0
+        advance()  # 1 of 90 at 240 s: a line then says no time left
+        for _ in range(59):
+            clock.t += 5.0
+            advance()  # then one every 5 s: a line at 270 s (7 done), 300 s (13), ...
+    lines = [x for x in out.getvalue().splitlines() if x.startswith("levers: ")]
+    assert lines[0] == "levers: 1/90, 240 s", lines
+    later = [x for x in lines if x.startswith("levers: 13/90")]
+    assert later == ["levers: 13/90, 300 s, about 6 min left"], lines  # 77 left at 5 s each: 6.4 min
