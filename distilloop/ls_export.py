@@ -19,13 +19,17 @@ TASK_KEYS = frozenset({
     "id", "annotations", "predictions", "drafts", "meta", "file_upload", "created_at", "updated_at", "inner_id",
     "total_annotations", "cancelled_annotations", "total_predictions", "comment_count", "unresolved_comment_count",
     "last_comment_updated_at", "project", "updated_by", "comment_authors", "annotators", "is_labeled",
-    "overlap", "storage_filename", "allow_skip",
+    "overlap", "storage_filename", "allow_skip", "completed_at", "annotations_results", "predictions_results",
+    "predictions_score", "annotations_ids", "predictions_model_versions", "avg_lead_time", "draft_exists",
 })
 
 
 def is_task(row: dict[str, Any]) -> bool:
-    """Whether ``row`` is a Label Studio task (a ``data`` object and nothing but a task's other keys)."""
-    return isinstance(row.get("data"), dict) and set(row) - {"data"} <= TASK_KEYS
+    """Whether ``row`` is a Label Studio task: a ``data`` object with a list of annotations or predictions (an
+    export, whatever other keys its version adds), or with nothing but a task's other keys (the import format)."""
+    if not isinstance(row.get("data"), dict):
+        return False
+    return any(isinstance(row.get(k), list) for k in ("annotations", "predictions")) or set(row) - {"data"} <= TASK_KEYS
 
 
 def _answers(annotation: dict[str, Any]) -> dict[str, Any]:

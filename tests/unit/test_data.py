@@ -416,7 +416,7 @@ def test_a_label_studio_json_export_is_read_as_its_tasks_fields_and_answers(tmp_
     tasks = [task(1, {"text": "awful"}, [annotation(choice("Negative"), why)]),
              task(2, {"text": "fine", "ref": "r2"}, [annotation(cancelled=True), annotation(choice("Positive"))]),
              task(3, {"text": "meh", "id": "own-3"}, [annotation(cancelled=True)]),
-             task(4, {"text": "so so"}, predictions=[{"result": [choice("Positive")]}])]
+             task(4, {"text": "so so"}, predictions=[{"result": [choice("Positive")]}], agreement=None)]  # a newer key
     array = tmp_path / "project-1-at-2026-12-05.json"
     array.write_text(json.dumps(tasks, indent=2))
     spec = DataSpec(label_field="sentiment", rationale_field="why", test_fraction=0)
