@@ -118,8 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=0, help="port (default: a free one, printed on start)")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every generation answer")
     p.add_argument("--api-key", default="sk-fake-test-key-0123456789", help="the key the fake accepts")
+    p.add_argument("--disagree", type=float, default=0.0, metavar="SHARE",
+                   help="the share of items each model answers with another label (teachers that disagree)")
     args = p.parse_args(argv)
-    server = serve(FakeLLMAPI(api_key=args.api_key, latency_s=args.latency), args.port)
+    server = serve(FakeLLMAPI(api_key=args.api_key, latency_s=args.latency, disagree=args.disagree), args.port)
     print(server.url, flush=True)
     try:
         threading.Event().wait()

@@ -28,6 +28,7 @@ example text, else a stable hash of the text), so tests know the right answer.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -65,13 +66,16 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
                  supports_batches: bool = True, hold_batches: bool = False, batch_ready_after_polls: int = 1,
                  confidence: float = 0.8, solver: Callable[[str], float] | None = None,
                  base_url: str | None = None, timeout_hold_s: float = 5.0, prompt_cache: bool = True,
-                 overbill_tokens: int = 0) -> None:
+                 overbill_tokens: int = 0, disagree: float = 0.0) -> None:
         bad = [k for k in (*fault_kinds, *(f for f in faults or () if f)) if k not in FAULT_KINDS]
         if bad:
             raise ValueError(f"unknown fault kind(s) {bad}; choose from {FAULT_KINDS}")
         self.api_key = api_key
         self.latency_s = latency_s
         self.labeler = labeler or default_labeler
+        #: the share of (model, example) pairs answered with another label than the labeler's, the same each time it
+        #: is asked: two "models" then disagree on some items, as real teachers do (and those go to review)
+        self.disagree = disagree
         self.solver = solver or default_solver  # answers numeric questions (schemas with a number "answer")
         self.faults = list(faults or [])  # consumed first, one per generation request (None: no fault)
         self.fault_rate = fault_rate
@@ -263,6 +267,9 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
             labels = ()
         else:
             label = self.labeler(text, labels)
+            h = int(hashlib.sha256(f"{body.get('model')}|{text}".encode()).hexdigest(), 16)
+            if self.disagree and len(labels) > 1 and label in labels and h % 10_000 < self.disagree * 10_000:
+                label = labels[(labels.index(label) + 1 + (h // 10_000) % (len(labels) - 1)) % len(labels)]
             answer = {"rationale": f"The wording of the text points to {label}.", "label": label}
         wants_conf = bool(schema and "confidence" in (schema.get("properties") or {})) or '"confidence"' in user
         if wants_conf:

@@ -259,3 +259,21 @@ def test_a_server_that_reports_no_usage_is_charged_an_upper_bound_and_the_cap_ho
     assert spent.tokens_in <= bound.tokens_in * 3 and res.paid_calls == 3 and res.budget_exhausted
     said = [r.getMessage() for r in caplog.records if "reports no token usage" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("teacher own:"), said
+
+
+def test_the_fakes_models_can_disagree_the_same_way_each_time(api):
+    """Every fake "model" gave the labeler's answer, so a campaign of two API teachers on the fake never sent an
+    item to review (trying examples/api_review against it showed no Label Studio step). With ``disagree`` each
+    model answers another label on about that share of the items, the same on every ask (a resumed run's)."""
+    api.disagree = 0.3
+    gpt, mini = openai_teacher(api, structured="json_schema"), openai_teacher(api, model="gpt-4.1-mini",
+                                                                             structured="json_schema")
+    its = items(60)
+    a = [ask(gpt, it).label for it in its]
+    b = [ask(mini, it).label for it in its]
+    assert a == [ask(gpt, it).label for it in its]  # the same answers when asked again
+    differ = sum(x != y for x, y in zip(a, b)) / len(its)
+    assert 0.2 <= differ <= 0.65, differ  # each off on ~30%: they part on ~42%
+    plain = FakeLLMAPI(api_key=KEY)
+    assert [ask(openai_teacher(plain), it).label for it in its] == [ask(openai_teacher(plain, model="gpt-4o"), it).label
+                                                                    for it in its]
