@@ -7,7 +7,8 @@ round (``run``) and by ``status`` and the HTML report.
   teachers that both say the majority label to everything do not look like they agree);
 - the teachers' labels no closer than chance to the data's gold labels (codes read otherwise than the data means);
 - a student at or below the majority-class baseline of its reference;
-- a teacher that answered none of its questions in the last round it was asked (a dead server, a wrong key);
+- a teacher that answered none of its questions in the last round it was asked (a dead server, a wrong key), or
+  answered every one outside the label set or the format (paid for, and of no use);
 - items the `auto` reviewer cannot decide (an even split between the teachers).
 """
 
@@ -269,9 +270,9 @@ def undecided_ties(store: Store) -> list[str]:
 def failing_teachers(store: Store) -> list[str]:
     """Teachers whose every call failed in the last rounds they were asked in: the items they were asked about
     were decided on the other teachers' answers alone (or not at all)."""
-    streak: dict[str, list[dict[str, Any]]] = {}  # per teacher, its latest rounds without one answer
+    streak: dict[str, list[dict[str, Any]]] = {}  # per teacher, its latest rounds without one usable answer
     for r in store.call_outcomes_by_round():
-        if r["ok"] or not r["failed"]:
+        if r["ok"] > r["invalid"] or not (r["failed"] or r["invalid"]):
             streak[r["teacher"]] = []
         else:
             streak.setdefault(r["teacher"], []).append(r)
@@ -285,10 +286,18 @@ def failing_teachers(store: Store) -> list[str]:
         again = [n for n in nums if n > 0]  # round 0 is the evaluation set, not labels to relabel
         fix = (f", then `distilloop relabel --round N` (N = {', '.join(map(str, again))}) asks those items again "
                "(answers already paid for are reused)" if again else "")
+        failed, invalid = sum(r["failed"] for r in rounds), sum(r["invalid"] for r in rounds)
+        if invalid and not failed:  # it answers, but never with a label of the set (or never as JSON): paid for
+            out.append(f"teacher {teacher} gave no usable answer to its {sum(r['items'] for r in rounds)} question(s) "
+                       f"in {where} ({invalid} invalid answer(s), paid for; the last: {error}): those items were "
+                       "decided on the other teachers' answers. Its model may not follow the format or the label "
+                       "names: try another prompt style or model, say the labels in the task, or take it out "
+                       f"(`distilloop pilot` shows its answers){fix}")
+            continue
         out.append(f"teacher {teacher} answered none of its {sum(r['items'] for r in rounds)} question(s) in {where} "
-                   f"({sum(r['failed'] for r in rounds)} failed call(s), the last: {error}): those items were decided "
-                   "on the other teachers' answers. Fix it (its base_url, API key or server; `distilloop pilot` asks "
-                   f"the teachers about a few items and shows what failed){fix}")
+                   f"({failed} failed call(s){f' and {invalid} invalid answer(s)' if invalid else ''}, the last: "
+                   f"{error}): those items were decided on the other teachers' answers. Fix it (its base_url, API "
+                   f"key or server; `distilloop pilot` asks the teachers about a few items and shows what failed){fix}")
     return out
 
 

@@ -223,17 +223,20 @@ class CallsPart(StoreBase):
             f"where r.reference = ?{where} group by l.teacher", [reference, *(rounds or [])])}
 
     def call_outcomes_by_round(self) -> list[dict[str, Any]]:
-        """Per teacher and round (in round order): its ``ok`` and ``failed`` calls, the ``items`` it was asked
-        about, and the message of its ``last_error``."""
+        """Per teacher and round (in round order): its ``ok`` and ``failed`` calls, how many of the ok ones were
+        ``invalid`` answers (a label outside the set, not JSON), the ``items`` it was asked about, and the message
+        of its ``last_error`` (a failed call's, else an invalid answer's)."""
         rows = list(self.db.query(
-            "select teacher, round, sum(status = 'ok') ok, sum(status = 'error') failed, count(distinct example_id) "
-            "items, max(case when status = 'error' then id end) last_id from teacher_calls group by teacher, round "
-            "order by round, teacher"))
-        ids = [r["last_id"] for r in rows if r["last_id"] is not None]
+            "select teacher, round, sum(status = 'ok') ok, sum(status = 'error') failed, sum(status = 'ok' and valid = 0) "
+            "invalid, count(distinct example_id) items, max(case when status = 'error' then id end) last_id, "
+            "max(case when status = 'ok' and valid = 0 then id end) last_invalid from teacher_calls group by teacher, "
+            "round order by round, teacher"))
+        ids = [r[k] for r in rows for k in ("last_id", "last_invalid") if r[k] is not None]
         errors = {r["id"]: r["error"] for r in self.db.query(
             f"select id, error from teacher_calls where id in ({', '.join('?' * len(ids))})", ids)} if ids else {}
         return [{"teacher": r["teacher"], "round": r["round"], "ok": int(r["ok"] or 0), "failed": int(r["failed"] or 0),
-                 "items": int(r["items"]), "last_error": errors.get(r["last_id"])} for r in rows]
+                 "invalid": int(r["invalid"] or 0), "items": int(r["items"]),
+                 "last_error": errors.get(r["last_id"]) or errors.get(r["last_invalid"])} for r in rows]
 
     def items_asked_by_round_and_teacher(self) -> dict[int, dict[str, int]]:
         """Per round and teacher, the items the teacher was asked about (a cascade asks its later tiers fewer)."""

@@ -430,3 +430,22 @@ def test_a_campaign_whose_teachers_swap_the_labels_is_warned_in_run_and_status(t
                      r"-0\.\d\d, \d+% the same over \d+ labeled items with gold", said), said
     assert "teachers agree no better than chance" not in said  # they agree with each other
     assert any("gold labels no better than chance" in w for w in json.loads(cli("status", cfg, "--json").stdout)["warnings"])
+
+
+def test_a_teacher_whose_every_answer_is_outside_the_label_set_is_called_out(tmp_path):
+    """A teacher answering "very positive" to every item: every call succeeded and was paid, every answer was
+    invalid, and `status` said "calls: ok: 120" with no word of it (the dead-server warning counted failed calls
+    only)."""
+    rows = [json.loads(x) for x in gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt")]
+    out = [r for r in rows if r["teacher"] == "a"]
+    out += [{**r, "teacher": "odd", "raw": json.dumps({"rationale": "ok", "label": "very positive"})}
+            for r in rows if r["teacher"] == "a"]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="odd", rounds="max_rounds = 1\ninitial_size = 30",
+                                 extra=replay_teachers(tmp_path, out, ("a", "odd"))))
+    run = cli("run", cfg)
+    assert run.returncode == 0, run.stderr
+    said = " ".join(run.stderr.split())
+    assert re.search(r"teacher odd gave no usable answer to its 30 question\(s\) in round 1 \(30 invalid answer\(s\), "
+                     r"paid for; the last: label 'very positive' is not in the label set", said), said
+    assert "teacher a gave no usable answer" not in said
