@@ -80,7 +80,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             out.print(f"stabilizing predictions: kappa with the previous round on {len(stop_set(store) or [])} "
                       f"stop-set items: {by_round}")
         if s["stop_reason"]:
-            out.print(f"last stop: {s['stop_reason']}")
+            out.print(f"last stop: {escape(s['stop_reason'])}")
     finally:
         store.close()
     return 0
@@ -128,15 +128,17 @@ def _print_student(out: Any, s: dict[str, Any], metric: str) -> None:
 
 def _print_versions(out: Any, versions: dict[str, Any]) -> None:
     """The guideline versions (labels made under each, how many are stale) and the data versions."""
+    from rich.markup import escape
+
     g = versions["guidelines"]
     if g["current"] is not None:
         per = ", ".join(f"v{v['version']} {v['labels']}" for v in g["versions"])
-        out.print(f"guideline: version {g['current']} ({g['versions'][-1]['changes']}); labels by guideline: {per}; "
+        out.print(f"guideline: version {g['current']} ({escape(g['versions'][-1]['changes'])}); labels by guideline: {per}; "
                   f"stale: {g['stale_labels']}" + (" (`distilloop relabel --stale` re-asks them)"
                                                      if g["stale_labels"] else ""))
         if g.get("pending"):
             labels = sum(v["labels"] for v in g["versions"])
-            out.print(f"guideline edited: the campaign file differs from version {g['current']} ({g['pending']}); it "
+            out.print(f"guideline edited: the campaign file differs from version {g['current']} ({escape(g['pending'])}); it "
                       f"becomes version {g['current'] + 1} at the next run or relabel, and the {labels} label(s) made "
                       "so far stale (`distilloop relabel --stale --dry-run`: what re-asking them costs)")
     for d in versions["data_versions"]:

@@ -145,5 +145,16 @@ def campaign_stop_reason(store: Store, config: CampaignConfig, unlabeled: Sequen
         return "pool exhausted: every pool example has been annotated"
     exhausted = budget.exhausted()
     if exhausted:
-        return f"budget spent ({exhausted[0]} cap on {exhausted[1]})"
+        return spent_cap(budget, exhausted[1])
     return None
+
+
+def spent_cap(budget: Budget, res: str) -> str:
+    """The stop reason of a campaign cap reached: which key, what was spent, and what to do (it said "budget spent
+    (campaign cap on usd)", also for a cap lowered below what an earlier run had spent)."""
+    key = {"usd": "max_usd", "tokens_in": "max_tokens_in", "tokens_out": "max_tokens_out"}[res]
+    cap, spent = budget.campaign.get(res) or 0.0, float(getattr(budget.spent, res))
+    shown = (lambda v: f"${v:,.4f}") if res == "usd" else (lambda v: f"{v:,.0f}")
+    below = " (below what the campaign had spent: it was lowered)" if spent > cap else ""
+    return (f"budget spent: {shown(spent)} of [budget] {key} = {shown(cap)}{below}; raise it for `distilloop run` "
+            "to go on")

@@ -254,3 +254,25 @@ def test_the_last_rounds_of_a_cascade_near_its_cap_spend_what_is_left_in_a_few_r
     assert reason.startswith("budget spent: what is left does not cover one more call of any teacher"), reason
     assert spent <= 0.003 and sizes[-1] > 0, sizes  # no last round that bought nothing
     assert len(rounds) <= 8, sizes  # 17 rounds before: 10, 18, 14, 12, 10, 8, 7, 6, 5, 4, 3, 2, 2, 2, 1, 1, 1
+
+
+def test_a_cap_lowered_below_the_spend_says_which_key_and_what_was_spent(tmp_path):
+    """A cap lowered after a run stopped the campaign with "budget spent (campaign cap on usd)", and `status` ate
+    the brackets of a reason that named "[budget]" (rich markup)."""
+    import subprocess
+    import sys
+
+    path = replay_config(tmp_path, rounds="max_rounds = 3\ninitial_size = 20\nbatch_size = 20")
+    c = Campaign.open(load_config(path))
+    c.run(max_rounds=1)
+    spent = c.store.spent().tokens_in
+    c.close()
+    path.write_text(path.read_text().replace("max_tokens_in = 200000", f"max_tokens_in = {spent // 2}"))
+    c = Campaign.open(load_config(path))
+    reason = c.run()
+    c.close()
+    assert reason == (f"budget spent: {spent:,} of [budget] max_tokens_in = {spent // 2:,} (below what the campaign "
+                      "had spent: it was lowered); raise it for `distilloop run` to go on"), reason
+    status = subprocess.run([sys.executable, "-m", "distilloop.cli", "status", str(path)], capture_output=True,
+                            text=True, timeout=120)
+    assert f"last stop: {reason}" in " ".join(status.stdout.split()), status.stdout
