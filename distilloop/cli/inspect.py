@@ -220,7 +220,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         _print_student(out, s, config.evaluation.metric)
         for message in warned:
             out.print(f"[yellow]warning:[/yellow] {escape(message)}")
-        out.print(f"stop reason: {s['stop_reason'] or 'not stopped (`distilloop run` continues it)'}")
+        out.print(f"stop reason: {escape(s['stop_reason'] or 'not stopped (`distilloop run` continues it)')}")
     finally:
         store.close()
     return 0
