@@ -413,6 +413,17 @@ def test_labels_that_gold_contradicts_are_called_out_with_the_commonest_confusio
     assert labels_against_gold(Store(swapped), OpenNumber()) == []  # numbers: no label set
 
 
+def one_round(tmp_path, name, rows, teachers, n):
+    """`distilloop run` of one round of ``n`` items by replay teachers answering ``rows``: the campaign file and what
+    the run said on stderr (whitespace joined)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name=name, rounds=f"max_rounds = 1\ninitial_size = {n}",
+                                 extra=replay_teachers(tmp_path, rows, teachers)))
+    run = cli("run", cfg)
+    assert run.returncode == 0, run.stderr
+    return cfg, " ".join(run.stderr.split())
+
+
 def test_a_campaign_whose_teachers_swap_the_labels_is_warned_in_run_and_status(tmp_path):
     rows = [json.loads(x) for x in gzip.open(FIXTURES / "rt_tiny_replay.jsonl.gz", "rt")]
     flip = {"positive": "negative", "negative": "positive"}
@@ -420,12 +431,7 @@ def test_a_campaign_whose_teachers_swap_the_labels_is_warned_in_run_and_status(t
     for r in rows:
         raw = json.loads(r["raw"])
         out.append({**r, "raw": json.dumps({**raw, "label": flip[raw["label"]]})})
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(campaign_toml(name="swapped", rounds="max_rounds = 1\ninitial_size = 40",
-                                 extra=replay_teachers(tmp_path, out, ("a", "b"))))
-    run = cli("run", cfg)
-    assert run.returncode == 0, run.stderr
-    said = " ".join(run.stderr.split())
+    cfg, said = one_round(tmp_path, "swapped", out, ("a", "b"), 40)
     assert re.search(r"the teachers' labels agree with the data's gold labels no better than chance \(Cohen's kappa "
                      r"-0\.\d\d, \d+% the same over \d+ labeled items with gold", said), said
     assert "teachers agree no better than chance" not in said  # they agree with each other
@@ -440,12 +446,7 @@ def test_a_teacher_whose_every_answer_is_outside_the_label_set_is_called_out(tmp
     out = [r for r in rows if r["teacher"] == "a"]
     out += [{**r, "teacher": "odd", "raw": json.dumps({"rationale": "ok", "label": "very positive"})}
             for r in rows if r["teacher"] == "a"]
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(campaign_toml(name="odd", rounds="max_rounds = 1\ninitial_size = 30",
-                                 extra=replay_teachers(tmp_path, out, ("a", "odd"))))
-    run = cli("run", cfg)
-    assert run.returncode == 0, run.stderr
-    said = " ".join(run.stderr.split())
+    _, said = one_round(tmp_path, "odd", out, ("a", "odd"), 30)
     assert re.search(r"teacher odd gave no usable answer to its 30 question\(s\) in round 1 \(30 invalid answer\(s\), "
                      r"paid for; the last: label 'very positive' is not in the label set", said), said
     assert "teacher a gave no usable answer" not in said
