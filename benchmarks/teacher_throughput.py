@@ -37,7 +37,7 @@ KEY = "sk-bench-key-0123456789"
 
 
 def start_fake(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "distilloop.testing.fake_api.http", "--latency", str(latency),
+    proc = subprocess.Popen([sys.executable, "-m", "distilloop.testing.fake_api", "--latency", str(latency),
                              "--api-key", KEY], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     url = proc.stdout.readline().strip()
