@@ -39,6 +39,15 @@ class Reservation:
     round_no: int
 
 
+#: the [budget] key of each campaign cap
+CAP_KEYS = {"tokens_in": "max_tokens_in", "tokens_out": "max_tokens_out", "usd": "max_usd"}
+
+
+def amount(resource: str, value: float) -> str:
+    """``value`` of ``resource`` as said to a person: $0.0030, 1,386 tokens."""
+    return f"${value:,.4f}" if resource == "usd" else f"{value:,.0f} tokens"
+
+
 def _get(s: Spend, resource: str) -> float:
     return float(getattr(s, resource))
 

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from distilloop.annotators.base import Teacher
-from distilloop.core.ledger import Caps
+from distilloop.core.ledger import Caps, amount
 from distilloop.core.types import Example, Spend
 from distilloop.data import check_pool, load_examples
 from distilloop.loop.config import CampaignConfig
@@ -63,11 +63,6 @@ class TeacherEstimate:
     next_round_upper: Spend
     campaign: Spend
     campaign_upper: Spend
-
-
-def amount(res: str, value: float) -> str:
-    """``value`` of resource ``res`` as said to a person: $0.0030, 1,386 tokens."""
-    return f"${value:,.4f}" if res == "usd" else f"{value:,.0f} tokens"
 
 
 @dataclass

@@ -95,18 +95,6 @@ def upper_bound(t: Teacher, item: LabelingItem, *, exact: bool = True) -> Spend:
         return Teacher.estimate(t, prompt, item.example_id)
 
 
-def item_cost(teachers: Sequence[Teacher], item: LabelingItem, *, exact: bool = True,
-              corrections: Corrections | None = None) -> tuple[Spend, Spend]:
-    """(expected, upper bound) of asking every teacher about one item (a teacher with a measured cost per item,
-    :attr:`Corrections.per_item`, at that)."""
-    corrections = corrections or Corrections()
-    exp, up = Spend(), Spend()
-    for t in teachers:
-        exp = exp + corrections.per_item.get(t.name, corrections.expected(t, item))
-        up = up + upper_bound(t, item, exact=exact)
-    return exp, up
-
-
 def affordable(budget: Budget, per_item: Spend) -> int:
     """Items the budget's campaign and round caps leave room for at ``per_item`` each."""
     left = budget.remaining()
@@ -124,30 +112,32 @@ def fits(budget: Budget, spend: Spend) -> bool:
     return all(left[res] is None or getattr(spend, res) <= left[res] for res in ("tokens_in", "tokens_out", "usd"))
 
 
-def callable_teachers(teachers: Sequence[Teacher], budget: Budget, items: Sequence[LabelingItem], *,
-                      exact: bool = True) -> list[Teacher]:
-    """The teachers whose call (its upper bound) on some of ``items`` the budget can still reserve. Near the
-    cap a teacher whose bound no longer fits is not asked: counted in a round's cost anyway, it made each last round
-    buy a fraction of what the others could (a $0.02 campaign whose claude bound was $0.0030: rounds of 23, 20, 15
-    ... 1 item, a student trained after each), and when none fits the campaign stops before an empty round."""
-    return [t for t in teachers if any(fits(budget, upper_bound(t, it, exact=exact)) for it in items)]
+def callable_teachers(teachers: Sequence[Teacher], budget: Budget,
+                      bounds: dict[str, list[Spend]]) -> list[Teacher]:
+    """The teachers whose call (its upper bound, ``bounds[name]`` on each sampled item) on some of the items the
+    budget can still reserve. Near the cap a teacher whose bound no longer fits is not asked: counted in a round's
+    cost anyway, it made each last round buy a fraction of what the others could (a $0.02 campaign whose claude
+    bound was $0.0030: rounds of 23, 20, 15 ... 1 item, a student trained after each), and when none fits the
+    campaign stops before an empty round."""
+    return [t for t in teachers if any(fits(budget, b) for b in bounds[t.name])]
 
 
 def plan_round(round_no: int, size: int, pool: list[Example], teachers: Sequence[Teacher], budget: Budget,
                item: Callable[[Example], LabelingItem], *, exact: bool = True,
                corrections: Corrections | None = None) -> RoundPlan:
-    exp, worst = Spend(), Spend()
     picked = sample(pool)
-    teachers = callable_teachers(teachers, budget, [item(e) for e in picked], exact=exact)
+    items = [item(e) for e in picked]
+    corrections = corrections or Corrections()
+    bounds = {t.name: [upper_bound(t, it, exact=exact) for it in items] for t in teachers}  # each reservation, once
+    teachers = callable_teachers(teachers, budget, bounds)
     if not teachers:
         return RoundPlan(round_no, pool, size, 0, Spend(), Spend())
-    for e in picked:
-        e_exp, e_up = item_cost(teachers, item(e), exact=exact, corrections=corrections)
-        exp = exp + e_exp
-        worst = Spend(max(worst.tokens_in, e_up.tokens_in), max(worst.tokens_out, e_up.tokens_out),
-                      max(worst.usd, e_up.usd))
+    exp, worst = Spend(), Spend()
+    for k, it in enumerate(items):  # a teacher with a measured cost per item counts at that
+        exp = exp + sum((corrections.per_item.get(t.name, corrections.expected(t, it)) for t in teachers), Spend())
+        up = sum((bounds[t.name][k] for t in teachers), Spend())
+        worst = Spend(max(worst.tokens_in, up.tokens_in), max(worst.tokens_out, up.tokens_out), max(worst.usd, up.usd))
     per_item = exp.scaled(1 / len(picked)) if picked else Spend()
-    corrections = corrections or Corrections()
     if all(corrections.known(t) for t in teachers):
         fit = affordable(budget, per_item)
     else:  # a teacher's real usage is unknown yet: its answers may be far shorter than a typical one

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from distilloop.core.ledger import Budget
+from distilloop.core.ledger import CAP_KEYS, Budget, amount
 from distilloop.core.types import Example
 from distilloop.errors import ConfigError
 from distilloop.loop.config import CampaignConfig, StoppingSection
@@ -152,9 +152,8 @@ def campaign_stop_reason(store: Store, config: CampaignConfig, unlabeled: Sequen
 def spent_cap(budget: Budget, res: str) -> str:
     """The stop reason of a campaign cap reached: which key, what was spent, and what to do (it said "budget spent
     (campaign cap on usd)", also for a cap lowered below what an earlier run had spent)."""
-    key = {"usd": "max_usd", "tokens_in": "max_tokens_in", "tokens_out": "max_tokens_out"}[res]
     cap, spent = budget.campaign.get(res) or 0.0, float(getattr(budget.spent, res))
-    shown = (lambda v: f"${v:,.4f}") if res == "usd" else (lambda v: f"{v:,.0f}")
     below = " (below what the campaign had spent: it was lowered)" if spent > cap else ""
-    return (f"budget spent: {shown(spent)} of [budget] {key} = {shown(cap)}{below}; raise it for `distilloop run` "
+    spent_s, cap_s = (amount(res, v).removesuffix(" tokens") for v in (spent, cap))  # the key says what they count
+    return (f"budget spent: {spent_s} of [budget] {CAP_KEYS[res]} = {cap_s}{below}; raise it for `distilloop run` "
             "to go on")
