@@ -134,8 +134,8 @@ class Progress:
                 # the pace since the first advance of the last RECENT_S seconds: items of unequal length (the
                 # bench's long campaigns come first) made the pace since the start say "about 356 min left" at 1 of
                 # 90 where the run took 11 min; nothing is said before the second advance
-                del seen[:max(0, min(len(seen) - 2, next((k for k, (t, _) in enumerate(seen) if now - t <= RECENT_S),
-                                                         len(seen))))]
+                old = next((k for k, (t, _) in enumerate(seen) if now - t <= RECENT_S), len(seen))
+                del seen[:max(0, min(old, len(seen) - 2))]  # the advances before the window go, the last two stay
                 (t0, d0) = seen[0] if done[0] > seen[0][1] else seen[-1]
                 left = (total - done[0]) * (now - t0) / (done[0] - d0) if done[0] >= 2 and done[0] > d0 else None
                 return (f"{description}: {done[0]:,}/{total:,}, {elapsed:.0f} s"
