@@ -84,8 +84,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     c = console()
     c.print(table)
     caps = est.caps
-    c.print(f"budget: ${est.spent.usd:.4f} spent of {usd_cap(caps.usd)}; "
-            f"{est.verdict()}")
+    c.print(f"budget: ${est.spent.usd:.4f} spent of {usd_cap(caps.usd)}; {est.verdict()}", markup=False)
     for note in est.notes:
         c.print(f"note: {note}", markup=False)
     c.print(f"method: {est.method}")

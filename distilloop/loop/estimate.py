@@ -38,7 +38,7 @@ from distilloop.data import check_pool, load_examples
 from distilloop.loop.config import CampaignConfig
 from distilloop.loop.env import make_item
 from distilloop.loop.parts import build_parts
-from distilloop.loop.plan import Corrections, sample, upper_bound
+from distilloop.loop.plan import Corrections, round_cap_below_one_call, sample, upper_bound
 from distilloop.loop.relabel import RELABEL
 from distilloop.storage.store import Store
 
@@ -80,6 +80,7 @@ class CampaignEstimate:
     later_tiers: list[str] = field(default_factory=list)  # a cascade's teachers asked only where earlier ones are unsure
     method: str = METHOD
     notes: list[str] = field(default_factory=list)  # what the figures assume that the campaign may not do
+    blocked: str | None = None  # a per-round cap below any one call: `run` cannot ask anything
 
     def total(self, attr: str) -> Spend:
         out = Spend()
@@ -89,6 +90,8 @@ class CampaignEstimate:
 
     def verdict(self) -> str:
         """Whether the expected campaign fits in what the budget has left."""
+        if self.blocked:
+            return f"no round can ask anything: {self.blocked}"
         need = self.total("campaign")
         for res in ("usd", "tokens_in", "tokens_out"):
             cap = getattr(self.caps, res)
@@ -200,17 +203,20 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     never = [name for name in later if asked.get(name, 0) >= MIN_ITEMS and name not in observed]
     # one the campaign's rounds did not have (or on too few items to tell): new to it
     fresh = [name for name in later if seen and asked.get(name, 0) < MIN_ITEMS]
+    bounds: dict[str, list[Spend]] = {}
     for t in parts.teachers:
         exp, up = Spend(), Spend()
         for it in items:
             exp = exp + corrections.expected(t, it)
-            up = up + upper_bound(t, it, exact=False)
+            bounds.setdefault(t.name, []).append(upper_bound(t, it, exact=False))
+            up = up + bounds[t.name][-1]
         measured = asked.get(t.name, 0) >= MIN_ITEMS
         total, n = ((observed[t.name], asked[t.name]) if measured and t.name in observed else
                     (Spend(), asked[t.name]) if t.name in never else (exp, k))
         est.teachers.append(TeacherEstimate(
             t.name, t.model, getattr(t, "mode", "live"), total.scaled(1 / n), up.scaled(1 / k),
             total.scaled(n_next / n), up.scaled(n_next / k), total.scaled(n_all / n), up.scaled(n_all / k)))
+    est.blocked = round_cap_below_one_call(config.budget.caps()[1], bounds)
     if reference:
         est.notes.append(
             f"before round {next_no} the teachers label {reference} held-out items, the evaluation reference of a "

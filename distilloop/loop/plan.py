@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from distilloop.annotators.base import Teacher
-from distilloop.core.ledger import Budget
+from distilloop.core.ledger import CAP_KEYS, Budget, Caps, amount
 from distilloop.core.types import Example, LabelingItem, Spend, Usage
+from distilloop.errors import ConfigError
 from distilloop.storage.store import Store
 
 #: pool items sampled to estimate the cost of one item
@@ -122,6 +123,19 @@ def callable_teachers(teachers: Sequence[Teacher], budget: Budget,
     return [t for t in teachers if any(fits(budget, b) for b in bounds[t.name])]
 
 
+def round_cap_below_one_call(per_round: Caps, bounds: dict[str, list[Spend]]) -> str | None:
+    """What to say of a per-round cap (``[budget] round_max_*``) below the smallest call of every teacher on
+    these items (``bounds``: each call's reservation), else None: no round could ask anything (it stopped the
+    campaign as "budget spent ... raise the cap", which named the wrong key)."""
+    for res, key in CAP_KEYS.items():
+        cap = per_round.get(res)
+        cheapest = min((getattr(b, res) for bs in bounds.values() for b in bs), default=0.0)
+        if cap is not None and cheapest > cap:
+            return (f"[budget] round_{key} = {cap:.10f}".rstrip("0").rstrip(".") + " is below one call of any teacher (the smallest call reserves "
+                    f"{amount(res, cheapest)}): raise it to at least that, or remove it")
+    return None
+
+
 def plan_round(round_no: int, size: int, pool: list[Example], teachers: Sequence[Teacher], budget: Budget,
                item: Callable[[Example], LabelingItem], *, exact: bool = True,
                corrections: Corrections | None = None) -> RoundPlan:
@@ -131,6 +145,9 @@ def plan_round(round_no: int, size: int, pool: list[Example], teachers: Sequence
     bounds = {t.name: [upper_bound(t, it, exact=exact) for it in items] for t in teachers}  # each reservation, once
     teachers = callable_teachers(teachers, budget, bounds)
     if not teachers:
+        blocked = round_cap_below_one_call(budget.per_round, bounds)
+        if blocked:
+            raise ConfigError(blocked)
         return RoundPlan(round_no, pool, size, 0, Spend(), Spend())
     exp, worst = Spend(), Spend()
     for k, it in enumerate(items):  # a teacher with a measured cost per item counts at that

@@ -276,3 +276,28 @@ def test_a_cap_lowered_below_the_spend_says_which_key_and_what_was_spent(tmp_pat
     status = subprocess.run([sys.executable, "-m", "distilloop.cli", "status", str(path)], capture_output=True,
                             text=True, timeout=120)
     assert f"last stop: {reason}" in " ".join(status.stdout.split()), status.stdout
+
+
+def test_a_round_cap_below_one_call_is_named_by_run_and_estimate(tmp_path):
+    """A per-round cap below the smallest call of every teacher stopped the campaign as "budget spent ... raise
+    the cap ([budget])" with the campaign cap far from spent, and `estimate` said the spend fitted: no round
+    could ask anything, and the key to raise is the round cap."""
+    from distilloop.errors import ConfigError
+
+    cfg = load_config(replay_config(tmp_path, budget="max_usd = 1.0\nround_max_tokens_in = 20"))
+    est = estimate_campaign(cfg)
+    assert est.verdict().startswith("no round can ask anything: [budget] round_max_tokens_in = 20 is below one "
+                                    "call of any teacher (the smallest call reserves "), est.verdict()
+    c = Campaign.open(cfg)
+    with pytest.raises(ConfigError, match=r"round_max_tokens_in = 20 is below one call .* raise it to at least"):
+        c.run()
+    assert c.store.rounds() == [] and c.store.spent().tokens_in == 0  # nothing started, nothing paid
+    c.close()
+    # a round cap that fits a call is not a config error: the round is sized under it
+    (tmp_path / "ok").mkdir()
+    cfg = load_config(replay_config(tmp_path / "ok", budget="max_usd = 1.0\nround_max_tokens_in = 2000"))
+    assert estimate_campaign(cfg).blocked is None
+    c = Campaign.open(cfg)
+    c.run(max_rounds=1)
+    assert 0 < c.store.spent().tokens_in <= 2000
+    c.close()
