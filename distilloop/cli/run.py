@@ -40,8 +40,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(rounds_table(campaign.store.round_rows(), title=f"Campaign {config.campaign.name}: learning curve"))
         out.print(f"stopped: {reason}", markup=False)
         if (waiting := campaign.store.pending_review_count()) and config.review.kind != "auto":
-            out.print(f"review: {waiting} item(s) wait for a reviewer{review_place(config, campaign.store)}; the next "
-                      "`distilloop run` (or `distilloop review pull`) takes the finished ones", markup=False)
+            unsent = sum(1 for r in campaign.store.pending_reviews() if not r["external_id"])
+            out.print(f"review: {waiting} item(s) wait for a reviewer{review_place(config, campaign.store)}"
+                      + (f", {unsent} of them not sent (the reviewer could not be reached: the warnings above say why; "
+                         "`distilloop review push` sends them)" if unsent else "")
+                      + "; the next `distilloop run` (or `distilloop review pull`) takes the finished ones", markup=False)
         out.print(f"store: {config.store_path}", soft_wrap=True)
     finally:
         campaign.close()

@@ -98,6 +98,13 @@ def test_unreachable_label_studio_does_not_stop_the_campaign(tmp_path, monkeypat
     assert status["pending"] == len(pending)
     assert main(["review", "push", str(path)]) == 1  # still unreachable: one clear line, no traceback
     assert "unreachable" in capsys.readouterr().err
+    # the run's last lines said the items "wait for a reviewer" as if they were in Label Studio
+    path.write_text(path.read_text().replace("max_rounds = 1", "max_rounds = 2"))
+    assert main(["run", "-q", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    waiting = re.search(r"review: (\d+) item\(s\) wait for a reviewer \(label_studio\), (\d+) of them not sent \(the "
+                        r"reviewer could not be reached", out)
+    assert waiting and waiting[1] == waiting[2] and int(waiting[1]) >= len(pending), out
 
 
 def test_reviewer_kappa_and_cli_pull_with_the_simulated_reviewer(tmp_path, capsys):
