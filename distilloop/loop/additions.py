@@ -130,6 +130,7 @@ def other_campaigns_on_this_data(config: CampaignConfig) -> str | None:
     if not found:
         return None
     names = ", ".join(f"{p.name} ({n} labels)" for p, n in found)
-    return (f"a new campaign starts in {config.store_path.name}, while {names} beside it holds a campaign on this "
-            f"same data file; to go on with that one (its labels and budget), set [campaign] store = "
+    holds, one = ("holds a campaign", "that one") if len(found) == 1 else ("hold campaigns", "one of them")
+    return (f"a new campaign starts in {config.store_path.name}, while {names} beside it {holds} on this "
+            f"same data file; to go on with {one} (its labels and budget), set [campaign] store = "
             f"\"{found[0][0].name}\" (a renamed [campaign] name starts a new store)")

@@ -160,5 +160,11 @@ def test_a_renamed_campaign_is_told_of_the_store_that_holds_its_labels(tmp_path)
     assert ("warning: a new campaign starts in t2.distilloop.db, while t.distilloop.db (20 labels) beside it holds a "
             'campaign on this same data file; to go on with that one (its labels and budget), set [campaign] store = '
             '"t.distilloop.db"') in said
-    edit(cfg, 'name = "t2"', 'name = "t3"\nstore = "t.distilloop.db"')
+    edit(cfg, 'name = "t2"', 'name = "t4"')  # two stores beside it: both named, in the plural
+    said = " ".join(cli("run", cfg).stderr.split())
+    assert ("while t.distilloop.db (20 labels), t2.distilloop.db (20 labels) beside it hold campaigns on this same "
+            "data file; to go on with one of them") in said or \
+           ("while t2.distilloop.db (20 labels), t.distilloop.db (20 labels) beside it hold campaigns on this same "
+            "data file; to go on with one of them") in said, said
+    edit(cfg, 'name = "t4"', 'name = "t3"\nstore = "t.distilloop.db"')
     assert "a new campaign starts" not in cli("run", cfg).stderr
