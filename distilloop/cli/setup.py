@@ -15,8 +15,8 @@ from distilloop.cli.common import DEFAULT_CONFIG
 from distilloop.cli.starter import (
     STARTER,
     infer_columns,
-    label_column_hint,
     label_list,
+    no_label_set,
     numbers_hint,
     numeric_starter,
     shares_example,
@@ -106,14 +106,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         examples = [dataclasses.replace(e, gold=merged.get(e.gold.strip(), e.gold.strip()))
                     if e.gold is not None else e for e in examples]
         if len(labels) < 2:
-            columns = list(first_row(data) or {})
-            where = (f"column {label_field!r} holds only {labels}:" if label_field in columns else
-                     f"no column {label_field!r} (columns: {', '.join(columns)}); name the gold labels' column with "
-                     "--label-field COLUMN, or")
-            hint = "" if label_field in columns else label_column_hint(
-                data, [c for c in columns if c not in fields and c != id_field])
-            raise UserInputError(f"cannot infer the label set from {data}: {where} give the labels to ask for with "
-                                 "--labels a,b,..." + hint)
+            raise no_label_set(data, label_field, labels, [*fields, id_field])
         golds = Counter(e.gold for e in examples if e.gold is not None)
         if len(labels) > 50 and (len(labels) > MAX_LABELS or sorted(golds.values())[len(golds) // 2] < 2):
             # most values once: free text or answers to work out, not a set of classes (banking77's 77 are fine)

@@ -159,7 +159,8 @@ def skewed_metric(text: str, gold: Sequence[str]) -> tuple[str, str | None]:
 
 
 #: columns of a data file that are never input fields (the defaults of [data]'s field names)
-NOT_INPUT = frozenset({"id", "label", "split", "rationale"})
+NOT_INPUT = frozenset({"id", "label", "split", "rationale",
+                       "soft_label", "provenance"})  # (the last two: a distilloop export's, `distilloop export`)
 #: column names that usually hold a gold label under another name: never guessed to be an input (a label shown to
 #: the teachers would leak the answer)
 LABEL_LIKE = frozenset({"labels", "target", "targets", "class", "category", "gold", "answer", "sentiment", "y",
@@ -216,6 +217,10 @@ def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = No
         label_field = names
     elif label_field != "label" and not label_arg:
         print(f"gold labels: column {label_field!r} (the file has no 'label' column)")
+    if label_field == "label" and isinstance(row.get("provenance"), dict) and "soft_label" in row:
+        print("note: this is a distilloop export: its 'label' column holds that campaign's accepted labels (the "
+              "teachers' votes and reviews), read here as gold: the new campaign's accuracy is then agreement with "
+              "them (to label more on top of them, go on with that campaign: `distilloop add` new rows to it)")
     id_field = id_column(row)
     if fields_arg is not None:
         return [f.strip() for f in fields_arg.split(",") if f.strip()], label_field, id_field
@@ -239,6 +244,22 @@ def infer_columns(data: Path, fields_arg: str | None, label_arg: str | None = No
     print(f"input fields: {', '.join(fields)} (the first row's columns; --fields to choose others)"
           + (f"; not read: {', '.join(left)}" if left else ""))
     return fields, label_field, id_field
+
+
+def no_label_set(data: Path, label_field: str, labels: list[str], not_labels: list[str]) -> UserInputError:
+    """The error for a file whose gold column gives fewer than two labels (none, one, or no such column): what
+    it holds and how to name the labels (``--labels``), or the column that looks like them (``not_labels``: the
+    input and id columns, never suggested)."""
+    from distilloop.data import first_row
+
+    columns = list(first_row(data) or {})
+    held = f"holds only {labels}" if labels else "is empty on every row (no gold labels)"
+    where = (f"column {label_field!r} {held}:" if label_field in columns else
+             f"no column {label_field!r} (columns: {', '.join(columns)}); name the gold labels' column with "
+             "--label-field COLUMN, or")
+    hint = "" if label_field in columns else label_column_hint(data, [c for c in columns if c not in not_labels])
+    return UserInputError(f"cannot infer the label set from {data}: {where} give the labels to ask for with "
+                          "--labels a,b,..." + hint)
 
 
 def label_column_hint(data: Path, columns: list[str]) -> str:

@@ -174,6 +174,31 @@ def test_init_finds_the_label_under_the_hubs_names_or_where_told(tmp_path):
                           r"name the gold labels' column with --label-field COLUMN, or give the labels to ask for")
 
 
+def test_init_on_an_export_or_an_empty_gold_column(tmp_path):
+    """A campaign's own export given to `init`: its soft_label and provenance columns were offered as inputs
+    ("several that could be inputs (subject, body, soft_label, provenance)") and its teachers' labels taken as gold
+    without a word; a gold column empty on every row was said to hold "only []"."""
+    from distilloop.loop.config import load_config
+
+    export = tmp_path / "e.jsonl"
+    export.write_text("".join(json.dumps({"id": f"r{i}", "text": f"text {i}", "label": "ab"[i % 2], "rationale": None,
+                                          "soft_label": {"a": 0.8, "b": 0.2}, "provenance": {"source": "teachers"}})
+                              + "\n" for i in range(6)))
+    proc = cli("init", export, "--out", tmp_path / "e.toml")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: this is a distilloop export: its 'label' column holds that campaign's accepted labels" in \
+        " ".join(proc.stdout.split())
+    assert load_config(tmp_path / "e.toml").data.input_fields == ["text"]
+    (tmp_path / "f.jsonl").write_text(export.read_text().replace('"text"', '"body"'))  # no text column: by name
+    proc = cli("init", tmp_path / "f.jsonl", "--out", tmp_path / "f.toml")
+    assert proc.returncode == 0 and load_config(tmp_path / "f.toml").data.input_fields == ["body"], proc.stderr
+    empty = tmp_path / "g.csv"
+    empty.write_text("id,text,label\n" + "".join(f"{i},text {i},\n" for i in range(4)))
+    assert_one_line_error(cli("init", empty, "--out", tmp_path / "g.toml"),
+                          r"cannot infer the label set from .*g.csv: column 'label' is empty on every row \(no gold "
+                          r"labels\): give the labels to ask for with --labels a,b")
+
+
 def test_init_names_the_column_whose_values_look_like_labels(tmp_path):
     """The SMS spam CSV (columns v1 = ham/spam, v2 = the message, three unnamed empty ones): init said only "several
     that could be inputs (v1, v2)", then, given --fields v2, "no column 'label'". Both errors now say which column
