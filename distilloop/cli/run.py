@@ -36,9 +36,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.warn(elsewhere)
         if changed := data_file_changed(config, campaign.store):  # rows appended to the file are not in the pool
             progress.warn(changed)
+        before = len(campaign.store.rounds())
         reason = campaign.run(max_rounds=args.rounds, on_round=on_round)
         out.print(rounds_table(campaign.store.round_rows(), title=f"Campaign {config.campaign.name}: learning curve"))
         out.print(f"stopped: {reason}", markup=False)
+        if reason.startswith("max rounds reached") and len(campaign.store.rounds()) == before and \
+                (left := len(campaign.env.unlabeled_pool())):  # after `add`: nothing ran, nothing said why
+            progress.warn(f"no round ran: the campaign has run its [rounds] max_rounds = {config.rounds.max_rounds} "
+                          f"and {left:,} pool row(s) are unlabeled; raise max_rounds (one more per round wanted) "
+                          "and run again")
         if (waiting := campaign.store.pending_review_count()) and config.review.kind != "auto":
             unsent = sum(1 for r in campaign.store.pending_reviews() if not r["external_id"])
             out.print(f"review: {waiting} item(s) wait for a reviewer{review_place(config, campaign.store)}"

@@ -168,3 +168,19 @@ def test_a_renamed_campaign_is_told_of_the_store_that_holds_its_labels(tmp_path)
             "data file; to go on with one of them") in said, said
     edit(cfg, 'name = "t4"', 'name = "t3"\nstore = "t.distilloop.db"')
     assert "a new campaign starts" not in cli("run", cfg).stderr
+
+
+def test_run_after_add_on_a_campaign_that_ran_its_rounds_says_why_nothing_ran(tmp_path):
+    """New rows added to a campaign that had run all its rounds: `run` ran nothing and said only "max rounds
+    reached (1)", as if the new rows were not there."""
+    part, rest, _ = split_data(tmp_path)
+    cfg = replay_config(tmp_path, data=part, rounds="max_rounds = 1\ninitial_size = 20\nbatch_size = 20")
+    first = cli("run", "-q", cfg)
+    assert first.returncode == 0 and "no round ran" not in first.stderr
+    assert cli("add", cfg, rest).returncode == 0
+    said = " ".join(cli("run", cfg).stderr.split())
+    assert re.search(r"warning: no round ran: the campaign has run its \[rounds\] max_rounds = 1 and \d+ pool row\(s\) "
+                     r"are unlabeled; raise max_rounds", said), said
+    edit(cfg, "max_rounds = 1", "max_rounds = 2")
+    after = cli("run", cfg)
+    assert after.returncode == 0 and "no round ran" not in after.stderr
