@@ -36,11 +36,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.warn(elsewhere)
         if changed := data_file_changed(config, campaign.store):  # rows appended to the file are not in the pool
             progress.warn(changed)
-        before = len(campaign.store.rounds())
+        def finished() -> int:  # a resumed round counts as run: it is done now
+            return sum(r["status"] == "done" for r in campaign.store.rounds())
+
+        before = finished()
         reason = campaign.run(max_rounds=args.rounds, on_round=on_round)
         out.print(rounds_table(campaign.store.round_rows(), title=f"Campaign {config.campaign.name}: learning curve"))
         out.print(f"stopped: {reason}", markup=False)
-        if reason.startswith("max rounds reached") and len(campaign.store.rounds()) == before and \
+        if reason.startswith("max rounds reached") and finished() == before and \
                 (left := len(campaign.env.unlabeled_pool())):  # after `add`: nothing ran, nothing said why
             progress.warn(f"no round ran: the campaign has run its [rounds] max_rounds = {config.rounds.max_rounds} "
                           f"and {left:,} pool row(s) are unlabeled; raise max_rounds (one more per round wanted) "

@@ -173,10 +173,14 @@ def test_a_renamed_campaign_is_told_of_the_store_that_holds_its_labels(tmp_path)
 def test_run_after_add_on_a_campaign_that_ran_its_rounds_says_why_nothing_ran(tmp_path):
     """New rows added to a campaign that had run all its rounds: `run` ran nothing and said only "max rounds
     reached (1)", as if the new rows were not there."""
+    import os
+
     part, rest, _ = split_data(tmp_path)
     cfg = replay_config(tmp_path, data=part, rounds="max_rounds = 1\ninitial_size = 20\nbatch_size = 20")
-    first = cli("run", "-q", cfg)
-    assert first.returncode == 0 and "no round ran" not in first.stderr
+    killed = cli("run", "-q", cfg, env={**os.environ, "DISTILLOOP_FAILPOINT": "trained:1"})
+    assert killed.returncode != 0
+    first = cli("run", cfg)  # the killed round, resumed and finished: a round ran
+    assert first.returncode == 0 and "resuming round 1" in first.stderr and "no round ran" not in first.stderr
     assert cli("add", cfg, rest).returncode == 0
     said = " ".join(cli("run", cfg).stderr.split())
     assert re.search(r"warning: no round ran: the campaign has run its \[rounds\] max_rounds = 1 and \d+ pool row\(s\) "
