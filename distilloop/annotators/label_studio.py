@@ -160,6 +160,7 @@ class LabelStudioReviewer(Reviewer):
         self._users: dict[int, str] | None = None
         self.campaign: str | None = None  # the campaign's id, stamped on every task it imports
         self._own_project = False  # the project was created or remembered by this campaign
+        self._lost: list[str] = []
 
     def __repr__(self) -> str:  # the key lives only in the environment; never shown
         return (f"LabelStudioReviewer(url={self.url!r}, api_key_env={self.api_key_env!r}, api_key=<redacted>, "
@@ -192,12 +193,15 @@ class LabelStudioReviewer(Reviewer):
                                            max_retries=self.max_retries)
         return self._client
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, its failures said as a :class:`ReviewError`; ``missing_ok``: None for a 404."""
         from label_studio_sdk.core.api_error import ApiError
 
         try:
             return fn(*args, **kwargs)
         except ApiError as exc:
+            if exc.status_code == 404 and missing_ok:
+                return None
             if exc.status_code in (401, 403):
                 raise ReviewError(f"Label Studio at {self.url} refused the API key from ${self.api_key_env} while "
                                   f"trying to {what} (HTTP {exc.status_code}); set a valid token") from None
@@ -214,8 +218,16 @@ class LabelStudioReviewer(Reviewer):
         """The project's id: the configured or remembered one, else one with this title, else a new one."""
         c = self.client()
         if self.project_id is not None:
-            self._grow_labels(self._call("open the project", c.projects.get, id=int(self.project_id)), space)
-            return int(self.project_id)
+            project = self._call("open the project", c.projects.get, id=int(self.project_id), missing_ok=True)
+            if project is not None:
+                self._grow_labels(project, space)
+                return int(self.project_id)
+            if not self._own_project:
+                raise ReviewError(f"Label Studio at {self.url} has no project {self.project_id} ([review] project_id): "
+                                  "fix the id, or remove the key for a project of the campaign's own")
+            # the campaign's project was deleted there (or the server's data reset): a new one, found or made below
+            # by its title, takes the items queued again (pull_reviews re-queues those whose task is gone)
+            self.project_id = None
         if self.project_title is None:
             self.project_title = "distilloop review"
         found = [p for p in self._call("list projects", c.projects.list, title=self.project_title)
@@ -337,6 +349,7 @@ class LabelStudioReviewer(Reviewer):
 
     def collect(self, pending: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
         rows = [r for r in pending if r.get("external_id")]
+        self._lost = []
         if not rows:
             return []
         out = []
@@ -345,8 +358,11 @@ class LabelStudioReviewer(Reviewer):
             with self._lock:
                 anns = list(self._inbox.pop(task_id, []))
             if not anns and self.poll:
-                anns = [a.model_dump() if hasattr(a, "model_dump") else dict(a)
-                        for a in self._call("fetch annotations", self.client().annotations.list, id=task_id)]
+                found = self._call("fetch annotations", self.client().annotations.list, id=task_id, missing_ok=True)
+                if found is None:  # the task was deleted in Label Studio: the item is to be sent again
+                    self._lost.append(row["example_id"])
+                    continue
+                anns = [a.model_dump() if hasattr(a, "model_dump") else dict(a) for a in found]
             for ann in anns:
                 if ann.get("was_cancelled"):
                     continue
@@ -358,6 +374,9 @@ class LabelStudioReviewer(Reviewer):
                                           seconds_spent=ann.get("lead_time"), external_id=str(task_id),
                                           extra={"annotation_id": ann.get("id")}))
         return out
+
+    def lost(self) -> list[str]:
+        return list(self._lost)
 
     def close(self) -> None:
         if self._listener is not None:

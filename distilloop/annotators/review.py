@@ -29,6 +29,11 @@ class Reviewer(ABC):
     def collect(self, pending: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
         """Decisions available now for ``pending`` queue rows (may be none)."""
 
+    def lost(self) -> list[str]:
+        """The example ids of the last :meth:`collect` whose submitted item no longer exists at the reviewer
+        (deleted there, or its server's data reset): the campaign queues them to be sent again."""
+        return []
+
     def attach(self, store: Any) -> None:  # noqa: B027 - optional hook
         """Called by the campaign with its store before any submit/collect (reviewers that need the examples,
         such as the simulated one, keep it)."""

@@ -49,7 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                           f"and {left:,} pool row(s) are unlabeled; raise max_rounds (one more per round wanted) "
                           "and run again")
         if (waiting := campaign.store.pending_review_count()) and config.review.kind != "auto":
-            unsent = sum(1 for r in campaign.store.pending_reviews() if not r["external_id"])
+            unsent = sum(1 for r in campaign.store.pending_reviews() if not r["external_id"]) \
+                if campaign.reviewer.uses_external_ids else 0  # (a reviewer that keeps no ids: sent when queued)
             out.print(f"review: {waiting} item(s) wait for a reviewer{review_place(config, campaign.store)}"
                       + (f", {unsent} of them not sent (the reviewer could not be reached: the warnings above say why; "
                          "`distilloop review push` sends them)" if unsent else "")

@@ -238,6 +238,47 @@ def test_items_queued_while_the_server_was_down_are_pushed_later(ls_env, tmp_pat
     assert f"pulled 1 review(s); {len(queued) - 1} still pending" in capsys.readouterr().out
 
 
+def test_items_whose_project_was_deleted_in_label_studio_are_sent_again(ls_env, tmp_path, capsys):
+    """The campaign's project deleted in Label Studio (by hand, or the server's data reset): `review pull` failed
+    with "HTTP 404 No Task matches the given query" on every try, and the items could never be reviewed. The
+    items whose task is gone are queued again, and the next push makes the project anew and sends them."""
+    from distilloop.cli import main
+    from distilloop.storage.store import Store
+
+    title = f"gone-{uuid.uuid4().hex[:8]}"
+    path = replay_config(tmp_path, extra=f'[review]\nkind = "label_studio"\nurl = "{ls_env.url}"\n'
+                                         f'api_key_env = "{KEY_ENV}"\nproject_title = "{title}"\n',
+                         rounds="max_rounds = 1\ninitial_size = 30\nbatch_size = 10\nconcurrency = 4")
+    c = Campaign.open(load_config(path))
+    c.run()
+    queued = c.store.pending_reviews()
+    old = int(c.store.get_meta("label_studio_project_id"))
+    client = c.reviewer.client()
+    c.close()
+    assert queued and all(r["external_id"] for r in queued)
+    client.projects.delete(id=old)
+    assert main(["review", "pull", str(path)]) == 0
+    out = capsys.readouterr()
+    assert f"pulled 0 review(s); {len(queued)} still pending" in out.out
+    assert f"warning: {len(queued)} item(s) sent for review are no longer in label_studio" in " ".join(out.err.split())
+    assert main(["review", "push", str(path)]) == 0
+    assert f"pushed {len(queued)} pending item(s)" in capsys.readouterr().out
+    store = Store.open(load_config(path).store_path)
+    rows, new = store.pending_reviews(), int(store.get_meta("label_studio_project_id"))
+    store.close()
+    assert new != old and len(list(client.tasks.list(project=new))) == len(queued)
+    answer_task(client, int(rows[0]["external_id"]), "negative", "after the reset")
+    assert main(["review", "pull", str(path)]) == 0
+    assert f"pulled 1 review(s); {len(queued) - 1} still pending" in capsys.readouterr().out
+    # a project named in the campaign file that does not exist is said so, not created
+    path.write_text(path.read_text().replace(f'project_title = "{title}"', f"project_id = {old}"))
+    store = Store.open(load_config(path).store_path)
+    store.set_review_external_id(rows[1]["example_id"], "label_studio", None)
+    store.close()
+    assert main(["review", "push", str(path)]) == 1
+    assert f"has no project {old} ([review] project_id)" in capsys.readouterr().err
+
+
 def test_two_campaigns_on_one_server_never_share_reviews(ls_env, tmp_path):
     """Two campaigns on the same data and the same Label Studio: each gets its own project by default, and even in
     one shared project each sees only its own tasks and its own reviewers' answers."""

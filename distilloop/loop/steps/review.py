@@ -72,6 +72,13 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
     for row in pending:
         row["consensus"] = store.consensus(row["example_id"])
     decisions = reviewer.collect(pending)
+    if lost := reviewer.lost():  # deleted at the reviewer: queued to be sent again, nothing lost here
+        with store.atomic():
+            for ex in lost:
+                store.set_review_external_id(ex, reviewer.name, None)
+        if warn:
+            warn(f"{len(lost)} item(s) sent for review are no longer in {reviewer.name} (deleted there, or its data "
+                 "reset): queued again, the next round or `distilloop review push` sends them")
     recorded = 0
     with store.atomic():
         for d in decisions:
