@@ -352,9 +352,16 @@ class LabelStudioReviewer(Reviewer):
         self._lost = []
         if not rows:
             return []
+        # this campaign's tasks in its project (example id -> task id): a row whose task is not among them was
+        # deleted there, or its id names another task now (a server whose data was reset numbers tasks anew)
+        mine = (self._call("list the project's tasks", self._imported, int(self.project_id))
+                if self.poll and self.project_id is not None else None)
         out = []
         for row in rows:
             task_id = int(row["external_id"])
+            if mine is not None and mine.get(str(row["example_id"])) != task_id:
+                self._lost.append(row["example_id"])
+                continue
             with self._lock:
                 anns = list(self._inbox.pop(task_id, []))
             if not anns and self.poll:

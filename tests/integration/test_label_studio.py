@@ -267,9 +267,22 @@ def test_items_whose_project_was_deleted_in_label_studio_are_sent_again(ls_env, 
     rows, new = store.pending_reviews(), int(store.get_meta("label_studio_project_id"))
     store.close()
     assert new != old and len(list(client.tasks.list(project=new))) == len(queued)
+    # a task id that now names another item's task (a reset server numbers its tasks anew): that item's review
+    # is never taken for this one
+    store = Store.open(load_config(path).store_path)
+    store.set_review_external_id(rows[1]["example_id"], "label_studio", rows[0]["external_id"])
+    store.close()
     answer_task(client, int(rows[0]["external_id"]), "negative", "after the reset")
     assert main(["review", "pull", str(path)]) == 0
-    assert f"pulled 1 review(s); {len(queued) - 1} still pending" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert f"pulled 1 review(s); {len(queued) - 1} still pending" in out.out
+    assert "warning: 1 item(s) sent for review are no longer in label_studio" in " ".join(out.err.split())
+    store = Store.open(load_config(path).store_path)
+    labeled = {r["example_id"]: r for r in store.labeled()}
+    assert labeled[rows[0]["example_id"]]["source"] == "human"
+    assert labeled.get(rows[1]["example_id"], {}).get("source") != "human"
+    assert next(r for r in store.pending_reviews() if r["example_id"] == rows[1]["example_id"])["external_id"] is None
+    store.close()
     # a project named in the campaign file that does not exist is said so, not created
     path.write_text(path.read_text().replace(f'project_title = "{title}"', f"project_id = {old}"))
     store = Store.open(load_config(path).store_path)
