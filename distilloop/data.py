@@ -17,15 +17,9 @@ from typing import Any
 import numpy as np
 
 from distilloop.core.answers import normalize_number
-from distilloop.core.types import Example
+from distilloop.core.types import SPLIT_NAMES, SPLITS, Example
 from distilloop.errors import DataError
 from distilloop.formats import rows
-
-SPLITS = ("pool", "dev", "test")
-#: the hub's and scikit-learn's split names: a train split is the pool to label, a validation split the dev split
-SPLIT_NAMES = {"train": "pool", "training": "pool", "validation": "dev", "valid": "dev", "val": "dev",
-               "testing": "test", "unsupervised": "pool", "unlabeled": "pool", "unlabelled": "pool",
-               **{s: s for s in SPLITS}}
 
 
 @dataclass

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from distilloop.core.types import SPLIT_NAMES
 from distilloop.errors import DataError
 from distilloop.ls_export import task_row, task_rows
 
@@ -157,7 +158,7 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         with _open_text(path) as handle:
             if name.endswith((".json", ".json.gz")) and _starts_with(handle, "["):
                 yield from task_rows(_json_array_rows(path, handle.read()))
-            elif name.endswith((".json", ".json.gz")) and (frame := _pandas_frame(handle)) is not None:
+            elif name.endswith((".json", ".json.gz")) and (frame := _pandas_frame(handle, str(path))) is not None:
                 yield from enumerate(frame, 1)
             elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".ndjson.gz")):
                 for lineno, line in enumerate(handle, 1):
@@ -234,10 +235,10 @@ def _csv_delimiter(handle: Any) -> str:
     return ";" if ";" in header and "," not in header else ","
 
 
-def _pandas_frame(handle: Any) -> list[dict[str, Any]] | None:
-    """The rows of a file holding one JSON object in a shape ``pandas.DataFrame.to_json`` writes other than
-    records (its default ``columns``: ``{"text": {"0": ...}}``; ``index``, ``split``, ``table``), else None (JSON
-    Lines: one object a line; the handle is left at its start). Read as JSON Lines, such a file was one row."""
+def _pandas_frame(handle: Any, name: str) -> list[dict[str, Any]] | None:
+    """The rows of a file holding one JSON object: a ``pandas.DataFrame.to_json`` shape but records (``columns``,
+    its default: ``{"text": {"0": ...}}``; ``index``, ``split``, ``table``), or the rows in a list under one key
+    (``{"data": [...]}``) or one per split (``{"train": [...]}``); else None (JSON Lines, the handle at its start)."""
     first = handle.readline()
     more = handle.read(1 << 16)
     handle.seek(0)
@@ -260,6 +261,15 @@ def _pandas_frame(handle: Any) -> list[dict[str, Any]] | None:
         return [dict(zip(obj["columns"], values)) for values in obj["data"] if isinstance(values, list)]
     if set(obj) == {"schema", "data"} and isinstance(obj["data"], list):
         return [{k: v for k, v in r.items() if k != "index"} if isinstance(r, dict) else r for r in obj["data"]]
+    lists = {k: v for k, v in obj.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)}
+    lists = {} if {"id", "text"} & set(obj) else lists  # an object with an id or a text is a row, whatever it holds
+    if len(lists) == 1:
+        return list(next(iter(lists.values())))
+    if lists and all(k.strip().lower() in SPLIT_NAMES for k in lists):
+        return [{"split": k, **r} if "split" not in r else r for k, v in lists.items() for r in v]
+    if lists:
+        raise DataError(f"{name}: one JSON object holding lists of rows under {', '.join(lists)}, not split names (train, "
+                        "validation, test...): write the rows as one JSON array, or JSON Lines")
     inner = [set(v) for v in obj.values() if isinstance(v, dict)]
     if len(obj) < 2 or len(inner) != len(obj) or any(keys != inner[0] for keys in inner):
         return None
@@ -319,7 +329,6 @@ def _json_array_rows(path: Path, text: str) -> Iterable[tuple[int, dict[str, Any
             return
         raise bad(pos, "expected ',' or the array's closing ']' after an object; the file must be one JSON array "
                        "of objects")
-
 
 
 def _tsv_quoting(path: Path) -> Literal[0, 3]:

@@ -36,6 +36,14 @@ def render_input(fields: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+#: an example's split: the pool to label, the dev split (decisions), the test split (the report)
+SPLITS = ("pool", "dev", "test")
+#: the hub's and scikit-learn's split names: a train split is the pool to label, a validation split the dev split
+SPLIT_NAMES = {"train": "pool", "training": "pool", "validation": "dev", "valid": "dev", "val": "dev",
+               "testing": "test", "unsupervised": "pool", "unlabeled": "pool", "unlabelled": "pool",
+               **{s: s for s in SPLITS}}
+
+
 @dataclass(frozen=True)
 class Example:
     """One item of a campaign. ``fields`` holds only what a teacher may see."""

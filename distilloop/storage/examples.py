@@ -6,11 +6,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from distilloop.core.types import Example
+from distilloop.core.types import SPLITS, Example
 from distilloop.errors import StoreError
 from distilloop.storage.base import StoreBase, loads, now
-
-SPLITS = ("pool", "dev", "test")
 
 
 class ExamplesPart(StoreBase):

@@ -347,6 +347,28 @@ def test_a_json_file_in_any_shape_pandas_writes_is_read_by_rows(tmp_path, orient
         assert [e.id for e in load_examples(p, DataSpec(test_fraction=0))] == ["a", "b", "c"]
 
 
+def test_a_json_object_wrapping_the_rows_is_read_as_its_rows(tmp_path):
+    """`{"version": "1.0", "data": [...]}` (an API's or a hand-written export) was read as one row ("several
+    columns that could be inputs (version, data)"), and `{"train": [...], "test": [...]}` as one row of two
+    columns; the rows of the one list, or of each split's list as that split, are read."""
+    rows = [{"id": str(i), "text": f"film {i}", "label": "pos" if i % 2 else "neg"} for i in range(6)]
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text(json.dumps({"version": "1.0", "count": 6, "data": rows}, indent=2))
+    assert [(e.id, e.gold) for e in load_examples(wrapped, DataSpec(test_fraction=0))] == \
+        [(r["id"], r["label"]) for r in rows]
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"train": rows[:4], "validation": rows[4:5], "test": rows[5:]}))
+    assert [e.split for e in load_examples(splits, DataSpec())] == ["pool"] * 4 + ["dev", "test"]
+    grouped = tmp_path / "grouped.json"
+    grouped.write_text(json.dumps({"neg": rows[::2], "pos": rows[1::2]}))
+    with pytest.raises(DataError, match=r"grouped.json: one JSON object holding lists of rows under neg, pos, not "
+                                        r"split names .*: write the rows as one JSON array, or JSON Lines"):
+        load_examples(grouped, DataSpec())
+    one = tmp_path / "one.json"  # one object that is one row stays one row
+    one.write_text(json.dumps({"id": "x", "text": "film", "tags": [{"a": 1}], "label": "pos"}))
+    assert [e.id for e in load_examples(one, DataSpec(test_fraction=0))] == ["x"]
+
+
 def test_a_hugging_face_dataset_saved_to_disk_is_read_with_its_splits(tmp_path):
     """`ds.save_to_disk(folder)` (and distilloop's own `export --format hf`) writes a folder of Arrow shards: it was
     "cannot be read ([Errno 21] Is a directory)", an .arrow shard "unknown data format". A DatasetDict's splits are
