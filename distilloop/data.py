@@ -284,20 +284,40 @@ def check_pool(examples: Sequence[Example], path: str | Path, spec: DataSpec | N
                         f"are matched exactly, case included); set {key} = \"{theirs}\" in the campaign file")
 
 
+def held_out_in_pool(examples: Sequence[Example]) -> str | None:
+    """A note when dev or test rows have the input of a pool row (splits the file names: the ones held out here
+    never do): the student may train on the very items it is judged on."""
+    pool = {e.text for e in examples if e.split == "pool"}
+    seen = {s: sum(1 for e in examples if e.split == s and e.text in pool) for s in ("test", "dev")}
+    if not any(seen.values()):
+        return None
+    said = " and ".join(f"{n} {s} row(s)" for s, n in seen.items() if n)
+    return (f"{said} have the same input as a pool row: the student may be trained on items it is judged on, which "
+            "flatters its accuracy; remove them from the pool (or from the split) in the file")
+
+
 def _assign_splits(examples: list[Example], idx: list[int], spec: DataSpec) -> list[Example]:
     """Hold out ``test_fraction`` and ``dev_fraction`` of the rows that name no split; only rows with a gold label
-    can be held out (a held-out row without gold measures nothing), every other row stays in the pool."""
-    idx = [i for i in idx if examples[i].gold is not None]
+    can be held out (a held-out row without gold measures nothing), every other row stays in the pool. Rows with
+    the same input are held out together or not at all (a test row whose input a pool row also has scores a label
+    the student may have trained on: duplicated support tickets made a test split half made of pool items)."""
+    named = set(idx)
+    in_pool = {e.text for k, e in enumerate(examples) if k not in named and e.split == "pool"}
+    groups: dict[str, list[int]] = {}
+    for i in idx:
+        groups.setdefault(examples[i].text, []).append(i)
+    held = [g for text, g in groups.items() if text not in in_pool and all(examples[i].gold is not None for i in g)]
     rng = np.random.default_rng(spec.seed)
-    order = rng.permutation(len(idx))
-    n_test = int(round(len(idx) * spec.test_fraction))
-    n_dev = int(round(len(idx) * spec.dev_fraction))
-    out = list(examples)
-    for rank, j in enumerate(order):
-        i = idx[j]
+    order = rng.permutation(len(held))
+    n = sum(len(g) for g in held)
+    n_test, n_dev = int(round(n * spec.test_fraction)), int(round(n * spec.dev_fraction))
+    out, rank = list(examples), 0
+    for j in order:
         split = "test" if rank < n_test else "dev" if rank < n_test + n_dev else "pool"
-        e = examples[i]
-        out[i] = Example(e.id, e.fields, split, e.gold, e.gold_rationale)
+        rank += len(held[j])
+        for i in held[j]:
+            e = examples[i]
+            out[i] = Example(e.id, e.fields, split, e.gold, e.gold_rationale)
     return out
 
 

@@ -48,6 +48,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         check_pool,
         first_row,
         fold,
+        held_out_in_pool,
         label_lookup,
         load_examples,
         merge_spellings,
@@ -143,6 +144,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
     if note:
         print(note)
+    if leak := held_out_in_pool(examples):
+        print(f"note: {leak}")
     test = [e for e in examples if e.split == "test"]
     if test and all(e.gold is None for e in test) and any(e.gold is not None for e in examples if e.split == "dev"):
         print(f"note: the test split's {len(test)} rows have no gold label (a hub test split's -1): the student will "

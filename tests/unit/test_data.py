@@ -369,6 +369,31 @@ def test_a_json_object_wrapping_the_rows_is_read_as_its_rows(tmp_path):
     assert [e.id for e in load_examples(one, DataSpec(test_fraction=0))] == ["x"]
 
 
+def test_rows_with_the_same_input_are_held_out_together_and_a_leak_is_said(tmp_path):
+    """Support tickets repeat ("Cancel my plan" many times): the test split drawn row by row took copies of pool
+    rows, and the student was judged on items it had trained on. Rows with the same input are now held out
+    together or not at all (and never when a row the file puts in the pool has it); splits the file names that
+    leak are said."""
+    from collections import defaultdict
+
+    from distilloop.data import held_out_in_pool
+
+    rows = [{"id": str(i), "text": f"ticket {i % 25}", "label": "ab"[i % 25 % 2]} for i in range(100)]
+    rows.append({"id": "p", "text": "ticket 3", "label": "b", "split": "pool"})  # named pool: its copies stay
+    examples = load_examples(write(tmp_path / "t.jsonl", rows), DataSpec(test_fraction=0.2, dev_fraction=0.1))
+    splits = defaultdict(set)
+    for e in examples:
+        splits[e.text].add(e.split)
+    assert all(len(s) == 1 for s in splits.values()) and splits["ticket 3"] == {"pool"}
+    assert {e.split for e in examples} == {"pool", "dev", "test"} and held_out_in_pool(examples) is None
+    assert sum(e.split == "test" for e in examples) == 20  # whole groups of 4 make up the fraction
+    rows = [{"id": "1", "text": "same", "label": "a", "split": "test"}, {"id": "2", "text": "same", "label": "a"},
+            {"id": "3", "text": "other", "label": "b"}]
+    named = load_examples(write(tmp_path / "n.jsonl", [{**r, "split": r.get("split", "pool")} for r in rows]),
+                          DataSpec(test_fraction=0))
+    assert held_out_in_pool(named).startswith("1 test row(s) have the same input as a pool row")
+
+
 def test_a_hugging_face_dataset_saved_to_disk_is_read_with_its_splits(tmp_path):
     """`ds.save_to_disk(folder)` (and distilloop's own `export --format hf`) writes a folder of Arrow shards: it was
     "cannot be read ([Errno 21] Is a directory)", an .arrow shard "unknown data format". A DatasetDict's splits are
