@@ -40,7 +40,21 @@ def cmd_add(args: argparse.Namespace) -> int:
     if result.added.get("pool"):
         out.print("the next `distilloop run` selects from the grown pool (raise [rounds] max_rounds if the campaign "
                   "has run all its rounds)", markup=False)
+    if leak := _held_out_in_pool(config):
+        out.print(f"note: {leak}", markup=False)
     return 0
+
+
+def _held_out_in_pool(config: Any) -> str | None:
+    """:func:`distilloop.data.held_out_in_pool` over the campaign's rows, the new ones included."""
+    from distilloop.data import held_out_in_pool
+    from distilloop.storage.store import Store
+
+    store = Store.open(config.store_path)
+    try:
+        return held_out_in_pool(store.examples())
+    finally:
+        store.close()
 
 
 def _read_ids(path: str) -> list[str]:

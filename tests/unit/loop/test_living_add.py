@@ -188,3 +188,16 @@ def test_run_after_add_on_a_campaign_that_ran_its_rounds_says_why_nothing_ran(tm
     edit(cfg, "max_rounds = 1", "max_rounds = 2")
     after = cli("run", cfg)
     assert after.returncode == 0 and "no round ran" not in after.stderr
+
+
+def test_add_notes_test_rows_whose_input_is_a_pool_rows(tmp_path):
+    """Evaluation rows added by `add` (split = "test") that repeat a pool row's input were taken without a word: the
+    student would be judged on items it may train on."""
+    part, _, pool = split_data(tmp_path)
+    cfg = replay_config(tmp_path, data=part, rounds="max_rounds = 1\ninitial_size = 10\nbatch_size = 10")
+    assert cli("run", "-q", cfg).returncode == 0
+    rows = [{"id": "new-test-1", "text": pool[0]["text"], "label": pool[0]["label"], "split": "test"},
+            {"id": "new-test-2", "text": "an input no pool row has", "label": pool[1]["label"], "split": "test"}]
+    proc = cli("add", cfg, write_jsonl(tmp_path / "more.jsonl", rows))
+    assert proc.returncode == 0, proc.stderr
+    assert "note: 1 test row(s) have the same input as a pool row" in " ".join(proc.stdout.split())
