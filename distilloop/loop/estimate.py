@@ -224,10 +224,13 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
             "the next round and the campaign")
     unseen = [name for name in later if not seen]
     if unseen:
+        first = [t.campaign for t in est.teachers if t.teacher not in later]
+        low = sum(first, Spend())
         est.notes.append(
             f"{', '.join(unseen)}: a later tier of the cascade, counted here on every item until the campaign has "
             f"labeled {MIN_ITEMS} items; the cascade asks it only where the teachers before it are unsure, so expect "
-            "less (`distilloop pilot` or a first round measures how often)")
+            f"less (the first tier alone: {low.tokens_in + low.tokens_out:,} tokens, ${low.usd:.4f}, for the "
+            "campaign; `distilloop pilot` or a first round measures how often)")
     if fresh:
         est.notes.append(
             f"{', '.join(fresh)}: a later tier of the cascade new to the campaign, counted here on every item until "

@@ -110,6 +110,9 @@ def test_a_cascade_later_tier_is_said_to_be_counted_on_every_item_until_measured
     a, b = est.teachers
     assert b.campaign.tokens_in == pytest.approx(a.campaign.tokens_in, rel=0.05)  # every item, and said so
     assert len(est.notes) == 1 and est.notes[0].startswith("b: a later tier of the cascade, counted here on every")
+    first = a.campaign.tokens_in + a.campaign.tokens_out  # and what the first tier alone would cost
+    assert f"so expect less (the first tier alone: {first:,} tokens, ${a.campaign.usd:.4f}, for the campaign" in \
+        est.notes[0], est.notes[0]
     c = Campaign.open(cfg)
     c.run(max_rounds=1)
     asked_b = sum(1 for x in c.store.calls() if x.teacher == "b")
