@@ -158,7 +158,7 @@ def rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         with _open_text(path) as handle:
             if name.endswith((".json", ".json.gz")) and _starts_with(handle, "["):
                 yield from task_rows(_json_array_rows(path, handle.read()))
-            elif name.endswith((".json", ".json.gz")) and (frame := _pandas_frame(handle, str(path))) is not None:
+            elif name.endswith((".json", ".json.gz")) and (frame := _one_object_rows(handle, str(path))) is not None:
                 yield from enumerate(frame, 1)
             elif name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".ndjson.gz")):
                 for lineno, line in enumerate(handle, 1):
@@ -235,7 +235,7 @@ def _csv_delimiter(handle: Any) -> str:
     return ";" if ";" in header and "," not in header else ","
 
 
-def _pandas_frame(handle: Any, name: str) -> list[dict[str, Any]] | None:
+def _one_object_rows(handle: Any, name: str) -> list[dict[str, Any]] | None:
     """The rows of a file holding one JSON object: a ``pandas.DataFrame.to_json`` shape but records (``columns``,
     its default: ``{"text": {"0": ...}}``; ``index``, ``split``, ``table``), or the rows in a list under one key
     (``{"data": [...]}``) or one per split (``{"train": [...]}``); else None (JSON Lines, the handle at its start)."""
