@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from distilloop.annotators.base import Teacher
-from distilloop.core.ledger import Caps, amount
+from distilloop.core.ledger import Budget, Caps, amount
 from distilloop.core.types import Example, Spend
 from distilloop.data import check_pool, load_examples
 from distilloop.loop.config import CampaignConfig
@@ -216,7 +216,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
         est.teachers.append(TeacherEstimate(
             t.name, t.model, getattr(t, "mode", "live"), total.scaled(1 / n), up.scaled(1 / k),
             total.scaled(n_next / n), up.scaled(n_next / k), total.scaled(n_all / n), up.scaled(n_all / k)))
-    est.blocked = round_cap_below_one_call(config.budget.caps()[1], bounds)
+    est.blocked = round_cap_below_one_call(Budget(caps, config.budget.caps()[1], spent=spent), bounds)
     if reference:
         est.notes.append(
             f"before round {next_no} the teachers label {reference} held-out items, the evaluation reference of a "

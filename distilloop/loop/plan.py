@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from distilloop.annotators.base import Teacher
-from distilloop.core.ledger import CAP_KEYS, Budget, Caps, amount
+from distilloop.core.ledger import CAP_KEYS, Budget, amount
 from distilloop.core.types import Example, LabelingItem, Spend, Usage
 from distilloop.errors import ConfigError
 from distilloop.storage.store import Store
@@ -123,15 +123,20 @@ def callable_teachers(teachers: Sequence[Teacher], budget: Budget,
     return [t for t in teachers if any(fits(budget, b) for b in bounds[t.name])]
 
 
-def round_cap_below_one_call(per_round: Caps, bounds: dict[str, list[Spend]]) -> str | None:
+def round_cap_below_one_call(budget: Budget, bounds: dict[str, list[Spend]]) -> str | None:
     """What to say of a per-round cap (``[budget] round_max_*``) below the smallest call of every teacher on
-    these items (``bounds``: each call's reservation), else None: no round could ask anything (it stopped the
-    campaign as "budget spent ... raise the cap", which named the wrong key)."""
+    these items (``bounds``: each call's reservation) while the campaign's caps still have room for one, else
+    None: no round could ask anything (it stopped the campaign as "budget spent ... raise the cap", which named
+    the wrong key)."""
+    campaign = Budget(budget.campaign, spent=budget.spent)
+    if not any(fits(campaign, b) for bs in bounds.values() for b in bs):
+        return None  # the campaign's cap binds: raising the round's would not help
     for res, key in CAP_KEYS.items():
-        cap = per_round.get(res)
+        cap = budget.per_round.get(res)
         cheapest = min((getattr(b, res) for bs in bounds.values() for b in bs), default=0.0)
         if cap is not None and cheapest > cap:
-            return (f"[budget] round_{key} = {cap:.10f}".rstrip("0").rstrip(".") + " is below one call of any teacher (the smallest call reserves "
+            said = f"{cap:.10f}".rstrip("0").rstrip(".")
+            return (f"[budget] round_{key} = {said} is below one call of any teacher (the smallest call reserves "
                     f"{amount(res, cheapest)}): raise it to at least that, or remove it")
     return None
 
@@ -145,7 +150,7 @@ def plan_round(round_no: int, size: int, pool: list[Example], teachers: Sequence
     bounds = {t.name: [upper_bound(t, it, exact=exact) for it in items] for t in teachers}  # each reservation, once
     teachers = callable_teachers(teachers, budget, bounds)
     if not teachers:
-        blocked = round_cap_below_one_call(budget.per_round, bounds)
+        blocked = round_cap_below_one_call(budget, bounds)
         if blocked:
             raise ConfigError(blocked)
         return RoundPlan(round_no, pool, size, 0, Spend(), Spend())

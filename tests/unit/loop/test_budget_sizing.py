@@ -293,6 +293,13 @@ def test_a_round_cap_below_one_call_is_named_by_run_and_estimate(tmp_path):
         c.run()
     assert c.store.rounds() == [] and c.store.spent().tokens_in == 0  # nothing started, nothing paid
     c.close()
+    # with the campaign's cap too small for a call as well, that cap is the one to raise: no config error
+    (tmp_path / "both").mkdir()
+    cfg = load_config(replay_config(tmp_path / "both", budget="max_usd = 0.0000001\nround_max_tokens_in = 20"))
+    assert estimate_campaign(cfg).blocked is None
+    c = Campaign.open(cfg)
+    assert c.run().startswith("budget spent: what is left does not cover one more call of any teacher")
+    c.close()
     # a round cap that fits a call is not a config error: the round is sized under it
     (tmp_path / "ok").mkdir()
     cfg = load_config(replay_config(tmp_path / "ok", budget="max_usd = 1.0\nround_max_tokens_in = 2000"))
