@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m distilloop.testing.fake_api.http --port 8099 --latency 0.3``: serve the fake until killed."""
     import argparse
 
-    p = argparse.ArgumentParser(description="Serve the fake OpenAI/Anthropic API on 127.0.0.1.")
+    p = argparse.ArgumentParser(prog="python -m distilloop.testing.fake_api",
+                                description="Serve the fake OpenAI/Anthropic API on 127.0.0.1.")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one, printed on start)")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every generation answer")
     p.add_argument("--api-key", default="sk-fake-test-key-0123456789", help="the key the fake accepts")
