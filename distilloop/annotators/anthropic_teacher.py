@@ -28,6 +28,7 @@ from typing import Any
 from distilloop._extras import require
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.remote import BatchState, RemoteTeacher
+from distilloop.annotators.sdk_errors import response_dict
 from distilloop.core.types import TeacherAnswer, Usage
 from distilloop.errors import ConfigError, TeacherError
 
@@ -92,7 +93,7 @@ class AnthropicTeacher(RemoteTeacher):
         started = time.perf_counter()
         try:
             msg = await self.client().messages.create(**self.request_params(prompt, temperature))
-            data = msg.model_dump()
+            data = response_dict(msg)
         except TeacherError:
             raise
         except Exception as exc:

@@ -8,7 +8,8 @@ from typing import Any
 
 from distilloop._extras import require
 from distilloop.annotators.openai_teacher import OpenAITeacher
-from distilloop.annotators.remote import _never_sent, check_base_url
+from distilloop.annotators.remote import check_base_url
+from distilloop.annotators.sdk_errors import never_sent
 from distilloop.annotators.servers import ServerPool
 from distilloop.errors import ConfigError, TeacherError
 
@@ -92,7 +93,7 @@ class OpenAICompatibleTeacher(OpenAITeacher):
                 data = await self._request(self._client_for(url), body)
             except sdk.APIConnectionError as exc:  # refused, dropped or timed out: the server is taken out
                 self.pool.end(url, ok=False, error=f"{type(exc).__name__}: {exc.__cause__ or exc}")
-                if _never_sent(exc):  # no connection at all: nothing was generated, the next server is asked
+                if never_sent(exc):  # no connection at all: nothing was generated, the next server is asked
                     continue
                 # sent, and lost on the way back: it may have been generated (and billed), so the attempt is
                 # recorded and charged like any dropped call, and the retry goes to another server

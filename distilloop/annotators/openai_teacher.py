@@ -26,6 +26,7 @@ from distilloop.annotators.base import CALL_KEY
 from distilloop.annotators.logprobs import label_distribution
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.remote import BatchState, RemoteTeacher
+from distilloop.annotators.sdk_errors import response_dict
 from distilloop.core.types import TeacherAnswer, Usage
 from distilloop.errors import ConfigError, TeacherError
 
@@ -164,7 +165,7 @@ class OpenAITeacher(RemoteTeacher):
             resp = await client.responses.create(**body)
         else:
             resp = await client.chat.completions.create(**body)
-        return resp.model_dump() if hasattr(resp, "model_dump") else dict(resp)
+        return response_dict(resp)
 
     async def _send(self, body: dict[str, Any]) -> dict[str, Any]:
         try:

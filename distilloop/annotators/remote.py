@@ -18,12 +18,10 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import os
 import re
-import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,40 +31,17 @@ from distilloop.annotators.base import Teacher, upper_bound_tokens
 from distilloop.annotators.parsing import parse_answer
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.ratelimit import RateLimiter
+from distilloop.annotators.sdk_errors import map_sdk_error
 from distilloop.core.secrets import looks_like_key, redact
 from distilloop.core.types import LabelingItem, Spend, TeacherAnswer, Usage
 from distilloop.errors import ConfigError, InvalidAnswer, TeacherError
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {408, 409, 429, 529}
-#: the longest a server's retry-after is obeyed (``retry-after: 3600`` must not park a campaign for an hour)
-MAX_RETRY_AFTER_S = 60.0
 #: what an environment variable's name looks like (``api_key_env`` names one; it never holds the key itself)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MODES = ("live", "batch")
 CONFIDENCE = ("auto", "logprobs", "verbalized", "self_consistency", "none")
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), if the server sent one,
-    at most :data:`MAX_RETRY_AFTER_S`."""
-    if headers is None:
-        return None
-    try:
-        ms = headers.get("retry-after-ms")
-        if ms is not None:
-            return min(MAX_RETRY_AFTER_S, max(0.0, float(ms) / 1000))
-        ra = headers.get("retry-after")
-        if ra is None:
-            return None
-        try:
-            return min(MAX_RETRY_AFTER_S, max(0.0, float(ra)))
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(ra)
-            return min(MAX_RETRY_AFTER_S, max(0.0, when.timestamp() - time.time()))
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -83,47 +58,6 @@ def check_base_url(where: str, url: str, *, sends_key: bool) -> None:
     if parsed.scheme == "http" and sends_key and not local:
         raise ConfigError(f"{where}: base_url {url!r} would send the API key in clear text to {parsed.hostname}; "
                           "use https://, or a server on this machine (127.0.0.1)")
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """A connection error that happened before the request was sent (no connection at all): never billed."""
-    cause = exc.__cause__ or exc.__context__
-    return type(cause).__name__ in ("ConnectError", "ConnectTimeout")
-
-
-def map_sdk_error(exc: BaseException, sdk: Any, *, teacher: str, provider: str, secrets: tuple[str | None, ...],
-                  timeout_s: float, key_env: str = "", key_set: bool = True) -> TeacherError:
-    """Turn an exception of the ``openai``/``anthropic`` SDK (or a broken response) into a TeacherError; a failure
-    after the request was sent (a timeout, a dropped connection, a broken 200) is ``maybe_billed``. ``key_env``:
-    the variable the key was read from ("" where none is configured: a server of one's own sent no key);
-    ``key_set``: whether that variable held one."""
-    status = getattr(exc, "status_code", None)
-    retry_after = None
-    maybe_billed = False
-    if isinstance(exc, sdk.APIStatusError):
-        retryable = status in RETRYABLE_STATUS or (status is not None and status >= 500)
-        retry_after = retry_after_seconds(getattr(exc.response, "headers", None))
-        body = getattr(exc, "message", "") or str(exc)
-        unauthorized = (f" (check the API key in ${key_env})" if key_env and key_set else
-                        f" (${key_env} is not set: export the server's API key there)" if key_env else
-                        " (the server wants an API key and none is configured: name the environment variable that "
-                        f"holds it with api_key_env in teacher {teacher}'s [[teachers]] entry)")
-        hint = {401: unauthorized, 403: " (the key lacks access)",
-                404: " (check the model name and base_url)"}.get(status or 0, "")
-        message = f"HTTP {status} from {provider}{hint}: {body}"
-    elif isinstance(exc, sdk.APITimeoutError):
-        retryable, maybe_billed = True, True
-        message = f"{provider} did not answer within {timeout_s:g} s (timeout_s)"
-    elif isinstance(exc, sdk.APIConnectionError):
-        retryable, maybe_billed = True, not _never_sent(exc)
-        message = f"cannot reach {provider}: {exc.__cause__ or exc}"
-    elif isinstance(exc, sdk.APIResponseValidationError | ValueError):  # JSONDecodeError is a ValueError
-        retryable, maybe_billed = True, True
-        message = f"malformed response from {provider}: {type(exc).__name__}: {exc}"
-    else:
-        retryable, message = False, f"{provider} call failed: {type(exc).__name__}: {exc}"
-    return TeacherError(redact(f"teacher {teacher}: {message}", *secrets)[:2000], retryable=retryable, status=status,
-                        retry_after=retry_after, maybe_billed=maybe_billed)
 
 
 @dataclass

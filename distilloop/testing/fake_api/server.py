@@ -193,6 +193,9 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
                                            "retry-after": str(max(0, math.ceil(self.retry_after_s)))})
         if fault == "429_bare":
             return self._json(429, {"error": {"message": "Rate limit reached", "type": "requests"}})
+        if fault == "html_page":  # a proxy's login page (or a web server) where the API should be: a 200 of HTML
+            return FakeResponse(200, b"<html><body><h1>Sign in</h1> to continue to the gateway</body></html>",
+                                {"content-type": "text/html; charset=utf-8"})
         if fault == "500":
             return self._json(500, {"error": {"message": "The server had an error", "type": "server_error"}})
         if fault == "529":

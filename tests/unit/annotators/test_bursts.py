@@ -10,7 +10,7 @@ import pytest
 from distilloop.annotators.anthropic_teacher import AnthropicTeacher
 from distilloop.annotators.ensemble import Retry, TeacherEnsemble
 from distilloop.annotators.openai_teacher import OpenAITeacher
-from distilloop.annotators.remote import MAX_RETRY_AFTER_S, retry_after_seconds
+from distilloop.annotators.sdk_errors import MAX_RETRY_AFTER_S, retry_after_seconds
 from distilloop.core.ledger import Budget, Caps
 from distilloop.core.types import LabelingItem
 from distilloop.storage.store import Store

@@ -69,6 +69,23 @@ def test_failures_map_to_teacher_errors_and_the_sdk_does_not_retry(api, fault, s
     assert exc.value.maybe_billed is (fault in ("malformed_json", "disconnect"))  # sent, then lost
 
 
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_page_where_the_api_should_be_is_said_so_and_not_retried(api, kind, monkeypatch):
+    """A proxy's login page (a 200 of HTML) at base_url: the SDKs hand the body back as a string, and the teacher
+    failed with "malformed response: ValueError: dictionary update sequence element #0 has length 1"."""
+    from tests.unit.annotators.remote_helpers import KEY, anthropic_teacher
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    api.faults = ["html_page"]
+    t = openai_teacher(api, structured="json_schema") if kind == "openai" else anthropic_teacher(api)
+    with pytest.raises(TeacherError) as exc:
+        ask(t, items()[0])
+    assert "answered with a page, not the API's JSON (it begins: <html><body><h1>Sign in</h1> to continue" in \
+        str(exc.value) and "check base_url" in str(exc.value), str(exc.value)
+    assert not exc.value.retryable and not exc.value.maybe_billed
+    assert ("ends in /v1" in str(exc.value)) is (kind == "openai")
+
+
 def test_a_wrong_key_is_not_retryable_and_never_shown(api, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-secret-9876543210")
     t = openai_teacher(api)
