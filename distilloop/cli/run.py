@@ -146,7 +146,11 @@ def cmd_pilot(args: argparse.Namespace) -> int:
             "the campaign reuses these answers)")
     held = (f" and {rep.reference_items} held-out items the teachers label first (no gold dev or test rows to choose "
             "the student on)" if rep.reference_items else "")
-    if rep.campaign_items or rep.reference_items:
+    silent = bool(rep.teachers) and all(p.answered == 0 and p.failed for p in rep.teachers)
+    if silent:  # "projected campaign: 100 items, 0 tokens, $0.0000" read as a free campaign
+        c.print("projected campaign: none: no teacher answered (the warnings below say why); fix that and run "
+                "`distilloop pilot` again")
+    elif rep.campaign_items or rep.reference_items:
         c.print(f"projected campaign: {rep.campaign_items} items{held}, {rep.projected.tokens:,} tokens, "
                 f"${rep.projected.usd:.4f}, "
                 f"about {rep.projected_seconds / 60:.0f} min of teacher time, about {rep.projected_reviews:.0f} reviews")
@@ -162,7 +166,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         if p.answered >= 10 and top >= 0.95 * sum(p.labels.values()) and len(config.space.labels) > 1:
             c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave one label to {top} of {sum(p.labels.values())} "
                     "items: it is hardly reading the input")
-    return 0
+    return 1 if silent else 0
 
 
 def register(sub: Any) -> None:

@@ -240,6 +240,13 @@ def test_the_pilot_shows_a_teacher_that_fails_and_why(tmp_path):
     by = {t["teacher"]: t for t in rep["teachers"]}
     assert (by["a"]["answered"], by["a"]["failed"]) == (6, 0)
     assert by["b"]["failed"] == 6 and "cannot reach" in by["b"]["error"]
+    # with no teacher answering, the projection said "100 items, 0 tokens, $0.0000" (a free campaign) and exit 0
+    cfg.write_text(campaign_toml(name="pilot-dead-all", extra=(
+        f'[[teachers]]\nname = "b"\nkind = "openai_compatible"\nmodel = "m"\nbase_url = "http://127.0.0.1:{port}/v1"\n')))
+    out = cli("pilot", cfg, "-n", "6")
+    said = " ".join(out.stdout.split())
+    assert out.returncode == 1 and "projected campaign: none: no teacher answered" in said, (out.stdout, out.stderr)
+    assert "0 tokens, $0.0000, about" not in said
 
 
 def test_with_calibration_a_lean_is_not_called_constant_but_a_constant_teacher_still_is(tmp_path):
