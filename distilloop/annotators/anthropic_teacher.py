@@ -28,7 +28,7 @@ from typing import Any
 from distilloop._extras import require
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.remote import BatchState, RemoteTeacher
-from distilloop.annotators.sdk_errors import response_dict
+from distilloop.annotators.sdk_errors import response_dict, shape_error
 from distilloop.core.types import TeacherAnswer, Usage
 from distilloop.errors import ConfigError, TeacherError
 
@@ -115,8 +115,7 @@ class AnthropicTeacher(RemoteTeacher):
             usage = Usage(int(u.get("input_tokens") or 0) + written + read, int(u.get("output_tokens") or 0),
                           cached_tokens=read, cache_write_tokens=written)
         except (KeyError, TypeError, AttributeError) as exc:
-            raise TeacherError(f"teacher {self.name}: unexpected response shape from Anthropic: {exc!r}",
-                               retryable=True) from None
+            raise shape_error(self.name, "Anthropic", data, exc) from None
         raw = json.dumps(obj, ensure_ascii=False) if isinstance(obj, dict) else text
         return self.finish(raw, obj if isinstance(obj, dict) else None, usage, latency, prompt, None, batch=batch)
 

@@ -26,7 +26,7 @@ from distilloop.annotators.base import CALL_KEY
 from distilloop.annotators.logprobs import label_distribution
 from distilloop.annotators.prompts import Prompt
 from distilloop.annotators.remote import BatchState, RemoteTeacher
-from distilloop.annotators.sdk_errors import response_dict
+from distilloop.annotators.sdk_errors import response_dict, shape_error
 from distilloop.core.types import TeacherAnswer, Usage
 from distilloop.errors import ConfigError, TeacherError
 
@@ -239,8 +239,7 @@ class OpenAITeacher(RemoteTeacher):
                 usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0),
                               int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0))
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise TeacherError(f"teacher {self.name}: unexpected response shape from {self.provider}: {exc!r}",
-                               retryable=True) from None
+            raise shape_error(self.name, self.provider, data, exc) from None
         dist = label_distribution(tokens, text, prompt.labels) if self.logprobs and not prompt.numeric else None
         return self.finish(text, None, usage, latency, prompt, dist, batch=batch)
 

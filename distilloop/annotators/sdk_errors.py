@@ -94,3 +94,15 @@ def map_sdk_error(exc: BaseException, sdk: Any, *, teacher: str, provider: str, 
         retryable, message = False, f"{provider} call failed: {type(exc).__name__}: {exc}"
     return TeacherError(redact(f"teacher {teacher}: {message}", *secrets)[:2000], retryable=retryable, status=status,
                         retry_after=retry_after, maybe_billed=maybe_billed)
+
+
+def shape_error(teacher: str, provider: str, data: Any, exc: BaseException) -> TeacherError:
+    """A response that is JSON but not the API's answer: the error its body carries where it has one (a proxy's or
+    gateway's 200 with ``{"error": {"message": ...}}``), else what was missing."""
+    err = data.get("error") if isinstance(data, dict) else None
+    if err:
+        said = err.get("message") or err if isinstance(err, dict) else err
+        return TeacherError(f"teacher {teacher}: {provider} answered with an error instead of an answer: "
+                            f"{str(said)[:300]}", retryable=True)
+    return TeacherError(f"teacher {teacher}: unexpected response shape from {provider}: {exc!r}", retryable=True)
+

@@ -196,6 +196,8 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
         if fault == "html_page":  # a proxy's login page (or a web server) where the API should be: a 200 of HTML
             return FakeResponse(200, b"<html><body><h1>Sign in</h1> to continue to the gateway</body></html>",
                                 {"content-type": "text/html; charset=utf-8"})
+        if fault == "error_200":  # a gateway that wraps an upstream failure in a 200
+            return self._json(200, {"error": {"message": "upstream quota exhausted", "type": "gateway_error"}})
         if fault == "500":
             return self._json(500, {"error": {"message": "The server had an error", "type": "server_error"}})
         if fault == "529":

@@ -84,6 +84,9 @@ def test_a_page_where_the_api_should_be_is_said_so_and_not_retried(api, kind, mo
         str(exc.value) and "check base_url" in str(exc.value), str(exc.value)
     assert not exc.value.retryable and not exc.value.maybe_billed
     assert ("ends in /v1" in str(exc.value)) is (kind == "openai")
+    api.faults = ["error_200"]  # a gateway's 200 carrying an error: "unexpected response shape: TypeError(...)"
+    with pytest.raises(TeacherError, match="answered with an error instead of an answer: upstream quota exhausted"):
+        ask(t, items()[0])
 
 
 def test_a_wrong_key_is_not_retryable_and_never_shown(api, monkeypatch):
