@@ -14,8 +14,9 @@ Faults can be injected on the generation endpoints: ``429`` (with ``retry-after`
 ``429_bare`` (without), ``500``, ``529`` (Anthropic overloaded; 503 on the OpenAI paths), ``timeout`` (the
 answer is generated and billed but held ``timeout_hold_s``, past the client's timeout), ``malformed_json``
 (a 200 whose body is cut in half), ``empty_content`` (a 200 with no text), ``bad_content`` (the model's text
-is not JSON), ``bad_label`` (a label outside the set) and ``disconnect`` (the answer is generated and billed,
-then the connection drops). ``latency_s`` delays every generation answer. :attr:`FakeLLMAPI.bills` records
+is not JSON), ``bad_label`` (a label outside the set), ``disconnect`` (the answer is generated and billed,
+then the connection drops), ``html_page`` (a 200 of HTML: a proxy's login page) and ``error_200`` (a 200 whose
+JSON is an error, as some gateways send). ``latency_s`` delays every generation answer. :attr:`FakeLLMAPI.bills` records
 every generation the fake billed (its usage, model, example text and fault), what a provider's invoice would
 list. Chat completions sent with ``store: true`` are kept and listed by metadata
 (``GET /v1/chat/completions?metadata[k]=v``), and both batch APIs list their batches, as the real ones do.
