@@ -117,7 +117,8 @@ class AnthropicTeacher(RemoteTeacher):
         except (KeyError, TypeError, AttributeError) as exc:
             raise shape_error(self.name, "Anthropic", data, exc) from None
         raw = json.dumps(obj, ensure_ascii=False) if isinstance(obj, dict) else text
-        return self.finish(raw, obj if isinstance(obj, dict) else None, usage, latency, prompt, None, batch=batch)
+        return self.finish(raw, obj if isinstance(obj, dict) else None, usage, latency, prompt, None, batch=batch,
+                           cut=data.get("stop_reason") == "max_tokens")
 
     # -- batch mode: Message Batches --------------------------------------------------------------------
     async def submit_batch(self, calls: dict[str, Prompt], tag: str) -> str:

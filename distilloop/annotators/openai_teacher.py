@@ -220,6 +220,7 @@ class OpenAITeacher(RemoteTeacher):
         try:
             if data.get("object") == "response" or "output" in data:
                 text, tokens = "", None
+                cut = (data.get("incomplete_details") or {}).get("reason") == "max_output_tokens"
                 for out in data.get("output") or []:
                     for part in out.get("content") or []:
                         if part.get("type") == "output_text":
@@ -230,6 +231,7 @@ class OpenAITeacher(RemoteTeacher):
                               int((u.get("input_tokens_details") or {}).get("cached_tokens") or 0))
             else:
                 choice = data["choices"][0]
+                cut = choice.get("finish_reason") == "length"
                 msg = choice.get("message") or {}
                 text = msg.get("content") or ""
                 if not text and msg.get("refusal"):
@@ -241,7 +243,7 @@ class OpenAITeacher(RemoteTeacher):
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise shape_error(self.name, self.provider, data, exc) from None
         dist = label_distribution(tokens, text, prompt.labels) if self.logprobs and not prompt.numeric else None
-        return self.finish(text, None, usage, latency, prompt, dist, batch=batch)
+        return self.finish(text, None, usage, latency, prompt, dist, batch=batch, cut=cut)
 
     # -- batch mode: /v1/files + /v1/batches ----------------------------------------------------------
     async def submit_batch(self, calls: dict[str, Prompt], tag: str) -> str:

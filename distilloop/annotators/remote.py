@@ -266,14 +266,17 @@ class RemoteTeacher(Teacher):
                              distribution=dist, batch=batch)
 
     def finish(self, raw: str, parsed_obj: Any, usage: Usage, latency: float, prompt: Prompt,
-               distribution: dict[str, float] | None, *, batch: bool = False) -> TeacherAnswer:
-        """A parsed answer, or an invalid one (label outside the set, not JSON): still billed."""
+               distribution: dict[str, float] | None, *, batch: bool = False, cut: bool = False) -> TeacherAnswer:
+        """A parsed answer, or an invalid one (label outside the set, not JSON): still billed. ``cut``: the server
+        stopped at ``max_tokens`` (a reasoning model spends them thinking before it answers)."""
         usage = self.bounded_usage(usage, prompt, raw)
         try:
             parsed = parse_answer(parsed_obj if isinstance(parsed_obj, dict) else raw, prompt.labels, prompt.answer,
                                   prompt.extra.get("student_steps"))
         except InvalidAnswer as exc:
-            return TeacherAnswer(raw, None, None, None, usage, latency, valid=False, error=str(exc), batch=batch)
+            why = (f"{exc}; the answer was cut at max_tokens = {self.max_tokens}: raise this teacher's max_tokens (a "
+                   "reasoning model spends tokens thinking before it answers)" if cut else str(exc))
+            return TeacherAnswer(raw, None, None, None, usage, latency, valid=False, error=why, batch=batch)
         confidence, source = None, None
         use_logprobs = self.confidence in ("auto", "logprobs")
         if use_logprobs and distribution and parsed.label in distribution:

@@ -162,6 +162,9 @@ def cmd_pilot(args: argparse.Namespace) -> int:
             c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave no answer to {p.failed} of the "
                     f"{p.failed + p.answered} items it was asked about" + (f"; the last error: {escape(p.error)}"
                                                                           if p.error else ""))
+        if p.invalid:
+            c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave {p.invalid} invalid answer(s) of {p.answered} "
+                    "(paid for, of no use)" + (f"; the last: {escape(p.invalid_error)}" if p.invalid_error else ""))
         top = max(p.labels.values(), default=0)
         if p.answered >= 10 and top >= 0.95 * sum(p.labels.values()) and len(config.space.labels) > 1:
             c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave one label to {top} of {sum(p.labels.values())} "

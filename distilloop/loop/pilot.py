@@ -35,6 +35,7 @@ class TeacherPilot:
     invalid: int = 0
     failed: int = 0  # items it was asked about and gave no answer to (every attempt failed, or it was taken out)
     error: str | None = None  # the last failure's message
+    invalid_error: str | None = None  # why its last invalid answer was (not JSON, a label outside the set, cut)
     labels: dict[str, int] = field(default_factory=dict)
     correct: int = 0
     judged: int = 0
@@ -96,6 +97,8 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
             p = per[call.teacher]
             if call.status == "ok":
                 p.spend = p.spend + Spend(call.tokens_in, call.tokens_out, call.cost_usd)
+                if not call.valid and call.error:
+                    p.invalid_error = call.error.removeprefix(f"teacher {call.teacher}: ")
             elif call.status == "error" and call.error:
                 p.error = call.error.removeprefix(f"teacher {call.teacher}: ")
     for i in ids:  # asked and not answered: failed (a missing vote is dissent, and the table says it)

@@ -21,7 +21,9 @@ class AnthropicRoutes(Routes):
             else:
                 cache_write = gen.system_tokens
         tools = body.get("tools") or []
-        if tools:
+        if gen.cut:  # the cap reached before any tool input
+            content, stop = [], "max_tokens"
+        elif tools:
             try:
                 tool_input = json.loads(gen.text)
             except json.JSONDecodeError:

@@ -51,7 +51,7 @@ class OpenAIRoutes(Routes):
         system = "\n".join(self._flatten(m.get("content")) for m in body.get("messages", [])
                            if m.get("role") in ("system", "developer"))
         cached = gen.system_tokens if (system and self.prompt_cache and self._cache_hit("openai:" + system)) else 0
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "length" if gen.cut else "stop",
                                   "message": {"role": "assistant", "content": gen.text, "refusal": None},
                                   "logprobs": None}
         if body.get("logprobs"):
@@ -72,7 +72,9 @@ class OpenAIRoutes(Routes):
         if "message.output_text.logprobs" in (body.get("include") or []):
             content["logprobs"] = self._logprob_tokens(gen, int(body.get("top_logprobs") or 0))
         return self._json(200, {
-            "id": self._id("resp_"), "object": "response", "created_at": time.time(), "status": "completed",
+            "id": self._id("resp_"), "object": "response", "created_at": time.time(),
+            "status": "incomplete" if gen.cut else "completed",
+            "incomplete_details": {"reason": "max_output_tokens"} if gen.cut else None,
             "model": body.get("model", "fake"), "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
             "output": [{"type": "message", "id": self._id("msg_"), "role": "assistant", "status": "completed",
                         "content": [content]}],

@@ -15,8 +15,9 @@ Faults can be injected on the generation endpoints: ``429`` (with ``retry-after`
 answer is generated and billed but held ``timeout_hold_s``, past the client's timeout), ``malformed_json``
 (a 200 whose body is cut in half), ``empty_content`` (a 200 with no text), ``bad_content`` (the model's text
 is not JSON), ``bad_label`` (a label outside the set), ``disconnect`` (the answer is generated and billed,
-then the connection drops), ``html_page`` (a 200 of HTML: a proxy's login page) and ``error_200`` (a 200 whose
-JSON is an error, as some gateways send). ``latency_s`` delays every generation answer. :attr:`FakeLLMAPI.bills` records
+then the connection drops), ``html_page`` (a 200 of HTML: a proxy's login page), ``error_200`` (a 200 whose
+JSON is an error, as some gateways send) and ``cut`` (no text, every max_tokens spent: a reasoning model that
+thought until the cap; finish_reason "length", stop_reason "max_tokens", status "incomplete"). ``latency_s`` delays every generation answer. :attr:`FakeLLMAPI.bills` records
 every generation the fake billed (its usage, model, example text and fault), what a provider's invoice would
 list. Chat completions sent with ``store: true`` are kept and listed by metadata
 (``GET /v1/chat/completions?metadata[k]=v``), and both batch APIs list their batches, as the real ones do.
@@ -287,15 +288,16 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
             out = json.dumps({"rationale": "Hard to say.", "label": "maybe-" + label})
         elif fault == "bad_content":
             out = f"I think the answer is {label}, because of the wording"
-        elif fault == "empty_content":
+        elif fault in ("empty_content", "cut"):
             out = ""
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
                          or 4096)
-        tokens_out = min(max_tokens, approx_tokens(out)) if out else 1
+        tokens_out = max_tokens if fault == "cut" else min(max_tokens, approx_tokens(out)) if out else 1
         if self.overbill_tokens:
             tokens_out = max_tokens + self.overbill_tokens
         tokens_in = approx_tokens(system) + approx_tokens(user) + 4
-        return Generation(out, labels, label, tokens_in, approx_tokens(system) if system else 0, tokens_out, text)
+        return Generation(out, labels, label, tokens_in, approx_tokens(system) if system else 0, tokens_out, text,
+                          cut=fault == "cut")
 
     def _ready(self, batch: dict[str, Any]) -> bool:
         return not self.hold_batches and batch.get("polls", 0) >= self.batch_ready_after_polls

@@ -89,6 +89,23 @@ def test_a_page_where_the_api_should_be_is_said_so_and_not_retried(api, kind, mo
         ask(t, items()[0])
 
 
+@pytest.mark.parametrize("kind", ["chat", "responses", "anthropic"])
+def test_an_answer_cut_at_max_tokens_says_to_raise_it(api, kind, monkeypatch):
+    """A reasoning model given the starter's max_tokens spends them thinking and answers nothing (finish_reason
+    "length"): every answer was "invalid" with a parse error and nothing said the cap was the cause."""
+    from tests.unit.annotators.remote_helpers import KEY, anthropic_teacher
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    api.faults = ["cut", None]
+    t = (anthropic_teacher(api, max_tokens=96) if kind == "anthropic" else
+         openai_teacher(api, structured="json_schema", api=kind, max_tokens=96))
+    ans = ask(t, items()[0])
+    assert not ans.valid and ans.usage.tokens_out == 96  # billed: the tokens were spent
+    assert "the answer was cut at max_tokens = 96: raise this teacher's max_tokens" in ans.error, ans.error
+    ok = ask(t, items()[1])
+    assert ok.valid and (ok.error or "") == ""
+
+
 def test_a_wrong_key_is_not_retryable_and_never_shown(api, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-secret-9876543210")
     t = openai_teacher(api)

@@ -457,3 +457,29 @@ def test_a_teacher_whose_every_answer_is_outside_the_label_set_is_called_out(tmp
     assert re.search(r"teacher odd gave no usable answer to its 30 question\(s\) in round 1 \(30 invalid answer\(s\), "
                      r"paid for; the last: label 'very positive' is not in the label set", said), said
     assert "teacher a gave no usable answer" not in said
+
+
+def test_the_pilot_says_why_a_teachers_answers_were_invalid(tmp_path, monkeypatch):
+    """A reasoning model whose every answer was cut at max_tokens showed "invalid 6" in the pilot's table and
+    nothing about why; the pilot now warns with the last invalid answer's reason."""
+    from distilloop.loop.campaign import Campaign
+    from distilloop.loop.config import load_config
+    from distilloop.loop.pilot import run_pilot
+    from distilloop.testing.fake_api import FakeLLMAPI
+    from tests.unit.annotators.remote_helpers import KEY, openai_teacher
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="pilot-cut", extra=(
+        '[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\nbase_url = "http://fake.test/v1"\n'
+        "max_tokens = 64\n")))
+    api = FakeLLMAPI(api_key=KEY)
+    api.faults = ["cut"] * 6
+    c = Campaign.open(load_config(cfg), teachers=[openai_teacher(api, name="gpt", structured="json_schema",
+                                                                 max_tokens=64)])
+    try:
+        [p] = run_pilot(c.env, 6).teachers
+    finally:
+        c.close()
+    assert (p.answered, p.invalid) == (6, 6)
+    assert "the answer was cut at max_tokens = 64: raise this teacher's max_tokens" in (p.invalid_error or "")
