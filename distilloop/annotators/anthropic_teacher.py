@@ -117,6 +117,8 @@ class AnthropicTeacher(RemoteTeacher):
         except (KeyError, TypeError, AttributeError) as exc:
             raise shape_error(self.name, "Anthropic", data, exc) from None
         raw = json.dumps(obj, ensure_ascii=False) if isinstance(obj, dict) else text
+        if data.get("stop_reason") == "refusal" and not isinstance(obj, dict):  # as OpenAI's message.refusal reads
+            raw = f"[refusal] {text}".strip()
         return self.finish(raw, obj if isinstance(obj, dict) else None, usage, latency, prompt, None, batch=batch,
                            cut=data.get("stop_reason") == "max_tokens")
 

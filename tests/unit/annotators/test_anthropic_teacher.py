@@ -114,3 +114,16 @@ def test_cache_writes_of_a_model_priced_by_hand_are_billed_at_anthropics_rate():
     # the reservation bounds it: every input token at the dearest input rate, the cache write's
     est = t.estimate(t.render(items()[0]))
     assert est.usd == pytest.approx((est.tokens_in * 3.75 + est.tokens_out * 15.0) / 1e6)
+
+
+def test_a_refusal_reads_as_one(monkeypatch):
+    """Anthropic's stop_reason "refusal" with no content was an invalid answer "reply is not JSON: ''"; it reads
+    "[refusal]", as OpenAI's message.refusal does."""
+    from distilloop.annotators.anthropic_teacher import AnthropicTeacher
+    from tests.unit.annotators.remote_helpers import KEY, items
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    t = AnthropicTeacher(name="claude", model="claude-haiku-4-5")
+    ans = t.parse_message({"content": [], "stop_reason": "refusal", "usage": {"input_tokens": 10, "output_tokens": 0}},
+                          t.render(items()[0]), 0.1)
+    assert not ans.valid and ans.raw.startswith("[refusal]") and "[refusal]" in (ans.error or "")
