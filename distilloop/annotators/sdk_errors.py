@@ -101,7 +101,7 @@ def shape_error(teacher: str, provider: str, data: Any, exc: BaseException) -> T
     gateway's 200 with ``{"error": {"message": ...}}``), else what was missing."""
     err = data.get("error") if isinstance(data, dict) else None
     if err:
-        said = err.get("message") or err if isinstance(err, dict) else err
+        said = (err.get("message") or err) if isinstance(err, dict) else err
         return TeacherError(f"teacher {teacher}: {provider} answered with an error instead of an answer: "
                             f"{str(said)[:300]}", retryable=True)
     return TeacherError(f"teacher {teacher}: unexpected response shape from {provider}: {exc!r}", retryable=True)

@@ -17,9 +17,9 @@ answer is generated and billed but held ``timeout_hold_s``, past the client's ti
 is not JSON), ``bad_label`` (a label outside the set), ``disconnect`` (the answer is generated and billed,
 then the connection drops), ``html_page`` (a 200 of HTML: a proxy's login page), ``error_200`` (a 200 whose
 JSON is an error, as some gateways send) and ``cut`` (no text, every max_tokens spent: a reasoning model that
-thought until the cap; finish_reason "length", stop_reason "max_tokens", status "incomplete"). ``latency_s`` delays every generation answer. :attr:`FakeLLMAPI.bills` records
-every generation the fake billed (its usage, model, example text and fault), what a provider's invoice would
-list. Chat completions sent with ``store: true`` are kept and listed by metadata
+thought until the cap; finish_reason "length", stop_reason "max_tokens", status "incomplete"). ``latency_s``
+delays every generation answer. :attr:`FakeLLMAPI.bills` records every generation the fake billed (its
+usage, model, example text and fault), what a provider's invoice would list. Chat completions sent with ``store: true`` are kept and listed by metadata
 (``GET /v1/chat/completions?metadata[k]=v``), and both batch APIs list their batches, as the real ones do.
 
 Use it in-process as an ``httpx2.MockTransport`` (:meth:`FakeLLMAPI.async_transport`) passed through a
