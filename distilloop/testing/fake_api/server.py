@@ -19,8 +19,9 @@ then the connection drops), ``html_page`` (a 200 of HTML: a proxy's login page),
 JSON is an error, as some gateways send) and ``cut`` (no text, every max_tokens spent: a reasoning model that
 thought until the cap; finish_reason "length", stop_reason "max_tokens", status "incomplete"). ``latency_s``
 delays every generation answer. :attr:`FakeLLMAPI.bills` records every generation the fake billed (its
-usage, model, example text and fault), what a provider's invoice would list. Chat completions sent with ``store: true`` are kept and listed by metadata
-(``GET /v1/chat/completions?metadata[k]=v``), and both batch APIs list their batches, as the real ones do.
+usage, model, example text and fault), what a provider's invoice would list. Chat completions sent with
+``store: true`` are kept and listed by metadata (``GET /v1/chat/completions?metadata[k]=v``), and both batch
+APIs list their batches, as the real ones do.
 
 Use it in-process as an ``httpx2.MockTransport`` (:meth:`FakeLLMAPI.async_transport`) passed through a
 teacher's ``http_client=``, or served on 127.0.0.1 by :func:`distilloop.testing.fake_http.serve`.
