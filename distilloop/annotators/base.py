@@ -95,6 +95,9 @@ class Teacher(ABC):
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if not self.model.strip():
+            raise ConfigError(f"teacher {self.name}: model is empty; name the model it asks (e.g. model = "
+                              f"\"gpt-4o-mini\", or a packaged one from `distilloop models`)")
         if self.max_tokens < 1:
             raise ConfigError(f"teacher {self.name}: max_tokens must be an integer >= 1 (the answer's token cap, "
                               f"which the budget reserves for the output), got {self.max_tokens!r}")

@@ -230,7 +230,8 @@ def test_self_consistency_failure_carries_the_spend_of_the_samples_that_answered
                                       ({"confidence": "self_consistency"}, "samples >= 2"),
                                       ({"confidence": "verbalized"}, "confidence_priming"),
                                       ({"requests_per_minute": -1}, "requests_per_minute"),
-                                      ({"top_logprobs": 50}, "top_logprobs")])
+                                      ({"top_logprobs": 50}, "top_logprobs"),
+                                      ({"model": "  "}, "model is empty")])
 def test_bad_options_are_config_errors(api, kw, match):
     with pytest.raises(ConfigError, match=match):
         openai_teacher(api, **kw)
