@@ -103,3 +103,8 @@ class TeachersFailed(DistilloopError):
 
 class EngineError(DistilloopError):
     """A compute engine could not run: its cluster cannot be reached, or a worker failed."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``docker stop``, a scheduler's time limit) during a command: it stops as Ctrl-C stops
+    (a campaign is checkpointed; ``run`` resumes it), with exit code 143."""

@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import Sequence
 
 from distilloop import __version__
 from distilloop.cli import inspect, living, review, run, setup
 from distilloop.cli.common import DEFAULT_CONFIG
-from distilloop.errors import DistilloopError
+from distilloop.errors import DistilloopError, Terminated
 
 __all__ = ["DEFAULT_CONFIG", "build_parser", "main"]
 
@@ -62,7 +64,21 @@ def one_line(message: str) -> str:
     return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -79,9 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: the campaign is checkpointed; `distilloop run` resumes it", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{how}: the campaign is checkpointed; `distilloop run` resumes it", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:  # the reader of stdout stopped early (`export -o - | head`): as any Unix tool, quietly
         import os
 

@@ -23,7 +23,7 @@ from distilloop.cli.starter import (
     skewed_metric,
     toml_value,
 )
-from distilloop.errors import DataError, UserInputError
+from distilloop.errors import DataError, Terminated, UserInputError
 
 
 def _check_starter(text: str, out: Path) -> None:
@@ -246,9 +246,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     try:
         return _bench(args)
-    except KeyboardInterrupt:  # a benchmark is not a campaign: nothing to resume
+    except KeyboardInterrupt as exc:  # a benchmark is not a campaign: nothing to resume
         print("interrupted: the benchmark stopped; run it again for its table", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 #: options of the selection grid (``--selection``) that the lever grid sets itself

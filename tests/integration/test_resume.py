@@ -50,3 +50,38 @@ def test_sigkill_mid_round_then_resume(tmp_path):
     calls = con.execute("select sum(tokens_in), sum(tokens_out), round(sum(cost_usd), 9) from teacher_calls").fetchone()
     assert ledger == calls
     assert con.execute("select count(*) from teacher_calls where status = 'in_flight'").fetchone()[0] == 0
+
+
+def test_sigterm_mid_round_stops_as_ctrl_c_does_and_resumes(tmp_path):
+    """SIGTERM (``kill``, ``docker stop``, a scheduler's time limit) stops a run with one line and exit code 143,
+    the writer's lock released and nothing in flight left open; ``run`` then finishes without paying twice.
+    Before, the process died on the signal's default action, saying nothing."""
+    from distilloop.storage.lock import holder
+
+    cfg = replay_config(tmp_path, latency=0.05,
+                        rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 20\nconcurrency = 2")
+    db = tmp_path / "t.distilloop.db"
+    proc = subprocess.Popen([sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while sqlite_count(db, "select count(*) from teacher_calls where round = 2 and status = 'ok'") < 5:
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError("the campaign never reached round 2: " + proc.stderr.read())
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): the campaign is checkpointed; `distilloop run` "
+                                            "resumes it")
+    assert holder(db) is None
+    con = sqlite3.connect(db)
+    assert con.execute("select status from rounds where round = 2").fetchone()[0] != "done"
+    con.close()
+    resumed = subprocess.run([sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)],
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    con = sqlite3.connect(db)
+    assert [r[0] for r in con.execute("select status from rounds order by round")] == ["done", "done"]
+    assert con.execute("select count(*) from teacher_calls where status = 'ok' group by request_hash "
+                       "having count(*) > 1").fetchall() == []
