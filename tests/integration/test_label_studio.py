@@ -44,6 +44,29 @@ def test_import_is_idempotent_and_tasks_carry_every_rationale(ls_env):
     assert pred.result[0]["value"]["choices"] == ["positive"]  # pre-filled with the ensemble's vote
 
 
+def test_a_personal_access_token_works_as_the_api_key(ls_env, monkeypatch):
+    """Label Studio's Access Token page gives a personal access token (a JWT refresh token) where legacy tokens
+    are off, the default since 1.14: the reviewer takes it as the key (the SDK trades it for access tokens)."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(f"{ls_env.url}/api/token/", method="POST",
+                                 headers={"Authorization": f"Token {ls_env.token}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        pat = json.load(resp)["token"]
+    assert pat.count(".") == 2 and pat != ls_env.token
+    monkeypatch.setenv(KEY_ENV, pat)
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"pat-{uuid.uuid4().hex[:8]}")
+    ids = r.submit([review_item(0)])
+    answer_task(r.client(), int(ids["ex0"]), "negative")
+    [done] = r.collect([{"example_id": "ex0", "external_id": ids["ex0"], "round": 1}])
+    assert (done.example_id, done.label, done.source) == ("ex0", "negative", "human")
+    monkeypatch.setenv(KEY_ENV, pat[:-4] + "AAAA")  # a PAT with a wrong signature is refused, said as a bad key
+    with pytest.raises(ReviewError, match="refused the API key"):
+        LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"pat-{uuid.uuid4().hex[:8]}"
+                            ).submit([review_item(1)])
+
+
 def test_a_label_the_guideline_added_joins_the_projects_choices(ls_env):
     """A running campaign that gains a label ("refund" beside "billing") reviews with it: the project made with
     the first label set gets the new choice, and what was annotated before stays."""
