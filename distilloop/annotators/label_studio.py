@@ -161,6 +161,7 @@ class LabelStudioReviewer(Reviewer):
         self.campaign: str | None = None  # the campaign's id, stamped on every task it imports
         self._own_project = False  # the project was created or remembered by this campaign
         self._lost: list[str] = []
+        self._unfinished: set[int] = set()  # tasks short of the project's annotations per task (its overlap)
 
     def __repr__(self) -> str:  # the key lives only in the environment; never shown
         return (f"LabelStudioReviewer(url={self.url!r}, api_key_env={self.api_key_env!r}, api_key=<redacted>, "
@@ -289,6 +290,7 @@ class LabelStudioReviewer(Reviewer):
         """example id -> task id of every task already in the project."""
         c = self.client()
         out: dict[str, int] = {}
+        unfinished: set[int] = set()
         page, size = 1, 500
         from label_studio_sdk.core.api_error import ApiError
 
@@ -305,9 +307,12 @@ class LabelStudioReviewer(Reviewer):
                 ex, owner = data.get("example_id"), data.get("distilloop_campaign")
                 if ex is not None and self._mine(owner):
                     out[str(ex)] = int(t.id)
+                    if getattr(t, "is_labeled", None) is False:
+                        unfinished.add(int(t.id))
             if len(tasks) < size:
                 break
             page += 1
+        self._unfinished = unfinished
         return out
 
     def _mine(self, owner: str | None) -> bool:
@@ -361,6 +366,8 @@ class LabelStudioReviewer(Reviewer):
             task_id = int(row["external_id"])
             if mine is not None and mine.get(str(row["example_id"])) != task_id:
                 self._lost.append(row["example_id"])
+                continue
+            if mine is not None and task_id in self._unfinished:  # e.g. 1 of the 2 annotators a project asks
                 continue
             with self._lock:
                 anns = list(self._inbox.pop(task_id, []))

@@ -10,6 +10,7 @@ and the agreement between reviewers measured.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from distilloop.annotators.aggregation import DawidSkene, reliability_rows, vote
 from distilloop.annotators.agreement import cohen_kappa, fleiss_kappa
 from distilloop.annotators.review import Reviewer
 from distilloop.core.answers import AnswerSpace
-from distilloop.core.types import ReviewItem, Verdict
+from distilloop.core.types import ReviewDecision, ReviewItem, Verdict
 from distilloop.storage.store import Store
 
 
@@ -79,35 +80,51 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
         if warn:
             warn(f"{len(lost)} item(s) sent for review are no longer in {reviewer.name} (deleted there, or its data "
                  "reset): queued again, the next round or `distilloop review push` sends them")
+    by_item: dict[str, list[ReviewDecision]] = {}
+    for d in decisions:
+        label = space.normalize(d.label)
+        if label is None:
+            if warn:
+                warn(f"review of {d.example_id} gave {d.label!r}, which is not one of the {space.describe()}; "
+                     "ignored (the item stays in the queue; fix the labeling config)")
+            continue
+        by_item.setdefault(d.example_id, []).append(dataclasses.replace(d, label=label))
     recorded = 0
     with store.atomic():
-        for d in decisions:
-            label = space.normalize(d.label)
-            if label is None:
-                if warn:
-                    warn(f"review of {d.example_id} gave {d.label!r}, which is not one of the {space.describe()}; "
-                         "ignored (the item stays in the queue; fix the labeling config)")
+        for ex, reviews in by_item.items():
+            for d in reviews:  # every review is kept (reviewer agreement reads them)
+                store.record_review(ex, round_no=round_no, reviewer=d.reviewer, label=d.label,
+                                    rationale=d.rationale, seconds_spent=d.seconds_spent, source=d.source,
+                                    external_id=d.external_id)
+            recorded += len(reviews)
+            cons = store.consensus(ex) or {}
+            d = settle(reviews, cons.get("label"))
+            if store.reference_of(ex) == "audit":  # an audit answer: the reference, not training data
+                store.set_reference_label("audit", ex, d.label, source=d.source, round_no=round_no)
+                store.resolve_review(ex, round_no)
                 continue
-            d = dataclasses.replace(d, label=label)
-            store.record_review(d.example_id, round_no=round_no, reviewer=d.reviewer, label=d.label,
-                                rationale=d.rationale, seconds_spent=d.seconds_spent, source=d.source,
-                                external_id=d.external_id)
-            if store.reference_of(d.example_id) == "audit":  # an audit answer: the reference, not training data
-                store.set_reference_label("audit", d.example_id, d.label, source=d.source, round_no=round_no)
-                store.resolve_review(d.example_id, round_no)
-                recorded += 1
-                continue
-            cons = store.consensus(d.example_id) or {}
-            store.accept_label(d.example_id, d.label, rationale=d.rationale or rationale_for(d.label, cons, space),
+            store.accept_label(ex, d.label, rationale=d.rationale or rationale_for(d.label, cons, space),
                                source=d.source, round_no=round_no,
                                # a person's answer is certain; an automatic acceptance keeps the teachers' doubt
                                soft_label=(cons.get("soft_label") if d.source == "auto" and cons.get("soft_label")
                                            else space.certain(d.label)))
-            store.resolve_review(d.example_id, round_no)
-            recorded += 1
+            store.resolve_review(ex, round_no)
     if recorded and space.has_label_set and any(d.source != "auto" for d in decisions):
         update_reliability(store, space.labels)
     return recorded
+
+
+def settle(reviews: Sequence[ReviewDecision], teachers: str | None) -> ReviewDecision:
+    """The review that decides an item several people reviewed (a project with two annotators per task): the
+    label most of them gave; on a tie the teachers' label if it is among the tied, else the latest review's. Its
+    rationale is the latest one written for that label."""
+    counts = Counter(d.label for d in reviews)
+    top = max(counts.values())
+    tied = [label for label, n in counts.items() if n == top]
+    label = teachers if teachers in tied else next(d.label for d in reversed(reviews) if d.label in tied)
+    chosen = [d for d in reviews if d.label == label]
+    written = [d.rationale for d in chosen if d.rationale]
+    return dataclasses.replace(chosen[-1], rationale=written[-1] if written else None)
 
 
 def rationale_for(label: str, cons: dict[str, Any], space: AnswerSpace) -> str | None:

@@ -215,3 +215,48 @@ def test_a_reviewer_who_overrules_the_label_does_not_get_the_overruled_rationale
     assert rationale_for("positive", cons, space) == "glowing praise"
     assert rationale_for("negative", cons, space) == "tedious"
     assert rationale_for("negative", {**cons, "votes": cons["votes"][:1]}, space) is None
+
+
+def test_an_item_several_people_reviewed_takes_their_majority_then_the_teachers_label_on_a_tie(tmp_path):
+    """A review project with two or three annotators per task sends every finished annotation of an item at
+    once. Before, each was accepted in turn and the last one read won, whatever the others said; now every
+    review is kept (reviewer agreement reads them) and the label is the majority's, on a tie the teachers' if it
+    is among the tied, else the latest review's, with the latest rationale written for that label."""
+    from distilloop.annotators.review import Reviewer
+    from distilloop.core.types import ReviewDecision
+    from distilloop.loop.steps.review import pull_reviews, review_agreement
+
+    path, c = run(tmp_path)
+    space = c.config.space
+    a, b, d = sorted(c.store.selection(1))[:3]
+    teachers = {ex: c.store.consensus(ex)["label"] for ex in (a, b, d)}
+    other = {ex: next(x for x in space.labels if x != teachers[ex]) for ex in (a, b, d)}
+
+    class Panel(Reviewer):
+        name = "panel"
+
+        def submit(self, items):
+            return {}
+
+        def collect(self, pending):
+            return [ReviewDecision(a, other[a], "x is right", "ann", "human"),
+                    ReviewDecision(a, teachers[a], None, "bob", "human"),
+                    ReviewDecision(a, other[a], "yes, x", "cy", "human"),
+                    ReviewDecision(a, teachers[a], None, "dan", "human"),
+                    ReviewDecision(a, other[a], None, "eve", "human"),
+                    ReviewDecision(b, teachers[b], None, "bob", "human"),
+                    ReviewDecision(b, other[b], "no", "ann", "human"),
+                    ReviewDecision(d, other[d], "one", "ann", "human"),
+                    ReviewDecision(d, other[d], None, "bob", "human")]
+
+    for ex in (a, b, d):
+        c.store.enqueue_review(ex, 2, "panel")
+    assert pull_reviews(c.store, Panel(), space, 2) == 9
+    labels = {r["example_id"]: r for r in c.store.labeled()}
+    assert (labels[a]["label"], labels[a]["rationale"]) == (other[a], "yes, x")  # 3 of 5
+    assert labels[b]["label"] == teachers[b]  # 1 to 1: the teachers' label breaks the tie
+    assert (labels[d]["label"], labels[d]["rationale"]) == (other[d], "one")  # the latest rationale for it
+    assert sum(r["source"] == "human" for r in c.store.reviews(a)) == 5 and c.store.pending_review_count() == 0
+    agreement = review_agreement(c.store, space)
+    assert agreement["items_multi"] == 3 and agreement["kappa"] is not None
+    c.close()
