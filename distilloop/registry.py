@@ -1,7 +1,9 @@
 """Names a campaign config can use for each extension point, resolved lazily to classes.
 
 Later parts register here; a config names a component by ``kind`` (teachers, reviewers, students) or
-``name`` (strategies), and its other keys are passed to the constructor, checked against its signature.
+``name`` (strategies), and its other keys are passed to the constructor, checked against its signature. A name
+``module:Class`` is a part of the user's own (docs/extending.md): ``Class`` in an importable ``module`` (installed,
+on ``PYTHONPATH``, or beside the campaign file), a subclass of the extension point's base class.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ AGGREGATORS: dict[str, str] = {
 
 TABLES = {"teacher": TEACHERS, "strategy": STRATEGIES, "student": STUDENTS, "reviewer": REVIEWERS,
           "aggregation": AGGREGATORS}
+#: what a part of the user's own (``module:Class``) must subclass, per extension point (aggregators: a method)
+BASES = {"teacher": "distilloop.annotators.base:Teacher", "strategy": "distilloop.strategies.base:Strategy",
+         "student": "distilloop.students.base:Student", "reviewer": "distilloop.annotators.review:Reviewer"}
+#: a reference to a class of the user's own: ``package.module:Class``
+PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
@@ -68,13 +75,43 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def resolve(part: str, name: str, *, where: str) -> type:
     table = TABLES[part]
-    if name not in table:
+    if name in table:
+        return _load(table[name])  # type: ignore[no-any-return]
+    if not PLUGIN.match(name):
         raise ConfigError(f"{where}: unknown {part} '{name}'{did_you_mean(name, table)}; "
-                          f"choose one of: {', '.join(sorted(table))}")
-    module, _, attr = table[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
+                          f"choose one of: {', '.join(sorted(table))}, or a class of your own as module:Class")
+    return _plugin(part, name, where=where)
+
+
+def _plugin(part: str, name: str, *, where: str) -> type:
+    """``module:Class``, checked: importable, a class, and of the extension point's kind."""
+    module, _, attr = name.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"{where}: {part} '{name}': no module named '{exc.name or module}'; put {module}.py beside "
+                          "the campaign file, install its package, or add its folder to PYTHONPATH") from None
+    except Exception as exc:  # the user's module failed while importing: its own error, on one line
+        raise ConfigError(f"{where}: {part} '{name}': importing {module} failed: {type(exc).__name__}: {exc}") from None
+    cls = getattr(mod, attr, None)
+    if not isinstance(cls, type):
+        raise ConfigError(f"{where}: {part} '{name}': {module} has no class {attr}"
+                          f"{did_you_mean(attr, [n for n, v in vars(mod).items() if isinstance(v, type)])}")
+    base = _load(BASES[part]) if part in BASES else None
+    if base is not None and not issubclass(cls, base):
+        raise ConfigError(f"{where}: {part} '{name}': {attr} is not a subclass of {base.__module__}.{base.__name__}; "
+                          "see docs/extending.md")
+    if part == "aggregation" and not callable(getattr(cls, "aggregate", None)):
+        raise ConfigError(f"{where}: aggregation '{name}': {attr} has no aggregate(votes, labels) method; see "
+                          "docs/extending.md")
+    return cls
 
 
 def check_params(cls: type, params: dict[str, Any], *, where: str, reserved: tuple[str, ...] = ()) -> None:

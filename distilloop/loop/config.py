@@ -7,7 +7,9 @@ Unknown keys are errors with a "did you mean" hint, so a typo never silently cha
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from distilloop.loop.sections import (
     RoutingSection,
     StoppingSection,
 )
-from distilloop.registry import did_you_mean
+from distilloop.registry import PLUGIN, did_you_mean
 
 __all__ = ["CampaignConfig", "Component", "load_config", "parse_config", "SECTIONS"]
 
@@ -201,6 +203,14 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> CampaignConfi
                               f"{', '.join(sorted(names))}")
     if len(set(tiered)) != len(tiered):
         raise ConfigError(f"routing.cascade: a teacher is named in two tiers ({tiered}); name each once")
+    for t in teachers if tiered else ():  # a cascade asks only the teachers it names
+        if (tname := t.params["name"]) not in tiered:
+            cascade = list(sections["routing"].cascade)
+            raise ConfigError(f"{t.where}: in no tier of [routing] cascade = {json.dumps(cascade)}, so never asked; "
+                              f"add it (e.g. cascade = {json.dumps([*cascade, tname])}) or remove the teacher")
+    own = [c.kind for c in (*teachers, *comps.values()) if isinstance(c, Component) and PLUGIN.match(c.kind)]
+    if own and path is not None and str(path.parent) not in sys.path:  # parts of the user's own: found beside it
+        sys.path.insert(0, str(path.parent))
     return CampaignConfig(teachers=teachers, path=path, raw=raw, **sections, **comps)  # type: ignore[arg-type]
 
 

@@ -112,3 +112,16 @@ def test_stopping_defaults_are_off():
 def test_bad_stopping_values_name_the_key_and_the_fix(stopping, match):
     with pytest.raises(ConfigError, match=match):
         parse_config(with_(stopping=stopping))
+
+
+def test_a_teacher_the_cascade_does_not_name_is_an_error_not_a_teacher_never_asked():
+    """`init` writes a cascade; a teacher added to the file later was never asked (the pilot showed it with 0
+    answers, nothing said why). It is refused with the cascade that would ask it."""
+    teachers = [{"name": n, "kind": "replay", "path": "r.jsonl"} for n in ("gpt", "claude", "rules")]
+    with pytest.raises(ConfigError, match=r'teachers\[2\] \(rules\): in no tier of \[routing\] cascade = '
+                                          r'\["gpt", "claude"\], so never asked; add it \(e.g. cascade = '
+                                          r'\["gpt", "claude", "rules"\]\) or remove the teacher'):
+        parse_config(with_(teachers=teachers, routing__cascade=["gpt", "claude"]))
+    cfg = parse_config(with_(teachers=teachers, routing__cascade=["gpt", ["claude", "rules"]]))
+    assert cfg.routing.tiers() == [["gpt"], ["claude", "rules"]]
+    assert len(parse_config(with_(teachers=teachers)).teachers) == 3  # no cascade: every teacher is asked
