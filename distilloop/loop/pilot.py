@@ -101,6 +101,13 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
                     p.invalid_error = call.error.removeprefix(f"teacher {call.teacher}: ")
             elif call.status == "error" and call.error:
                 p.error = call.error.removeprefix(f"teacher {call.teacher}: ")
+    for name, refused in result.refused.items():  # why, where no call failed: the budget had no room for them
+        if name in per and refused and per[name].error is None:
+            per[name].error = (f"the budget had no room for {len(refused)} of its calls (a call reserves its prompt "
+                               "and max_tokens of answer before it is sent): raise the [budget] cap")
+    for name, reason in result.disabled.items():
+        if name in per and per[name].error is None:
+            per[name].error = reason
     for i in ids:  # asked and not answered: failed (a missing vote is dissent, and the table says it)
         got = {v.teacher for v in result.votes.get(i, [])}
         for name in asked(env, ann, i):

@@ -483,3 +483,31 @@ def test_the_pilot_says_why_a_teachers_answers_were_invalid(tmp_path, monkeypatc
         c.close()
     assert (p.answered, p.invalid) == (6, 6)
     assert "the answer was cut at max_tokens = 64: raise this teacher's max_tokens" in (p.invalid_error or "")
+
+
+def test_the_pilot_says_when_the_budget_had_no_room_for_a_teachers_calls(tmp_path, monkeypatch):
+    """A teacher whose calls the budget refused showed "failed 6" and a warning with no reason (no call failed,
+    so there was no last error); the warning now says the budget had no room for them."""
+    from distilloop.loop.campaign import Campaign
+    from distilloop.loop.config import load_config
+    from distilloop.loop.pilot import run_pilot
+    from distilloop.testing.fake_api import FakeLLMAPI
+    from tests.unit.annotators.remote_helpers import KEY, openai_teacher
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(campaign_toml(name="pilot-budget", budget="max_tokens_out = 400", extra=(
+        f'[[teachers]]\nname = "a"\nkind = "replay"\nmodel = "m"\npath = "{FIXTURES / "rt_tiny_replay.jsonl.gz"}"\n'
+        'source = "a"\n[[teachers]]\nname = "gpt"\nkind = "openai"\nmodel = "gpt-4o-mini"\n'
+        'base_url = "http://fake.test/v1"\nmax_tokens = 600\n')))
+    api = FakeLLMAPI(api_key=KEY)
+    c = Campaign.open(load_config(cfg))
+    gpt = openai_teacher(api, name="gpt", structured="json_schema", max_tokens=600)
+    c.close()
+    c = Campaign.open(load_config(cfg), teachers=[*(t for t in c.parts.teachers if t.name == "a"), gpt])
+    try:
+        by = {p.teacher: p for p in run_pilot(c.env, 6).teachers}
+    finally:
+        c.close()
+    assert (by["a"].answered, by["gpt"].answered, by["gpt"].failed) == (6, 0, 6) and api.bills == []
+    assert by["gpt"].error.startswith("the budget had no room for 6 of its calls")
