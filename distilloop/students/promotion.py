@@ -96,12 +96,13 @@ class StudentRegistry:
         if version is None:
             row = self.store.active_student()
             if row is None:
-                raise StudentError("no active student yet; run a round first")
+                raise UserInputError("no active student yet: run a round first (`distilloop run`)")
             return row
         for r in rows:
             if r["version"] == version:
                 return r
-        raise StudentError(f"no student version '{version}'; known: {[r['version'] for r in rows]}")
+        raise UserInputError(f"no student version '{version}'; the versions: {', '.join(r['version'] for r in rows)} "
+                             "(`distilloop students` lists them)")
 
     def load(self, version: str | None = None) -> Student:
         """The student of ``version`` (default: the active one)."""
@@ -126,8 +127,9 @@ class StudentRegistry:
         promoted = [r["version"] for r in self.store.students() if r["promoted"]]
         active = self.store.active_student()
         if active is None or active["version"] not in promoted or promoted.index(active["version"]) == 0:
-            raise StudentError(f"nothing to roll back to: promoted versions are {promoted}, active is "
-                               f"{active['version'] if active else None}")
+            raise UserInputError(f"nothing to roll back to: the promoted versions are {', '.join(promoted) or 'none'}, the "
+                                 f"active one is {active['version'] if active else 'none'}; name a version with "
+                                 "--rollback VERSION (`distilloop students` lists them)")
         previous = promoted[promoted.index(active["version"]) - 1]
         self.store.set_active_student(previous)
         return previous

@@ -430,7 +430,7 @@ def test_students_list_rollback_and_export(tmp_path):
     assert oldest.startswith(exported.version_)  # the store may suffix a repeated version with -r<round>
     assert exported.predict(["a great film"])[0] in ("negative", "positive")
     bad = cli("students", cfg, "--rollback", "nope")
-    assert bad.returncode == 1 and "no student version" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "no student version" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_init_refuses_labels_no_campaign_could_ask_for(tmp_path):

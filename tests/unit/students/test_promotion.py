@@ -58,10 +58,10 @@ def test_worse_student_is_not_promoted_and_rollback_restores(tmp_path):
     assert reg.rollback() == good.version_
     assert store.active_student()["version"] == good.version_
     np.testing.assert_allclose(reg.load().predict_proba(TEXTS), good.predict_proba(TEXTS))
-    with pytest.raises(StudentError, match="nothing to roll back"):
+    with pytest.raises(UserInputError, match="nothing to roll back"):
         reg.rollback()
     assert reg.rollback(to=better.version_) == better.version_
-    with pytest.raises(StudentError, match="no student version"):
+    with pytest.raises(UserInputError, match="no student version"):
         reg.rollback(to="nope")
 
 
