@@ -55,6 +55,7 @@ def export_jsonl(store: Store, path: str | Path, *, include_gold: bool = False) 
     path = Path(path)
     if path.is_dir():
         raise UserInputError(f"{path} is a folder; give the export a file name, e.g. -o {path / 'export.jsonl'}")
+    path.parent.mkdir(parents=True, exist_ok=True)  # as the other formats and the report do
     tmp = path.with_name(f".{path.name}.tmp")
     n = 0
     try:

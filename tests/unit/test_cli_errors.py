@@ -35,6 +35,16 @@ def test_export_to_a_folder_is_refused(campaign, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_export_into_a_folder_not_made_yet_makes_it_as_the_report_does(campaign, tmp_path, capsys):
+    """`export -o out/labels.jsonl` without `out/` said "out/.labels.jsonl.tmp: no such file or folder" (the
+    temporary file's name); the Parquet and HF exports and the report make the folder, and so does JSONL."""
+    target = tmp_path / "out" / "labels.jsonl"
+    assert main(["export", "-o", str(target), str(campaign)]) == 0
+    assert main(["export", "-o", str(tmp_path / "here.jsonl"), str(campaign)]) == 0
+    assert target.read_text() == (tmp_path / "here.jsonl").read_text() != ""
+    assert [p.name for p in target.parent.iterdir()] == ["labels.jsonl"]  # no temporary file left
+
+
 def test_report_to_a_folder_is_refused(campaign, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert main(["report", "--html", str(tmp_path), str(campaign)]) == 2
