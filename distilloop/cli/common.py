@@ -25,10 +25,17 @@ def console() -> Any:
 
 def open_store(args: argparse.Namespace, writer: str | None = None) -> tuple[Any, Any]:
     """The campaign file and its store; ``writer`` (the command) holds the store's writer lock until it closes."""
+    from distilloop.loop.guidelines import check_owner
     from distilloop.storage.store import Store
 
     config = load(args)
-    return config, Store.open(config.store_path, writer=writer)
+    store = Store.open(config.store_path, writer=writer)
+    try:
+        check_owner(store, config)  # not the store of another campaign file that names it too
+    except BaseException:
+        store.close()
+        raise
+    return config, store
 
 
 def refuse_overwriting(out: str | Path, config: Any, **inputs: str | Path) -> None:

@@ -159,6 +159,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     """The estimate of the campaign ``config`` describes (resumed from its store where it exists); the config
     is checked exactly as ``run`` checks it."""
     parts = build_parts(config, teachers=teachers)
+    from distilloop.loop.guidelines import check_owner
     from distilloop.loop.steps.reference import heldout_todo
 
     spent, done, current = Spend(), 0, None
@@ -168,6 +169,7 @@ def estimate_campaign(config: CampaignConfig, *, sample_size: int = 32,
     if config.store_path.exists():
         store = Store.open(config.store_path)
         try:
+            check_owner(store, config)  # not the store of another campaign file that names it too
             corrections = Corrections.from_store(store, parts.teachers)
             examples = store.examples()
             # as `run` takes its pool: neither annotated nor set aside for a reference nor skipped as too long

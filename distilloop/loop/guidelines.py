@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from distilloop.errors import ConfigError, DistilloopError
-from distilloop.loop.config import CampaignConfig
+from distilloop.loop.config import CampaignConfig, load_config
 from distilloop.loop.progress import Progress
 from distilloop.registry import resolve
 from distilloop.storage.store import Store
@@ -127,9 +128,33 @@ def _fixed(raw: dict[str, Any], section: str, key: str) -> Any:
     return value
 
 
+#: the store's meta key naming the campaign file it belongs to
+OWNER = "campaign_file"
+
+
+def check_owner(store: Store, config: CampaignConfig) -> None:
+    """Refuse a campaign file that is another's copy: a campaign file copied beside the first to try a variant keeps
+    its ``[campaign] name``, so it names the first's store, and running it would change that campaign. A file that
+    was renamed or moved (the first is gone, or names another store now) takes over."""
+    owner, here = store.get_meta(OWNER), config.path
+    if not owner or here is None or Path(owner) == here or not Path(owner).is_file():
+        return
+    try:
+        theirs = load_config(owner).store_path
+    except DistilloopError:  # a file that no longer reads claims nothing
+        return
+    if theirs.resolve() == config.store_path.resolve():
+        raise ConfigError(
+            f"{config.store_path.name} is the store of {owner}, and {here.name} names it too (a copy keeps [campaign] "
+            f"name = {config.campaign.name!r}), so it would run or report that campaign as its own. Give {here.name} a "
+            f"name of its own for a new campaign, or move {Path(owner).name} away if this file takes that campaign over")
+
+
 def check_fixed(store: Store, config: CampaignConfig) -> None:
-    """Refuse a campaign file that changed what a running campaign is made of, with the reason and the way out:
-    the answer kind, the input fields, or a label the campaign has (labels may be added)."""
+    """Refuse a campaign file that is not the store's (:func:`check_owner`) or that changed what a running campaign
+    is made of, with the reason and the way out: the answer kind, the input fields, or a label the campaign has
+    (labels may be added)."""
+    check_owner(store, config)
     recorded = store.get_meta("config") or {}
     if not recorded:
         return
@@ -155,6 +180,8 @@ def sync(store: Store, config: CampaignConfig, progress: Progress | None = None)
     current version. A store without any (new, or written before guideline versions) records the guideline it
     was created with as version 1 first."""
     check_fixed(store, config)
+    if config.path is not None and store.get_meta(OWNER) != str(config.path):  # new, renamed, or an older store
+        store.set_meta(OWNER, str(config.path))
     current = guideline_of(config.raw, first_labels(store) if store.get_meta("config") else None)
     versions = store.guidelines()
     if not versions:

@@ -323,3 +323,31 @@ def test_a_relabel_after_an_edited_task_labels_the_held_out_set_first(tmp_path):
         campaign.close()
     after = cli("relabel", "--label", "negative", "--dry-run", cfg)  # labeled under this guideline now: not again
     assert after.returncode == 0 and "would re-ask" in after.stdout and "held-out set again" not in after.stdout
+
+
+def test_a_copy_of_the_campaign_file_beside_it_does_not_take_over_its_store(tmp_path):
+    """`cp campaign.toml variant.toml` to try another setting keeps [campaign] name, so the copy named the first
+    campaign's store: `run variant.toml` went on with that campaign under the variant's teachers (a new guideline
+    version in it), and `status variant.toml` showed it as the variant's. Every command refuses the copy with the
+    way out; a campaign file that was renamed (the first one gone) takes its campaign over."""
+    cfg = replay_config(tmp_path, teachers=("a", "b"), rounds=ROUNDS)
+    assert run(cfg)[0]
+    variant = tmp_path / "variant.toml"
+    variant.write_text(cfg.read_text().replace('source = "b"', 'source = "c"'))
+    message = (r"t\.distilloop\.db is the store of .*campaign\.toml, and variant\.toml names it too \(a copy keeps "
+               r"\[campaign\] name = 't'\), so it would run or report that campaign as its own\. Give variant\.toml a "
+               r"name of its own for a new campaign, or move campaign\.toml away if this file takes that campaign over")
+    for command in (("run",), ("status",), ("estimate",), ("export", "-o", tmp_path / "x.jsonl")):
+        one_line_error(cli(*command, variant), message)
+    with pytest.raises(ConfigError, match=message):
+        Campaign.open(load_config(variant))
+    assert not (tmp_path / "x.jsonl").exists()
+    assert cli("status", cfg).returncode == 0  # the campaign's own file still works
+    own = tmp_path / "own.toml"  # the way out: a name of its own is a new campaign
+    own.write_text(variant.read_text().replace('name = "t"', 'name = "t-variant"'))
+    assert cli("run", "-q", own).returncode == 0 and (tmp_path / "t-variant.distilloop.db").exists()
+    cfg.rename(tmp_path / "renamed.toml")  # a renamed file takes its campaign over
+    assert cli("status", variant).returncode == 0
+    assert cli("run", "-q", variant).returncode == 0
+    (tmp_path / "renamed.toml").rename(cfg)  # now the first file is the copy
+    one_line_error(cli("status", cfg), r"is the store of .*variant\.toml, and campaign\.toml names it too")
