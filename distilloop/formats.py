@@ -107,9 +107,9 @@ def _dataset_folder_rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
             state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
             return [folder / f["filename"] for f in state["_data_files"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{folder}: a folder that is not a Hugging Face dataset saved to disk (its state.json: "
-                            f"{exc}); name a data file, or save the dataset with ds.save_to_disk(...) or "
-                            "ds.to_json('data.jsonl')") from None
+            names = ", ".join(sorted(f.name for f in folder.iterdir() if f.is_file())[:3]) or "it holds none"
+            raise DataError(f"{folder}: a folder, not a Hugging Face dataset saved to disk (its state.json: {exc}); "
+                            f"name a data file ({names}), and add the others with `distilloop add`") from None
 
     parts: list[tuple[Path, str | None]]
     if (path / "dataset_dict.json").is_file():

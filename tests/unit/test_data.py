@@ -428,8 +428,14 @@ def test_a_hugging_face_dataset_saved_to_disk_is_read_with_its_splits(tmp_path):
     with pytest.raises(DataError, match=r"bad.arrow: not a readable Arrow file"):
         load_examples(tmp_path / "bad.arrow")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"empty: a folder that is not a Hugging Face dataset saved to disk"):
+    with pytest.raises(DataError, match=r"empty: a folder, not a Hugging Face dataset saved to disk .*\(it holds none\)"):
         load_examples(tmp_path / "empty")
+    (tmp_path / "parts").mkdir()  # a data set in shards: one is the campaign's data, the others come with `add`
+    for name in ("b.jsonl", "a.jsonl"):
+        (tmp_path / "parts" / name).write_text('{"id": "x", "text": "t"}\n')
+    with pytest.raises(DataError, match=r"parts: a folder, .*name a data file \(a.jsonl, b.jsonl\), and add the "
+                                        r"others with `distilloop add`"):
+        load_examples(tmp_path / "parts")
 
 
 def test_a_list_label_is_one_label_or_refused_as_multi_label(tmp_path):
