@@ -112,9 +112,13 @@ class LlamaCppTeacher(Teacher):
             path, threads = key[0], key[2]
             with _LOAD_LOCK:
                 if key not in _LOADED:
-                    with _without_amx_buffers(llama_cpp):
-                        _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=threads,
-                                                       seed=self.seed, verbose=False)
+                    try:
+                        with _without_amx_buffers(llama_cpp):
+                            _LOADED[key] = llama_cpp.Llama(model_path=str(path), n_ctx=self.n_ctx,
+                                                           n_threads=threads, seed=self.seed, verbose=False)
+                    except ValueError as exc:  # a cut download, or a model this llama.cpp cannot read
+                        raise TeacherError(f"llama.cpp could not load {path} ({exc}): a truncated file, or a model "
+                                           "newer than this llama.cpp; check the file or use another model") from None
                 self._llm = _LOADED[key]
             fmt = require("llama_cpp.llama_chat_format", "local")
             meta = self._llm.metadata

@@ -75,6 +75,10 @@ def check_model(model: str) -> None:
         path = Path(model).expanduser()
         if not path.is_file():
             raise ConfigError(f"model file not found: {path}; give a .gguf path or one of: {', '.join(MODELS)}")
+        with open(path, "rb") as f:  # llama.cpp's own "Failed to load model" says nothing of why
+            if f.read(4) != b"GGUF":
+                raise ConfigError(f"{path} is not a GGUF model file (llama.cpp's format begins with 'GGUF'); give a "
+                                  f".gguf model or one of: {', '.join(MODELS)}")
     elif model not in MODELS:
         from distilloop.registry import did_you_mean
 

