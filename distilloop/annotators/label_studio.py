@@ -3,7 +3,8 @@ for real people.
 
 The project (one per campaign, or reused by id or title) shows each routed item as a task: the input, every
 teacher's label, confidence and rationale (read-only ``<HyperText>``, HTML-escaped), the answer control pre-filled
-with the ensemble's vote, and a ``<TextArea>`` for a corrected rationale. Submitting is idempotent.
+with the ensemble's vote, and a ``<TextArea>`` for a corrected rationale (:mod:`distilloop.annotators.ls_tasks`); its
+instructions are the campaign's guideline. Submitting is idempotent.
 
 Finished annotations come back by polling (``collect``), and, where ``webhook_port`` is set, also through a
 webhook listener on 127.0.0.1 that checks a shared secret (a header Label Studio sends with every call); the
@@ -13,110 +14,31 @@ The API key is read from the environment variable named by ``api_key_env`` and n
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 from xml.etree import ElementTree
-from xml.sax.saxutils import quoteattr
 
 from distilloop._extras import require
+from distilloop.annotators.ls_tasks import (
+    GUIDELINE_HEAD,
+    instructions,
+    labeling_config,
+    parse_annotation,
+    task_payload,
+)
 from distilloop.annotators.review import Reviewer
 from distilloop.annotators.webhook import SECRET_HEADER, _WebhookListener
 from distilloop.core.answers import AnswerSpace, LabelSet
-from distilloop.core.types import ReviewDecision, ReviewItem, render_input
+from distilloop.core.types import ReviewDecision, ReviewItem
 from distilloop.errors import ConfigError, ReviewError
 
+__all__ = ["SECRET_HEADER", "LabelStudioReviewer", "_WebhookListener", "labeling_config", "parse_annotation",
+           "task_payload"]
+
 log = logging.getLogger(__name__)
-
-LABEL_FROM = "label"
-RATIONALE_FROM = "rationale"
-TO_NAME = "text"
-MODEL_VERSION = "distilloop-ensemble"
-
-
-#: the reviewer's answer control per kind of answer space (its ``review_control``), and the rows of its
-#: corrected-rationale box
-CONTROLS = {
-    "choices": ('  <Header value="Your label (pre-filled with the ensemble\'s vote)"/>\n'
-                f'  <Choices name="{LABEL_FROM}" toName="{TO_NAME}" choice="single" showInline="true" required="true">\n'
-                "{choices}\n  </Choices>", "Corrected rationale", 3),
-    "number": ('  <Header value="Your answer, a number (pre-filled with the ensemble\'s vote)"/>\n'
-               f'  <Number name="{LABEL_FROM}" toName="{TO_NAME}" step="0.000001" required="true"/>',
-               "Corrected working", 5),
-}
-
-
-def labeling_config(space: AnswerSpace | Sequence[str]) -> str:
-    """The project's labeling config: the item, the teachers' votes (read-only), the answer control the answer
-    space asks for (``Choices`` of the label set, or a ``Number``), a corrected rationale."""
-    if not isinstance(space, AnswerSpace):
-        space = LabelSet(space)
-    template, what, rows = CONTROLS[space.review_control]
-    control = template.format(choices="\n".join(f"    <Choice value={quoteattr(x)}/>" for x in space.labels))
-    return f"""<View>
-  <Header value="Item"/>
-  <Text name="{TO_NAME}" value="$text"/>
-  <Header value="What each teacher said (read-only)"/>
-  <HyperText name="teachers" value="$teachers_html"/>
-{control}
-  <Header value="{what} (optional: replaces the teachers' in the training data)"/>
-  <TextArea name="{RATIONALE_FROM}" toName="{TO_NAME}" rows="{rows}" editable="true" maxSubmissions="1"/>
-</View>"""
-
-
-def teachers_html(item: ReviewItem) -> str:
-    """Every teacher's vote as an HTML table; all text is escaped (rationales are model output)."""
-    v = item.verdict
-    esc = html.escape
-    rows = []
-    for vote in v.votes:
-        conf = vote.get("confidence")
-        rows.append(
-            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-                esc(str(vote.get("teacher"))), esc(str(vote.get("label") if vote.get("valid", True) else "(invalid)")),
-                "-" if conf is None else f"{100 * float(conf):.0f}%", esc(str(vote.get("rationale") or ""))))
-    head = (f"<p>Ensemble ({esc(v.method)}): <b>{esc(str(v.label))}</b>, agreement {100 * (v.agreement or 0.0):.0f}%</p>")
-    return (head + "<table border='1' cellpadding='4' style='border-collapse:collapse'>"
-            "<tr><th>teacher</th><th>label</th><th>confidence</th><th>rationale</th></tr>" + "".join(rows)
-            + "</table>")
-
-
-def task_payload(item: ReviewItem, campaign: str | None = None) -> dict[str, Any]:
-    """One task: the item, the votes, the ensemble's label pre-filled, and the campaign it belongs to (its id:
-    two campaigns on one server never share a task)."""
-    v = item.verdict
-    data = {
-        "text": render_input(item.fields), "teachers_html": teachers_html(item),
-        "teachers": [{k: vote.get(k) for k in ("teacher", "label", "confidence", "rationale", "valid")}
-                     for vote in v.votes],
-        "example_id": item.example_id, "ensemble_label": v.label, "agreement": v.agreement,
-        "distilloop_round": item.round_no, "distilloop_campaign": campaign,
-    }
-    task: dict[str, Any] = {"data": data}
-    if v.label is not None:
-        space = item.space
-        result = {"from_name": LABEL_FROM, "to_name": TO_NAME, "type": space.review_control,
-                  "value": space.review_value(v.label)}
-        task["predictions"] = [{"model_version": MODEL_VERSION, "score": float(v.agreement or 0.0), "result": [result]}]
-    return task
-
-
-def parse_annotation(ann: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(label, corrected rationale) from an annotation's result list."""
-    label = rationale = None
-    for r in ann.get("result") or []:
-        value = r.get("value") or {}
-        if r.get("from_name") == LABEL_FROM:  # whatever the control gave; the answer space checks it when pulled
-            given = (value.get("choices") or [None])[0] if "choices" in value else value.get("number")
-            label = None if given is None else str(given)
-        elif r.get("from_name") == RATIONALE_FROM and value.get("text"):
-            text = value["text"]
-            rationale = (" ".join(text) if isinstance(text, list) else str(text)).strip() or None
-    return label, rationale
-
 
 class LabelStudioReviewer(Reviewer):
     """Routes items to a Label Studio project and brings the reviewers' answers back.
@@ -215,13 +137,14 @@ class LabelStudioReviewer(Reviewer):
                                   "Pending reviews stay queued and are picked up later.") from None
             raise
 
-    def ensure_project(self, space: AnswerSpace | Sequence[str]) -> int:
-        """The project's id: the configured or remembered one, else one with this title, else a new one."""
+    def ensure_project(self, space: AnswerSpace | Sequence[str], guideline: str = "") -> int:
+        """The project's id: the configured or remembered one, else one with this title, else a new one; its
+        instructions are the campaign's ``guideline`` (never replacing instructions someone else wrote)."""
         c = self.client()
         if self.project_id is not None:
             project = self._call("open the project", c.projects.get, id=int(self.project_id), missing_ok=True)
             if project is not None:
-                self._grow_labels(project, space)
+                self._refresh(project, space, guideline)
                 return int(self.project_id)
             if not self._own_project:
                 raise ReviewError(f"Label Studio at {self.url} has no project {self.project_id} ([review] project_id): "
@@ -235,19 +158,30 @@ class LabelStudioReviewer(Reviewer):
                  if getattr(p, "title", None) == self.project_title]
         if found:
             self.project_id = int(found[0].id)
-            self._grow_labels(found[0], space)
+            self._refresh(found[0], space, guideline)
         else:
             self._own_project = True
             p = self._call("create the project", c.projects.create, title=self.project_title,
                            description="Items the distilloop teacher ensemble was unsure of. Pick the label; "
                                        "optionally correct the rationale.",
-                           label_config=labeling_config(space))
+                           label_config=labeling_config(space), show_instruction=bool(guideline),
+                           expert_instruction=instructions(guideline, space) if guideline else "")
             self.project_id = int(p.id)
         if self._store is not None:
             self._store.set_meta("label_studio_project_id", self.project_id)
             self._store.set_meta("label_studio_project_title", self.project_title)
         self._start_webhook()
         return int(self.project_id)
+
+    def _refresh(self, project: Any, space: AnswerSpace | Sequence[str], guideline: str) -> None:
+        """The project's labels grown (:meth:`_grow_labels`), and its instructions the current guideline where they
+        are empty or this campaign's (an edited task: a new guideline version)."""
+        self._grow_labels(project, space)
+        now = str(getattr(project, "expert_instruction", None) or "")
+        text = instructions(guideline, space) if guideline else now
+        if text != now and (not now or now.startswith(GUIDELINE_HEAD)):
+            self._call("update the project's instructions", self.client().projects.update, id=int(project.id),
+                       expert_instruction=text, show_instruction=True)
 
     def _grow_labels(self, project: Any, space: AnswerSpace | Sequence[str]) -> None:
         """A campaign whose guideline added a label: the project's choices gain it (Label Studio keeps the
@@ -325,7 +259,7 @@ class LabelStudioReviewer(Reviewer):
     def submit(self, items: Sequence[ReviewItem]) -> dict[str, str | None]:
         if not items:
             return {}
-        project = self.ensure_project(items[0].space)
+        project = self.ensure_project(items[0].space, items[0].guideline)
         existing = self._call("list the project's tasks", self._imported, project)
         new = [it for it in items if it.example_id not in existing]
         if new:

@@ -198,6 +198,7 @@ class ReviewItem:
     round_no: int
     labels: tuple[str, ...] = ()
     answer: str = "label"  # "number": the reviewer enters a number (the campaign has no label set)
+    guideline: str = ""  # the campaign's task text when the item was sent: what reviewers are told to do
 
     @property
     def space(self) -> AnswerSpace:

@@ -90,6 +90,27 @@ def test_a_task_is_taken_once_it_has_the_annotations_its_project_asks_for(ls_env
     assert sorted(d.label for d in r.collect(rows)) == ["negative", "positive"]
 
 
+def test_reviewers_read_the_campaigns_guideline_as_the_projects_instructions(ls_env):
+    """Reviewers saw the item and the teachers' answers but never what the campaign asks (its task): the project's
+    instructions (shown before the first task and behind Instructions) are the guideline, kept current when the
+    task is edited, and instructions someone else wrote in the project are left alone."""
+    import dataclasses
+
+    first = "Label the review's sentiment. Sarcasm <b>counts</b> as negative."
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"guide-{uuid.uuid4().hex[:8]}")
+    r.submit([dataclasses.replace(review_item(0), guideline=first)])
+    project = r.client().projects.get(id=r.project_id)
+    assert project.show_instruction is True
+    assert "Sarcasm &lt;b&gt;counts&lt;/b&gt; as negative." in project.expert_instruction
+    assert "Pick one of: negative, positive." in project.expert_instruction
+    edited = "Label the review's sentiment. Mixed reviews: the verdict of the last sentence."
+    r.submit([dataclasses.replace(review_item(1), guideline=edited)])
+    assert "the verdict of the last sentence" in r.client().projects.get(id=r.project_id).expert_instruction
+    r.client().projects.update(id=r.project_id, expert_instruction="<p>Our team's own rules.</p>")
+    r.submit([dataclasses.replace(review_item(2), guideline=first)])
+    assert r.client().projects.get(id=r.project_id).expert_instruction == "<p>Our team's own rules.</p>"
+
+
 def test_a_label_the_guideline_added_joins_the_projects_choices(ls_env):
     """A running campaign that gains a label ("refund" beside "billing") reviews with it: the project made with
     the first label set gets the new choice, and what was annotated before stays."""
@@ -190,6 +211,8 @@ def test_campaign_round_trip_through_label_studio(ls_env, tmp_path, monkeypatch)
         queued = campaign.store.pending_reviews()
         assert len(queued) >= 3, "the fixture's noisy teachers disagree on several items"
         client = campaign.reviewer.client()
+        project = client.projects.get(id=campaign.reviewer.project_id)  # reviewers read what the teachers were asked
+        assert project.show_instruction and "Classify the sentiment." in project.expert_instruction
         for row in queued:
             cons = campaign.store.consensus(row["example_id"])
             assert cons["agreement"] < 0.7

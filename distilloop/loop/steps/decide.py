@@ -121,7 +121,7 @@ def commit(env: Env, ann: Annotation, decisions: Sequence[Decision]) -> None:
                                    soft_label=v.soft_label)
             elif d.route == REVIEW:
                 to_review.append(ReviewItem(d.example_id, env.examples[d.example_id].fields, v, round_no, space.labels,
-                                            answer=space.kind))
+                                            answer=space.kind, guideline=env.config.campaign.task))
         store.save_consensus(rows)
         if to_review:
             try:

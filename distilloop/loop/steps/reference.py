@@ -161,7 +161,7 @@ def send_audit(env: Env) -> None:
     if not todo:
         return
     items = [ReviewItem(i, env.examples[i].fields, Verdict(None, {}, 0.0, 0.0, 0, None, "audit"), 0, space.labels,
-                        answer=space.kind) for i in todo]
+                        answer=space.kind, guideline=env.config.campaign.task) for i in todo]
     try:
         external = reviewer.submit(items)
     except ReviewError as exc:

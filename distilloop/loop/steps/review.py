@@ -34,7 +34,8 @@ def update_reliability(store: Store, labels: Sequence[str]) -> None:
                            n_known=sum(1 for ex in history if ex in known))
 
 
-def review_item(store: Store, example_id: str, round_no: int, space: AnswerSpace) -> ReviewItem | None:
+def review_item(store: Store, example_id: str, round_no: int, space: AnswerSpace,
+                guideline: str = "") -> ReviewItem | None:
     cons = store.consensus(example_id)
     if cons is None:
         if store.reference_of(example_id) != "audit":
@@ -45,7 +46,8 @@ def review_item(store: Store, example_id: str, round_no: int, space: AnswerSpace
                       cons["n_votes"] or 0, cons["rationale"], cons["method"], cons["votes"] or [],
                       vote_share=cons.get("vote_share"),
                       rationales_agree=None if cons.get("rationales_agree") is None else bool(cons["rationales_agree"]))
-    return ReviewItem(example_id, store.example(example_id).fields, verdict, round_no, space.labels, answer=space.kind)
+    return ReviewItem(example_id, store.example(example_id).fields, verdict, round_no, space.labels, answer=space.kind,
+                      guideline=guideline)
 
 
 def push_pending(store: Store, reviewer: Reviewer, space: AnswerSpace, *, force: bool = False) -> int:
@@ -53,7 +55,9 @@ def push_pending(store: Store, reviewer: Reviewer, space: AnswerSpace, *, force:
     ``force`` re-submits every pending item (reviewers are idempotent: nothing is imported twice)."""
     pending = [r for r in store.pending_reviews()
                if force or r["external_id"] is None or r["backend"] != reviewer.name]
-    items = [it for r in pending if (it := review_item(store, r["example_id"], r["round"], space)) is not None]
+    guideline = str((store.guidelines() or [{}])[-1].get("task") or "")  # what reviewers are told: the current task
+    items = [it for r in pending
+             if (it := review_item(store, r["example_id"], r["round"], space, guideline)) is not None]
     if not items:
         return 0
     external = reviewer.submit(items)

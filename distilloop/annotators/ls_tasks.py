@@ -1,0 +1,116 @@
+"""What a Label Studio review task is made of: the project's labeling config (the item, the teachers' votes
+read-only, the answer control, a corrected rationale), the instructions reviewers read (the campaign's guideline),
+each task's data, and the answer read back from an annotation. No server calls here
+(:mod:`distilloop.annotators.label_studio` makes them)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from distilloop.core.answers import AnswerSpace, LabelSet
+from distilloop.core.types import ReviewItem, render_input
+
+LABEL_FROM = "label"
+RATIONALE_FROM = "rationale"
+TO_NAME = "text"
+MODEL_VERSION = "distilloop-ensemble"
+
+
+#: the reviewer's answer control per kind of answer space (its ``review_control``), and the rows of its
+#: corrected-rationale box
+CONTROLS = {
+    "choices": ('  <Header value="Your label (pre-filled with the ensemble\'s vote)"/>\n'
+                f'  <Choices name="{LABEL_FROM}" toName="{TO_NAME}" choice="single" showInline="true" required="true">\n'
+                "{choices}\n  </Choices>", "Corrected rationale", 3),
+    "number": ('  <Header value="Your answer, a number (pre-filled with the ensemble\'s vote)"/>\n'
+               f'  <Number name="{LABEL_FROM}" toName="{TO_NAME}" step="0.000001" required="true"/>',
+               "Corrected working", 5),
+}
+
+
+def labeling_config(space: AnswerSpace | Sequence[str]) -> str:
+    """The project's labeling config: the item, the teachers' votes (read-only), the answer control the answer
+    space asks for (``Choices`` of the label set, or a ``Number``), a corrected rationale."""
+    if not isinstance(space, AnswerSpace):
+        space = LabelSet(space)
+    template, what, rows = CONTROLS[space.review_control]
+    control = template.format(choices="\n".join(f"    <Choice value={quoteattr(x)}/>" for x in space.labels))
+    return f"""<View>
+  <Header value="Item"/>
+  <Text name="{TO_NAME}" value="$text"/>
+  <Header value="What each teacher said (read-only)"/>
+  <HyperText name="teachers" value="$teachers_html"/>
+{control}
+  <Header value="{what} (optional: replaces the teachers' in the training data)"/>
+  <TextArea name="{RATIONALE_FROM}" toName="{TO_NAME}" rows="{rows}" editable="true" maxSubmissions="1"/>
+</View>"""
+
+
+#: how the instructions this module writes begin (instructions that do not are someone else's, never replaced)
+GUIDELINE_HEAD = "<h3>Guideline</h3>"
+
+
+def instructions(guideline: str, space: AnswerSpace | Sequence[str]) -> str:
+    """The project's instructions (Label Studio shows them before the first task and behind its Instructions
+    button): the campaign's guideline, the teachers' own instruction, and what to do; HTML-escaped."""
+    space = space if isinstance(space, AnswerSpace) else LabelSet(space)
+    esc = html.escape
+    answer = (f"Pick one of: {', '.join(esc(x) for x in space.labels)}." if space.review_control == "choices"
+              else "Enter the answer, a number.")
+    return (f"{GUIDELINE_HEAD}<p>{esc(guideline).replace(chr(10), '<br/>')}</p><p>{answer} The teachers were asked "
+            "the same; their answers and reasons are shown for reference, and the ensemble's answer is pre-filled. "
+            "Optionally correct the rationale: it replaces the teachers' in the training data.</p>")
+
+
+def teachers_html(item: ReviewItem) -> str:
+    """Every teacher's vote as an HTML table; all text is escaped (rationales are model output)."""
+    v = item.verdict
+    esc = html.escape
+    rows = []
+    for vote in v.votes:
+        conf = vote.get("confidence")
+        rows.append(
+            "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                esc(str(vote.get("teacher"))), esc(str(vote.get("label") if vote.get("valid", True) else "(invalid)")),
+                "-" if conf is None else f"{100 * float(conf):.0f}%", esc(str(vote.get("rationale") or ""))))
+    head = (f"<p>Ensemble ({esc(v.method)}): <b>{esc(str(v.label))}</b>, agreement {100 * (v.agreement or 0.0):.0f}%</p>")
+    return (head + "<table border='1' cellpadding='4' style='border-collapse:collapse'>"
+            "<tr><th>teacher</th><th>label</th><th>confidence</th><th>rationale</th></tr>" + "".join(rows)
+            + "</table>")
+
+
+def task_payload(item: ReviewItem, campaign: str | None = None) -> dict[str, Any]:
+    """One task: the item, the votes, the ensemble's label pre-filled, and the campaign it belongs to (its id:
+    two campaigns on one server never share a task)."""
+    v = item.verdict
+    data = {
+        "text": render_input(item.fields), "teachers_html": teachers_html(item),
+        "teachers": [{k: vote.get(k) for k in ("teacher", "label", "confidence", "rationale", "valid")}
+                     for vote in v.votes],
+        "example_id": item.example_id, "ensemble_label": v.label, "agreement": v.agreement,
+        "distilloop_round": item.round_no, "distilloop_campaign": campaign,
+    }
+    task: dict[str, Any] = {"data": data}
+    if v.label is not None:
+        space = item.space
+        result = {"from_name": LABEL_FROM, "to_name": TO_NAME, "type": space.review_control,
+                  "value": space.review_value(v.label)}
+        task["predictions"] = [{"model_version": MODEL_VERSION, "score": float(v.agreement or 0.0), "result": [result]}]
+    return task
+
+
+def parse_annotation(ann: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(label, corrected rationale) from an annotation's result list."""
+    label = rationale = None
+    for r in ann.get("result") or []:
+        value = r.get("value") or {}
+        if r.get("from_name") == LABEL_FROM:  # whatever the control gave; the answer space checks it when pulled
+            given = (value.get("choices") or [None])[0] if "choices" in value else value.get("number")
+            label = None if given is None else str(given)
+        elif r.get("from_name") == RATIONALE_FROM and value.get("text"):
+            text = value["text"]
+            rationale = (" ".join(text) if isinstance(text, list) else str(text)).strip() or None
+    return label, rationale
