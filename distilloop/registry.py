@@ -96,6 +96,8 @@ def _plugin(part: str, name: str, *, where: str) -> type:
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
+        if exc.name is not None and not module.startswith(exc.name):  # the module itself imports what is missing
+            raise ConfigError(f"{where}: {part} '{name}': importing {module} failed: {exc}") from None
         raise ConfigError(f"{where}: {part} '{name}': no module named '{exc.name or module}'; put {module}.py beside "
                           "the campaign file, install its package, or add its folder to PYTHONPATH") from None
     except Exception as exc:  # the user's module failed while importing: its own error, on one line

@@ -40,6 +40,7 @@ __all__ = ["SECRET_HEADER", "LabelStudioReviewer", "_WebhookListener", "labeling
 
 log = logging.getLogger(__name__)
 
+
 class LabelStudioReviewer(Reviewer):
     """Routes items to a Label Studio project and brings the reviewers' answers back.
 

@@ -135,10 +135,11 @@ OWNER = "campaign_file"
 def check_owner(store: Store, config: CampaignConfig) -> None:
     """Refuse a campaign file that is another's copy: a campaign file copied beside the first to try a variant keeps
     its ``[campaign] name``, so it names the first's store, and running it would change that campaign. A file that
-    was renamed or moved (the first is gone, or names another store now) takes over."""
+    was renamed or moved (the first is gone, or names another store now), or names the store itself (``[campaign]
+    store``), takes over."""
     owner, here = store.get_meta(OWNER), config.path
-    if not owner or here is None or Path(owner) == here or not Path(owner).is_file():
-        return
+    if not owner or here is None or Path(owner) == here or not Path(owner).is_file() or config.campaign.store:
+        return  # (a [campaign] store named in the file: chosen on purpose)
     try:
         theirs = load_config(owner).store_path
     except DistilloopError:  # a file that no longer reads claims nothing

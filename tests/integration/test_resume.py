@@ -10,21 +10,25 @@ import time
 from tests.conftest import replay_config, sqlite_count
 
 
-def test_sigkill_mid_round_then_resume(tmp_path):
-    cfg = replay_config(tmp_path, latency=0.05,
-                        rounds="max_rounds = 3\ninitial_size = 20\nbatch_size = 20\nconcurrency = 2")
+def start_then_wait_in_round_2(tmp_path, max_rounds, settled):
+    """A replay campaign run by the CLI in its own session, once ``settled`` calls of its round 2 are answered:
+    (campaign file, store, process)."""
+    cfg = replay_config(tmp_path, latency=0.05, rounds=f"max_rounds = {max_rounds}\ninitial_size = 20\n"
+                                                       "batch_size = 20\nconcurrency = 2")
     db = tmp_path / "t.distilloop.db"
     proc = subprocess.Popen([sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 60
-    # kill inside round 2, once some of its calls are settled
-    while time.time() < deadline:
-        if sqlite_count(db, "select count(*) from teacher_calls where round = 2 and status = 'ok'") >= 10:
-            break
+    while sqlite_count(db, "select count(*) from teacher_calls where round = 2 and status = 'ok'") < settled:
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError("the campaign never reached round 2: " + proc.stderr.read())
         time.sleep(0.02)
-    else:
-        proc.kill()
-        raise AssertionError("the campaign never reached round 2: " + proc.stderr.read().decode())
+    return cfg, db, proc
+
+
+def test_sigkill_mid_round_then_resume(tmp_path):
+    cfg, db, proc = start_then_wait_in_round_2(tmp_path, 3, 10)  # killed inside round 2, some of its calls settled
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     labeled_before = sqlite_count(db, "select count(*) from labels")
@@ -58,17 +62,7 @@ def test_sigterm_mid_round_stops_as_ctrl_c_does_and_resumes(tmp_path):
     Before, the process died on the signal's default action, saying nothing."""
     from distilloop.storage.lock import holder
 
-    cfg = replay_config(tmp_path, latency=0.05,
-                        rounds="max_rounds = 2\ninitial_size = 20\nbatch_size = 20\nconcurrency = 2")
-    db = tmp_path / "t.distilloop.db"
-    proc = subprocess.Popen([sys.executable, "-m", "distilloop.cli", "run", "-q", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while sqlite_count(db, "select count(*) from teacher_calls where round = 2 and status = 'ok'") < 5:
-        if time.time() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError("the campaign never reached round 2: " + proc.stderr.read())
-        time.sleep(0.02)
+    cfg, db, proc = start_then_wait_in_round_2(tmp_path, 2, 5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err

@@ -62,11 +62,13 @@ def test_a_strategy_and_a_teacher_of_ones_own_run_a_campaign(tmp_path, parts, mo
     ("{p}:Longest", "has no class Longest (did you mean 'LongestFirst'?)"),
     ("{p}:KeywordTeacher", "KeywordTeacher is not a subclass of distilloop.strategies.base.Strategy"),
     ("broken_{u}:X", "importing broken_{u} failed: RuntimeError: no config here"),
+    ("needs_{u}:X", "importing needs_{u} failed: No module named 'not_installed_anywhere'"),
     ("my parts:X", "unknown strategy 'my parts:X'"),
 ])
 def test_a_part_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, parts, capsys, ref, message):
     u = uuid.uuid4().hex[:8]
     (tmp_path / f"broken_{u}.py").write_text('raise RuntimeError("no config here")\n')
+    (tmp_path / f"needs_{u}.py").write_text("import not_installed_anywhere\n")
     ref, message = ref.format(p=parts, u=u), message.format(p=parts, u=u)
     cfg = replay_config(tmp_path, extra=f'[strategy]\nname = "{ref}"\n')
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -75,6 +77,7 @@ def test_a_part_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, parts, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and err[0].startswith("error: strategy")
     sys.modules.pop(f"broken_{u}", None)
+    sys.modules.pop(f"needs_{u}", None)
 
 
 def test_a_teacher_of_ones_own_must_be_a_teacher(tmp_path, parts):

@@ -343,6 +343,9 @@ def test_a_copy_of_the_campaign_file_beside_it_does_not_take_over_its_store(tmp_
         Campaign.open(load_config(variant))
     assert not (tmp_path / "x.jsonl").exists()
     assert cli("status", cfg).returncode == 0  # the campaign's own file still works
+    chosen = tmp_path / "chosen.toml"  # a file that names the store itself means it (what a note advises)
+    chosen.write_text(variant.read_text().replace('name = "t"', 'name = "t"\nstore = "t.distilloop.db"'))
+    assert cli("status", chosen).returncode == 0
     own = tmp_path / "own.toml"  # the way out: a name of its own is a new campaign
     own.write_text(variant.read_text().replace('name = "t"', 'name = "t-variant"'))
     assert cli("run", "-q", own).returncode == 0 and (tmp_path / "t-variant.distilloop.db").exists()
