@@ -90,7 +90,7 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
         if label is None:
             if warn:
                 warn(f"review of {d.example_id} gave {d.label!r}, which is not one of the {space.describe()}; "
-                     "ignored (the item stays in the queue; fix the labeling config)")
+                     "ignored; an item stays in the queue until a review gives one of them")
             continue
         by_item.setdefault(d.example_id, []).append(dataclasses.replace(d, label=label))
     recorded = 0

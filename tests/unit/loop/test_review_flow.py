@@ -247,11 +247,15 @@ def test_an_item_several_people_reviewed_takes_their_majority_then_the_teachers_
                     ReviewDecision(b, teachers[b], None, "bob", "human"),
                     ReviewDecision(b, other[b], "no", "ann", "human"),
                     ReviewDecision(d, other[d], "one", "ann", "human"),
-                    ReviewDecision(d, other[d], None, "bob", "human")]
+                    ReviewDecision(d, other[d], None, "bob", "human"),
+                    ReviewDecision(d, "seven", None, "cy", "human")]  # not a label: said, and not counted
 
     for ex in (a, b, d):
         c.store.enqueue_review(ex, 2, "panel")
-    assert pull_reviews(c.store, Panel(), space, 2) == 9
+    said: list[str] = []
+    assert pull_reviews(c.store, Panel(), space, 2, warn=said.append) == 9
+    assert said == [f"review of {d} gave 'seven', which is not one of the {space.describe()}; ignored; an item stays "
+                    "in the queue until a review gives one of them"]
     labels = {r["example_id"]: r for r in c.store.labeled()}
     assert (labels[a]["label"], labels[a]["rationale"]) == (other[a], "yes, x")  # 3 of 5
     assert labels[b]["label"] == teachers[b]  # 1 to 1: the teachers' label breaks the tie
