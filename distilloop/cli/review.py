@@ -12,7 +12,7 @@ from distilloop.cli.common import open_store, with_config
 
 def cmd_review(args: argparse.Namespace) -> int:
     from distilloop.loop.parts import build_reviewer
-    from distilloop.loop.steps.review import pull_reviews, push_pending, review_agreement
+    from distilloop.loop.steps.review import by_reviewer, pull_reviews, push_pending, review_agreement
 
     config, store = open_store(args, writer=None if args.action == "status" else f"review {args.action}")
     try:
@@ -25,14 +25,20 @@ def cmd_review(args: argparse.Namespace) -> int:
                 by[key] = by.get(key, 0) + 1
             sources = store.review_sources()
             ra = review_agreement(store, space)
+            people = by_reviewer(store)
             out = {"pending": len(pending), "pending_by": by, "reviews": sum(sources.values()), "by_source": sources,
-                   "kappa": ra["kappa"], "kappa_method": ra["method"], "items_reviewed_more_than_once": ra["items_multi"]}
+                   "kappa": ra["kappa"], "kappa_method": ra["method"], "items_reviewed_more_than_once": ra["items_multi"],
+                   "by_reviewer": people}
             if args.json:
                 print(json.dumps(out, indent=2))
             else:
                 print(f"pending: {out['pending']} ({', '.join(f'{k}: {v}' for k, v in by.items()) or '-'}); "
                       f"reviews recorded: {out['reviews']}"
                       + (f" ({', '.join(f'{k}: {v}' for k, v in out['by_source'].items())})" if out["by_source"] else ""))
+                for p in people:
+                    took = "" if p["median_seconds"] is None else f", median {p['median_seconds']:.0f} s each"
+                    print(f"  {p['reviewer']}: {p['reviews']} review(s){took}; {p['changed']} gave another label than "
+                          "the teachers' ensemble")
                 if ra["kappa"] is not None:
                     print(f"reviewer agreement: {ra['method']} kappa {ra['kappa']:.3f} over {ra['items_multi']} items")
                 if sources.get("simulated"):

@@ -10,6 +10,7 @@ and the agreement between reviewers measured.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -141,6 +142,28 @@ def rationale_for(label: str, cons: dict[str, Any], space: AnswerSpace) -> str |
                 and v.get("label") is not None and space.normalize(str(v["label"])) == label]
     best = max(agreeing, key=lambda v: v.get("confidence") or 0.0, default=None)
     return best["rationale"] if best is not None else None
+
+
+def by_reviewer(store: Store) -> list[dict[str, Any]]:
+    """Per reviewer (auto-accepts excluded): how many reviews, the median seconds spent on one, and how many gave
+    another label than the teachers' ensemble (what review changed), the busiest first."""
+    out: dict[str, dict[str, Any]] = {}
+    ensemble: dict[str, Any] = {}
+    for r in store.reviews():
+        if r["source"] == "auto":
+            continue
+        row = out.setdefault(r["reviewer"], {"reviewer": r["reviewer"], "source": r["source"], "reviews": 0,
+                                             "changed": 0, "seconds": []})
+        row["reviews"] += 1
+        if r["seconds_spent"] is not None:
+            row["seconds"].append(float(r["seconds_spent"]))
+        if r["example_id"] not in ensemble:
+            ensemble[r["example_id"]] = (store.consensus(r["example_id"]) or {}).get("label")
+        row["changed"] += ensemble[r["example_id"]] is not None and r["label"] != ensemble[r["example_id"]]
+    for row in out.values():
+        seconds = row.pop("seconds")
+        row["median_seconds"] = statistics.median(seconds) if seconds else None
+    return sorted(out.values(), key=lambda x: (-x["reviews"], x["reviewer"]))
 
 
 def review_agreement(store: Store, space: AnswerSpace) -> dict[str, Any]:

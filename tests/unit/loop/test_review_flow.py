@@ -135,7 +135,10 @@ def test_reviewer_kappa_and_cli_pull_with_the_simulated_reviewer(tmp_path, capsy
     assert main(["status", str(path)]) == 0
     assert "reviewer agreement: cohen kappa" in capsys.readouterr().out
     assert main(["review", "status", str(path)]) == 0
-    assert re.search(r"reviews recorded: \d+ \((human|simulated): \d+, (human|simulated): \d+\)", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert re.search(r"reviews recorded: \d+ \((human|simulated): \d+, (human|simulated): \d+\)", out)
+    # who reviewed how many, how long each took, and how often they overturned the teachers' ensemble
+    assert "  ann: 4 review(s), median 3 s each; " in out and " gave another label than the teachers' ensemble" in out
 
 
 class Lines:
@@ -224,7 +227,7 @@ def test_an_item_several_people_reviewed_takes_their_majority_then_the_teachers_
     is among the tied, else the latest review's, with the latest rationale written for that label."""
     from distilloop.annotators.review import Reviewer
     from distilloop.core.types import ReviewDecision
-    from distilloop.loop.steps.review import pull_reviews, review_agreement
+    from distilloop.loop.steps.review import by_reviewer, pull_reviews, review_agreement
 
     path, c = run(tmp_path)
     space = c.config.space
@@ -261,6 +264,8 @@ def test_an_item_several_people_reviewed_takes_their_majority_then_the_teachers_
     assert labels[b]["label"] == teachers[b]  # 1 to 1: the teachers' label breaks the tie
     assert (labels[d]["label"], labels[d]["rationale"]) == (other[d], "one")  # the latest rationale for it
     assert sum(r["source"] == "human" for r in c.store.reviews(a)) == 5 and c.store.pending_review_count() == 0
+    people = [(p["reviewer"], p["reviews"], p["changed"]) for p in by_reviewer(c.store)]  # for `review status`
+    assert people == [("ann", 3, 3), ("bob", 3, 1), ("cy", 1, 1), ("dan", 1, 0), ("eve", 1, 1)]
     agreement = review_agreement(c.store, space)
     assert agreement["items_multi"] == 3 and agreement["kappa"] is not None
     c.close()
