@@ -22,6 +22,7 @@ from distilloop.cli.starter import (
     shares_example,
     skewed_metric,
     toml_value,
+    with_teachers,
 )
 from distilloop.errors import DataError, Terminated, UserInputError
 
@@ -130,6 +131,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     text = (numeric_starter(STARTER) if numeric else STARTER).format(
         name=toml_value(args.name or out.stem), labels=toml_value(labels), task=toml_value(task),
         path=toml_value(str(rel)), fields=toml_value(fields), shares=shares_example(labels))
+    text, notes = with_teachers(text, args.teachers, numeric) if args.teachers else (text, [])
     note = None
     if not numeric:
         text, note = skewed_metric(text, [str(e.gold) for e in examples if e.gold is not None])
@@ -142,8 +144,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     out.write_text(text, encoding="utf-8")
     what = "numeric answers" if numeric else f"labels {label_list(labels)}"
     print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
-    if note:
-        print(note)
+    for line in (x for x in (note, *(f"note: {n}" for n in notes)) if x):
+        print(line)
     if leak := held_out_in_pool(examples):
         print(f"note: {leak}")
     test = [e for e in examples if e.split == "test"]
@@ -344,6 +346,8 @@ def register(sub: Any) -> None:
                     "input.\", or with --answer number an instruction to solve the problem step by step)")
     sp.add_argument("--answer", choices=["label", "number"], default="label",
                     help="label: a label from a set (default); number: open numeric answers, e.g. math word problems")
+    sp.add_argument("--teachers", metavar="MODELS", help="comma-separated teacher models, asked in that order (e.g. "
+                    "gpt-4o-mini,claude-haiku-4-5; default: the two packaged local models)")
     sp.add_argument("--name", help="campaign name (default: the output file's stem)")
     sp.add_argument("--out", default=DEFAULT_CONFIG, help=f"where to write the campaign file (default: {DEFAULT_CONFIG})")
     sp.add_argument("--force", action="store_true", help="overwrite an existing campaign file")

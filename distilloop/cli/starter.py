@@ -81,6 +81,64 @@ stabilizing = false   # true: stop once the student's predictions on a fixed sto
 '''
 
 
+#: the starter's teachers and cascade, which ``--teachers`` replaces
+LOCAL_TEACHERS = STARTER[STARTER.index("[[teachers]]"):STARTER.index("[routing]")]
+CASCADE = ('cascade = ["qwen-1.5b", "qwen-0.5b"]   # the stronger teacher first, the second only where it is unsure\n'
+           "cascade_min_confidence = 0.8\n")
+#: model name prefixes -> the teacher kind that asks them
+API_KINDS = (("gpt-", "openai"), ("chatgpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"),
+             ("claude-", "anthropic"))
+
+
+def with_teachers(text: str, spec: str, numeric: bool) -> tuple[str, list[str]]:
+    """The starter with ``--teachers``' models (comma-separated, asked in that order) in place of the local pair:
+    a packaged local model or ``.gguf`` file runs in the process, ``gpt-``/``o*`` models on OpenAI, ``claude-`` on
+    Anthropic. Returns the text and the notes to print."""
+    from distilloop.annotators.models import MODELS
+    from distilloop.annotators.pricing import TABLE
+
+    models = [m.strip() for m in spec.split(",") if m.strip()]
+    if not models or len(set(models)) != len(models):
+        raise UserInputError(f"--teachers: give each model once, comma-separated, e.g. --teachers gpt-4o-mini,"
+                             f"claude-haiku-4-5 (got {spec!r})")
+    blocks, names, notes, keys = [], [], [], []
+    for model in models:
+        kind = ("llama_cpp" if model in MODELS or model.endswith(".gguf") else
+                next((k for prefix, k in API_KINDS if model.startswith(prefix)), None))
+        if kind is None:
+            raise UserInputError(f"--teachers: cannot tell which API serves {model!r}: name OpenAI models (gpt-...), "
+                                 f"Anthropic ones (claude-...), packaged local ones ({', '.join(MODELS)}) or a .gguf "
+                                 "file; for a model on an OpenAI-compatible server, edit the written file (kind = "
+                                 "\"openai_compatible\" and base_url: docs/teachers.md)")
+        if model.endswith(".gguf") and not Path(model).expanduser().is_file():
+            raise UserInputError(f"--teachers: model file not found: {model}; give the path to a .gguf file")
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(model).stem if model.endswith(".gguf") else model).strip("-")
+        names.append(name)
+        lines = [f"name = {toml_value(name)}", f"kind = {toml_value(kind)}", f"model = {toml_value(model)}"]
+        if kind == "llama_cpp":
+            lines.append("max_tokens = 300\nrationale_max_chars = 700   # room for the working" if numeric
+                         else "max_tokens = 96")
+        else:
+            keys.append("OPENAI_API_KEY" if kind == "openai" else "ANTHROPIC_API_KEY")
+            if model not in TABLE:
+                lines.append("# price = { input = 0.0, output = 0.0 }   # USD per 1M tokens: give this model's")
+                notes.append(f"distilloop has no price for {model!r}: give it in its [[teachers]] entry (price = "
+                             "{ input = ..., output = ... }, USD per 1M tokens) before `distilloop run`")
+        blocks.append("[[teachers]]\n" + "\n".join(lines) + "\n")
+    text = text.replace(LOCAL_TEACHERS if not numeric else LOCAL_TEACHERS.replace(
+        "max_tokens = 96\n", "max_tokens = 300\nrationale_max_chars = 700   # room for the working\n"),
+        "\n".join(blocks) + "\n", 1)
+    if not numeric:
+        cascade = (f"cascade = {toml_value(names)}   # in the order given: the next only where those before are "
+                   "unsure\ncascade_min_confidence = 0.8\n") if len(names) > 1 else ""
+        text = text.replace(CASCADE, cascade, 1)
+    if keys:
+        notes.append(f"the teachers read their keys from {' and '.join(sorted(set(keys)))} (never from the file); "
+                     "`distilloop estimate` gives the cost before anything is paid, `distilloop pilot` tries them on "
+                     "30 items. The defaults around them were measured with the local teachers (docs/benchmarks.md)")
+    return text, notes
+
+
 #: the most labels the starter's comment spells out a share table for (a longer one would fill the line)
 SHARES_SPELLED = 4
 

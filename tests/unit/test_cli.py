@@ -118,6 +118,33 @@ def test_init_writes_a_campaign_that_validates(tmp_path):
     assert_one_line_error(cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", out), "already exists")
 
 
+def test_init_writes_the_teachers_named_in_the_order_given(tmp_path, monkeypatch):
+    """`init --teachers` writes API or local teachers (the local pair was the only choice: every API user edited
+    the file), asked as a cascade in the order given; a model it cannot place, or a missing .gguf, is bad input."""
+    from distilloop.loop.config import load_config
+    from distilloop.loop.parts import build_teachers
+
+    data, out = ROOT / "tests/fixtures/rt_tiny.jsonl", tmp_path / "c.toml"
+    proc = cli("init", data, "--out", out, "--teachers", "gpt-4o-mini,claude-haiku-4-5,qwen2.5-coder-0.5b")
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stdout.split())
+    assert "note: the teachers read their keys from ANTHROPIC_API_KEY and OPENAI_API_KEY (never from the file)" in said
+    cfg = load_config(out)
+    assert [(t.kind, t.params["model"]) for t in cfg.teachers] == [
+        ("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5"), ("llama_cpp", "qwen2.5-coder-0.5b")]
+    assert cfg.routing.tiers() == [["gpt-4o-mini"], ["claude-haiku-4-5"], ["qwen2.5-coder-0.5b"]]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789")
+    assert [t.name for t in build_teachers(cfg)] == ["gpt-4o-mini", "claude-haiku-4-5", "qwen2.5-coder-0.5b"]
+    one = cli("init", data, "--out", out, "--force", "--teachers", "gpt-9-turbo")  # one teacher: no cascade
+    assert one.returncode == 0 and "distilloop has no price for 'gpt-9-turbo'" in " ".join(one.stdout.split())
+    assert load_config(out).routing.tiers() == [] and "# price = { input = 0.0, output = 0.0 }" in out.read_text()
+    assert_one_line_error(cli("init", data, "--out", out, "--force", "--teachers", "mistral-large"),
+                          "cannot tell which API serves 'mistral-large'")
+    assert_one_line_error(cli("init", data, "--out", out, "--force", "--teachers", str(tmp_path / "m.gguf")),
+                          "model file not found")
+
+
 def test_init_writes_labels_and_task_in_other_scripts_as_typed(tmp_path):
     """French labels and task were written "tr\\u00e8s bien" (JSON's ASCII escapes): valid TOML, unreadable to
     the person editing it. Written as typed now; a DEL in a label stays escaped, as TOML wants."""
