@@ -302,9 +302,12 @@ class LabelStudioReviewer(Reviewer):
             if mine is not None and mine.get(str(row["example_id"])) != task_id:
                 self._lost.append(row["example_id"])
                 continue
-            if mine is not None and task_id in self._unfinished:  # e.g. 1 of the 2 annotators a project asks
-                continue
             with self._lock:
+                latest = self._inbox.get(task_id, [])[-1:]  # a webhook call says the task's state when it was sent
+                waiting = (task_id in self._unfinished if mine is not None
+                           else any(a.get("task_is_labeled") is False for a in latest))
+                if waiting:  # a task short of its project's annotators per task (e.g. 1 of 2) waits for them
+                    continue
                 anns = list(self._inbox.pop(task_id, []))
             if not anns and self.poll:
                 found = self._call("fetch annotations", self.client().annotations.list, id=task_id, missing_ok=True)

@@ -57,7 +57,8 @@ class _WebhookListener:
                     return
                 if body.get("action") in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED") and isinstance(ann, dict) \
                         and task_id is not None:
-                    on_annotation(task_id, ann)
+                    # the task's completion as the project counts it (its annotators per task), where sent
+                    on_annotation(task_id, {**ann, "task_is_labeled": task.get("is_labeled")})
                 listener.received += 1
                 self.send_response(200)
                 self.end_headers()

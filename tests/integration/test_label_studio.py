@@ -67,27 +67,35 @@ def test_a_personal_access_token_works_as_the_api_key(ls_env, monkeypatch):
                             ).submit([review_item(1)])
 
 
-def test_a_task_is_taken_once_it_has_the_annotations_its_project_asks_for(ls_env):
+@pytest.mark.parametrize("poll", [True, False], ids=["polling", "webhook"])
+def test_a_task_is_taken_once_it_has_the_annotations_its_project_asks_for(ls_env, monkeypatch, poll):
     """A project set (in Label Studio) to two annotators per task: one annotation leaves the item pending (before,
-    the first reviewer's answer settled it and the second was never read); with both, both are collected."""
+    the first reviewer's answer settled it and the second was never read); with both, both are collected, by
+    polling and from the webhook alike."""
     import json
     import urllib.request
 
-    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"two-{uuid.uuid4().hex[:8]}")
-    ids = r.submit([review_item(0)])
-    r.client().projects.update(id=r.project_id, maximum_annotations=2)
-    rows = [{"example_id": "ex0", "external_id": ids["ex0"], "round": 1}]
-    answer_task(r.client(), int(ids["ex0"]), "negative")
-    assert r.collect(rows) == [] and r.lost() == []
-    body = json.dumps({"username": f"second-{uuid.uuid4().hex[:6]}", "email": f"{uuid.uuid4().hex[:6]}@example.com",
-                       "password": "second-reviewer-pw"}).encode()
-    req = urllib.request.Request(f"{ls_env.url}/api/users/", data=body, method="POST",
-                                 headers={"Authorization": f"Token {ls_env.token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        second = json.load(resp)["id"]
-    result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["positive"]}}]
-    r.client().annotations.create(id=int(ids["ex0"]), result=result, completed_by=second)
-    assert sorted(d.label for d in r.collect(rows)) == ["negative", "positive"]
+    monkeypatch.setenv("DISTILLOOP_TEST_SECRET", "s3cret-value")
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"two-{uuid.uuid4().hex[:8]}",
+                            poll=poll, webhook_port=None if poll else 0, webhook_secret_env="DISTILLOOP_TEST_SECRET")
+    try:
+        ids = r.submit([review_item(0)])
+        r.client().projects.update(id=r.project_id, maximum_annotations=2)
+        rows = [{"example_id": "ex0", "external_id": ids["ex0"], "round": 1}]
+        answer_task(r.client(), int(ids["ex0"]), "negative")
+        assert r.collect(rows) == [] and r.lost() == []
+        name = uuid.uuid4().hex[:6]
+        body = json.dumps({"username": f"second-{name}", "email": f"{name}@example.com",
+                           "password": "second-reviewer-pw"}).encode()
+        req = urllib.request.Request(f"{ls_env.url}/api/users/", data=body, method="POST", headers={
+            "Authorization": f"Token {ls_env.token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            second = json.load(resp)["id"]
+        result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["positive"]}}]
+        r.client().annotations.create(id=int(ids["ex0"]), result=result, completed_by=second)
+        assert sorted(d.label for d in r.collect(rows)) == ["negative", "positive"]
+    finally:
+        r.close()
 
 
 def test_reviewers_read_the_campaigns_guideline_as_the_projects_instructions(ls_env):
