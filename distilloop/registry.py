@@ -68,6 +68,8 @@ BASES = {"teacher": "distilloop.annotators.base:Teacher", "strategy": "distilloo
          "student": "distilloop.students.base:Student", "reviewer": "distilloop.annotators.review:Reviewer"}
 #: a reference to a class of the user's own: ``package.module:Class``
 PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+#: the modules of the user's own parts imported so far: an error raised in their code is said as theirs
+PLUGIN_MODULES: set[str] = set()
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
@@ -102,6 +104,7 @@ def _plugin(part: str, name: str, *, where: str) -> type:
                           "the campaign file, install its package, or add its folder to PYTHONPATH") from None
     except Exception as exc:  # the user's module failed while importing: its own error, on one line
         raise ConfigError(f"{where}: {part} '{name}': importing {module} failed: {type(exc).__name__}: {exc}") from None
+    PLUGIN_MODULES.add(module)
     cls = getattr(mod, attr, None)
     if not isinstance(cls, type):
         raise ConfigError(f"{where}: {part} '{name}': {module} has no class {attr}"
@@ -114,6 +117,24 @@ def _plugin(part: str, name: str, *, where: str) -> type:
         raise ConfigError(f"{where}: aggregation '{name}': {attr} has no aggregate(votes, labels) method; see "
                           "docs/extending.md")
     return cls
+
+
+def plugin_frame(exc: BaseException) -> str | None:
+    """Where in a part of the user's own ``exc`` (or what it was raised from) was raised: "file:line, in
+    function" of the last such frame, or None when no frame is theirs."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb, found = exc.__traceback__, None
+        while tb is not None:
+            if tb.tb_frame.f_globals.get("__name__") in PLUGIN_MODULES:
+                code = tb.tb_frame.f_code
+                found = f"{code.co_filename}:{tb.tb_lineno}, in {code.co_name}"
+            tb = tb.tb_next
+        if found:
+            return found
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
 
 
 def check_params(cls: type, params: dict[str, Any], *, where: str, reserved: tuple[str, ...] = ()) -> None:

@@ -114,6 +114,13 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # a bug, not bad input: one line, the way to the traceback, and nothing lost
         if args.debug:
             raise
+        from distilloop.registry import plugin_frame
+
+        if where := plugin_frame(exc):  # a part of the user's own (module:Class) failed in its own code
+            print(f"error: {type(exc).__name__}: {one_line(str(exc))}, raised in your own code ({where}); fix it there "
+                  "(--debug shows the traceback). A campaign is checkpointed after every step: `distilloop run` "
+                  "resumes it.", file=sys.stderr)
+            return 1
         print(f"internal error: {type(exc).__name__}: {one_line(str(exc))}. This is a bug in distilloop: run the command again with "
               "--debug for the traceback and report it. A campaign is checkpointed after every step: "
               "`distilloop run` resumes it.", file=sys.stderr)

@@ -86,3 +86,28 @@ def test_a_teacher_of_ones_own_must_be_a_teacher(tmp_path, parts):
     with pytest.raises(ConfigError, match=r"teachers\[0\] \(a\): teacher .*not a subclass of "
                                           r"distilloop\.annotators\.base\.Teacher"):
         build_teachers(load_config(cfg))
+
+
+def test_an_error_in_ones_own_code_is_said_as_such_not_as_a_bug_in_distilloop(tmp_path, monkeypatch, capsys):
+    """A teacher of the user's own whose answer() raised (a KeyError in their code) ended in "internal error ...
+    This is a bug in distilloop"; it names their file and line, and the campaign resumes once it is fixed."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    name = f"buggy_{uuid.uuid4().hex[:8]}"
+    module = tmp_path / f"{name}.py"
+    module.write_text("from dataclasses import dataclass\nfrom distilloop.annotators.base import Teacher\n\n\n"
+                      "@dataclass\nclass Buggy(Teacher):\n    kind = 'buggy'\n\n"
+                      "    async def answer(self, prompt, item):\n        return {}['oops']\n")
+    cfg = replay_config(tmp_path, teachers=("a",), rounds="max_rounds = 1\ninitial_size = 10")
+    cfg.write_text(cfg.read_text() + f'\n[[teachers]]\nname = "mine"\nkind = "{name}:Buggy"\nmodel = "m"\n'
+                   'price = {input = 0.0, output = 0.0}\n')
+    try:
+        assert main(["run", "-q", str(cfg)]) == 1
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line == (f"error: KeyError: 'oops', raised in your own code ({module}:10, in answer); fix it there "
+                        "(--debug shows the traceback). A campaign is checkpointed after every step: `distilloop run` "
+                        "resumes it.")
+        cfg.write_text(cfg.read_text().replace(f'\n[[teachers]]\nname = "mine"\nkind = "{name}:Buggy"\nmodel = "m"\n'
+                                               'price = {input = 0.0, output = 0.0}\n', ""))
+        assert main(["run", "-q", str(cfg)]) == 0  # without it, the campaign goes on from where it stopped
+    finally:
+        sys.modules.pop(name, None)
