@@ -98,7 +98,8 @@ def _plugin(part: str, name: str, *, where: str) -> type:
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and not module.startswith(exc.name):  # the module itself imports what is missing
+        if exc.name is not None and not (module == exc.name or module.startswith(exc.name + ".")):
+            # the module was found, and itself imports what is missing
             raise ConfigError(f"{where}: {part} '{name}': importing {module} failed: {exc}") from None
         raise ConfigError(f"{where}: {part} '{name}': no module named '{exc.name or module}'; put {module}.py beside "
                           "the campaign file, install its package, or add its folder to PYTHONPATH") from None
