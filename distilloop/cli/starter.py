@@ -119,6 +119,8 @@ def with_teachers(text: str, spec: str, numeric: bool) -> tuple[str, list[str]]:
             lines.append("max_tokens = 300\nrationale_max_chars = 700   # room for the working" if numeric
                          else "max_tokens = 96")
         else:
+            if numeric:  # the default 256 can cut a worked answer short
+                lines.append("max_tokens = 400   # room for the working")
             keys.append("OPENAI_API_KEY" if kind == "openai" else "ANTHROPIC_API_KEY")
             if model not in TABLE:
                 lines.append("# price = { input = 0.0, output = 0.0 }   # USD per 1M tokens: give this model's")

@@ -139,6 +139,12 @@ def test_init_writes_the_teachers_named_in_the_order_given(tmp_path, monkeypatch
     one = cli("init", data, "--out", out, "--force", "--teachers", "gpt-9-turbo")  # one teacher: no cascade
     assert one.returncode == 0 and "distilloop has no price for 'gpt-9-turbo'" in " ".join(one.stdout.split())
     assert load_config(out).routing.tiers() == [] and "# price = { input = 0.0, output = 0.0 }" in out.read_text()
+    math = tmp_path / "math.jsonl"  # numeric answers: room for the working, no cascade (numbers split evenly)
+    math.write_text("".join(f'{{"id": "q{i}", "question": "{i} + {i}?", "answer": "{2 * i}"}}\n' for i in range(6)))
+    assert cli("init", math, "--out", out, "--force", "--answer", "number", "--label-field", "answer",
+               "--teachers", "gpt-4o-mini,qwen2.5-coder-0.5b").returncode == 0
+    cfg = load_config(out)
+    assert [t.params.get("max_tokens") for t in cfg.teachers] == [400, 300] and cfg.routing.tiers() == []
     assert_one_line_error(cli("init", data, "--out", out, "--force", "--teachers", "mistral-large"),
                           "cannot tell which API serves 'mistral-large'")
     assert_one_line_error(cli("init", data, "--out", out, "--force", "--teachers", str(tmp_path / "m.gguf")),
