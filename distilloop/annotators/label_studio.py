@@ -8,7 +8,8 @@ instructions are the campaign's guideline. Submitting is idempotent.
 
 Finished annotations come back by polling (``collect``), and, where ``webhook_port`` is set, also through a
 webhook listener on 127.0.0.1 that checks a shared secret (a header Label Studio sends with every call); the
-reviewer's name, the time spent (``lead_time``), the label and the corrected rationale are recorded.
+reviewer's name, the time spent (``lead_time``), the label and the corrected rationale are recorded. An
+annotation changed (or added) after its item was taken comes back from ``revised``: the review is replaced.
 The API key is read from the environment variable named by ``api_key_env`` and never written anywhere.
 """
 
@@ -18,6 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree
 
@@ -85,6 +87,7 @@ class LabelStudioReviewer(Reviewer):
         self._own_project = False  # the project was created or remembered by this campaign
         self._lost: list[str] = []
         self._unfinished: set[int] = set()  # tasks short of the project's annotations per task (its overlap)
+        self._listed: dict[int, list[dict[str, Any]]] = {}  # task id -> its annotations, as last listed
 
     def __repr__(self) -> str:  # the key lives only in the environment; never shown
         return (f"LabelStudioReviewer(url={self.url!r}, api_key_env={self.api_key_env!r}, api_key=<redacted>, "
@@ -226,6 +229,7 @@ class LabelStudioReviewer(Reviewer):
         c = self.client()
         out: dict[str, int] = {}
         unfinished: set[int] = set()
+        listed: dict[int, list[dict[str, Any]]] = {}
         page, size = 1, 500
         from label_studio_sdk.core.api_error import ApiError
 
@@ -242,12 +246,13 @@ class LabelStudioReviewer(Reviewer):
                 ex, owner = data.get("example_id"), data.get("distilloop_campaign")
                 if ex is not None and self._mine(owner):
                     out[str(ex)] = int(t.id)
+                    listed[int(t.id)] = [_as_dict(a) for a in getattr(t, "annotations", None) or []]
                     if getattr(t, "is_labeled", None) is False:
                         unfinished.add(int(t.id))
             if len(tasks) < size:
                 break
             page += 1
-        self._unfinished = unfinished
+        self._unfinished, self._listed = unfinished, listed
         return out
 
     def _mine(self, owner: str | None) -> bool:
@@ -296,7 +301,7 @@ class LabelStudioReviewer(Reviewer):
         # deleted there, or its id names another task now (a server whose data was reset numbers tasks anew)
         mine = (self._call("list the project's tasks", self._imported, int(self.project_id))
                 if self.poll and self.project_id is not None else None)
-        out = []
+        out: list[ReviewDecision] = []
         for row in rows:
             task_id = int(row["external_id"])
             if mine is not None and mine.get(str(row["example_id"])) != task_id:
@@ -314,17 +319,49 @@ class LabelStudioReviewer(Reviewer):
                 if found is None:  # the task was deleted in Label Studio: the item is to be sent again
                     self._lost.append(row["example_id"])
                     continue
-                anns = [a.model_dump() if hasattr(a, "model_dump") else dict(a) for a in found]
+                anns = [_as_dict(a) for a in found]
+            out.extend(d for ann in anns if (d := self._decision(row["example_id"], task_id, ann)) is not None)
+        return out
+
+    def _decision(self, example_id: str, task_id: int, ann: dict[str, Any]) -> ReviewDecision | None:
+        if ann.get("was_cancelled"):
+            return None
+        label, rationale = parse_annotation(ann)
+        if label is None:
+            return None
+        reviewer = self._user(ann.get("completed_by"), ann.get("created_username"))
+        return ReviewDecision(example_id, label, rationale, reviewer, "human", seconds_spent=ann.get("lead_time"),
+                              external_id=str(task_id), ref=None if ann.get("id") is None else str(ann["id"]),
+                              version=_stamp(ann.get("updated_at")))
+
+    def revised(self, taken: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
+        # task id -> {annotation id: its version when taken}; reviews taken before annotation ids were kept (a
+        # store from before 0009) are not followed
+        known: dict[int, dict[str, str | None]] = {}
+        example: dict[int, str] = {}
+        for r in taken:
+            if r.get("external_id") and r.get("ref"):
+                known.setdefault(int(r["external_id"]), {})[str(r["ref"])] = r.get("version")
+                example[int(r["external_id"])] = r["example_id"]
+        if not known:
+            return []
+        if self.poll and self.project_id is not None:  # the task listing carries every annotation: one call
+            self._call("list the project's tasks", self._imported, int(self.project_id))
+            found = {task_id: self._listed.get(task_id, []) for task_id in known}
+            with self._lock:  # what the webhook also said about them is in the listing
+                for task_id in known:
+                    self._inbox.pop(task_id, None)
+        else:  # the webhook's calls about tasks already taken
+            with self._lock:
+                found = {task_id: self._inbox.pop(task_id) for task_id in known if task_id in self._inbox}
+        out = []
+        for task_id, anns in found.items():
             for ann in anns:
-                if ann.get("was_cancelled"):
-                    continue
-                label, rationale = parse_annotation(ann)
-                if label is None:
-                    continue
-                reviewer = self._user(ann.get("completed_by"), ann.get("created_username"))
-                out.append(ReviewDecision(row["example_id"], label, rationale, reviewer, "human",
-                                          seconds_spent=ann.get("lead_time"), external_id=str(task_id),
-                                          extra={"annotation_id": ann.get("id")}))
+                ref = str(ann.get("id"))
+                if ref in known[task_id] and known[task_id][ref] == _stamp(ann.get("updated_at")):
+                    continue  # unchanged since it was taken
+                if (d := self._decision(example[task_id], task_id, ann)) is not None:
+                    out.append(d)
         return out
 
     def lost(self) -> list[str]:
@@ -334,3 +371,22 @@ class LabelStudioReviewer(Reviewer):
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+
+
+def _as_dict(ann: Any) -> dict[str, Any]:
+    return ann.model_dump() if hasattr(ann, "model_dump") else dict(ann)
+
+
+def _stamp(value: Any) -> str | None:
+    """An annotation's ``updated_at`` as one string however it came (the SDK's datetime, a listing's or a webhook's
+    ISO text), so that an unchanged annotation compares equal."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo else value).isoformat()
+    return str(value)

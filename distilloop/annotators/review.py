@@ -34,6 +34,13 @@ class Reviewer(ABC):
         (deleted there, or its server's data reset): the campaign queues them to be sent again."""
         return []
 
+    def revised(self, taken: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
+        """Reviews changed, or added, at the reviewer after the campaign took their items (a person correcting a
+        slip). ``taken`` holds the reviews recorded so far (``example_id``, ``external_id``, ``ref``, ``version``);
+        a decision whose ``ref`` is among them replaces that review, any other is one more review of its item.
+        A reviewer whose answers are final returns none."""
+        return []
+
     def attach(self, store: Any) -> None:  # noqa: B027 - optional hook
         """Called by the campaign with its store before any submit/collect (reviewers that need the examples,
         such as the simulated one, keep it)."""

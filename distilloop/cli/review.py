@@ -59,7 +59,8 @@ def cmd_review(args: argparse.Namespace) -> int:
                 print(f"pushed {n} pending item(s) to {reviewer.name}")
             else:
                 last = max((r["round"] for r in store.rounds()), default=0)
-                n = pull_reviews(store, reviewer, space, last, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+                n = pull_reviews(store, reviewer, space, last, warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+                                 note=print)
                 print(f"pulled {n} review(s); {store.pending_review_count()} still pending")
         finally:
             reviewer.close()

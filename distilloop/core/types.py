@@ -216,6 +216,10 @@ class ReviewDecision:
     source: str  # "human", "auto", "simulated"
     seconds_spent: float | None = None
     external_id: str | None = None
+    #: the review's own id at its reviewer (a Label Studio annotation's) and when it was last changed there: a
+    #: review changed after the campaign took it comes back from :meth:`Reviewer.revised` with a newer version
+    ref: str | None = None
+    version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

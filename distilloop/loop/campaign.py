@@ -177,11 +177,11 @@ class Campaign:
 
     def pull_reviews(self, round_no: int) -> int:
         """Bring finished reviews into the training data (pending items a reviewer never got are pushed first)."""
-        reviewer, space = self.env.parts.reviewer, self.env.parts.space
+        reviewer, space, say = self.env.parts.reviewer, self.env.parts.space, self.env.progress
         try:
             if reviewer.uses_external_ids:
                 review.push_pending(self.store, reviewer, space)
-            return review.pull_reviews(self.store, reviewer, space, round_no, warn=self.env.progress.warn)
+            return review.pull_reviews(self.store, reviewer, space, round_no, warn=say.warn, note=say.note)
         except ReviewError as exc:  # the campaign goes on; pending reviews stay queued for a later round
             self.env.progress.warn(f"reviews not collected this round: {exc}")
             return 0

@@ -97,11 +97,33 @@ class LabelsPart(StoreBase):
 
     def record_review(self, example_id: str, *, round_no: int, reviewer: str, label: str,
                       rationale: str | None, seconds_spent: float | None, source: str,
-                      external_id: str | None = None) -> None:
+                      external_id: str | None = None, ref: str | None = None, version: str | None = None) -> None:
         self.db.table("reviews").insert({
             "example_id": example_id, "round": round_no, "reviewer": reviewer, "label": label,
             "rationale": rationale, "seconds_spent": seconds_spent, "source": source,
-            "external_id": external_id, "created_at": now()})
+            "external_id": external_id, "ref": ref, "version": version, "created_at": now()})
+
+    def revise_review(self, review_id: int, *, reviewer: str, label: str, rationale: str | None,
+                      seconds_spent: float | None, version: str | None) -> None:
+        """A review its reviewer changed after the campaign took it (same review, new answer)."""
+        self.db.table("reviews").update(review_id, {"reviewer": reviewer, "label": label, "rationale": rationale,
+                                                    "seconds_spent": seconds_spent, "version": version})
+
+    def taken_reviews(self, backend: str) -> list[dict[str, Any]]:
+        """The people's reviews of items ``backend`` reviewed and the campaign took (their queue row done)."""
+        return list(self.db.query(
+            "select r.* from reviews r join review_queue q on q.example_id = r.example_id "
+            "where q.status = 'done' and q.backend = ? and r.source != 'auto' order by r.id", [backend]))
+
+    def revise_label(self, example_id: str, label: str, *, rationale: str | None, source: str,
+                     soft_label: dict[str, float] | None) -> str | None:
+        """Change an accepted label in place (its round stays: the item was labeled then); returns the label it
+        had."""
+        before = self._scalar("select label from labels where example_id = ?", [example_id])
+        self.db.table("labels").update(example_id, {
+            "label": label, "rationale": rationale, "source": source,
+            "soft_label": json.dumps(soft_label) if soft_label else None})
+        return None if before is None else str(before)
 
     def reviews(self, example_id: str | None = None) -> list[dict[str, Any]]:
         if example_id is None:

@@ -201,3 +201,11 @@ def round_summary(db: Database) -> None:
     """A round's verdicts summed up as it finished (items, agreement, reviews...: JSON): a later relabel round
     moves its items' verdicts to itself, and the reports would lose what the round did."""
     db.table("rounds").add_column("summary", str)
+
+
+@migrations(name="0009_review_revisions")
+def review_revisions(db: Database) -> None:
+    """Each review's own id at its reviewer (a Label Studio annotation's) and when it was last changed there: a
+    review a person corrects after the campaign took it is read again."""
+    db.table("reviews").add_column("ref", str)
+    db.table("reviews").add_column("version", str)

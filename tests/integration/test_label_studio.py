@@ -98,6 +98,36 @@ def test_a_task_is_taken_once_it_has_the_annotations_its_project_asks_for(ls_env
         r.close()
 
 
+@pytest.mark.parametrize("poll", [True, False], ids=["polling", "webhook"])
+def test_an_annotation_changed_after_it_was_taken_comes_back_as_a_revision(ls_env, monkeypatch, poll):
+    """An annotation edited in Label Studio after the campaign took it (a reviewer correcting a slip) was never
+    read again: it comes back from `revised`, and one left unchanged does not."""
+    monkeypatch.setenv("DISTILLOOP_TEST_SECRET", "s3cret-value")
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"rev-{uuid.uuid4().hex[:8]}",
+                            poll=poll, webhook_port=None if poll else 0, webhook_secret_env="DISTILLOOP_TEST_SECRET")
+    try:
+        ids = r.submit([review_item(0), review_item(1)])
+        rows = [{"example_id": ex, "external_id": ids[ex], "round": 1} for ex in ("ex0", "ex1")]
+        answer_task(r.client(), int(ids["ex0"]), "negative")
+        answer_task(r.client(), int(ids["ex1"]), "negative")
+        taken = r.collect(rows)
+        assert sorted((d.example_id, d.label) for d in taken) == [("ex0", "negative"), ("ex1", "negative")]
+        recorded = [{"example_id": d.example_id, "external_id": d.external_id, "ref": d.ref, "version": d.version}
+                    for d in taken]
+        assert all(x["ref"] and x["version"] for x in recorded)
+        assert r.revised(recorded) == []
+        [ann] = r.client().annotations.list(id=int(ids["ex1"]))
+        r.client().annotations.update(id=ann.id, result=[
+            {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["positive"]}},
+            {"from_name": "rationale", "to_name": "text", "type": "textarea", "value": {"text": ["read it again"]}}])
+        [again] = r.revised(recorded)
+        assert (again.example_id, again.label, again.rationale, again.ref) == ("ex1", "positive", "read it again",
+                                                                               str(ann.id))
+        assert again.version != next(x["version"] for x in recorded if x["example_id"] == "ex1")
+    finally:
+        r.close()
+
+
 def test_reviewers_read_the_campaigns_guideline_as_the_projects_instructions(ls_env):
     """Reviewers saw the item and the teachers' answers but never what the campaign asks (its task): the project's
     instructions (shown before the first task and behind Instructions) are the guideline, kept current when the
@@ -313,6 +343,22 @@ def test_items_queued_while_the_server_was_down_are_pushed_later(ls_env, tmp_pat
     answer_task(r.client(), int(rows[0]["external_id"]), "negative", "pulled by hand")
     assert main(["review", "pull", str(path)]) == 0
     assert f"pulled 1 review(s); {len(queued) - 1} still pending" in capsys.readouterr().out
+    # the reviewer corrects a slip after the item was taken: the next pull reads it and says so
+    [ann] = r.client().annotations.list(id=int(rows[0]["external_id"]))
+    r.client().annotations.update(id=ann.id, result=[{"from_name": "label", "to_name": "text", "type": "choices",
+                                                      "value": {"choices": ["positive"]}}])
+    assert main(["review", "pull", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (f"1 review(s) changed in label_studio after their items were taken: 1 label(s) now differ "
+            f"({rows[0]['example_id']}: negative -> positive); the next student trains on them") in out
+    assert f"pulled 1 review(s); {len(queued) - 1} still pending" in out
+    assert main(["review", "pull", str(path)]) == 0
+    assert f"pulled 0 review(s); {len(queued) - 1} still pending" in capsys.readouterr().out
+    store = Store.open(load_config(path).store_path)
+    label = next(x for x in store.labeled() if x["example_id"] == rows[0]["example_id"])
+    people = [x for x in store.reviews(rows[0]["example_id"]) if x["source"] == "human"]
+    store.close()
+    assert (label["label"], label["source"], [x["label"] for x in people]) == ("positive", "human", ["positive"])
 
 
 def test_items_whose_project_was_deleted_in_label_studio_are_sent_again(ls_env, tmp_path, capsys):

@@ -69,12 +69,22 @@ def push_pending(store: Store, reviewer: Reviewer, space: AnswerSpace, *, force:
 
 
 def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no: int,
-                 warn: Callable[[str], None] | None = None) -> int:
+                 warn: Callable[[str], None] | None = None, note: Callable[[str], None] | None = None) -> int:
     """Bring finished reviews into the training data: the human label wins, a corrected rationale replaces the
-    teachers'. Items without an answer stay pending. Returns the number of decisions recorded."""
-    pending = store.pending_reviews()
-    if not pending:
-        return 0
+    teachers'. Items without an answer stay pending; reviews changed at the reviewer after their items were taken
+    replace what was recorded (:func:`pull_revisions`). Returns the number of reviews recorded."""
+    recorded, by_people = 0, False
+    if pending := store.pending_reviews():
+        recorded, by_people = _take(store, reviewer, space, round_no, pending, warn)
+    revised = pull_revisions(store, reviewer, space, round_no, warn, note)
+    if ((recorded and by_people) or revised) and space.has_label_set:
+        update_reliability(store, space.labels)
+    return recorded + revised
+
+
+def _take(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no: int, pending: list[dict[str, Any]],
+          warn: Callable[[str], None] | None) -> tuple[int, bool]:
+    """Record the decisions for queued items; returns how many, and whether people (not `auto`) gave any."""
     for row in pending:
         row["consensus"] = store.consensus(row["example_id"])
     decisions = reviewer.collect(pending)
@@ -85,22 +95,13 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
         if warn:
             warn(f"{len(lost)} item(s) sent for review are no longer in {reviewer.name} (deleted there, or its data "
                  "reset): queued again, the next round or `distilloop review push` sends them")
-    by_item: dict[str, list[ReviewDecision]] = {}
-    for d in decisions:
-        label = space.normalize(d.label)
-        if label is None:
-            if warn:
-                warn(f"review of {d.example_id} gave {d.label!r}, which is not one of the {space.describe()}; "
-                     "ignored; an item stays in the queue until a review gives one of them")
-            continue
-        by_item.setdefault(d.example_id, []).append(dataclasses.replace(d, label=label))
     recorded = 0
     with store.atomic():
-        for ex, reviews in by_item.items():
+        for ex, reviews in _in_label_set(decisions, space, warn).items():
             for d in reviews:  # every review is kept (reviewer agreement reads them)
                 store.record_review(ex, round_no=round_no, reviewer=d.reviewer, label=d.label,
                                     rationale=d.rationale, seconds_spent=d.seconds_spent, source=d.source,
-                                    external_id=d.external_id)
+                                    external_id=d.external_id, ref=d.ref, version=d.version)
             recorded += len(reviews)
             cons = store.consensus(ex) or {}
             d = settle(reviews, cons.get("label"))
@@ -114,9 +115,68 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
                                soft_label=(cons.get("soft_label") if d.source == "auto" and cons.get("soft_label")
                                            else space.certain(d.label)))
             store.resolve_review(ex, round_no)
-    if recorded and space.has_label_set and any(d.source != "auto" for d in decisions):
-        update_reliability(store, space.labels)
-    return recorded
+    return recorded, any(d.source != "auto" for d in decisions)
+
+
+def pull_revisions(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no: int,
+                   warn: Callable[[str], None] | None = None, note: Callable[[str], None] | None = None) -> int:
+    """Reviews a reviewer changed (or added) after the campaign took their items: each replaces the review it
+    revises, and the item's label is settled again from its reviews (the label keeps its round; the next student
+    trains on it). Returns the number of reviews revised or added."""
+    taken = store.taken_reviews(reviewer.name)
+    if not taken:
+        return 0
+    by_ref = {(r["example_id"], r["ref"]): r for r in taken if r["ref"]}
+    changed: dict[str, str | None] = {}
+    n = 0
+    with store.atomic():
+        for ex, decisions in _in_label_set(reviewer.revised(taken), space, warn).items():
+            for d in decisions:
+                if (row := by_ref.get((ex, d.ref))) is not None:
+                    store.revise_review(row["id"], reviewer=d.reviewer, label=d.label, rationale=d.rationale,
+                                        seconds_spent=d.seconds_spent, version=d.version)
+                else:
+                    store.record_review(ex, round_no=round_no, reviewer=d.reviewer, label=d.label,
+                                        rationale=d.rationale, seconds_spent=d.seconds_spent, source=d.source,
+                                        external_id=d.external_id, ref=d.ref, version=d.version)
+                n += 1
+            reviews = [ReviewDecision(ex, r["label"], r["rationale"], r["reviewer"], r["source"])
+                       for r in store.reviews(ex) if r["source"] != "auto"]
+            cons = store.consensus(ex) or {}
+            d = settle(reviews, cons.get("label"))
+            if store.reference_of(ex) == "audit":
+                store.set_reference_label("audit", ex, d.label, source=d.source, round_no=round_no)
+                continue
+            before = store.revise_label(ex, d.label, rationale=d.rationale or rationale_for(d.label, cons, space),
+                                        source=d.source, soft_label=space.certain(d.label))
+            if before != d.label:
+                changed[ex] = before
+    if n and note:
+        note(f"{n} review(s) changed in {reviewer.name} after their items were taken: "
+             + (f"{len(changed)} label(s) now differ ({_sample(changed, store)}); the next student trains on them"
+                if changed else "no label changed"))
+    return n
+
+
+def _sample(changed: dict[str, str | None], store: Store) -> str:
+    labels = store.accepted_labels(list(changed)[:3])
+    shown = ", ".join(f"{ex}: {changed[ex]} -> {labels.get(ex)}" for ex in list(changed)[:3])
+    return shown + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+
+
+def _in_label_set(decisions: Sequence[ReviewDecision], space: AnswerSpace,
+                  warn: Callable[[str], None] | None) -> dict[str, list[ReviewDecision]]:
+    """Decisions by item, their labels normalised; one outside the label set is said and dropped."""
+    by_item: dict[str, list[ReviewDecision]] = {}
+    for d in decisions:
+        label = space.normalize(d.label)
+        if label is None:
+            if warn:
+                warn(f"review of {d.example_id} gave {d.label!r}, which is not one of the {space.describe()}; "
+                     "ignored (an item sent for review stays in the queue until a review gives one of them)")
+            continue
+        by_item.setdefault(d.example_id, []).append(dataclasses.replace(d, label=label))
+    return by_item
 
 
 def settle(reviews: Sequence[ReviewDecision], teachers: str | None) -> ReviewDecision:

@@ -257,8 +257,8 @@ def test_an_item_several_people_reviewed_takes_their_majority_then_the_teachers_
         c.store.enqueue_review(ex, 2, "panel")
     said: list[str] = []
     assert pull_reviews(c.store, Panel(), space, 2, warn=said.append) == 9
-    assert said == [f"review of {d} gave 'seven', which is not one of the {space.describe()}; ignored; an item stays "
-                    "in the queue until a review gives one of them"]
+    assert said == [f"review of {d} gave 'seven', which is not one of the {space.describe()}; ignored (an item sent "
+                    "for review stays in the queue until a review gives one of them)"]
     labels = {r["example_id"]: r for r in c.store.labeled()}
     assert (labels[a]["label"], labels[a]["rationale"]) == (other[a], "yes, x")  # 3 of 5
     assert labels[b]["label"] == teachers[b]  # 1 to 1: the teachers' label breaks the tie
@@ -268,4 +268,57 @@ def test_an_item_several_people_reviewed_takes_their_majority_then_the_teachers_
     assert people == [("ann", 3, 3), ("bob", 3, 1), ("cy", 1, 1), ("dan", 1, 0), ("eve", 1, 1)]
     agreement = review_agreement(c.store, space)
     assert agreement["items_multi"] == 3 and agreement["kappa"] is not None
+    c.close()
+
+
+def test_a_review_changed_after_its_item_was_taken_replaces_the_recorded_one(tmp_path):
+    """A reviewer corrects a slip in Label Studio after the campaign took the item: the review recorded is replaced
+    (not counted twice), the item's label is settled again from its reviews (keeping the round it was labeled in),
+    a review added later counts with the others, and the change is said. Before, what was taken was final."""
+    from distilloop.annotators.review import Reviewer
+    from distilloop.core.types import ReviewDecision
+    from distilloop.loop.steps.review import pull_reviews
+
+    path, c = run(tmp_path)
+    space = c.config.space
+    a, b = sorted(c.store.selection(1))[:2]
+    teachers = {ex: c.store.consensus(ex)["label"] for ex in (a, b)}
+    other = {ex: next(x for x in space.labels if x != teachers[ex]) for ex in (a, b)}
+    seen: list[list[tuple[str, str | None, str | None]]] = []
+
+    class Desk(Reviewer):
+        name = "desk"
+        later: list[ReviewDecision] = []
+
+        def submit(self, items):
+            return {}
+
+        def collect(self, pending):
+            return [ReviewDecision(a, other[a], "slip", "ann", "human", external_id="7", ref="70", version="v1"),
+                    ReviewDecision(b, teachers[b], None, "bob", "human", external_id="8", ref="80", version="v1")]
+
+        def revised(self, taken):
+            seen.append([(r["example_id"], r["ref"], r["version"]) for r in taken])
+            out, self.later = self.later, []
+            return out
+
+    desk = Desk()
+    for ex in (a, b):
+        c.store.enqueue_review(ex, 2, "desk")
+    notes: list[str] = []
+    assert pull_reviews(c.store, desk, space, 2, note=notes.append) == 2 and notes == []
+    assert seen[-1] == [(a, "70", "v1"), (b, "80", "v1")]
+    desk.later = [ReviewDecision(a, teachers[a], "read it again", "ann", "human", external_id="7", ref="70",
+                                 version="v2"),
+                  ReviewDecision(b, other[b], None, "cy", "human", external_id="8", ref="81", version="v1")]
+    assert pull_reviews(c.store, desk, space, 3, note=notes.append) == 2
+    labels = {r["example_id"]: r for r in c.store.labeled()}
+    assert (labels[a]["label"], labels[a]["rationale"], labels[a]["round"]) == (teachers[a], "read it again", 2)
+    people = [r for r in c.store.reviews(a) if r["source"] == "human"]
+    assert [(r["reviewer"], r["label"], r["version"]) for r in people] == [("ann", teachers[a], "v2")]
+    assert labels[b]["label"] == teachers[b]  # bob and cy split: the teachers' label breaks the tie
+    assert [r["reviewer"] for r in c.store.reviews(b) if r["source"] == "human"] == ["bob", "cy"]
+    assert notes == [f"2 review(s) changed in desk after their items were taken: 1 label(s) now differ ({a}: "
+                     f"{other[a]} -> {teachers[a]}); the next student trains on them"]
+    assert pull_reviews(c.store, desk, space, 3, note=notes.append) == 0 and len(notes) == 1
     c.close()
