@@ -86,6 +86,7 @@ class LabelStudioReviewer(Reviewer):
         self.campaign: str | None = None  # the campaign's id, stamped on every task it imports
         self._own_project = False  # the project was created or remembered by this campaign
         self._lost: list[str] = []
+        self._skipped: list[str] = []
         self._unfinished: set[int] = set()  # tasks short of the project's annotations per task (its overlap)
         self._listed: dict[int, list[dict[str, Any]]] = {}  # task id -> its annotations, as last listed
 
@@ -294,7 +295,7 @@ class LabelStudioReviewer(Reviewer):
 
     def collect(self, pending: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
         rows = [r for r in pending if r.get("external_id")]
-        self._lost = []
+        self._lost, self._skipped = [], []
         if not rows:
             return []
         # this campaign's tasks in its project (example id -> task id): a row whose task is not among them was
@@ -314,13 +315,17 @@ class LabelStudioReviewer(Reviewer):
                 if waiting:  # a task short of its project's annotators per task (e.g. 1 of 2) waits for them
                     continue
                 anns = list(self._inbox.pop(task_id, []))
-            if not anns and self.poll:
+            if mine is not None:  # the listing has every annotation, skips too (the API's list has not)
+                anns = list(self._listed.get(task_id, []))
+            elif not anns and self.poll:
                 found = self._call("fetch annotations", self.client().annotations.list, id=task_id, missing_ok=True)
                 if found is None:  # the task was deleted in Label Studio: the item is to be sent again
                     self._lost.append(row["example_id"])
                     continue
                 anns = [_as_dict(a) for a in found]
             out.extend(d for ann in anns if (d := self._decision(row["example_id"], task_id, ann)) is not None)
+            if anns and all(a.get("was_cancelled") for a in anns):  # skipped, and the project counts it done
+                self._skipped.append(row["example_id"])  # (its skip queue set to "ignore skipped")
         return out
 
     def _decision(self, example_id: str, task_id: int, ann: dict[str, Any]) -> ReviewDecision | None:
@@ -366,6 +371,9 @@ class LabelStudioReviewer(Reviewer):
 
     def lost(self) -> list[str]:
         return list(self._lost)
+
+    def skipped(self) -> list[str]:
+        return list(self._skipped)
 
     def close(self) -> None:
         if self._listener is not None:

@@ -34,6 +34,12 @@ class Reviewer(ABC):
         (deleted there, or its server's data reset): the campaign queues them to be sent again."""
         return []
 
+    def skipped(self) -> list[str]:
+        """The example ids of the last :meth:`collect` that every reviewer skipped and that the reviewer counts as
+        done all the same (no one else will be asked): the campaign leaves them out of training, and takes an
+        answer given there later."""
+        return []
+
     def revised(self, taken: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
         """Reviews changed, or added, at the reviewer after the campaign took their items (a person correcting a
         slip). ``taken`` holds the reviews recorded so far (``example_id``, ``external_id``, ``ref``, ``version``);

@@ -28,13 +28,15 @@ def cmd_review(args: argparse.Namespace) -> int:
             people = by_reviewer(store)
             out = {"pending": len(pending), "pending_by": by, "reviews": sum(sources.values()), "by_source": sources,
                    "kappa": ra["kappa"], "kappa_method": ra["method"], "items_reviewed_more_than_once": ra["items_multi"],
-                   "by_reviewer": people}
+                   "by_reviewer": people, "skipped": len(store.skipped_reviews())}
             if args.json:
                 print(json.dumps(out, indent=2))
             else:
                 print(f"pending: {out['pending']} ({', '.join(f'{k}: {v}' for k, v in by.items()) or '-'}); "
                       f"reviews recorded: {out['reviews']}"
-                      + (f" ({', '.join(f'{k}: {v}' for k, v in out['by_source'].items())})" if out["by_source"] else ""))
+                      + (f" ({', '.join(f'{k}: {v}' for k, v in out['by_source'].items())})" if out["by_source"] else "")
+                      + (f"; skipped by every reviewer: {out['skipped']} (left out of training)" if out["skipped"]
+                         else ""))
                 for p in people:
                     took = "" if p["median_seconds"] is None else f", median {p['median_seconds']:.0f} s each"
                     print(f"  {p['reviewer']}: {p['reviews']} review(s){took}; {p['changed']} gave another label than "

@@ -95,6 +95,18 @@ class LabelsPart(StoreBase):
     def pending_review_count(self) -> int:
         return int(self._scalar("select count(*) from review_queue where status = 'pending'") or 0)
 
+    def skipped_reviews(self) -> list[dict[str, Any]]:
+        """Items every reviewer skipped where the reviewer counts that as done: left out of training."""
+        return list(self.db.query("select * from review_queue where status = 'skipped' order by round, example_id"))
+
+    def skip_review(self, example_id: str, round_no: int) -> None:
+        self.db.table("review_queue").update(example_id, {"status": "skipped", "resolved_round": round_no})
+
+    def requeue_review(self, example_id: str, backend: str) -> None:
+        """An item whose review task is gone at ``backend``: pending again, to be sent anew."""
+        self.db.table("review_queue").update(example_id, {"status": "pending", "backend": backend,
+                                                          "external_id": None, "resolved_round": None})
+
     def record_review(self, example_id: str, *, round_no: int, reviewer: str, label: str,
                       rationale: str | None, seconds_spent: float | None, source: str,
                       external_id: str | None = None, ref: str | None = None, version: str | None = None) -> None:

@@ -99,6 +99,32 @@ def test_a_task_is_taken_once_it_has_the_annotations_its_project_asks_for(ls_env
 
 
 @pytest.mark.parametrize("poll", [True, False], ids=["polling", "webhook"])
+def test_a_task_skipped_where_the_project_ignores_skipped_tasks_is_said_as_skipped(ls_env, monkeypatch, poll):
+    """A reviewer presses Skip: with the project's default skip queue the task waits for another reviewer (the
+    item stays pending); where the project ignores skipped tasks (Label Studio counts them done) the item was
+    pending for ever, said to wait for a reviewer no one would be: it is reported as skipped, and an answer given
+    there later is still taken."""
+    monkeypatch.setenv("DISTILLOOP_TEST_SECRET", "s3cret-value")
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"skip-{uuid.uuid4().hex[:8]}",
+                            poll=poll, webhook_port=None if poll else 0, webhook_secret_env="DISTILLOOP_TEST_SECRET")
+    try:
+        ids = r.submit([review_item(0), review_item(1)])
+        rows = [{"example_id": ex, "external_id": ids[ex], "round": 1} for ex in ("ex0", "ex1")]
+        c = r.client()
+        c.annotations.create(id=int(ids["ex0"]), result=[], was_cancelled=True, lead_time=2.0)
+        assert (r.collect(rows), r.skipped()) == ([], [])  # requeued for others: it waits
+        # Label Studio now counts ex0 done too, which a poll sees (a setting changed sends no webhook call)
+        c.projects.update(id=r.project_id, skip_queue="IGNORE_SKIPPED")
+        c.annotations.create(id=int(ids["ex1"]), result=[], was_cancelled=True, lead_time=2.0)
+        assert (r.collect(rows), r.skipped()) == ([], ["ex0", "ex1"] if poll else ["ex1"])
+        answer_task(c, int(ids["ex1"]), "positive")  # someone answers it after all
+        [late] = r.collect(rows)
+        assert (late.example_id, late.label, r.skipped()) == ("ex1", "positive", ["ex0"] if poll else [])
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("poll", [True, False], ids=["polling", "webhook"])
 def test_an_annotation_changed_after_it_was_taken_comes_back_as_a_revision(ls_env, monkeypatch, poll):
     """An annotation edited in Label Studio after the campaign took it (a reviewer correcting a slip) was never
     read again: it comes back from `revised`, and one left unchanged does not."""

@@ -74,8 +74,8 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
     teachers'. Items without an answer stay pending; reviews changed at the reviewer after their items were taken
     replace what was recorded (:func:`pull_revisions`). Returns the number of reviews recorded."""
     recorded, by_people = 0, False
-    if pending := store.pending_reviews():
-        recorded, by_people = _take(store, reviewer, space, round_no, pending, warn)
+    if pending := store.pending_reviews() + store.skipped_reviews():  # a skipped item is taken if answered later
+        recorded, by_people = _take(store, reviewer, space, round_no, pending, warn, note)
     revised = pull_revisions(store, reviewer, space, round_no, warn, note)
     if ((recorded and by_people) or revised) and space.has_label_set:
         update_reliability(store, space.labels)
@@ -83,7 +83,7 @@ def pull_reviews(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no:
 
 
 def _take(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no: int, pending: list[dict[str, Any]],
-          warn: Callable[[str], None] | None) -> tuple[int, bool]:
+          warn: Callable[[str], None] | None, note: Callable[[str], None] | None) -> tuple[int, bool]:
     """Record the decisions for queued items; returns how many, and whether people (not `auto`) gave any."""
     for row in pending:
         row["consensus"] = store.consensus(row["example_id"])
@@ -91,10 +91,18 @@ def _take(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no: int, p
     if lost := reviewer.lost():  # deleted at the reviewer: queued to be sent again, nothing lost here
         with store.atomic():
             for ex in lost:
-                store.set_review_external_id(ex, reviewer.name, None)
+                store.requeue_review(ex, reviewer.name)
         if warn:
             warn(f"{len(lost)} item(s) sent for review are no longer in {reviewer.name} (deleted there, or its data "
                  "reset): queued again, the next round or `distilloop review push` sends them")
+    waiting = {r["example_id"] for r in pending if r["status"] == "pending"}
+    if skipped := [ex for ex in reviewer.skipped() if ex in waiting]:
+        with store.atomic():
+            for ex in skipped:
+                store.skip_review(ex, round_no)
+        if note:
+            note(f"{len(skipped)} item(s) skipped by their reviewers in {reviewer.name}, which counts them done: left "
+                 "out of training (an answer given there later is taken)")
     recorded = 0
     with store.atomic():
         for ex, reviews in _in_label_set(decisions, space, warn).items():

@@ -322,3 +322,45 @@ def test_a_review_changed_after_its_item_was_taken_replaces_the_recorded_one(tmp
                      f"{other[a]} -> {teachers[a]}); the next student trains on them"]
     assert pull_reviews(c.store, desk, space, 3, note=notes.append) == 0 and len(notes) == 1
     c.close()
+
+
+def test_an_item_every_reviewer_skipped_is_left_out_and_taken_if_answered_later(tmp_path):
+    """A reviewer that counts a skipped item done (Label Studio's "ignore skipped"): the item left the queue's
+    pending count (it was said to wait for ever), stays unlabeled, and an answer given later is still taken."""
+    from distilloop.annotators.review import Reviewer
+    from distilloop.core.types import ReviewDecision
+    from distilloop.loop.steps.review import pull_reviews
+
+    path, c = run(tmp_path)
+    space = c.config.space
+    a = sorted(c.store.selection(1))[0]
+    c.store.enqueue_review(a, 2, "desk", external_id="9")
+    answers: list[ReviewDecision] = []
+
+    class Desk(Reviewer):
+        name = "desk"
+
+        def submit(self, items):
+            return {}
+
+        def collect(self, pending):
+            self.seen = [r["example_id"] for r in pending]
+            return list(answers)
+
+        def skipped(self):
+            return [] if answers else [a]
+
+    labeled_before = {r["example_id"] for r in c.store.labeled()}
+    notes: list[str] = []
+    assert pull_reviews(c.store, Desk(), space, 2, note=notes.append) == 0
+    assert notes == ["1 item(s) skipped by their reviewers in desk, which counts them done: left out of training "
+                     "(an answer given there later is taken)"]
+    assert c.store.pending_review_count() == 0 and [r["example_id"] for r in c.store.skipped_reviews()] == [a]
+    assert pull_reviews(c.store, Desk(), space, 2, note=notes.append) == 0 and len(notes) == 1  # said once
+    assert {r["example_id"] for r in c.store.labeled()} == labeled_before
+    answers.append(ReviewDecision(a, space.labels[0], None, "ann", "human", external_id="9"))
+    desk = Desk()
+    assert pull_reviews(c.store, desk, space, 3, note=notes.append) == 1 and desk.seen == [a]
+    assert c.store.skipped_reviews() == [] and {r["example_id"]: r["label"] for r in c.store.labeled()}[a] == \
+        space.labels[0]
+    c.close()
