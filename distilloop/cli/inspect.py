@@ -227,11 +227,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from distilloop.storage.export import export_jsonl, export_table
+    from distilloop.storage.export import SUFFIX_FORMATS, export_csv, export_jsonl, export_table
 
     config, store = open_store(args)
     try:
-        suffix = {"jsonl": ".export.jsonl", "hf": ".export.hf", "parquet": ".export.parquet"}[args.format]
+        if args.format is None:  # as the file's name says (labels.csv), else JSON lines
+            args.format = SUFFIX_FORMATS.get(Path(args.out).suffix.lower(), "jsonl") if args.out else "jsonl"
+        suffix = {"jsonl": ".export.jsonl", "csv": ".export.csv", "hf": ".export.hf",
+                  "parquet": ".export.parquet"}[args.format]
         if args.out == "-":  # JSON lines on stdout, for a pipe
             if args.format != "jsonl":
                 raise UserInputError(f"-o -: {args.format} is written to a folder or file, not to stdout; give a path, "
@@ -250,9 +253,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         refuse_overwriting(path, config)
         if args.format == "jsonl":
             n = export_jsonl(store, path, include_gold=args.include_gold)
+        elif args.format == "csv":
+            n = export_csv(store, path, list(config.space.labels), include_gold=args.include_gold)
         else:
             n = export_table(store, path, args.format, include_gold=args.include_gold)
-        how = {"jsonl": "", "hf": " (datasets.load_from_disk reads it)", "parquet": ""}[args.format]
+        how = {"hf": " (datasets.load_from_disk reads it)"}.get(args.format, "")
         print(f"wrote {n} labeled examples to {path}{how}")
     finally:
         store.close()
@@ -313,13 +318,16 @@ def register(sub: Any) -> None:
     sp = sub.add_parser("export", help="write the distilled data set (labels, rationales, provenance)",
                         description="Write every accepted label with its rationale, soft label, provenance (source, "
                                     "round, guideline and data version, each teacher's vote, reviews) as JSON lines, "
-                                    "a Hugging Face datasets folder or Parquet.")
+                                    "CSV, a Hugging Face datasets folder or Parquet.")
     with_config(sp)
-    sp.add_argument("-o", "--out", help="output file (default: <name>.export.jsonl next to the store; - for stdout)")
+    sp.add_argument("-o", "--out", help="output file (default: <name>.export.jsonl next to the store; - for stdout); "
+                                        "its name gives the format where --format does not (.csv, .parquet, else "
+                                        "JSON lines)")
     sp.add_argument("--include-gold", action="store_true", help="also write the gold label where the data has one")
-    sp.add_argument("--format", choices=("jsonl", "hf", "parquet"), default="jsonl",
-                    help="jsonl (default), hf (a Hugging Face datasets folder, save_to_disk) or parquet; hf and "
-                         "parquet need the `export` extra")
+    sp.add_argument("--format", choices=("jsonl", "csv", "hf", "parquet"), default=None,
+                    help="jsonl (the default), csv (one column per provenance field and per label's probability; "
+                         "votes and reviews as JSON text), hf (a Hugging Face datasets folder, save_to_disk) or "
+                         "parquet; hf and parquet need the `export` extra")
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("report", help="a summary of the campaign: learning curve, spend, labels, student",

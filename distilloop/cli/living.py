@@ -225,7 +225,8 @@ def register(sub: Any) -> None:
                                     "the id, the label, the label distribution and the student version.")
     with_config(sp)
     sp.add_argument("data", nargs="?", help="the file to label (.jsonl, .json, .csv, .tsv, optionally .gz; .parquet)")
-    sp.add_argument("-o", "--out", help="output JSONL file, '-' for stdout (default: <DATA>.predictions.jsonl)")
+    sp.add_argument("-o", "--out", help="output file: JSON lines, or CSV where it ends in .csv; '-' for stdout (default: "
+                                        "<DATA>.predictions.jsonl)")
     sp.add_argument("--version", help="the student version to use (default: the active one)")
     sp.add_argument("--batch-size", type=int, default=256, help="rows labeled per batch (default: 256)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

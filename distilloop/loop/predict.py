@@ -13,11 +13,12 @@ label set (None for a student of numeric answers). In Python the same is::
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -87,10 +88,32 @@ def count_rows(path: str | Path, spec: DataSpec) -> int:
     return sum(1 for _ in read_rows(path, spec))
 
 
+def row_writer(handle: IO[str], *, as_csv: bool) -> Callable[[dict[str, Any]], None]:
+    """Writes one output row: a JSON line, or a CSV row (``id``, ``label``, ``student``, then ``p(label)`` for each
+    label; the header before the first row)."""
+    if not as_csv:
+        def line(row: dict[str, Any]) -> None:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+        return line
+    writers: list[csv.DictWriter[str]] = []
+
+    def write(row: dict[str, Any]) -> None:
+        cells = {"id": row["id"], "label": row["label"], "student": row["student"],
+                 **{f"p({c})": p for c, p in (row["distribution"] or {}).items()}}
+        if not writers:
+            writers.append(csv.DictWriter(handle, fieldnames=list(cells)))
+            writers[0].writeheader()
+        writers[0].writerow(cells)
+
+    return write
+
+
 def predict_file(served: Served, path: str | Path, spec: DataSpec, out: str | Path | None, *,
                  batch_size: int = BATCH, progress: Progress | None = None) -> int:
-    """Label every row of ``path`` with ``served``; write JSON lines to ``out`` (atomically: a temporary file
-    renamed when complete) or to stdout when ``out`` is None or ``-``. Returns the rows labeled."""
+    """Label every row of ``path`` with ``served``; write JSON lines (CSV where ``out`` ends in ``.csv``) to ``out``
+    (atomically: a temporary file renamed when complete) or to stdout when ``out`` is None or ``-``. Returns the
+    rows labeled."""
     if batch_size < 1:
         raise UserInputError(f"predict --batch-size: must be >= 1, got {batch_size}")
     progress = progress or Progress(quiet=True)
@@ -104,13 +127,14 @@ def predict_file(served: Served, path: str | Path, spec: DataSpec, out: str | Pa
         target = Path(str(out))
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        handle = os.fdopen(fd, "w", encoding="utf-8")
+        handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+    write = row_writer(handle, as_csv=not to_stdout and Path(str(out)).suffix.lower() == ".csv")
     n = 0
     try:
         with progress.bar(f"predicting with {served.version}", total) as advance:
             for chunk in batches(path, spec, batch_size):
                 for row in label_batch(served, chunk):
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    write(row)
                     advance()
                 n += len(chunk)
                 served.student.release_memory()  # nothing kept per text: constant memory

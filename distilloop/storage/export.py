@@ -1,5 +1,6 @@
-"""Export of the distilled data set with its provenance: JSON lines, a Hugging Face ``datasets`` directory
-(``save_to_disk``), or Parquet.
+"""Export of the distilled data set with its provenance: JSON lines, CSV (for a spreadsheet: one column per
+provenance field and per label's probability), a Hugging Face ``datasets`` directory (``save_to_disk``), or
+Parquet.
 
 Every row is one accepted label: the example's id and input fields, the label, rationale and soft label, and
 its provenance (the source, round, guideline version and data version it was made under, the agreement, every
@@ -9,6 +10,7 @@ complete.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -21,7 +23,11 @@ from distilloop._extras import require
 from distilloop.errors import UserInputError
 from distilloop.storage.store import Store
 
-FORMATS = ("jsonl", "hf", "parquet")
+FORMATS = ("jsonl", "csv", "hf", "parquet")
+
+#: the format an output file's name asks for (``export -o labels.csv``), where ``--format`` is not given
+SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl",
+                  ".ndjson": "jsonl"}
 
 
 def export_records(store: Store, *, include_gold: bool = False) -> Iterator[dict[str, Any]]:
@@ -68,6 +74,40 @@ def export_jsonl(store: Store, path: str | Path, *, include_gold: bool = False) 
         tmp.unlink(missing_ok=True)
         raise
     return n
+
+
+def csv_row(record: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    """One record as flat CSV cells: the provenance's fields as columns, each label's probability as ``p(label)``,
+    the votes and reviews (and any structured input field) as JSON text."""
+    prov = dict(record["provenance"])
+    soft = record.get("soft_label") or {}
+    row = {k: v for k, v in record.items() if k not in ("provenance", "soft_label")}
+    cells = {k: v for k, v in prov.items() if k != "campaign"}
+    cells.update({f"p({label})": soft.get(label) for label in labels})
+    for key, value in cells.items():
+        row[f"provenance_{key}" if key in row else key] = value  # an input field of that name keeps its own
+    return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for k, v in row.items()}
+
+
+def export_csv(store: Store, path: str | Path, labels: list[str], *, include_gold: bool = False) -> int:
+    """Write every accepted label to ``path`` as CSV (UTF-8, a header row), atomically; ``labels``: the label set,
+    in the order of the probability columns (none for numeric answers)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserInputError(f"{path} is a folder; give the export a file name, e.g. -o {path / 'export.csv'}")
+    rows = [csv_row(r, labels) for r in export_records(store, include_gold=include_gold)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)) or ["id", "label"])
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return len(rows)
 
 
 def arrow_table(records: list[dict[str, Any]]) -> Any:

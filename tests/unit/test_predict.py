@@ -183,3 +183,31 @@ def test_a_file_whose_id_column_is_in_another_case_keeps_its_ids(campaign, tmp_p
     assert [json.loads(x)["id"] for x in proc.stdout.splitlines()] == ["q7", "q9"]
     data.write_text("id,Text\nq7,a fine film\n")
     one_line_error(cli("predict", cfg, data, "-o", "-"), r"row has no 'text' \(an input field\) but has 'Text'")
+
+
+def test_a_csv_output_name_gets_csv_from_predict_and_export(campaign, tmp_path):
+    """`predict -o out.csv` and `export -o labels.csv` wrote JSON lines into a file named .csv (a spreadsheet
+    shows one garbled column): both write CSV there, which reads back as the JSON would."""
+    import csv
+
+    data = texts_file(tmp_path / "incoming.jsonl", 20)
+    assert cli("predict", campaign, data, "-o", tmp_path / "p.jsonl", "-q").returncode == 0
+    assert cli("predict", campaign, data, "-o", tmp_path / "p.csv", "-q").returncode == 0
+    want = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    with open(tmp_path / "p.csv", newline="", encoding="utf-8") as f:
+        got = list(csv.DictReader(f))
+    assert list(got[0]) == ["id", "label", "student", "p(negative)", "p(positive)"]
+    assert [(r["id"], r["label"], float(r["p(positive)"])) for r in got] == \
+        [(r["id"], r["label"], r["distribution"]["positive"]) for r in want]
+    assert cli("export", campaign, "-o", tmp_path / "labels.jsonl").returncode == 0
+    proc = cli("export", campaign, "-o", tmp_path / "labels.csv", "--include-gold")
+    assert proc.returncode == 0 and "wrote 60 labeled examples" in proc.stdout, proc.stderr
+    rows = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    with open(tmp_path / "labels.csv", newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0])[:6] == ["id", "text", "label", "rationale", "gold", "source"]
+    assert [(t["id"], t["text"], t["label"], t["source"], int(t["round"])) for t in table] == \
+        [(r["id"], r["text"], r["label"], r["provenance"]["source"], r["provenance"]["round"]) for r in rows]
+    assert [float(t["p(positive)"]) for t in table] == pytest.approx([r["soft_label"]["positive"] for r in rows])
+    assert [json.loads(t["teachers"]) for t in table] == [r["provenance"]["teachers"] for r in rows]
+    assert not list(tmp_path.glob(".*tmp"))
