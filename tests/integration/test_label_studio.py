@@ -67,6 +67,14 @@ def test_a_personal_access_token_works_as_the_api_key(ls_env, monkeypatch):
                             ).submit([review_item(1)])
 
 
+def polling_or_webhook(ls_env, monkeypatch, poll: bool, name: str) -> LabelStudioReviewer:
+    """A reviewer on a project of its own that polls, or that hears from Label Studio's webhook alone."""
+    monkeypatch.setenv("DISTILLOOP_TEST_SECRET", "s3cret-value")
+    return LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"{name}-{uuid.uuid4().hex[:8]}",
+                               poll=poll, webhook_port=None if poll else 0,
+                               webhook_secret_env="DISTILLOOP_TEST_SECRET")
+
+
 @pytest.mark.parametrize("poll", [True, False], ids=["polling", "webhook"])
 def test_a_task_is_taken_once_it_has_the_annotations_its_project_asks_for(ls_env, monkeypatch, poll):
     """A project set (in Label Studio) to two annotators per task: one annotation leaves the item pending (before,
@@ -75,9 +83,7 @@ def test_a_task_is_taken_once_it_has_the_annotations_its_project_asks_for(ls_env
     import json
     import urllib.request
 
-    monkeypatch.setenv("DISTILLOOP_TEST_SECRET", "s3cret-value")
-    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"two-{uuid.uuid4().hex[:8]}",
-                            poll=poll, webhook_port=None if poll else 0, webhook_secret_env="DISTILLOOP_TEST_SECRET")
+    r = polling_or_webhook(ls_env, monkeypatch, poll, "two")
     try:
         ids = r.submit([review_item(0)])
         r.client().projects.update(id=r.project_id, maximum_annotations=2)
@@ -104,9 +110,7 @@ def test_a_task_skipped_where_the_project_ignores_skipped_tasks_is_said_as_skipp
     item stays pending); where the project ignores skipped tasks (Label Studio counts them done) the item was
     pending for ever, said to wait for a reviewer no one would be: it is reported as skipped, and an answer given
     there later is still taken."""
-    monkeypatch.setenv("DISTILLOOP_TEST_SECRET", "s3cret-value")
-    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"skip-{uuid.uuid4().hex[:8]}",
-                            poll=poll, webhook_port=None if poll else 0, webhook_secret_env="DISTILLOOP_TEST_SECRET")
+    r = polling_or_webhook(ls_env, monkeypatch, poll, "skip")
     try:
         ids = r.submit([review_item(0), review_item(1)])
         rows = [{"example_id": ex, "external_id": ids[ex], "round": 1} for ex in ("ex0", "ex1")]
@@ -128,9 +132,7 @@ def test_a_task_skipped_where_the_project_ignores_skipped_tasks_is_said_as_skipp
 def test_an_annotation_changed_after_it_was_taken_comes_back_as_a_revision(ls_env, monkeypatch, poll):
     """An annotation edited in Label Studio after the campaign took it (a reviewer correcting a slip) was never
     read again: it comes back from `revised`, and one left unchanged does not."""
-    monkeypatch.setenv("DISTILLOOP_TEST_SECRET", "s3cret-value")
-    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"rev-{uuid.uuid4().hex[:8]}",
-                            poll=poll, webhook_port=None if poll else 0, webhook_secret_env="DISTILLOOP_TEST_SECRET")
+    r = polling_or_webhook(ls_env, monkeypatch, poll, "rev")
     try:
         ids = r.submit([review_item(0), review_item(1)])
         rows = [{"example_id": ex, "external_id": ids[ex], "round": 1} for ex in ("ex0", "ex1")]
