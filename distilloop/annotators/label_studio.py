@@ -246,7 +246,7 @@ class LabelStudioReviewer(Reviewer):
                 data = t.data or {}
                 ex, owner = data.get("example_id"), data.get("distilloop_campaign")
                 if ex is not None and self._mine(owner):
-                    out[str(ex)] = int(t.id)
+                    out[str(ex)] = max(int(t.id), out.get(str(ex), 0))  # the newest: an item sent again
                     listed[int(t.id)] = [_as_dict(a) for a in getattr(t, "annotations", None) or []]
                     if getattr(t, "is_labeled", None) is False:
                         unfinished.add(int(t.id))
@@ -268,7 +268,9 @@ class LabelStudioReviewer(Reviewer):
             return {}
         project = self.ensure_project(items[0].space, items[0].guideline)
         existing = self._call("list the project's tasks", self._imported, project)
-        new = [it for it in items if it.example_id not in existing]
+        # an item sent again (re-asked under a new guideline) whose task's answers the campaign took already gets
+        # a task of its own: the old one is done, and its answers would be taken again as new reviews
+        new = [it for it in items if it.example_id not in existing or self._taken(it.example_id, existing)]
         if new:
             self._call("import tasks", self.client().projects.import_tasks, id=project,
                        request=[task_payload(it, self.campaign) for it in new], return_task_ids=True)
@@ -278,6 +280,12 @@ class LabelStudioReviewer(Reviewer):
             raise ReviewError(f"Label Studio did not create tasks for {missing[:5]} (project {project}); check the "
                               "server's log")
         return {it.example_id: str(existing[it.example_id]) for it in items}
+
+    def _taken(self, example_id: str, existing: dict[str, int]) -> bool:
+        """Whether the campaign took answers from the item's task already (recorded as its reviews)."""
+        task = str(existing[example_id])
+        return self._store is not None and any(r["external_id"] == task and r["source"] != "auto"
+                                               for r in self._store.reviews(example_id))
 
     def _user(self, user_id: int | None, username: str | None) -> str:
         if user_id is not None:

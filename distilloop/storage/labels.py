@@ -122,9 +122,10 @@ class LabelsPart(StoreBase):
                                                     "seconds_spent": seconds_spent, "version": version})
 
     def taken_reviews(self, backend: str) -> list[dict[str, Any]]:
-        """The people's reviews of items ``backend`` reviewed and the campaign took (their queue row done)."""
+        """The people's reviews of items ``backend`` reviewed and the campaign took (their queue row done), each with
+        ``queued_as``: the external id the item was last sent under."""
         return list(self.db.query(
-            "select r.* from reviews r join review_queue q on q.example_id = r.example_id "
+            "select r.*, q.external_id queued_as from reviews r join review_queue q on q.example_id = r.example_id "
             "where q.status = 'done' and q.backend = ? and r.source != 'auto' order by r.id", [backend]))
 
     def revise_label(self, example_id: str, label: str, *, rationale: str | None, source: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import uuid
 
@@ -441,6 +442,51 @@ def test_items_whose_project_was_deleted_in_label_studio_are_sent_again(ls_env, 
     store.close()
     assert main(["review", "push", str(path)]) == 1
     assert f"has no project {old} ([review] project_id)" in capsys.readouterr().err
+
+
+def test_an_item_re_asked_under_a_new_guideline_is_reviewed_anew(ls_env, tmp_path, capsys):
+    """`relabel --include-reviewed` after the guideline changed: an item the teachers still split on went back to
+    its old task, whose annotation (made under the old guideline) was taken at once as a new review, counted twice
+    in reviewer agreement (kappa 1.0 between a person and herself). It gets a task of its own, waits for a person,
+    and the new answer decides it."""
+    from distilloop.cli import main
+    from distilloop.storage.store import Store
+
+    path = replay_config(tmp_path, extra=f'[review]\nkind = "label_studio"\nurl = "{ls_env.url}"\n'
+                                         f'api_key_env = "{KEY_ENV}"\nproject_title = "anew-{uuid.uuid4().hex[:8]}"\n',
+                         rounds="max_rounds = 1\ninitial_size = 30\nbatch_size = 10\nconcurrency = 4")
+    c = Campaign.open(load_config(path))
+    c.run()
+    first = c.store.pending_reviews()[0]
+    client = c.reviewer.client()
+    c.close()
+    answer_task(client, int(first["external_id"]), "negative", "under the first guideline")
+    assert main(["review", "pull", str(path)]) == 0
+    capsys.readouterr()
+    path.write_text(path.read_text().replace('task = "Classify the sentiment."',
+                                             'task = "Classify the sentiment. Irony counts as negative."'))
+    ids = tmp_path / "ids.txt"
+    ids.write_text(first["example_id"] + "\n")
+    assert main(["relabel", str(path), "--ids", str(ids), "--include-reviewed", "-q"]) == 0
+    assert "1 waiting for review" in capsys.readouterr().out
+    store = Store.open(load_config(path).store_path)
+    [again] = [r for r in store.pending_reviews() if r["example_id"] == first["example_id"]]
+    assert again["external_id"] != first["external_id"]  # a task of its own
+    assert len([r for r in store.reviews(first["example_id"]) if r["source"] == "human"]) == 1  # not taken twice
+    store.close()
+    task = client.tasks.get(id=int(again["external_id"]))
+    assert task.data["example_id"] == first["example_id"] and not task.annotations
+    answer_task(client, int(again["external_id"]), "positive", "read under the new guideline")
+    assert main(["review", "pull", str(path)]) == 0
+    store = Store.open(load_config(path).store_path)
+    label = next(r for r in store.labeled() if r["example_id"] == first["example_id"])
+    people = [r["label"] for r in store.reviews(first["example_id"]) if r["source"] == "human"]
+    store.close()
+    assert (label["label"], label["rationale"], people) == ("positive", "read under the new guideline",
+                                                            ["negative", "positive"])
+    capsys.readouterr()
+    assert main(["review", "status", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kappa"] is None  # one person's two answers are not agreement
 
 
 def test_two_campaigns_on_one_server_never_share_reviews(ls_env, tmp_path):

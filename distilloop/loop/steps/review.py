@@ -135,6 +135,7 @@ def pull_revisions(store: Store, reviewer: Reviewer, space: AnswerSpace, round_n
     if not taken:
         return 0
     by_ref = {(r["example_id"], r["ref"]): r for r in taken if r["ref"]}
+    current = {r["example_id"]: r["queued_as"] for r in taken}
     changed: dict[str, str | None] = {}
     n = 0
     with store.atomic():
@@ -148,8 +149,10 @@ def pull_revisions(store: Store, reviewer: Reviewer, space: AnswerSpace, round_n
                                         rationale=d.rationale, seconds_spent=d.seconds_spent, source=d.source,
                                         external_id=d.external_id, ref=d.ref, version=d.version)
                 n += 1
+            if all(d.external_id != current[ex] for d in decisions):  # sent again since: the new task decides it
+                continue
             reviews = [ReviewDecision(ex, r["label"], r["rationale"], r["reviewer"], r["source"])
-                       for r in store.reviews(ex) if r["source"] != "auto"]
+                       for r in store.reviews(ex) if r["source"] != "auto" and r["external_id"] == current[ex]]
             cons = store.consensus(ex) or {}
             d = settle(reviews, cons.get("label"))
             if store.reference_of(ex) == "audit":
@@ -237,12 +240,12 @@ def by_reviewer(store: Store) -> list[dict[str, Any]]:
 def review_agreement(store: Store, space: AnswerSpace) -> dict[str, Any]:
     """Kappa over items with more than one review (auto-accepts excluded): Cohen's when exactly two reviewers
     rated every such item, Fleiss' otherwise."""
-    by_item: dict[str, list[dict[str, Any]]] = {}
-    for r in store.reviews():
+    by_item: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for r in store.reviews():  # per item as sent (an item re-asked under a new guideline is reviewed anew)
         if r["source"] != "auto":
-            by_item.setdefault(r["example_id"], []).append(r)
+            by_item.setdefault((r["example_id"], r["external_id"]), []).append(r)
     multi = {ex: rs for ex, rs in by_item.items() if len(rs) > 1}
-    out: dict[str, Any] = {"items_reviewed": len(by_item), "items_multi": len(multi), "kappa": None, "method": None}
+    out: dict[str, Any] = {"items_reviewed": len({ex for ex, _ in by_item}), "items_multi": len(multi), "kappa": None, "method": None}
     if not multi:
         return out
     reviewers = {r["reviewer"] for rs in multi.values() for r in rs}

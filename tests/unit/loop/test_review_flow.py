@@ -303,8 +303,8 @@ def test_a_review_changed_after_its_item_was_taken_replaces_the_recorded_one(tmp
             return out
 
     desk = Desk()
-    for ex in (a, b):
-        c.store.enqueue_review(ex, 2, "desk")
+    for ex, task in ((a, "7"), (b, "8")):
+        c.store.enqueue_review(ex, 2, "desk", external_id=task)
     notes: list[str] = []
     assert pull_reviews(c.store, desk, space, 2, note=notes.append) == 2 and notes == []
     assert seen[-1] == [(a, "70", "v1"), (b, "80", "v1")]
