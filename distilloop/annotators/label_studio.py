@@ -89,6 +89,7 @@ class LabelStudioReviewer(Reviewer):
         self._skipped: list[str] = []
         self._unfinished: set[int] = set()  # tasks short of the project's annotations per task (its overlap)
         self._listed: dict[int, list[dict[str, Any]]] = {}  # task id -> its annotations, as last listed
+        self._fresh = False  # the listing is this pull's (collect's): revised reads it instead of listing again
 
     def __repr__(self) -> str:  # the key lives only in the environment; never shown
         return (f"LabelStudioReviewer(url={self.url!r}, api_key_env={self.api_key_env!r}, api_key=<redacted>, "
@@ -303,13 +304,14 @@ class LabelStudioReviewer(Reviewer):
 
     def collect(self, pending: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
         rows = [r for r in pending if r.get("external_id")]
-        self._lost, self._skipped = [], []
+        self._lost, self._skipped, self._fresh = [], [], False
         if not rows:
             return []
         # this campaign's tasks in its project (example id -> task id): a row whose task is not among them was
         # deleted there, or its id names another task now (a server whose data was reset numbers tasks anew)
         mine = (self._call("list the project's tasks", self._imported, int(self.project_id))
                 if self.poll and self.project_id is not None else None)
+        self._fresh = mine is not None
         out: list[ReviewDecision] = []
         for row in rows:
             task_id = int(row["external_id"])
@@ -359,7 +361,9 @@ class LabelStudioReviewer(Reviewer):
         if not known:
             return []
         if self.poll and self.project_id is not None:  # the task listing carries every annotation: one call
-            self._call("list the project's tasks", self._imported, int(self.project_id))
+            if not self._fresh:
+                self._call("list the project's tasks", self._imported, int(self.project_id))
+            self._fresh = False
             found = {task_id: self._listed.get(task_id, []) for task_id in known}
             with self._lock:  # what the webhook also said about them is in the listing
                 for task_id in known:
