@@ -19,13 +19,14 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree
 
 from distilloop._extras import require
 from distilloop.annotators.ls_tasks import (
     GUIDELINE_HEAD,
+    annotation_dict,
+    annotation_stamp,
     instructions,
     labeling_config,
     parse_annotation,
@@ -248,7 +249,7 @@ class LabelStudioReviewer(Reviewer):
                 ex, owner = data.get("example_id"), data.get("distilloop_campaign")
                 if ex is not None and self._mine(owner):
                     out[str(ex)] = max(int(t.id), out.get(str(ex), 0))  # the newest: an item sent again
-                    listed[int(t.id)] = [_as_dict(a) for a in getattr(t, "annotations", None) or []]
+                    listed[int(t.id)] = [annotation_dict(a) for a in getattr(t, "annotations", None) or []]
                     if getattr(t, "is_labeled", None) is False:
                         unfinished.add(int(t.id))
             if len(tasks) < size:
@@ -332,7 +333,7 @@ class LabelStudioReviewer(Reviewer):
                 if found is None:  # the task was deleted in Label Studio: the item is to be sent again
                     self._lost.append(row["example_id"])
                     continue
-                anns = [_as_dict(a) for a in found]
+                anns = [annotation_dict(a) for a in found]
             out.extend(d for ann in anns if (d := self._decision(row["example_id"], task_id, ann)) is not None)
             if anns and all(a.get("was_cancelled") for a in anns):  # skipped, and the project counts it done
                 self._skipped.append(row["example_id"])  # (its skip queue set to "ignore skipped")
@@ -347,7 +348,7 @@ class LabelStudioReviewer(Reviewer):
         reviewer = self._user(ann.get("completed_by"), ann.get("created_username"))
         return ReviewDecision(example_id, label, rationale, reviewer, "human", seconds_spent=ann.get("lead_time"),
                               external_id=str(task_id), ref=None if ann.get("id") is None else str(ann["id"]),
-                              version=_stamp(ann.get("updated_at")))
+                              version=annotation_stamp(ann.get("updated_at")))
 
     def revised(self, taken: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
         # task id -> {annotation id: its version when taken}; reviews taken before annotation ids were kept (a
@@ -375,7 +376,7 @@ class LabelStudioReviewer(Reviewer):
         for task_id, anns in found.items():
             for ann in anns:
                 ref = str(ann.get("id"))
-                if ref in known[task_id] and known[task_id][ref] == _stamp(ann.get("updated_at")):
+                if ref in known[task_id] and known[task_id][ref] == annotation_stamp(ann.get("updated_at")):
                     continue  # unchanged since it was taken
                 if (d := self._decision(example[task_id], task_id, ann)) is not None:
                     out.append(d)
@@ -392,21 +393,3 @@ class LabelStudioReviewer(Reviewer):
             self._listener.close()
             self._listener = None
 
-
-def _as_dict(ann: Any) -> dict[str, Any]:
-    return ann.model_dump() if hasattr(ann, "model_dump") else dict(ann)
-
-
-def _stamp(value: Any) -> str | None:
-    """An annotation's ``updated_at`` as one string however it came (the SDK's datetime, a listing's or a webhook's
-    ISO text), so that an unchanged annotation compares equal."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(value, datetime):
-        return (value.astimezone(UTC) if value.tzinfo else value).isoformat()
-    return str(value)

@@ -1,12 +1,13 @@
 """What a Label Studio review task is made of: the project's labeling config (the item, the teachers' votes
 read-only, the answer control, a corrected rationale), the instructions reviewers read (the campaign's guideline),
-each task's data, and the answer read back from an annotation. No server calls here
+each task's data, and the answer (and its id and last change) read back from an annotation. No server calls here
 (:mod:`distilloop.annotators.label_studio` makes them)."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -114,3 +115,23 @@ def parse_annotation(ann: dict[str, Any]) -> tuple[str | None, str | None]:
             text = value["text"]
             rationale = (" ".join(text) if isinstance(text, list) else str(text)).strip() or None
     return label, rationale
+
+
+def annotation_dict(ann: Any) -> dict[str, Any]:
+    """An annotation as a plain dict, whether the SDK gave a model or the listing a dict."""
+    return ann.model_dump() if hasattr(ann, "model_dump") else dict(ann)
+
+
+def annotation_stamp(value: Any) -> str | None:
+    """An annotation's ``updated_at`` as one string however it came (the SDK's datetime, a listing's or a webhook's
+    ISO text), so that an unchanged annotation compares equal."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo else value).isoformat()
+    return str(value)
