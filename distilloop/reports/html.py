@@ -241,12 +241,14 @@ def _reviews(store: Store) -> str:
     if not rows:
         return '<p class="muted">No item was routed to review.</p>'
     secs = store.review_seconds()
-    return _table("review-table", ["round", "routed to review", "answered", "pending", "median seconds per review",
-                                   "answered by"],
-                  [[r.round, r.routed, r.answered, r.pending, (r.median_s, "s"),
-                    ", ".join(f"{k} {v}" for k, v in sorted(r.by.items())) or "-"] for r in rows],
+    skips = any(r.skipped for r in rows)  # a column only where reviewers skipped items their reviewer counts done
+    return _table("review-table", ["round", "routed to review", "answered", "pending"] + ["skipped"] * skips
+                  + ["median seconds per review", "answered by"],
+                  [[r.round, r.routed, r.answered, r.pending] + [r.skipped] * skips
+                   + [(r.median_s, "s"), ", ".join(f"{k} {v}" for k, v in sorted(r.by.items())) or "-"] for r in rows],
                   total=["total", sum(r.routed for r in rows), sum(r.answered for r in rows),
-                         sum(r.pending for r in rows), (statistics.median(secs) if secs else None, "s"), ""])
+                         sum(r.pending for r in rows)] + [sum(r.skipped for r in rows)] * skips
+                  + [(statistics.median(secs) if secs else None, "s"), ""])
 
 
 def _confusion(store: Store, split: str, space: AnswerSpace, loader: Callable[[str], Any] | None) -> str:

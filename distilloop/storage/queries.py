@@ -122,6 +122,7 @@ class ReviewRow:
     pending: int
     median_s: float | None
     by: dict[str, int]
+    skipped: int = 0  # skipped by every reviewer where the reviewer counts that done (left out of training)
 
 
 @dataclass
@@ -237,11 +238,12 @@ class QueriesPart(StoreBase):
             if r["seconds_spent"] is not None:
                 seconds[r["round"]].append(float(r["seconds_spent"]))
         out = []
-        for r in self.db.query("select round, count(*) n, sum(status = 'done') done, sum(status = 'pending') pending "
-                               "from review_queue group by round order by round"):
+        for r in self.db.query("select round, count(*) n, sum(status = 'done') done, sum(status = 'pending') pending, "
+                               "sum(status = 'skipped') skipped from review_queue group by round order by round"):
             sec = seconds.get(r["round"], [])
             out.append(ReviewRow(r["round"], r["n"], int(r["done"] or 0), int(r["pending"] or 0),
-                                 statistics.median(sec) if sec else None, dict(sources.get(r["round"], {}))))
+                                 statistics.median(sec) if sec else None, dict(sources.get(r["round"], {})),
+                                 int(r["skipped"] or 0)))
         return out
 
     def review_seconds(self) -> list[float]:
