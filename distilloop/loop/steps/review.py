@@ -245,7 +245,8 @@ def review_agreement(store: Store, space: AnswerSpace) -> dict[str, Any]:
         if r["source"] != "auto":
             by_item.setdefault((r["example_id"], r["external_id"]), []).append(r)
     multi = {ex: rs for ex, rs in by_item.items() if len(rs) > 1}
-    out: dict[str, Any] = {"items_reviewed": len({ex for ex, _ in by_item}), "items_multi": len(multi), "kappa": None, "method": None}
+    out: dict[str, Any] = {"items_reviewed": len({ex for ex, _ in by_item}), "items_multi": len(multi),
+                           "kappa": None, "method": None}
     if not multi:
         return out
     reviewers = {r["reviewer"] for rs in multi.values() for r in rs}
