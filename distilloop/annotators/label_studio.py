@@ -88,6 +88,7 @@ class LabelStudioReviewer(Reviewer):
         self._own_project = False  # the project was created or remembered by this campaign
         self._lost: list[str] = []
         self._skipped: list[str] = []
+        self._retracted: list[tuple[str, str]] = []
         self._unfinished: set[int] = set()  # tasks short of the project's annotations per task (its overlap)
         self._listed: dict[int, list[dict[str, Any]]] = {}  # task id -> its annotations, as last listed
         self._fresh = False  # the listing is this pull's (collect's): revised reads it instead of listing again
@@ -359,34 +360,30 @@ class LabelStudioReviewer(Reviewer):
             if r.get("external_id") and r.get("ref"):
                 known.setdefault(int(r["external_id"]), {})[str(r["ref"])] = r.get("version")
                 example[int(r["external_id"])] = r["example_id"]
+        self._retracted = []
         if not known:
             return []
+        with self._lock:  # the webhook's calls about tasks already taken (the listing has them too, when polling)
+            found = {task_id: self._inbox.pop(task_id) for task_id in known if task_id in self._inbox}
         if self.poll and self.project_id is not None:  # the task listing carries every annotation: one call
             if not self._fresh:
                 self._call("list the project's tasks", self._imported, int(self.project_id))
             self._fresh = False
-            found = {task_id: self._listed.get(task_id, []) for task_id in known}
-            with self._lock:  # what the webhook also said about them is in the listing
-                for task_id in known:
-                    self._inbox.pop(task_id, None)
-        else:  # the webhook's calls about tasks already taken
-            with self._lock:
-                found = {task_id: self._inbox.pop(task_id) for task_id in known if task_id in self._inbox}
-        out = []
-        for task_id, anns in found.items():
-            for ann in anns:
-                ref = str(ann.get("id"))
-                if ref in known[task_id] and known[task_id][ref] == annotation_stamp(ann.get("updated_at")):
-                    continue  # unchanged since it was taken
-                if (d := self._decision(example[task_id], task_id, ann)) is not None:
-                    out.append(d)
-        return out
+            found = {task_id: self._listed[task_id] for task_id in known if task_id in self._listed}  # (not gone)
+            self._retracted = [(example[task_id], ref) for task_id, anns in found.items()
+                               for ref in sorted(set(known[task_id]) - {str(a.get("id")) for a in anns})]
+        return [d for task_id, anns in found.items() for ann in anns  # those changed since they were taken
+                if known[task_id].get(str(ann.get("id")), "new") != annotation_stamp(ann.get("updated_at"))
+                and (d := self._decision(example[task_id], task_id, ann)) is not None]
 
     def lost(self) -> list[str]:
         return list(self._lost)
 
     def skipped(self) -> list[str]:
         return list(self._skipped)
+
+    def retracted(self) -> list[tuple[str, str]]:
+        return list(self._retracted)
 
     def close(self) -> None:
         if self._listener is not None:

@@ -47,6 +47,11 @@ class Reviewer(ABC):
         A reviewer whose answers are final returns none."""
         return []
 
+    def retracted(self) -> list[tuple[str, str]]:
+        """(example id, ref) of the reviews the last :meth:`revised` found deleted at the reviewer (a person took
+        an answer back); a task or project deleted whole is not a retraction."""
+        return []
+
     def attach(self, store: Any) -> None:  # noqa: B027 - optional hook
         """Called by the campaign with its store before any submit/collect (reviewers that need the examples,
         such as the simulated one, keep it)."""

@@ -102,6 +102,17 @@ class LabelsPart(StoreBase):
     def skip_review(self, example_id: str, round_no: int) -> None:
         self.db.table("review_queue").update(example_id, {"status": "skipped", "resolved_round": round_no})
 
+    def reopen_review(self, example_id: str) -> None:
+        """A taken item whose every review was deleted at the reviewer: pending again, under the same task."""
+        self.db.table("review_queue").update(example_id, {"status": "pending", "resolved_round": None})
+
+    def delete_review(self, review_id: int) -> None:
+        self.db.table("reviews").delete(review_id)
+
+    def unaccept_label(self, example_id: str) -> None:
+        """Take an accepted label back (its review was retracted): the item is untrained on until decided again."""
+        self.db.execute("delete from labels where example_id = ?", [example_id])
+
     def requeue_review(self, example_id: str, backend: str) -> None:
         """An item whose review task is gone at ``backend``: pending again, to be sent anew."""
         self.db.table("review_queue").update(example_id, {"status": "pending", "backend": backend,

@@ -153,6 +153,11 @@ def test_an_annotation_changed_after_it_was_taken_comes_back_as_a_revision(ls_en
         assert (again.example_id, again.label, again.rationale, again.ref) == ("ex1", "positive", "read it again",
                                                                                str(ann.id))
         assert again.version != next(x["version"] for x in recorded if x["example_id"] == "ex1")
+        assert r.retracted() == []
+        [first] = r.client().annotations.list(id=int(ids["ex0"]))
+        r.client().annotations.delete(id=first.id)  # a person takes an answer back
+        r.revised(recorded)
+        assert r.retracted() == ([("ex0", str(first.id))] if poll else [])  # (no webhook call says it)
     finally:
         r.close()
 
@@ -388,6 +393,21 @@ def test_items_queued_while_the_server_was_down_are_pushed_later(ls_env, tmp_pat
     people = [x for x in store.reviews(rows[0]["example_id"]) if x["source"] == "human"]
     store.close()
     assert (label["label"], label["source"], [x["label"] for x in people]) == ("positive", "human", ["positive"])
+    # the reviewer deletes the answer: the item waits for a reviewer again, untrained on, and a new answer decides it
+    r.client().annotations.delete(id=ann.id)
+    assert main(["review", "pull", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (f"1 review(s) deleted in label_studio after their items were taken: 1 item(s) lost every review "
+            f"({rows[0]['example_id']}) and wait for a reviewer again, untrained on") in out
+    assert f"pulled 1 review(s); {len(queued)} still pending" in out
+    answer_task(r.client(), int(rows[0]["external_id"]), "negative", "second thoughts")
+    assert main(["review", "pull", str(path)]) == 0
+    assert f"pulled 1 review(s); {len(queued) - 1} still pending" in capsys.readouterr().out
+    store = Store.open(load_config(path).store_path)
+    label = next(x for x in store.labeled() if x["example_id"] == rows[0]["example_id"])
+    people = [x["label"] for x in store.reviews(rows[0]["example_id"]) if x["source"] == "human"]
+    store.close()
+    assert (label["label"], label["rationale"], people) == ("negative", "second thoughts", ["negative"])
 
 
 def test_items_whose_project_was_deleted_in_label_studio_are_sent_again(ls_env, tmp_path, capsys):

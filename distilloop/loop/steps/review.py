@@ -128,18 +128,22 @@ def _take(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no: int, p
 
 def pull_revisions(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no: int,
                    warn: Callable[[str], None] | None = None, note: Callable[[str], None] | None = None) -> int:
-    """Reviews a reviewer changed (or added) after the campaign took their items: each replaces the review it
-    revises, and the item's label is settled again from its reviews (the label keeps its round; the next student
-    trains on it). Returns the number of reviews revised or added."""
+    """Reviews a reviewer changed, added or deleted after the campaign took their items: a changed one replaces
+    the review it revises, a deleted one is dropped, and the item's label is settled again from the reviews of the
+    task it was last sent as (the label keeps its round; the next student trains on it); an item left with no
+    review is pending again, untrained on. Returns the number of reviews changed, added or deleted."""
     taken = store.taken_reviews(reviewer.name)
     if not taken:
         return 0
     by_ref = {(r["example_id"], r["ref"]): r for r in taken if r["ref"]}
     current = {r["example_id"]: r["queued_as"] for r in taken}
+    decided = _in_label_set(reviewer.revised(taken), space, warn)
+    gone = [by_ref[key] for key in reviewer.retracted() if key in by_ref]
+    touched: dict[str, set[str | None]] = {}  # item -> the tasks whose reviews changed
     changed: dict[str, str | None] = {}
-    n = 0
+    reopened: list[str] = []
     with store.atomic():
-        for ex, decisions in _in_label_set(reviewer.revised(taken), space, warn).items():
+        for ex, decisions in decided.items():
             for d in decisions:
                 if (row := by_ref.get((ex, d.ref))) is not None:
                     store.revise_review(row["id"], reviewer=d.reviewer, label=d.label, rationale=d.rationale,
@@ -148,11 +152,20 @@ def pull_revisions(store: Store, reviewer: Reviewer, space: AnswerSpace, round_n
                     store.record_review(ex, round_no=round_no, reviewer=d.reviewer, label=d.label,
                                         rationale=d.rationale, seconds_spent=d.seconds_spent, source=d.source,
                                         external_id=d.external_id, ref=d.ref, version=d.version)
-                n += 1
-            if all(d.external_id != current[ex] for d in decisions):  # sent again since: the new task decides it
-                continue
+                touched.setdefault(ex, set()).add(d.external_id)
+        for row in gone:
+            store.delete_review(row["id"])
+            touched.setdefault(row["example_id"], set()).add(row["external_id"])
+        for ex, tasks in touched.items():
+            if current[ex] not in tasks or store.reference_of(ex) == "audit" and not decided.get(ex):
+                continue  # sent again since (the new task decides it), or an audit answer taken back (kept)
             reviews = [ReviewDecision(ex, r["label"], r["rationale"], r["reviewer"], r["source"])
                        for r in store.reviews(ex) if r["source"] != "auto" and r["external_id"] == current[ex]]
+            if not reviews:  # every answer taken back: it waits for a reviewer again
+                store.unaccept_label(ex)
+                store.reopen_review(ex)
+                reopened.append(ex)
+                continue
             cons = store.consensus(ex) or {}
             d = settle(reviews, cons.get("label"))
             if store.reference_of(ex) == "audit":
@@ -162,11 +175,18 @@ def pull_revisions(store: Store, reviewer: Reviewer, space: AnswerSpace, round_n
                                         source=d.source, soft_label=space.certain(d.label))
             if before != d.label:
                 changed[ex] = before
-    if n and note:
-        note(f"{n} review(s) changed in {reviewer.name} after their items were taken: "
-             + (f"{len(changed)} label(s) now differ ({_sample(changed, store)}); the next student trains on them"
-                if changed else "no label changed"))
-    return n
+    n = sum(len(v) for v in decided.values())
+    if (n or gone) and note:
+        said = []
+        if changed:
+            said.append(f"{len(changed)} label(s) now differ ({_sample(changed, store)}); the next student trains "
+                        "on them")
+        if reopened:
+            said.append(f"{len(reopened)} item(s) lost every review ({', '.join(reopened[:3])}) and wait for a "
+                        "reviewer again, untrained on")
+        done = " and ".join([f"{n} review(s) changed"] * bool(n) + [f"{len(gone)} review(s) deleted"] * bool(gone))
+        note(f"{done} in {reviewer.name} after their items were taken: {'; '.join(said) or 'no label changed'}")
+    return n + len(gone)
 
 
 def _sample(changed: dict[str, str | None], store: Store) -> str:

@@ -297,9 +297,15 @@ def test_a_review_changed_after_its_item_was_taken_replaces_the_recorded_one(tmp
             return [ReviewDecision(a, other[a], "slip", "ann", "human", external_id="7", ref="70", version="v1"),
                     ReviewDecision(b, teachers[b], None, "bob", "human", external_id="8", ref="80", version="v1")]
 
+        gone: list[tuple[str, str]] = []
+
         def revised(self, taken):
             seen.append([(r["example_id"], r["ref"], r["version"]) for r in taken])
             out, self.later = self.later, []
+            return out
+
+        def retracted(self):
+            out, self.gone = self.gone, []
             return out
 
     desk = Desk()
@@ -321,6 +327,15 @@ def test_a_review_changed_after_its_item_was_taken_replaces_the_recorded_one(tmp
     assert notes == [f"2 review(s) changed in desk after their items were taken: 1 label(s) now differ ({a}: "
                      f"{other[a]} -> {teachers[a]}); the next student trains on them"]
     assert pull_reviews(c.store, desk, space, 3, note=notes.append) == 0 and len(notes) == 1
+    # answers taken back: cy's leaves bob's to decide b; ann's was a's only one, so a waits again, unlabeled
+    desk.gone = [(b, "81"), (a, "70")]
+    assert pull_reviews(c.store, desk, space, 4, note=notes.append) == 2
+    assert notes[-1] == (f"2 review(s) deleted in desk after their items were taken: 1 item(s) lost every review "
+                         f"({a}) and wait for a reviewer again, untrained on")
+    labels = {r["example_id"]: r["label"] for r in c.store.labeled()}
+    assert a not in labels and labels[b] == teachers[b]
+    assert [r["example_id"] for r in c.store.pending_reviews()] == [a]
+    assert [r["reviewer"] for r in c.store.reviews(b) if r["source"] == "human"] == ["bob"]
     c.close()
 
 
