@@ -107,7 +107,9 @@ def _print_spend(out: Any, s: dict[str, Any], caps: Any) -> None:
     out.print(f"spent: {spent['tokens_in']:,} / {cap(caps.tokens_in)} tokens in, {spent['tokens_out']:,} / "
               f"{cap(caps.tokens_out)} tokens out, ${spent['usd']:.4f} / {usd_cap(caps.usd)}")
     out.print(f"labeled: {s['labeled']} ({', '.join(f'{k}: {v}' for k, v in s['labeled_by'].items()) or '-'}); "
-              f"pending review: {s['pending_reviews']}; calls: "
+              f"pending review: {s['pending_reviews']}"
+              + (f" ({s['skipped_reviews']} more skipped by every reviewer, untrained on)" if s["skipped_reviews"]
+                 else "") + "; calls: "
               f"{', '.join(f'{k}: {v}' for k, v in s['calls'].items()) or '-'}")
 
 

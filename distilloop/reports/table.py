@@ -91,6 +91,7 @@ def summary(store: Store, caps: Any = None) -> dict[str, Any]:
         "labeled": sum(store.label_sources().values()),
         "labeled_by": store.label_sources(),
         "pending_reviews": store.pending_review_count(),
+        "skipped_reviews": len(store.skipped_reviews()),  # skipped by every reviewer: left out of training
         "calls": store.call_counts(),
         "charging": store.call_accounting(),
         "spent": {"tokens_in": spent.tokens_in, "tokens_out": spent.tokens_out, "usd": round(spent.usd, 6)},

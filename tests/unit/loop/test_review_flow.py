@@ -374,6 +374,9 @@ def test_an_item_every_reviewer_skipped_is_left_out_and_taken_if_answered_later(
     assert pull_reviews(c.store, Desk(), space, 2, note=notes.append) == 0 and len(notes) == 1  # said once
     [row] = [r for r in c.store.review_rows() if r.round == 2]  # the report's review table
     assert (row.routed, row.answered, row.pending, row.skipped) == (1, 0, 0, 1)
+    from distilloop.reports.table import summary
+
+    assert (summary(c.store)["pending_reviews"], summary(c.store)["skipped_reviews"]) == (0, 1)  # `status`
     assert {r["example_id"] for r in c.store.labeled()} == labeled_before
     answers.append(ReviewDecision(a, space.labels[0], None, "ann", "human", external_id="9"))
     desk = Desk()
