@@ -9,7 +9,8 @@ instructions are the campaign's guideline. Submitting is idempotent.
 Finished annotations come back by polling (``collect``), and, where ``webhook_port`` is set, also through a
 webhook listener on 127.0.0.1 that checks a shared secret (a header Label Studio sends with every call); the
 reviewer's name, the time spent (``lead_time``), the label and the corrected rationale are recorded. An
-annotation changed (or added) after its item was taken comes back from ``revised``: the review is replaced.
+annotation changed (or added) after its item was taken comes back from ``revised``, one deleted from
+``retracted``; an item sent again after its answers were taken gets a new task.
 The API key is read from the environment variable named by ``api_key_env`` and never written anywhere.
 """
 
