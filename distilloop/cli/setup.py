@@ -14,13 +14,13 @@ from typing import Any
 from distilloop.cli.common import DEFAULT_CONFIG
 from distilloop.cli.starter import (
     STARTER,
+    fit_to_data,
     infer_columns,
     label_list,
     no_label_set,
     numbers_hint,
     numeric_starter,
     shares_example,
-    skewed_metric,
     toml_value,
     with_teachers,
 )
@@ -132,9 +132,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         name=toml_value(args.name or out.stem), labels=toml_value(labels), task=toml_value(task),
         path=toml_value(str(rel)), fields=toml_value(fields), shares=shares_example(labels))
     text, notes = with_teachers(text, args.teachers, numeric) if args.teachers else (text, [])
-    note = None
-    if not numeric:
-        text, note = skewed_metric(text, [str(e.gold) for e in examples if e.gold is not None])
+    text, note = fit_to_data(text, [e.gold for e in examples], numeric)
     named = "".join(f"{key} = {toml_value(value)}\n" for key, value, default in
                     (("label_field", label_field, "label"), ("id_field", id_field, "id"),
                      ("split_field", split_field, "split"), ("rationale_field", rationale_field, "rationale"))
@@ -143,7 +141,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     _check_starter(text, out)
     out.write_text(text, encoding="utf-8")
     what = "numeric answers" if numeric else f"labels {label_list(labels)}"
-    print(f"wrote {out}: {len(examples)} examples, {what}. Review it, then: distilloop run {out}")
+    print(f"wrote {out}: {len(examples):,} examples, {what}. Review it, then: distilloop run {out}")
     for line in (x for x in (note, *(f"note: {n}" for n in notes)) if x):
         print(line)
     if leak := held_out_in_pool(examples):

@@ -333,6 +333,28 @@ def test_init_decides_on_macro_f1_when_the_gold_labels_are_skewed(tmp_path):
     assert proc.returncode == 0 and load_config(tmp_path / "rt.toml").evaluation.metric == "accuracy"
 
 
+def test_init_holds_out_thousands_of_a_large_files_rows_not_a_fifth(tmp_path):
+    """A 60,000-row file held out 12,000 test and 6,000 dev rows (a 300,000-row one 90,000: 27 minutes of embedding
+    on two cores before the first round reported, and rows lost to the pool): 5,000 and 2,000, said; the rest stay
+    in the pool. A file of the usual size keeps 20% and 10%."""
+    from distilloop.data import load_examples
+    from distilloop.loop.config import load_config
+
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(json.dumps({"id": i, "text": f"ticket {i}", "label": "billing" if i % 3 else "refund"})
+                           + "\n" for i in range(60_000)))
+    proc = cli("init", big, "--out", tmp_path / "big.toml", "--task", "Route the ticket.")
+    assert proc.returncode == 0, proc.stderr
+    assert "60,000 rows with gold: about 5,000 held out as test and about 2,000 held out as dev, not 20% and 10%" in proc.stdout
+    cfg = load_config(tmp_path / "big.toml")
+    splits = [e.split for e in load_examples(big, cfg.data_spec())]
+    assert (splits.count("test"), splits.count("dev"), splits.count("pool")) == (4_980, 1_980, 53_040)
+    proc = cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", tmp_path / "rt.toml", "--task", "Sentiment?")
+    assert proc.returncode == 0 and "held out as" not in proc.stdout
+    rt = load_config(tmp_path / "rt.toml").data
+    assert (rt.test_fraction, rt.dev_fraction) == (0.2, 0.1)
+
+
 def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
     data = tmp_path / "news.csv"
     data.write_text("id,headline,label\n1,Shares fell,business\n2,Cup final won,sports\n", encoding="utf-8")
