@@ -229,7 +229,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from distilloop.storage.export import SUFFIX_FORMATS, export_csv, export_jsonl, export_table
+    from distilloop.storage.export import SUFFIX_FORMATS, export_csv, export_jsonl, export_table, write_csv
 
     config, store = open_store(args)
     try:
@@ -237,18 +237,21 @@ def cmd_export(args: argparse.Namespace) -> int:
             args.format = SUFFIX_FORMATS.get(Path(args.out).suffix.lower(), "jsonl") if args.out else "jsonl"
         suffix = {"jsonl": ".export.jsonl", "csv": ".export.csv", "hf": ".export.hf",
                   "parquet": ".export.parquet"}[args.format]
-        if args.out == "-":  # JSON lines on stdout, for a pipe
-            if args.format != "jsonl":
+        if args.out == "-":  # JSON lines (or CSV) on stdout, for a pipe
+            if args.format not in ("jsonl", "csv"):
                 raise UserInputError(f"-o -: {args.format} is written to a folder or file, not to stdout; give a path, "
-                                     "or use --format jsonl")
+                                     "or use --format jsonl or csv")
             import sys
 
             from distilloop.storage.export import export_records
 
-            n = 0
-            for record in export_records(store, include_gold=args.include_gold):
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-                n += 1
+            if args.format == "csv":
+                n = write_csv(store, sys.stdout, list(config.space.labels), include_gold=args.include_gold)
+            else:
+                n = 0
+                for record in export_records(store, include_gold=args.include_gold):
+                    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    n += 1
             print(f"wrote {n} labeled examples to stdout", file=sys.stderr)
             return 0
         path = Path(args.out) if args.out else config.beside_store(suffix)

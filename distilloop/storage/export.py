@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from distilloop._extras import require
 from distilloop.errors import UserInputError
@@ -95,18 +95,24 @@ def export_csv(store: Store, path: str | Path, labels: list[str], *, include_gol
     path = Path(path)
     if path.is_dir():
         raise UserInputError(f"{path} is a folder; give the export a file name, e.g. -o {path / 'export.csv'}")
-    rows = [csv_row(r, labels) for r in export_records(store, include_gold=include_gold)]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)) or ["id", "label"])
-            writer.writeheader()
-            writer.writerows(rows)
+            n = write_csv(store, f, labels, include_gold=include_gold)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return n
+
+
+def write_csv(store: Store, handle: IO[str], labels: list[str], *, include_gold: bool = False) -> int:
+    """Every accepted label as CSV rows (a header first) on ``handle``; returns how many."""
+    rows = [csv_row(r, labels) for r in export_records(store, include_gold=include_gold)]
+    writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)) or ["id", "label"])
+    writer.writeheader()
+    writer.writerows(rows)
     return len(rows)
 
 

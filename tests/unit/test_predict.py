@@ -210,4 +210,6 @@ def test_a_csv_output_name_gets_csv_from_predict_and_export(campaign, tmp_path):
         [(r["id"], r["text"], r["label"], r["provenance"]["source"], r["provenance"]["round"]) for r in rows]
     assert [float(t["p(positive)"]) for t in table] == pytest.approx([r["soft_label"]["positive"] for r in rows])
     assert [json.loads(t["teachers"]) for t in table] == [r["provenance"]["teachers"] for r in rows]
+    piped = cli("export", campaign, "--format", "csv", "-o", "-", "--include-gold")  # for a pipe
+    assert piped.returncode == 0 and piped.stdout == (tmp_path / "labels.csv").read_text(encoding="utf-8")
     assert not list(tmp_path.glob(".*tmp"))
