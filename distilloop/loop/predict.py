@@ -27,6 +27,7 @@ from typing import IO, Any
 from distilloop.data import DataSpec, read_rows
 from distilloop.errors import UserInputError
 from distilloop.loop.progress import Progress
+from distilloop.storage.export import spreadsheet_safe
 from distilloop.storage.store import Store
 from distilloop.students.base import Student
 
@@ -99,7 +100,7 @@ def row_writer(handle: IO[str], *, as_csv: bool) -> Callable[[dict[str, Any]], N
     writers: list[csv.DictWriter[str]] = []
 
     def write(row: dict[str, Any]) -> None:
-        cells = {"id": row["id"], "label": row["label"], "student": row["student"],
+        cells = {"id": spreadsheet_safe(row["id"]), "label": spreadsheet_safe(row["label"]), "student": row["student"],
                  **{f"p({c})": p for c, p in (row["distribution"] or {}).items()}}
         if not writers:
             writers.append(csv.DictWriter(handle, fieldnames=list(cells)))

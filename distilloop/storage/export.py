@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -76,6 +77,19 @@ def export_jsonl(store: Store, path: str | Path, *, include_gold: bool = False) 
     return n
 
 
+#: a plain number, which a spreadsheet reads as a number, not a formula
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet would run as a formula (text from a data file or a teacher starting with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: CSV injection) gets a leading apostrophe, which the
+    spreadsheet shows as text; plain numbers and everything else are left as they are."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def csv_row(record: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     """One record as flat CSV cells: the provenance's fields as columns, each label's probability as ``p(label)``,
     the votes and reviews (and any structured input field) as JSON text."""
@@ -86,7 +100,8 @@ def csv_row(record: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     cells.update({f"p({label})": soft.get(label) for label in labels})
     for key, value in cells.items():
         row[f"provenance_{key}" if key in row else key] = value  # an input field of that name keeps its own
-    return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for k, v in row.items()}
+    return {k: spreadsheet_safe(json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)
+            for k, v in row.items()}
 
 
 def export_csv(store: Store, path: str | Path, labels: list[str], *, include_gold: bool = False) -> int:

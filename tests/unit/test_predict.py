@@ -213,3 +213,28 @@ def test_a_csv_output_name_gets_csv_from_predict_and_export(campaign, tmp_path):
     piped = cli("export", campaign, "--format", "csv", "-o", "-", "--include-gold")  # for a pipe
     assert piped.returncode == 0 and piped.stdout == (tmp_path / "labels.csv").read_text(encoding="utf-8")
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_written_as_text():
+    """Texts, ids and rationales come from data files and teachers (not trusted): a CSV cell starting a formula
+    (`=HYPERLINK(...)`, `@SUM`, `-1+cmd`) would run when the export is opened in a spreadsheet. It is written
+    with a leading apostrophe (shown as text); plain numbers (a numeric answer's "-5") and JSON lines are left."""
+    import csv
+    import io
+
+    from distilloop.loop.predict import row_writer
+    from distilloop.storage.export import csv_row
+
+    record = {"id": "=1+1", "text": '=HYPERLINK("http://x.example","click")', "label": "-5",
+              "rationale": "@SUM(A1:A9)", "soft_label": None,
+              "provenance": {"campaign": "c", "source": "teachers", "round": 1, "teachers": [], "reviews": []}}
+    row = csv_row(record, [])
+    assert (row["id"], row["text"], row["label"], row["rationale"], row["round"]) == \
+        ("'=1+1", '\'=HYPERLINK("http://x.example","click")', "-5", "'@SUM(A1:A9)", 1)
+    out = io.StringIO()
+    write = row_writer(out, as_csv=True)
+    write({"id": "-1+cmd", "label": "ok", "student": "s", "distribution": {"ok": 1.0}})
+    assert list(csv.reader(io.StringIO(out.getvalue())))[1][:2] == ["'-1+cmd", "ok"]
+    out = io.StringIO()
+    row_writer(out, as_csv=False)({"id": "=1+1", "label": "ok"})
+    assert json.loads(out.getvalue())["id"] == "=1+1"
