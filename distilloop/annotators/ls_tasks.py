@@ -104,16 +104,21 @@ def task_payload(item: ReviewItem, campaign: str | None = None) -> dict[str, Any
 
 
 def parse_annotation(ann: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(label, corrected rationale) from an annotation's result list."""
+    """(label, corrected rationale) from an annotation's result list. The label is the answer control's (named
+    ``label``), or, in a project whose labeling config people rewrote with a control of another name, the one
+    choice or number control's."""
     label = rationale = None
+    answers = []  # every choice or number given, by any control
     for r in ann.get("result") or []:
         value = r.get("value") or {}
-        if r.get("from_name") == LABEL_FROM:  # whatever the control gave; the answer space checks it when pulled
+        if "choices" in value or "number" in value:  # whatever the control gave; the answer space checks it
             given = (value.get("choices") or [None])[0] if "choices" in value else value.get("number")
-            label = None if given is None else str(given)
+            answers.append((r.get("from_name"), None if given is None else str(given)))
         elif r.get("from_name") == RATIONALE_FROM and value.get("text"):
             text = value["text"]
             rationale = (" ".join(text) if isinstance(text, list) else str(text)).strip() or None
+    named = [given for name, given in answers if name == LABEL_FROM]
+    label = named[0] if named else answers[0][1] if len(answers) == 1 else None
     return label, rationale
 
 

@@ -40,6 +40,15 @@ def test_parse_annotation():
                       {"from_name": "rationale", "value": {"text": ["  too long  "]}}]}
     assert parse_annotation(ann) == ("negative", "too long")
     assert parse_annotation({"result": []}) == (None, None)
+    # a project whose labeling config people rewrote: its one choice control, whatever its name, is the answer
+    # (before: no label read, and the item waited for ever with its annotation in Label Studio)
+    mine = {"result": [{"from_name": "sentiment", "value": {"choices": ["positive"]}},
+                       {"from_name": "comment", "value": {"text": ["spoilers"]}}]}
+    assert parse_annotation(mine) == ("positive", None)
+    two = {"result": [{"from_name": "sentiment", "value": {"choices": ["positive"]}},
+                      {"from_name": "topic", "value": {"choices": ["plot"]}}]}
+    assert parse_annotation(two) == (None, None)  # which one answers is not for distilloop to guess
+    assert parse_annotation({"result": two["result"] + ann["result"]}) == ("negative", "too long")
 
 
 def post(port, body, secret=None):
