@@ -55,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                       + (f", {unsent} of them not sent (the reviewer could not be reached: the warnings above say why; "
                          "`distilloop review push` sends them)" if unsent else "")
                       + "; the next `distilloop run` (or `distilloop review pull`) takes the finished ones", markup=False)
+        if skipped := len(campaign.store.skipped_reviews()):
+            out.print(f"review: {skipped} item(s) skipped by every reviewer are left out of training (an answer given "
+                      "there later is taken)", markup=False)
         out.print(f"store: {config.store_path}", soft_wrap=True)
     finally:
         campaign.close()
