@@ -32,6 +32,7 @@ from distilloop.annotators.ls_tasks import (
     labeling_config,
     parse_annotation,
     task_payload,
+    unreadable,
 )
 from distilloop.annotators.review import Reviewer
 from distilloop.annotators.webhook import SECRET_HEADER, _WebhookListener
@@ -89,6 +90,7 @@ class LabelStudioReviewer(Reviewer):
         self._own_project = False  # the project was created or remembered by this campaign
         self._lost: list[str] = []
         self._skipped: list[str] = []
+        self._unread: list[tuple[str, str]] = []  # (example id, why) of answers with no label to read
         self._retracted: list[tuple[str, str]] = []
         self._unfinished: set[int] = set()  # tasks short of the project's annotations per task (its overlap)
         self._listed: dict[int, list[dict[str, Any]]] = {}  # task id -> its annotations, as last listed
@@ -307,7 +309,7 @@ class LabelStudioReviewer(Reviewer):
 
     def collect(self, pending: Sequence[dict[str, Any]]) -> list[ReviewDecision]:
         rows = [r for r in pending if r.get("external_id")]
-        self._lost, self._skipped, self._fresh = [], [], False
+        self._lost, self._skipped, self._unread, self._fresh = [], [], [], False
         if not rows:
             return []
         # this campaign's tasks in its project (example id -> task id): a row whose task is not among them was
@@ -339,6 +341,8 @@ class LabelStudioReviewer(Reviewer):
             out.extend(d for ann in anns if (d := self._decision(row["example_id"], task_id, ann)) is not None)
             if anns and all(a.get("was_cancelled") for a in anns):  # skipped, and the project counts it done
                 self._skipped.append(row["example_id"])  # (its skip queue set to "ignore skipped")
+            elif why := unreadable(anns):
+                self._unread.append((row["example_id"], why))
         return out
 
     def _decision(self, example_id: str, task_id: int, ann: dict[str, Any]) -> ReviewDecision | None:
@@ -385,6 +389,9 @@ class LabelStudioReviewer(Reviewer):
 
     def retracted(self) -> list[tuple[str, str]]:
         return list(self._retracted)
+
+    def unread(self) -> list[tuple[str, str]]:
+        return list(self._unread)
 
     def close(self) -> None:
         if self._listener is not None:

@@ -122,6 +122,17 @@ def parse_annotation(ann: dict[str, Any]) -> tuple[str | None, str | None]:
     return label, rationale
 
 
+def unreadable(anns: Sequence[dict[str, Any]]) -> str | None:
+    """Why annotations that answered (not skips) give no label: None when one of them gives one."""
+    answered = [a for a in anns if not a.get("was_cancelled")]
+    if not answered or any(parse_annotation(a)[0] is not None for a in answered):
+        return None
+    names = sorted({str(r.get("from_name")) for a in answered for r in a.get("result") or []
+                    if "choices" in (r.get("value") or {}) or "number" in (r.get("value") or {})})
+    return (f"its answer is in controls {', '.join(map(repr, names))}: name the answer's control {LABEL_FROM!r}"
+            if names else "no choice or number was given")
+
+
 def annotation_dict(ann: Any) -> dict[str, Any]:
     """An annotation as a plain dict, whether the SDK gave a model or the listing a dict."""
     return ann.model_dump() if hasattr(ann, "model_dump") else dict(ann)

@@ -47,6 +47,11 @@ class Reviewer(ABC):
         A reviewer whose answers are final returns none."""
         return []
 
+    def unread(self) -> list[tuple[str, str]]:
+        """(example id, why) of the items of the last :meth:`collect` that were answered with nothing the campaign
+        can read as a label (a labeling config rewritten by people): they stay pending, and the campaign says why."""
+        return []
+
     def retracted(self) -> list[tuple[str, str]]:
         """(example id, ref) of the reviews the last :meth:`revised` found deleted at the reviewer (a person took
         an answer back); a task or project deleted whole is not a retraction."""

@@ -162,6 +162,32 @@ def test_an_annotation_changed_after_it_was_taken_comes_back_as_a_revision(ls_en
         r.close()
 
 
+def test_a_labeling_config_people_rewrote_is_read_or_said_unreadable(ls_env):
+    """A team replaces the project's labeling config with its own template: its answer control named "sentiment"
+    gave no label, so every item waited for ever with its annotation in Label Studio. Its only choice control is
+    the answer; with two, which one answers is not guessed, and the item is said as unreadable, not silent."""
+    r = LabelStudioReviewer(url=ls_env.url, api_key_env=KEY_ENV, project_title=f"own-{uuid.uuid4().hex[:8]}")
+    ids = r.submit([review_item(0), review_item(1)])
+    rows = [{"example_id": ex, "external_id": ids[ex], "round": 1} for ex in ("ex0", "ex1")]
+    c = r.client()
+    choices = '<Choice value="negative"/><Choice value="positive"/>'
+    c.projects.update(id=r.project_id, label_config=(
+        f'<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text">{choices}</Choices>'
+        '<Choices name="topic" toName="text"><Choice value="plot"/><Choice value="acting"/></Choices></View>'))
+    r.submit([review_item(2)])  # a later push leaves the team's config as it is
+    assert 'name="sentiment"' in c.projects.get(id=r.project_id).label_config
+
+    def choose(task, **given):
+        c.annotations.create(id=int(task), result=[{"from_name": name, "to_name": "text", "type": "choices",
+                                                    "value": {"choices": [value]}} for name, value in given.items()])
+
+    choose(ids["ex0"], sentiment="positive")
+    choose(ids["ex1"], sentiment="negative", topic="plot")
+    [d] = r.collect(rows)
+    assert (d.example_id, d.label) == ("ex0", "positive")
+    assert r.unread() == [("ex1", "its answer is in controls 'sentiment', 'topic': name the answer's control 'label'")]
+
+
 def test_reviewers_read_the_campaigns_guideline_as_the_projects_instructions(ls_env):
     """Reviewers saw the item and the teachers' answers but never what the campaign asks (its task): the project's
     instructions (shown before the first task and behind Instructions) are the guideline, kept current when the

@@ -95,6 +95,10 @@ def _take(store: Store, reviewer: Reviewer, space: AnswerSpace, round_no: int, p
         if warn:
             warn(f"{len(lost)} item(s) sent for review are no longer in {reviewer.name} (deleted there, or its data "
                  "reset): queued again, the next round or `distilloop review push` sends them")
+    if (unread := reviewer.unread()) and warn:
+        ex, why = unread[0]
+        warn(f"{len(unread)} item(s) answered in {reviewer.name} give no label the campaign can read ({ex}: {why}); "
+             "they stay pending until it can")
     waiting = {r["example_id"] for r in pending if r["status"] == "pending"}
     if skipped := [ex for ex in reviewer.skipped() if ex in waiting]:
         with store.atomic():

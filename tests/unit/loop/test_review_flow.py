@@ -384,3 +384,33 @@ def test_an_item_every_reviewer_skipped_is_left_out_and_taken_if_answered_later(
     assert c.store.skipped_reviews() == [] and {r["example_id"]: r["label"] for r in c.store.labeled()}[a] == \
         space.labels[0]
     c.close()
+
+
+def test_answers_with_no_label_to_read_are_said_not_left_silent(tmp_path):
+    """A reviewer whose answers give no label the campaign can read (a labeling config people rewrote with two
+    choice controls): the items stay pending, and the pull says why instead of nothing."""
+    from distilloop.annotators.review import Reviewer
+    from distilloop.loop.steps.review import pull_reviews
+
+    path, c = run(tmp_path)
+    a = sorted(c.store.selection(1))[0]
+    c.store.enqueue_review(a, 2, "desk", external_id="5")
+
+    class Desk(Reviewer):
+        name = "desk"
+
+        def submit(self, items):
+            return {}
+
+        def collect(self, pending):
+            return []
+
+        def unread(self):
+            return [(a, "its answer is in controls 'sentiment', 'topic': name the answer's control 'label'")]
+
+    said: list[str] = []
+    assert pull_reviews(c.store, Desk(), c.config.space, 2, warn=said.append) == 0
+    assert said == [f"1 item(s) answered in desk give no label the campaign can read ({a}: its answer is in controls "
+                    "'sentiment', 'topic': name the answer's control 'label'); they stay pending until it can"]
+    assert [r["example_id"] for r in c.store.pending_reviews()] == [a]
+    c.close()
