@@ -229,7 +229,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from distilloop.storage.export import SUFFIX_FORMATS, export_csv, export_jsonl, export_table, write_csv
+    from distilloop.storage.export import (
+        SUFFIX_FORMATS,
+        export_csv,
+        export_jsonl,
+        export_table,
+        write_csv,
+        write_jsonl,
+    )
 
     config, store = open_store(args)
     try:
@@ -243,15 +250,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                                      "or use --format jsonl or csv")
             import sys
 
-            from distilloop.storage.export import export_records
-
-            if args.format == "csv":
-                n = write_csv(store, sys.stdout, list(config.space.labels), include_gold=args.include_gold)
-            else:
-                n = 0
-                for record in export_records(store, include_gold=args.include_gold):
-                    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    n += 1
+            n = (write_csv(store, sys.stdout, list(config.space.labels), include_gold=args.include_gold)
+                 if args.format == "csv" else write_jsonl(store, sys.stdout, include_gold=args.include_gold))
             print(f"wrote {n} labeled examples to stdout", file=sys.stderr)
             return 0
         path = Path(args.out) if args.out else config.beside_store(suffix)

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,17 +59,29 @@ def export_records(store: Store, *, include_gold: bool = False) -> Iterator[dict
 
 def export_jsonl(store: Store, path: str | Path, *, include_gold: bool = False) -> int:
     """Write every accepted label to ``path`` as JSON lines (atomically)."""
+    return _write_file(path, "export.jsonl", lambda f: write_jsonl(store, f, include_gold=include_gold))
+
+
+def write_jsonl(store: Store, handle: IO[str], *, include_gold: bool = False) -> int:
+    """Every accepted label as JSON lines on ``handle``; returns how many."""
+    n = 0
+    for record in export_records(store, include_gold=include_gold):
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        n += 1
+    return n
+
+
+def _write_file(path: str | Path, example: str, write: Callable[[IO[str]], int]) -> int:
+    """``write`` into ``path`` atomically (a temporary file renamed when complete, its folder made as the other
+    formats and the report do); returns what ``write`` returns."""
     path = Path(path)
     if path.is_dir():
-        raise UserInputError(f"{path} is a folder; give the export a file name, e.g. -o {path / 'export.jsonl'}")
-    path.parent.mkdir(parents=True, exist_ok=True)  # as the other formats and the report do
+        raise UserInputError(f"{path} is a folder; give the export a file name, e.g. -o {path / example}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    n = 0
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for record in export_records(store, include_gold=include_gold):
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-                n += 1
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            n = write(f)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -107,19 +119,7 @@ def csv_row(record: dict[str, Any], labels: list[str]) -> dict[str, Any]:
 def export_csv(store: Store, path: str | Path, labels: list[str], *, include_gold: bool = False) -> int:
     """Write every accepted label to ``path`` as CSV (UTF-8, a header row), atomically; ``labels``: the label set,
     in the order of the probability columns (none for numeric answers)."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserInputError(f"{path} is a folder; give the export a file name, e.g. -o {path / 'export.csv'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            n = write_csv(store, f, labels, include_gold=include_gold)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return n
+    return _write_file(path, "export.csv", lambda f: write_csv(store, f, labels, include_gold=include_gold))
 
 
 def write_csv(store: Store, handle: IO[str], labels: list[str], *, include_gold: bool = False) -> int:
