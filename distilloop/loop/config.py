@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -214,6 +215,10 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> CampaignConfi
     return CampaignConfig(teachers=teachers, path=path, raw=raw, **sections, **comps)  # type: ignore[arg-type]
 
 
+#: names of data files (formats.rows reads them), never campaign files
+_DATA_SUFFIX = re.compile(r"\.(jsonl|json|ndjson|csv|tsv|parquet|arrow)(\.gz)?$")
+
+
 def load_config(path: str | Path) -> CampaignConfig:
     """The campaign file at ``path``, or a folder's ``campaign.toml`` (``distilloop run examples/rt_demo``)."""
     path = Path(path)
@@ -228,9 +233,13 @@ def load_config(path: str | Path) -> CampaignConfig:
         raise ConfigError(f"campaign file not found: {path}; create one with `distilloop init <data file>`")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad's byte-order mark is not TOML's error
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        if _DATA_SUFFIX.search(path.name.lower()):  # `distilloop predict data.csv campaign.toml`, `run data.parquet`
+            raise ConfigError(f"{path} is a data file, not a campaign file: pass the campaign file (a data file comes after "
+                              f"it: `distilloop predict campaign.toml {path}`), or write one with `distilloop init {path}`"
+                              ) from None
+        if isinstance(exc, tomllib.TOMLDecodeError):
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
         raise ConfigError(f"{path}: not UTF-8 text; save the campaign file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from None

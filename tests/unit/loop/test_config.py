@@ -75,6 +75,24 @@ def test_load_config_errors(tmp_path):
         load_config(good)
 
 
+def test_a_data_file_given_as_the_campaign_file_is_said_so(tmp_path):
+    # `distilloop predict data.csv campaign.toml` (the order swapped) or `distilloop run data.parquet`
+    csv_file = tmp_path / "news.csv"
+    csv_file.write_text("id,text,label\n1,good,pos\n")
+    with pytest.raises(ConfigError, match=r"news.csv is a data file, not a campaign file: pass the campaign file "
+                                          r"\(a data file comes after it: `distilloop predict campaign.toml .*news.csv`\), "
+                                          r"or write one with `distilloop init .*news.csv`"):
+        load_config(csv_file)
+    binary = tmp_path / "rows.parquet"
+    binary.write_bytes(b"PAR1\xff\xfe\x00\x81")  # not UTF-8: said as a data file, not as "save it as UTF-8"
+    with pytest.raises(ConfigError, match="rows.parquet is a data file"):
+        load_config(binary)
+    other = tmp_path / "notes.txt"  # a name that is no data format keeps the TOML error
+    other.write_text("hello world")
+    with pytest.raises(ConfigError, match="notes.txt: not valid TOML"):
+        load_config(other)
+
+
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     p = tmp_path / "sub" / "c.toml"
     p.parent.mkdir()
