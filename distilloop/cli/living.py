@@ -181,7 +181,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ids = dict(other_case(first_row(data) or {}, spec)).get(spec.id_field)
     if ids is not None:  # the file's "id" for the campaign's "Id": its ids, not row-<line> (an output, not the store)
         spec = dataclasses.replace(spec, id_field=ids)
-    n = predict_file(served, data, spec, out, batch_size=args.batch_size, progress=Progress(quiet=args.quiet))
+    n = predict_file(served, data, spec, out, batch_size=args.batch_size, progress=Progress(quiet=args.quiet),
+                     rationales=args.rationales)
     if out != "-":
         console().print(f"labeled {n} row(s) with student {served.version}; wrote {out}", soft_wrap=True)
     return 0
@@ -229,5 +230,7 @@ def register(sub: Any) -> None:
                                         "<DATA>.predictions.jsonl)")
     sp.add_argument("--version", help="the student version to use (default: the active one)")
     sp.add_argument("--batch-size", type=int, default=256, help="rows labeled per batch (default: 256)")
+    sp.add_argument("--rationales", action="store_true",
+                    help="also the rationale the student generates for each row (a step_by_step student)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_predict)

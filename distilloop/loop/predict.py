@@ -4,7 +4,8 @@ The file (JSONL, JSONL.gz, CSV or TSV) holds the campaign's input fields (and op
 row at a time and labeled in batches, each batch written out before the next is read, so memory stays constant
 however long the file is. Each output line is ``{"id", "label", "distribution", "student"}``: the label is the
 student's :meth:`~distilloop.students.base.Student.predict`, the distribution its ``predict_proba`` over the
-label set (None for a student of numeric answers). In Python the same is::
+label set (None for a student of numeric answers); with ``rationales`` (``predict --rationales``), a student that
+learned to explain (step_by_step) adds the ``rationale`` it generates. In Python the same is::
 
     from distilloop.students.base import Student
     student = Student.load(path)            # `distilloop students` lists each version's path
@@ -68,6 +69,13 @@ def batches(path: str | Path, spec: DataSpec, size: int = BATCH) -> Iterator[lis
         yield chunk
 
 
+def check_rationales(served: Served) -> None:
+    """``predict --rationales`` needs a student that writes them (``provides`` "explanations": step_by_step)."""
+    if "explanations" not in served.student.provides:
+        raise UserInputError(f"student {served.version} ({served.student.kind}) writes no rationales: only a student "
+                             "trained to explain does ([student] kind = \"step_by_step\"); drop --rationales")
+
+
 def label_batch(served: Served, chunk: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """One output row per (id, text): the student's label and its label distribution."""
     student, texts = served.student, [t for _, t in chunk]
@@ -101,7 +109,8 @@ def row_writer(handle: IO[str], *, as_csv: bool) -> Callable[[dict[str, Any]], N
 
     def write(row: dict[str, Any]) -> None:
         cells = {"id": spreadsheet_safe(row["id"]), "label": spreadsheet_safe(row["label"]), "student": row["student"],
-                 **{f"p({c})": p for c, p in (row["distribution"] or {}).items()}}
+                 **{f"p({c})": p for c, p in (row["distribution"] or {}).items()},
+                 **({"rationale": spreadsheet_safe(row["rationale"])} if "rationale" in row else {})}
         if not writers:
             writers.append(csv.DictWriter(handle, fieldnames=list(cells)))
             writers[0].writeheader()
@@ -111,12 +120,14 @@ def row_writer(handle: IO[str], *, as_csv: bool) -> Callable[[dict[str, Any]], N
 
 
 def predict_file(served: Served, path: str | Path, spec: DataSpec, out: str | Path | None, *,
-                 batch_size: int = BATCH, progress: Progress | None = None) -> int:
+                 batch_size: int = BATCH, progress: Progress | None = None, rationales: bool = False) -> int:
     """Label every row of ``path`` with ``served``; write JSON lines (CSV where ``out`` ends in ``.csv``) to ``out``
     (atomically: a temporary file renamed when complete) or to stdout when ``out`` is None or ``-``. Returns the
-    rows labeled."""
+    rows labeled. With ``rationales``, each row also has the student's ``rationale``."""
     if batch_size < 1:
         raise UserInputError(f"predict --batch-size: must be >= 1, got {batch_size}")
+    if rationales:
+        check_rationales(served)
     progress = progress or Progress(quiet=True)
     total = count_rows(path, spec)
     to_stdout = out is None or str(out) == "-"
@@ -134,7 +145,9 @@ def predict_file(served: Served, path: str | Path, spec: DataSpec, out: str | Pa
     try:
         with progress.bar(f"predicting with {served.version}", total) as advance:
             for chunk in batches(path, spec, batch_size):
-                for row in label_batch(served, chunk):
+                for row, (_, text) in zip(label_batch(served, chunk), chunk, strict=True):
+                    if rationales:  # generated one text at a time: the bar moves with each
+                        row["rationale"] = served.student.rationale(text)  # type: ignore[attr-defined]
                     write(row)
                     advance()
                 n += len(chunk)

@@ -167,3 +167,37 @@ def test_embeddings_are_the_students_own_and_feed_the_diversity_strategies(fitte
                            labeled_ids=[], labeled_texts=[], labeled_y=[], classes=CLASSES,
                            rng=np.random.default_rng(0), student=fitted)
     assert len(set(KMeansSampling().select(ctx, 3).ids)) == 3
+
+
+def test_predict_writes_the_rationales_it_learned(tiny_lm_dir, tmp_path):
+    """`distilloop predict --rationales`: each row has the rationale the student generates, in JSON lines and CSV;
+    a student that cannot explain is refused before anything is written."""
+    import csv
+    import json
+
+    from distilloop.data import DataSpec
+    from distilloop.errors import UserInputError
+    from distilloop.loop.predict import Served, predict_file
+    from distilloop.students.tfidf import TfidfLogReg
+
+    texts, labels, rats = [TEXTS[0], TEXTS[4]], [LABELS[0], LABELS[4]], [RATIONALES[0], RATIONALES[4]]
+    s = StepByStepStudent(model=tiny_lm_dir, alpha=0.5, epochs=40, batch_size=2, lr=5e-3, device="cpu",
+                          answer_after_rationale=True).fit(texts, labels, classes=CLASSES, rationales=rats)
+    data = tmp_path / "new.jsonl"
+    data.write_text("".join(json.dumps({"id": f"r{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    spec = DataSpec(input_fields=("text",))
+    served = Served(s, "step_by_step-test")
+    assert predict_file(served, data, spec, tmp_path / "p.jsonl", rationales=True) == 2
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["label"], r["rationale"]) for r in rows] == [("r0", labels[0], rats[0]), ("r1", labels[1], rats[1])]
+    predict_file(served, data, spec, tmp_path / "p.csv", rationales=True)
+    with open(tmp_path / "p.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["rationale"] for r in table] == rats and "p(pos)" in table[0]
+    predict_file(served, data, spec, tmp_path / "plain.jsonl")  # without the flag: no rationale, as before
+    assert all("rationale" not in json.loads(line) for line in (tmp_path / "plain.jsonl").read_text().splitlines())
+    linear = Served(TfidfLogReg().fit(TEXTS, LABELS, classes=CLASSES), "tfidf_logreg-test")
+    with pytest.raises(UserInputError, match=r"student tfidf_logreg-test \(tfidf_logreg\) writes no rationales: only a "
+                                             r"student trained to explain does"):
+        predict_file(linear, data, spec, tmp_path / "never.jsonl", rationales=True)
+    assert not (tmp_path / "never.jsonl").exists()
