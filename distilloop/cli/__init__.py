@@ -78,6 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Prefixed(logging.Formatter):
+    """A log record as the commands print their own lines: ``warning: <message>`` (``error: ...``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -87,7 +94,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     else:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        for handler in logging.getLogger().handlers:  # "warning: ...", as the commands' own warnings print
+            handler.setFormatter(_Prefixed())
     try:
         return int(args.func(args) or 0)
     except DistilloopError as exc:

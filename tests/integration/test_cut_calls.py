@@ -72,6 +72,9 @@ def test_elsewhere_it_is_asked_again_charged_at_its_expected_cost_and_counted(tm
     assert run(cfg, failpoint="answer_received:3").returncode == -9
     resumed = run(cfg)
     assert resumed.returncode == 0, resumed.stderr
+    # said as the commands say their warnings, not as a log record ("WARNING: ...")
+    assert "warning: 1 call(s) were in flight when the last command stopped" in resumed.stderr
+    assert "WARNING" not in resumed.stderr
     rows = calls(tmp_path / "cut.distilloop.db")
     cut = [r for r in rows if r["status"] == "interrupted"]
     assert len(cut) == 1 and cut[0]["charged"] == "estimate"
