@@ -110,7 +110,9 @@ def _print_spend(out: Any, s: dict[str, Any], caps: Any) -> None:
               f"pending review: {s['pending_reviews']}"
               + (f" ({s['skipped_reviews']} more skipped by every reviewer, untrained on)" if s["skipped_reviews"]
                  else "") + "; calls: "
-              f"{', '.join(f'{k}: {v}' for k, v in s['calls'].items()) or '-'}")
+              f"{', '.join(f'{k}: {v}' for k, v in s['calls'].items()) or '-'}"
+              + (" (in_flight: cut off when the command asking them stopped; the next `distilloop run` settles them)"
+                 if s["calls"].get("in_flight") and "writer" in s and s["writer"] is None else ""))
 
 
 def _print_teachers(out: Any, s: dict[str, Any]) -> None:

@@ -70,6 +70,10 @@ def test_elsewhere_it_is_asked_again_charged_at_its_expected_cost_and_counted(tm
     cfg = config(tmp_path, f'[[teachers]]\nname = "claude"\nkind = "anthropic"\nmodel = "claude-haiku-4-5"\n'
                            f'base_url = "{server.anthropic_url}"\n')
     assert run(cfg, failpoint="answer_received:3").returncode == -9
+    # the killed command's call is no longer being asked: status says what becomes of it
+    killed = subprocess.run([*CLI, "status", str(cfg)], capture_output=True, text=True, timeout=120)
+    assert ("in_flight: 1" in killed.stdout and "(in_flight: cut off when the command asking them stopped; the next "
+            "`distilloop run` settles them)" in killed.stdout), killed.stdout
     resumed = run(cfg)
     assert resumed.returncode == 0, resumed.stderr
     # said as the commands say their warnings, not as a log record ("WARNING: ...")
