@@ -263,7 +263,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         elif args.format == "csv":
             n = export_csv(store, path, list(config.space.labels), include_gold=args.include_gold)
         else:
-            n = export_table(store, path, args.format, include_gold=args.include_gold)
+            n = export_table(store, path, args.format, include_gold=args.include_gold, labels=list(config.space.labels))
         how = {"hf": " (datasets.load_from_disk reads it)"}.get(args.format, "")
         print(f"wrote {n} labeled examples to {path}{how}")
     finally:

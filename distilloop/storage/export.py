@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -152,9 +152,12 @@ def arrow_table(records: list[dict[str, Any]]) -> Any:
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))
 
 
-def export_table(store: Store, path: str | Path, fmt: str, *, include_gold: bool = False) -> int:
+def export_table(store: Store, path: str | Path, fmt: str, *, include_gold: bool = False,
+                 labels: Sequence[str] = ()) -> int:
     """Write every accepted label to ``path`` as a Hugging Face ``datasets`` directory (``fmt="hf"``: read it back
-    with ``datasets.load_from_disk(path)``) or a Parquet file (``fmt="parquet"``), atomically."""
+    with ``datasets.load_from_disk(path)``) or a Parquet file (``fmt="parquet"``), atomically. Given the campaign's
+    ``labels`` (a label set, not numeric answers), the dataset's ``label`` (and a complete ``gold``) column is a
+    ``ClassLabel`` of them, as a ``Trainer`` for sequence classification reads it; the Parquet file keeps the names."""
     if fmt not in ("hf", "parquet"):
         raise UserInputError(f"export --format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
     records = list(export_records(store, include_gold=include_gold))
@@ -177,7 +180,11 @@ def export_table(store: Store, path: str | Path, fmt: str, *, include_gold: bool
             shown = datasets.is_progress_bar_enabled()
             datasets.disable_progress_bars()
             try:
-                datasets.Dataset(table).save_to_disk(str(tmp / "dataset"))
+                dataset = datasets.Dataset(table)
+                for column in ("label", "gold") if labels else ():
+                    if column in dataset.column_names and set(dataset[column]) <= set(labels):
+                        dataset = dataset.cast_column(column, datasets.ClassLabel(names=list(labels)))
+                dataset.save_to_disk(str(tmp / "dataset"))
             finally:
                 if shown:
                     datasets.enable_progress_bars()

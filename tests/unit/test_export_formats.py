@@ -35,7 +35,11 @@ def test_export_hf_loads_back_with_load_from_disk(campaign, tmp_path):
     ds = datasets.load_from_disk(str(dest))
     assert len(ds) == len(rows) == 30
     assert ds.column_names == ["id", "text", "label", "rationale", "soft_label", "provenance", "gold"]
-    assert ds["id"] == [r["id"] for r in rows] and ds["label"] == [r["label"] for r in rows]
+    # label and gold as a sequence-classification Trainer reads them: ClassLabel codes of the campaign's label set
+    for column in ("label", "gold"):
+        assert ds.features[column] == datasets.ClassLabel(names=["negative", "positive"])
+        assert [ds.features[column].int2str(k) for k in ds[column]] == [r[column] for r in rows]
+    assert ds["id"] == [r["id"] for r in rows]
     prov = ds["provenance"]
     assert sorted({p["guideline"] for p in prov}) == [1, 2]
     assert [p["guideline"] for p in prov] == [r["provenance"]["guideline"] for r in rows]
