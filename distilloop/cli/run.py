@@ -145,6 +145,17 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     acc = "" if rep.ensemble_accuracy is None else f"; the ensemble's labels are {100 * rep.ensemble_accuracy:.1f}% right"
     c.print(f"at \\[routing] min_agreement = {config.routing.min_agreement}, {100 * rep.review_share:.0f}% of the items "
             f"would go to review{acc}")
+    if rep.without:
+        c.print("the ensemble's labels with one teacher left out (the others decide as a round decides): "
+                + ", ".join(f"without {t} {100 * a:.1f}% right" for t, a in rep.without.items()))
+    for p in rep.teachers:
+        alone = rep.without.get(p.teacher)
+        if alone is not None and rep.ensemble_accuracy is not None and alone >= rep.ensemble_accuracy and p.answered:
+            c.print(f"note: teacher {p.teacher} adds nothing to the labels on these items ({100 * alone:.1f}% right "
+                    f"without it, {100 * rep.ensemble_accuracy:.1f}% with it) and costs "
+                    f"{p.spend.tokens / p.answered:,.0f} tokens an answer: leaving it out of \\[\\[teachers]]"
+                    + (" and \\[routing] cascade" if config.routing.cascade else "") + " saves that"
+                    + (f"; {rep.n} items are few, `distilloop pilot -n 100` says it more surely" if rep.n < 100 else ""))
     c.print(f"pilot: {rep.spend.tokens:,} tokens, ${rep.spend.usd:.4f}, {rep.seconds:.0f} s (charged to the budget; "
             "the campaign reuses these answers)")
     held = (f" and {rep.reference_items} held-out items the teachers label first (no gold dev or test rows to choose "

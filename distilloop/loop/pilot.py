@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -61,6 +62,9 @@ class PilotReport:
     projected_seconds: float
     projected_reviews: float
     reference_items: int = 0  # the teachers' held-out set still to label (a campaign without gold): in the projection
+    #: the ensemble's labels' accuracy (gold) on the pilot's items with each teacher's answers left out, as if the
+    #: campaign had not asked it: what each teacher adds (two or more teachers, gold on the items)
+    without: dict[str, float] = field(default_factory=dict)
 
 
 def sample_ids(env: Env, n: int) -> list[str]:
@@ -136,6 +140,7 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
             labels = env.parts.space.labels or tuple(sorted({answers[i][x] for i in common for x in (a, b)}))
             kappa[f"{a} / {b}"] = cohen_kappa([answers[i][a] for i in common], [answers[i][b] for i in common], labels)
     judged = [i for i in ids if i in gold and i in verdicts and verdicts[i].label is not None]
+    without = {name: _accuracy_without(env, ann, name, gold) for name in per} if judged and len(per) > 1 else {}
     review_share = sum(r == REVIEW for r in routes.values()) / len(ids) if ids else 0.0
     per_item = sum((p.spend for p in per.values()), Spend()).scaled(1 / max(1, len(ids)))
     done = sum(1 for r in store.rounds() if r["status"] == "done")
@@ -148,7 +153,20 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
         len(ids), list(per.values()), kappa, review_share,
         sum(verdicts[i].label == gold[i] for i in judged) / len(judged) if judged else None,
         store.spent() + Spend(-spent_before.tokens_in, -spent_before.tokens_out, -spent_before.usd), seconds,
-        items_left, per_item.scaled(n_asked), seconds / max(1, len(ids)) * n_asked, review_share * items_left, reference)
+        items_left, per_item.scaled(n_asked), seconds / max(1, len(ids)) * n_asked, review_share * items_left, reference,
+        {k: v for k, v in without.items() if v is not None})
+
+
+def _accuracy_without(env: Env, ann: Annotation, name: str, gold: Mapping[str, object]) -> float | None:
+    """The share of the ensemble's labels that are right on the gold items (as ``ensemble_accuracy``: over the
+    items that get a label) with teacher ``name`` left out: its votes dropped, the others decided as a round
+    decides them."""
+    expected = {i: [t for t in asked(env, ann, i) if t != name] for i in ann.votes if i in gold}
+    votes = {i: with_missing_votes([v for v in ann.votes[i] if v.teacher != name], t)
+             for i, t in expected.items() if t}
+    verdicts = aggregate(env.parts.aggregator, env.parts.space, env.store, votes)
+    labeled = [i for i, v in verdicts.items() if v.label is not None]
+    return sum(verdicts[i].label == gold[i] for i in labeled) / len(labeled) if labeled else None
 
 
 def describe_counts(labels: dict[str, int], most: int = 8) -> str:

@@ -511,3 +511,43 @@ def test_the_pilot_says_when_the_budget_had_no_room_for_a_teachers_calls(tmp_pat
         c.close()
     assert (by["a"].answered, by["gpt"].answered, by["gpt"].failed) == (6, 0, 6) and api.bills == []
     assert by["gpt"].error.startswith("the budget had no room for 6 of its calls")
+
+
+def test_the_pilot_says_what_each_teacher_adds_to_the_labels(tmp_path):
+    """Each teacher's answers left out in turn: a teacher that answers one label to everything adds nothing (the
+    labels are as right without it), and the pilot says that leaving it out saves its tokens; the one that reads
+    the input is not said to be spare."""
+    cfg = stuck_campaign(tmp_path)
+    rep = json.loads(cli("pilot", cfg, "-n", "20", "--json").stdout)
+    without = rep["without"]
+    assert set(without) == {"a", "stuck"}
+    assert without["stuck"] >= rep["ensemble_accuracy"] > without["a"]
+    assert without["a"] == pytest.approx(0.5, abs=0.2)  # 'stuck' alone: the share of positive items
+    out = " ".join(cli("pilot", cfg, "-n", "20").stdout.split())
+    assert (f"without a {100 * without['a']:.1f}% right, without stuck {100 * without['stuck']:.1f}% right") in out
+    assert re.search(r"note: teacher stuck adds nothing to the labels on these items \([\d.]+% right without it, "
+                     r"[\d.]+% with it\) and costs \d+ tokens an answer: leaving it out of \[\[teachers\]\] saves "
+                     r"that; 20 items are few", out), out
+    assert "note: teacher a adds nothing" not in out
+
+
+def test_the_pilot_leaves_out_each_teacher_as_a_round_decides_without_it():
+    """Left out: its votes dropped and the others aggregated over the teachers left; an item no teacher left was
+    asked about is not judged."""
+    from types import SimpleNamespace
+
+    from distilloop.annotators.aggregation import MajorityVote
+    from distilloop.core.answers import answer_space
+    from distilloop.core.types import Vote
+    from distilloop.loop.pilot import _accuracy_without
+
+    votes = {"x": [Vote("a", "pos", confidence=0.9), Vote("b", "neg", confidence=0.9)],
+             "y": [Vote("a", "neg", confidence=0.9), Vote("b", "neg", confidence=0.9)],
+             "z": [Vote("b", "pos", confidence=0.9)]}
+    env = SimpleNamespace(parts=SimpleNamespace(cascade=None, teachers=[SimpleNamespace(name="a"), SimpleNamespace(name="b")],
+                                                aggregator=MajorityVote(), space=answer_space("label", ["neg", "pos"])),
+                          store=None)
+    ann = SimpleNamespace(votes=votes, tiers_asked={})
+    gold = {"x": "pos", "y": "neg", "z": "neg"}
+    assert _accuracy_without(env, ann, "b", gold) == 1.0  # a alone: x pos, y neg right; z: a failed it, no label
+    assert _accuracy_without(env, ann, "a", gold) == pytest.approx(1 / 3)  # b alone: x, z wrong
