@@ -140,7 +140,10 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
             labels = env.parts.space.labels or tuple(sorted({answers[i][x] for i in common for x in (a, b)}))
             kappa[f"{a} / {b}"] = cohen_kappa([answers[i][a] for i in common], [answers[i][b] for i in common], labels)
     judged = [i for i in ids if i in gold and i in verdicts and verdicts[i].label is not None]
-    without = {name: _accuracy_without(env, ann, name, gold) for name in per} if judged and len(per) > 1 else {}
+    # the only teacher of a cascade's first tier is not left out: the next tier answered only the items it was unsure of
+    first = env.parts.cascade.tiers[0] if env.parts.cascade is not None else []
+    spare = [name for name in per if list(first) != [name]]
+    without = {name: _accuracy_without(env, ann, name, gold) for name in spare} if judged and len(per) > 1 else {}
     review_share = sum(r == REVIEW for r in routes.values()) / len(ids) if ids else 0.0
     per_item = sum((p.spend for p in per.values()), Spend()).scaled(1 / max(1, len(ids)))
     done = sum(1 for r in store.rounds() if r["status"] == "done")

@@ -529,6 +529,9 @@ def test_the_pilot_says_what_each_teacher_adds_to_the_labels(tmp_path):
                      r"[\d.]+% with it\) and costs \d+ tokens an answer: leaving it out of \[\[teachers\]\] saves "
                      r"that; 20 items are few", out), out
     assert "note: teacher a adds nothing" not in out
+    # with a cascade, the first tier's only teacher is not left out: the next tier answered only what it was unsure of
+    cfg.write_text(cfg.read_text().replace("[routing]\n", '[routing]\ncascade = ["a", "stuck"]\n'))
+    assert set(json.loads(cli("pilot", cfg, "-n", "20", "--json").stdout)["without"]) == {"stuck"}
 
 
 def test_the_pilot_leaves_out_each_teacher_as_a_round_decides_without_it():
