@@ -11,14 +11,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from distilloop.cli.columns import infer_columns, no_label_set, numbers_hint
 from distilloop.cli.common import DEFAULT_CONFIG
 from distilloop.cli.starter import (
     STARTER,
     fit_to_data,
-    infer_columns,
     label_list,
-    no_label_set,
-    numbers_hint,
     numeric_starter,
     shares_example,
     toml_value,
@@ -132,7 +130,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         name=toml_value(args.name or out.stem), labels=toml_value(labels), task=toml_value(task),
         path=toml_value(str(rel)), fields=toml_value(fields), shares=shares_example(labels))
     text, notes = with_teachers(text, args.teachers, numeric) if args.teachers else (text, [])
-    text, note = fit_to_data(text, [e.gold for e in examples], numeric)
+    text, note = fit_to_data(text, [e.gold for e in examples], numeric,
+                             dev_named=sum(e.split == "dev" and e.gold is not None for e in examples))
     named = "".join(f"{key} = {toml_value(value)}\n" for key, value, default in
                     (("label_field", label_field, "label"), ("id_field", id_field, "id"),
                      ("split_field", split_field, "split"), ("rationale_field", rationale_field, "rationale"))

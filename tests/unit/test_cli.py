@@ -349,10 +349,41 @@ def test_init_holds_out_thousands_of_a_large_files_rows_not_a_fifth(tmp_path):
     cfg = load_config(tmp_path / "big.toml")
     splits = [e.split for e in load_examples(big, cfg.data_spec())]
     assert (splits.count("test"), splits.count("dev"), splits.count("pool")) == (4_980, 1_980, 53_040)
-    proc = cli("init", ROOT / "tests/fixtures/rt_tiny.jsonl", "--out", tmp_path / "rt.toml", "--task", "Sentiment?")
+    usual = tmp_path / "usual.jsonl"
+    usual.write_text("".join(json.dumps({"id": i, "text": f"ticket {i}", "label": "billing" if i % 3 else "refund"})
+                             + "\n" for i in range(2_000)))
+    proc = cli("init", usual, "--out", tmp_path / "usual.toml", "--task", "Route the ticket.")
     assert proc.returncode == 0 and "held out as" not in proc.stdout
-    rt = load_config(tmp_path / "rt.toml").data
-    assert (rt.test_fraction, rt.dev_fraction) == (0.2, 0.1)
+    kept = load_config(tmp_path / "usual.toml").data
+    assert (kept.test_fraction, kept.dev_fraction) == (0.2, 0.1)
+
+
+def test_init_holds_out_enough_dev_rows_of_a_small_file_to_decide_on(tmp_path):
+    """180 rows with gold held out 18 dev rows, and every round then warned that students were chosen on too few to
+    tell them apart: from 150 rows on, at least 30, said; a file that names its dev rows, or a smaller one, keeps
+    its split."""
+    from distilloop.data import load_examples
+    from distilloop.loop.config import load_config
+
+    def init(n, name, dev_rows=0):
+        data = tmp_path / f"{name}.jsonl"
+        data.write_text("".join(json.dumps({"id": i, "text": f"ticket {i}", "label": "billing" if i % 3 else "refund",
+                                            **({"split": "dev"} if i < dev_rows else {})}) + "\n" for i in range(n)))
+        proc = cli("init", data, "--out", tmp_path / f"{name}.toml", "--task", "Route the ticket.")
+        assert proc.returncode == 0, proc.stderr
+        cfg = load_config(tmp_path / f"{name}.toml")
+        return proc.stdout, cfg.data.dev_fraction, [e.split for e in load_examples(data, cfg.data_spec())].count("dev")
+
+    said, share, dev = init(180, "small")
+    assert (share, dev) == (0.17, 31)
+    assert ("180 rows with gold: about 31 held out as dev ([data] dev_fraction = 0.17), not 10% (18): students are "
+            "chosen and promoted on them") in said
+    assert init(149, "smaller")[1:] == (0.1, 15)  # 30 rows would be over a fifth of it: the run's warning says it
+    named = init(180, "named", dev_rows=20)  # 20 of its own and 10% of the other 160
+    assert named[1:] == (0.1, 36) and "held out as dev" not in named[0]
+    few = init(180, "few", dev_rows=5)  # 5 of its own: the other 175 give 25
+    assert few[1:] == (0.15, 31) and "about 26 held out as dev ([data] dev_fraction = 0.15), not 10% (18), with the file's 5" in few[0]
+    assert init(400, "usual")[1:] == (0.1, 40)
 
 
 def test_init_reads_the_input_fields_off_a_file_without_a_text_column(tmp_path):
