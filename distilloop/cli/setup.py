@@ -330,12 +330,14 @@ def _bench_output(out: str | None, table: str, payload: dict[str, Any]) -> None:
 def register(sub: Any) -> None:
     sp = sub.add_parser("init", help="write a starter campaign file for a data file",
                         description="Validate a data file (JSON Lines, JSON, CSV or TSV, optionally gzipped, or Parquet) and "
-                                    "write a starter campaign file that uses the local teacher; edit it, then "
+                                    "write a starter campaign file (the two packaged local teachers, or --teachers); edit it, then "
                                     "`distilloop run`.")
     sp.add_argument("data", help="the data file: one example per row with an id, input field(s), optional split/label")
     sp.add_argument("--labels", help="comma-separated label set (default: the labels found in the file)")
     sp.add_argument("--fields", default=None, help="comma-separated input fields (default: text, or where the "
-                    "file has no text column, every column but id, label, split and rationale)")
+                    "file has no text column the one other column that is no id, label, split or rationale, or the "
+                    "columns that are inputs by name: question and choices, premise and hypothesis...; else init "
+                    "asks for them)")
     sp.add_argument("--label-field", default=None, metavar="COLUMN",
                     help="the column holding gold labels (default: label, or the one column named like a label: "
                          "gold, target, answerKey...)")
