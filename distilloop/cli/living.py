@@ -178,7 +178,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if out != "-":
         refuse_overwriting(out, config, the_file_to_label=data)
     spec = for_campaign_rows(config.data_spec())
-    ids = dict(other_case(first_row(data) or {}, spec)).get(spec.id_field)
+    first = first_row(data) or {}
+    ids = dict(other_case(first, spec)).get(spec.id_field)
+    if ids is None and spec.id_field not in first and "id" in first:  # `distilloop export`'s rows name theirs "id"
+        ids = "id"
     if ids is not None:  # the file's "id" for the campaign's "Id": its ids, not row-<line> (an output, not the store)
         spec = dataclasses.replace(spec, id_field=ids)
     n = predict_file(served, data, spec, out, batch_size=args.batch_size, progress=Progress(quiet=args.quiet),
@@ -195,7 +198,8 @@ def register(sub: Any) -> None:
                                     "counted; a known id with other content stops the command (exit 2) and nothing "
                                     "is added. Each addition is a data version: when, how many, the file's sha256.")
     with_config(sp)
-    sp.add_argument("data", nargs="?", help="the data file to add (.jsonl, .json, .csv, .tsv, optionally .gz; .parquet)")
+    sp.add_argument("data", nargs="?", help="the data file to add (.jsonl, .json, .csv, .tsv, optionally .gz; "
+                    ".parquet, .arrow or a Hugging Face dataset's folder)")
     sp.set_defaults(func=cmd_add)
 
     sp = sub.add_parser("relabel", help="re-ask chosen labeled items under the current guideline",
@@ -225,7 +229,8 @@ def register(sub: Any) -> None:
                                     "input fields) with the student, streaming in batches with constant memory; each output line has "
                                     "the id, the label, the label distribution and the student version.")
     with_config(sp)
-    sp.add_argument("data", nargs="?", help="the file to label (.jsonl, .json, .csv, .tsv, optionally .gz; .parquet)")
+    sp.add_argument("data", nargs="?", help="the file to label (.jsonl, .json, .csv, .tsv, optionally .gz; "
+                    ".parquet, .arrow or a Hugging Face dataset's folder)")
     sp.add_argument("-o", "--out", help="output file: JSON lines, or CSV where it ends in .csv; '-' for stdout (default: "
                                         "<DATA>.predictions.jsonl)")
     sp.add_argument("--version", help="the student version to use (default: the active one)")

@@ -655,6 +655,24 @@ def test_init_takes_an_id_column_under_another_name_and_says_when_rows_have_none
     assert with_ids.returncode == 0 and "ids:" not in with_ids.stdout and "'id' column" not in with_ids.stdout
 
 
+def test_predict_keeps_the_ids_of_the_campaigns_own_export(tmp_path):
+    """A campaign whose ids are in 'uid' labels its own export (`distilloop export`, whose rows name their id
+    "id") with `predict`: the rows were known as row-1, row-2... and the predictions could not be joined back."""
+    rows = [json.loads(x) for x in (FIXTURES / "rt_tiny.jsonl").read_text().splitlines()]
+    data = tmp_path / "uid.jsonl"
+    data.write_text("".join(json.dumps({"uid": r.pop("id"), **r}) + "\n" for r in rows))
+    cfg = replay_config(tmp_path, data=data, rounds="max_rounds = 1\ninitial_size = 20")
+    cfg.write_text(cfg.read_text().replace(f'path = "{data}"\n', f'path = "{data}"\nid_field = "uid"\n', 1))
+    assert cli("run", "-q", cfg).returncode == 0
+    export = tmp_path / "labels.jsonl"
+    assert cli("export", cfg, "-o", export).returncode == 0
+    ids = [json.loads(x)["id"] for x in export.read_text().splitlines()]
+    assert len(ids) == 20 and all(i.startswith("rt-") for i in ids)
+    proc = cli("predict", cfg, export, "-o", "-", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(x)["id"] for x in proc.stdout.splitlines()] == ids
+
+
 def test_a_folder_stands_for_its_campaign_toml(tmp_path):
     """`distilloop estimate examples/rt_demo` read the folder as a file ("Is a directory")."""
     cfg = replay_config(tmp_path)
