@@ -4,7 +4,10 @@ backend is left alone) and inlined as base64 PNGs. Needs the ``report`` extra.""
 from __future__ import annotations
 
 import base64
+import functools
+import html
 import io
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,8 +24,30 @@ def plain(text: object) -> str:
 
 def png(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    with warnings.catch_warnings():  # a glyph the font lacks is drawn as a box (names are numbered, see `drawn`)
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">'
+
+
+@functools.cache
+def _glyphs() -> frozenset[int]:
+    """The code points the plots' font draws (matplotlib's default, DejaVu Sans: no CJK, no emoji)."""
+    from matplotlib import font_manager, ft2font
+
+    return frozenset(ft2font.FT2Font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
+
+
+def drawn(names: Sequence[str], what: str) -> tuple[list[str], str]:
+    """``names`` as a plot can draw them, and an HTML note: the names themselves (no note) where the font has
+    every glyph, else their numbers, "1", "2"..., with a note saying which is which (labels in Chinese or with an
+    emoji were drawn as boxes)."""
+    glyphs = _glyphs()
+    if all(ord(c) in glyphs or c.isspace() for n in names for c in str(n)):
+        return [plain(n) for n in names], ""
+    key = ", ".join(f"{i} = {html.escape(str(n))}" for i, n in enumerate(names, 1))
+    return ([str(i) for i in range(1, len(names) + 1)],
+            f'<p class="muted">The plot numbers the {what} (its font cannot draw their names): {key}.</p>')
 
 
 def compact(value: float) -> str:
@@ -75,28 +100,30 @@ def spend(table: dict[int, dict[str, Spend]], teachers: Sequence[str], *, use_us
     rounds = sorted(rounds if rounds is not None else table)
     fig, ax = figure(8, 3.2)
     bottom = [0.0] * len(rounds)
-    for t in teachers:
+    names, key = drawn(teachers, "teachers")
+    for t, name in zip(teachers, names, strict=True):
         vals = [(s.usd if use_usd else float(s.tokens)) if (s := table.get(r, {}).get(t)) is not None else 0.0
                 for r in rounds]
-        ax.bar(["before 1" if r == 0 else str(r) for r in rounds], vals, bottom=bottom, label=plain(t))
+        ax.bar(["before 1" if r == 0 else str(r) for r in rounds], vals, bottom=bottom, label=name)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xlabel("round")
     ax.set_ylabel("USD" if use_usd else "tokens (in + out)")
     ax.set_title("spend per round, stacked by teacher", fontsize=10)
     ax.legend(fontsize=8)
-    return png(fig)
+    return png(fig) + key
 
 
 def confusion(m: list[list[int]], labels: Sequence[str]) -> str:
     k = len(labels)
     fig, ax = figure(1.2 + 0.9 * k, 0.9 + 0.8 * k)
     ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(k), [plain(x) for x in labels], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(k), [plain(x) for x in labels], fontsize=8)
+    names, key = drawn(labels, "labels")
+    ax.set_xticks(range(k), names, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     peak = max(max(row) for row in m) or 1
     for i in range(k):
         for j in range(k):
             ax.text(j, i, str(m[i][j]), ha="center", va="center", color="white" if m[i][j] > peak / 2 else "black")
-    return png(fig)
+    return png(fig) + key

@@ -383,3 +383,23 @@ def test_the_token_axis_says_counts_as_ticks_do():
     from distilloop.reports.plots import compact
 
     assert [compact(v) for v in (0, 950, 4000, 12500, 1.2e6, 3e9)] == ["0", "950", "4k", "12.5k", "1.2M", "3G"]
+
+
+def test_names_the_plots_font_cannot_draw_are_numbered_and_said(recwarn):
+    """Labels in Chinese (or with an emoji) were drawn as boxes in the confusion matrix, and matplotlib printed a
+    'Glyph ... missing from font(s)' warning per character into `report --html`'s output: the plot numbers them,
+    a note under it says which is which, and nothing is printed."""
+    from distilloop.reports.plots import confusion, drawn, spend
+
+    assert drawn(["negative", "Sci/Tech", "naïve $x"], "labels") == (["negative", "Sci/Tech", r"naïve \$x"], "")
+    names, note = drawn(["正面", "负面", "neutral 😐"], "labels")
+    assert names == ["1", "2", "3"]
+    assert note == ('<p class="muted">The plot numbers the labels (its font cannot draw their names): 1 = 正面, '
+                    '2 = 负面, 3 = neutral 😐.</p>')
+    out = confusion([[3, 1, 0], [0, 2, 1], [1, 0, 4]], ["正面", "负面", "<b>中性</b>"])
+    assert out.startswith('<img alt="plot" src="data:image/png;base64,') and "3 = &lt;b&gt;中性&lt;/b&gt;" in out
+    from distilloop.core.types import Spend
+
+    out = spend({1: {"老师": Spend(10, 2, 0.0)}}, ["老师"], use_usd=False)
+    assert "The plot numbers the teachers (its font cannot draw their names): 1 = 老师." in out
+    assert not [w for w in recwarn if "Glyph" in str(w.message)]
