@@ -130,7 +130,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         name=toml_value(args.name or out.stem), labels=toml_value(labels), task=toml_value(task),
         path=toml_value(str(rel)), fields=toml_value(fields), shares=shares_example(labels))
     text, notes = with_teachers(text, args.teachers, numeric) if args.teachers else (text, [])
-    text, note = fit_to_data(text, [e.gold for e in examples], numeric,
+    text, note = fit_to_data(text, [e.gold for e in examples], numeric, texts=[e.text for e in examples[:500]],
                              dev_named=sum(e.split == "dev" and e.gold is not None for e in examples))
     named = "".join(f"{key} = {toml_value(value)}\n" for key, value, default in
                     (("label_field", label_field, "label"), ("id_field", id_field, "id"),

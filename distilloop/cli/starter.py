@@ -199,11 +199,13 @@ HELD_OUT = {"test": (0.2, 5000), "dev": (0.1, 2000)}
 MIN_DEV, SMALL_FILE = 30, 150
 
 
-def fit_to_data(text: str, golds: Sequence[str | None], numeric: bool, *, dev_named: int = 0
-                ) -> tuple[str, str | None]:
+def fit_to_data(text: str, golds: Sequence[str | None], numeric: bool, *, dev_named: int = 0,
+                texts: Sequence[str] = ()) -> tuple[str, str | None]:
     """The starter's changes a file's gold labels call for: held-out splits of a large file capped at
     ``HELD_OUT``'s rows (the rest stay in the pool), a small file's dev split raised to ``MIN_DEV`` rows with the
-    ``dev_named`` rows the file puts there itself, and (a label set) the metric of skewed labels."""
+    ``dev_named`` rows the file puts there itself, (a label set) the metric of skewed labels, and a student that
+    reads the ``texts`` (a sample of the inputs) where the sentence encoder would not."""
+    text, unread = readable_student(text, texts)
     n = sum(g is not None for g in golds) - dev_named
     capped = {s: cap / n for s, (share, cap) in HELD_OUT.items() if n * share > cap}
     said = None
@@ -227,7 +229,30 @@ def fit_to_data(text: str, golds: Sequence[str | None], numeric: bool, *, dev_na
                 "dev_fraction): enough to tell students apart within about 1.4 points, embedded in minutes rather "
                 "than hours before the first report; the other rows stay in the pool")
     text, note = (text, None) if numeric else skewed_metric(text, [str(g) for g in golds if g is not None])
-    return text, "\n".join(x for x in (said, note) if x) or None
+    return text, "\n".join(x for x in (said, note, unread) if x) or None
+
+
+#: the starter's student, which `readable_student` replaces
+EMBEDDING_STUDENT = 'kind = "embedding_linear"\nmodel = "mpnet"       # all-mpnet-base-v2, a frozen encoder (the mpnet extra)\nC = 1.0\n'
+
+
+def readable_student(text: str, texts: Sequence[str]) -> tuple[str, str | None]:
+    """``text`` with a student that can read ``texts``: where the starter's sentence encoder would read too many
+    of their letters as ``[UNK]`` (Chinese, Thai, Korean...), TF-IDF over word and character n-grams, which reads
+    any script. Returns the text and a note (None: unchanged)."""
+    from distilloop.students.hf_common import MPNET, UNREADABLE, encoder_vocab, unknown_share
+
+    vocab = encoder_vocab(MPNET)
+    share = unknown_share(texts, vocab) if vocab is not None and EMBEDDING_STUDENT in text else None
+    if share is None or share < UNREADABLE:
+        return text, None
+    student = ('kind = "tfidf_logreg"  # word and character n-grams: any script (the packaged sentence encoders '
+               f'read {100 * share:.0f}% of these texts as [UNK])\n')
+    return text.replace(EMBEDDING_STUDENT, student, 1), (
+        f"note: the packaged sentence encoders read {100 * share:.0f}% of the texts' letters as unknown ([UNK]: a "
+        "script their vocabulary does not hold): the student is tfidf_logreg, word and character n-grams, which "
+        "reads any script; a multilingual encoder of your own goes in [student] kind = \"embedding_linear\" with "
+        "model = \"/path/to/model\"")
 
 
 #: the share of the most common gold label from which `init` writes ``metric = "macro_f1"``

@@ -175,8 +175,33 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
     return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
             *one_class(store, space), *chance_agreement(store, space, voted), *labels_against_gold(store, space),
             *weak_student(store, metric, student, len(space.labels)), *small_reference(store, metric),
+            *unreadable_texts(store, student),
             *test_without_gold(store),
             *(diluted_confidence(store, space, rows) if calibrated else [])]
+
+
+#: the students that read their input through a WordPiece encoder (their ``model``, MiniLM by default)
+ENCODER_STUDENTS = ("embedding_linear", "encoder")
+
+
+def unreadable_texts(store: Store, student: Any) -> list[str]:
+    """A student whose encoder knows too few of the texts' characters to read them: the packaged encoders read
+    Chinese, Thai, Korean or Hindi mostly as ``[UNK]``, and such a student stays near chance whatever it is fed."""
+    if student is None or getattr(student, "kind", None) not in ENCODER_STUDENTS:
+        return []
+    from distilloop.core.types import render_input
+    from distilloop.students.hf_common import UNREADABLE, encoder_vocab, unknown_share
+
+    vocab = encoder_vocab(student.params.get("model"))
+    texts = [render_input(r["fields"]) for r in store.labeled()[:300]]
+    share = unknown_share(texts, vocab) if vocab is not None and len(texts) >= 10 else None
+    if share is None or share < UNREADABLE:
+        return []
+    model = student.params.get("model") or "minilm"
+    return [f"the student's encoder ({model}) reads {100 * share:.0f}% of the labeled texts' letters as unknown "
+            "([UNK]: a script its vocabulary does not hold, e.g. Chinese or Thai): it cannot learn from them. Use "
+            "[student] kind = \"tfidf_logreg\" (word and character n-grams, any script), or a multilingual encoder "
+            "of your own in [student] model = \"/path/to/model\""]
 
 
 #: a calibrated confidence below this share of the teacher's own is said (with labels left out of its answers)

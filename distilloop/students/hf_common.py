@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -158,3 +158,73 @@ def generator(seed: int):
     g = torch.Generator()
     g.manual_seed(seed)
     return g
+
+
+def encoder_vocab(model: str | None) -> Path | None:
+    """The WordPiece vocabulary (``vocab.txt``) a frozen or fine-tuned encoder reads its input with, found without
+    loading (or assembling) the model: the packaged MiniLM and MPNet share BERT's uncased vocabulary, so MiniLM's
+    (inside its wheel) stands for both; a local model's own, if it has one (a SentencePiece model has none: None)."""
+    name = model or MINILM
+    try:
+        if name in (MINILM, MPNET):
+            return minilm_path() / "vocab.txt"
+        vocab = Path(name).expanduser() / "vocab.txt"
+        return vocab if vocab.is_file() else None
+    except StudentError:
+        return None
+
+
+@functools.cache
+def _vocab_chars(path: Path) -> frozenset[str]:
+    chars = set()
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            piece = line.rstrip("\n").removeprefix("##")
+            if len(piece) == 1:
+                chars.add(piece)
+    return frozenset(chars)
+
+
+#: the code point ranges BERT's basic tokenizer reads as CJK ideographs, each its own word
+_CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2CEAF), (0xF900, 0xFAFF),
+        (0x2F800, 0x2FA1F))
+
+
+def _words(text: str) -> Iterator[str]:
+    """``text``'s words as an uncased BERT tokenizer splits them: lower-cased, accents stripped, apart at spaces and
+    punctuation, each CJK ideograph a word of its own."""
+    import unicodedata
+
+    word: list[str] = []
+    for c in unicodedata.normalize("NFD", text.lower()):
+        if unicodedata.category(c) == "Mn":
+            continue
+        cjk = any(lo <= ord(c) <= hi for lo, hi in _CJK)
+        if c.isspace() or unicodedata.category(c).startswith("P") or cjk:
+            if word:
+                yield "".join(word)
+                word = []
+            if cjk:
+                yield c
+        else:
+            word.append(c)
+    if word:
+        yield "".join(word)
+
+
+#: the share of the texts' letters in words an encoder reads as [UNK] from which a student on it cannot read them
+UNREADABLE = 0.3
+
+
+def unknown_share(texts: Iterable[str], vocab: Path) -> float | None:
+    """The share of the letters of ``texts`` (ideographs included) in words a WordPiece vocabulary ``vocab`` reads
+    as ``[UNK]`` (a word with a character it has no piece for): the encoder sees nothing of them (the packaged
+    encoders read Chinese as "[UNK] 部 [UNK] [UNK]", Thai as one [UNK]). None when the texts have no letter."""
+    known = _vocab_chars(vocab)
+    letters = unknown = 0
+    for text in texts:
+        for word in _words(text):
+            n = sum(c.isalpha() for c in word)
+            letters += n
+            unknown += n if any(c not in known for c in word) else 0
+    return unknown / letters if letters else None
