@@ -116,6 +116,8 @@ def annotate(env: Env, round_no: int) -> Annotation:
                               "buy a single answer); raise the cap and `distilloop run` resumes this round")
     if result.refused:
         env.progress.warn(refused_note(round_no, result))
+    if note := failed_note(round_no, ids, result):
+        env.progress.warn(note)
     votes = calibrate(env, {i: result.votes[i] for i in ids if result.votes.get(i)})
     return Annotation(round_no, ids, votes, tiers_asked, result)
 
@@ -155,6 +157,19 @@ def refused_note(round_no: int, result: AnnotationResult) -> str:
     return (f"round {round_no}: the budget had no room left for {calls} (a call reserves its prompt and "
             f"max_tokens of answer before it is sent){': ' + '; '.join(fate) if fate else ''}. Raise the [budget] "
             "cap, or lower that teacher's max_tokens, to have them asked")
+
+
+def failed_note(round_no: int, ids: Sequence[str], result: AnnotationResult) -> str | None:
+    """Items every teacher asked failed (not the budget's refusals: :func:`refused_note` says those) while others
+    were answered: they go back to the pool unlabeled, which the rounds table alone showed as fewer labels."""
+    refused = {i for items in result.refused.values() for i in items}
+    lost = [i for i in ids if not result.votes.get(i) and i not in refused]
+    if not lost:
+        return None
+    why = "; ".join(f"{name}: {error[:200]}" for name, error in {**result.gave_up, **result.disabled}.items())
+    return (f"round {round_no}: {len(lost)} of {len(ids)} item(s) got no answer from any teacher"
+            + (f" ({why})" if why else "") + ": they went back to the pool unlabeled (e.g. "
+            f"{', '.join(lost[:3])}); `distilloop status` counts the failed calls")
 
 
 async def ask(env: Env, items: Sequence[LabelingItem], round_no: int,

@@ -72,3 +72,35 @@ def test_two_teachers_without_confidences_do_not_settle_an_even_split_by_label_o
         assert rows and all(r["label"] is None for r in rows), order  # nobody won: left to review
         assert c.store.labeled() == []  # the automatic reviewer has nothing to accept
         c.close()
+
+
+def test_items_no_teacher_answered_are_said_and_go_back_to_the_pool(tmp_path):
+    """Rows added after the teachers' answers were recorded (or items a provider refuses every time): each teacher
+    failed them while it answered the rest, and the round showed only fewer labels than items asked. It says
+    how many, why and which; they stay unlabeled in the pool."""
+    import subprocess
+    import sys
+
+    rows = (FIXTURES / "rt_tiny.jsonl").read_text().splitlines()
+    extra = [json.dumps({"id": f"new-{k}", "text": f"an unseen review {k}", "label": "positive", "split": "pool"})
+             for k in range(6)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(rows + extra) + "\n")
+    rec = recording(tmp_path, lambda r: {"b": json.loads(r["raw"])["label"]})
+    body = "".join(f'[[teachers]]\nname = "{t}"\nkind = "replay"\nmodel = "m"\npath = "{rec}"\nsource = "{t}"\n'
+                   for t in ("a", "b"))
+    path = tmp_path / "c.toml"
+    path.write_text(campaign_toml(data=data, rounds="max_rounds = 1\ninitial_size = 126", extra=body))
+    proc = subprocess.run([sys.executable, "-m", "distilloop.cli", "run", "-q", str(path)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert "round 1: 6 of 126 item(s) got no answer from any teacher (a: cannot estimate: teacher a: no recorded " \
+           "answer for example 'new-" in said, said
+    assert "they went back to the pool unlabeled (e.g. new-" in said
+    c = Campaign.open(load_config(path))
+    try:
+        labeled = {r["example_id"] for r in c.store.labeled()}
+    finally:
+        c.close()
+    assert len(labeled) == 120 and not any(i.startswith("new-") for i in labeled)
