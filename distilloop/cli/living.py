@@ -24,6 +24,7 @@ def _config_and_data(args: argparse.Namespace) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from distilloop.data import first_row
     from distilloop.loop.additions import add_data
 
     _config_and_data(args)
@@ -42,6 +43,10 @@ def cmd_add(args: argparse.Namespace) -> int:
                   "has run all its rounds)", markup=False)
     if leak := _held_out_in_pool(config):
         out.print(f"note: {leak}", markup=False)
+    if (first_row(Path(args.data)) or {}).get(config.data.id_field) in (None, ""):
+        out.print(f"note: {args.data} has no '{config.data.id_field}' column: its rows are known by their line "
+                  "(row-<line>) in exports and predictions, and a later file without ids would collide with them; "
+                  f"give the rows values in column '{config.data.id_field}'", markup=False)
     return 0
 
 

@@ -68,8 +68,8 @@ def read_additions(config: CampaignConfig, store: Store, path: str | Path) -> tu
     if changed and (first_row(path) or {}).get(config.data.id_field) in (None, ""):
         raise DataError(f"{path.name} has no '{config.data.id_field}' column, so its rows are known by their line "
                         f"(row-<line>), and {len(changed)} of those ids are taken by rows already in the campaign "
-                        f"with other content; nothing was added: give every row an '{config.data.id_field}' "
-                        "that no row of the campaign has")
+                        f"with other content; nothing was added: give every row a value in column "
+                        f"'{config.data.id_field}' that no row of the campaign has")
     if changed:
         shown = ", ".join(changed[:SHOWN]) + (f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else "")
         raise DataError(f"{path.name}: {len(changed)} row(s) have the id of a row already in the campaign but other "

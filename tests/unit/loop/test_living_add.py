@@ -106,9 +106,12 @@ def test_a_second_file_without_ids_is_refused_with_the_fix(tmp_path):
 
     first = cli("add", cfg, without_ids("a.jsonl", pool[60:65]))
     assert first.returncode == 0 and "added 5 row(s)" in first.stdout, first.stderr
+    # said when it joins, not only when the next file collides
+    assert "has no 'id' column: its rows are known by their line (row-<line>) in exports and predictions, and a " \
+           "later file without ids would collide with them" in " ".join(first.stdout.split())
     one_line_error(cli("add", cfg, without_ids("b.jsonl", pool[65:70])),
                    r"b.jsonl has no 'id' column, so its rows are known by their line .*5 of those ids are taken.*"
-                   r"give every row an 'id'")
+                   r"give every row a value in column 'id' that no row of the campaign has")
     assert sqlite_count(db, "select count(*) from examples where id like 'row-%'") == 5
 
 
