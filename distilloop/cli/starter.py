@@ -218,6 +218,11 @@ def fit_to_data(text: str, golds: Sequence[str | None], numeric: bool, *, dev_na
                 f"not 10% ({round(n * HELD_OUT['dev'][0])})" + (f", with the file's {dev_named}" if dev_named else "")
                 + f": students are chosen and promoted on them, and fewer than {MIN_DEV} cannot tell a better student "
                 "from a luckier one")
+    elif 0 < n and n * HELD_OUT["dev"][0] + dev_named < MIN_DEV:  # too few to raise it to MIN_DEV
+        said = (f"note: {n:,} rows with gold: the dev split gets about {round(n * HELD_OUT['dev'][0]) + dev_named}, too "
+                f"few to choose students on (fewer than {MIN_DEV} cannot tell a better student from a luckier one): "
+                "give more rows a gold label (split = \"dev\"), or decide on a held-out set the teachers label "
+                "([evaluation] reference = \"teachers\")")
     lines = {"test": '{x}   # about {cap:,} of the {n:,} rows with gold (without a "split" field): held out to report on',
              "dev": "{x}   # ...and about {cap:,} to choose the student on; the rest stay in the pool"}
     if capped:

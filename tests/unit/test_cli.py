@@ -378,7 +378,10 @@ def test_init_holds_out_enough_dev_rows_of_a_small_file_to_decide_on(tmp_path):
     assert (share, dev) == (0.17, 31)
     assert ("180 rows with gold: about 31 held out as dev ([data] dev_fraction = 0.17), not 10% (18): students are "
             "chosen and promoted on them") in said
-    assert init(149, "smaller")[1:] == (0.1, 15)  # 30 rows would be over a fifth of it: the run's warning says it
+    smaller = init(149, "smaller")  # 30 rows would be over a fifth of it: said, with the ways out
+    assert smaller[1:] == (0.1, 15)
+    assert ("149 rows with gold: the dev split gets about 15, too few to choose students on" in smaller[0]
+            and '[evaluation] reference = "teachers"' in smaller[0])
     named = init(180, "named", dev_rows=20)  # 20 of its own and 10% of the other 160
     assert named[1:] == (0.1, 36) and "held out as dev" not in named[0]
     few = init(180, "few", dev_rows=5)  # 5 of its own: the other 175 give 25
