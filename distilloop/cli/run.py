@@ -112,7 +112,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from distilloop.loop.campaign import Campaign
-    from distilloop.loop.pilot import describe_counts, run_pilot
+    from distilloop.loop.pilot import describe_counts, run_pilot, spare_teachers
     from distilloop.loop.progress import Progress
 
     if args.n < 1:
@@ -148,14 +148,14 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if rep.without:
         c.print("the ensemble's labels with one teacher left out (the others decide as a round decides): "
                 + ", ".join(f"without {t} {100 * a:.1f}% right" for t, a in rep.without.items()))
-    for p in rep.teachers:
-        alone = rep.without.get(p.teacher)
-        if alone is not None and rep.ensemble_accuracy is not None and alone >= rep.ensemble_accuracy and p.answered:
+    for p in spare_teachers(rep):
+        alone = rep.without[p.teacher]
+        if rep.ensemble_accuracy is not None:
             c.print(f"note: teacher {p.teacher} adds nothing to the labels on these items ({100 * alone:.1f}% right "
                     f"without it, {100 * rep.ensemble_accuracy:.1f}% with it) and costs "
                     f"{p.spend.tokens / p.answered:,.0f} tokens an answer: leaving it out of \\[\\[teachers]]"
-                    + (" and \\[routing] cascade" if config.routing.cascade else "") + " saves that"
-                    + (f"; {rep.n} items are few, `distilloop pilot -n 100` says it more surely" if rep.n < 100 else ""))
+                    + (" and \\[routing] cascade" if config.routing.cascade else "")
+                    + f" saves that (judged on {rep.judged} gold items)")
     c.print(f"pilot: {rep.spend.tokens:,} tokens, ${rep.spend.usd:.4f}, {rep.seconds:.0f} s (charged to the budget; "
             "the campaign reuses these answers)")
     held = (f" and {rep.reference_items} held-out items the teachers label first (no gold dev or test rows to choose "
@@ -179,10 +179,13 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         if p.invalid:
             c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave {p.invalid} invalid answer(s) of {p.answered} "
                     "(paid for, of no use)" + (f"; the last: {escape(p.invalid_error)}" if p.invalid_error else ""))
-        top = max(p.labels.values(), default=0)
-        if p.answered >= 10 and top >= 0.95 * sum(p.labels.values()) and len(config.space.labels) > 1:
-            c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave one label to {top} of {sum(p.labels.values())} "
-                    "items: it is hardly reading the input")
+        # as the campaign counts its votes: a lean that calibration removes (a cascade's later teacher, asked only
+        # where the first is unsure, may say "positive" to all of them) is not a teacher ignoring its input
+        counted = p.counted or p.labels
+        top = max(counted.values(), default=0)
+        if p.answered >= 10 and top >= 0.95 * sum(counted.values()) and len(config.space.labels) > 1:
+            c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave one label to {top} of {sum(counted.values())} "
+                    "items" + (" (its calibrated votes)" if p.counted else "") + ": it is hardly reading the input")
     return 1 if silent else 0
 
 
