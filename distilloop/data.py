@@ -21,6 +21,16 @@ from distilloop.core.types import SPLIT_NAMES, SPLITS, Example
 from distilloop.errors import DataError
 from distilloop.formats import rows
 
+#: the endings of the data files :func:`distilloop.formats.rows` reads by name, each optionally gzipped
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".arrow")
+
+
+def data_stem(name: str) -> str | None:
+    """``name`` without its data file ending (``news.csv.gz`` -> ``news``); None when it has none."""
+    base = name.removesuffix(".gz")
+    ext = next((e for e in DATA_SUFFIXES if base.lower().endswith(e)), None)
+    return base[: -len(ext)] if ext else None
+
 
 @dataclass
 class DataSpec:

@@ -165,7 +165,7 @@ def _print_plan(out: Any, plan: Any) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from distilloop.data import first_row, for_campaign_rows, other_case
+    from distilloop.data import data_stem, first_row, for_campaign_rows, other_case
     from distilloop.loop.predict import predict_file, serving_student
     from distilloop.loop.progress import Progress
 
@@ -176,9 +176,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     finally:
         store.close()
     data = Path(args.data)
-    stem = data.name.removesuffix(".gz")
-    for ext in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".arrow"):
-        stem = stem.removesuffix(ext)
+    stem = data_stem(data.name) or data.name
     out = args.out if args.out is not None else str(data.with_name(stem + ".predictions.jsonl"))
     if out != "-":
         refuse_overwriting(out, config, the_file_to_label=data)

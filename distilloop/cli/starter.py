@@ -238,7 +238,7 @@ def fit_to_data(text: str, golds: Sequence[str | None], numeric: bool, *, dev_na
 
 
 #: the starter's student, which `readable_student` replaces
-EMBEDDING_STUDENT = 'kind = "embedding_linear"\nmodel = "mpnet"       # all-mpnet-base-v2, a frozen encoder (the mpnet extra)\nC = 1.0\n'
+EMBEDDING_STUDENT = STARTER[STARTER.index('kind = "embedding_linear"'):STARTER.index("\n[evaluation]")]
 
 
 def readable_student(text: str, texts: Sequence[str]) -> tuple[str, str | None]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distilloop.core.answers import AnswerSpace, answer_space
-from distilloop.data import DataSpec
+from distilloop.data import DataSpec, data_stem
 from distilloop.errors import ConfigError
 from distilloop.loop.sections import (
     BudgetSection,
@@ -215,10 +214,6 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> CampaignConfi
     return CampaignConfig(teachers=teachers, path=path, raw=raw, **sections, **comps)  # type: ignore[arg-type]
 
 
-#: names of data files (formats.rows reads them), never campaign files
-_DATA_SUFFIX = re.compile(r"\.(jsonl|json|ndjson|csv|tsv|parquet|arrow)(\.gz)?$")
-
-
 def load_config(path: str | Path) -> CampaignConfig:
     """The campaign file at ``path``, or a folder's ``campaign.toml`` (``distilloop run examples/rt_demo``)."""
     path = Path(path)
@@ -234,7 +229,7 @@ def load_config(path: str | Path) -> CampaignConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad's byte-order mark is not TOML's error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        if _DATA_SUFFIX.search(path.name.lower()):  # `distilloop predict data.csv campaign.toml`, `run data.parquet`
+        if data_stem(path.name) is not None:  # `distilloop predict data.csv campaign.toml`, `run data.parquet`
             raise ConfigError(f"{path} is a data file, not a campaign file: pass the campaign file (a data file comes after "
                               f"it: `distilloop predict campaign.toml {path}`), or write one with `distilloop init {path}`"
                               ) from None
