@@ -72,7 +72,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _print_student(out, s, config.evaluation.metric)
         _print_review_state(out, store, config)
         _print_versions(out, versions)
-        out.print(rounds_table(rows))
+        out.print(rounds_table(rows, metric=config.evaluation.metric))
         for message in _warnings(store, config):
             out.print(f"[yellow]warning:[/yellow] {escape(message)}")
         if kappas:
@@ -218,7 +218,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             return 0
         out = console()
         out.rule(f"distilloop report: {s['name']}")
-        out.print(rounds_table(rows, title="Learning curve (cumulative spend)"))
+        out.print(rounds_table(rows, title="Learning curve (cumulative spend)", metric=config.evaluation.metric))
         _print_spend(out, s, caps)
         _print_teachers(out, s)
         _print_student(out, s, config.evaluation.metric)

@@ -28,9 +28,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         def on_round(n: int) -> None:
             if not args.quiet:
                 row = campaign.store.round_rows()[-1]
-                acc = row.accuracy
+                metric = config.evaluation.metric
+                score = row.score(metric)
                 progress.note(f"round {n} done: {row.labeled} labeled, {row.tokens_in + row.tokens_out:,} tokens, "
-                              f"${row.usd:.4f}, student accuracy {'-' if acc is None else f'{100 * acc:.1f}%'}")
+                              f"${row.usd:.4f}, student {'accuracy' if metric == 'accuracy' else 'macro-F1'} "
+                              f"{'-' if score is None else f'{100 * score:.1f}%'}")
 
         if elsewhere:
             progress.warn(elsewhere)
@@ -41,7 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         before = finished()
         reason = campaign.run(max_rounds=args.rounds, on_round=on_round)
-        out.print(rounds_table(campaign.store.round_rows(), title=f"Campaign {config.campaign.name}: learning curve"))
+        out.print(rounds_table(campaign.store.round_rows(), title=f"Campaign {config.campaign.name}: learning curve",
+                                metric=config.evaluation.metric))
         out.print(f"stopped: {reason}", markup=False)
         if reason.startswith("max rounds reached") and finished() == before and \
                 (left := len(campaign.env.unlabeled_pool())):  # after `add`: nothing ran, nothing said why
@@ -181,11 +184,10 @@ def cmd_pilot(args: argparse.Namespace) -> int:
                     "(paid for, of no use)" + (f"; the last: {escape(p.invalid_error)}" if p.invalid_error else ""))
         # as the campaign counts its votes: a lean that calibration removes (a cascade's later teacher, asked only
         # where the first is unsure, may say "positive" to all of them) is not a teacher ignoring its input
-        counted = p.counted or p.labels
-        top = max(counted.values(), default=0)
-        if p.answered >= 10 and top >= 0.95 * sum(counted.values()) and len(config.space.labels) > 1:
-            c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} gave one label to {top} of {sum(counted.values())} "
-                    "items" + (" (its calibrated votes)" if p.counted else "") + ": it is hardly reading the input")
+        if p.one_label is not None:
+            label, k, n = p.one_label
+            c.print(f"[yellow]warning:[/yellow] teacher {p.teacher} answered {escape(repr(label))} to {k} of {n} items"
+                    + (" (its calibrated votes)" if p.counted else "") + ": it is hardly reading the input")
     return 1 if silent else 0
 
 

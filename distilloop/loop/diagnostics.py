@@ -1,7 +1,8 @@
 """A campaign that knows when it is failing: plain warnings, each with what to try, read from the store after every
 round (``run``) and by ``status`` and the HTML report.
 
-- a teacher that gives one label to (nearly) every item: it is not reading the input;
+- a teacher that gives one label to (nearly) every item, more often than the data's gold labels are that label: it
+  is not reading the input;
 - training labels that hold one class: the student can only learn a constant;
 - teachers that agree no better than chance (Cohen's kappa, corrected for each teacher's own label rates, so two
   teachers that both say the majority label to everything do not look like they agree);
@@ -44,32 +45,65 @@ def voted_labels(store: Store, space: AnswerSpace,
     return by_teacher
 
 
+#: how unlikely a teacher's few answers of the other labels must be, given the data's gold class shares, before it is
+#: called constant: on data that is 91% one label, 95 of 100 answers of that label is a teacher reading the input
+CONSTANT_P = 0.01
+
+
+def class_shares(store: Store, space: AnswerSpace) -> dict[str, float] | None:
+    """The data's own label shares, from its gold labels (every split), or None with fewer than ``MIN_ANSWERS``."""
+    gold = Counter(g for g in store.gold_labels().values() if g in space.labels)
+    n = sum(gold.values())
+    return {label: k / n for label, k in gold.items()} if n >= MIN_ANSWERS else None
+
+
+def one_label(label_counts: dict[str, int], shares: dict[str, float] | None,
+              min_answers: int = MIN_ANSWERS) -> tuple[str, int, int] | None:
+    """``(label, k, n)`` when a teacher gave one label to (nearly) every one of its ``n`` answers, more often than the
+    data's class ``shares`` (gold, where known) explain: its few other answers would be that rare by chance with
+    probability under ``CONSTANT_P``. Without shares, every share of ``CONSTANT_SHARE`` or more counts."""
+    n = sum(label_counts.values())
+    if n < min_answers:
+        return None
+    label, k = Counter(label_counts).most_common(1)[0]
+    if k / n < CONSTANT_SHARE:
+        return None
+    if shares is not None:
+        from scipy.stats import binom
+
+        if binom.cdf(n - k, n, 1.0 - shares.get(label, 0.0)) >= CONSTANT_P:
+            return None  # the data is that lopsided
+    return label, k, n
+
+
 def constant_teachers(store: Store, space: AnswerSpace, calibrated: bool = False,
                       voted: dict[str, dict[str, str]] | None = None) -> list[str]:
-    """Teachers giving one label to (nearly) every item. With calibration on, judged on the calibrated votes the
-    campaign decides with (``voted``, read here if not given): a lean that calibration removes (a small model's raw
-    answers to the items a cascade passes it, say) is not a teacher ignoring the input."""
+    """Teachers giving one label to (nearly) every item, more often than the data's gold labels are that label. With
+    calibration on, judged on the calibrated votes the campaign decides with (``voted``, read here if not given): a
+    lean that calibration removes (a small model's raw answers to the items a cascade passes it, say) is not a
+    teacher ignoring the input."""
     if not space.has_label_set:
         return []
     if calibrated:
         counts = {t: dict(Counter(by_item.values())) for t, by_item in (voted or voted_labels(store, space)).items()}
     else:
         counts = {s.teacher: s.label_counts for s in store.teacher_stats()}
+    shares = class_shares(store, space)
     out = []
     for teacher, label_counts in counts.items():
-        n = sum(label_counts.values())
-        if n < MIN_ANSWERS:
+        found = one_label(label_counts, shares)
+        if found is None:
             continue
-        label, k = Counter(label_counts).most_common(1)[0]
-        if k / n >= CONSTANT_SHARE:
-            fix = ("; its votes are calibrated, which removes a lean but not a teacher that ignores the input: "
-                   "check its accuracy in `distilloop pilot`" if calibrated else
-                   ", or [aggregation] calibrate = \"batch\" if it reports logprobs; `distilloop pilot` shows each "
-                   "teacher's answers on a sample")
-            out.append(f"teacher {teacher} answered {label!r} to {k} of {n} items"
-                       f"{' (its calibrated votes)' if calibrated else ''}: it is hardly reading the input. "
-                       "Try a stronger model, another prompt style (e.g. prompt = \"few_shot_cot\" with worked "
-                       f"examples){fix}")
+        label, k, n = found
+        fix = ("; its votes are calibrated, which removes a lean but not a teacher that ignores the input: "
+               "check its accuracy in `distilloop pilot`" if calibrated else
+               ", or [aggregation] calibrate = \"batch\" if it reports logprobs; `distilloop pilot` shows each "
+               "teacher's answers on a sample")
+        data = "" if shares is None else f" (the gold labels are {100 * shares.get(label, 0.0):.0f}% {label!r})"
+        out.append(f"teacher {teacher} answered {label!r} to {k} of {n} items"
+                   f"{' (its calibrated votes)' if calibrated else ''}{data}: it is hardly reading the input. "
+                   "Try a stronger model, another prompt style (e.g. prompt = \"few_shot_cot\" with worked "
+                   f"examples){fix}")
     return out
 
 
@@ -131,11 +165,13 @@ def labels_against_gold(store: Store, space: AnswerSpace) -> list[str]:
 WEAK_MIN_PER_CLASS, WEAK_MIN_REFERENCE = 10, 20
 
 
-def weak_student(store: Store, metric: str, student: Any = None, n_classes: int = 2) -> list[str]:
+def weak_student(store: Store, metric: str, student: Any = None, n_classes: int = 2,
+                 space: AnswerSpace | None = None) -> list[str]:
     """The active student no better than the majority label. The advice depends on the student (``student``: the
     campaign's ``[student]`` component): a TF-IDF or MiniLM student can move to the mpnet one; one that already is a
     frozen-embedding linear model on mpnet may not be able to read the task at all (which choice a letter names,
-    a number in a word problem) and needs a student that reads the text."""
+    a number in a word problem) and needs a student that reads the text. On lopsided data whose labels hold a
+    handful of one label (``space``: the label set), more of those come first."""
     active = store.active_student()
     if active is None:
         return []
@@ -151,7 +187,13 @@ def weak_student(store: Store, metric: str, student: Any = None, n_classes: int 
         return []
     kind = getattr(student, "kind", None)
     params = getattr(student, "params", None) or {}
-    if kind == "step_by_step":  # the classifiers suggested below cannot answer numbers, and it already reads
+    labels = space.labels if space is not None and space.has_label_set else ()
+    counts = Counter(r["label"] for r in store.labeled()) if labels else Counter()
+    rare, k = min(((label, counts.get(label, 0)) for label in labels), key=lambda c: c[1], default=(None, 0))
+    if rare is not None and k < WEAK_MIN_PER_CLASS:  # lopsided data: the student has next to nothing to learn from
+        advice = (f"its {sum(counts.values())} labels hold {k} {rare!r}: label more items until every label has "
+                  f"{WEAK_MIN_PER_CLASS} or more (a student learns little of a label from a handful)")
+    elif kind == "step_by_step":  # the classifiers suggested below cannot answer numbers, and it already reads
         advice = ("label more items (a student that generates its answer learns from hundreds, not dozens), train "
                   "more of it (epochs, train_layers, a GPU), or a larger base model (model, docs/students.md)")
     elif kind == "embedding_linear" and params.get("model") == "mpnet":
@@ -174,7 +216,7 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
     voted = voted_labels(store, space, rows) if space.has_label_set else {}
     return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
             *one_class(store, space), *chance_agreement(store, space, voted), *labels_against_gold(store, space),
-            *weak_student(store, metric, student, len(space.labels)), *small_reference(store, metric),
+            *weak_student(store, metric, student, len(space.labels), space), *small_reference(store, metric),
             *unreadable_texts(store, student),
             *test_without_gold(store),
             *(diluted_confidence(store, space, rows) if calibrated else [])]

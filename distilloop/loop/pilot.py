@@ -15,6 +15,7 @@ from itertools import combinations
 
 from distilloop.annotators.agreement import cohen_kappa
 from distilloop.core.types import Spend
+from distilloop.loop.diagnostics import class_shares, one_label
 from distilloop.loop.env import Env
 from distilloop.loop.estimate import schedule
 from distilloop.loop.references import choose
@@ -27,6 +28,8 @@ from distilloop.loop.steps.reference import heldout_todo
 PILOT_META = "pilot_ids"
 #: salt of the pilot sample's generator (round 0)
 PILOT_SALT = 83
+#: answers a teacher must give in the pilot before its label shares are judged
+PILOT_MIN_ANSWERS = 10
 
 
 @dataclass
@@ -40,6 +43,8 @@ class TeacherPilot:
     labels: dict[str, int] = field(default_factory=dict)
     #: the labels of its votes as the campaign counts them (after calibration, which removes a lean toward a label)
     counted: dict[str, int] = field(default_factory=dict)
+    #: (label, k, n): it gave one label to k of its n counted answers, more often than the data's gold labels explain
+    one_label: tuple[str, int, int] | None = None
     correct: int = 0
     judged: int = 0
     spend: Spend = field(default_factory=Spend)
@@ -137,8 +142,11 @@ def run_pilot(env: Env, n: int = 30) -> PilotReport:
         for v in ann.votes.get(i, []):
             if v.teacher in per and v.valid and v.label is not None:
                 per[v.teacher].counted[v.label] = per[v.teacher].counted.get(v.label, 0) + 1
+    shares = class_shares(store, env.parts.space) if env.parts.space.has_label_set else None
     for p in per.values():
         p.seconds = store.latency_total(0, p.teacher, ids)
+        if len(env.parts.space.labels) > 1:
+            p.one_label = one_label(p.counted or p.labels, shares, min_answers=PILOT_MIN_ANSWERS)
     answers = {t: {v.teacher: v.label for v in vs if v.valid and v.label is not None} for t, vs in ann.votes.items()}
     kappa = {}
     for a, b in combinations(sorted(per), 2):

@@ -157,8 +157,9 @@ def _learning_curve(store: Store) -> str:
     if not rows:
         return '<p class="muted">No rounds yet.</p>'
     html = []
-    pts = [r for r in rows if r.accuracy is not None]
-    html.append(plots.learning_curve(pts) if pts else
+    metric = _config_value(store, "evaluation", "metric", "accuracy")
+    pts = [r for r in rows if r.score(metric) is not None]
+    html.append(plots.learning_curve(pts, metric) if pts else
                 '<p class="muted">No student metrics yet (no evaluation split with gold, or no training).</p>')
     html.append(_table("learning-curve-table",
                        ["round", "strategy", "labeled", "tokens in", "tokens out", "USD", "student acc",

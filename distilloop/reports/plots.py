@@ -66,27 +66,30 @@ def figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
     return fig, fig.subplots(1, ncols)
 
 
-def learning_curve(pts: Sequence[RoundRow]) -> str:
-    """Student accuracy against cumulative tokens and dollars; filled markers are promoted students."""
+def learning_curve(pts: Sequence[RoundRow], metric: str = "accuracy") -> str:
+    """The student's score on ``metric`` (the one its promotions are decided on) against cumulative tokens and
+    dollars; filled markers are promoted students."""
+    name = "accuracy" if metric == "accuracy" else "macro-F1"
     fig, (ax1, ax2) = figure(11, 3.6, 2)
     for ax, xs, xlabel in ((ax1, [r.tokens_in + r.tokens_out for r in pts], "cumulative tokens (in + out)"),
                            (ax2, [r.usd for r in pts], "cumulative spend (USD)")):
-        ax.plot(xs, [r.accuracy for r in pts], "-", color=BLUE)
-        for x, r in zip(xs, pts, strict=True):
-            ax.plot([x], [r.accuracy], "o", color=BLUE, mfc=BLUE if r.promoted else "white")
-            ax.annotate(f"r{r.round}", (x, r.accuracy), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ys = [r.score(metric) for r in pts]
+        ax.plot(xs, ys, "-", color=BLUE)
+        for x, y, r in zip(xs, ys, pts, strict=True):
+            ax.plot([x], [y], "o", color=BLUE, mfc=BLUE if r.promoted else "white")
+            ax.annotate(f"r{r.round}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("student accuracy")
+        ax.set_ylabel(f"student {name}")
         ax.grid(alpha=0.3)
     # at most 6 ticks, tokens as 4k, 1.2M: "10000 12000 14000..." ran together under a 5-inch axis
     from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
     ax1.xaxis.set_major_locator(MaxNLocator(nbins=6))
     ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: compact(v)))
-    for ax in (ax1, ax2):  # accuracy as the tables say it: 82%, not 0.82
+    for ax in (ax1, ax2):  # scores as the tables say them: 82%, not 0.82
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax1.set_title("accuracy against tokens (filled: promoted)", fontsize=10)
-    ax2.set_title("accuracy against dollars (filled: promoted)", fontsize=10)
+    ax1.set_title(f"{name} against tokens (filled: promoted)", fontsize=10)
+    ax2.set_title(f"{name} against dollars (filled: promoted)", fontsize=10)
     if not any(r.usd for r in pts):
         ax2.text(0.5, 0.12, "no dollars spent (free or local teachers)", transform=ax2.transAxes, ha="center",
                  fontsize=9, color="#b42318")

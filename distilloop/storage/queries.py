@@ -63,6 +63,15 @@ class RoundRow:
         """The majority-class baseline of that reference."""
         return self._shown()[1].get("baseline")
 
+    @property
+    def baseline_macro_f1(self) -> float | None:
+        """The majority-class baseline's macro-F1 on that reference."""
+        return self._shown()[1].get("baseline_macro_f1")
+
+    def score(self, metric: str = "accuracy") -> float | None:
+        """The student's score on ``metric`` (``accuracy`` or ``macro_f1``) on that reference."""
+        return self._shown()[1].get(metric)
+
 
 def unanimous(votes: list[dict[str, Any]]) -> bool:
     """Every teacher asked about the item gave a valid answer, and the same one (a cascade's first teacher, sure

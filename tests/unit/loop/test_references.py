@@ -147,6 +147,34 @@ def test_a_round_row_names_the_reference_its_accuracy_is_from_when_two_tie():
     assert row.reference == "gold:test" and row.accuracy == 0.85 and row.baseline == 0.85
 
 
+def test_the_table_of_a_campaign_decided_on_macro_f1_shows_macro_f1_and_its_baseline():
+    """On 91% negative data the table showed accuracy falling (93.8% to 90.4%) beside 'promoted: yes' each round:
+    the campaign decides on macro-F1, which rose. The table, the round's line and the plot show that score."""
+    import io
+
+    from rich.console import Console
+
+    from distilloop.reports.table import rounds_table
+    from distilloop.storage.queries import RoundRow
+
+    test = {"accuracy": 0.904, "macro_f1": 0.603, "n": 240, "baseline": 0.9375, "baseline_macro_f1": 0.484,
+            "ci_low": 0.86, "ci_high": 0.935}
+    row = RoundRow(4, "done", "mixture", 20, 80, 1, 10290, 504, 0.0, 0.967, 0.962,
+                   {**test, "refs": {"gold:test": test}, "reference": "gold:test"}, True, "v4")
+    assert (row.score("macro_f1"), row.score("accuracy"), row.baseline_macro_f1) == (0.603, 0.904, 0.484)
+
+    def shown(metric):
+        out = io.StringIO()
+        Console(file=out, width=250).print(rounds_table([row], metric=metric))
+        return out.getvalue()
+
+    f1 = shown("macro_f1")
+    assert "student F1" in f1 and "60.3%" in f1 and "48.4%" in f1
+    assert "student acc" not in f1 and "90.4%" not in f1 and "93.8%" not in f1
+    acc = shown("accuracy")
+    assert "student acc" in acc and "90.4%" in acc and "93.8%" in acc and "60.3%" not in acc
+
+
 def test_gold_dev_rows_added_to_a_campaign_without_gold_become_its_reference(tmp_path):
     """A campaign on unlabeled data decides on the teachers' held-out set; its user labels 40 dev rows by hand and
     adds them. The first addition froze every split as it was, the empty dev split too, so the 40 rows were "added

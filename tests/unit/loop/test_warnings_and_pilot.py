@@ -46,7 +46,8 @@ def test_a_constant_teacher_is_called_out_in_run_and_status_and_scores_show_thei
     run = cli("run", cfg)
     assert run.returncode == 0, run.stderr
     said = " ".join(run.stderr.split())
-    assert re.search(r"teacher stuck answered 'positive' to \d+ of \d+ items: it is hardly reading the input", said)
+    assert re.search(r"teacher stuck answered 'positive' to \d+ of \d+ items \(the gold labels are \d+% 'positive'\): it is "
+                     r"hardly reading the input", said)
     table = run.stdout
     assert "baseline" in table and " on " in table
     status = cli("status", cfg)
@@ -130,6 +131,17 @@ def test_the_advice_on_a_student_at_chance_depends_on_the_student():
     small = Active(0.22)
     small.metrics["refs"]["gold:dev"]["n"] = 12  # a 12-item reference cannot tell
     assert weak_student(small, "accuracy", mpnet) == []
+    # 91% negative data: 40 labels holding 2 'positive' are what the student lacks, not a stronger model
+    from distilloop.core.answers import LabelSet
+
+    lopsided = Active(0.22)
+    lopsided.labeled = lambda: [{"label": "negative"}] * 38 + [{"label": "positive"}] * 2
+    space = LabelSet(("negative", "positive"))
+    [rare] = weak_student(lopsided, "accuracy", mpnet, 2, space)
+    assert "its 40 labels hold 2 'positive': label more items until every label has 10 or more" in rare
+    assert '"encoder"' not in rare
+    lopsided.labeled = lambda: [{"label": "negative"}] * 30 + [{"label": "positive"}] * 10
+    assert '"encoder"' in weak_student(lopsided, "accuracy", mpnet, 2, space)[0]
 
 
 def test_the_pilot_counts_items_not_calls_where_texts_repeat(tmp_path):
@@ -271,6 +283,48 @@ def test_with_calibration_a_lean_is_not_called_constant_but_a_constant_teacher_s
     said = [w for w in warnings if "hardly reading the input" in w]
     assert len(said) == 1 and said[0].startswith("teacher stuck answered")
     assert "(its calibrated votes)" in said[0]
+
+
+def test_a_teacher_on_lopsided_data_is_not_called_constant_where_the_gold_labels_are_as_lopsided():
+    """A sentiment set that is 91% negative: the local 1.5B teacher answered 'negative' to 95 of 100 items, which is
+    what a teacher reading the input says there, and run warned at every round that it was hardly reading it. The
+    data's own gold shares decide now; without gold, or on balanced gold, the share alone still does."""
+    from distilloop.core.answers import LabelSet
+    from distilloop.loop.diagnostics import class_shares, constant_teachers, one_label
+
+    lopsided = {"negative": 0.91, "positive": 0.09}
+    assert one_label({"negative": 95, "positive": 5}, lopsided) is None
+    assert one_label({"negative": 38, "positive": 2}, lopsided) is None
+    assert one_label({"negative": 100}, {"negative": 0.99, "positive": 0.01}) is None
+    balanced = {"negative": 0.5, "positive": 0.5}
+    assert one_label({"negative": 95, "positive": 5}, balanced) == ("negative", 95, 100)
+    assert one_label({"negative": 95, "positive": 5}, None) == ("negative", 95, 100)
+    # the lopsided data's minority label given to everything is not explained by it
+    assert one_label({"positive": 100}, lopsided) == ("positive", 100, 100)
+    assert one_label({"negative": 100}, lopsided) == ("negative", 100, 100)  # 9% positive: 0 of 100 is too few
+    assert one_label({"negative": 90, "positive": 10}, balanced) is None  # under 95%: never
+    assert one_label({"negative": 19}, None) is None  # too few answers to judge
+
+    class Stats:
+        def __init__(self, teacher, counts):
+            self.teacher, self.label_counts = teacher, counts
+
+    class Store:
+        def __init__(self, gold):
+            self.gold = gold
+
+        def gold_labels(self):
+            return {f"g{i}": g for i, g in enumerate(self.gold)}
+
+        def teacher_stats(self):
+            return [Stats("qwen", {"negative": 95, "positive": 5})]
+
+    space = LabelSet(("negative", "positive"))
+    assert class_shares(Store(["negative"] * 91 + ["positive"] * 9 + ["other"] * 50), space) == lopsided
+    assert constant_teachers(Store(["negative"] * 109 + ["positive"] * 11), space) == []
+    [said] = constant_teachers(Store(["negative", "positive"] * 60), space)
+    assert said.startswith("teacher qwen answered 'negative' to 95 of 100 items (the gold labels are 50% 'negative')")
+    assert constant_teachers(Store(["negative"] * 19), space)  # under 20 gold labels: the share alone decides
 
 
 def test_items_the_auto_reviewer_cannot_decide_are_said_to_wait(tmp_path):
@@ -531,7 +585,7 @@ def test_the_pilot_says_what_each_teacher_adds_to_the_labels(tmp_path):
     assert (f"without a {100 * without['a']:.1f}% right, without stuck {100 * without['stuck']:.1f}% right") in out
     assert rep["judged"] < 100 and "adds nothing" not in out  # 120 items, ties left out: too few judged to say it
     # its votes as the campaign counts them (calibrated) are still one label: it is said to ignore its input
-    assert "warning: teacher stuck gave one label to 120 of 120 items (its calibrated votes)" in out
+    assert "warning: teacher stuck answered 'positive' to 120 of 120 items (its calibrated votes)" in out
     # with a cascade, the first tier's only teacher is not left out: the next tier answered only what it was unsure of
     cfg.write_text(cfg.read_text().replace("[routing]\n", '[routing]\ncascade = ["a", "stuck"]\n'))
     assert set(json.loads(cli("pilot", cfg, "-n", "120", "--json").stdout)["without"]) == {"stuck"}
