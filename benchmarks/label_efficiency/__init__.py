@@ -252,6 +252,7 @@ class Curve:
     correct: list[bool] | None = None  # the active student's right answers on the reported split, by item id
     label_shares: dict[str, float] | None = None  # each label's share of the accepted labels at the end
     macro_f1: float | None = None  # the last student's macro-F1 on the reported split
+    f1_points: list[float | None] | None = None  # each round's student's macro-F1 on it, as ``points``
 
 
 def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, student: dict[str, Any], seed: int,
@@ -290,7 +291,8 @@ def run_one(spec: DatasetSpec, data: Path, workdir: Path, *, strategy: str, stud
     shares = {lab: sum(r["label"] == lab for r in labeled) / len(labeled) for lab in spec.labels} if labeled else None
     return Curve(name or strategy, student_name or student["kind"], seed, review, points,
                  time.perf_counter() - started, float(np.mean(right)) if right else None, reviews, trust, correct,
-                 shares, students[-1]["metrics"].get("macro_f1") if students else None)
+                 shares, students[-1]["metrics"].get("macro_f1") if students else None,
+                 [r.macro_f1 for r in rows if r.accuracy is not None])
 
 
 def default_workers() -> int:
