@@ -8,6 +8,7 @@ round (``run``) and by ``status`` and the HTML report.
   teachers that both say the majority label to everything do not look like they agree);
 - the teachers' labels no closer than chance to the data's gold labels (codes read otherwise than the data means);
 - a student at or below the majority-class baseline of its reference;
+- students chosen on macro-F1 over a gold split holding a handful of a rare label;
 - a teacher that answered none of its questions in the last round it was asked (a dead server, a wrong key), or
   answered every one outside the label set or the format (paid for, and of no use);
 - items the `auto` reviewer cannot decide (an even split between the teachers).
@@ -217,6 +218,7 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
     return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
             *one_class(store, space), *chance_agreement(store, space, voted), *labels_against_gold(store, space),
             *weak_student(store, metric, student, len(space.labels), space), *small_reference(store, metric),
+            *rare_in_reference(store, metric, space),
             *unreadable_texts(store, student),
             *test_without_gold(store),
             *(diluted_confidence(store, space, rows) if calibrated else [])]
@@ -305,6 +307,34 @@ def small_reference(store: Store, metric: str) -> list[str]:
              "reference = \"teachers\" with heldout_size (a held-out set the teachers label)")
     return [f"students are chosen and promoted on {ref}, which has {n} row(s){ci}: too few to tell a better student "
             f"from a luckier one. Give the decisions at least {MIN_DECISION_ROWS}: {fix}"]
+
+
+#: rows of a label in a gold reference below which macro-F1 decisions on it are said to rest on too few of it
+MIN_RARE_ROWS = 20
+
+
+def rare_in_reference(store: Store, metric: str, space: AnswerSpace) -> list[str]:
+    """Students decided on macro-F1 over a gold split that holds a handful of a rare label: half a binary
+    campaign's macro-F1 is that label's F1, which one row moves by points. On a 91%-negative file (11 positive dev
+    rows) the dev macro-F1 rose round by round (56% to 69%) while the test's fell (68% to 60%). A label is rare
+    here when it has fewer than ``MIN_RARE_ROWS`` rows and under half its even share (many balanced labels of a
+    handful of rows each average out)."""
+    active = store.active_student()
+    if metric != "macro_f1" or active is None or not space.has_label_set:
+        return []
+    ref = active["metrics"].get("reference")
+    split = {"gold:dev": "dev", "gold:test": "test"}.get(ref or "")
+    counts = Counter(store.gold_labels(split).values()) if split else Counter()
+    n = sum(counts.values())
+    if n < MIN_DECISION_ROWS:  # small_reference says so
+        return []
+    label, k = min(((lab, counts.get(lab, 0)) for lab in space.labels), key=lambda c: c[1])
+    if k >= MIN_RARE_ROWS or k >= n / len(space.labels) / 2:
+        return []
+    return [f"students are chosen on macro-F1 over {ref}, which holds {k} row(s) of {label!r} among {n}: each one "
+            f"moves that label's F1 by points, so a rise there may not hold on new data. Give it {MIN_RARE_ROWS} or "
+            f"more: gold dev rows of {label!r} (`distilloop add` a file of them with split = \"dev\"), or a larger "
+            "[data] dev_fraction in a new campaign"]
 
 
 def test_without_gold(store: Store) -> list[str]:

@@ -52,9 +52,10 @@ class ExamplesPart(StoreBase):
             counts[r["split"]] = r["n"]
         return counts
 
-    def gold_labels(self) -> dict[str, str]:
-        """The gold label of every example that has one."""
-        return {r["id"]: r["gold"] for r in self.db.query("select id, gold from examples where gold is not null")}
+    def gold_labels(self, split: str | None = None) -> dict[str, str]:
+        """The gold label of every example that has one (of ``split`` only, if given)."""
+        where, params = ("gold is not null and split = ?", [split]) if split else ("gold is not null", [])
+        return {r["id"]: r["gold"] for r in self.db.query(f"select id, gold from examples where {where}", params)}
 
     def count(self, table: str, where: str = "", params: Sequence[Any] = ()) -> int:
         sql = f"select count(*) as n from {table}" + (f" where {where}" if where else "")

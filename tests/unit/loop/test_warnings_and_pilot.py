@@ -327,6 +327,39 @@ def test_a_teacher_on_lopsided_data_is_not_called_constant_where_the_gold_labels
     assert constant_teachers(Store(["negative"] * 19), space)  # under 20 gold labels: the share alone decides
 
 
+def test_macro_f1_decisions_on_a_handful_of_a_rare_label_are_called_out():
+    """A 91%-negative file: 11 positive rows among 120 dev rows. The dev macro-F1 rose round by round (56% to 69%)
+    and promoted while the test's fell (68% to 60%), and nothing said why it might not hold."""
+    from distilloop.core.answers import LabelSet
+    from distilloop.loop.diagnostics import rare_in_reference
+
+    class Store:
+        def __init__(self, dev, reference="gold:dev"):
+            self.dev, self.reference = dev, reference
+
+        def active_student(self):
+            return {"metrics": {"reference": self.reference}}
+
+        def gold_labels(self, split=None):
+            assert split == "dev"
+            return {f"d{i}": g for i, g in enumerate(self.dev)}
+
+    space = LabelSet(("negative", "positive"))
+    lopsided = ["negative"] * 109 + ["positive"] * 11
+    [said] = rare_in_reference(Store(lopsided), "macro_f1", space)
+    assert "macro-F1 over gold:dev, which holds 11 row(s) of 'positive' among 120" in said
+    assert "Give it 20 or more" in said and 'split = "dev"' in said
+    assert rare_in_reference(Store(lopsided), "accuracy", space) == []  # accuracy: the rare label weighs little
+    assert rare_in_reference(Store(["negative"] * 100 + ["positive"] * 20), "macro_f1", space) == []
+    assert rare_in_reference(Store(lopsided[:25]), "macro_f1", space) == []  # under 30 rows: small_reference says it
+    assert rare_in_reference(Store(lopsided, "teachers"), "macro_f1", space) == []  # no gold split to count
+    # twenty balanced intents of 10 dev rows each average out; one of them with 2 rows does not
+    many = LabelSet(tuple(f"i{k:02d}" for k in range(20)))
+    even = [f"i{k:02d}" for k in range(20) for _ in range(10)]
+    assert rare_in_reference(Store(even), "macro_f1", many) == []
+    assert "2 row(s) of 'i00'" in rare_in_reference(Store(even[8:]), "macro_f1", many)[0]
+
+
 def test_items_the_auto_reviewer_cannot_decide_are_said_to_wait(tmp_path):
     """Two teachers that disagree on every item, majority votes, no confidences: every split is even, the auto
     reviewer has no label to accept, and `status` says which items wait and what decides them."""
