@@ -165,7 +165,7 @@ def _learning_curve(store: Store) -> str:
                        ["round", "strategy", "labeled", "tokens in", "tokens out", "USD", "student acc",
                         "macro F1", "promoted"],
                        [[r.round, r.strategy, r.labeled, r.tokens_in, r.tokens_out, (r.usd, "usd"),
-                         (r.accuracy, "pct"), r.macro_f1, "yes" if r.promoted else "no"] for r in rows]))
+                         (r.accuracy, "pct"), (r.macro_f1, "pct"), "yes" if r.promoted else "no"] for r in rows]))
     return "".join(html)
 
 
