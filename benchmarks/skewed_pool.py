@@ -55,6 +55,14 @@ SETTINGS: dict[str, dict[str, Any] | None] = {
 }
 
 
+def rt_rows() -> tuple[Any, list[str], list[dict[str, Any]], dict[str, str]]:
+    """The RT spec, its recorded pool ids, every row of the data set and each row's gold label."""
+    spec, ids = dataset_ids("rt_polarity")
+    with gzip.open(ROOT / spec.data, "rt") as f:
+        rows = [json.loads(line) for line in f]
+    return spec, ids, rows, {r["id"]: r["label"] for r in rows}
+
+
 def skewed_ids(ids: list[str], gold: dict[str, str], share: float, rng: random.Random) -> list[str]:
     """The recorded ids with ``share`` of them positive: every item of the rarer side kept, the other sampled."""
     pos = [i for i in ids if gold[i] == "positive"]
@@ -102,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args(argv)
     started = time.time()
-    spec, ids = dataset_ids("rt_polarity")
-    with gzip.open(ROOT / spec.data, "rt") as f:
-        rows = [json.loads(line) for line in f]
-    gold = {r["id"]: r["label"] for r in rows}
+    spec, ids, rows, gold = rt_rows()
     tmp = Path(tempfile_dir())
     strong_first = list(reversed(spec.teachers))
     calls, plan = [], []

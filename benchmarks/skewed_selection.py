@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import json
 import random
 import statistics
@@ -40,16 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.label_efficiency import (  # noqa: E402
-    ROOT,
-    STUDENTS,
-    dataset_ids,
-    default_workers,
-    run_many,
-    run_one,
-    tempfile_dir,
-)
-from benchmarks.skewed_pool import DEV, TEST, skewed_ids, write_data  # noqa: E402
+from benchmarks.label_efficiency import STUDENTS, default_workers, run_many, run_one, tempfile_dir  # noqa: E402
+from benchmarks.skewed_pool import DEV, TEST, rt_rows, skewed_ids, write_data  # noqa: E402
 
 #: `init`'s schedule: a first round of 20, then 20 a round, 5 rounds
 SCHEDULE = (20, 1.0, 5)
@@ -88,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args(argv)
     started = time.time()
-    spec, ids = dataset_ids("rt_polarity")
-    with gzip.open(ROOT / spec.data, "rt") as f:
-        rows = [json.loads(line) for line in f]
-    gold = {r["id"]: r["label"] for r in rows}
+    spec, ids, rows, gold = rt_rows()
     work = Path(tempfile_dir())  # one folder: the embeddings are shared by every campaign
     strategies = args.strategies.split(",")
     shares = [float(s) for s in args.shares.split(",")]
