@@ -195,7 +195,7 @@ HELD_OUT = {"test": (0.2, 5000), "dev": (0.1, 2000)}
 
 
 #: the dev rows `init` asks of a small file where its 10% would be fewer: what decisions need
-#: (diagnostics.MIN_DECISION_ROWS), from SMALL_FILE rows with gold on (below, 30 rows would be over a fifth of it)
+#: (student_warnings.MIN_DECISION_ROWS), from SMALL_FILE rows with gold on (below, 30 rows would be over a fifth of it)
 MIN_DEV, SMALL_FILE = 30, 150
 
 
@@ -234,7 +234,38 @@ def fit_to_data(text: str, golds: Sequence[str | None], numeric: bool, *, dev_na
                 "dev_fraction): enough to tell students apart within about 1.4 points, embedded in minutes rather "
                 "than hours before the first report; the other rows stay in the pool")
     text, note = (text, None) if numeric else skewed_metric(text, [str(g) for g in golds if g is not None])
-    return text, "\n".join(x for x in (said, note, unread) if x) or None
+    # a small file's dev split is too small whatever its labels (said above); one that names its dev rows chose them
+    text, rare = (text, None) if numeric or dev_named or note is None or n < SMALL_FILE else rare_dev(text, golds)
+    return text, "\n".join(x for x in (said, note, rare, unread) if x) or None
+
+
+#: dev rows of the rarest label that `init` asks of a skewed file (student_warnings.MIN_RARE_ROWS: fewer, and macro-F1
+#: decisions rest on a handful of it), and the largest dev share it takes for them
+RARE_DEV_ROWS, MAX_DEV_SHARE = 20, 0.3
+
+
+def rare_dev(text: str, golds: Sequence[str | None]) -> tuple[str, str | None]:
+    """``text`` (deciding on macro-F1: skewed gold labels) with a dev share that holds ``RARE_DEV_ROWS`` rows of
+    the rarest label (when it is under half its even share), up to ``MAX_DEV_SHARE``; past that, a note. On a 91%-negative file the 10% dev split held 11
+    positive rows, and students were promoted on a dev macro-F1 that rose while the test's fell."""
+    m = re.search(r"^dev_fraction = ([0-9.]+)", text, flags=re.M)
+    counts = Counter(g for g in golds if g is not None)
+    if m is None or len(counts) < 2:
+        return text, None
+    label, k = min(counts.items(), key=lambda c: (c[1], c[0]))
+    share = float(m.group(1))
+    if k * share >= RARE_DEV_ROWS or k >= sum(counts.values()) / len(counts) / 2:  # as the warning judges it
+        return text, None
+    need = math.ceil(100 * RARE_DEV_ROWS / k) / 100
+    if need > MAX_DEV_SHARE:
+        return text, (f"note: {k} rows of {label!r} have gold, so the dev split gets about {round(k * share)} of them: "
+                      f"macro-F1 decisions rest on a handful; gold dev rows of {label!r} (split = \"dev\") make "
+                      "them firmer")
+    text = re.sub(r"^dev_fraction = .*$", f"dev_fraction = {need}   # ...and about {round(k * need)} rows of {label!r} "
+                  "(the rarest label) to choose the student on", text, count=1, flags=re.M)
+    return text, (f"note: the dev split is {100 * need:.0f}% of the rows with gold ([data] dev_fraction), not "
+                  f"{100 * share:.0f}%: about {round(k * need)} rows of {label!r} rather than {round(k * share)}; "
+                  "fewer make the macro-F1 that chooses the student swing by points with each row")
 
 
 #: the starter's student, which `readable_student` replaces

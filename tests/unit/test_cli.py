@@ -333,6 +333,28 @@ def test_init_decides_on_macro_f1_when_the_gold_labels_are_skewed(tmp_path):
     assert proc.returncode == 0 and load_config(tmp_path / "rt.toml").evaluation.metric == "accuracy"
 
 
+def test_init_gives_a_skewed_files_dev_split_enough_rows_of_the_rare_label(tmp_path):
+    """A 1,200-row review file, 7% positive: the 10% dev split held 11 positive rows, and students were promoted on
+    a dev macro-F1 that rose while the test's fell. The dev share now holds about 20 of the rarest label (up to 30%
+    of the rows with gold; past that, a note)."""
+    from distilloop.loop.config import load_config
+
+    def write(name, n, rare):
+        rows = [{"id": i, "text": f"review {i}", "label": "positive" if i % n < rare else "negative"} for i in range(n)]
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        proc = cli("init", tmp_path / name, "--out", tmp_path / f"{name}.toml", "--task", "Sentiment?")
+        assert proc.returncode == 0, proc.stderr
+        return " ".join(proc.stdout.split()), load_config(tmp_path / f"{name}.toml")
+
+    said, cfg = write("reviews.jsonl", 1200, 80)
+    assert cfg.data.dev_fraction == 0.25 and cfg.evaluation.metric == "macro_f1"
+    assert "the dev split is 25% of the rows with gold ([data] dev_fraction), not 10%: about 20 rows of 'positive'" in said
+    said, cfg = write("rarer.jsonl", 1200, 30)  # 30 positive rows: 20 of them would be two thirds
+    assert cfg.data.dev_fraction == 0.1 and "30 rows of 'positive' have gold, so the dev split gets about 3" in said
+    said, cfg = write("even.jsonl", 1200, 360)  # 30% positive: 36 dev rows of it already
+    assert cfg.data.dev_fraction == 0.1 and "dev split is" not in said
+
+
 def test_init_holds_out_thousands_of_a_large_files_rows_not_a_fifth(tmp_path):
     """A 60,000-row file held out 12,000 test and 6,000 dev rows (a 300,000-row one 90,000: 27 minutes of embedding
     on two cores before the first round reported, and rows lost to the pool): 5,000 and 2,000, said; the rest stay

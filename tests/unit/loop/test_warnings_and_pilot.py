@@ -102,7 +102,7 @@ def test_the_pilot_shows_each_teacher_and_the_campaign_reuses_its_answers(tmp_pa
 
 def test_the_advice_on_a_student_at_chance_depends_on_the_student():
     from distilloop.loop.config import Component
-    from distilloop.loop.diagnostics import weak_student
+    from distilloop.loop.student_warnings import weak_student
 
     class Active:  # the one thing weak_student reads of a store: the active student's metrics
         def __init__(self, score):
@@ -176,8 +176,8 @@ def test_a_macro_f1_student_is_compared_with_the_majority_labels_macro_f1():
     macro-F1 is well above it, and its scores are shown beside that baseline (the interval is the accuracy's)."""
     from distilloop.core.answers import LabelSet
     from distilloop.loop.config import Component
-    from distilloop.loop.diagnostics import weak_student
     from distilloop.loop.references import Reference, score
+    from distilloop.loop.student_warnings import weak_student
     from distilloop.reports.table import describe_scores
 
     gold = ["pos"] * 102 + ["neg"] * 18
@@ -331,7 +331,7 @@ def test_macro_f1_decisions_on_a_handful_of_a_rare_label_are_called_out():
     """A 91%-negative file: 11 positive rows among 120 dev rows. The dev macro-F1 rose round by round (56% to 69%)
     and promoted while the test's fell (68% to 60%), and nothing said why it might not hold."""
     from distilloop.core.answers import LabelSet
-    from distilloop.loop.diagnostics import rare_in_reference
+    from distilloop.loop.student_warnings import rare_in_reference
 
     class Store:
         def __init__(self, dev, reference="gold:dev"):
@@ -383,7 +383,7 @@ def test_items_the_auto_reviewer_cannot_decide_are_said_to_wait(tmp_path):
 def test_decisions_on_a_handful_of_reference_rows_are_called_out(tmp_path):
     """A 90-row file with gold on half its rows and init's 10% dev split leaves 4 dev rows: every promotion and
     choice of C was a coin flip (a round promoted at 37.5% test accuracy after one at 62.5%), and nothing said so."""
-    from distilloop.loop.diagnostics import MIN_DECISION_ROWS, small_reference
+    from distilloop.loop.student_warnings import MIN_DECISION_ROWS, small_reference
 
     class Store:
         def __init__(self, n, ref="gold:dev"):
@@ -459,7 +459,7 @@ def test_a_test_split_without_gold_is_said_where_the_dev_split_has_some():
     """GLUE's and the hub's test splits have no labels (-1): the student was reported on the dev split that also
     chose it, an optimistic figure, without a word. Said now; a campaign with no gold anywhere (the usual case)
     is not told to hold any out."""
-    from distilloop.loop.diagnostics import test_without_gold
+    from distilloop.loop.student_warnings import test_without_gold
 
     class Store:
         def __init__(self, splits, gold):

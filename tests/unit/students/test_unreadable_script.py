@@ -26,7 +26,7 @@ def test_the_share_of_letters_the_encoder_reads_as_unknown():
 
 def test_a_student_whose_encoder_cannot_read_the_texts_is_said():
     from distilloop.loop.config import Component
-    from distilloop.loop.diagnostics import unreadable_texts
+    from distilloop.loop.student_warnings import unreadable_texts
 
     class Store:
         def __init__(self, texts):
