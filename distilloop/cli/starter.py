@@ -239,24 +239,27 @@ def fit_to_data(text: str, golds: Sequence[str | None], numeric: bool, *, dev_na
     return text, "\n".join(x for x in (said, note, rare, unread) if x) or None
 
 
-#: dev rows of the rarest label that `init` asks of a skewed file (student_warnings.MIN_RARE_ROWS: fewer, and macro-F1
-#: decisions rest on a handful of it), and the largest dev share it takes for them
-RARE_DEV_ROWS, MAX_DEV_SHARE = 20, 0.3
+#: the largest dev share `init` takes to give a skewed file's rarest label the dev rows that macro-F1 decisions
+#: need (``MIN_RARE_ROWS``: with fewer, `run` warns they rest on a handful of it)
+MAX_DEV_SHARE = 0.3
 
 
 def rare_dev(text: str, golds: Sequence[str | None]) -> tuple[str, str | None]:
-    """``text`` (deciding on macro-F1: skewed gold labels) with a dev share that holds ``RARE_DEV_ROWS`` rows of
-    the rarest label (when it is under half its even share), up to ``MAX_DEV_SHARE``; past that, a note. On a 91%-negative file the 10% dev split held 11
-    positive rows, and students were promoted on a dev macro-F1 that rose while the test's fell."""
+    """``text`` (deciding on macro-F1: skewed gold labels) with a dev share that holds ``MIN_RARE_ROWS`` rows of
+    the rarest label (when it is under half its even share, as the warning judges it), up to ``MAX_DEV_SHARE``;
+    past that, a note. On a 91%-negative file the 10% dev split held 11 positive rows, and students were promoted
+    on a dev macro-F1 that rose while the test's fell."""
+    from distilloop.loop.student_warnings import MIN_RARE_ROWS
+
     m = re.search(r"^dev_fraction = ([0-9.]+)", text, flags=re.M)
     counts = Counter(g for g in golds if g is not None)
     if m is None or len(counts) < 2:
         return text, None
     label, k = min(counts.items(), key=lambda c: (c[1], c[0]))
     share = float(m.group(1))
-    if k * share >= RARE_DEV_ROWS or k >= sum(counts.values()) / len(counts) / 2:  # as the warning judges it
+    if k * share >= MIN_RARE_ROWS or k >= sum(counts.values()) / len(counts) / 2:
         return text, None
-    need = math.ceil(100 * RARE_DEV_ROWS / k) / 100
+    need = math.ceil(100 * MIN_RARE_ROWS / k) / 100
     if need > MAX_DEV_SHARE:
         return text, (f"note: {k} rows of {label!r} have gold, so the dev split gets about {round(k * share)} of them: "
                       f"macro-F1 decisions rest on a handful; gold dev rows of {label!r} (split = \"dev\") make "
