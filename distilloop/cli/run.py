@@ -15,7 +15,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from distilloop.loop.additions import data_file_changed, other_campaigns_on_this_data
     from distilloop.loop.campaign import Campaign
     from distilloop.loop.progress import Progress
-    from distilloop.reports.table import rounds_table
+    from distilloop.reports.table import metric_name, rounds_table
 
     if args.rounds is not None and args.rounds < 1:  # 0 or -2 ran nothing and said the campaign had stopped
         raise UserInputError(f"--rounds: run at least one round, got {args.rounds}")
@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 metric = config.evaluation.metric
                 score = row.score(metric)
                 progress.note(f"round {n} done: {row.labeled} labeled, {row.tokens_in + row.tokens_out:,} tokens, "
-                              f"${row.usd:.4f}, student {'accuracy' if metric == 'accuracy' else 'macro-F1'} "
+                              f"${row.usd:.4f}, student {metric_name(metric)} "
                               f"{'-' if score is None else f'{100 * score:.1f}%'}")
 
         if elsewhere:

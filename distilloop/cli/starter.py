@@ -249,16 +249,15 @@ def rare_dev(text: str, golds: Sequence[str | None]) -> tuple[str, str | None]:
     the rarest label (when it is under half its even share, as the warning judges it), up to ``MAX_DEV_SHARE``;
     past that, a note. On a 91%-negative file the 10% dev split held 11 positive rows, and students were promoted
     on a dev macro-F1 that rose while the test's fell."""
-    from distilloop.loop.student_warnings import MIN_RARE_ROWS
+    from distilloop.loop.student_warnings import MIN_RARE_ROWS, rare_label
 
     m = re.search(r"^dev_fraction = ([0-9.]+)", text, flags=re.M)
     counts = Counter(g for g in golds if g is not None)
-    if m is None or len(counts) < 2:
+    share = float(m.group(1)) if m else 0.0
+    found = rare_label(counts, sorted(counts), share) if m and len(counts) >= 2 else None
+    if found is None:
         return text, None
-    label, k = min(counts.items(), key=lambda c: (c[1], c[0]))
-    share = float(m.group(1))
-    if k * share >= MIN_RARE_ROWS or k >= sum(counts.values()) / len(counts) / 2:
-        return text, None
+    label, k = found
     need = math.ceil(100 * MIN_RARE_ROWS / k) / 100
     if need > MAX_DEV_SHARE:
         return text, (f"note: {k} rows of {label!r} have gold, so the dev split gets about {round(k * share)} of them: "

@@ -10,6 +10,7 @@ which gathers every warning):
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from distilloop.core.answers import AnswerSpace
@@ -120,6 +121,17 @@ def small_reference(store: Store, metric: str) -> list[str]:
 MIN_RARE_ROWS = 20
 
 
+def rare_label(counts: Counter[str], labels: Sequence[str], share: float = 1.0) -> tuple[str, int] | None:
+    """The rarest of ``labels`` and its rows, when a ``share`` of its ``counts`` would hold fewer than
+    ``MIN_RARE_ROWS`` of it and it is under half its even share (many balanced labels of a handful of rows each
+    average out); else None."""
+    n = sum(counts.values())
+    label, k = min(((lab, counts.get(lab, 0)) for lab in labels), key=lambda c: (c[1], c[0]), default=("", 0))
+    if not labels or k * share >= MIN_RARE_ROWS or k >= n / len(labels) / 2:
+        return None
+    return label, k
+
+
 def rare_in_reference(store: Store, metric: str, space: AnswerSpace) -> list[str]:
     """Students decided on macro-F1 over a gold split that holds a handful of a rare label: half a binary
     campaign's macro-F1 is that label's F1, which one row moves by points. On a 91%-negative file (11 positive dev
@@ -135,9 +147,10 @@ def rare_in_reference(store: Store, metric: str, space: AnswerSpace) -> list[str
     n = sum(counts.values())
     if n < MIN_DECISION_ROWS:  # small_reference says so
         return []
-    label, k = min(((lab, counts.get(lab, 0)) for lab in space.labels), key=lambda c: c[1])
-    if k >= MIN_RARE_ROWS or k >= n / len(space.labels) / 2:
+    found = rare_label(counts, space.labels)
+    if found is None:
         return []
+    label, k = found
     return [f"students are chosen on macro-F1 over {ref}, which holds {k} row(s) of {label!r} among {n}: each one "
             f"moves that label's F1 by points, so a rise there may not hold on new data. Give it {MIN_RARE_ROWS} or "
             f"more: gold dev rows of {label!r} (`distilloop add` a file of them with split = \"dev\"), or a larger "

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from distilloop.core.types import Spend
+from distilloop.reports.table import metric_name
 from distilloop.storage.queries import RoundRow
 
 BLUE = "#2456a6"
@@ -69,7 +70,7 @@ def figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
 def learning_curve(pts: Sequence[RoundRow], metric: str = "accuracy") -> str:
     """The student's score on ``metric`` (the one its promotions are decided on) against cumulative tokens and
     dollars; filled markers are promoted students."""
-    name = "accuracy" if metric == "accuracy" else "macro-F1"
+    name = metric_name(metric)
     fig, (ax1, ax2) = figure(11, 3.6, 2)
     for ax, xs, xlabel in ((ax1, [r.tokens_in + r.tokens_out for r in pts], "cumulative tokens (in + out)"),
                            (ax2, [r.usd for r in pts], "cumulative spend (USD)")):

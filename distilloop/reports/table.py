@@ -71,6 +71,11 @@ COLUMNS = [("round", "round", ""), ("strategy", "strategy", ""), ("selected", "a
            ("baseline", "baseline", "pct"), ("promoted", "promoted", "")]
 
 
+def metric_name(metric: str) -> str:
+    """``[evaluation] metric`` as people read it: accuracy, macro-F1."""
+    return "macro-F1" if metric == "macro_f1" else metric
+
+
 #: the student's columns of a campaign decided on macro-F1: the score it is promoted on, and its baseline's
 F1_COLUMNS = {"accuracy": ("macro_f1", "student F1", "pct"), "baseline": ("baseline_macro_f1", "baseline", "pct")}
 
