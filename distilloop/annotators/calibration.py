@@ -88,10 +88,14 @@ def estimate_prior(gold: Sequence[str], labels: Sequence[str], *, min_items: int
     return normalize_prior({x: counts.get(x, 0) for x in labels}, labels)
 
 
-def _raw(v: Vote, labels: Sequence[str]) -> dict[str, float] | None:
-    """The teacher's own distribution over the label set (before any calibration), or None."""
+def _raw(v: Vote, labels: Sequence[str], partial: bool = False) -> dict[str, float] | None:
+    """The teacher's own distribution over the label set (before any calibration), or None; ``partial``: also one
+    over two or more of the labels (an answer given before labels were added)."""
     d = v.raw_distribution or v.distribution
-    return d if v.valid and d and all(x in d for x in labels) else None
+    if not (v.valid and d):
+        return None
+    covered = sum(1 for x in labels if x in d)
+    return d if covered == len(labels) or (partial and covered >= 2) else None
 
 
 def _logs(d: Mapping[str, float], labels: Sequence[str]) -> list[float]:
@@ -135,51 +139,85 @@ class BatchCalibration:
         self.prior_: dict[str, float] | None = None  # the shares of the last fit (None: equal)
 
     def fit(self, votes: Iterable[Sequence[Vote]], labels: Sequence[str],
-            prior: Mapping[str, float] | None = None) -> BatchCalibration:
+            prior: Mapping[str, float] | None = None, open_labels: Sequence[str] = ()) -> BatchCalibration:
         """Each teacher's bias from its answers so far. With ``prior``, the teachers that answered the most items
         are fitted to those shares, and a teacher asked about fewer (a cascade's later tier, asked where the first
         was unsure) to the shares the teachers fitted before it give those same items: its items are not a sample
-        of the pool, so the pool's shares would over-correct it."""
-        items: list[list[tuple[str, list[float]]]] = []  # per item: (teacher, log probabilities) of each answer
+        of the pool, so the pool's shares would over-correct it.
+
+        ``open_labels``: labels whose share ``prior`` cannot give (added to the label set after its gold was
+        made, which never says them): each keeps the share the teacher's own answers give it, the other labels
+        share the rest as ``prior`` says. Given as 0%, a label added to split another was never chosen.
+
+        A teacher with fewer than ``min_items`` answers over the whole label set (a label was just added: its
+        earlier answers were over the labels before) is fitted on the labels most of its answers cover; a label
+        outside them keeps the mean shift of the others (its bias is 0, the biases being centred)."""
+        items: list[list[tuple[str, dict[str, float]]]] = []  # per item: (teacher, distribution) of each answer
         for item_votes in votes:
-            row: list[tuple[str, list[float]]] = []
-            for v in item_votes:
-                d = _raw(v, labels)
-                if d is not None:
-                    row.append((v.teacher, _logs(d, labels)))
-            items.append(row)
+            items.append([(v.teacher, d) for v in item_votes if (d := _raw(v, labels, partial=True)) is not None])
         counts: dict[str, int] = {}
         for row in items:
-            for t, _ in row:
-                counts[t] = counts.get(t, 0) + 1
+            for t, d in row:
+                if all(x in d for x in labels):
+                    counts[t] = counts.get(t, 0) + 1
         self.n_items_ = counts
         self.prior_ = normalize_prior(prior, labels) if prior is not None else None
         self.bias_ = {}
+        teachers = {t for row in items for t, _ in row}
         most = max(counts.values(), default=0)
-        for t in sorted(counts, key=lambda t: -counts[t]):  # the teachers that saw the most items first
-            if counts[t] < self.min_items:
+        for t in sorted(teachers, key=lambda t: (-counts.get(t, 0), t)):  # the teachers that saw the most first
+            cover = self._labels_to_fit(t, items, labels)
+            if cover is None:
                 continue
-            rows = [logs for row in items for u, logs in row if u == t]
+            rows = [_logs(d, cover) for row in items for u, d in row if u == t and all(x in d for x in cover)]
             bias = [sum(col) / len(rows) for col in zip(*rows)]
             if self.prior_ is not None:
-                shares = [self.prior_[x] for x in labels]
-                if counts[t] < most:
-                    seen = [self._shares_of_others(row, t, labels) for row in items if any(u == t for u, _ in row)]
+                shares = self._shares(rows, cover, open_labels)
+                if counts.get(t, 0) < most:
+                    seen = [self._shares_of_others(row, t, cover) for row in items
+                            if any(u == t and all(x in d for x in cover) for u, d in row)]
                     seen = [p for p in seen if p is not None]
                     if len(seen) >= self.min_items:
                         shares = normalize_list([sum(col) / len(seen) for col in zip(*seen)])
                 bias = _fit_to_shares(rows, bias, shares)
-            self.bias_[t] = dict(zip(labels, bias))
+            mean = sum(bias) / len(bias)
+            self.bias_[t] = {x: b - mean for x, b in zip(cover, bias)}
         return self
 
-    def _shares_of_others(self, row: Sequence[tuple[str, list[float]]], teacher: str,
+    def _labels_to_fit(self, teacher: str, items: Sequence[Sequence[tuple[str, dict[str, float]]]],
+                       labels: Sequence[str]) -> list[str] | None:
+        """The labels a teacher's bias is fitted over: all of them where ``min_items`` of its answers cover
+        them, else the label set the most of its answers cover (None: too few answers either way)."""
+        sets = [tuple(x for x in labels if x in d) for row in items for u, d in row if u == teacher]
+        best: tuple[int, int, tuple[str, ...]] | None = None
+        for cand in {s for s in sets if len(s) >= 2}:
+            n = sum(1 for s in sets if set(cand) <= set(s))
+            if len(cand) == len(labels) and n >= self.min_items:
+                return list(labels)
+            if best is None or (n, len(cand)) > best[:2]:
+                best = (n, len(cand), cand)
+        return list(best[2]) if best is not None and best[0] >= self.min_items else None
+
+    def _shares(self, rows: Sequence[Sequence[float]], cover: Sequence[str], open_labels: Sequence[str]) -> list[float]:
+        """The shares a teacher's answers (log probabilities over ``cover``) are fitted to: the prior's, each of
+        ``open_labels`` at the teacher's own mean probability of it (the others scaled to the rest)."""
+        assert self.prior_ is not None
+        own = np.exp(np.asarray(rows, dtype=float))
+        own = own / own.sum(axis=1, keepdims=True)
+        mine = {x: float(own[:, k].mean()) for k, x in enumerate(cover) if x in open_labels}
+        known = normalize_list([self.prior_[x] for x in cover if x not in mine])
+        rest = 1.0 - sum(mine.values())
+        it = iter(known)
+        return normalize_list([mine[x] if x in mine else rest * next(it) for x in cover])
+
+    def _shares_of_others(self, row: Sequence[tuple[str, dict[str, float]]], teacher: str,
                           labels: Sequence[str]) -> list[float] | None:
         """The mean calibrated distribution of the already-fitted teachers (not ``teacher``) on one item."""
         dists = []
-        for u, logs in row:
-            if u == teacher or u not in self.bias_:
+        for u, d in row:
+            if u == teacher or u not in self.bias_ or not all(x in d for x in labels):
                 continue
-            z = [lp - self.bias_[u][x] for lp, x in zip(logs, labels)]
+            z = [lp - self.bias_[u].get(x, 0.0) for lp, x in zip(_logs(d, labels), labels)]
             top = max(z)
             e = [math.exp(v - top) for v in z]
             dists.append([v / sum(e) for v in e])
@@ -190,7 +228,7 @@ class BatchCalibration:
         raw = _raw(v, labels)
         if bias is None or raw is None:
             return v
-        logits = {x: lp - bias[x] for x, lp in zip(labels, _logs(raw, labels))}
+        logits = {x: lp - bias.get(x, 0.0) for x, lp in zip(labels, _logs(raw, labels))}
         top = max(logits.values())
         z = sum(math.exp(s - top) for s in logits.values())
         dist = {x: math.exp(s - top) / z for x, s in logits.items()}

@@ -89,8 +89,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _calibration_line(prior: dict[str, Any], setting: Any) -> str:
     """What the teachers' votes were calibrated to (the store's ``calibration_prior``)."""
     if prior.get("shares"):
-        shares = ", ".join(f"{x} {100 * v:.0f}%" for x, v in prior["shares"].items())
-        return f"calibration: fitted to the class shares of {prior['source']} ({shares})"
+        from distilloop.loop.steps.annotate import shares_text
+
+        return f"calibration: fitted to the class shares of {prior['source']} ({shares_text(prior)})"
     why = ("no gold sample shows otherwise; if a label is rare in your data, give it a dev split with gold labels, "
            "an audit set, or [aggregation] calibrate_prior" if setting == "auto"
            else '[aggregation] calibrate_prior = "uniform"')
@@ -312,7 +313,8 @@ def cmd_students(args: argparse.Namespace) -> int:
 
 
 def _f(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    """A score as `status` shows it (percent)."""
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def register(sub: Any) -> None:

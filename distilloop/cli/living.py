@@ -126,9 +126,13 @@ def cmd_relabel(args: argparse.Namespace) -> int:
             metric = campaign.config.evaluation.metric
             score = decision_score(s["metrics"], metric)
             where = s["metrics"].get("reference") or "no reference"
-            value = "-" if score is None else f"{score:.4f}"
+            active = campaign.store.active_student()
+            held = decision_score(active["metrics"], metric) if active is not None and not s["promoted"] else None
+            why = (f" (the active student, round {active['round']}, scores {100 * held:.1f}% there)"
+                   if active is not None and held is not None else " (it regresses)")
+            value = "-" if score is None else f"{100 * score:.1f}%"
             out.print(f"student {s['version']}: {metric} {value} on {where}; "
-                      f"{'promoted' if s['promoted'] else 'not promoted (it regresses)'}")
+                      f"{'promoted' if s['promoted'] else 'not promoted' + why}")
     finally:
         campaign.close()
     return 0

@@ -25,6 +25,7 @@ from typing import Any
 from distilloop.annotators.agreement import cohen_kappa
 from distilloop.core.answers import AnswerSpace
 from distilloop.loop.student_warnings import (
+    gold_before_labels,
     rare_in_reference,
     small_reference,
     test_without_gold,
@@ -177,7 +178,7 @@ def warnings(store: Store, space: AnswerSpace, metric: str = "accuracy", calibra
     return [*failing_teachers(store), *undecided_ties(store), *constant_teachers(store, space, calibrated, voted),
             *one_class(store, space), *chance_agreement(store, space, voted), *labels_against_gold(store, space),
             *weak_student(store, metric, student, len(space.labels), space), *small_reference(store, metric),
-            *rare_in_reference(store, metric, space),
+            *rare_in_reference(store, metric, space), *gold_before_labels(store, space),
             *unreadable_texts(store, student),
             *test_without_gold(store),
             *(diluted_confidence(store, space, rows) if calibrated else [])]

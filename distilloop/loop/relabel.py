@@ -27,6 +27,7 @@ from distilloop.storage.versions import LabelState
 
 if TYPE_CHECKING:
     from distilloop.loop.campaign import Campaign
+    from distilloop.storage.store import Store
 
 #: the strategy name of a relabel round
 RELABEL = "relabel"
@@ -59,6 +60,12 @@ class Selectors:
             raise UserInputError(f"relabel --below-agreement: must be an agreement in (0, 1], got "
                                  f"{self.below_agreement}")
 
+    @property
+    def sample(self) -> bool:
+        """Whether the items chosen are a sample of the pool as the campaign drew it (every stale label, a round's
+        labels), not chosen by their label, agreement or id: the calibration is fitted on a sample only."""
+        return not (self.labels or self.ids is not None or self.below_agreement is not None)
+
     def matches(self, s: LabelState, guideline: int, listed: frozenset[str] = frozenset()) -> bool:
         """Whether ``s`` is chosen (``listed``: the ``ids`` as a set, made once by the caller)."""
         return ((not self.stale or s.guideline is None or s.guideline < guideline)
@@ -87,6 +94,7 @@ class RelabelPlan:
     new_guideline: bool = False  # the campaign file's guideline is not recorded yet (a dry run): it will be
     #: items of the teachers' held-out set labeled again first (under a new guideline), not in the cost above
     heldout: int = 0
+    sample: bool = True  # the items are a sample of the pool (:attr:`Selectors.sample`)
 
     def short_of(self) -> list[str]:
         """The budget's resources the expected cost needs more of than is left."""
@@ -152,7 +160,7 @@ def plan_relabel(campaign: Campaign, selectors: Selectors) -> RelabelPlan:
     ids = [s.example_id for s, r in zip(chosen, reviewed, strict=True) if not r]
     labeled = {s.example_id for s in states}
     plan = RelabelPlan(guideline, ids, kept, [i for i in selectors.ids or () if i not in labeled],
-                       new_guideline=guideline != store.current_guideline())
+                       new_guideline=guideline != store.current_guideline(), sample=selectors.sample)
     overall = cascade_reach(campaign)
     shares = item_reach(campaign, ids, overall)
     plan.reach = {n: sum(shares[i][n] for i in ids) / len(ids) for n in overall} if ids else {}
@@ -213,6 +221,12 @@ def cascade_reach(campaign: Campaign) -> dict[str, float]:
     return {name: min(1.0, asked.get(name, 0) / items) for tier in tiers[1:] for name in tier}
 
 
+def sampled(store: Store, round_row: dict[str, Any]) -> bool:
+    """Whether a round's items are a sample of the pool: every round's but a relabel's chosen by label,
+    agreement or id (a relabel from before this was recorded counts as a sample, as it was then)."""
+    return round_row["strategy"] != RELABEL or store.get_meta(f"relabel_sample_{round_row['round']}") is not False
+
+
 def unfinished(campaign: Campaign) -> int | None:
     """The round of a relabel that stopped before its end (resumed by :func:`relabel`), if any."""
     rounds = campaign.store.rounds()
@@ -250,6 +264,7 @@ def relabel(campaign: Campaign, plan: RelabelPlan | None) -> RelabelResult:
         agreement = {s.example_id: s.agreement or 0.0 for s in store.label_states()}
         with store.atomic():
             store.set_meta(f"relabel_before_{round_no}", before)
+            store.set_meta(f"relabel_sample_{round_no}", plan.sample)
             store.start_round(round_no, RELABEL, ids, [agreement.get(i, 0.0) for i in ids])
     stop = campaign.finish_round(round_no)
     after = store.accepted_labels(ids)

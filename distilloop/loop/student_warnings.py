@@ -4,7 +4,8 @@ which gathers every warning):
 - a student at or below the majority-class baseline of its reference, with advice that depends on the student;
 - an encoder student that reads most of the texts' letters as ``[UNK]``;
 - students chosen on a reference of a handful of rows, or, on macro-F1, on a handful of a rare label's rows;
-- a test split without gold labels (the student then reported on the split that chooses it).
+- a test split without gold labels (the student then reported on the split that chooses it);
+- labels added to a running campaign that no gold label says (students are scored wrong wherever they say them).
 """
 
 from __future__ import annotations
@@ -155,6 +156,29 @@ def rare_in_reference(store: Store, metric: str, space: AnswerSpace) -> list[str
             f"moves that label's F1 by points, so a rise there may not hold on new data. Give it {MIN_RARE_ROWS} or "
             f"more: gold dev rows of {label!r} (`distilloop add` a file of them with split = \"dev\"), or a larger "
             "[data] dev_fraction in a new campaign"]
+
+
+def gold_before_labels(store: Store, space: AnswerSpace) -> list[str]:
+    """Labels added to a running campaign that no gold label says: the gold was made before them, so a student
+    that learnt one is scored wrong wherever it says it. After "refund" was split out of "billing", the relabel's
+    student was "not promoted (it regresses)" on a dev split whose gold called every refund ticket billing."""
+    from distilloop.loop.guidelines import first_labels
+
+    first = first_labels(store)
+    added = [x for x in space.labels if first and x not in first] if space.has_label_set else []
+    gold = {**store.gold_labels("dev"), **store.gold_labels("test")}  # what students are scored on
+    missing = [x for x in added if x not in set(gold.values())]
+    active = store.active_student()
+    if not missing or not gold or active is None:
+        return []
+    ref = active["metrics"].get("reference") or "gold:dev"
+    by_gold = ref.startswith("gold:")
+    fix = ("; to judge students under the new labels, [evaluation] reference = \"teachers\" (a held-out set the "
+           "teachers label under the current guideline) or an audit set ([evaluation] audit_size, with a reviewer)"
+           if by_gold else f" ({ref} decides)")
+    return [f"no gold label of dev or test says {', '.join(map(repr, missing))}, added to the labels after those "
+            f"{len(gold)} were made: `label acc` and the students' scores count it wrong wherever it is said"
+            + (", and promotion favours students that never say it" if by_gold else "") + fix]
 
 
 def test_without_gold(store: Store) -> list[str]:

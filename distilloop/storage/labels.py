@@ -41,10 +41,12 @@ class LabelsPart(StoreBase):
         return {r["example_id"]: int(r["tiers_asked"]) for r in self.db.query(
             "select example_id, tiers_asked from consensus where tiers_asked is not null") if r["example_id"] in wanted}
 
-    def all_votes(self) -> dict[str, list[dict[str, Any]]]:
-        """Every item's recorded votes (from the consensus table), for fitting aggregators on the history."""
-        rows = self.db.query("select example_id, votes from consensus order by round, example_id")
-        return {r["example_id"]: loads(r["votes"], []) for r in rows}
+    def all_votes(self, skip_rounds: Iterable[int] = ()) -> dict[str, list[dict[str, Any]]]:
+        """Every item's recorded votes (from the consensus table), for fitting aggregators on the history; not
+        those last decided in ``skip_rounds``."""
+        skip = set(skip_rounds)
+        rows = self.db.query("select example_id, round, votes from consensus order by round, example_id")
+        return {r["example_id"]: loads(r["votes"], []) for r in rows if r["round"] not in skip}
 
     def rationale_agreement(self) -> tuple[int, int]:
         """(items whose rationales support one label, items where any rationale takes a side)."""

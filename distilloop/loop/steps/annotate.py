@@ -10,11 +10,11 @@ from typing import Any
 
 from distilloop.annotators.aggregation import votes_from_rows
 from distilloop.annotators.base import Teacher
-from distilloop.annotators.calibration import MIN_PRIOR_ITEMS, estimate_prior
+from distilloop.annotators.calibration import MIN_PRIOR_ITEMS, estimate_prior, normalize_prior
 from distilloop.annotators.ensemble import AnnotationResult, TeacherEnsemble
 from distilloop.core.types import LabelingItem, Vote
 from distilloop.errors import BatchPending, BudgetExhausted, TeachersFailed
-from distilloop.loop import fit, references
+from distilloop.loop import fit, guidelines, references
 from distilloop.loop.env import Env
 from distilloop.loop.routing import ASK_NEXT
 
@@ -32,21 +32,35 @@ class Annotation:
 
 
 def stored_votes(env: Env) -> dict[str, list[Vote]]:
-    return {ex: votes_from_rows(rows) for ex, rows in env.store.all_votes().items()}
+    """Each item's last votes, for fitting the calibration: those of items drawn as a sample of the pool (a
+    relabel's items chosen by their label, agreement or id are not one: fitted to the pool's class shares, a relabel
+    of the items labeled "billing" moved most of them to other labels)."""
+    skip = not_sampled(env)
+    return {ex: votes_from_rows(rows) for ex, rows in env.store.all_votes(skip_rounds=skip).items()}
+
+
+def not_sampled(env: Env) -> set[int]:
+    """The relabel rounds whose items are not a sample of the pool (:attr:`~distilloop.loop.relabel.Selectors.sample`)."""
+    from distilloop.loop.relabel import sampled
+
+    return {r["round"] for r in env.store.rounds() if not sampled(env.store, r)}
 
 
 def calibrate(env: Env, votes: dict[str, list[Vote]], round_votes: dict[str, list[Vote]] | None = None,
-              history: dict[str, list[Vote]] | None = None) -> dict[str, list[Vote]]:
+              history: dict[str, list[Vote]] | None = None, round_no: int | None = None) -> dict[str, list[Vote]]:
     """``votes`` with each teacher's label bias removed (``[aggregation] calibrate``), the bias estimated on
     every answer of that teacher so far: earlier rounds' (``history``, read from the store when not given) and
-    this round's (``round_votes``, default ``votes``)."""
+    this round's (``round_votes``, default ``votes``), unless round ``round_no`` is a relabel of items that are
+    not a sample of the pool: its votes are calibrated with the bias of the others."""
     cal = env.parts.calibration
     if cal is None:
         return votes
     labels = env.parts.space.labels
     fit = dict(stored_votes(env) if history is None else history)
-    fit.update(votes if round_votes is None else round_votes)
-    cal.fit(fit.values(), labels, prior=class_shares(env))
+    if round_no is None or round_no not in not_sampled(env):
+        fit.update(votes if round_votes is None else round_votes)
+    shares = class_shares(env)
+    cal.fit(fit.values(), labels, prior=shares, open_labels=[x for x in labels if shares and x not in shares])
     return cal.apply(votes, labels)
 
 
@@ -58,26 +72,42 @@ def class_shares(env: Env) -> dict[str, float] | None:
     """The class shares calibration fits each teacher to (None: equal shares), by ``[aggregation]
     calibrate_prior``: a table as given; ``auto``: those of the audit answers, else of the dev split's gold labels
     (the first with ``MIN_PRIOR_ITEMS``), where they show the labels are not equally common (:func:`~distilloop.annotators.calibration.estimate_prior`).
-    A change of the shares used is said once and kept in the store (``status`` shows it)."""
+    A label added to the campaign that the gold sample never says is left out: the sample was made before it,
+    so it cannot give its share (the calibration then takes the teachers' own). A change of the shares used is
+    said once and kept in the store (``status`` shows it)."""
     cal = env.parts.calibration
     setting = cal.prior if cal is not None else "uniform"
     shares: dict[str, float] | None = None
     source = "uniform"
+    labels = env.parts.space.labels
+    unknown: list[str] = []
     if isinstance(setting, dict):
-        shares, source = dict(setting), "[aggregation] calibrate_prior"
+        shares, source = normalize_prior(setting, labels, where="aggregation.calibrate_prior"), "[aggregation] calibrate_prior"
     elif setting == "auto":
         refs = references.available(env.store, env.examples)
         ref = next((refs[n] for n in PRIOR_SOURCES if n in refs and len(refs[n].ids) >= MIN_PRIOR_ITEMS), None)
         if ref is not None:
-            shares = estimate_prior(ref.labels, env.parts.space.labels)
+            first = set(guidelines.first_labels(env.store) or labels)
+            unknown = [x for x in labels if x not in first and x not in ref.labels]
+            shares = estimate_prior(ref.labels, [x for x in labels if x not in unknown])
             source = ref.describe() if shares is not None else "uniform"
-    used = {"source": source, "shares": shares}
+    used: dict[str, Any] = {"source": source, "shares": shares}
+    if shares is not None and unknown:
+        used["open"] = unknown
     if env.store.get_meta("calibration_prior") != used:
         env.store.set_meta("calibration_prior", used)
         if shares is not None:
-            env.progress.note("calibrating the teachers to the class shares of " + source + ": "
-                              + ", ".join(f"{x} {100 * v:.0f}%" for x, v in shares.items()))
+            env.progress.note("calibrating the teachers to the class shares of " + source + ": " + shares_text(used))
     return shares
+
+
+def shares_text(used: dict[str, Any]) -> str:
+    """The shares calibration fits to, in words (``billing 34%, bug 17%; refund as the teachers answer it...``)."""
+    text = ", ".join(f"{x} {100 * v:.0f}%" for x, v in (used.get("shares") or {}).items())
+    if used.get("open"):
+        text += (f"; {', '.join(map(repr, used['open']))} at the teachers' own share: added to the labels after "
+                 "those gold labels were made, none says it")
+    return text
 
 
 def annotate(env: Env, round_no: int) -> Annotation:
@@ -118,7 +148,7 @@ def annotate(env: Env, round_no: int) -> Annotation:
         env.progress.warn(refused_note(round_no, result))
     if note := failed_note(round_no, ids, result):
         env.progress.warn(note)
-    votes = calibrate(env, {i: result.votes[i] for i in ids if result.votes.get(i)})
+    votes = calibrate(env, {i: result.votes[i] for i in ids if result.votes.get(i)}, round_no=round_no)
     return Annotation(round_no, ids, votes, tiers_asked, result)
 
 
@@ -195,7 +225,7 @@ async def ask(env: Env, items: Sequence[LabelingItem], round_no: int,
                 tiers_asked[it.example_id] = k
             # the cascade decides on calibrated votes when calibration is on (the raw ones go on to aggregation)
             seen = calibrate(env, {it.example_id: merged.votes.get(it.example_id, []) for it in todo},
-                             round_votes=merged.votes, history=history)
+                             round_votes=merged.votes, history=history, round_no=round_no)
             settled = len(todo)
             todo = [it for it in todo if parts.cascade.next_step(
                 seen[it.example_id], k, parts.space.support(seen[it.example_id])) == ASK_NEXT]

@@ -92,7 +92,7 @@ def explain_for_review(env: Env, ann: Annotation, decisions: list[Decision]) -> 
     with env.progress.bar(f"round {ann.round_no}: teachers explaining items for review",
                           len(items) * len(env.parts.teachers)) as advance:
         result, _ = asyncio.run(ask(env, items, ann.round_no, advance))
-    fresh = calibrate(env, {i: result.votes[i] for i in todo if result.votes.get(i)})
+    fresh = calibrate(env, {i: result.votes[i] for i in todo if result.votes.get(i)}, round_no=ann.round_no)
     explained = {i: with_missing_votes(v, asked(env, ann, i)) for i, v in fresh.items()}
     verdicts = aggregate(env.parts.aggregator, env.parts.space, env.store, explained)
     for i, v in fresh.items():

@@ -354,3 +354,32 @@ def test_the_shares_come_from_the_audit_answers_once_there_are_enough_else_from_
         assert campaign.store.get_meta("calibration_prior")["source"] == "[aggregation] calibrate_prior"
     finally:
         campaign.close()
+
+
+def test_answers_from_before_a_label_was_added_still_fit_the_bias_of_the_labels_they_cover():
+    """Right after a label is added, a teacher's answers cover the earlier labels: its bias is fitted on those
+    (here a lean toward "a"), and the new label keeps the others' mean shift, neither pushed nor held back. A
+    label the prior cannot give (``open_labels``) is fitted to the teacher's own share of it, not to 0%."""
+    rng = np.random.default_rng(0)
+
+    def vote(scores):
+        p = np.exp(np.asarray(scores, dtype=float))
+        p /= p.sum()
+        dist = dict(zip("abcd", map(float, p)))
+        return Vote("t", max(dist, key=dist.get), confidence=max(dist.values()), distribution=dist)
+
+    old = [[vote([2.0 + (1 if k == 0 else -1) + rng.normal(0, 0.3), 0.0 + (1 if k == 1 else -1),
+                  0.0 + (1 if k == 2 else -1)][:3])] for k in rng.integers(0, 3, 60)]
+    new = [[vote([2.0, 1.5, -1, 2.5])], [vote([2.2, 2.0, -1, -2])]]  # "d" raw first; "b" under a lean to "a"
+    cal = BatchCalibration(min_items=20).fit([*old, *new], list("abcd"))
+    assert set(cal.bias_["t"]) == {"a", "b", "c"} and cal.bias_["t"]["a"] > 1.0  # the lean, from the old answers
+    assert [cal.calibrated(v[0], list("abcd")).label for v in new] == ["d", "b"]
+    # over the whole label set with a prior that cannot give "d": its share is the teacher's own, not the floor
+    answers = [[vote([0, 0, 0, 3.0] if k % 4 == 0 else [3.0, 0, 0, 0] if k % 2 else [0, 3.0, 0, 0])]
+               for k in range(40)]
+    prior = {"a": 0.5, "b": 0.4, "c": 0.1}
+    held = BatchCalibration(min_items=20).fit(answers, list("abcd"), prior=prior)
+    kept = BatchCalibration(min_items=20).fit(answers, list("abcd"), prior=prior, open_labels=["d"])
+    said_d = answers[0][0]
+    assert held.calibrated(said_d, list("abcd")).label != "d"
+    assert kept.calibrated(said_d, list("abcd")).label == "d"

@@ -53,5 +53,5 @@ def test_a_relabel_that_makes_the_student_worse_is_not_promoted(tmp_path, monkey
     listing = cli("students", cfg).stdout.splitlines()
     row = next(line for line in listing if bad["version"] in line)
     assert "reference (gold:test, 80 rows) accuracy" in row and "newest (120 labels)" in row and "not promoted" in row
-    assert f"{decision_score(bad['metrics'], metric):.4f}" in row and "guideline 2" in row
+    assert f"accuracy {100 * decision_score(bad['metrics'], metric):.1f}%" in row and "guideline 2" in row
     assert next(line for line in listing if good["version"] in line).startswith("*")
