@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from distilloop.core.answers import AnswerSpace
-from distilloop.loop.references import baseline_key, decision_score
+from distilloop.loop.references import DESCRIBE, baseline_key, decision_score
 from distilloop.storage.store import Store
 
 #: labels per class, and reference items, below which a student at the majority baseline is not called out: a
@@ -175,7 +175,7 @@ def gold_before_labels(store: Store, space: AnswerSpace) -> list[str]:
     by_gold = ref.startswith("gold:")
     fix = ("; to judge students under the new labels, [evaluation] reference = \"teachers\" (a held-out set the "
            "teachers label under the current guideline) or an audit set ([evaluation] audit_size, with a reviewer)"
-           if by_gold else f" ({ref} decides)")
+           if by_gold else f" (decisions use {DESCRIBE.get(ref, ref)})")
     return [f"no gold label of dev or test says {', '.join(map(repr, missing))}, added to the labels after those "
             f"{len(gold)} were made: `label acc` and the students' scores count it wrong wherever it is said"
             + (", and promotion favours students that never say it" if by_gold else "") + fix]
