@@ -20,6 +20,8 @@ from distilloop.cli.starter import (
     numeric_starter,
     shares_example,
     toml_value,
+    typo_labels,
+    untested_note,
     with_teachers,
 )
 from distilloop.errors import DataError, Terminated, UserInputError
@@ -141,15 +143,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     out.write_text(text, encoding="utf-8")
     what = "numeric answers" if numeric else f"labels {label_list(labels)}"
     print(f"wrote {out}: {len(examples):,} examples, {what}. Review it, then: distilloop run {out}")
-    for line in (x for x in (note, *(f"note: {n}" for n in notes)) if x):
+    typo = None if numeric else typo_labels([(e.id, e.gold) for e in examples if e.gold is not None])
+    for line in (x for x in (note, typo, *(f"note: {n}" for n in notes)) if x):
         print(line)
     if leak := held_out_in_pool(examples):
         print(f"note: {leak}")
-    test = [e for e in examples if e.split == "test"]
-    if test and all(e.gold is None for e in test) and any(e.gold is not None for e in examples if e.split == "dev"):
-        print(f"note: the test split's {len(test)} rows have no gold label (a hub test split's -1): the student will "
-              "be reported on the dev split, which also chooses it; give some gold rows split = \"test\" for an "
-              "unbiased figure")
+    if untested := untested_note([(e.split, e.gold) for e in examples]):
+        print(untested)
     if numeric:
         print("note: two teachers that give different numbers split evenly, and with [review] kind = \"auto\" (no "
               "human) such an item has no answer to accept: it waits, untrained on. Math items split often (the "

@@ -321,3 +321,37 @@ def skewed_metric(text: str, gold: Sequence[str]) -> tuple[str, str | None]:
                         "answering the majority label; macro-F1 weighs every label\n", 1)
     return text, (f"note: {why}: the student is decided on macro-F1 ([evaluation] metric), and calibration fits the "
                   "teachers to the dev split's label shares where it has gold labels ([aggregation] calibrate_prior)")
+
+
+#: a gold label of this many rows or fewer, spelled like one at least ``TYPO_RATIO`` times as common, is said
+TYPO_ROWS, TYPO_RATIO = 3, 20
+
+
+def typo_labels(golds: Sequence[tuple[str, str]]) -> str | None:
+    """A note on labels that look like a misspelling of a common one (``golds``: each row's id and gold label):
+    'postive' on 1 row of a file whose 293 others say 'positive' became a third label the teachers were offered."""
+    import difflib
+
+    counts = Counter(g for _, g in golds)
+    said = []
+    for label, n in sorted(counts.items()):
+        like = [m for m, k in counts.most_common() if n <= TYPO_ROWS and k >= TYPO_RATIO * n and
+                difflib.SequenceMatcher(None, label.lower(), m.lower()).ratio() >= 0.8]
+        if like:
+            ids = [i for i, g in golds if g == label]
+            said.append(f"{label!r} is the gold label of {n} row(s) ({', '.join(ids)}) and {like[0]!r} of "
+                        f"{counts[like[0]]}")
+    return None if not said else (
+        "note: " + "; ".join(said) + ": a typo? Every label is offered to the teachers; fix those rows and run init "
+        "again, unless it is a label of its own")
+
+
+def untested_note(rows: Sequence[tuple[str | None, str | None]]) -> str | None:
+    """A note on a test split without gold labels beside a dev split with some (``rows``: each row's split and
+    gold label): the student would be reported on the split that chooses it."""
+    test = [gold for split, gold in rows if split == "test"]
+    if not test or any(g is not None for g in test) or not any(g is not None for s, g in rows if s == "dev"):
+        return None
+    return (f"note: the test split's {len(test)} rows have no gold label (a hub test split's -1): the student will "
+            "be reported on the dev split, which also chooses it; give some gold rows split = \"test\" for an "
+            "unbiased figure")

@@ -289,6 +289,23 @@ def test_init_reads_a_spreadsheets_capitalised_headers(tmp_path):
                                                  r"'label' .*; set label_field = \"Label\" in the campaign file")
 
 
+def test_init_says_a_label_of_a_row_or_two_that_looks_like_a_typo_of_a_common_one(tmp_path):
+    """'postive' on one row of 120 made a third label the teachers were offered, without a word. A rare label
+    that is spelled like no other ('sarcastic') is a label of its own: nothing said."""
+    data = tmp_path / "typo.jsonl"
+    labels = ["positive" if i % 2 else "negative" for i in range(120)]
+    labels[7], labels[9], labels[11] = "postive", "sarcastic", "negativ"
+    data.write_text("".join(json.dumps({"id": f"r{i}", "text": f"review {i}", "label": lab}) + "\n"
+                            for i, lab in enumerate(labels)))
+    proc = cli("init", data, "--out", tmp_path / "c.toml", "--task", "Sentiment.")
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stdout.split())
+    assert ("note: 'negativ' is the gold label of 1 row(s) (r11) and 'negative' of 60; 'postive' is the gold label "
+            "of 1 row(s) (r7) and 'positive' of 57: a typo? Every label is offered to the teachers; fix those rows "
+            "and run init again, unless it is a label of its own") in said
+    assert "'sarcastic' is" not in said
+
+
 def test_init_says_a_test_split_without_gold_leaves_the_dev_split_to_report_on(tmp_path):
     """A GLUE-style file: train and validation labeled, test not (-1 on the hub, no label here)."""
     data = tmp_path / "glue.jsonl"
