@@ -308,8 +308,10 @@ def held_out_in_pool(examples: Sequence[Example]) -> str | None:
 
 def _assign_splits(examples: list[Example], idx: list[int], spec: DataSpec) -> list[Example]:
     """Hold out ``test_fraction`` and ``dev_fraction`` of the rows that name no split; only rows with a gold label
-    can be held out (a held-out row without gold measures nothing), every other row stays in the pool. Rows with
-    the same input are held out together or not at all (a test row whose input a pool row also has scores a label
+    can be held out (a held-out row without gold measures nothing), every other row stays in the pool. Each gold
+    label is held out in those shares (stratified: the splits hold a rare label in its share of the file, not in
+    what a random draw happens to give it; with a handful of its rows, decisions swing by points). Rows with the
+    same input are held out together or not at all (a test row whose input a pool row also has scores a label
     the student may have trained on: duplicated support tickets made a test split half made of pool items)."""
     named = set(idx)
     in_pool = {e.text for k, e in enumerate(examples) if k not in named and e.split == "pool"}
@@ -317,15 +319,25 @@ def _assign_splits(examples: list[Example], idx: list[int], spec: DataSpec) -> l
     for i in idx:
         groups.setdefault(examples[i].text, []).append(i)
     held = [g for text, g in groups.items() if text not in in_pool and all(examples[i].gold is not None for i in g)]
+    by_label: dict[str, list[list[int]]] = {}
+    for g in held:
+        by_label.setdefault(str(examples[g[0]].gold), []).append(g)
     rng = np.random.default_rng(spec.seed)
-    order = rng.permutation(len(held))
+    # each label's groups spread evenly over [0, 1) in a random order, then the whole taken in that order:
+    # every label lands in each split in its share (within a group of rows with the same input), and the splits
+    # have their sizes
+    order: list[tuple[float, str, list[int]]] = []
+    for label in sorted(by_label):
+        part, offset = by_label[label], float(rng.random())
+        order += [((k + offset) / len(part), label, part[j]) for k, j in enumerate(rng.permutation(len(part)))]
+    order.sort(key=lambda o: (o[0], o[1]))
     n = sum(len(g) for g in held)
     n_test, n_dev = int(round(n * spec.test_fraction)), int(round(n * spec.dev_fraction))
     out, rank = list(examples), 0
-    for j in order:
+    for _, _, group in order:
         split = "test" if rank < n_test else "dev" if rank < n_test + n_dev else "pool"
-        rank += len(held[j])
-        for i in held[j]:
+        rank += len(group)
+        for i in group:
             e = examples[i]
             out[i] = Example(e.id, e.fields, split, e.gold, e.gold_rationale)
     return out

@@ -369,6 +369,20 @@ def test_a_json_object_wrapping_the_rows_is_read_as_its_rows(tmp_path):
     assert [e.id for e in load_examples(one, DataSpec(test_fraction=0))] == ["x"]
 
 
+def test_the_held_out_splits_hold_each_label_in_its_share(tmp_path):
+    """Stratified: a file 5% one label (30 of 600 rows) gives a 10% dev split 3 of them and a 20% test split 6,
+    whatever the seed; a random draw gave the test split 1 to 11 and the dev split 0 to 5 over these seeds. The
+    splits keep their sizes."""
+    data = tmp_path / "skewed.jsonl"
+    data.write_text("".join(json.dumps({"id": f"r{i}", "text": f"row {i}", "label": "rare" if i % 20 == 0 else "common"})
+                            + "\n" for i in range(600)))
+    for seed in range(10):
+        rows = load_examples(data, DataSpec(test_fraction=0.2, dev_fraction=0.1, seed=seed))
+        held = [(e.split, e.gold) for e in rows]
+        assert (held.count(("test", "rare")), held.count(("dev", "rare"))) == (6, 3)
+        assert sum(s == "test" for s, _ in held) == 120 and sum(s == "dev" for s, _ in held) == 60
+
+
 def test_rows_with_the_same_input_are_held_out_together_and_a_leak_is_said(tmp_path):
     """Support tickets repeat ("Cancel my plan" many times): the test split drawn row by row took copies of pool
     rows, and the student was judged on items it had trained on. Rows with the same input are now held out
