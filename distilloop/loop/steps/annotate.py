@@ -32,11 +32,20 @@ class Annotation:
 
 
 def stored_votes(env: Env) -> dict[str, list[Vote]]:
-    """Each item's last votes, for fitting the calibration: those of items drawn as a sample of the pool (a
-    relabel's items chosen by their label, agreement or id are not one: fitted to the pool's class shares, a relabel
-    of the items labeled "billing" moved most of them to other labels)."""
+    """Each item's last votes, for fitting the calibration: those of items drawn as a sample of the pool, the
+    pilot's and the teachers' held-out set's included (a relabel's items chosen by their label, agreement or id
+    are not one: fitted to the pool's class shares, a relabel of the items labeled "billing" moved most of them
+    to other labels)."""
     skip = not_sampled(env)
-    return {ex: votes_from_rows(rows) for ex, rows in env.store.all_votes(skip_rounds=skip).items()}
+    out = {ex: votes_from_rows(rows) for ex, rows in env.store.all_votes(skip_rounds=skip).items()}
+    # and the pilot's items and the teachers' held-out set (round 0, random samples of the pool), until a round
+    # decides them: a first round of 20 items had its calibration fitted on those 20 alone
+    early: dict[str, dict[str, Vote]] = {}
+    for c in env.store.calls(round_no=0, status="ok"):
+        if c.example_id not in out and c.valid and c.distribution:
+            early.setdefault(c.example_id, {})[c.teacher] = Vote(c.teacher, c.label, None, c.confidence,
+                                                                 distribution=c.distribution)
+    return out | {ex: list(by_teacher.values()) for ex, by_teacher in early.items()}
 
 
 def not_sampled(env: Env) -> set[int]:

@@ -383,3 +383,30 @@ def test_answers_from_before_a_label_was_added_still_fit_the_bias_of_the_labels_
     said_d = answers[0][0]
     assert held.calibrated(said_d, list("abcd")).label != "d"
     assert kept.calibrated(said_d, list("abcd")).label == "d"
+
+
+def test_the_pilots_answers_fit_the_first_rounds_calibration(tmp_path):
+    """A first round of 20 items had its calibration fitted on those 20 alone, while `distilloop pilot` had
+    just paid for 60 answers on a random sample of the pool (on a 5-label ticket file: the round's labels 60%
+    right, the pilot's 95%). The pilot's answers (and the teachers' held-out set's) count until a round decides
+    their items."""
+    from distilloop.loop.pilot import run_pilot
+
+    data, _ = _skewed_data(tmp_path, np.random.default_rng(8))
+    rec = tmp_path / "skewed.jsonl.gz"
+    path = replay_config(tmp_path, teachers=(), data=data, rounds="max_rounds = 1\ninitial_size = 20",
+                         extra='[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n'
+                               f'[[teachers]]\nname = "lean"\nkind = "replay"\nmodel = "lean"\npath = "{rec}"\n'
+                               'source = "lean"\n')
+    campaign = Campaign.open(load_config(path))
+    try:
+        run_pilot(campaign.env, 60)
+        from distilloop.loop.pilot import PILOT_META
+
+        piloted = set(campaign.store.get_meta(PILOT_META))
+        campaign.run()
+        first = set(campaign.store.selection(1))
+        assert len(piloted) == 60 and len(first) == 20
+        assert campaign.env.parts.calibration.n_items_["lean"] == len(piloted | first)
+    finally:
+        campaign.close()
