@@ -154,7 +154,9 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     for p in spare_teachers(rep):
         alone = rep.without[p.teacher]
         if rep.ensemble_accuracy is not None:
-            c.print(f"note: teacher {p.teacher} adds nothing to the labels on these items ({100 * alone:.1f}% right "
+            worse = alone > rep.ensemble_accuracy + 0.02
+            c.print(f"note: teacher {p.teacher} {'makes the labels worse' if worse else 'adds nothing to the labels'} "
+                    f"on these items ({100 * alone:.1f}% right "
                     f"without it, {100 * rep.ensemble_accuracy:.1f}% with it) and costs "
                     f"{p.spend.tokens / p.answered:,.0f} tokens an answer: leaving it out of \\[\\[teachers]]"
                     + (" and \\[routing] cascade" if config.routing.cascade else "")
