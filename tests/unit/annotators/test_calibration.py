@@ -287,15 +287,20 @@ def _skewed_data(path: Path, rng: np.random.Generator) -> tuple[Path, dict[str, 
     return data, gold
 
 
+def _lean_campaign(tmp_path: Path, seed: int, initial_size: int, extra: str = "") -> tuple[Path, dict[str, str]]:
+    """A one-round campaign of ``initial_size`` items on :func:`_skewed_data`, its one teacher calibrated; and the
+    gold labels."""
+    data, gold = _skewed_data(tmp_path, np.random.default_rng(seed))
+    rec = tmp_path / "skewed.jsonl.gz"
+    return replay_config(tmp_path, teachers=(), data=data, rounds=f"max_rounds = 1\ninitial_size = {initial_size}",
+                         extra='[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n' + extra
+                               + f'[[teachers]]\nname = "lean"\nkind = "replay"\nmodel = "lean"\npath = "{rec}"\n'
+                               'source = "lean"\n'), gold
+
+
 @pytest.mark.parametrize("prior", ["uniform", "auto"])
 def test_a_campaign_fits_calibration_to_the_dev_splits_class_shares(tmp_path, prior, capsys):
-    data, gold = _skewed_data(tmp_path, np.random.default_rng(6))
-    rec = tmp_path / "skewed.jsonl.gz"
-    path = replay_config(tmp_path, teachers=(), data=data, rounds="max_rounds = 1\ninitial_size = 150",
-                         extra=f'[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n'
-                               f'calibrate_prior = "{prior}"\n'
-                               f'[[teachers]]\nname = "lean"\nkind = "replay"\nmodel = "lean"\npath = "{rec}"\n'
-                               'source = "lean"\n')
+    path, gold = _lean_campaign(tmp_path, 6, 150, extra=f'calibrate_prior = "{prior}"\n')
     path.write_text(path.read_text().replace("min_agreement = 0.7", "min_agreement = 0.0"))
     from distilloop.loop.progress import Progress
 
@@ -324,12 +329,7 @@ def test_a_campaign_fits_calibration_to_the_dev_splits_class_shares(tmp_path, pr
 def test_the_shares_come_from_the_audit_answers_once_there_are_enough_else_from_the_dev_split(tmp_path):
     from distilloop.loop.steps.annotate import class_shares
 
-    data, _ = _skewed_data(tmp_path, np.random.default_rng(7))  # dev: 60 rows, about 85% positive
-    rec = tmp_path / "skewed.jsonl.gz"
-    path = replay_config(tmp_path, teachers=(), data=data, rounds="max_rounds = 1\ninitial_size = 10",
-                         extra='[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n'
-                               f'[[teachers]]\nname = "lean"\nkind = "replay"\nmodel = "lean"\npath = "{rec}"\n'
-                               'source = "lean"\n')
+    path, _ = _lean_campaign(tmp_path, 7, 10)  # dev: 60 rows, about 85% positive
     campaign = Campaign.open(load_config(path))
     try:
         env, store = campaign.env, campaign.store
@@ -392,12 +392,7 @@ def test_the_pilots_answers_fit_the_first_rounds_calibration(tmp_path):
     their items."""
     from distilloop.loop.pilot import run_pilot
 
-    data, _ = _skewed_data(tmp_path, np.random.default_rng(8))
-    rec = tmp_path / "skewed.jsonl.gz"
-    path = replay_config(tmp_path, teachers=(), data=data, rounds="max_rounds = 1\ninitial_size = 20",
-                         extra='[aggregation]\nmethod = "confidence_weighted"\ncalibrate = "batch"\n'
-                               f'[[teachers]]\nname = "lean"\nkind = "replay"\nmodel = "lean"\npath = "{rec}"\n'
-                               'source = "lean"\n')
+    path, _ = _lean_campaign(tmp_path, 8, 20)
     campaign = Campaign.open(load_config(path))
     try:
         run_pilot(campaign.env, 60)
