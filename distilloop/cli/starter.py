@@ -362,7 +362,9 @@ def typo_labels(golds: Sequence[tuple[str, str]]) -> str | None:
     counts = Counter(g for _, g in golds)
     said = []
     for label, n in sorted(counts.items()):
-        like = [m for m, k in counts.most_common() if n <= TYPO_ROWS and k >= TYPO_RATIO * n and
+        if n > TYPO_ROWS:
+            continue
+        like = [m for m, k in counts.most_common() if k >= TYPO_RATIO * n and
                 difflib.SequenceMatcher(None, label.lower(), m.lower()).ratio() >= 0.8]
         if like:
             ids = [i for i, g in golds if g == label]

@@ -31,12 +31,12 @@ class Annotation:
     result: AnnotationResult = field(default_factory=AnnotationResult)
 
 
-def stored_votes(env: Env) -> dict[str, list[Vote]]:
+def stored_votes(env: Env, skip: set[int] | None = None) -> dict[str, list[Vote]]:
     """Each item's last votes, for fitting the calibration: those of items drawn as a sample of the pool, the
     pilot's and the teachers' held-out set's included (a relabel's items chosen by their label, agreement or id
     are not one: fitted to the pool's class shares, a relabel of the items labeled "billing" moved most of them
     to other labels)."""
-    skip = not_sampled(env)
+    skip = not_sampled(env) if skip is None else skip  # (``not_sampled``, when the caller has it)
     out = {ex: votes_from_rows(rows) for ex, rows in env.store.all_votes(skip_rounds=skip).items()}
     # and the pilot's items and the teachers' held-out set (round 0, random samples of the pool), until a round
     # decides them: a first round of 20 items had its calibration fitted on those 20 alone
@@ -65,8 +65,9 @@ def calibrate(env: Env, votes: dict[str, list[Vote]], round_votes: dict[str, lis
     if cal is None:
         return votes
     labels = env.parts.space.labels
-    fit = dict(stored_votes(env) if history is None else history)
-    if round_no is None or round_no not in not_sampled(env):
+    skip = not_sampled(env)
+    fit = dict(stored_votes(env, skip) if history is None else history)
+    if round_no is None or round_no not in skip:
         fit.update(votes if round_votes is None else round_votes)
     shares = class_shares(env)
     cal.fit(fit.values(), labels, prior=shares, open_labels=[x for x in labels if shares and x not in shares])
