@@ -57,6 +57,9 @@ class Student(ABC):
     uses_rationales = False
     uses_soft_labels = False
     supports_warm_start = False
+    #: the parameters that shape the weights a warm start copies: a student configured with other values (or of
+    #: another kind) than the one it would continue trains from scratch (:meth:`continues`)
+    warm_start_keys: tuple[str, ...] = ("model",)
     #: whether fitting it again costs seconds, not minutes: ``[routing] review_trust = "auto"`` fits such a student
     #: twice in a round with reviewed labels, once per way of reading the reviews
     cheap_to_refit = False
@@ -106,6 +109,15 @@ class Student(ABC):
     def get_params(self) -> dict[str, Any]:
         sig = inspect.signature(type(self).__init__)
         return {n: getattr(self, n) for n in sig.parameters if n != "self" and hasattr(self, n)}
+
+    def continues(self, previous: Student | None) -> Student | None:
+        """``previous`` where a warm start can continue it (this kind supports one; the same kind, with the same
+        :attr:`warm_start_keys`), else None: a campaign whose student kind or model was changed trains the new
+        one from scratch instead of failing on, or silently keeping, the old weights."""
+        if previous is None or not self.supports_warm_start or type(previous) is not type(self):
+            return None
+        mine, theirs = self.get_params(), previous.get_params()
+        return previous if all(mine.get(k) == theirs.get(k) for k in self.warm_start_keys) else None
 
     def clone(self) -> Student:
         """A fresh, unfitted student with the same parameters."""

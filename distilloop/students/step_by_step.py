@@ -59,6 +59,7 @@ class StepByStepStudent(Student):
     tokenizer_: Any
     uses_rationales = True
     supports_warm_start = True
+    warm_start_keys = ("model", "lora", "lora_r", "lora_alpha")  # (LoRA adapters are part of the copied model)
     provides = frozenset({"probabilities", "embeddings", "explanations", "numbers"})
     #: (first trained block, fingerprint of the frozen ones): the key of their cached outputs
     _prefix_key_: tuple[int, tuple[float, ...]] | None = None

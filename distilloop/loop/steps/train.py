@@ -149,7 +149,13 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
     targets: dict[str, list[dict[str, float] | None]] = {}
     fitted: list[Fitted] = []
 
-    what = f"round {round_no}: training {env.parts.student.kind} on {len(texts)} labels"
+    configured = env.parts.student
+    warm = configured.continues(previous)
+    what = f"round {round_no}: training {configured.kind} on {len(texts)} labels"
+    if previous is not None and configured.supports_warm_start and warm is None:
+        other = [k for k in configured.warm_start_keys if configured.get_params().get(k) != previous.get_params().get(k)]
+        what += (f" (from scratch: the active student is {previous.kind}"
+                 + (f" with another {', '.join(other)})" if previous.kind == configured.kind else ")"))
 
     def fit(candidates: list[tuple[str, dict[str, Any], Student]]) -> bool:
         """Fit and score ``candidates``; False once only the test split could choose (nothing more is fitted)."""
@@ -159,7 +165,7 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
             extra = [f"reviews read as {how}"] * (len(readings) > 1) + [_params(params)] * bool(params)
             show(what + (f" ({'; '.join(extra)})" if extra else ""))
             student.fit(texts, [r["label"] for r in labeled], classes=list(env.parts.space.labels),
-                        rationales=[r["rationale"] for r in labeled], soft_labels=targets[how], warm_start=previous)
+                        rationales=[r["rationale"] for r in labeled], soft_labels=targets[how], warm_start=warm)
             metrics = evaluate(env, student)
             ref = metrics["reference"]
             score = (metrics["refs"][ref].get(env.config.evaluation.metric) if ref else None)
@@ -168,7 +174,6 @@ def fit_student(env: Env, round_no: int, labeled: list[dict[str, Any]],
                 return False
         return True
 
-    configured = env.parts.student
     # one line a round, the variant being fitted on the spinner (and a long embedding pass: a large test split)
     with env.progress.status(what) as show, reporting(embedding_status(what, configured, show)):
         if fit([(how, params, student) for how in readings for params, student in configured.variants()]):
