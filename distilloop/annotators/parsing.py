@@ -55,6 +55,48 @@ def _bare_answer(raw: str, labels: tuple[str, ...], answer: str) -> str | None:
 
 
 _NUMBER_ONLY = re.compile(r"[-+]?(\d[\d,]*(\.\d+)?|\.\d+)\.?")
+#: a "Label: positive" line of a reply written as keyed lines (markdown bold and list marks allowed around the key)
+_KEYED = re.compile(r"^[\s>*#_-]*(label|answer|rationale|reasoning|explanation|confidence)[\s*_]*[:=][\s*_]*(.*?)\s*$",
+                    re.I | re.M)
+_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
+
+
+def _keyed_answer(raw: str, labels: tuple[str, ...], answer: str) -> Parsed | None:
+    """The answer of a reply written as keyed lines (``Label: positive`` then ``Rationale: ...``, in either
+    order, markdown or not) instead of the JSON asked for: what an instruct model answers when its server does not
+    hold it to the format. None where the reply has no single label (or answer) line; a line whose value is not a
+    label of the set (not one number) is an invalid answer that says so."""
+    text = _THINK.sub("", raw)
+    keyed = list(_KEYED.finditer(text))
+    fields: dict[str, list[str]] = {}
+    for m, after in zip(keyed, [*(k.start() for k in keyed[1:]), len(text)]):
+        key = {"reasoning": "rationale", "explanation": "rationale"}.get(m.group(1).lower(), m.group(1).lower())
+        value = m.group(2) if key != "rationale" else text[m.start(2):after]  # a rationale may run over lines
+        fields.setdefault(key, []).append(value.strip().strip("*_`").strip())
+    order = ("answer", "label") if answer == "number" else ("label", "answer")
+    given = fields.get(order[0]) or fields.get(order[1]) or []
+    if len(given) != 1:
+        return None
+    if answer == "number":
+        number = given[0].replace("$", "").strip()
+        value = normalize_number(number) if _NUMBER_ONLY.fullmatch(number) else None
+        if value is None:
+            raise InvalidAnswer(f"answer {given[0]!r} is not a number")
+    else:
+        value = normalize_label(given[0], labels)
+        if value is None:
+            raise InvalidAnswer(f"label {given[0]!r} is not in the label set {list(labels)}")
+    rationale = next(iter(fields.get("rationale", [])), "") or None
+    conf = next(iter(fields.get("confidence", [])), "").rstrip("%")
+    confidence = _confidence(float(conf)) if re.fullmatch(r"\d+(\.\d+)?", conf) else None
+    return Parsed(value, rationale, confidence)
+
+
+def _confidence(conf: float) -> float | None:
+    """A reported confidence as a probability: 0-1 as it is, a percentage (above 1) divided by 100."""
+    if not math.isfinite(conf):
+        return None
+    return min(1.0, max(0.0, conf / 100 if conf > 1 else conf))
 
 
 def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...], answer: str = "label",
@@ -66,7 +108,13 @@ def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...], answer: str
     bare = None if isinstance(raw, dict) else _bare_answer(raw, labels, answer)
     if bare is not None:  # the answer alone ("positive", "42"): a server that ignored the JSON format asked for
         return Parsed(bare, None, None)
-    obj = raw if isinstance(raw, dict) else extract_object(raw)
+    try:
+        obj = raw if isinstance(raw, dict) else extract_object(raw)
+    except InvalidAnswer:
+        keyed = None if isinstance(raw, dict) else _keyed_answer(raw, labels, answer)
+        if keyed is None:
+            raise
+        return keyed
     if answer == "number":
         key = "answer" if "answer" in obj else "label"
         if key not in obj:
@@ -88,6 +136,6 @@ def parse_answer(raw: str | dict[str, Any], labels: tuple[str, ...], answer: str
         rationale = revised_rationale(student_steps, obj["first_wrong_step"], rationale)
     conf = obj.get("confidence")
     confidence = None
-    if isinstance(conf, int | float) and not isinstance(conf, bool) and math.isfinite(conf):
-        confidence = min(1.0, max(0.0, float(conf) / 100 if conf > 1 else float(conf)))
+    if isinstance(conf, int | float) and not isinstance(conf, bool):
+        confidence = _confidence(float(conf))
     return Parsed(label, rationale, confidence)

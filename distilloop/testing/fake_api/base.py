@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAULT_KINDS = ("429", "429_bare", "500", "529", "timeout", "malformed_json", "empty_content", "bad_content",
-               "bad_label", "disconnect", "html_page", "error_200", "cut")
+               "keyed_lines", "bad_label", "disconnect", "html_page", "error_200", "cut")
 #: faults after which the server has generated (and billed) the answer although the client gets none
 BILLED_FAULTS = ("timeout", "malformed_json", "disconnect")
 GENERATION_PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/messages")

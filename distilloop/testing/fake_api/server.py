@@ -14,7 +14,7 @@ Faults can be injected on the generation endpoints: ``429`` (with ``retry-after`
 ``429_bare`` (without), ``500``, ``529`` (Anthropic overloaded; 503 on the OpenAI paths), ``timeout`` (the
 answer is generated and billed but held ``timeout_hold_s``, past the client's timeout), ``malformed_json``
 (a 200 whose body is cut in half), ``empty_content`` (a 200 with no text), ``bad_content`` (the model's text
-is not JSON), ``bad_label`` (a label outside the set), ``disconnect`` (the answer is generated and billed,
+is not JSON), ``keyed_lines`` (the answer as ``**Label:** ...`` lines, not JSON), ``bad_label`` (a label outside the set), ``disconnect`` (the answer is generated and billed,
 then the connection drops), ``html_page`` (a 200 of HTML: a proxy's login page), ``error_200`` (a 200 whose
 JSON is an error, as some gateways send) and ``cut`` (no text, every max_tokens spent: a reasoning model that
 thought until the cap; finish_reason "length", stop_reason "max_tokens", status "incomplete"). ``latency_s``
@@ -289,6 +289,8 @@ class FakeLLMAPI(OpenAIRoutes, AnthropicRoutes):
             out = json.dumps({"rationale": "Hard to say.", "label": "maybe-" + label})
         elif fault == "bad_content":
             out = f"I think the answer is {label}, because of the wording"
+        elif fault == "keyed_lines":  # what an instruct model not held to the JSON format often answers
+            out = "".join(f"**{k.capitalize()}:** {v}\n" for k, v in answer.items())
         elif fault in ("empty_content", "cut"):
             out = ""
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")

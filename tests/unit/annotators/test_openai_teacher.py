@@ -55,6 +55,14 @@ def test_a_label_outside_the_set_or_non_json_is_an_invalid_but_billed_answer(api
         assert not ans.valid and ans.label is None and ans.error and ans.usage.tokens_in > 0
 
 
+def test_an_answer_in_keyed_lines_is_read_through_the_sdk(api):
+    """A server that ignores the JSON format: '**Label:** ... / **Rationale:** ...' is the answer, not an invalid
+    (billed, wasted) one."""
+    api.faults = ["keyed_lines"]
+    ans = ask(openai_teacher(api), items()[0])
+    assert ans.valid and ans.label in LABELS and ans.rationale.startswith("The wording of the text points to")
+
+
 @pytest.mark.parametrize("fault,status,retryable", [("429", 429, True), ("500", 500, True), ("529", 503, True),
                                                     ("malformed_json", None, True), ("disconnect", None, True)])
 def test_failures_map_to_teacher_errors_and_the_sdk_does_not_retry(api, fault, status, retryable):

@@ -37,6 +37,24 @@ def test_a_reply_that_is_only_the_answer_is_that_answer():
             parse_answer(raw, (), "number")
 
 
+def test_a_reply_in_keyed_lines_is_read():
+    """A model whose server does not hold it to JSON often answers "**Label:** positive / **Rationale:** ..."; such
+    paid answers were all invalid ("reply is not JSON"). Exactly one keyed label line of the set is the answer."""
+    p = parse_answer("**Label:** Positive.\n**Rationale:** upbeat\nand warm\nConfidence: 85%", LABELS)
+    assert (p.label, p.rationale, p.confidence) == ("positive", "upbeat\nand warm", 0.85)
+    p = parse_answer("<think>maybe Label: positive?</think>\nReasoning: bleak.\n- Answer: negative", LABELS)
+    assert (p.label, p.rationale) == ("negative", "bleak.")
+    p = parse_answer("Reasoning: 6 * 7 = 42\nAnswer: $42", (), "number")
+    assert (p.label, p.rationale) == ("42", "6 * 7 = 42")
+    with pytest.raises(InvalidAnswer, match="label 'neutral' is not in the label set"):
+        parse_answer("Label: neutral\nRationale: flat", LABELS)
+    for raw in ("Label: positive\nLabel: negative", "The sentiment is positive.", "Sentiment: positive"):
+        with pytest.raises(InvalidAnswer, match="not JSON"):
+            parse_answer(raw, LABELS)
+    with pytest.raises(InvalidAnswer, match="not a number"):
+        parse_answer("Answer: forty-two", (), "number")
+
+
 def test_option_letters():
     assert normalize_label("(B)", ("A", "B", "C")) == "B"
     assert normalize_label("B) refrigerator", ("A", "B", "C")) == "B"
