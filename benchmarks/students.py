@@ -74,7 +74,7 @@ def main() -> None:
     print("per student (500 labels):")
     run("tfidf_logreg", TfidfLogReg())
     run("embedding_linear (MiniLM frozen + LR)", EmbeddingLinear(C=1.0))
-    enc = dict(lr=args.lr, batch_size=16, max_length=64, device="auto", seed=args.seed)
+    enc = dict(lr=args.lr, batch_size=16, max_length=64, device="auto", seed=args.seed, min_steps=0)  # the epochs named, as measured
     cold = run(f"encoder cold ({args.epochs} ep on {args.n_train})", EncoderClassifier(epochs=args.epochs, **enc))
 
     print(f"warm start vs cold retrain (previous round: {args.n_prev} labels):")

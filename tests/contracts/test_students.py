@@ -20,7 +20,7 @@ FACTORIES = {
         "model": request.getfixturevalue("tiny_bert_dir"), "C": 10.0}, where="test"),
     "encoder": lambda request: build("student", "encoder", {
         "model": request.getfixturevalue("tiny_bert_dir"), "epochs": 2, "batch_size": 4, "lr": 3e-3,
-        "max_length": 24, "device": "cpu"}, where="test"),
+        "max_length": 24, "device": "cpu", "min_steps": 0}, where="test"),
     "step_by_step": lambda request: build("student", "step_by_step", {
         "model": request.getfixturevalue("tiny_lm_dir"), "epochs": 1, "batch_size": 8, "lr": 3e-3,
         "device": "cpu"}, where="test"),

@@ -7,7 +7,7 @@ from distilloop.students.tfidf import TfidfLogReg
 from tests.conftest import replay_config
 from tests.unit.loop.living_helpers import cli, edit
 
-FAST = 'epochs = 1\nbatch_size = 8\nmax_length = 24\ndevice = "cpu"'
+FAST = 'epochs = 1\nmin_steps = 0\nbatch_size = 8\nmax_length = 24\ndevice = "cpu"'
 
 
 def test_continues_only_the_same_kind_and_model(tiny_bert_dir, tmp_path):
