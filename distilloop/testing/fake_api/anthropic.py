@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from distilloop.testing.fake_api.base import FakeResponse, Generation, Routes
+from distilloop.testing.fake_api.base import CONTENT_FAULTS, FakeResponse, Generation, Routes
 
 
 class AnthropicRoutes(Routes):
@@ -69,7 +69,7 @@ class AnthropicRoutes(Routes):
                     bad += 1
                     continue
                 resp = self._generation("/v1/messages", req.get("params") or {},
-                                        fault if fault in ("bad_label", "bad_content", "keyed_lines", "empty_content") else None,
+                                        fault if fault in CONTENT_FAULTS else None,
                                         batch=True)
                 rows.append({"custom_id": req["custom_id"], "result": {"type": "succeeded",
                                                                        "message": json.loads(resp.body)}})

@@ -15,6 +15,8 @@ from typing import Any
 
 FAULT_KINDS = ("429", "429_bare", "500", "529", "timeout", "malformed_json", "empty_content", "bad_content",
                "keyed_lines", "bad_label", "disconnect", "html_page", "error_200", "cut")
+#: faults in the model's text itself: a batch answers them in its results, as a live call does
+CONTENT_FAULTS = ("bad_label", "bad_content", "keyed_lines", "empty_content")
 #: faults after which the server has generated (and billed) the answer although the client gets none
 BILLED_FAULTS = ("timeout", "malformed_json", "disconnect")
 GENERATION_PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/messages")

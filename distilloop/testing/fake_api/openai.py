@@ -10,7 +10,7 @@ import time
 import urllib.parse
 from typing import Any
 
-from distilloop.testing.fake_api.base import _TOKEN, FakeResponse, Generation, Routes
+from distilloop.testing.fake_api.base import _TOKEN, CONTENT_FAULTS, FakeResponse, Generation, Routes
 
 
 class OpenAIRoutes(Routes):
@@ -138,7 +138,7 @@ class OpenAIRoutes(Routes):
             for line in b["lines"]:
                 fault = self._next_fault()
                 resp = self._generation(line.get("url", "/v1/chat/completions"), line.get("body") or {},
-                                        fault if fault in ("bad_label", "bad_content", "keyed_lines", "empty_content") else None,
+                                        fault if fault in CONTENT_FAULTS else None,
                                         batch=True)
                 if fault in ("500", "529"):
                     err.append({"id": self._id("batch_req_"), "custom_id": line["custom_id"],
