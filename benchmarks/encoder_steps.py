@@ -4,7 +4,7 @@ A first round has a few dozen labels, and 3 epochs of them are a dozen steps. Th
 encoder on seeded random Rotten Tomatoes rows with their gold labels (96 and 300: a demo's four rounds, and a
 campaign's later ones) three ways, side by side: the configured 3 epochs alone (``min_steps = 0``, what the
 student did before), the default ``min_steps = 200``, and 10 epochs at ``lr = 1e-4``; and prints the accuracy on
-500 other rows with the seconds each fit took. About 8 minutes on 2 CPU cores. Usage::
+500 other rows with the seconds each fit took. About 7 minutes on 2 CPU cores. Usage::
 
     PYTHONPATH=. python benchmarks/encoder_steps.py [--sizes 96 300] [--seed 0]
 """

@@ -15,9 +15,9 @@ Options:
   weights and train ``warm_start_epochs`` epochs instead of ``epochs``, the incremental refresh of a
   campaign.
 - ``min_steps``: a training (from scratch or warm-started) takes at least this many optimiser steps, more epochs
-  where the labels are few. A campaign's first rounds have a few dozen labels: 3 epochs of 96 are 18 steps, which left MiniLM at
-  chance (57.8% on 500 Rotten Tomatoes test rows from 96 gold labels, 58.0% from 300), where 200 steps gave 69.8%
-  and 75.0% (docs/students.md).
+  where the labels are few. A campaign's first rounds have a few dozen labels: 3 epochs of 96 are 18 steps, which
+  left MiniLM answering the majority label (57.8% of 500 Rotten Tomatoes test rows, from 96 gold labels or 300),
+  where 200 steps gave 69.0% and 75.8% (``benchmarks/encoder_steps.py``).
 
 Saved students keep a ``hf/`` folder that ``transformers.AutoModelForSequenceClassification`` and
 ``AutoTokenizer`` load directly (``id2label`` holds the classes).

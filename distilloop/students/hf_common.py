@@ -22,7 +22,9 @@ MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da
 
 def offline_env() -> None:
     """No hub lookups: offline every lookup would hang ~23 s before failing. No transformers progress bars
-    either ("Loading weights", "Writing model shards" every round): they break the campaign's own progress."""
+    either ("Loading weights", "Writing model shards" every round): they break the campaign's own progress. Nor its
+    load reports below errors: a classification head started anew (every ``encoder`` training from scratch) printed
+    a table ending "Consider training on your downstream task" into the round's output."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -30,6 +32,7 @@ def offline_env() -> None:
     except ImportError:  # the student that called this says what to install
         return
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 @contextmanager

@@ -107,7 +107,7 @@ def test_embed_gives_vectors(tiny_bert_dir, tmp_path):
 
 def test_a_few_labels_train_min_steps_not_a_few_epochs(tiny_bert_dir):
     """3 epochs of a first round's few dozen labels are a dozen steps, which left MiniLM at chance on RT (57.8% from
-    96 labels, 69.8% with 200 steps): a training, warm-started or not, takes at least ``min_steps``."""
+    96 labels, the majority label; 69.0% with 200 steps): a training, warm-started or not, takes at least ``min_steps``."""
     per_epoch = -(-len(TEXTS) // 4)
     s = EncoderClassifier(model=tiny_bert_dir, **{**FAST, "epochs": 1, "min_steps": 3 * per_epoch + 1}).fit(
         TEXTS, LABELS, classes=CLASSES)
